@@ -1,0 +1,58 @@
+import type { ErrorRequestHandler, Request, Response } from 'express';
+import { AppError, fromFrameworkError } from '../errors';
+import { translator } from '../i18n';
+
+interface ErrorBody {
+  code: string;
+  message: string;
+  requestId: string;
+  details?: unknown;
+}
+
+/**
+ * The one error handler. Typed errors answer with their status and stable
+ * code; anything else is logged with its stack and answered with a generic
+ * 500 that shows only the tracking id (the request id). The body is JSON or
+ * an HTML page, whichever the client prefers.
+ */
+export function errorHandler(): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    if (res.headersSent) return next(err);
+    const known = fromFrameworkError(err);
+    const error = known ?? new AppError(500, 'internal_error');
+    const requestId = String(req.id ?? '');
+    if (known) {
+      if (known.status >= 500) req.log?.error({ err }, known.code);
+      else req.log?.debug({ code: known.code }, 'request refused');
+    } else {
+      (req.log ?? console).error({ err }, 'unhandled error');
+    }
+    const t = req.t ?? translator('en');
+    const body: ErrorBody = { code: error.code, message: t(error.messageKey, error.params), requestId };
+    if (error.details !== undefined) body.details = error.details;
+    sendError(req, res, error.status, body);
+  };
+}
+
+const TITLED = new Set([400, 401, 403, 404, 409, 413, 415, 429, 500, 503]);
+
+function sendError(req: Request, res: Response, status: number, body: ErrorBody): void {
+  res.status(status);
+  if (status === 503) res.setHeader('Retry-After', '5');
+  res.format({
+    html: () => {
+      const t = req.t ?? translator('en');
+      const titleKey = TITLED.has(status) ? `errors.titles.${status}` : 'errors.titles.default';
+      res.render('errors/error', { status, error: body, title: t(titleKey) }, (renderErr, html) => {
+        if (renderErr) {
+          req.log?.error({ err: renderErr }, 'the error page could not be rendered');
+          res.type('text/plain').send(`${body.message} (${body.code}, ${body.requestId})`);
+        } else {
+          res.send(html);
+        }
+      });
+    },
+    json: () => res.json({ error: body }),
+    default: () => res.type('text/plain').send(`${body.message} (${body.code}, ${body.requestId})`),
+  });
+}

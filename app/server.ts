@@ -1,0 +1,75 @@
+import http from 'node:http';
+import { ConfigError, loadConfig, redactConfig } from '../config';
+import { createApp } from './app';
+import { openDatabase, type Database } from './db/connection';
+import { migrateLatest } from './db/migrations';
+import { createShutdown } from './lifecycle/shutdown';
+import { createLogger } from './logger';
+import { appVersion } from './paths';
+
+/** Exit code for an invalid configuration (EX_CONFIG from sysexits.h). */
+export const EXIT_CONFIG = 78;
+
+/**
+ * The entry point: load the configuration, open the database (starting the
+ * embedded one if needed), run migrations, serve HTTP, and shut down
+ * gracefully on SIGTERM/SIGINT.
+ */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+
+  const logger = createLogger(config);
+  logger.info({ version: appVersion, config: redactConfig(config) }, 'starting VClerk');
+
+  let database: Database | undefined;
+  const fail = async (err: unknown) => {
+    logger.fatal({ err }, 'VClerk could not start');
+    await database?.close().catch(() => undefined);
+    process.exit(1);
+  };
+
+  const onEarlySignal = () => void fail(new Error('interrupted during start-up'));
+  process.once('SIGTERM', onEarlySignal);
+  process.once('SIGINT', onEarlySignal);
+
+  try {
+    database = await openDatabase(config, logger);
+    const applied = await migrateLatest(database.knex);
+    logger.info({ applied }, applied.length ? 'database migrated' : 'database schema is current');
+  } catch (err) {
+    return fail(err);
+  }
+
+  const app = createApp({ config, db: database.knex, logger });
+  const server = http.createServer(app);
+  server.on('error', (err) => void fail(err));
+  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  process.off('SIGTERM', onEarlySignal);
+  process.off('SIGINT', onEarlySignal);
+  logger.info({ host: config.host, port: config.port, embeddedDatabase: database.embedded }, `VClerk is listening on http://${config.host}:${config.port}`);
+
+  const db = database;
+  const { shutdown } = createShutdown({
+    server,
+    logger,
+    timeoutMs: config.shutdownTimeoutMs,
+    closers: [{ name: 'database', close: () => db.close() }],
+    exit: (code) => process.exit(code),
+  });
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`VClerk could not start: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,122 @@
+import { boolean, host, integer, oneOf, text, trustProxy, url, type SettingType } from './types';
+
+/**
+ * The one schema for every VClerk setting. Each key documents itself; the
+ * configuration reference in docs/configuration.md is generated from this
+ * table (`npm run config:docs`), and a test fails when it is stale.
+ *
+ * Every setting can be given as an environment variable, as `<VARIABLE>_FILE`
+ * naming a file that holds the value (Docker secrets), or as the key in the
+ * optional JSON config file named by VCLERK_CONFIG_FILE. Precedence:
+ * environment > config file > default.
+ */
+export interface SettingSpec<T> {
+  env: string;
+  description: string;
+  type: SettingType<T>;
+  /** Absent means the setting is optional and has no value unless given. */
+  default?: T;
+  /** Secrets are never logged and never echoed in error messages. */
+  secret?: boolean;
+}
+
+function setting<T>(spec: Omit<SettingSpec<T>, 'default'> & { default: NoInfer<T> }): SettingSpec<T> & { default: T } {
+  return spec;
+}
+
+function optional<T>(spec: Omit<SettingSpec<T>, 'default'>): SettingSpec<T> & { optional: true } {
+  return { ...spec, optional: true };
+}
+
+// Declared apart so that their literal types survive inference inside setting().
+const languageType = oneOf(['en', 'de'] as const);
+const logLevelType = oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
+
+export const schema = {
+  host: setting({
+    env: 'VCLERK_HOST',
+    description: 'Address the HTTP server listens on. 0.0.0.0 listens on all IPv4 interfaces.',
+    type: host(),
+    default: '0.0.0.0',
+  }),
+  port: setting({
+    env: 'VCLERK_PORT',
+    description: 'TCP port the HTTP server listens on.',
+    type: integer(1, 65535),
+    default: 8080,
+  }),
+  publicUrl: optional({
+    env: 'VCLERK_PUBLIC_URL',
+    description:
+      'Base URL under which staff and customers reach the appliance, used in links it prints or shows (for example https://vclerk.example.org). When unset, links are built from the incoming request.',
+    type: url(['http', 'https']),
+  }),
+  dataDir: setting({
+    env: 'VCLERK_DATA_DIR',
+    description:
+      'Directory for the appliance\'s own data: the embedded PostgreSQL cluster (when DATABASE_URL is unset) and, later, recordings. Relative paths are resolved against the working directory.',
+    type: text({ minLength: 1 }),
+    default: './data',
+  }),
+  databaseUrl: optional({
+    env: 'DATABASE_URL',
+    description:
+      'PostgreSQL connection URL (postgres://user:password@host:5432/database). When unset, VClerk starts an embedded PostgreSQL with its data under the data directory.',
+    type: url(['postgres', 'postgresql']),
+    secret: true,
+  }),
+  databasePoolMax: setting({
+    env: 'VCLERK_DATABASE_POOL_MAX',
+    description: 'Largest number of open connections in the database pool.',
+    type: integer(1, 200),
+    default: 10,
+  }),
+  embeddedDbPort: setting({
+    env: 'VCLERK_EMBEDDED_DB_PORT',
+    description: 'Port on 127.0.0.1 used by the embedded PostgreSQL. Only used when DATABASE_URL is unset.',
+    type: integer(1024, 65535),
+    default: 54320,
+  }),
+  trustProxy: setting({
+    env: 'VCLERK_TRUST_PROXY',
+    description:
+      'Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers are trusted, so that client IP addresses in logs and the audit trail are correct. Empty trusts none; a number trusts that many hops; or a comma-separated list of addresses, CIDR ranges, loopback, linklocal, uniquelocal.',
+    type: trustProxy(),
+    default: '',
+  }),
+  defaultLanguage: setting({
+    env: 'VCLERK_DEFAULT_LANGUAGE',
+    description: 'Language used when neither the user\'s choice nor the browser\'s Accept-Language names a supported one.',
+    type: languageType,
+    default: 'en',
+  }),
+  logLevel: setting({
+    env: 'VCLERK_LOG_LEVEL',
+    description: 'Least severe level written to the JSON log on standard output.',
+    type: logLevelType,
+    default: 'info',
+  }),
+  logRequests: setting({
+    env: 'VCLERK_LOG_REQUESTS',
+    description: 'Write one log line per HTTP request (method, path with secrets masked, status, duration, request id).',
+    type: boolean(),
+    default: true,
+  }),
+  shutdownTimeoutMs: setting({
+    env: 'VCLERK_SHUTDOWN_TIMEOUT_MS',
+    description:
+      'How long a graceful shutdown waits for running requests to finish before it closes the remaining connections and exits.',
+    type: integer(0, 600000),
+    default: 10000,
+  }),
+} as const;
+
+export type Schema = typeof schema;
+export type SettingKey = keyof Schema;
+type ValueOf<K extends SettingKey> = Schema[K]['type'] extends SettingType<infer T> ? T : never;
+export type Config = {
+  readonly [K in SettingKey]: Schema[K] extends { optional: true } ? ValueOf<K> | undefined : ValueOf<K>;
+};
+
+/** The variable naming the optional JSON config file. It is not itself a setting. */
+export const CONFIG_FILE_ENV = 'VCLERK_CONFIG_FILE';
