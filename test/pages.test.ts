@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { buildApp } from './support/context';
+import { useTestDatabase } from './support/database';
+
+/** Pages a visitor can reach today; later features add theirs here. */
+const PAGES = ['/', '/no-such-page'];
+
+describe('pages', () => {
+  const db = useTestDatabase();
+
+  for (const lang of ['en', 'de']) {
+    for (const page of PAGES) {
+      it(`${page} (${lang}) has no inline script or style and loads nothing from outside`, async () => {
+        const res = await request(buildApp(db.current)).get(page).set('Accept-Language', lang).set('Accept', 'text/html');
+        const html = res.text;
+        assert.match(html, /^<!doctype html>/i);
+        assert.doesNotMatch(html, /<script(?![^>]*\ssrc=)[^>]*>/i, 'no inline <script>');
+        assert.doesNotMatch(html, /<style/i, 'no <style> element');
+        assert.doesNotMatch(html, /\sstyle=/i, 'no style attribute');
+        assert.doesNotMatch(html, /\son[a-z]+=/i, 'no inline event handler');
+        const urls = [...html.matchAll(/\s(?:src|href|action|poster|srcset)="([^"]*)"/gi)].map((m) => m[1]!);
+        assert.ok(urls.length > 0);
+        const external = urls.filter((u) => /^(https?:)?\/\//i.test(u));
+        assert.deepEqual(external, []);
+      });
+    }
+
+    it(`the start page (${lang}) is accessible: language, title, landmarks, skip link, labelled images`, async () => {
+      const res = await request(buildApp(db.current)).get('/').set('Accept-Language', lang).expect(200);
+      assert.match(res.text, new RegExp(`<html lang="${lang}">`));
+      assert.match(res.text, /<title>[^<]+<\/title>/);
+      assert.match(res.text, /<main id="main"/);
+      assert.match(res.text, /<a class="skip-link" href="#main">/);
+      for (const img of res.text.match(/<img[^>]*>/g) ?? []) assert.match(img, /\salt="/);
+      assert.match(res.text, /<meta name="viewport"/);
+    });
+  }
+});
