@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createTestDatabase, type TestDatabase } from './support/database';
+import { assertBuilt, cleanEnv, compiledCli, compiledServer, freePort, run } from './support/process';
+
+/** The compiled appliance as a real process: start, configuration errors, restart, shutdown. */
+describe('the appliance process', () => {
+  let dataDir: string;
+
+  before(() => {
+    assertBuilt();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-proc-'));
+    fs.chmodSync(dataDir, 0o755);
+  });
+
+  after(() => {
+    // Never leave a PostgreSQL behind, even if a test failed half-way.
+    const pidFile = path.join(dataDir, 'data', 'postgres', 'postmaster.pid');
+    if (fs.existsSync(pidFile)) {
+      try { process.kill(Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]), 'SIGKILL'); } catch { /* already gone */ }
+    }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('refuses a bad configuration: names every bad key and exits non-zero without starting', async () => {
+    const proc = run(compiledServer, [], cleanEnv({ VCLERK_PORT: 'eighty', VCLERK_LOG_LEVL: 'debug', DATABASE_URL: 'mysql://u:Secr3tPw@h/d' }));
+    const { code } = await proc.exited;
+    assert.equal(code, 78);
+    const out = proc.output();
+    assert.match(out, /Invalid configuration/);
+    assert.match(out, /VCLERK_PORT \(port\): must be a whole number/);
+    assert.match(out, /VCLERK_LOG_LEVL: unknown setting \(did you mean VCLERK_LOG_LEVEL\?\)/);
+    assert.match(out, /DATABASE_URL \(databaseUrl\): must be a URL/);
+    assert.doesNotMatch(out, /Secr3tPw/);
+    assert.ok(!fs.existsSync(path.join(dataDir, 'data')), 'nothing was created');
+  });
+
+  it('starts with the embedded PostgreSQL, is ready, and shuts down cleanly on SIGTERM', async () => {
+    const port = await freePort();
+    const env = cleanEnv({ VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1', VCLERK_DATA_DIR: path.join(dataDir, 'data'), VCLERK_EMBEDDED_DB_PORT: String(await freePort()) });
+    const proc = run(compiledServer, [], env);
+    await proc.waitFor(/VClerk is listening/);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.deepEqual(await ready.json(), { status: 'ready', database: 'ok', migrations: 'current' });
+    assert.match(proc.output(), /"applied":\["20261129070000_create_appliance_info"/);
+    assert.ok(fs.existsSync(path.join(dataDir, 'data', 'postgres', 'PG_VERSION')), 'the cluster lives under the data directory');
+
+    proc.child.kill('SIGTERM');
+    const { code } = await proc.exited;
+    assert.equal(code, 0);
+    assert.match(proc.output(), /embedded PostgreSQL stopped/);
+    assert.match(proc.output(), /shutdown complete/);
+    assert.ok(!fs.existsSync(path.join(dataDir, 'data', 'postgres', 'postmaster.pid')), 'PostgreSQL has stopped');
+    for (const line of proc.output().split('\n').filter(Boolean)) {
+      assert.doesNotThrow(() => JSON.parse(line), `log lines are JSON: ${line}`);
+    }
+    assert.doesNotMatch(proc.output(), new RegExp(fs.readFileSync(path.join(dataDir, 'data', 'postgres.password'), 'utf8').trim()));
+  });
+
+  it('recovers after a crash: the next start takes over the orphaned database and keeps the data', async () => {
+    const port = await freePort();
+    const dbPort = String(await freePort());
+    const env = cleanEnv({ VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1', VCLERK_DATA_DIR: path.join(dataDir, 'data'), VCLERK_EMBEDDED_DB_PORT: dbPort });
+    const first = run(compiledServer, [], env);
+    await first.waitFor(/VClerk is listening/);
+    first.child.kill('SIGKILL');
+    await first.exited;
+    assert.ok(fs.existsSync(path.join(dataDir, 'data', 'postgres', 'postmaster.pid')), 'the crash left PostgreSQL running');
+
+    const second = run(compiledServer, [], env);
+    await second.waitFor(/VClerk is listening/);
+    assert.match(second.output(), /left running by an earlier VClerk process/);
+    assert.match(second.output(), /database schema is current/);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    second.child.kill('SIGINT');
+    assert.equal((await second.exited).code, 0);
+  });
+
+  describe('with DATABASE_URL', () => {
+    let db: TestDatabase;
+    before(async () => {
+      db = await createTestDatabase({ migrated: false });
+    });
+    after(async () => db.drop());
+
+    it('`vclerk migrate` migrates that database, and the server starts on it', async () => {
+      const env = cleanEnv({ DATABASE_URL: db.url });
+      const status = run(compiledCli, ['migrate', 'status'], env);
+      assert.equal((await status.exited).code, 0);
+      assert.match(status.output(), /0 applied, 1 pending/);
+
+      const migrate = run(compiledCli, ['migrate'], env);
+      assert.equal((await migrate.exited).code, 0, migrate.output());
+      assert.match(migrate.output(), /applied 1 migration/);
+
+      const port = await freePort();
+      const server = run(compiledServer, [], { ...env, VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1' });
+      await server.waitFor(/VClerk is listening/);
+      assert.match(server.output(), /"embeddedDatabase":false/);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+      server.child.kill('SIGTERM');
+      assert.equal((await server.exited).code, 0);
+    });
+
+    it('`vclerk config check` reports a bad setting with exit code 78', async () => {
+      const check = run(compiledCli, ['config', 'check'], cleanEnv({ VCLERK_SHUTDOWN_TIMEOUT_MS: '-1' }));
+      assert.equal((await check.exited).code, 78);
+      assert.match(check.output(), /VCLERK_SHUTDOWN_TIMEOUT_MS/);
+    });
+  });
+});
