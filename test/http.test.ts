@@ -79,6 +79,26 @@ describe('HTTP foundation', () => {
     });
   });
 
+  describe('request log', () => {
+    it('writes one line per request, with secret query values and headers kept out', async () => {
+      const lines: string[] = [];
+      const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+      const logger = createLogger({ logLevel: 'info' }, sink as unknown as pino.DestinationStream);
+      const app = buildApp(db.current, { logger, env: { VCLERK_LOG_REQUESTS: 'true' } });
+      await request(app)
+        .get('/healthz?token=tok-SECRET-1&page=2')
+        .set('Cookie', 'sid=cookie-SECRET-2')
+        .set('Authorization', 'Bearer auth-SECRET-3')
+        .expect(200);
+      const entries = lines.map((l) => JSON.parse(l));
+      const entry = entries.find((e) => e.msg === 'request completed');
+      assert.ok(entry, 'a request line is written');
+      assert.equal(entry.req.url, '/healthz?token=%5Bredacted%5D&page=2');
+      assert.equal(entry.res.statusCode, 200);
+      assert.doesNotMatch(lines.join('\n'), /SECRET/);
+    });
+  });
+
   describe('not found', () => {
     it('answers HTML to browsers', async () => {
       const res = await request(buildApp(db.current)).get('/no/such/page').set('Accept', 'text/html').expect(404);

@@ -100,6 +100,8 @@ describe('the appliance process', () => {
       const server = run(compiledServer, [], { ...env, VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1' });
       await server.waitFor(/VClerk is listening/);
       assert.match(server.output(), /"embeddedDatabase":false/);
+      const password = decodeURIComponent(new URL(db.url).password);
+      if (password) assert.ok(!server.output().includes(password), 'the database password is never logged');
       assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
       server.child.kill('SIGTERM');
       assert.equal((await server.exited).code, 0);
