@@ -1,11 +1,32 @@
-import de from './locales/de.json';
-import en from './locales/en.json';
+import fs from 'node:fs';
+import path from 'node:path';
+import { projectRoot } from '../paths';
 
 export const languages = ['en', 'de'] as const;
 export type Language = (typeof languages)[number];
 
 type Catalog = { [key: string]: string | Catalog };
-const catalogs: Record<Language, Catalog> = { en, de };
+
+export const localesDir = path.join(projectRoot, 'locales');
+
+/**
+ * Catalogs live in locales/<lang>/<namespace>.json, one file per feature so
+ * that features do not edit the same file. `common.json` holds top-level
+ * keys; any other file's keys sit under its name (`errors.json` -> `errors.*`).
+ */
+function loadCatalog(lang: Language): Catalog {
+  const catalog: Catalog = {};
+  const dir = path.join(localesDir, lang);
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort()) {
+    const content = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Catalog;
+    const namespace = path.basename(file, '.json');
+    if (namespace === 'common') Object.assign(catalog, content);
+    else catalog[namespace] = content;
+  }
+  return catalog;
+}
+
+const catalogs: Record<Language, Catalog> = { en: loadCatalog('en'), de: loadCatalog('de') };
 
 export type TranslateParams = Record<string, string | number>;
 export type Translate = (key: string, params?: TranslateParams) => string;

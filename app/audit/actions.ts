@@ -1,0 +1,35 @@
+/** Every audited action, in one list: compliance filters offer these. */
+export const auditActions = [
+  'setup.completed',
+  'auth.login_succeeded',
+  'auth.login_failed',
+  'auth.logout',
+  'auth.lockout',
+  'auth.session_expired',
+  'user.invited',
+  'user.activated',
+  'user.role_changed',
+  'user.deactivated',
+  'user.reactivated',
+  'user.unlocked',
+  'user.language_changed',
+  'password.changed',
+  'password.reset_issued',
+  'password.reset_completed',
+  'organisation.created',
+  'organisation.updated',
+  'organisation.branding_changed',
+  'security.csrf_rejected',
+  'security.cross_organisation_denied',
+  'security.role_denied',
+] as const;
+
+export type AuditAction = (typeof auditActions)[number];
+
+export type Actor =
+  | { type: 'user'; id: string; label: string; organisationId: string }
+  | { type: 'api_key'; id: string; label: string; organisationId: string }
+  | { type: 'guest'; id?: string; label?: string }
+  | { type: 'system'; label?: string };
+
+export const SYSTEM: Actor = { type: 'system', label: 'VClerk' };

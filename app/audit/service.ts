@@ -1,0 +1,148 @@
+import type { Knex } from 'knex';
+import { ChainVerifier, eventHash, GENESIS_HASH, type ChainBreak, type ChainRow, type ChainedContent } from './chain';
+import type { Actor, AuditAction } from './actions';
+
+export interface AuditEventInput {
+  /** The organisation the event belongs to; null for appliance-wide events. */
+  organisationId: string | null;
+  actor: Actor;
+  action: AuditAction;
+  target?: { type: string; id: string };
+  ip?: string | null;
+  userAgent?: string | null;
+  details?: Record<string, unknown>;
+}
+
+export interface AuditEvent {
+  id: string;
+  seq: number;
+  occurredAt: Date;
+  actorType: string;
+  actorId: string | null;
+  actorLabel: string | null;
+  action: string;
+  targetType: string | null;
+  targetId: string | null;
+  ip: string | null;
+  userAgent: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface AuditFilter {
+  from?: Date;
+  to?: Date;
+  actor?: string;
+  action?: string;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  count: number;
+  headHash: string;
+  broken?: ChainBreak;
+}
+
+const SYSTEM_CHAIN = 'system';
+const MAX_USER_AGENT = 512;
+
+export function chainOf(organisationId: string | null): string {
+  return organisationId ?? SYSTEM_CHAIN;
+}
+
+/**
+ * Writes and reads the audit trail. `record` appends one event to its
+ * organisation's hash chain; pass the caller's transaction so that the
+ * event is written if and only if the change it describes is.
+ */
+export class AuditService {
+  constructor(private readonly knex: Knex) {}
+
+  async record(event: AuditEventInput, trx?: Knex.Transaction): Promise<void> {
+    if (trx) return this.append(trx, event);
+    return this.knex.transaction((t) => this.append(t, event));
+  }
+
+  private async append(trx: Knex.Transaction, event: AuditEventInput): Promise<void> {
+    const chain = chainOf(event.organisationId);
+    // One writer per chain at a time; the lock ends with the transaction.
+    await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`audit:${chain}`]);
+    const last = await trx('audit_events').where({ chain }).orderBy('seq', 'desc').first('seq', 'hash');
+    const actor = event.actor;
+    const content: ChainedContent = {
+      chain,
+      seq: last ? Number(last.seq) + 1 : 1,
+      occurred_at: new Date().toISOString(),
+      organisation_id: event.organisationId,
+      actor_type: actor.type,
+      actor_id: 'id' in actor && actor.id !== undefined ? actor.id : null,
+      actor_label: actor.label ?? null,
+      action: event.action,
+      target_type: event.target?.type ?? null,
+      target_id: event.target?.id ?? null,
+      ip: event.ip ?? null,
+      user_agent: event.userAgent ? event.userAgent.slice(0, MAX_USER_AGENT) : null,
+      details: event.details ?? {},
+    };
+    const prevHash = last?.hash ?? GENESIS_HASH;
+    await trx('audit_events').insert({
+      ...content,
+      details: JSON.stringify(content.details),
+      prev_hash: prevHash,
+      hash: eventHash(prevHash, content),
+    });
+  }
+
+  /** One organisation's events, newest first, filtered and paged. */
+  async list(organisationId: string, filter: AuditFilter, page: { limit: number; offset: number }): Promise<{ events: AuditEvent[]; total: number }> {
+    const query = this.knex('audit_events').where({ organisation_id: organisationId });
+    if (filter.from) query.where('occurred_at', '>=', filter.from);
+    if (filter.to) query.where('occurred_at', '<', filter.to);
+    if (filter.action) query.where((q) => q.where('action', filter.action!).orWhere('action', 'like', `${escapeLike(filter.action!)}.%`));
+    if (filter.actor) {
+      const actor = filter.actor;
+      query.where((q) => q.whereILike('actor_label', `%${escapeLike(actor)}%`).orWhere('actor_id', actor));
+    }
+    const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
+    const rows = await query.orderBy('id', 'desc').limit(page.limit).offset(page.offset);
+    return { events: rows.map(toEvent), total: Number(total) };
+  }
+
+  /** Recomputes one chain (an organisation's, or the system chain for null) and reports the first broken link. */
+  async verify(organisationId: string | null, batchSize = 2000): Promise<VerifyResult> {
+    const chain = chainOf(organisationId);
+    const verifier = new ChainVerifier();
+    let after = 0;
+    for (;;) {
+      const rows = (await this.knex('audit_events').where({ chain }).where('seq', '>', after).orderBy('seq').limit(batchSize)) as Record<string, unknown>[];
+      if (rows.length === 0) break;
+      if (!verifier.feed(rows.map(toChainRow))) break;
+      after = Number(rows[rows.length - 1]!.seq);
+    }
+    return { ok: !verifier.broken, count: verifier.count, headHash: verifier.headHash, broken: verifier.broken };
+  }
+}
+
+function escapeLike(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+function toChainRow(row: Record<string, unknown>): ChainRow {
+  return { ...(row as unknown as ChainRow), seq: Number(row.seq), occurred_at: (row.occurred_at as Date).toISOString() };
+}
+
+function toEvent(row: Record<string, unknown>): AuditEvent {
+  return {
+    id: String(row.id),
+    seq: Number(row.seq),
+    occurredAt: row.occurred_at as Date,
+    actorType: row.actor_type as string,
+    actorId: (row.actor_id as string | null) ?? null,
+    actorLabel: (row.actor_label as string | null) ?? null,
+    action: row.action as string,
+    targetType: (row.target_type as string | null) ?? null,
+    targetId: (row.target_id as string | null) ?? null,
+    ip: (row.ip as string | null) ?? null,
+    userAgent: (row.user_agent as string | null) ?? null,
+    details: (row.details as Record<string, unknown>) ?? {},
+  };
+}
