@@ -1,18 +1,26 @@
 import compression from 'compression';
 import express, { type Express } from 'express';
+import { loadCurrentUser } from './auth/current-user';
+import { csrfProtection } from './auth/csrf';
+import { guard } from './auth/guards';
+import { LoginService } from './auth/login-service';
+import { createPassport } from './auth/passport';
+import { sessionMiddleware } from './auth/session';
+import { LoginThrottle } from './auth/throttle';
 import type { AppContext } from './context';
 import { errorHandler } from './http/error-handler';
+import { flashMessages } from './http/flash';
 import { languageNegotiation } from './http/i18n';
 import { notFound } from './http/not-found';
 import { requestContext } from './http/request-context';
 import { securityHeaders } from './http/security';
 import { staticAssets } from './http/static';
 import { configureViews } from './http/views';
-import { routes as defaultRoutes, type Route } from './routes';
+import { routes as defaultRoutes, type Route, type RouteDeps } from './routes';
 
 export interface AppOptions {
   /** The route table; tests may pass their own. */
-  routes?: (ctx: AppContext) => Route[];
+  routes?: (deps: RouteDeps) => Route[];
 }
 
 /**
@@ -21,23 +29,36 @@ export interface AppOptions {
  * a port.
  */
 export function createApp(ctx: AppContext, options: AppOptions = {}): Express {
-  const { config, logger } = ctx;
+  const { config, logger, db } = ctx;
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', trustProxyValue(config.trustProxy));
   app.set('query parser', 'simple');
   configureViews(app, { cache: process.env.NODE_ENV === 'production' });
 
+  const throttle = new LoginThrottle(db, {
+    maxPerAccount: config.loginMaxFailuresPerAccount,
+    maxPerIp: config.loginMaxFailuresPerIp,
+    lockoutMinutes: config.loginLockoutMinutes,
+  });
+  const login = new LoginService(db, throttle);
+  const deps: RouteDeps = { ...ctx, throttle, login, passport: createPassport(login) };
+
   app.use(requestContext(logger, config.logRequests));
   app.use(securityHeaders());
   app.use(compression());
-  app.use(languageNegotiation(config.defaultLanguage));
   app.use('/static', staticAssets());
+  app.use(sessionMiddleware(db, { secret: ctx.sessionSecret, idleMinutes: config.sessionIdleMinutes }));
+  app.use(loadCurrentUser(db, { absoluteHours: config.sessionAbsoluteHours }));
+  app.use(languageNegotiation(config.defaultLanguage));
+  app.use(flashMessages());
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
   app.use(express.json({ limit: '100kb' }));
+  app.use(csrfProtection(db));
 
-  for (const route of (options.routes ?? defaultRoutes)(ctx)) {
-    app[route.method](route.path, ...route.handlers);
+  for (const route of (options.routes ?? defaultRoutes)(deps)) {
+    const check = guard(route.access, db);
+    app[route.method](route.path, ...(check ? [check] : []), ...route.handlers);
   }
 
   app.use(notFound());

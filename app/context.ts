@@ -7,4 +7,6 @@ export interface AppContext {
   config: Config;
   db: Knex;
   logger: Logger;
+  /** Signs session cookies: from the config, or generated under the data directory. */
+  sessionSecret: string;
 }

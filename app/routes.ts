@@ -1,27 +1,76 @@
 import type { RequestHandler } from 'express';
+import { setPassword, setPasswordPage } from './accounts/routes';
+import { accountPage, changeLanguage, changePassword } from './account/routes';
+import {
+  changeRole, deactivateUser, inviteUser, listUsers, reactivateUser, resetPassword, showUser, unlockUser, type AdminDeps,
+} from './admin/users-routes';
+import type { Access } from './auth/guards';
+import { login, loginPage, logout } from './auth/routes';
+import type { PassportInstance } from './auth/passport';
+import type { LoginService } from './auth/login-service';
+import type { LoginThrottle } from './auth/throttle';
 import type { AppContext } from './context';
+import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
 import { chooseLanguage } from './language/routes';
+import { completeSetup, setupPage } from './setup/routes';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
-/** One line of the route table: method, path, the guards and the handler. */
+/** One line of the route table: method, path, who may use it, and the handlers. */
 export interface Route {
   method: Method;
   path: string;
+  access: Access;
   handlers: RequestHandler[];
 }
 
+/** Shared services the app factory builds once and hands to the route table. */
+export interface RouteDeps extends AppContext {
+  passport: PassportInstance;
+  login: LoginService;
+  throttle: LoginThrottle;
+}
+
+const ADMIN = ['admin'] as const;
+
 /**
- * The explicit route table: every URL the appliance answers, in one place.
- * Feature modules own their handlers; this file only says where they sit.
+ * The explicit route table: every URL the appliance answers, in one place,
+ * with who may call it. The app factory puts the access guard in front of
+ * each handler; feature modules own the handlers.
  */
-export function routes(ctx: AppContext): Route[] {
+export function routes(deps: RouteDeps): Route[] {
+  const { db } = deps;
+  const admin: AdminDeps = { knex: db, config: deps.config, throttle: deps.throttle };
   return [
-    { method: 'get', path: '/healthz', handlers: [liveness] },
-    { method: 'get', path: '/readyz', handlers: [readiness(ctx)] },
-    { method: 'get', path: '/', handlers: [home] },
-    { method: 'get', path: '/language', handlers: [chooseLanguage] },
+    { method: 'get', path: '/healthz', access: 'public', handlers: [liveness] },
+    { method: 'get', path: '/readyz', access: 'public', handlers: [readiness(deps)] },
+    { method: 'get', path: '/', access: 'public', handlers: [home] },
+    { method: 'get', path: '/language', access: 'public', handlers: [chooseLanguage] },
+
+    { method: 'get', path: '/login', access: 'public', handlers: [loginPage] },
+    { method: 'post', path: '/login', access: 'public', handlers: [login(deps.passport, deps.login)] },
+    { method: 'post', path: '/logout', access: 'public', handlers: [logout(db)] },
+    { method: 'get', path: '/setup/:token', access: 'public', handlers: [setupPage(db)] },
+    { method: 'post', path: '/setup/:token', access: 'public', handlers: [completeSetup(db)] },
+    { method: 'get', path: '/invite/:token', access: 'public', handlers: [setPasswordPage(db, 'invite')] },
+    { method: 'post', path: '/invite/:token', access: 'public', handlers: [setPassword(db, 'invite')] },
+    { method: 'get', path: '/password-reset/:token', access: 'public', handlers: [setPasswordPage(db, 'password_reset')] },
+    { method: 'post', path: '/password-reset/:token', access: 'public', handlers: [setPassword(db, 'password_reset')] },
+
+    { method: 'get', path: '/dashboard', access: 'staff', handlers: [dashboard] },
+    { method: 'get', path: '/account', access: 'staff', handlers: [accountPage] },
+    { method: 'post', path: '/account/password', access: 'staff', handlers: [changePassword(db)] },
+    { method: 'post', path: '/account/language', access: 'staff', handlers: [changeLanguage(db)] },
+
+    { method: 'get', path: '/admin/users', access: ADMIN, handlers: [listUsers(admin)] },
+    { method: 'post', path: '/admin/users', access: ADMIN, handlers: [inviteUser(admin)] },
+    { method: 'get', path: '/admin/users/:id', access: ADMIN, handlers: [showUser(admin)] },
+    { method: 'post', path: '/admin/users/:id/role', access: ADMIN, handlers: [changeRole(admin)] },
+    { method: 'post', path: '/admin/users/:id/deactivate', access: ADMIN, handlers: [deactivateUser(admin)] },
+    { method: 'post', path: '/admin/users/:id/reactivate', access: ADMIN, handlers: [reactivateUser(admin)] },
+    { method: 'post', path: '/admin/users/:id/reset-password', access: ADMIN, handlers: [resetPassword(admin)] },
+    { method: 'post', path: '/admin/users/:id/unlock', access: ADMIN, handlers: [unlockUser(admin)] },
   ];
 }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { ConfigError, loadConfig, redactConfig } from '../config';
 import { createApp } from './app';
+import { resolveSessionSecret } from './auth/secret';
 import { openDatabase, type Database } from './db/connection';
 import { migrateLatest } from './db/migrations';
 import { createShutdown } from './lifecycle/shutdown';
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
     return fail(err);
   }
 
-  const app = createApp({ config, db: database.knex, logger });
+  const app = createApp({ config, db: database.knex, logger, sessionSecret: resolveSessionSecret(config) });
   const server = http.createServer(app);
   server.on('error', (err) => void fail(err));
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));

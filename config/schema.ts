@@ -109,6 +109,61 @@ export const schema = {
     type: integer(0, 600000),
     default: 10000,
   }),
+  sessionSecret: optional({
+    env: 'VCLERK_SESSION_SECRET',
+    description:
+      'Secret that signs session cookies (at least 32 characters). When unset, VClerk generates one at first start and keeps it in <dataDir>/session.secret.',
+    type: text({ minLength: 32 }),
+    secret: true,
+  }),
+  sessionIdleMinutes: setting({
+    env: 'VCLERK_SESSION_IDLE_MINUTES',
+    description: 'A staff session ends after this many minutes without a request.',
+    type: integer(5, 1440),
+    default: 30,
+  }),
+  sessionAbsoluteHours: setting({
+    env: 'VCLERK_SESSION_ABSOLUTE_HOURS',
+    description: 'A staff session ends this many hours after sign-in, however active.',
+    type: integer(1, 168),
+    default: 12,
+  }),
+  loginMaxFailuresPerAccount: setting({
+    env: 'VCLERK_LOGIN_MAX_FAILURES_PER_ACCOUNT',
+    description: 'Failed sign-ins for one e-mail address within the lockout window before that address is locked.',
+    type: integer(3, 100),
+    default: 5,
+  }),
+  loginMaxFailuresPerIp: setting({
+    env: 'VCLERK_LOGIN_MAX_FAILURES_PER_IP',
+    description: 'Failed sign-ins from one client IP address within the lockout window before that address is locked.',
+    type: integer(5, 1000),
+    default: 20,
+  }),
+  loginLockoutMinutes: setting({
+    env: 'VCLERK_LOGIN_LOCKOUT_MINUTES',
+    description: 'Length of the failure-counting window and of a lockout.',
+    type: integer(1, 1440),
+    default: 15,
+  }),
+  setupLinkHours: setting({
+    env: 'VCLERK_SETUP_LINK_HOURS',
+    description: 'How long the first-run setup link printed to the log stays valid.',
+    type: integer(1, 168),
+    default: 24,
+  }),
+  inviteLinkHours: setting({
+    env: 'VCLERK_INVITE_LINK_HOURS',
+    description: 'How long an invitation link for a new staff user stays valid.',
+    type: integer(1, 720),
+    default: 72,
+  }),
+  passwordResetLinkHours: setting({
+    env: 'VCLERK_PASSWORD_RESET_LINK_HOURS',
+    description: 'How long a password-reset link stays valid.',
+    type: integer(1, 72),
+    default: 2,
+  }),
 } as const;
 
 export type Schema = typeof schema;

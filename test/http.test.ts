@@ -4,26 +4,30 @@ import pino from 'pino';
 import request from 'supertest';
 import { ConflictError, ValidationError } from '../app/errors';
 import { createLogger } from '../app/logger';
-import { routes, type Route } from '../app/routes';
+import { routes, type Route, type RouteDeps } from '../app/routes';
+import { anonymous } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 
 /** The production route table plus routes that fail on purpose. */
-function withFailingRoutes(ctx: Parameters<typeof routes>[0]): Route[] {
+function withFailingRoutes(ctx: RouteDeps): Route[] {
   return [
     ...routes(ctx),
     {
       method: 'get',
+      access: 'public',
       path: '/test/conflict',
       handlers: [() => { throw new ConflictError('slot_taken'); }],
     },
     {
       method: 'post',
+      access: 'public',
       path: '/test/validate',
       handlers: [() => { throw new ValidationError([{ field: 'name', code: 'required' }]); }],
     },
     {
       method: 'get',
+      access: 'public',
       path: '/test/crash',
       handlers: [async () => { throw new Error('db password is hunter2, stack here'); }],
     },
@@ -128,7 +132,8 @@ describe('HTTP foundation', () => {
 
     it('validation errors list the offending fields', async () => {
       const app = buildApp(db.current, { routes: withFailingRoutes });
-      const res = await request(app).post('/test/validate').set('Accept', 'application/json').expect(400);
+      const { agent, csrf } = await anonymous(app);
+      const res = await agent.post('/test/validate').set('X-CSRF-Token', csrf).set('Accept', 'application/json').expect(400);
       assert.equal(res.body.error.code, 'validation_failed');
       assert.deepEqual(res.body.error.details, { fields: [{ field: 'name', code: 'required' }] });
     });

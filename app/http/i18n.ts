@@ -23,13 +23,12 @@ function cookieValue(header: string | undefined, name: string): string | undefin
 }
 
 /**
- * Chooses the language for each request: the user's own choice (the
- * language cookie; signed-in users' saved setting takes its place later),
- * else the browser's Accept-Language, else the configured default.
+ * Chooses the language for each request: a signed-in user's saved
+ * language, else the visitor's own choice (the language cookie), else the browser's Accept-Language, else the configured default.
  */
 export function languageNegotiation(defaultLanguage: Language): RequestHandler {
   return (req, res, next) => {
-    const chosen = cookieValue(req.headers.cookie, LANGUAGE_COOKIE);
+    const chosen = req.user?.language ?? cookieValue(req.headers.cookie, LANGUAGE_COOKIE);
     const accepted = req.headers['accept-language'] ? req.acceptsLanguages(...languages) : false;
     const lang: Language = isLanguage(chosen) ? chosen : isLanguage(accepted) ? accepted : defaultLanguage;
     req.lang = lang;

@@ -7,11 +7,15 @@ import type { Logger } from '../logger';
 const INCOMING_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
 /** Query parameters whose values are masked in logged URLs. */
-const SECRET_PARAMS = /^(token|key|api_?key|secret|password|code|signature|sig)$/i;
+const SECRET_PARAMS = /^(token|key|api_?key|secret|password|code|signature|sig|_csrf)$/i;
+
+/** Paths whose next segment is a secret token (one-time links, call links). */
+const TOKEN_PATHS = /^(\/(?:setup|invite|password-reset)\/)[^/?]+/;
 
 /** The URL as logged: path kept, values of secret-looking query parameters masked. */
 export function loggableUrl(url: string | undefined): string {
   if (!url) return '';
+  url = url.replace(TOKEN_PATHS, '$1[redacted]');
   const q = url.indexOf('?');
   if (q === -1) return url;
   const params = new URLSearchParams(url.slice(q + 1));

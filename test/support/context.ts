@@ -5,6 +5,8 @@ import { createApp, type AppOptions } from '../../app/app';
 import type { Logger } from '../../app/logger';
 import type { TestDatabase } from './database';
 
+const TEST_SECRET = 'test-session-secret-0123456789abcdefghijklmnop';
+
 export const silentLogger: Logger = pino({ level: 'silent' });
 
 /** A validated configuration from the given variables only (never the developer's own environment). */
@@ -14,5 +16,5 @@ export function testConfig(env: Record<string, string> = {}): Config {
 
 /** The real app, built by its factory against a test database. */
 export function buildApp(db: TestDatabase, options: AppOptions & { env?: Record<string, string>; logger?: Logger } = {}): Express {
-  return createApp({ config: testConfig(options.env), db: db.knex, logger: options.logger ?? silentLogger }, options);
+  return createApp({ config: testConfig(options.env), db: db.knex, logger: options.logger ?? silentLogger, sessionSecret: TEST_SECRET }, options);
 }

@@ -1,0 +1,123 @@
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { AuditService } from '../audit/service';
+import { actorOf, type Caller } from '../auth/caller';
+import { endUserSessions } from '../auth/session-store';
+import { OneTimeTokens } from '../auth/tokens';
+import { NotFoundError, ValidationError } from '../errors';
+import { checkPassword, PASSWORD_MAX } from './password-policy';
+import { hashPassword, verifyPassword } from './passwords';
+
+export const newPasswordSchema = z
+  .object({
+    password: z.string().max(PASSWORD_MAX * 4, 'too_long'),
+    password_confirm: z.string(),
+  })
+  .refine((v) => v.password === v.password_confirm, { message: 'passwords_differ', path: ['password_confirm'] });
+
+export const changePasswordSchema = z
+  .object({
+    current_password: z.string().min(1, 'required').max(PASSWORD_MAX * 4, 'too_long'),
+    password: z.string().max(PASSWORD_MAX * 4, 'too_long'),
+    password_confirm: z.string(),
+  })
+  .refine((v) => v.password === v.password_confirm, { message: 'passwords_differ', path: ['password_confirm'] });
+
+export const languageSchema = z.object({ language: z.enum(['en', 'de'], 'invalid_language') });
+
+/** Throws a ValidationError on `password` when the policy refuses it. */
+export function enforcePolicy(password: string, context: { email?: string; name?: string }): void {
+  const problem = checkPassword(password, context);
+  if (problem) throw new ValidationError([{ field: 'password', code: `password_${problem}` }]);
+}
+
+/**
+ * A staff user's own account: choosing a password through a one-time link
+ * (invitation, reset), changing it, and the preferred language.
+ */
+export class AccountService {
+  private readonly audit: AuditService;
+  private readonly tokens: OneTimeTokens;
+
+  constructor(private readonly knex: Knex) {
+    this.audit = new AuditService(knex);
+    this.tokens = new OneTimeTokens(knex);
+  }
+
+  /** The user a valid invitation or reset link belongs to (for the form), or undefined. */
+  async linkUser(purpose: 'invite' | 'password_reset', token: unknown): Promise<{ id: string; name: string; email: string } | undefined> {
+    const record = await this.tokens.find(purpose, token);
+    if (!record?.userId) return undefined;
+    return this.knex('users').where({ id: record.userId }).whereNot({ status: 'deactivated' }).first('id', 'name', 'email');
+  }
+
+  /**
+   * Sets the password through a one-time link. Ends every session of the
+   * user; an invited user becomes active.
+   */
+  async setPasswordWithLink(
+    purpose: 'invite' | 'password_reset',
+    token: unknown,
+    password: string,
+    meta: { ip: string | null; userAgent: string | null },
+  ): Promise<{ userId: string }> {
+    return this.knex.transaction(async (trx) => {
+      const record = await this.tokens.consume(purpose, token, trx);
+      const user = record?.userId ? await trx('users').where({ id: record.userId }).whereNot({ status: 'deactivated' }).forUpdate().first() : undefined;
+      if (!user) throw new NotFoundError('link_invalid');
+      enforcePolicy(password, { email: user.email, name: user.name });
+      await trx('users').where({ id: user.id }).update({
+        password_hash: await hashPassword(password),
+        status: 'active',
+        password_changed_at: trx.fn.now(),
+        sessions_valid_after: trx.fn.now(),
+        updated_at: trx.fn.now(),
+      });
+      await endUserSessions(trx, user.id);
+      await this.audit.record(
+        {
+          organisationId: user.organisation_id,
+          actor: { type: 'user', id: user.id, label: user.email, organisationId: user.organisation_id },
+          action: purpose === 'invite' ? 'user.activated' : 'password.reset_completed',
+          target: { type: 'user', id: user.id },
+          ...meta,
+        },
+        trx,
+      );
+      return { userId: user.id };
+    });
+  }
+
+  /** Changes the caller's own password; every other session of theirs ends. */
+  async changePassword(caller: Caller, current: string, password: string): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const user = await trx('users').where({ id: caller.user.id, organisation_id: caller.user.organisationId }).forUpdate().first();
+      if (!user || !user.password_hash || !(await verifyPassword(user.password_hash, current))) {
+        throw new ValidationError([{ field: 'current_password', code: 'wrong_password' }]);
+      }
+      enforcePolicy(password, { email: user.email, name: user.name });
+      if (await verifyPassword(user.password_hash, password)) throw new ValidationError([{ field: 'password', code: 'password_unchanged' }]);
+      await trx('users').where({ id: user.id }).update({
+        password_hash: await hashPassword(password),
+        password_changed_at: trx.fn.now(),
+        sessions_valid_after: trx.fn.now(),
+        updated_at: trx.fn.now(),
+      });
+      const ended = await endUserSessions(trx, user.id, caller.sessionId);
+      await this.audit.record(
+        { organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'password.changed', target: { type: 'user', id: user.id }, ip: caller.ip, userAgent: caller.userAgent, details: { other_sessions_ended: ended } },
+        trx,
+      );
+    });
+  }
+
+  async setLanguage(caller: Caller, language: 'en' | 'de'): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      await trx('users').where({ id: caller.user.id, organisation_id: caller.user.organisationId }).update({ language, updated_at: trx.fn.now() });
+      await this.audit.record(
+        { organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'user.language_changed', target: { type: 'user', id: caller.user.id }, ip: caller.ip, userAgent: caller.userAgent, details: { language } },
+        trx,
+      );
+    });
+  }
+}

@@ -1,0 +1,116 @@
+import type { RequestHandler, Request } from 'express';
+import type { Knex } from 'knex';
+import type { Config } from '../../config';
+import { callerOf, roles } from '../auth/caller';
+import { LoginThrottle } from '../auth/throttle';
+import { parseBody } from '../http/forms';
+import { flash } from '../http/flash';
+import { publicBase } from '../http/links';
+import { withFormErrors } from '../http/render-form';
+import { UserService, inviteSchema, roleSchema } from '../users/service';
+
+export interface AdminDeps {
+  knex: Knex;
+  config: Config;
+  throttle: LoginThrottle;
+}
+
+function service(deps: AdminDeps, req: Request): UserService {
+  return new UserService(deps.knex, callerOf(req), {
+    inviteLinkHours: deps.config.inviteLinkHours,
+    passwordResetLinkHours: deps.config.passwordResetLinkHours,
+    throttle: deps.throttle,
+  });
+}
+
+function id(req: Request): string {
+  return String(req.params.id);
+}
+
+/** GET /admin/users */
+export function listUsers(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
+    const users = await service(deps, req).list();
+    res.render('admin/users', { title: req.t('admin.users_title'), users, roles, values: {}, errors: {} });
+  };
+}
+
+/** POST /admin/users: invite a staff user; shows the one-time link. */
+export function inviteUser(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
+    const users = service(deps, req);
+    const list = await users.list();
+    await withFormErrors(res, 'admin/users', { title: req.t('admin.users_title'), users: list, roles }, async () => {
+      const input = parseBody(inviteSchema, req.body);
+      const { user, token, expiresAt } = await users.invite(input);
+      res.status(201).render('admin/link-issued', {
+        title: req.t('admin.invite_created_title'),
+        subject: user,
+        purpose: 'invite',
+        link: `${publicBase(req, deps.config)}/invite/${token}`,
+        expiresAt,
+      });
+    });
+  };
+}
+
+/** GET /admin/users/:id */
+export function showUser(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
+    const subject = await service(deps, req).get(id(req));
+    res.render('admin/user', { title: subject.name, subject, roles });
+  };
+}
+
+/** POST /admin/users/:id/role */
+export function changeRole(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
+    const { role } = parseBody(roleSchema, req.body);
+    await service(deps, req).changeRole(id(req), role);
+    flash(req, 'success', 'admin.role_changed');
+    res.redirect(303, `/admin/users/${id(req)}`);
+  };
+}
+
+/** POST /admin/users/:id/deactivate */
+export function deactivateUser(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
+    await service(deps, req).deactivate(id(req));
+    flash(req, 'success', 'admin.user_deactivated');
+    res.redirect(303, `/admin/users/${id(req)}`);
+  };
+}
+
+/** POST /admin/users/:id/reactivate */
+export function reactivateUser(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
+    await service(deps, req).reactivate(id(req));
+    flash(req, 'success', 'admin.user_reactivated');
+    res.redirect(303, `/admin/users/${id(req)}`);
+  };
+}
+
+/** POST /admin/users/:id/reset-password: a one-time link to choose a new password. */
+export function resetPassword(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
+    const users = service(deps, req);
+    const subject = await users.get(id(req));
+    const { token, expiresAt, purpose } = await users.issuePasswordReset(subject.id);
+    res.status(201).render('admin/link-issued', {
+      title: req.t('admin.reset_created_title'),
+      subject,
+      purpose,
+      link: `${publicBase(req, deps.config)}/${purpose === 'invite' ? 'invite' : 'password-reset'}/${token}`,
+      expiresAt,
+    });
+  };
+}
+
+/** POST /admin/users/:id/unlock: ends a sign-in lockout early. */
+export function unlockUser(deps: AdminDeps): RequestHandler {
+  return async (req, res) => {
+    await service(deps, req).unlock(id(req));
+    flash(req, 'success', 'admin.user_unlocked');
+    res.redirect(303, `/admin/users/${id(req)}`);
+  };
+}

@@ -1,0 +1,189 @@
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { AuditService } from '../audit/service';
+import { actorOf, roles, type Caller, type Role } from '../auth/caller';
+import { endUserSessions } from '../auth/session-store';
+import { LoginThrottle, accountKey } from '../auth/throttle';
+import { OneTimeTokens } from '../auth/tokens';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
+
+export interface StaffUser {
+  id: string;
+  name: string;
+  email: string;
+  role: Role;
+  status: 'invited' | 'active' | 'deactivated';
+  lastLoginAt: Date | null;
+  lastLoginIp: string | null;
+  lockedUntil: Date | null;
+  createdAt: Date;
+}
+
+export const inviteSchema = z.object({
+  name: z.string().trim().min(1, 'required').max(200, 'too_long'),
+  email: z.string().trim().toLowerCase().max(254, 'too_long').pipe(z.email('invalid_email')),
+  role: z.enum(roles, 'invalid_role'),
+});
+
+export const roleSchema = z.object({ role: z.enum(roles, 'invalid_role') });
+
+export interface UserServiceOptions {
+  inviteLinkHours: number;
+  passwordResetLinkHours: number;
+  throttle: LoginThrottle;
+}
+
+/**
+ * Staff management for an organisation's admins. Built per request with the
+ * caller: every query is scoped to the caller's organisation, and every
+ * change is audited in the same transaction.
+ */
+export class UserService {
+  private readonly audit: AuditService;
+  private readonly tokens: OneTimeTokens;
+
+  constructor(private readonly knex: Knex, private readonly caller: Caller, private readonly options: UserServiceOptions) {
+    this.audit = new AuditService(knex);
+    this.tokens = new OneTimeTokens(knex);
+  }
+
+  private get organisationId(): string {
+    return this.caller.user.organisationId;
+  }
+
+  private scoped(trx: Knex | Knex.Transaction = this.knex) {
+    return trx('users').where('users.organisation_id', this.organisationId);
+  }
+
+  async list(): Promise<StaffUser[]> {
+    const rows = await this.scoped()
+      .leftJoin('login_throttles', 'login_throttles.key', this.knex.raw(`'account:' || encode(sha256(convert_to(lower(users.email), 'UTF8')), 'hex')`))
+      .orderByRaw(`CASE users.status WHEN 'deactivated' THEN 1 ELSE 0 END, lower(users.name)`)
+      .select('users.*', 'login_throttles.locked_until');
+    return rows.map(toStaffUser);
+  }
+
+  /**
+   * One user of the caller's organisation. An id that exists in another
+   * organisation answers exactly like one that does not exist, and is
+   * audited as a cross-organisation attempt.
+   */
+  async get(id: string, trx: Knex | Knex.Transaction = this.knex): Promise<StaffUser> {
+    if (!z.uuid().safeParse(id).success) throw new NotFoundError();
+    const row = await this.scoped(trx)
+      .leftJoin('login_throttles', 'login_throttles.key', this.knex.raw(`'account:' || encode(sha256(convert_to(lower(users.email), 'UTF8')), 'hex')`))
+      .where('users.id', id)
+      .first('users.*', 'login_throttles.locked_until');
+    if (!row) {
+      const elsewhere = await trx('users').where({ id }).first('organisation_id');
+      if (elsewhere) {
+        await this.audit.record({
+          organisationId: this.organisationId,
+          actor: actorOf(this.caller.user),
+          action: 'security.cross_organisation_denied',
+          target: { type: 'user', id },
+          ip: this.caller.ip,
+          userAgent: this.caller.userAgent,
+        });
+      }
+      throw new NotFoundError();
+    }
+    return toStaffUser(row);
+  }
+
+  /** Creates an invited user and returns the one-time link token for setting a password. */
+  async invite(input: z.infer<typeof inviteSchema>): Promise<{ user: StaffUser; token: string; expiresAt: Date }> {
+    return this.knex.transaction(async (trx) => {
+      if (await trx('users').whereRaw('lower(email) = ?', [input.email]).first('id')) {
+        throw new ValidationError([{ field: 'email', code: 'email_taken' }]);
+      }
+      const [row] = await trx('users')
+        .insert({ organisation_id: this.organisationId, name: input.name, email: input.email, role: input.role, status: 'invited' })
+        .returning('*');
+      const { token, expiresAt } = await this.tokens.issue('invite', { organisationId: this.organisationId, userId: row.id }, this.options.inviteLinkHours, trx);
+      await this.record(trx, 'user.invited', row.id, { email: input.email, role: input.role });
+      return { user: toStaffUser(row), token, expiresAt };
+    });
+  }
+
+  async changeRole(id: string, role: Role): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const user = await this.get(id, trx);
+      if (user.role === role) return;
+      if (user.role === 'admin') await this.keepAnAdmin(trx, id);
+      await this.scoped(trx).where({ id }).update({ role, updated_at: trx.fn.now() });
+      await this.record(trx, 'user.role_changed', id, { from: user.role, to: role });
+    });
+  }
+
+  async deactivate(id: string): Promise<void> {
+    if (id === this.caller.user.id) throw new ConflictError('cannot_deactivate_self');
+    await this.knex.transaction(async (trx) => {
+      const user = await this.get(id, trx);
+      if (user.status === 'deactivated') return;
+      if (user.role === 'admin') await this.keepAnAdmin(trx, id);
+      await this.scoped(trx).where({ id }).update({ status: 'deactivated', sessions_valid_after: trx.fn.now(), updated_at: trx.fn.now() });
+      const ended = await endUserSessions(trx, id);
+      await this.tokens.revokeForUser(id, trx);
+      await this.record(trx, 'user.deactivated', id, { sessions_ended: ended });
+    });
+  }
+
+  async reactivate(id: string): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const user = await this.get(id, trx);
+      if (user.status !== 'deactivated') return;
+      const row = await this.scoped(trx).where({ id }).first('password_hash');
+      await this.scoped(trx).where({ id }).update({ status: row.password_hash ? 'active' : 'invited', updated_at: trx.fn.now() });
+      await this.record(trx, 'user.reactivated', id, {});
+    });
+  }
+
+  /** A one-time link for the user to choose a new password. */
+  async issuePasswordReset(id: string): Promise<{ token: string; expiresAt: Date; purpose: 'invite' | 'password_reset' }> {
+    return this.knex.transaction(async (trx) => {
+      const user = await this.get(id, trx);
+      if (user.status === 'deactivated') throw new ConflictError('user_deactivated');
+      const purpose = user.status === 'invited' ? 'invite' : 'password_reset';
+      const hours = purpose === 'invite' ? this.options.inviteLinkHours : this.options.passwordResetLinkHours;
+      const issued = await this.tokens.issue(purpose, { organisationId: this.organisationId, userId: id }, hours, trx);
+      await this.record(trx, purpose === 'invite' ? 'user.invited' : 'password.reset_issued', id, { reissued: purpose === 'invite' });
+      return { ...issued, purpose };
+    });
+  }
+
+  async unlock(id: string): Promise<void> {
+    const user = await this.get(id);
+    await this.options.throttle.clear(accountKey(user.email));
+    await this.audit.record({ ...this.base(), action: 'user.unlocked', target: { type: 'user', id } });
+  }
+
+  private async keepAnAdmin(trx: Knex.Transaction, leavingId: string): Promise<void> {
+    // Lock the organisation's admin rows so two admins cannot demote each other at once.
+    const admins = await this.scoped(trx).where({ role: 'admin', status: 'active' }).whereNot({ id: leavingId }).forUpdate().select('id');
+    if (admins.length === 0) throw new ConflictError('last_admin');
+  }
+
+  private base() {
+    return { organisationId: this.organisationId, actor: actorOf(this.caller.user), ip: this.caller.ip, userAgent: this.caller.userAgent };
+  }
+
+  private record(trx: Knex.Transaction, action: 'user.invited' | 'user.role_changed' | 'user.deactivated' | 'user.reactivated' | 'password.reset_issued', id: string, details: Record<string, unknown>) {
+    return this.audit.record({ ...this.base(), action, target: { type: 'user', id }, details }, trx);
+  }
+}
+
+function toStaffUser(row: Record<string, unknown>): StaffUser {
+  const lockedUntil = (row.locked_until as Date | null) ?? null;
+  return {
+    id: row.id as string,
+    name: row.name as string,
+    email: row.email as string,
+    role: row.role as Role,
+    status: row.status as StaffUser['status'],
+    lastLoginAt: (row.last_login_at as Date | null) ?? null,
+    lastLoginIp: (row.last_login_ip as string | null) ?? null,
+    lockedUntil: lockedUntil && lockedUntil > new Date() ? lockedUntil : null,
+    createdAt: row.created_at as Date,
+  };
+}
