@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig, redactConfig } from '../config';
+import { parseArgs } from 'node:util';
+import type { Knex } from 'knex';
+import { ConfigError, loadConfig, redactConfig, type Config } from '../config';
+import { AdminCli, CliError } from './users/admin-cli';
 import { openDatabase } from './db/connection';
 import { migrateLatest, migrationStatus } from './db/migrations';
 import { createLogger } from './logger';
@@ -11,6 +14,11 @@ Commands:
   migrate status     list applied and pending migrations
   config check       validate the configuration and exit
   config show        print the effective configuration (secrets masked)
+  user create-admin --email E --name N (--org ID | --org-name NAME)
+                     create an administrator; prints a one-time link to choose a password
+  user reset-password --email E
+                     print a one-time password-reset link and lift a sign-in lockout
+  setup-link         print a new first-run setup link (only before setup)
 
 Settings come from the environment (see docs/configuration.md).`;
 
@@ -51,6 +59,41 @@ const commands: Record<string, Command> = {
   },
 };
 
+async function withDatabase<T>(work: (knex: Knex, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+  const db = await openDatabase(config, logger);
+  try {
+    await migrateLatest(db.knex);
+    return await work(db.knex, config);
+  } finally {
+    await db.close();
+  }
+}
+
+commands.user = async (args) => {
+  const [sub, ...rest] = args;
+  const { values } = parseArgs({ args: rest, options: { email: { type: 'string' }, name: { type: 'string' }, org: { type: 'string' }, 'org-name': { type: 'string' } } });
+  if (sub === 'create-admin' && values.email && values.name) {
+    const link = await withDatabase((knex, config) => new AdminCli(knex, config).createAdmin({ email: values.email!, name: values.name!, org: values.org, orgName: values['org-name'] }));
+    console.log(`Administrator created. Open this one-time link to choose a password:\n${link}`);
+    return 0;
+  }
+  if (sub === 'reset-password' && values.email) {
+    const link = await withDatabase((knex, config) => new AdminCli(knex, config).resetPassword(values.email!));
+    console.log(`Open this one-time link to choose a new password:\n${link}`);
+    return 0;
+  }
+  console.error(USAGE);
+  return 2;
+};
+
+commands['setup-link'] = async () => {
+  const link = await withDatabase((knex, config) => new AdminCli(knex, config).setupLink());
+  console.log(`Open this one-time link to set up VClerk:\n${link}`);
+  return 0;
+};
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
   const command = name ? commands[name] : undefined;
@@ -61,6 +104,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await command(args);
   } catch (err) {
+    if (err instanceof CliError) {
+      console.error(`vclerk ${name}: ${err.message}`);
+      return 1;
+    }
     if (err instanceof ConfigError) {
       console.error(err.message);
       return 78;

@@ -2,6 +2,8 @@ import http from 'node:http';
 import { ConfigError, loadConfig, redactConfig } from '../config';
 import { createApp } from './app';
 import { resolveSessionSecret } from './auth/secret';
+import { pruneExpiredSessions } from './auth/session-store';
+import { announceSetupLink } from './setup/link';
 import { openDatabase, type Database } from './db/connection';
 import { migrateLatest } from './db/migrations';
 import { createShutdown } from './lifecycle/shutdown';
@@ -58,12 +60,21 @@ async function main(): Promise<void> {
   process.off('SIGINT', onEarlySignal);
   logger.info({ host: config.host, port: config.port, embeddedDatabase: database.embedded }, `VClerk is listening on http://${config.host}:${config.port}`);
 
+  await announceSetupLink(database.knex, config, logger).catch((err) => logger.error({ err }, 'could not issue the setup link'));
   const db = database;
+  const pruning = setInterval(() => {
+    pruneExpiredSessions(db.knex).catch((err) => logger.warn({ err }, 'could not prune expired sessions'));
+  }, 15 * 60_000);
+  pruning.unref();
+
   const { shutdown } = createShutdown({
     server,
     logger,
     timeoutMs: config.shutdownTimeoutMs,
-    closers: [{ name: 'database', close: () => db.close() }],
+    closers: [
+      { name: 'session pruning', close: async () => clearInterval(pruning) },
+      { name: 'database', close: () => db.close() },
+    ],
     exit: (code) => process.exit(code),
   });
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
