@@ -49,6 +49,18 @@ describe('the appliance process', () => {
     assert.match(proc.output(), /"applied":\["20261129070000_create_appliance_info"/);
     assert.ok(fs.existsSync(path.join(dataDir, 'data', 'postgres', 'PG_VERSION')), 'the cluster lives under the data directory');
 
+    // First run: a one-time setup link is logged, and it opens the setup form.
+    const line = await proc.waitFor(/not set up yet/);
+    const link = JSON.parse(line).setupLink as string;
+    assert.match(link, new RegExp(`^http://127\\.0\\.0\\.1:${port}/setup/[A-Za-z0-9_-]{43}$`));
+    const setup = await fetch(link);
+    assert.equal(setup.status, 200);
+    assert.match(await setup.text(), /Set up VClerk/);
+    const token = link.split('/').pop()!;
+    await proc.waitFor(/"url":"\/setup\/\[redacted\]"/);
+    const mentions = proc.output().split('\n').filter((l) => l.includes(token));
+    assert.deepEqual(mentions, [line], 'the token is in the announcement only, never in request logs');
+
     proc.child.kill('SIGTERM');
     const { code } = await proc.exited;
     assert.equal(code, 0);
