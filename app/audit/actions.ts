@@ -5,7 +5,6 @@ export const auditActions = [
   'auth.login_failed',
   'auth.logout',
   'auth.lockout',
-  'auth.session_expired',
   'user.invited',
   'user.activated',
   'user.role_changed',
