@@ -14,6 +14,7 @@ import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
 import { chooseLanguage } from './language/routes';
+import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisations/routes';
 import { completeSetup, setupPage } from './setup/routes';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -48,6 +49,8 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/readyz', access: 'public', handlers: [readiness(deps)] },
     { method: 'get', path: '/', access: 'public', handlers: [home] },
     { method: 'get', path: '/language', access: 'public', handlers: [chooseLanguage] },
+    { method: 'get', path: '/branding/:slug/logo', access: 'public', handlers: [brandingLogo(db)] },
+    { method: 'get', path: '/branding/:slug/theme.css', access: 'public', handlers: [brandingTheme(db)] },
 
     { method: 'get', path: '/login', access: 'public', handlers: [loginPage] },
     { method: 'post', path: '/login', access: 'public', handlers: [login(deps.passport, deps.login)] },
@@ -72,5 +75,8 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/users/:id/reactivate', access: ADMIN, handlers: [reactivateUser(admin)] },
     { method: 'post', path: '/admin/users/:id/reset-password', access: ADMIN, handlers: [resetPassword(admin)] },
     { method: 'post', path: '/admin/users/:id/unlock', access: ADMIN, handlers: [unlockUser(admin)] },
+    { method: 'get', path: '/admin/organisation', access: ADMIN, handlers: [organisationPage(db)] },
+    { method: 'post', path: '/admin/organisation', access: ADMIN, handlers: [updateOrganisationProfile(db)] },
+    { method: 'post', path: '/admin/organisation/branding', access: ADMIN, handlers: [updateOrganisationBranding(db)] },
   ];
 }
