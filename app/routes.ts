@@ -10,6 +10,7 @@ import type { PassportInstance } from './auth/passport';
 import type { LoginService } from './auth/login-service';
 import type { LoginThrottle } from './auth/throttle';
 import type { AppContext } from './context';
+import { auditLog, verifyAudit } from './compliance/routes';
 import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
@@ -35,6 +36,7 @@ export interface RouteDeps extends AppContext {
 }
 
 const ADMIN = ['admin'] as const;
+const COMPLIANCE = ['compliance', 'admin'] as const;
 
 /**
  * The explicit route table: every URL the appliance answers, in one place,
@@ -78,5 +80,8 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/admin/organisation', access: ADMIN, handlers: [organisationPage(db)] },
     { method: 'post', path: '/admin/organisation', access: ADMIN, handlers: [updateOrganisationProfile(db)] },
     { method: 'post', path: '/admin/organisation/branding', access: ADMIN, handlers: [updateOrganisationBranding(db)] },
+
+    { method: 'get', path: '/compliance/audit', access: COMPLIANCE, handlers: [auditLog(db)] },
+    { method: 'get', path: '/compliance/audit/verify', access: COMPLIANCE, handlers: [verifyAudit(db)] },
   ];
 }

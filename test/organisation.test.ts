@@ -3,8 +3,6 @@ import crypto from 'node:crypto';
 import type { Express } from 'express';
 import request from 'supertest';
 import { MAX_LOGO_BYTES } from '../app/organisations/profile-service';
-import { organisationRoutes } from '../app/organisations/routes';
-import { routes } from '../app/routes';
 import { seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
@@ -25,7 +23,7 @@ describe('organisation profile and branding', () => {
   let otherAdmin: SeededUser;
 
   before(async () => {
-    app = buildApp(db.current, { routes: (deps) => [...routes(deps), ...organisationRoutes(deps.db)] });
+    app = buildApp(db.current);
     org = await seedOrganisation(knex(), 'Branding Bank');
     other = await seedOrganisation(knex(), 'Other Savings');
     admin = await seedUser(knex(), org, 'admin');

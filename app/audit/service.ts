@@ -55,7 +55,8 @@ export function chainOf(organisationId: string | null): string {
  * event is written if and only if the change it describes is.
  */
 export class AuditService {
-  constructor(private readonly knex: Knex) {}
+  /** `now` is the clock for `occurred_at`; tests pass a fixed one to place events in time. */
+  constructor(private readonly knex: Knex, private readonly now: () => Date = () => new Date()) {}
 
   async record(event: AuditEventInput, trx?: Knex.Transaction): Promise<void> {
     if (trx) return this.append(trx, event);
@@ -71,7 +72,7 @@ export class AuditService {
     const content: ChainedContent = {
       chain,
       seq: last ? Number(last.seq) + 1 : 1,
-      occurred_at: new Date().toISOString(),
+      occurred_at: this.now().toISOString(),
       organisation_id: event.organisationId,
       actor_type: actor.type,
       actor_id: 'id' in actor && actor.id !== undefined ? actor.id : null,
@@ -92,7 +93,12 @@ export class AuditService {
     });
   }
 
-  /** One organisation's events, newest first, filtered and paged. */
+  /**
+   * One organisation's events, newest first, filtered and paged. `from` is
+   * inclusive and `to` exclusive; `action` matches one action or a prefix
+   * (`auth` matches `auth.*`); `actor` matches part of the actor's label or
+   * the exact actor id.
+   */
   async list(organisationId: string, filter: AuditFilter, page: { limit: number; offset: number }): Promise<{ events: AuditEvent[]; total: number }> {
     const query = this.knex('audit_events').where({ organisation_id: organisationId });
     if (filter.from) query.where('occurred_at', '>=', filter.from);
@@ -103,7 +109,7 @@ export class AuditService {
       query.where((q) => q.whereILike('actor_label', `%${escapeLike(actor)}%`).orWhere('actor_id', actor));
     }
     const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
-    const rows = await query.orderBy('id', 'desc').limit(page.limit).offset(page.offset);
+    const rows = await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset);
     return { events: rows.map(toEvent), total: Number(total) };
   }
 

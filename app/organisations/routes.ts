@@ -4,14 +4,12 @@ import multer from 'multer';
 import { callerOf } from '../auth/caller';
 import { BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors';
 import { flash } from '../http/flash';
-import type { Route } from '../routes';
 import {
   brandThemeCss, DEFAULT_BRAND_COLOR, FIELDS, MAX_LOGO_BYTES, OrganisationProfileService, PublicBranding, type BrandingChange,
 } from './profile-service';
 
 const VIEW = 'admin/organisation';
 const PAGE = '/admin/organisation';
-const ADMIN = ['admin'] as const;
 const PUBLIC_CACHE = 'public, max-age=300';
 
 /** Field problem codes with a message under `organisation.errors.`; anything else shows as `invalid`. */
@@ -26,17 +24,6 @@ const upload = multer({
   storage: multer.memoryStorage(),
   limits: { fileSize: MAX_LOGO_BYTES + 1, files: 1, fields: 10 },
 }).single(FIELDS.logo);
-
-/** The organisation's admin pages and its public branding, as lines for the route table. */
-export function organisationRoutes(knex: Knex): Route[] {
-  return [
-    { method: 'get', path: PAGE, access: ADMIN, handlers: [organisationPage(knex)] },
-    { method: 'post', path: PAGE, access: ADMIN, handlers: [updateOrganisationProfile(knex)] },
-    { method: 'post', path: `${PAGE}/branding`, access: ADMIN, handlers: [updateOrganisationBranding(knex)] },
-    { method: 'get', path: '/branding/:slug/logo', access: 'public', handlers: [brandingLogo(knex)] },
-    { method: 'get', path: '/branding/:slug/theme.css', access: 'public', handlers: [brandingTheme(knex)] },
-  ];
-}
 
 function service(knex: Knex, req: Request): OrganisationProfileService {
   return new OrganisationProfileService(knex, callerOf(req));
