@@ -10,6 +10,12 @@ describe('configuration reference', () => {
     assert.equal(committed, renderConfigReference());
   });
 
+  it('.env.example (for docker compose) mentions every setting', () => {
+    const example = fs.readFileSync(path.join(__dirname, '..', '.env.example'), 'utf8');
+    const missing = Object.values(schema).map((spec) => spec.env).filter((env) => !new RegExp(`^#? ?${env}=`, 'm').test(example));
+    assert.deepEqual(missing, []);
+  });
+
   it('documents every setting with an environment variable and a description', () => {
     for (const [key, spec] of Object.entries(schema)) {
       assert.match(spec.env, /^(VCLERK_[A-Z0-9_]+|DATABASE_URL)$/, key);
