@@ -48,7 +48,7 @@ export function createApp(ctx: AppContext, options: AppOptions = {}): Express {
   app.use(securityHeaders());
   app.use(compression());
   app.use('/static', staticAssets());
-  app.use(sessionMiddleware(db, { secret: ctx.sessionSecret, idleMinutes: config.sessionIdleMinutes }));
+  app.use(ctx.session ?? sessionMiddleware(db, { secret: ctx.sessionSecret, idleMinutes: config.sessionIdleMinutes }));
   app.use(loadCurrentUser(db, { absoluteHours: config.sessionAbsoluteHours }));
   app.use(languageNegotiation(config.defaultLanguage));
   app.use(flashMessages());

@@ -1,4 +1,6 @@
+import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
+import type { CallHub } from './calls/hub';
 import type { Config } from '../config';
 import type { Logger } from './logger';
 
@@ -9,4 +11,8 @@ export interface AppContext {
   logger: Logger;
   /** Signs session cookies: from the config, or generated under the data directory. */
   sessionSecret: string;
+  /** The express-session middleware, shared with the signalling server; built by the app when absent. */
+  session?: RequestHandler;
+  /** Calls' signalling and media; absent in tests that need no media. */
+  hub?: CallHub;
 }

@@ -11,6 +11,7 @@ import type { LoginService } from './auth/login-service';
 import type { LoginThrottle } from './auth/throttle';
 import type { AppContext } from './context';
 import { auditLog, verifyAudit } from './compliance/routes';
+import { clerkCallPage, customerCallPage, endCall, startCall } from './calls/routes';
 import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
@@ -37,6 +38,7 @@ export interface RouteDeps extends AppContext {
 
 const ADMIN = ['admin'] as const;
 const COMPLIANCE = ['compliance', 'admin'] as const;
+const CLERK = ['clerk'] as const;
 
 /**
  * The explicit route table: every URL the appliance answers, in one place,
@@ -46,6 +48,7 @@ const COMPLIANCE = ['compliance', 'admin'] as const;
 export function routes(deps: RouteDeps): Route[] {
   const { db } = deps;
   const admin: AdminDeps = { knex: db, config: deps.config, throttle: deps.throttle };
+  const calls = { knex: db, config: deps.config, hub: deps.hub };
   return [
     { method: 'get', path: '/healthz', access: 'public', handlers: [liveness] },
     { method: 'get', path: '/readyz', access: 'public', handlers: [readiness(deps)] },
@@ -80,6 +83,11 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/admin/organisation', access: ADMIN, handlers: [organisationPage(db)] },
     { method: 'post', path: '/admin/organisation', access: ADMIN, handlers: [updateOrganisationProfile(db)] },
     { method: 'post', path: '/admin/organisation/branding', access: ADMIN, handlers: [updateOrganisationBranding(db)] },
+
+    { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
+    { method: 'get', path: '/calls/:id', access: CLERK, handlers: [clerkCallPage(calls)] },
+    { method: 'post', path: '/calls/:id/end', access: CLERK, handlers: [endCall(calls)] },
+    { method: 'get', path: '/join/:token', access: 'public', handlers: [customerCallPage(calls)] },
 
     { method: 'get', path: '/compliance/audit', access: COMPLIANCE, handlers: [auditLog(db)] },
     { method: 'get', path: '/compliance/audit/verify', access: COMPLIANCE, handlers: [verifyAudit(db)] },

@@ -3,6 +3,10 @@ import { ConfigError, loadConfig, redactConfig } from '../config';
 import { createApp } from './app';
 import { resolveSessionSecret } from './auth/secret';
 import { pruneExpiredSessions } from './auth/session-store';
+import { sessionMiddleware } from './auth/session';
+import { CallHub } from './calls/hub';
+import { startMedia } from './calls/media-setup';
+import { CallService } from './calls/service';
 import { announceSetupLink } from './setup/link';
 import { openDatabase, type Database } from './db/connection';
 import { migrateLatest } from './db/migrations';
@@ -34,8 +38,10 @@ async function main(): Promise<void> {
   logger.info({ version: appVersion, config: redactConfig(config) }, 'starting VClerk');
 
   let database: Database | undefined;
+  let stopMedia: (() => Promise<void>) | undefined;
   const fail = async (err: unknown) => {
     logger.fatal({ err }, 'VClerk could not start');
+    await stopMedia?.().catch(() => undefined);
     await database?.close().catch(() => undefined);
     process.exit(1);
   };
@@ -52,8 +58,28 @@ async function main(): Promise<void> {
     return fail(err);
   }
 
-  const app = createApp({ config, db: database.knex, logger, sessionSecret: resolveSessionSecret(config) });
+  let media: Awaited<ReturnType<typeof startMedia>>;
+  try {
+    media = await startMedia(config, logger);
+    stopMedia = () => media.pool.close();
+    const reconciled = await new CallService(database.knex).reconcileOnStart();
+    if (reconciled.interrupted || reconciled.expired) logger.info(reconciled, 'calls reconciled after the restart');
+  } catch (err) {
+    return fail(err);
+  }
+  const sessionSecret = resolveSessionSecret(config);
+  const session = sessionMiddleware(database.knex, { secret: sessionSecret, idleMinutes: config.sessionIdleMinutes });
+  const hub = new CallHub({
+    knex: database.knex,
+    logger,
+    rooms: media.rooms,
+    session,
+    graceMs: config.signallingGraceSeconds * 1000,
+    absoluteHours: config.sessionAbsoluteHours,
+  });
+  const app = createApp({ config, db: database.knex, logger, sessionSecret, session, hub });
   const server = http.createServer(app);
+  hub.attach(server);
   server.on('error', (err) => void fail(err));
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   process.off('SIGTERM', onEarlySignal);
@@ -64,6 +90,7 @@ async function main(): Promise<void> {
   const db = database;
   const pruning = setInterval(() => {
     pruneExpiredSessions(db.knex).catch((err) => logger.warn({ err }, 'could not prune expired sessions'));
+    hub.calls.expireStale().catch((err) => logger.warn({ err }, 'could not expire stale calls'));
   }, 15 * 60_000);
   pruning.unref();
 
@@ -71,8 +98,10 @@ async function main(): Promise<void> {
     server,
     logger,
     timeoutMs: config.shutdownTimeoutMs,
+    beforeDrain: [{ name: 'signalling', close: () => hub.close() }],
     closers: [
       { name: 'session pruning', close: async () => clearInterval(pruning) },
+      { name: 'media workers', close: () => media.pool.close() },
       { name: 'database', close: () => db.close() },
     ],
     exit: (code) => process.exit(code),

@@ -30,6 +30,7 @@ function optional<T>(spec: Omit<SettingSpec<T>, 'default'>): SettingSpec<T> & { 
 
 // Declared apart so that their literal types survive inference inside setting().
 const languageType = oneOf(['en', 'de'] as const);
+const mediaLogLevelType = oneOf(['debug', 'warn', 'error', 'none'] as const);
 const logLevelType = oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
 
 export const schema = {
@@ -163,6 +164,54 @@ export const schema = {
     description: 'How long a password-reset link stays valid.',
     type: integer(1, 72),
     default: 2,
+  }),
+  mediasoupWorkerBin: optional({
+    env: 'MEDIASOUP_WORKER_BIN',
+    description:
+      'Path of the mediasoup-worker binary. When unset, VClerk uses media/bin/mediasoup-worker, built by media/scripts/build-worker.sh.',
+    type: text({ minLength: 1 }),
+  }),
+  mediaWorkers: setting({
+    env: 'VCLERK_MEDIA_WORKERS',
+    description: 'Number of mediasoup workers (media server processes). 0 starts one per CPU core.',
+    type: integer(0, 64),
+    default: 0,
+  }),
+  mediaListenIp: setting({
+    env: 'VCLERK_MEDIA_LISTEN_IP',
+    description: 'Address the media workers listen on for WebRTC (UDP and TCP).',
+    type: host(),
+    default: '0.0.0.0',
+  }),
+  mediaAnnouncedAddress: optional({
+    env: 'VCLERK_MEDIA_ANNOUNCED_ADDRESS',
+    description:
+      'IP address browsers use to reach the media workers (the appliance\'s LAN or public address). When unset and the listen address is 0.0.0.0, the first non-loopback IPv4 address of the machine is announced (and logged).',
+    type: host(),
+  }),
+  mediaPort: setting({
+    env: 'VCLERK_MEDIA_PORT',
+    description: 'First media port: worker i uses this port + i, UDP and TCP. Open these ports in the firewall.',
+    type: integer(1024, 65000),
+    default: 40000,
+  }),
+  mediaLogLevel: setting({
+    env: 'VCLERK_MEDIA_LOG_LEVEL',
+    description: 'Log level of the mediasoup workers.',
+    type: mediaLogLevelType,
+    default: 'warn',
+  }),
+  signallingGraceSeconds: setting({
+    env: 'VCLERK_SIGNALLING_GRACE_SECONDS',
+    description: 'How long a participant whose connection dropped may take to reconnect before their media is closed.',
+    type: integer(1, 300),
+    default: 15,
+  }),
+  callLinkHours: setting({
+    env: 'VCLERK_CALL_LINK_HOURS',
+    description: 'How long a customer link to a call started by a clerk stays valid.',
+    type: integer(1, 720),
+    default: 24,
   }),
 } as const;
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { listMigrationNames } from '../app/db/migrations';
 import { createTestDatabase, type TestDatabase } from './support/database';
-import { assertBuilt, cleanEnv, compiledCli, compiledServer, freePort, run } from './support/process';
+import { assertBuilt, cleanEnv, compiledCli, compiledServer, freePort, mediaEnv, run } from './support/process';
 
 /** The compiled appliance as a real process: start, configuration errors, restart, shutdown. */
 describe('the appliance process', () => {
@@ -40,7 +40,7 @@ describe('the appliance process', () => {
 
   it('starts with the embedded PostgreSQL, is ready, and shuts down cleanly on SIGTERM', async () => {
     const port = await freePort();
-    const env = cleanEnv({ VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1', VCLERK_DATA_DIR: path.join(dataDir, 'data'), VCLERK_EMBEDDED_DB_PORT: String(await freePort()) });
+    const env = cleanEnv({ ...(await mediaEnv()), VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1', VCLERK_DATA_DIR: path.join(dataDir, 'data'), VCLERK_EMBEDDED_DB_PORT: String(await freePort()) });
     const proc = run(compiledServer, [], env);
     await proc.waitFor(/VClerk is listening/);
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
@@ -76,7 +76,7 @@ describe('the appliance process', () => {
   it('recovers after a crash: the next start takes over the orphaned database and keeps the data', async () => {
     const port = await freePort();
     const dbPort = String(await freePort());
-    const env = cleanEnv({ VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1', VCLERK_DATA_DIR: path.join(dataDir, 'data'), VCLERK_EMBEDDED_DB_PORT: dbPort });
+    const env = cleanEnv({ ...(await mediaEnv()), VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1', VCLERK_DATA_DIR: path.join(dataDir, 'data'), VCLERK_EMBEDDED_DB_PORT: dbPort });
     const first = run(compiledServer, [], env);
     await first.waitFor(/VClerk is listening/);
     first.child.kill('SIGKILL');
@@ -110,7 +110,7 @@ describe('the appliance process', () => {
       assert.match(migrate.output(), new RegExp(`applied ${listMigrationNames().length} migration`));
 
       const port = await freePort();
-      const server = run(compiledServer, [], { ...env, VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1' });
+      const server = run(compiledServer, [], { ...env, ...(await mediaEnv()), VCLERK_PORT: String(port), VCLERK_HOST: '127.0.0.1' });
       await server.waitFor(/VClerk is listening/);
       assert.match(server.output(), /"embeddedDatabase":false/);
       const password = decodeURIComponent(new URL(db.url).password);

@@ -18,9 +18,15 @@ export const auditActions = [
   'organisation.created',
   'organisation.updated',
   'organisation.branding_changed',
+  'call.started',
+  'call.joined',
+  'call.left',
+  'call.ended',
+  'call.interrupted',
   'security.csrf_rejected',
   'security.cross_organisation_denied',
   'security.role_denied',
+  'security.signalling_refused',
 ] as const;
 
 export type AuditAction = (typeof auditActions)[number];

@@ -10,7 +10,7 @@ const INCOMING_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 const SECRET_PARAMS = /^(token|key|api_?key|secret|password|code|signature|sig|_csrf)$/i;
 
 /** Paths whose next segment is a secret token (one-time links, call links). */
-const TOKEN_PATHS = /^(\/(?:setup|invite|password-reset)\/)[^/?]+/;
+const TOKEN_PATHS = /^(\/(?:setup|invite|password-reset|join)\/)[^/?]+/;
 
 /** The URL as logged: path kept, values of secret-looking query parameters masked. */
 export function loggableUrl(url: string | undefined): string {

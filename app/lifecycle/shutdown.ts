@@ -8,6 +8,8 @@ export interface ShutdownOptions {
   timeoutMs: number;
   /** Run in order once HTTP has drained: close pools, stop the embedded database. */
   closers: { name: string; close: () => Promise<void> }[];
+  /** Run first, before HTTP drains: long-lived connections (WebSockets) that would keep it open. */
+  beforeDrain?: { name: string; close: () => Promise<void> }[];
   exit: (code: number) => void;
 }
 
@@ -35,6 +37,9 @@ export function createShutdown(options: ShutdownOptions): { shutdown: (reason: s
     shuttingDown = true;
     logger.info({ reason, timeoutMs }, 'shutting down: no new connections, finishing running requests');
 
+    for (const step of options.beforeDrain ?? []) {
+      await step.close().catch((err) => logger.error({ err, step: step.name }, 'error while shutting down'));
+    }
     const drained = new Promise<void>((resolve) => server.close(() => resolve()));
     const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
     server.closeIdleConnections();

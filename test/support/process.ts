@@ -20,6 +20,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Media settings for a test process: one worker on loopback, on a free port. */
+export async function mediaEnv(): Promise<Record<string, string>> {
+  return { VCLERK_MEDIA_WORKERS: '1', VCLERK_MEDIA_LISTEN_IP: '127.0.0.1', VCLERK_MEDIA_PORT: String(await freePort()) };
+}
+
 /** Only what a fresh shell would have, plus the given settings: no VCLERK_ or DATABASE_URL leaks in. */
 export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, LANG: 'C.UTF-8' };

@@ -1,0 +1,65 @@
+import type { RequestHandler } from 'express';
+import type { Knex } from 'knex';
+import type { Config } from '../../config';
+import { callerOf } from '../auth/caller';
+import { flash } from '../http/flash';
+import { publicBase } from '../http/links';
+import { OrganisationStore } from '../organisations/service';
+import type { CallHub } from './hub';
+import { CallService } from './service';
+
+export interface CallDeps {
+  knex: Knex;
+  config: Config;
+  hub?: CallHub;
+}
+
+/**
+ * POST /calls: a clerk starts a call. The answer is the call page itself,
+ * with the customer's link shown this once (only its hash is stored).
+ * The full call-link management arrives with the customer-access feature.
+ */
+export function startCall(deps: CallDeps): RequestHandler {
+  return async (req, res) => {
+    const { call, token } = await new CallService(deps.knex).start(callerOf(req), deps.config.callLinkHours);
+    res.status(201).render('calls/clerk', {
+      title: req.t('calls.clerk_title'),
+      call: { id: call.id, status: call.status, customerLink: `${publicBase(req, deps.config)}/join/${token}` },
+    });
+  };
+}
+
+/** GET /calls/:id: the clerk's call page (their own calls only). */
+export function clerkCallPage(deps: CallDeps): RequestHandler {
+  return async (req, res) => {
+    const call = await new CallService(deps.knex).getOwn(callerOf(req), String(req.params.id));
+    res.render('calls/clerk', { title: req.t('calls.clerk_title'), call: { id: call.id, status: call.status, customerLink: null } });
+  };
+}
+
+/** POST /calls/:id/end: the clerk ends the call for everyone. */
+export function endCall(deps: CallDeps): RequestHandler {
+  return async (req, res) => {
+    const caller = callerOf(req);
+    await new CallService(deps.knex).endByClerk(caller, String(req.params.id));
+    await deps.hub?.endCall(String(req.params.id), 'ended_by_clerk');
+    flash(req, 'success', 'calls.ended_flash');
+    res.redirect(303, '/dashboard');
+  };
+}
+
+/** GET /join/:token: the customer's call page, opened from the link. */
+export function customerCallPage(deps: CallDeps): RequestHandler {
+  return async (req, res) => {
+    const found = await new CallService(deps.knex).byGuestToken(req.params.token);
+    if ('error' in found) {
+      return res.status(found.error === 'call_ended' ? 410 : 404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
+    }
+    const organisation = await new OrganisationStore(deps.knex).byId(found.call.organisationId);
+    res.set('Cache-Control', 'no-store').render('calls/customer', {
+      title: req.t('calls.customer_title'),
+      token: req.params.token,
+      organisationName: organisation?.name ?? '',
+    });
+  };
+}

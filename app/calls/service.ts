@@ -1,0 +1,168 @@
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { AuditService } from '../audit/service';
+import { SYSTEM, type Actor } from '../audit/actions';
+import { actorOf, type Caller } from '../auth/caller';
+import { randomToken, sha256 } from '../auth/tokens';
+import { ConflictError, NotFoundError } from '../errors';
+
+export type CallStatus = 'waiting' | 'active' | 'ended';
+
+export interface Call {
+  id: string;
+  organisationId: string;
+  clerkId: string | null;
+  status: CallStatus;
+  createdAt: Date;
+  startedAt: Date | null;
+  endedAt: Date | null;
+  endReason: string | null;
+  guestTokenExpiresAt: Date | null;
+}
+
+export type Participant =
+  | { role: 'clerk'; userId: string; label: string; organisationId: string }
+  | { role: 'customer'; label: string };
+
+export interface Meta {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+const COLUMNS = ['id', 'organisation_id', 'clerk_id', 'status', 'created_at', 'started_at', 'ended_at', 'end_reason', 'guest_token_expires_at'];
+
+function toCall(row: Record<string, unknown>): Call {
+  return {
+    id: row.id as string,
+    organisationId: row.organisation_id as string,
+    clerkId: (row.clerk_id as string | null) ?? null,
+    status: row.status as CallStatus,
+    createdAt: row.created_at as Date,
+    startedAt: (row.started_at as Date | null) ?? null,
+    endedAt: (row.ended_at as Date | null) ?? null,
+    endReason: (row.end_reason as string | null) ?? null,
+    guestTokenExpiresAt: (row.guest_token_expires_at as Date | null) ?? null,
+  };
+}
+
+function actorFor(participant: Participant): Actor {
+  return participant.role === 'clerk'
+    ? { type: 'user', id: participant.userId, label: participant.label, organisationId: participant.organisationId }
+    : { type: 'guest', label: participant.label };
+}
+
+/**
+ * Calls: started by a clerk, joined by the clerk (session) and the customer
+ * (link token). Every state change is audited in the same transaction.
+ */
+export class CallService {
+  private readonly audit: AuditService;
+
+  constructor(private readonly knex: Knex) {
+    this.audit = new AuditService(knex);
+  }
+
+  /** A new call of the caller (a clerk) with a customer link valid for `linkHours`. */
+  async start(caller: Caller, linkHours: number): Promise<{ call: Call; token: string }> {
+    const token = randomToken();
+    return this.knex.transaction(async (trx) => {
+      const [row] = await trx('calls')
+        .insert({
+          organisation_id: caller.user.organisationId,
+          clerk_id: caller.user.id,
+          guest_token_hash: sha256(token),
+          guest_token_expires_at: new Date(Date.now() + linkHours * 3600_000),
+        })
+        .returning(COLUMNS);
+      await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'call.started', target: { type: 'call', id: row.id }, ip: caller.ip, userAgent: caller.userAgent }, trx);
+      return { call: toCall(row), token };
+    });
+  }
+
+  /** A call of the caller's organisation that the caller runs; others answer 404 (and other organisations' are audited). */
+  async getOwn(caller: Caller, id: string): Promise<Call> {
+    if (!z.uuid().safeParse(id).success) throw new NotFoundError();
+    const row = await this.knex('calls').where({ id, organisation_id: caller.user.organisationId, clerk_id: caller.user.id }).first(COLUMNS);
+    if (row) return toCall(row);
+    const elsewhere = await this.knex('calls').where({ id }).first('organisation_id');
+    if (elsewhere && elsewhere.organisation_id !== caller.user.organisationId) {
+      await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'security.cross_organisation_denied', target: { type: 'call', id }, ip: caller.ip, userAgent: caller.userAgent });
+    }
+    throw new NotFoundError();
+  }
+
+  /** The open call a customer link token belongs to, or why not. */
+  async byGuestToken(token: unknown): Promise<{ call: Call } | { error: 'token_invalid' | 'call_ended' }> {
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return { error: 'token_invalid' };
+    const row = await this.knex('calls').where({ guest_token_hash: sha256(token) }).first(COLUMNS);
+    if (!row) return { error: 'token_invalid' };
+    const call = toCall(row);
+    if (call.status === 'ended') return { error: 'call_ended' };
+    if (!call.guestTokenExpiresAt || call.guestTokenExpiresAt <= new Date()) return { error: 'token_invalid' };
+    return { call };
+  }
+
+  async byId(id: string): Promise<Call | undefined> {
+    const row = await this.knex('calls').where({ id }).first(COLUMNS);
+    return row ? toCall(row) : undefined;
+  }
+
+  /** A participant joined the call's media; the first time both are there, the call becomes active. */
+  async joined(callId: string, participant: Participant, bothPresent: boolean, meta: Meta): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const call = await trx('calls').where({ id: callId }).forUpdate().first(COLUMNS);
+      if (!call || call.status === 'ended') return;
+      if (bothPresent && call.status === 'waiting') {
+        await trx('calls').where({ id: callId }).update({ status: 'active', started_at: call.started_at ?? trx.fn.now() });
+      }
+      await this.audit.record({ organisationId: call.organisation_id, actor: actorFor(participant), action: 'call.joined', target: { type: 'call', id: callId }, ...meta, details: { role: participant.role } }, trx);
+    });
+  }
+
+  async left(callId: string, participant: Participant, reason: string, meta: Meta): Promise<void> {
+    const call = await this.byId(callId);
+    if (!call) return;
+    await this.audit.record({ organisationId: call.organisationId, actor: actorFor(participant), action: 'call.left', target: { type: 'call', id: callId }, ...meta, details: { role: participant.role, reason } });
+  }
+
+  /** Ends a call (idempotent); returns false if it had already ended. */
+  async end(callId: string, reason: string, actor: Actor, meta: Partial<Meta> = {}): Promise<boolean> {
+    return this.knex.transaction(async (trx) => {
+      const call = await trx('calls').where({ id: callId }).forUpdate().first(COLUMNS);
+      if (!call || call.status === 'ended') return false;
+      await trx('calls').where({ id: callId }).update({ status: 'ended', ended_at: trx.fn.now(), end_reason: reason });
+      await this.audit.record({ organisationId: call.organisation_id, actor, action: 'call.ended', target: { type: 'call', id: callId }, ip: meta.ip ?? null, userAgent: meta.userAgent ?? null, details: { reason, was: call.status } }, trx);
+      return true;
+    });
+  }
+
+  async endByClerk(caller: Caller, id: string): Promise<void> {
+    const call = await this.getOwn(caller, id);
+    if (call.status === 'ended') throw new ConflictError('call_ended');
+    await this.end(call.id, 'ended_by_clerk', actorOf(caller.user), caller);
+  }
+
+  /**
+   * After a restart no media room exists: active calls go back to waiting
+   * (participants reconnect and rejoin by themselves), and calls whose
+   * customer link expired before anyone came are ended.
+   */
+  async reconcileOnStart(): Promise<{ interrupted: number; expired: number }> {
+    const active = await this.knex('calls').where({ status: 'active' }).select('id', 'organisation_id');
+    for (const call of active) {
+      await this.knex.transaction(async (trx) => {
+        await trx('calls').where({ id: call.id }).update({ status: 'waiting' });
+        await this.audit.record({ organisationId: call.organisation_id, actor: SYSTEM, action: 'call.interrupted', target: { type: 'call', id: call.id }, details: { reason: 'restart' } }, trx);
+      });
+    }
+    const expired = await this.expireStale();
+    return { interrupted: active.length, expired };
+  }
+
+  /** Ends waiting calls whose customer link has expired. */
+  async expireStale(): Promise<number> {
+    const stale = await this.knex('calls').where({ status: 'waiting' }).where('guest_token_expires_at', '<=', this.knex.fn.now()).select('id');
+    for (const call of stale) await this.end(call.id, 'expired', SYSTEM);
+    return stale.length;
+  }
+}

@@ -1,0 +1,74 @@
+import type { IncomingMessage } from 'node:http';
+import type { SessionData } from 'express-session';
+import type { Knex } from 'knex';
+import type { Socket } from 'socket.io';
+import { z } from 'zod';
+import { AuditService } from '../audit/service';
+import { resolveSessionUser } from '../auth/current-user';
+import type { CallService, Participant } from './service';
+
+/** What the signalling server knows about a connected socket. */
+export interface SocketIdentity {
+  callId: string;
+  organisationId: string;
+  participant: Participant;
+  /** One peer per person and call: a clerk by user id, the customer by role. */
+  identity: string;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export class SignallingRefusal extends Error {
+  constructor(readonly code: 'unauthenticated' | 'token_invalid' | 'call_not_found' | 'call_ended' | 'forbidden') {
+    super(code);
+  }
+}
+
+const auth = z.union([z.object({ token: z.string().max(200) }).strict(), z.object({ callId: z.uuid() }).strict()]);
+
+function clientIp(socket: Socket): string | null {
+  // The HTTP server's express app decides about proxies; here the socket's own address is used.
+  return socket.handshake.address || null;
+}
+
+/** The customer's neutral label for the call: no name is asked or kept. */
+function customerLabel(callId: string): string {
+  return `Customer ${callId.replace(/-/g, '').slice(0, 4).toUpperCase()}`;
+}
+
+/**
+ * Decides who a new signalling connection is: a clerk by the session
+ * cookie (and the call must be theirs), or a customer by the call link's
+ * token. Refusals of a token are audited with the client's IP.
+ */
+export async function identify(socket: Socket, deps: { knex: Knex; calls: CallService; absoluteHours: number }): Promise<SocketIdentity> {
+  const parsed = auth.safeParse(socket.handshake.auth ?? {});
+  if (!parsed.success) throw new SignallingRefusal('unauthenticated');
+  const ip = clientIp(socket);
+  const userAgent = socket.handshake.headers['user-agent'] ?? null;
+
+  if ('token' in parsed.data) {
+    const found = await deps.calls.byGuestToken(parsed.data.token);
+    if ('error' in found) {
+      await new AuditService(deps.knex).record({ organisationId: null, actor: { type: 'guest' }, action: 'security.signalling_refused', ip, userAgent, details: { reason: found.error } });
+      throw new SignallingRefusal(found.error);
+    }
+    const { call } = found;
+    return { callId: call.id, organisationId: call.organisationId, participant: { role: 'customer', label: customerLabel(call.id) }, identity: 'customer', ip, userAgent };
+  }
+
+  const session = (socket.request as IncomingMessage & { session?: Partial<SessionData> }).session;
+  const user = await resolveSessionUser(deps.knex, session, deps.absoluteHours);
+  if (!user) throw new SignallingRefusal('unauthenticated');
+  const call = await deps.calls.byId(parsed.data.callId);
+  if (!call || call.organisationId !== user.organisationId || call.clerkId !== user.id) throw new SignallingRefusal('call_not_found');
+  if (call.status === 'ended') throw new SignallingRefusal('call_ended');
+  return {
+    callId: call.id,
+    organisationId: call.organisationId,
+    participant: { role: 'clerk', userId: user.id, label: user.name, organisationId: user.organisationId },
+    identity: `clerk:${user.id}`,
+    ip,
+    userAgent,
+  };
+}

@@ -1,0 +1,311 @@
+import { EventEmitter } from 'node:events';
+import type { types } from 'mediasoup';
+import { MediaError } from './errors';
+import type { MediaLogger } from './log';
+import type { WorkerPool } from './worker-pool';
+
+export type PeerRole = 'clerk' | 'customer';
+export type Source = 'microphone' | 'camera' | 'screen';
+
+export interface ProducerSummary {
+  producerId: string;
+  peerId: string;
+  role: PeerRole;
+  kind: types.MediaKind;
+  source: Source;
+  paused: boolean;
+}
+
+interface Peer {
+  id: string;
+  role: PeerRole;
+  label: string;
+  rtpCapabilities?: types.RtpCapabilities;
+  transports: Map<string, types.WebRtcTransport>;
+  producers: Map<string, types.Producer>;
+  consumers: Map<string, types.Consumer>;
+}
+
+export interface RoomEvents {
+  newProducer: [ProducerSummary];
+  producerClosed: [{ producerId: string; peerId: string }];
+  producerPaused: [{ producerId: string; peerId: string }];
+  producerResumed: [{ producerId: string; peerId: string }];
+  /** The router was lost (its worker died) and replaced: every peer must join again. */
+  reset: [];
+  closed: [];
+}
+
+/**
+ * The media of one call: a router on one worker and the participants'
+ * transports, producers and consumers. Every operation names the peer
+ * that asks, and only touches that peer's own objects (consuming is
+ * limited to producers in this room). Closing a peer closes everything
+ * beneath it; closing the room closes the router.
+ */
+export class Room extends EventEmitter<RoomEvents> {
+  private readonly peers = new Map<string, Peer>();
+  private router!: types.Router;
+  private webRtcServer!: types.WebRtcServer;
+  private closed = false;
+  private resetting: Promise<void> | undefined;
+
+  private constructor(readonly callId: string, private readonly pool: WorkerPool, private readonly logger: MediaLogger) {
+    super();
+  }
+
+  static async create(callId: string, pool: WorkerPool, logger: MediaLogger): Promise<Room> {
+    const room = new Room(callId, pool, logger.child({ callId }));
+    await room.attachRouter();
+    return room;
+  }
+
+  private async attachRouter(): Promise<void> {
+    const { router, webRtcServer } = await this.pool.createRouter({ callId: this.callId });
+    this.router = router;
+    this.webRtcServer = webRtcServer;
+  }
+
+  get routerId(): string {
+    return this.router.id;
+  }
+
+  usesRouter(router: types.Router): boolean {
+    return this.router === router;
+  }
+
+  /** Moves the call to a new router after its worker died; peers stay, their media objects are gone. */
+  async reset(): Promise<void> {
+    this.resetting ??= (async () => {
+      for (const peer of this.peers.values()) this.clearMedia(peer);
+      await this.attachRouter();
+      this.logger.warn({ routerId: this.router.id }, 'call moved to a new media router');
+      this.emit('reset');
+    })().finally(() => {
+      this.resetting = undefined;
+    });
+    return this.resetting;
+  }
+
+  private async ready(): Promise<void> {
+    if (this.closed) throw new MediaError('media_unavailable');
+    if (this.resetting) await this.resetting;
+    if (this.router.closed) throw new MediaError('media_unavailable');
+  }
+
+  /** The router's RTP capabilities (after a reset in progress, the new router's). */
+  async capabilities(): Promise<types.RtpCapabilities> {
+    await this.ready();
+    return this.router.rtpCapabilities;
+  }
+
+  hasRole(role: PeerRole): boolean {
+    return [...this.peers.values()].some((p) => p.role === role && p.rtpCapabilities !== undefined);
+  }
+
+  addPeer(id: string, role: PeerRole, label: string): void {
+    this.removePeer(id);
+    this.peers.set(id, { id, role, label, transports: new Map(), producers: new Map(), consumers: new Map() });
+  }
+
+  hasPeer(id: string): boolean {
+    return this.peers.has(id);
+  }
+
+  peerList(): { peerId: string; role: PeerRole; label: string }[] {
+    return [...this.peers.values()].map((p) => ({ peerId: p.id, role: p.role, label: p.label }));
+  }
+
+  /** Closes a peer's transports (and so its producers and consumers) and forgets it. */
+  removePeer(id: string): void {
+    const peer = this.peers.get(id);
+    if (!peer) return;
+    this.clearMedia(peer);
+    this.peers.delete(id);
+  }
+
+  private clearMedia(peer: Peer): void {
+    for (const transport of peer.transports.values()) transport.close();
+    peer.transports.clear();
+    for (const producer of peer.producers.values()) {
+      producer.close();
+      this.emit('producerClosed', { producerId: producer.id, peerId: peer.id });
+    }
+    peer.producers.clear();
+    peer.consumers.clear();
+    peer.rtpCapabilities = undefined;
+  }
+
+  private peer(id: string): Peer {
+    const peer = this.peers.get(id);
+    if (!peer) throw new MediaError('not_joined');
+    return peer;
+  }
+
+  async join(peerId: string, rtpCapabilities: types.RtpCapabilities): Promise<ProducerSummary[]> {
+    await this.ready();
+    this.peer(peerId).rtpCapabilities = rtpCapabilities;
+    return this.producersExcept(peerId);
+  }
+
+  private producersExcept(peerId: string): ProducerSummary[] {
+    const list: ProducerSummary[] = [];
+    for (const peer of this.peers.values()) {
+      if (peer.id === peerId) continue;
+      for (const producer of peer.producers.values()) list.push(summary(peer, producer));
+    }
+    return list;
+  }
+
+  async createTransport(peerId: string, direction: 'send' | 'recv'): Promise<types.WebRtcTransport> {
+    await this.ready();
+    const peer = this.peer(peerId);
+    const transport = await this.router.createWebRtcTransport({
+      webRtcServer: this.webRtcServer,
+      enableUdp: true,
+      enableTcp: true,
+      preferUdp: true,
+      initialAvailableOutgoingBitrate: 1_000_000,
+      appData: { peerId, direction },
+    });
+    peer.transports.set(transport.id, transport);
+    // mediasoup 3.12 has no ICE consent timeout: a DTLS close or failure ends the transport here.
+    transport.on('dtlsstatechange', (state) => {
+      if (state === 'closed' || state === 'failed') {
+        this.logger.info({ peerId, transportId: transport.id, state }, 'DTLS ended: closing the transport');
+        this.closeTransport(peer, transport.id);
+      }
+    });
+    transport.observer.once('close', () => peer.transports.delete(transport.id));
+    return transport;
+  }
+
+  private closeTransport(peer: Peer, transportId: string): void {
+    const transport = peer.transports.get(transportId);
+    if (!transport) return;
+    for (const [id, producer] of peer.producers) {
+      if ((producer.appData as { transportId?: string }).transportId === transportId) {
+        peer.producers.delete(id);
+        this.emit('producerClosed', { producerId: id, peerId: peer.id });
+      }
+    }
+    transport.close();
+  }
+
+  private transport(peer: Peer, transportId: string): types.WebRtcTransport {
+    const transport = peer.transports.get(transportId);
+    if (!transport) throw new MediaError('not_found');
+    return transport;
+  }
+
+  async connectTransport(peerId: string, transportId: string, dtlsParameters: types.DtlsParameters): Promise<void> {
+    await this.ready();
+    await this.transport(this.peer(peerId), transportId).connect({ dtlsParameters });
+  }
+
+  async restartIce(peerId: string, transportId: string): Promise<types.IceParameters> {
+    await this.ready();
+    return this.transport(this.peer(peerId), transportId).restartIce();
+  }
+
+  async produce(peerId: string, transportId: string, kind: types.MediaKind, rtpParameters: types.RtpParameters, source: Source): Promise<types.Producer> {
+    await this.ready();
+    const peer = this.peer(peerId);
+    if (source === 'screen' && peer.role !== 'clerk') throw new MediaError('forbidden');
+    if ((source === 'microphone') !== (kind === 'audio')) throw new MediaError('forbidden');
+    const transport = this.transport(peer, transportId);
+    const producer = await transport.produce({ kind, rtpParameters, appData: { peerId, source, transportId } });
+    peer.producers.set(producer.id, producer);
+    producer.observer.once('close', () => peer.producers.delete(producer.id));
+    this.emit('newProducer', summary(peer, producer));
+    return producer;
+  }
+
+  private producer(peer: Peer, producerId: string): types.Producer {
+    const producer = peer.producers.get(producerId);
+    if (!producer) throw new MediaError('not_found');
+    return producer;
+  }
+
+  async pauseProducer(peerId: string, producerId: string): Promise<void> {
+    await this.ready();
+    const peer = this.peer(peerId);
+    await this.producer(peer, producerId).pause();
+    this.emit('producerPaused', { producerId, peerId });
+  }
+
+  async resumeProducer(peerId: string, producerId: string): Promise<void> {
+    await this.ready();
+    const peer = this.peer(peerId);
+    await this.producer(peer, producerId).resume();
+    this.emit('producerResumed', { producerId, peerId });
+  }
+
+  async closeProducer(peerId: string, producerId: string): Promise<void> {
+    await this.ready();
+    const peer = this.peer(peerId);
+    this.producer(peer, producerId).close();
+    peer.producers.delete(producerId);
+    this.emit('producerClosed', { producerId, peerId });
+  }
+
+  /** Consumes another participant's producer in this room, paused until resumeConsumer. */
+  async consume(peerId: string, transportId: string, producerId: string): Promise<types.Consumer> {
+    await this.ready();
+    const peer = this.peer(peerId);
+    if (!peer.rtpCapabilities) throw new MediaError('not_joined');
+    const transport = this.transport(peer, transportId);
+    const owner = [...this.peers.values()].find((p) => p.producers.has(producerId));
+    if (!owner || owner.id === peerId) throw new MediaError('not_found');
+    if (!this.router.canConsume({ producerId, rtpCapabilities: peer.rtpCapabilities })) throw new MediaError('cannot_consume');
+    const consumer = await transport.consume({ producerId, rtpCapabilities: peer.rtpCapabilities, paused: true, appData: { peerId } });
+    peer.consumers.set(consumer.id, consumer);
+    consumer.observer.once('close', () => peer.consumers.delete(consumer.id));
+    return consumer;
+  }
+
+  async resumeConsumer(peerId: string, consumerId: string): Promise<void> {
+    await this.ready();
+    const consumer = this.peer(peerId).consumers.get(consumerId);
+    if (!consumer) throw new MediaError('not_found');
+    await consumer.resume();
+    await consumer.requestKeyFrame().catch(() => undefined);
+  }
+
+  /** Counts of live media objects, per peer (tests and status pages). */
+  describe(): { routerId: string; peers: { peerId: string; role: PeerRole; transports: number; producers: number; consumers: number }[] } {
+    return {
+      routerId: this.router.id,
+      peers: [...this.peers.values()].map((p) => ({
+        peerId: p.id,
+        role: p.role,
+        transports: [...p.transports.values()].filter((t) => !t.closed).length,
+        producers: [...p.producers.values()].filter((x) => !x.closed).length,
+        consumers: [...p.consumers.values()].filter((x) => !x.closed).length,
+      })),
+    };
+  }
+
+  get isEmpty(): boolean {
+    return this.peers.size === 0;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const id of [...this.peers.keys()]) this.removePeer(id);
+    this.router.close();
+    this.emit('closed');
+  }
+}
+
+function summary(peer: Peer, producer: types.Producer): ProducerSummary {
+  return {
+    producerId: producer.id,
+    peerId: peer.id,
+    role: peer.role,
+    kind: producer.kind,
+    source: (producer.appData as { source: Source }).source,
+    paused: producer.paused,
+  };
+}
