@@ -5,7 +5,7 @@ import { createApp, type AppOptions } from '../../app/app';
 import type { Logger } from '../../app/logger';
 import type { TestDatabase } from './database';
 
-const TEST_SECRET = 'test-session-secret-0123456789abcdefghijklmnop';
+export const TEST_SECRET = 'test-session-secret-0123456789abcdefghijklmnop';
 
 export const silentLogger: Logger = pino({ level: 'silent' });
 
