@@ -70,8 +70,9 @@ export class Room extends EventEmitter<RoomEvents> {
     return this.router.id;
   }
 
-  usesRouter(router: types.Router): boolean {
-    return this.router === router;
+  /** True when the router is gone (its worker died) and the room awaits a reset. */
+  get routerClosed(): boolean {
+    return this.router.closed && !this.closed;
   }
 
   /** Moves the call to a new router after its worker died; peers stay, their media objects are gone. */

@@ -11,10 +11,10 @@ export class RoomRegistry {
   private readonly rooms = new Map<string, Promise<Room>>();
 
   constructor(private readonly pool: WorkerPool, private readonly logger: MediaLogger) {
-    pool.on('workerDied', ({ routers }) => {
+    pool.on('workerDied', () => {
       for (const pending of this.rooms.values()) {
         void pending.then((room) => {
-          if (routers.some((router) => room.usesRouter(router))) {
+          if (room.routerClosed) {
             room.reset().catch((err) => this.logger.error({ err, callId: room.callId }, 'could not move the call to a new router'));
           }
         });

@@ -34,7 +34,7 @@ export interface WorkerSlot {
  * fewest. A worker that dies is replaced on the same port; `workerDied`
  * tells the owners of its routers, so calls can move to a new router.
  */
-export class WorkerPool extends EventEmitter<{ workerDied: [{ index: number; routers: types.Router[] }]; workerReplaced: [{ index: number }] }> {
+export class WorkerPool extends EventEmitter<{ workerDied: [{ index: number }]; workerReplaced: [{ index: number }] }> {
   private readonly slots: WorkerSlot[] = [];
   private closed = false;
 
@@ -78,7 +78,7 @@ export class WorkerPool extends EventEmitter<{ workerDied: [{ index: number; rou
   }
 
   private async replace(dead: WorkerSlot): Promise<void> {
-    const routers = [...dead.routers];
+    // mediasoup has already closed the dead worker's routers (their owners see router.closed).
     dead.routers.clear();
     const position = this.slots.indexOf(dead);
     if (this.closed || position === -1) return;
@@ -94,7 +94,7 @@ export class WorkerPool extends EventEmitter<{ workerDied: [{ index: number; rou
         await new Promise((r) => setTimeout(r, 250));
       }
     }
-    this.emit('workerDied', { index: dead.index, routers });
+    this.emit('workerDied', { index: dead.index });
   }
 
   /** A new router (one per call) on the live worker with the fewest routers. */

@@ -24,7 +24,7 @@ function connect(url: string, auth: Record<string, string>, cookie?: string): Pr
 }
 
 function ask(socket: Socket, type: string, payload: unknown = {}): Promise<Ack> {
-  return socket.timeout(5000).emitWithAck(type, payload) as Promise<Ack>;
+  return socket.timeout(15000).emitWithAck(type, payload) as Promise<Ack>;
 }
 
 async function ok(socket: Socket, type: string, payload: unknown = {}): Promise<Record<string, unknown>> {
