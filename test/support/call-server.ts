@@ -4,7 +4,7 @@ import path from 'node:path';
 import { createApp } from '../../app/app';
 import { sessionMiddleware } from '../../app/auth/session';
 import { CallHub } from '../../app/calls/hub';
-import { RoomRegistry, WorkerPool } from '../../media';
+import { RoomRegistry, WorkerPool, resolveWorkerBinary } from '../../media';
 import { freePort } from './process';
 import { silentLogger, testConfig, TEST_SECRET } from './context';
 import type { TestDatabase } from './database';
@@ -23,7 +23,7 @@ export interface CallServer {
 export async function startCallServer(db: TestDatabase, options: { graceMs?: number; workers?: number } = {}): Promise<CallServer> {
   const config = testConfig();
   const pool = await WorkerPool.create({
-    workerBin: path.join(__dirname, '..', '..', 'media', 'bin', 'mediasoup-worker'),
+    workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, path.join(__dirname, '..', '..')),
     workers: options.workers ?? 1,
     listenIp: '127.0.0.1',
     basePort: await freePort(),
