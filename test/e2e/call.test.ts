@@ -101,7 +101,11 @@ describe('a video call between a clerk and a customer (two real browsers)', func
     }
     assert.deepEqual(state!.peers.map((p) => p.role), ['clerk']);
     assert.equal(state!.peers[0]!.consumers, 0, 'the clerk no longer consumes the customer');
-    const events = await db.current.knex('audit_events').where({ target_id: callId }).orderBy('seq').pluck('action');
+    let events: string[] = [];
+    for (let i = 0; i < 50 && !events.includes('call.left'); i++) {
+      events = await db.current.knex('audit_events').where({ target_id: callId }).orderBy('seq').pluck('action');
+      if (!events.includes('call.left')) await new Promise((r) => setTimeout(r, 100));
+    }
     assert.equal(events[0], 'call.started');
     assert.ok(events.filter((a: string) => a === 'call.joined').length >= 2, 'both joins are audited');
     assert.ok(events.includes('call.left'));
