@@ -67,6 +67,7 @@ async function main(): Promise<void> {
     await clerkPage.waitForURL('**/dashboard');
     await clerkPage.click('#start-call');
     await clerkPage.waitForSelector('#join');
+    await clerkPage.waitForSelector('input[readonly][value*="/join/"]');
     const link = await clerkPage.$eval('input[readonly][value*="/join/"]', (el) => (el as unknown as { value: string }).value);
     await clerkPage.click('#join');
 

@@ -24,7 +24,9 @@ function connect(url: string, auth: Record<string, string>, cookie?: string): Pr
 }
 
 function ask(socket: Socket, type: string, payload: unknown = {}): Promise<Ack> {
-  return socket.timeout(15000).emitWithAck(type, payload) as Promise<Ack>;
+  return (socket.timeout(15000).emitWithAck(type, payload) as Promise<Ack>).catch((err: Error) => {
+    throw new Error(`${type}: ${err.message}`);
+  });
 }
 
 async function ok(socket: Socket, type: string, payload: unknown = {}): Promise<Record<string, unknown>> {

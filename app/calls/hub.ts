@@ -90,25 +90,36 @@ export class CallHub {
     const who = socket.data.who as SocketIdentity;
     const log = this.options.logger.child({ callId: who.callId, role: who.participant.role });
     const key = `${who.callId}:${who.identity}`;
-    const room = await this.options.rooms.get(who.callId);
-    this.wire(room);
-
-    // The same person connecting again (reload, reconnect, second tab) replaces their earlier peer.
-    const earlier = this.peers.get(key);
-    if (earlier) {
-      clearTimeout(earlier.grace);
-      room.removePeer(earlier.peerId);
-      if (earlier.socket.connected) earlier.socket.disconnect(true);
-    }
     const peerId = randomUUID();
-    room.addPeer(peerId, who.participant.role, who.participant.label);
-    this.peers.set(key, { peerId, socket });
     socket.data.peerId = peerId;
     socket.data.lastSeen = Date.now();
     let members = this.sockets.get(who.callId);
     if (!members) this.sockets.set(who.callId, (members = new Set()));
     members.add(socket);
-    log.info({ peerId, ip: who.ip }, 'participant connected');
+
+    // Listen at once: a client may send its first request before the room is ready.
+    const setup = (async () => {
+      const room = await this.options.rooms.get(who.callId);
+      this.wire(room);
+      // The same person connecting again (reload, reconnect, second tab) replaces their earlier peer.
+      const earlier = this.peers.get(key);
+      if (earlier) {
+        clearTimeout(earlier.grace);
+        room.removePeer(earlier.peerId);
+        if (earlier.socket.connected) {
+          earlier.socket.data.left = true;
+          earlier.socket.disconnect(true);
+        }
+      }
+      room.addPeer(peerId, who.participant.role, who.participant.label);
+      this.peers.set(key, { peerId, socket });
+      log.info({ peerId, ip: who.ip }, 'participant connected');
+      return room;
+    })();
+    setup.catch((err) => {
+      log.error({ err }, 'could not set up the participant');
+      socket.disconnect(true);
+    });
 
     const bucket = new TokenBucket(20, 60);
     let refusedInARow = 0;
@@ -144,7 +155,8 @@ export class CallHub {
         return;
       }
       const handler = this.handlers[event as RequestType] as Handler;
-      handler(who, peerId, room, parsed.data as never)
+      setup
+        .then((room) => handler(who, peerId, room, parsed.data as never))
         .then((data) => reply({ ok: true, data: data ?? {} }))
         .catch((err) => {
           if (err instanceof MediaError) return reply({ ok: false, error: { code: err.code, message: err.code } });
@@ -155,14 +167,16 @@ export class CallHub {
 
     socket.on('disconnect', (reason) => {
       members!.delete(socket);
-      const entry = this.peers.get(key);
-      if (!entry || entry.socket !== socket || socket.data.left) return;
-      log.info({ peerId, reason }, 'participant disconnected; waiting for a reconnect');
-      entry.grace = setTimeout(() => {
-        if (this.peers.get(key) !== entry) return;
-        void this.removeParticipant(who, key, room, 'connection_lost');
-      }, this.options.graceMs);
-      entry.grace.unref();
+      void setup.then((room) => {
+        const entry = this.peers.get(key);
+        if (!entry || entry.socket !== socket || socket.data.left) return;
+        log.info({ peerId, reason }, 'participant disconnected; waiting for a reconnect');
+        entry.grace = setTimeout(() => {
+          if (this.peers.get(key) !== entry) return;
+          void this.removeParticipant(who, key, room, 'connection_lost');
+        }, this.options.graceMs);
+        entry.grace.unref();
+      }, () => undefined);
     });
   }
 

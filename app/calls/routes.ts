@@ -15,17 +15,16 @@ export interface CallDeps {
 }
 
 /**
- * POST /calls: a clerk starts a call. The answer is the call page itself,
- * with the customer's link shown this once (only its hash is stored).
- * The full call-link management arrives with the customer-access feature.
+ * POST /calls: a clerk starts a call and is sent to its page. The
+ * customer's token travels only in the URL fragment (`#customer=...`),
+ * which browsers never send to a server or put in a log; the page shows
+ * the link from it. Only the token's hash is stored. Full call-link
+ * management arrives with the customer-access feature.
  */
 export function startCall(deps: CallDeps): RequestHandler {
   return async (req, res) => {
     const { call, token } = await new CallService(deps.knex).start(callerOf(req), deps.config.callLinkHours);
-    res.status(201).render('calls/clerk', {
-      title: req.t('calls.clerk_title'),
-      call: { id: call.id, status: call.status, customerLink: `${publicBase(req, deps.config)}/join/${token}` },
-    });
+    res.redirect(303, `/calls/${call.id}#customer=${token}`);
   };
 }
 
@@ -33,7 +32,10 @@ export function startCall(deps: CallDeps): RequestHandler {
 export function clerkCallPage(deps: CallDeps): RequestHandler {
   return async (req, res) => {
     const call = await new CallService(deps.knex).getOwn(callerOf(req), String(req.params.id));
-    res.render('calls/clerk', { title: req.t('calls.clerk_title'), call: { id: call.id, status: call.status, customerLink: null } });
+    res.set('Cache-Control', 'no-store').render('calls/clerk', {
+      title: req.t('calls.clerk_title'),
+      call: { id: call.id, status: call.status, linkBase: `${publicBase(req, deps.config)}/join/` },
+    });
   };
 }
 

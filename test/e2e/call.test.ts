@@ -41,6 +41,7 @@ describe('a video call between a clerk and a customer (two real browsers)', func
     await clerkPage.waitForURL('**/dashboard');
     await clerkPage.click('#start-call');
     await clerkPage.waitForSelector('#join');
+    await clerkPage.waitForSelector('input[readonly][value*="/join/"]');
     callId = await clerkPage.getAttribute('[data-call-id]', 'data-call-id') as string;
     assert.match(callId, /^[0-9a-f-]{36}$/);
     const link = await clerkPage.$eval('input[readonly][value*="/join/"]', (el) => (el as unknown as { value: string }).value);
