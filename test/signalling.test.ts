@@ -57,7 +57,7 @@ describe('signalling', () => {
   let clerkCookie: string;
 
   before(async () => {
-    server = await startCallServer(db.current, { graceMs: 300 });
+    server = await startCallServer(db.current, { graceMs: 300, silenceMs: 2500 });
     const org = await seedOrganisation(db.current.knex, 'Signal Bank');
     clerk = await seedUser(db.current.knex, org, 'clerk');
     const agent = request.agent(server.url);
@@ -200,6 +200,20 @@ describe('signalling', () => {
       assert.equal((await server.hub.describeCall(call.callId))?.peers.length, 1, 'still there during the grace period');
       await new Promise((r) => setTimeout(r, 600));
       assert.equal(await server.hub.describeCall(call.callId), undefined);
+    });
+
+    it('a connection whose heartbeat stops is dropped and its media freed', async () => {
+      const call = await newCall();
+      const customer = await connect(server.url, { token: call.token });
+      await joinWithTransports(customer);
+      const dropped = new Promise((resolve) => customer.once('disconnect', resolve));
+      const started = Date.now();
+      await dropped; // the client says nothing more; socket.io's own pings do not count
+      assert.ok(Date.now() - started >= 1000, 'not before the silence limit');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await server.hub.describeCall(call.callId), undefined, 'transports closed after the grace period');
+      const [event] = await db.current.knex('audit_events').where({ action: 'call.left', target_id: call.callId });
+      assert.equal(event.details.reason, 'connection_lost');
     });
 
     it('reconnecting within the grace period replaces the old peer', async () => {

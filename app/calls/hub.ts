@@ -20,6 +20,8 @@ export interface HubOptions {
   session: RequestHandler;
   graceMs: number;
   absoluteHours: number;
+  /** A connection silent this long (no heartbeat, no request) is dropped; default 3 heartbeat intervals. */
+  silenceMs?: number;
 }
 
 interface PeerEntry {
@@ -81,7 +83,8 @@ export class CallHub {
         socket.disconnect(true);
       });
     });
-    this.heartbeat = setInterval(() => this.sweepSilent(), HEARTBEAT_INTERVAL_MS);
+    const silenceMs = this.options.silenceMs ?? 3 * HEARTBEAT_INTERVAL_MS;
+    this.heartbeat = setInterval(() => this.sweepSilent(silenceMs), Math.min(HEARTBEAT_INTERVAL_MS, silenceMs / 2));
     this.heartbeat.unref();
     this.io = io;
   }
@@ -272,8 +275,8 @@ export class CallHub {
     }
   }
 
-  private sweepSilent(): void {
-    const limit = Date.now() - 3 * HEARTBEAT_INTERVAL_MS;
+  private sweepSilent(silenceMs: number): void {
+    const limit = Date.now() - silenceMs;
     for (const members of this.sockets.values()) {
       for (const socket of members) {
         if ((socket.data.lastSeen as number) < limit) {

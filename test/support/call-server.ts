@@ -20,7 +20,7 @@ export interface CallServer {
  * The real appliance in this process: the app, a listening HTTP server,
  * the signalling hub and a real mediasoup worker pool on loopback.
  */
-export async function startCallServer(db: TestDatabase, options: { graceMs?: number; workers?: number } = {}): Promise<CallServer> {
+export async function startCallServer(db: TestDatabase, options: { graceMs?: number; workers?: number; silenceMs?: number } = {}): Promise<CallServer> {
   const config = testConfig();
   const pool = await WorkerPool.create({
     workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, path.join(__dirname, '..', '..')),
@@ -32,7 +32,7 @@ export async function startCallServer(db: TestDatabase, options: { graceMs?: num
   });
   const rooms = new RoomRegistry(pool, silentLogger);
   const session = sessionMiddleware(db.knex, { secret: TEST_SECRET, idleMinutes: 30 });
-  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12 });
+  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs });
   const app = createApp({ config, db: db.knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
   const server = http.createServer(app);
   hub.attach(server);
