@@ -16,7 +16,7 @@
 import type { Page } from 'playwright-core';
 import { CallService } from '../app/calls/service';
 import { PASSWORD, seedOrganisation, seedUser } from '../test/support/accounts';
-import { launchBrowser, stats } from '../test/support/browser';
+import { clerkStartsCall, launchBrowser, stats } from '../test/support/browser';
 import { startCallServer } from '../test/support/call-server';
 import { createTestDatabase, startTestServer, stopTestServer } from '../test/support/database';
 
@@ -60,15 +60,7 @@ async function main(): Promise<void> {
     const org = await seedOrganisation(db.knex, 'Bench Bank');
     const clerk = await seedUser(db.knex, org, 'clerk');
     const clerkPage = await clerkBrowser.newPage();
-    await clerkPage.goto(`${server.url}/login`);
-    await clerkPage.fill('#f-email', clerk.email);
-    await clerkPage.fill('#f-password', PASSWORD);
-    await clerkPage.click('button[type=submit]');
-    await clerkPage.waitForURL('**/dashboard');
-    await clerkPage.click('#start-call');
-    await clerkPage.waitForSelector('#join');
-    await clerkPage.waitForSelector('input[readonly][value*="/join/"]');
-    const link = await clerkPage.$eval('input[readonly][value*="/join/"]', (el) => (el as unknown as { value: string }).value);
+    const link = await clerkStartsCall(clerkPage, server.url, clerk, PASSWORD);
     await clerkPage.click('#join');
 
     const customerPage = await customerBrowser.newPage();

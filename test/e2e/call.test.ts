@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { PASSWORD, seedOrganisation, seedUser, type SeededUser } from '../support/accounts';
-import { assertFlowing, launchBrowser, stats, waitForStats } from '../support/browser';
+import { assertFlowing, clerkStartsCall, launchBrowser, stats, waitForStats } from '../support/browser';
 import { startCallServer, type CallServer } from '../support/call-server';
 import { useTestDatabase } from '../support/database';
 
@@ -34,17 +34,9 @@ describe('a video call between a clerk and a customer (two real browsers)', func
 
   it('the clerk signs in, starts a call and gets a customer link', async () => {
     clerkPage = await clerkBrowser.newPage();
-    await clerkPage.goto(`${server.url}/login`);
-    await clerkPage.fill('#f-email', clerk.email);
-    await clerkPage.fill('#f-password', PASSWORD);
-    await clerkPage.click('button[type=submit]');
-    await clerkPage.waitForURL('**/dashboard');
-    await clerkPage.click('#start-call');
-    await clerkPage.waitForSelector('#join');
-    await clerkPage.waitForSelector('input[readonly][value*="/join/"]');
+    const link = await clerkStartsCall(clerkPage, server.url, clerk, PASSWORD);
     callId = await clerkPage.getAttribute('[data-call-id]', 'data-call-id') as string;
     assert.match(callId, /^[0-9a-f-]{36}$/);
-    const link = await clerkPage.$eval('input[readonly][value*="/join/"]', (el) => (el as unknown as { value: string }).value);
     assert.match(link, /\/join\/[A-Za-z0-9_-]{43}$/);
     await clerkPage.click('#join');
 

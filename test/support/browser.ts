@@ -57,3 +57,19 @@ export async function assertFlowing(page: Page, ms = 1500): Promise<void> {
   if (!(after.video.framesDecoded > before.video.framesDecoded)) throw new Error(`video frames are not decoded: ${JSON.stringify({ before, after })}`);
   if (!(after.audio.packetsReceived > before.audio.packetsReceived)) throw new Error(`audio packets do not arrive: ${JSON.stringify({ before, after })}`);
 }
+
+/**
+ * In the browser: a clerk signs in through the form, starts a call from the
+ * dashboard and waits for the call page; returns the customer link shown there.
+ */
+export async function clerkStartsCall(page: Page, baseUrl: string, clerk: { email: string }, password: string): Promise<string> {
+  await page.goto(`${baseUrl}/login`);
+  await page.fill('#f-email', clerk.email);
+  await page.fill('#f-password', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/dashboard');
+  await page.click('#start-call');
+  await page.waitForSelector('#join');
+  const field = await page.waitForSelector('input[readonly][value*="/join/"]');
+  return field.inputValue();
+}
