@@ -11,7 +11,7 @@ import type { LoginService } from './auth/login-service';
 import type { LoginThrottle } from './auth/throttle';
 import type { AppContext } from './context';
 import { auditLog, verifyAudit } from './compliance/routes';
-import { clerkCallPage, customerCallPage, endCall, startCall } from './calls/routes';
+import { clerkCallPage, customerCallPage, endCall, revokeCallLink, startCall } from './calls/routes';
 import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
@@ -67,7 +67,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/password-reset/:token', access: 'public', handlers: [setPasswordPage(db, 'password_reset')] },
     { method: 'post', path: '/password-reset/:token', access: 'public', handlers: [setPassword(db, 'password_reset')] },
 
-    { method: 'get', path: '/dashboard', access: 'staff', handlers: [dashboard] },
+    { method: 'get', path: '/dashboard', access: 'staff', handlers: [dashboard(db)] },
     { method: 'get', path: '/account', access: 'staff', handlers: [accountPage] },
     { method: 'post', path: '/account/password', access: 'staff', handlers: [changePassword(db)] },
     { method: 'post', path: '/account/language', access: 'staff', handlers: [changeLanguage(db)] },
@@ -87,6 +87,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
     { method: 'get', path: '/calls/:id', access: CLERK, handlers: [clerkCallPage(calls)] },
     { method: 'post', path: '/calls/:id/end', access: CLERK, handlers: [endCall(calls)] },
+    { method: 'post', path: '/calls/:id/revoke', access: CLERK, handlers: [revokeCallLink(calls)] },
     { method: 'get', path: '/join/:token', access: 'public', handlers: [customerCallPage(calls)] },
 
     { method: 'get', path: '/compliance/audit', access: COMPLIANCE, handlers: [auditLog(db)] },

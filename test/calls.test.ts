@@ -74,6 +74,43 @@ describe('call pages', () => {
     assert.equal(ended.body.error.code, 'call_ended');
   });
 
+  it('a call link carries a reference, a scheduled time and a validity, and the dashboard lists it', async () => {
+    const scheduled = new Date(Date.now() + 2 * 3600_000);
+    const res = await clerkBrowser.agent.post('/calls').type('form')
+      .send({ _csrf: clerkBrowser.csrf, reference: 'CASE-2026/0042', valid_hours: '4', scheduled_at: scheduled.toISOString().slice(0, 16) })
+      .expect(303);
+    const id = /\/calls\/([0-9a-f-]{36})#/.exec(res.headers.location!)![1]!;
+    const row = await db.current.knex('calls').where({ id }).first();
+    assert.equal(row.reference, 'CASE-2026/0042');
+    assert.ok(row.scheduled_at);
+    const hoursAfterSchedule = (row.guest_token_expires_at.getTime() - row.scheduled_at.getTime()) / 3600_000;
+    assert.ok(hoursAfterSchedule > 3.9 && hoursAfterSchedule <= 4.01, 'valid for 4 hours from the scheduled time');
+    const dashboard = await clerkBrowser.agent.get('/dashboard').expect(200);
+    assert.match(dashboard.text, /CASE-2026\/0042/);
+  });
+
+  it('refuses a personal-looking or malformed reference, and changes nothing', async () => {
+    const before = await db.current.knex('calls').count({ n: '*' });
+    for (const reference of ['anna@example.org', '<b>x</b>', 'x'.repeat(65)]) {
+      const res = await clerkBrowser.agent.post('/calls').type('form').send({ _csrf: clerkBrowser.csrf, reference }).expect(400);
+      assert.match(res.text, /aria-invalid="true"/);
+    }
+    await clerkBrowser.agent.post('/calls').type('form').send({ _csrf: clerkBrowser.csrf, valid_hours: '99999' }).expect(400);
+    await clerkBrowser.agent.post('/calls').type('form').send({ _csrf: clerkBrowser.csrf, scheduled_at: 'tomorrow-ish' }).expect(400);
+    assert.deepEqual(await db.current.knex('calls').count({ n: '*' }), before);
+  });
+
+  it('a revoked link opens nothing any more, and the revocation is audited', async () => {
+    const { id, token } = await startCall();
+    await request(app).get(`/join/${token}`).expect(200);
+    await otherClerk.agent.post(`/calls/${id}/revoke`).set('X-CSRF-Token', otherClerk.csrf).set('Accept', 'application/json').expect(404);
+    await clerkBrowser.agent.post(`/calls/${id}/revoke`).type('form').send({ _csrf: clerkBrowser.csrf }).expect(303);
+    await request(app).get(`/join/${token}`).expect(404, /This link is not valid/);
+    assert.equal((await db.current.knex('audit_events').where({ action: 'call.link_revoked', target_id: id })).length, 1);
+    const dashboard = await clerkBrowser.agent.get('/dashboard').expect(200);
+    assert.match(dashboard.text, /Revoked/);
+  });
+
   it('call pages load no inline script and nothing from outside', async () => {
     const { id, token } = await startCall();
     for (const html of [(await clerkBrowser.agent.get(`/calls/${id}`)).text, (await request(app).get(`/join/${token}`)).text]) {

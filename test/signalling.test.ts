@@ -84,6 +84,12 @@ describe('signalling', () => {
       assert.ok(events.length >= 3 && events.every((e) => e.ip));
     });
 
+    it('refuses a revoked link', async () => {
+      const { callId, token } = await newCall();
+      await db.current.knex('calls').where({ id: callId }).update({ link_revoked_at: new Date() });
+      await assert.rejects(connect(server.url, { token }), /token_invalid/);
+    });
+
     it('refuses a customer of an ended call', async () => {
       const { callId, token } = await newCall();
       await db.current.knex('calls').where({ id: callId }).update({ status: 'ended', ended_at: new Date(), end_reason: 'test' });

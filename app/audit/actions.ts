@@ -19,6 +19,7 @@ export const auditActions = [
   'organisation.updated',
   'organisation.branding_changed',
   'call.started',
+  'call.link_revoked',
   'call.joined',
   'call.left',
   'call.ended',

@@ -6,7 +6,9 @@ import { flash } from '../http/flash';
 import { publicBase } from '../http/links';
 import { OrganisationStore } from '../organisations/service';
 import type { CallHub } from './hub';
-import { CallService } from './service';
+import { parseBody } from '../http/forms';
+import { withFormErrors } from '../http/render-form';
+import { CallService, callLinkSchema } from './service';
 
 export interface CallDeps {
   knex: Knex;
@@ -23,8 +25,23 @@ export interface CallDeps {
  */
 export function startCall(deps: CallDeps): RequestHandler {
   return async (req, res) => {
-    const { call, token } = await new CallService(deps.knex).start(callerOf(req), deps.config.callLinkHours);
-    res.redirect(303, `/calls/${call.id}#customer=${token}`);
+    const service = new CallService(deps.knex);
+    const caller = callerOf(req);
+    const locals = { title: req.t('dashboard.title'), calls: await service.listOpen(caller) };
+    await withFormErrors(res, 'dashboard/index', locals, async () => {
+      const input = parseBody(callLinkSchema, req.body);
+      const { call, token } = await service.start(caller, deps.config.callLinkHours, input);
+      res.redirect(303, `/calls/${call.id}#customer=${token}`);
+    });
+  };
+}
+
+/** POST /calls/:id/revoke: the customer link stops working (the call itself goes on). */
+export function revokeCallLink(deps: CallDeps): RequestHandler {
+  return async (req, res) => {
+    await new CallService(deps.knex).revokeLink(callerOf(req), String(req.params.id));
+    flash(req, 'success', 'calls.link_revoked_flash');
+    res.redirect(303, '/dashboard');
   };
 }
 

@@ -18,7 +18,28 @@ export interface Call {
   endedAt: Date | null;
   endReason: string | null;
   guestTokenExpiresAt: Date | null;
+  reference: string | null;
+  scheduledAt: Date | null;
+  linkRevokedAt: Date | null;
 }
+
+/** A call link as the clerk sets it up: how long it is valid, a case number, a time. */
+export const callLinkSchema = z.object({
+  valid_hours: z.coerce.number().int('invalid').min(1, 'invalid').max(720, 'invalid').optional(),
+  reference: z
+    .string()
+    .trim()
+    .max(64, 'too_long')
+    .refine((v) => v === '' || /^[\p{L}\p{N}][\p{L}\p{N} ._/#:-]*$/u.test(v), 'invalid_reference')
+    .optional(),
+  scheduled_at: z
+    .string()
+    .trim()
+    .refine((v) => v === '' || !Number.isNaN(Date.parse(v)), 'invalid_date')
+    .optional(),
+});
+
+export type CallLinkInput = z.infer<typeof callLinkSchema>;
 
 export type Participant =
   | { role: 'clerk'; userId: string; label: string; organisationId: string }
@@ -29,7 +50,7 @@ export interface Meta {
   userAgent: string | null;
 }
 
-const COLUMNS = ['id', 'organisation_id', 'clerk_id', 'status', 'created_at', 'started_at', 'ended_at', 'end_reason', 'guest_token_expires_at'];
+const COLUMNS = ['id', 'organisation_id', 'clerk_id', 'status', 'created_at', 'started_at', 'ended_at', 'end_reason', 'guest_token_expires_at', 'reference', 'scheduled_at', 'link_revoked_at'];
 
 function toCall(row: Record<string, unknown>): Call {
   return {
@@ -42,6 +63,9 @@ function toCall(row: Record<string, unknown>): Call {
     endedAt: (row.ended_at as Date | null) ?? null,
     endReason: (row.end_reason as string | null) ?? null,
     guestTokenExpiresAt: (row.guest_token_expires_at as Date | null) ?? null,
+    reference: (row.reference as string | null) ?? null,
+    scheduledAt: (row.scheduled_at as Date | null) ?? null,
+    linkRevokedAt: (row.link_revoked_at as Date | null) ?? null,
   };
 }
 
@@ -62,20 +86,50 @@ export class CallService {
     this.audit = new AuditService(knex);
   }
 
-  /** A new call of the caller (a clerk) with a customer link valid for `linkHours`. */
-  async start(caller: Caller, linkHours: number): Promise<{ call: Call; token: string }> {
+  /**
+   * A new call of the caller (a clerk) and its customer link: 256 random
+   * bits, of which only the SHA-256 is stored; valid for `validHours`
+   * (default `linkHours`), with an optional reference and scheduled time.
+   */
+  async start(caller: Caller, linkHours: number, input: CallLinkInput = {}): Promise<{ call: Call; token: string }> {
     const token = randomToken();
+    const hours = input.valid_hours ?? linkHours;
+    const scheduledAt = input.scheduled_at ? new Date(input.scheduled_at) : null;
+    const expiresAt = new Date(Math.max(Date.now(), scheduledAt?.getTime() ?? 0) + hours * 3600_000);
     return this.knex.transaction(async (trx) => {
       const [row] = await trx('calls')
         .insert({
           organisation_id: caller.user.organisationId,
           clerk_id: caller.user.id,
           guest_token_hash: sha256(token),
-          guest_token_expires_at: new Date(Date.now() + linkHours * 3600_000),
+          guest_token_expires_at: expiresAt,
+          reference: input.reference || null,
+          scheduled_at: scheduledAt,
         })
         .returning(COLUMNS);
-      await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'call.started', target: { type: 'call', id: row.id }, ip: caller.ip, userAgent: caller.userAgent }, trx);
+      await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'call.started', target: { type: 'call', id: row.id }, ip: caller.ip, userAgent: caller.userAgent, details: { valid_hours: hours, scheduled: scheduledAt !== null, reference: row.reference } }, trx);
       return { call: toCall(row), token };
+    });
+  }
+
+  /** The caller's calls that have not ended, newest first (the dashboard list). */
+  async listOpen(caller: Caller): Promise<Call[]> {
+    const rows = await this.knex('calls')
+      .where({ organisation_id: caller.user.organisationId, clerk_id: caller.user.id })
+      .whereNot({ status: 'ended' })
+      .orderBy('created_at', 'desc')
+      .limit(50)
+      .select(COLUMNS);
+    return rows.map(toCall);
+  }
+
+  /** Revokes the customer link of one of the caller's calls: it opens nothing any more. */
+  async revokeLink(caller: Caller, id: string): Promise<void> {
+    const call = await this.getOwn(caller, id);
+    if (call.linkRevokedAt) return;
+    await this.knex.transaction(async (trx) => {
+      await trx('calls').where({ id: call.id }).update({ link_revoked_at: trx.fn.now() });
+      await this.audit.record({ organisationId: call.organisationId, actor: actorOf(caller.user), action: 'call.link_revoked', target: { type: 'call', id: call.id }, ip: caller.ip, userAgent: caller.userAgent }, trx);
     });
   }
 
@@ -98,7 +152,7 @@ export class CallService {
     if (!row) return { error: 'token_invalid' };
     const call = toCall(row);
     if (call.status === 'ended') return { error: 'call_ended' };
-    if (!call.guestTokenExpiresAt || call.guestTokenExpiresAt <= new Date()) return { error: 'token_invalid' };
+    if (call.linkRevokedAt || !call.guestTokenExpiresAt || call.guestTokenExpiresAt <= new Date()) return { error: 'token_invalid' };
     return { call };
   }
 
