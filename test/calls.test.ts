@@ -60,6 +60,9 @@ describe('call pages', () => {
     assert.match(page.text, /Calls Bank/);
     assert.match(page.text, /data-role="customer"/);
     assert.equal(page.headers['cache-control'], 'no-store');
+    assert.equal(page.headers['set-cookie'], undefined, 'the customer page sets no cookie');
+    assert.match(page.text, /What happens with your data/);
+    assert.match(page.text, /This page sets no cookies/);
     await request(app).get(`/join/${'B'.repeat(43)}`).expect(404, /This link is not valid/);
     await request(app).get('/join/<script>').expect(404);
     await db.current.knex('calls').where({ id }).update({ guest_token_expires_at: new Date(Date.now() - 1000) });
