@@ -1,5 +1,6 @@
 import { canShareScreen, listDevices, openLocalTracks, openScreen, openTrack, problemCode, type DeviceKind, type MediaProblem, type MediaProblemCode, type Missing } from './devices';
 import { readPageConfig, readStrings, type Translate } from './page';
+import { LevelMeter } from './level';
 import { QualityMonitor } from './quality';
 import { CallSession, type CallState } from './session';
 import { Signalling } from './signalling';
@@ -85,8 +86,12 @@ function start(): void {
     ui.fillDevices(ui.microphoneSelect, lists.microphones, local.audio?.getSettings().deviceId, 'microphone');
   };
 
+  const levelMeter = new LevelMeter(document.getElementById('mic-level') as HTMLMeterElement);
+  document.addEventListener('click', () => levelMeter.wake());
+
   const showLocal = () => {
     ui.setPreview(local.video);
+    levelMeter.attach(local.audio);
     ui.setLocalVideo(local.video, session?.isMuted('camera') ?? false);
     ui.toggleMicrophone.disabled = !local.audio;
     ui.toggleCamera.disabled = !local.video;

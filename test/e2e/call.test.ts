@@ -43,6 +43,9 @@ describe('a video call between a clerk and a customer (two real browsers)', func
     customerPage = await customerBrowser.newPage();
     await customerPage.goto(link);
     await customerPage.waitForSelector('#join');
+    // The device check: camera preview and a moving microphone level (the fake microphone beeps).
+    await customerPage.waitForFunction("document.getElementById('local-preview').videoWidth > 0", undefined, { timeout: 10000 });
+    await customerPage.waitForFunction("document.getElementById('mic-level').value > 0.01", undefined, { timeout: 10000 });
     await customerPage.click('#join');
   });
 
