@@ -44,8 +44,15 @@ describe('a video call between a clerk and a customer (two real browsers)', func
     await customerPage.goto(link);
     await customerPage.waitForSelector('#join');
     // The device check: camera preview and a moving microphone level (the fake microphone beeps).
-    await customerPage.waitForFunction("document.getElementById('local-preview').videoWidth > 0", undefined, { timeout: 10000 });
-    await customerPage.waitForFunction("document.getElementById('mic-level').value > 0.01", undefined, { timeout: 10000 });
+    // Self-contained functions, not strings: the page's CSP forbids eval.
+    await customerPage.waitForFunction(() => {
+      const doc = (globalThis as unknown as { document: { getElementById(id: string): { videoWidth: number } | null } }).document;
+      return (doc.getElementById('local-preview')?.videoWidth ?? 0) > 0;
+    }, undefined, { timeout: 10000 });
+    await customerPage.waitForFunction(() => {
+      const doc = (globalThis as unknown as { document: { getElementById(id: string): { value: number } | null } }).document;
+      return Number(doc.getElementById('mic-level')?.value ?? 0) > 0.01;
+    }, undefined, { timeout: 10000 });
     await customerPage.click('#join');
   });
 
