@@ -4,6 +4,8 @@ import { accountPage, changeLanguage, changePassword } from './account/routes';
 import {
   changeRole, deactivateUser, inviteUser, listUsers, reactivateUser, resetPassword, showUser, unlockUser, type AdminDeps,
 } from './admin/users-routes';
+import { apiKeyAuth } from './api-keys/middleware';
+import { createApiKey, listApiKeys, revokeApiKey, whoami } from './api-keys/routes';
 import type { Access } from './auth/guards';
 import { login, loginPage, logout } from './auth/routes';
 import type { PassportInstance } from './auth/passport';
@@ -83,6 +85,12 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/admin/organisation', access: ADMIN, handlers: [organisationPage(db)] },
     { method: 'post', path: '/admin/organisation', access: ADMIN, handlers: [updateOrganisationProfile(db)] },
     { method: 'post', path: '/admin/organisation/branding', access: ADMIN, handlers: [updateOrganisationBranding(db)] },
+    { method: 'get', path: '/admin/api-keys', access: ADMIN, handlers: [listApiKeys(db)] },
+    { method: 'post', path: '/admin/api-keys', access: ADMIN, handlers: [createApiKey(db)] },
+    { method: 'post', path: '/admin/api-keys/:id/revoke', access: ADMIN, handlers: [revokeApiKey(db)] },
+
+    // JSON API: no session; apiKeyAuth authenticates (and audits) every request.
+    { method: 'get', path: '/api/v1/whoami', access: 'public', handlers: [apiKeyAuth(db), whoami] },
 
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
     { method: 'get', path: '/calls/:id', access: CLERK, handlers: [clerkCallPage(calls)] },

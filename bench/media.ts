@@ -14,7 +14,6 @@
  * Everything runs on loopback; it stops by itself.
  */
 import type { Page } from 'playwright-core';
-import { CallService } from '../app/calls/service';
 import { PASSWORD, seedOrganisation, seedUser } from '../test/support/accounts';
 import { clerkStartsCall, launchBrowser, stats } from '../test/support/browser';
 import { startCallServer } from '../test/support/call-server';

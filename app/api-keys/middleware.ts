@@ -1,0 +1,101 @@
+import type { Request, RequestHandler, Response } from 'express';
+import type { Knex } from 'knex';
+import type { Actor } from '../audit/actions';
+import { AuditService } from '../audit/service';
+import { requestMeta } from '../auth/caller';
+import { ForbiddenError, UnauthorizedError } from '../errors';
+import { ApiKeyService, type ApiRefusal, type ApiScope, type AuthenticatedKey } from './service';
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** The API key the request authenticated with (JSON API routes only). */
+      apiKey?: AuthenticatedKey;
+    }
+  }
+}
+
+/**
+ * The key a request presents: `Authorization: Bearer <key>`, or the
+ * `X-API-Key` header. Undefined when neither header is there; '' when one
+ * is there but empty or not a Bearer credential (refused as malformed).
+ */
+export function presentedKey(req: Request): string | undefined {
+  const authorization = req.get('authorization');
+  if (authorization !== undefined) {
+    const match = /^Bearer[ ]+(\S+)[ ]*$/i.exec(authorization);
+    return match ? match[1]! : '';
+  }
+  const header = req.get('x-api-key');
+  return header === undefined ? undefined : header.trim();
+}
+
+export function apiKeyActor(key: AuthenticatedKey): Actor {
+  return { type: 'api_key', id: key.id, label: key.prefix, organisationId: key.organisationId };
+}
+
+/**
+ * Authenticates a JSON API request by its API key and checks the key's
+ * scope (`requiredScope` undefined: any valid key will do). Refusals answer
+ * 401 `api_key_missing` / `api_key_invalid` (malformed, unknown or revoked)
+ * or 403 `api_scope_missing`, and each is audited with the client's IP: in
+ * the key's organisation when the key is known, else appliance-wide. An
+ * accepted request is audited as `api.request` once its response is done.
+ * The key itself is never written anywhere.
+ *
+ * API requests carry no session, so the global CSRF check must let through
+ * requests that come with an API key and no session cookie.
+ */
+export function apiKeyAuth(knex: Knex, requiredScope?: ApiScope): RequestHandler {
+  const audit = new AuditService(knex);
+  return async (req, res, next) => {
+    // A JSON API: errors answer in JSON unless the client asks for something else.
+    if (!req.get('accept')) req.headers.accept = 'application/json';
+    const meta = requestMeta(req);
+    const refuse = async (reason: ApiRefusal, key?: AuthenticatedKey) => {
+      await audit.record({
+        organisationId: key?.organisationId ?? null,
+        actor: key ? apiKeyActor(key) : { type: 'guest' },
+        action: 'api.refused',
+        ...meta,
+        details: { reason, method: req.method, path: req.path, ...(reason === 'scope' ? { scope: requiredScope } : {}) },
+      });
+      if (reason === 'scope') return next(new ForbiddenError('api_scope_missing', { messageKey: 'apikeys.errors.api_scope_missing', params: { scope: requiredScope ?? '' } }));
+      res.setHeader('WWW-Authenticate', `Bearer realm="VClerk"${reason === 'missing' ? '' : ', error="invalid_token"'}`);
+      const code = reason === 'missing' ? 'api_key_missing' : 'api_key_invalid';
+      next(new UnauthorizedError(code, { messageKey: `apikeys.errors.${code}` }));
+    };
+
+    const presented = presentedKey(req);
+    if (presented === undefined) return refuse('missing');
+    const found = await ApiKeyService.lookup(knex, presented, meta.ip);
+    if (found.status !== 'ok') return refuse(found.status, 'key' in found ? found.key : undefined);
+    if (requiredScope && !found.key.scopes.includes(requiredScope)) return refuse('scope', found.key);
+
+    req.apiKey = found.key;
+    auditWhenDone(audit, req, res, found.key, meta);
+    next();
+  };
+}
+
+/** Records `api.request` once the response is sent (or the client went away first). */
+function auditWhenDone(audit: AuditService, req: Request, res: Response, key: AuthenticatedKey, meta: { ip: string | null; userAgent: string | null }): void {
+  const path = req.path;
+  let done = false;
+  const record = () => {
+    if (done) return;
+    done = true;
+    audit
+      .record({
+        organisationId: key.organisationId,
+        actor: apiKeyActor(key),
+        action: 'api.request',
+        ...meta,
+        details: { method: req.method, path, status: res.statusCode, ...(res.writableFinished ? {} : { aborted: true }) },
+      })
+      .catch((err: unknown) => (req.log ?? console).error({ err }, 'an API request could not be audited'));
+  };
+  res.once('finish', record);
+  res.once('close', record);
+}
