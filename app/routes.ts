@@ -6,6 +6,8 @@ import {
 } from './admin/users-routes';
 import { apiKeyAuth } from './api-keys/middleware';
 import { createApiKey, listApiKeys, revokeApiKey, whoami } from './api-keys/routes';
+import { perKeyRateLimit } from './api/rate-limit';
+import { createCallLink, getCall, listCalls, openApi, revokeLink } from './api/routes';
 import type { Access } from './auth/guards';
 import { login, loginPage, logout } from './auth/routes';
 import type { PassportInstance } from './auth/passport';
@@ -51,6 +53,8 @@ export function routes(deps: RouteDeps): Route[] {
   const { db } = deps;
   const admin: AdminDeps = { knex: db, config: deps.config, throttle: deps.throttle };
   const calls = { knex: db, config: deps.config, hub: deps.hub };
+  const api = { knex: db, config: deps.config };
+  const limit = perKeyRateLimit();
   return [
     { method: 'get', path: '/healthz', access: 'public', handlers: [liveness] },
     { method: 'get', path: '/readyz', access: 'public', handlers: [readiness(deps)] },
@@ -89,8 +93,13 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/api-keys', access: ADMIN, handlers: [createApiKey(db)] },
     { method: 'post', path: '/admin/api-keys/:id/revoke', access: ADMIN, handlers: [revokeApiKey(db)] },
 
-    // JSON API: no session; apiKeyAuth authenticates (and audits) every request.
-    { method: 'get', path: '/api/v1/whoami', access: 'public', handlers: [apiKeyAuth(db), whoami] },
+    // REST API v1: no session; apiKeyAuth authenticates (and audits) every request, per scope.
+    { method: 'get', path: '/api/v1/openapi.json', access: 'public', handlers: [openApi] },
+    { method: 'get', path: '/api/v1/whoami', access: 'public', handlers: [apiKeyAuth(db), limit, whoami] },
+    { method: 'post', path: '/api/v1/call-links', access: 'public', handlers: [apiKeyAuth(db, 'calls:write'), limit, createCallLink(api)] },
+    { method: 'get', path: '/api/v1/calls', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, listCalls(api)] },
+    { method: 'get', path: '/api/v1/calls/:id', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, getCall(api)] },
+    { method: 'post', path: '/api/v1/calls/:id/revoke-link', access: 'public', handlers: [apiKeyAuth(db, 'calls:write'), limit, revokeLink(api)] },
 
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
     { method: 'get', path: '/calls/:id', access: CLERK, handlers: [clerkCallPage(calls)] },

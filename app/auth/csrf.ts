@@ -4,7 +4,6 @@ import type { Knex } from 'knex';
 import { AuditService } from '../audit/service';
 import { actorOf, requestMeta } from './caller';
 import { ForbiddenError } from '../errors';
-import { presentedKey } from '../api-keys/middleware';
 import { SESSION_COOKIE } from './session';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -42,9 +41,10 @@ export function csrfProtection(knex: Knex): RequestHandler {
   return async (req, res, next) => {
     res.locals.csrfToken = () => csrfToken(req);
     if (SAFE_METHODS.has(req.method)) return next();
-    // API clients send a key with each request and have no session, so a forged
-    // request has no cookie to ride on; the route's apiKeyAuth still checks the key.
-    if (req.path.startsWith('/api/') && presentedKey(req) !== undefined && !hasSessionCookie(req)) return next();
+    // The REST API authenticates by API key, never by cookie: a request without a
+    // session cookie has no ambient credential a forgery could ride on, and the
+    // route's apiKeyAuth answers it (401 without a valid key).
+    if (req.path.startsWith('/api/') && !hasSessionCookie(req)) return next();
     if (matches(req.session?.csrfToken, submittedToken(req))) return next();
     await new AuditService(knex).record({
       organisationId: req.user?.organisationId ?? null,

@@ -4,7 +4,7 @@ import { AuditService } from '../audit/service';
 import { SYSTEM, type Actor } from '../audit/actions';
 import { actorOf, type Caller } from '../auth/caller';
 import { randomToken, sha256 } from '../auth/tokens';
-import { ConflictError, NotFoundError } from '../errors';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
 
 export type CallStatus = 'waiting' | 'active' | 'ended';
 
@@ -92,6 +92,17 @@ export class CallService {
    * (default `linkHours`), with an optional reference and scheduled time.
    */
   async start(caller: Caller, linkHours: number, input: CallLinkInput = {}): Promise<{ call: Call; token: string }> {
+    return this.create({ organisationId: caller.user.organisationId, clerkId: caller.user.id, actor: actorOf(caller.user), ip: caller.ip, userAgent: caller.userAgent }, linkHours, input);
+  }
+
+  /** The same for the organisation's own systems (REST API): the call is given to one of its clerks. */
+  async startForClerk(scope: { organisationId: string; clerkId: string; actor: Actor } & Meta, linkHours: number, input: CallLinkInput = {}): Promise<{ call: Call; token: string }> {
+    const clerk = await this.knex('users').where({ id: scope.clerkId, organisation_id: scope.organisationId, role: 'clerk', status: 'active' }).first('id');
+    if (!clerk) throw new ValidationError([{ field: 'clerk_id', code: 'unknown_clerk' }]);
+    return this.create(scope, linkHours, input);
+  }
+
+  private async create(scope: { organisationId: string; clerkId: string; actor: Actor } & Meta, linkHours: number, input: CallLinkInput): Promise<{ call: Call; token: string }> {
     const token = randomToken();
     const hours = input.valid_hours ?? linkHours;
     const scheduledAt = input.scheduled_at ? new Date(input.scheduled_at) : null;
@@ -99,17 +110,49 @@ export class CallService {
     return this.knex.transaction(async (trx) => {
       const [row] = await trx('calls')
         .insert({
-          organisation_id: caller.user.organisationId,
-          clerk_id: caller.user.id,
+          organisation_id: scope.organisationId,
+          clerk_id: scope.clerkId,
           guest_token_hash: sha256(token),
           guest_token_expires_at: expiresAt,
           reference: input.reference || null,
           scheduled_at: scheduledAt,
         })
         .returning(COLUMNS);
-      await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'call.started', target: { type: 'call', id: row.id }, ip: caller.ip, userAgent: caller.userAgent, details: { valid_hours: hours, scheduled: scheduledAt !== null, reference: row.reference } }, trx);
+      await this.audit.record({ organisationId: scope.organisationId, actor: scope.actor, action: 'call.started', target: { type: 'call', id: row.id }, ip: scope.ip, userAgent: scope.userAgent, details: { valid_hours: hours, scheduled: scheduledAt !== null, reference: row.reference } }, trx);
       return { call: toCall(row), token };
     });
+  }
+
+  /** One organisation's calls, newest first, keyset-paged (REST API). */
+  async listForOrganisation(organisationId: string, options: { status?: CallStatus; limit: number; before?: { createdAt: Date; id: string } }): Promise<Call[]> {
+    const query = this.knex('calls').where({ organisation_id: organisationId });
+    if (options.status) query.where({ status: options.status });
+    if (options.before) {
+      const { createdAt, id } = options.before;
+      query.where((q) => q.where('created_at', '<', createdAt).orWhere((q2) => q2.where('created_at', '=', createdAt).andWhere('id', '<', id)));
+    }
+    const rows = await query.orderBy([{ column: 'created_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(options.limit).select(COLUMNS);
+    return rows.map(toCall);
+  }
+
+  /** One call of the organisation, or undefined (REST API). */
+  async getForOrganisation(organisationId: string, id: string): Promise<Call | undefined> {
+    if (!z.uuid().safeParse(id).success) return undefined;
+    const row = await this.knex('calls').where({ id, organisation_id: organisationId }).first(COLUMNS);
+    return row ? toCall(row) : undefined;
+  }
+
+  /** Revokes a call's customer link on behalf of the organisation's systems. */
+  async revokeLinkForOrganisation(organisationId: string, id: string, actor: Actor, meta: Meta): Promise<Call | undefined> {
+    const call = await this.getForOrganisation(organisationId, id);
+    if (!call) return undefined;
+    if (!call.linkRevokedAt) {
+      await this.knex.transaction(async (trx) => {
+        await trx('calls').where({ id }).update({ link_revoked_at: trx.fn.now() });
+        await this.audit.record({ organisationId, actor, action: 'call.link_revoked', target: { type: 'call', id }, ...meta }, trx);
+      });
+    }
+    return this.getForOrganisation(organisationId, id);
   }
 
   /** The caller's calls that have not ended, newest first (the dashboard list). */

@@ -39,6 +39,11 @@ const TITLED = new Set([400, 401, 403, 404, 409, 413, 415, 429, 500, 503]);
 function sendError(req: Request, res: Response, status: number, body: ErrorBody): void {
   res.status(status);
   if (status === 503) res.setHeader('Retry-After', '5');
+  // The REST API always answers JSON, whatever the client accepts.
+  if (req.path.startsWith('/api/')) {
+    res.json({ error: body });
+    return;
+  }
   res.format({
     html: () => {
       const t = req.t ?? translator('en');
