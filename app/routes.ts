@@ -21,6 +21,7 @@ import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
 import { chooseLanguage } from './language/routes';
 import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisations/routes';
+import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, setAvailability, ticketStatus, waitingPage } from './queue/routes';
 import { completeSetup, setupPage } from './setup/routes';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -73,7 +74,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/password-reset/:token', access: 'public', handlers: [setPasswordPage(db, 'password_reset')] },
     { method: 'post', path: '/password-reset/:token', access: 'public', handlers: [setPassword(db, 'password_reset')] },
 
-    { method: 'get', path: '/dashboard', access: 'staff', handlers: [dashboard(db)] },
+    { method: 'get', path: '/dashboard', access: 'staff', handlers: [dashboard(db, deps.config)] },
     { method: 'get', path: '/account', access: 'staff', handlers: [accountPage] },
     { method: 'post', path: '/account/password', access: 'staff', handlers: [changePassword(db)] },
     { method: 'post', path: '/account/language', access: 'staff', handlers: [changeLanguage(db)] },
@@ -106,6 +107,15 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/calls/:id/end', access: CLERK, handlers: [endCall(calls)] },
     { method: 'post', path: '/calls/:id/revoke', access: CLERK, handlers: [revokeCallLink(calls)] },
     { method: 'get', path: '/join/:token', access: 'public', handlers: [customerCallPage(calls)] },
+
+    { method: 'get', path: '/q/:slug', access: 'public', handlers: [queueLanding(api)] },
+    { method: 'post', path: '/q/:slug', access: 'public', handlers: [enterQueue(api)] },
+    { method: 'get', path: '/q/:slug/wait', access: 'public', handlers: [waitingPage(api)] },
+    { method: 'get', path: '/queue/ticket', access: 'public', handlers: [ticketStatus(api)] },
+    { method: 'post', path: '/queue/ticket/leave', access: 'public', handlers: [leaveQueue(api)] },
+    { method: 'get', path: '/queue.json', access: CLERK, handlers: [liveQueue(api)] },
+    { method: 'post', path: '/queue/accept', access: CLERK, handlers: [acceptFromQueue(api)] },
+    { method: 'post', path: '/availability', access: CLERK, handlers: [setAvailability(api)] },
 
     { method: 'get', path: '/compliance/audit', access: COMPLIANCE, handlers: [auditLog(db)] },
     { method: 'get', path: '/compliance/audit/verify', access: COMPLIANCE, handlers: [verifyAudit(db)] },

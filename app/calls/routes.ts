@@ -27,7 +27,7 @@ export function startCall(deps: CallDeps): RequestHandler {
   return async (req, res) => {
     const service = new CallService(deps.knex);
     const caller = callerOf(req);
-    const locals = { title: req.t('dashboard.title'), calls: await service.listOpen(caller) };
+    const locals = { title: req.t('dashboard.title'), calls: await service.listOpen(caller), queue: [], availability: 'away', queueUrl: '' };
     await withFormErrors(res, 'dashboard/index', locals, async () => {
       const input = parseBody(callLinkSchema, req.body);
       const { call, token } = await service.start(caller, deps.config.callLinkHours, input);

@@ -1,12 +1,23 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
+import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { CallService } from '../calls/service';
+import { publicBase } from '../http/links';
+import { QueueService } from '../queue/service';
 
-/** GET /dashboard: the signed-in user's start page, by role; clerks see their open calls. */
-export function dashboard(knex: Knex): RequestHandler {
+/** GET /dashboard: the signed-in user's start page, by role; clerks see the queue and their open calls. */
+export function dashboard(knex: Knex, config: Config): RequestHandler {
   return async (req, res) => {
-    const calls = req.user?.role === 'clerk' ? await new CallService(knex).listOpen(callerOf(req)) : [];
-    res.render('dashboard/index', { title: req.t('dashboard.title'), calls, values: {}, errors: {} });
+    const locals: Record<string, unknown> = { title: req.t('dashboard.title'), calls: [], values: {}, errors: {} };
+    if (req.user?.role === 'clerk') {
+      const caller = callerOf(req);
+      const queue = new QueueService(knex);
+      locals.calls = await new CallService(knex).listOpen(caller);
+      locals.queue = await queue.list(caller);
+      locals.availability = await queue.availability(caller);
+      locals.queueUrl = `${publicBase(req, config)}/q/${caller.user.organisationSlug}`;
+    }
+    res.render('dashboard/index', locals);
   };
 }

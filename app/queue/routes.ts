@@ -1,0 +1,105 @@
+import type { RequestHandler } from 'express';
+import type { Knex } from 'knex';
+import type { Config } from '../../config';
+import { callerOf } from '../auth/caller';
+import { NotFoundError } from '../errors';
+import { flash } from '../http/flash';
+import { parseBody } from '../http/forms';
+import { OrganisationStore } from '../organisations/service';
+import { availabilitySchema, QueueService } from './service';
+
+export interface QueueDeps {
+  knex: Knex;
+  config: Config;
+}
+
+async function openOrganisation(knex: Knex, slug: unknown) {
+  const organisation = typeof slug === 'string' ? await new OrganisationStore(knex).bySlug(slug) : undefined;
+  if (!organisation || organisation.closedAt) throw new NotFoundError();
+  return organisation;
+}
+
+/** GET /q/:slug: the organisation's public queue page (linked from its website widget). */
+export function queueLanding(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    const organisation = await openOrganisation(deps.knex, req.params.slug);
+    const available = await new QueueService(deps.knex).availableClerks(organisation.id);
+    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, available });
+  };
+}
+
+/** POST /q/:slug: enters the queue; the ticket travels in the URL fragment only. */
+export function enterQueue(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    const organisation = await openOrganisation(deps.knex, req.params.slug);
+    const queue = new QueueService(deps.knex);
+    if ((await queue.availableClerks(organisation.id)) === 0) {
+      return res.status(409).render('queue/landing', { title: req.t('queue.title'), organisation, available: 0 });
+    }
+    const { ticket } = await queue.enter(organisation.id);
+    res.redirect(303, `/q/${organisation.slug}/wait#ticket=${ticket}`);
+  };
+}
+
+/** GET /q/:slug/wait: the waiting page; its script polls the ticket's status. */
+export function waitingPage(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    const organisation = await openOrganisation(deps.knex, req.params.slug);
+    res.set('Cache-Control', 'no-store').render('queue/wait', { title: req.t('queue.title'), organisation });
+  };
+}
+
+function ticketOf(req: Parameters<RequestHandler>[0]): string | undefined {
+  const value = req.get('x-queue-ticket');
+  return value && value.length <= 100 ? value : undefined;
+}
+
+/** GET /queue/ticket (header X-Queue-Ticket): position and estimate, or where to join. */
+export function ticketStatus(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    const status = await new QueueService(deps.knex).status(ticketOf(req));
+    if (!status) throw new NotFoundError('ticket_unknown');
+    res.set('Cache-Control', 'no-store').json(status);
+  };
+}
+
+/** POST /queue/ticket/leave (header X-Queue-Ticket) */
+export function leaveQueue(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    await new QueueService(deps.knex).leave(ticketOf(req));
+    res.json({ status: 'left' });
+  };
+}
+
+/** GET /queue.json: the live queue for clerks' dashboards. */
+export function liveQueue(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    const caller = callerOf(req);
+    const queue = new QueueService(deps.knex);
+    const entries = await queue.list(caller);
+    res.set('Cache-Control', 'no-store').json({
+      entries: entries.map((e) => ({ id: e.id, label: e.label, waitingSince: e.waitingSince.toISOString() })),
+      availableClerks: await queue.availableClerks(caller.user.organisationId),
+      availability: await queue.availability(caller),
+    });
+  };
+}
+
+/** POST /queue/accept (optional entry_id): takes the next or the chosen customer into a new call. */
+export function acceptFromQueue(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    const entryId = typeof req.body?.entry_id === 'string' && req.body.entry_id !== '' ? req.body.entry_id : undefined;
+    const { callId } = await new QueueService(deps.knex).accept(callerOf(req), entryId, deps.config.callLinkHours);
+    res.redirect(303, `/calls/${callId}`);
+  };
+}
+
+/** POST /availability: the clerk is available, busy or away. */
+export function setAvailability(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    const { availability } = parseBody(availabilitySchema, req.body);
+    await new QueueService(deps.knex).setAvailability(callerOf(req), availability);
+    flash(req, 'success', 'queue.availability_saved');
+    res.redirect(303, '/dashboard');
+  };
+}

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
+import { buildApp } from './support/context';
+import { useTestDatabase } from './support/database';
+
+describe('waiting queue', () => {
+  const db = useTestDatabase();
+  let app: ReturnType<typeof buildApp>;
+  let org: SeededOrganisation;
+  let clerk: Browser;
+  let foreignClerk: Browser;
+
+  before(async () => {
+    app = buildApp(db.current);
+    org = await seedOrganisation(db.current.knex, 'Queue Bank');
+    clerk = await signIn(app, await seedUser(db.current.knex, org, 'clerk'));
+    const other = await seedOrganisation(db.current.knex, 'Queue Insurer');
+    foreignClerk = await signIn(app, await seedUser(db.current.knex, other, 'clerk'));
+  });
+
+  async function setAvailability(browser: Browser, availability: string) {
+    await browser.agent.post('/availability').type('form').send({ _csrf: browser.csrf, availability }).expect(303);
+  }
+
+  /** A customer enters the queue through the public page; returns their ticket. */
+  async function enter(): Promise<string> {
+    const agent = request.agent(app);
+    const page = await agent.get(`/q/${org.slug}`).expect(200);
+    const res = await agent.post(`/q/${org.slug}`).type('form').send({ _csrf: csrfFrom(page.text) }).expect(303);
+    const ticket = /#ticket=([A-Za-z0-9_-]{43})$/.exec(res.headers.location ?? '')?.[1];
+    assert.ok(ticket, `redirect to the waiting page with the ticket in the fragment: ${res.headers.location}`);
+    return ticket;
+  }
+
+  const status = (ticket: string) => request(app).get('/queue/ticket').set('X-Queue-Ticket', ticket).expect(200).then((r) => r.body);
+
+  it('tells customers to come back when no clerk is available, and lets nobody in', async () => {
+    await setAvailability(clerk, 'away');
+    const page = await request(app).get(`/q/${org.slug}`).expect(200);
+    assert.match(page.text, /Nobody is available right now/);
+    assert.doesNotMatch(page.text, /id="enter-queue"/);
+    await request(app).get('/q/no-such-org').expect(404);
+  });
+
+  it('customers wait with a visible position; the clerk accepts the next one, who is moved into the call', async () => {
+    await setAvailability(clerk, 'available');
+    const first = await enter();
+    const second = await enter();
+    assert.deepEqual(await status(first).then((s) => [s.status, s.position]), ['waiting', 1]);
+    const s2 = await status(second);
+    assert.equal(s2.position, 2);
+    assert.ok(s2.estimatedWaitSeconds > 0);
+
+    const live = await clerk.agent.get('/queue.json').expect(200);
+    assert.equal(live.body.entries.length, 2);
+    assert.match(live.body.entries[0].label, /^Customer [0-9A-F]{4}$/);
+    const dashboard = await clerk.agent.get('/dashboard').expect(200);
+    assert.match(dashboard.text, /2 customers waiting/);
+
+    const accepted = await clerk.agent.post('/queue/accept').type('form').send({ _csrf: clerk.csrf }).expect(303);
+    const callId = /^\/calls\/([0-9a-f-]{36})$/.exec(accepted.headers.location ?? '')![1];
+    const moved = await status(first);
+    assert.deepEqual(moved, { status: 'accepted', joinPath: `/join/${first}` });
+    await request(app).get(moved.joinPath).expect(200);
+    const call = await db.current.knex('calls').where({ id: callId }).first();
+    assert.equal(call.status, 'waiting');
+    assert.equal((await status(second)).position, 1, 'the next customer moves up');
+  });
+
+  it('a clerk can accept a chosen customer; a customer can leave; gone entries cannot be accepted', async () => {
+    const a = await enter();
+    const b = await enter();
+    const entries = (await clerk.agent.get('/queue.json').expect(200)).body.entries as { id: string }[];
+    const chosen = entries[entries.length - 1]!.id;
+    await clerk.agent.post('/queue/accept').type('form').send({ _csrf: clerk.csrf, entry_id: chosen }).expect(303);
+    assert.equal((await status(b)).status, 'accepted', 'the chosen (latest) customer was taken');
+    const agent = request.agent(app);
+    const page = await agent.get(`/q/${org.slug}`);
+    await agent.post('/queue/ticket/leave').set('X-Queue-Ticket', a).set('X-CSRF-Token', csrfFrom(page.text)).expect(200);
+    assert.equal((await status(a)).status, 'left');
+    const res = await clerk.agent.post('/queue/accept').set('Accept', 'application/json').type('form').send({ _csrf: clerk.csrf, entry_id: chosen }).expect(409);
+    assert.equal(res.body.error.code, 'queue_entry_gone');
+  });
+
+  it('customers whose waiting page went silent leave the queue by themselves', async () => {
+    const ticket = await enter();
+    await db.current.knex('queue_entries').update({ last_seen_at: new Date(Date.now() - 120_000) });
+    const live = await clerk.agent.get('/queue.json').expect(200);
+    assert.equal(live.body.entries.length, 0);
+    const res = await request(app).get('/queue/ticket').set('X-Queue-Ticket', ticket).expect(200);
+    assert.equal(res.body.status, 'expired');
+    const empty = await clerk.agent.post('/queue/accept').set('Accept', 'application/json').type('form').send({ _csrf: clerk.csrf }).expect(409);
+    assert.equal(empty.body.error.code, 'queue_empty');
+  });
+
+  it('a clerk of another organisation never sees or takes this queue', async () => {
+    await enter();
+    const theirs = await foreignClerk.agent.get('/queue.json').expect(200);
+    assert.equal(theirs.body.entries.length, 0);
+    const ours = (await clerk.agent.get('/queue.json').expect(200)).body.entries as { id: string }[];
+    await foreignClerk.agent.post('/queue/accept').set('Accept', 'application/json').type('form').send({ _csrf: foreignClerk.csrf, entry_id: ours[0]!.id }).expect(409);
+    assert.equal((await clerk.agent.get('/queue.json')).body.entries.length, ours.length);
+  });
+
+  it('unknown tickets answer 404 JSON; the ticket never appears in a URL', async () => {
+    const res = await request(app).get('/queue/ticket').set('Accept', 'application/json').set('X-Queue-Ticket', 'A'.repeat(43)).expect(404);
+    assert.equal(res.body.error.code, 'ticket_unknown');
+    await request(app).get('/queue/ticket').expect(404);
+  });
+});
