@@ -23,6 +23,8 @@ import { chooseLanguage } from './language/routes';
 import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisations/routes';
 import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, setAvailability, ticketStatus, waitingPage } from './queue/routes';
 import { completeSetup, setupPage } from './setup/routes';
+import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret, toggleWebhook } from './webhooks/routes';
+import { queueFraming, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -90,9 +92,15 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/admin/organisation', access: ADMIN, handlers: [organisationPage(db)] },
     { method: 'post', path: '/admin/organisation', access: ADMIN, handlers: [updateOrganisationProfile(db)] },
     { method: 'post', path: '/admin/organisation/branding', access: ADMIN, handlers: [updateOrganisationBranding(db)] },
+    { method: 'post', path: '/admin/organisation/widget', access: ADMIN, handlers: [saveWidgetOrigins(db)] },
     { method: 'get', path: '/admin/api-keys', access: ADMIN, handlers: [listApiKeys(db)] },
     { method: 'post', path: '/admin/api-keys', access: ADMIN, handlers: [createApiKey(db)] },
     { method: 'post', path: '/admin/api-keys/:id/revoke', access: ADMIN, handlers: [revokeApiKey(db)] },
+    { method: 'get', path: '/admin/webhooks', access: ADMIN, handlers: [listWebhooks(db)] },
+    { method: 'post', path: '/admin/webhooks', access: ADMIN, handlers: [createWebhook(db)] },
+    { method: 'post', path: '/admin/webhooks/:id/toggle', access: ADMIN, handlers: [toggleWebhook(db)] },
+    { method: 'post', path: '/admin/webhooks/:id/rotate', access: ADMIN, handlers: [rotateWebhookSecret(db)] },
+    { method: 'post', path: '/admin/webhooks/:id/delete', access: ADMIN, handlers: [deleteWebhook(db)] },
 
     // REST API v1: no session; apiKeyAuth authenticates (and audits) every request, per scope.
     { method: 'get', path: '/api/v1/openapi.json', access: 'public', handlers: [openApi] },
@@ -108,9 +116,11 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/calls/:id/revoke', access: CLERK, handlers: [revokeCallLink(calls)] },
     { method: 'get', path: '/join/:token', access: 'public', handlers: [customerCallPage(calls)] },
 
-    { method: 'get', path: '/q/:slug', access: 'public', handlers: [queueLanding(api)] },
+    { method: 'get', path: '/widget.js', access: 'public', handlers: [widgetJs] },
+    { method: 'get', path: '/q/:slug/widget.json', access: 'public', handlers: [widgetData(db)] },
+    { method: 'get', path: '/q/:slug', access: 'public', handlers: [queueFraming(db), queueLanding(api)] },
     { method: 'post', path: '/q/:slug', access: 'public', handlers: [enterQueue(api)] },
-    { method: 'get', path: '/q/:slug/wait', access: 'public', handlers: [waitingPage(api)] },
+    { method: 'get', path: '/q/:slug/wait', access: 'public', handlers: [queueFraming(db), waitingPage(api)] },
     { method: 'get', path: '/queue/ticket', access: 'public', handlers: [ticketStatus(api)] },
     { method: 'post', path: '/queue/ticket/leave', access: 'public', handlers: [leaveQueue(api)] },
     { method: 'get', path: '/queue.json', access: CLERK, handlers: [liveQueue(api)] },

@@ -8,6 +8,7 @@ import { CallHub } from './calls/hub';
 import { startMedia } from './calls/media-setup';
 import { CallService } from './calls/service';
 import { announceSetupLink } from './setup/link';
+import { WebhookDispatcher } from './webhooks/dispatcher';
 import { openDatabase, type Database } from './db/connection';
 import { migrateLatest } from './db/migrations';
 import { createShutdown } from './lifecycle/shutdown';
@@ -93,6 +94,8 @@ async function main(): Promise<void> {
     hub.calls.expireStale().catch((err) => logger.warn({ err }, 'could not expire stale calls'));
   }, 15 * 60_000);
   pruning.unref();
+  const webhooks = new WebhookDispatcher(db.knex, logger.child({ component: 'webhooks' }));
+  webhooks.start();
 
   const { shutdown } = createShutdown({
     server,
@@ -102,6 +105,7 @@ async function main(): Promise<void> {
     closers: [
       { name: 'session pruning', close: async () => clearInterval(pruning) },
       { name: 'media workers', close: () => media.pool.close() },
+      { name: 'webhooks', close: () => webhooks.stop() },
       { name: 'database', close: () => db.close() },
     ],
     exit: (code) => process.exit(code),

@@ -103,7 +103,7 @@ describe('waiting queue', () => {
     assert.equal((await clerk.agent.get('/queue.json')).body.entries.length, ours.length);
   });
 
-  it('unknown tickets answer 404 JSON; the ticket never appears in a URL', async () => {
+  it('unknown tickets answer 404 JSON', async () => {
     const res = await request(app).get('/queue/ticket').set('Accept', 'application/json').set('X-Queue-Ticket', 'A'.repeat(43)).expect(404);
     assert.equal(res.body.error.code, 'ticket_unknown');
     await request(app).get('/queue/ticket').expect(404);

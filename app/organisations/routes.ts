@@ -1,5 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { Knex } from 'knex';
+import { WidgetSettings } from '../widget/service';
 import multer from 'multer';
 import { callerOf } from '../auth/caller';
 import { BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors';
@@ -51,6 +52,8 @@ async function renderPage(knex: Knex, req: Request, res: Response, status: numbe
       brand_color: state.branding?.brand_color ?? organisation.brandColor ?? '',
       brand_color_picker: picker && /^#[0-9a-f]{6}$/i.test(picker) ? picker.toLowerCase() : organisation.brandColor ?? DEFAULT_BRAND_COLOR,
     },
+    widgetOrigins: (await new WidgetSettings(knex).origins(organisation.id)).join('\n'),
+    appBase: `${req.protocol}://${req.get('host')}`,
     errors: state.errors ?? {},
   });
 }

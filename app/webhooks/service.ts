@@ -1,0 +1,214 @@
+import crypto from 'node:crypto';
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { AuditService } from '../audit/service';
+import { actorOf, type Caller } from '../auth/caller';
+import { NotFoundError } from '../errors';
+
+/** The audit actions a webhook can carry, in the order a call goes through them. */
+export const webhookEvents = ['call.started', 'call.joined', 'call.left', 'call.ended', 'call.link_revoked'] as const;
+export type WebhookEvent = (typeof webhookEvents)[number];
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export const MAX_URL_LENGTH = 2000;
+export const DELIVERY_LOG_SIZE = 50;
+
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  events: WebhookEvent[];
+  enabled: boolean;
+  createdAt: Date;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  endpointId: string;
+  url: string;
+  auditEventId: string;
+  event: string;
+  attempt: number;
+  status: DeliveryStatus;
+  responseStatus: number | null;
+  error: string | null;
+  nextAttemptAt: Date;
+  createdAt: Date;
+  deliveredAt: Date | null;
+}
+
+/** Why a URL is refused: the field code (an i18n key under `webhooks.errors`). */
+export function urlProblem(value: string): 'invalid_url' | 'url_scheme' | 'url_credentials' | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return 'invalid_url';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'url_scheme';
+  if (url.username || url.password) return 'url_credentials';
+  if (!url.hostname) return 'invalid_url';
+  return null;
+}
+
+const eventList = z.preprocess(
+  (value) => (value === undefined || value === '' ? [] : Array.isArray(value) ? value : [value]),
+  z.array(z.enum(webhookEvents, 'invalid_event')).min(1, 'events_required'),
+);
+
+/** The create form: a target URL (http or https, no user or password in it) and the events it wants. */
+export const createEndpointSchema = z.object({
+  url: z
+    .string('required')
+    .trim()
+    .min(1, 'required')
+    .max(MAX_URL_LENGTH, 'too_long')
+    .superRefine((value, ctx) => {
+      const problem = urlProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .transform((value) => new URL(value).toString()),
+  events: eventList.transform((events) => webhookEvents.filter((e) => events.includes(e))),
+});
+
+export type CreateEndpointInput = z.infer<typeof createEndpointSchema>;
+
+/** A signing secret: 256 random bits, base64url. */
+export function generateSecret(): string {
+  return crypto.randomBytes(32).toString('base64url');
+}
+
+/**
+ * An organisation's webhook endpoints and their delivery log, for its
+ * admins. Built per request with the caller; every query is scoped to the
+ * caller's organisation, and an id of another organisation answers like an
+ * unknown one (the attempt is audited). The secret leaves this service only
+ * in the answer to `create` and `rotateSecret`.
+ */
+export class WebhookService {
+  constructor(private readonly knex: Knex, private readonly caller: Caller) {}
+
+  private get organisationId(): string {
+    return this.caller.user.organisationId;
+  }
+
+  private scoped(trx: Knex | Knex.Transaction = this.knex) {
+    return trx('webhook_endpoints').where('webhook_endpoints.organisation_id', this.organisationId);
+  }
+
+  async list(): Promise<WebhookEndpoint[]> {
+    const rows = await this.scoped().orderBy([{ column: 'created_at' }, { column: 'id' }]).select('id', 'url', 'events', 'enabled', 'created_at');
+    return rows.map(toEndpoint);
+  }
+
+  /**
+   * A new endpoint and its secret, shown once. Its cursor starts at the
+   * organisation's latest audit event: it gets what happens from now on,
+   * not the history.
+   */
+  async create(input: CreateEndpointInput): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
+    const secret = generateSecret();
+    const [row] = await this.knex('webhook_endpoints')
+      .insert({
+        organisation_id: this.organisationId,
+        url: input.url,
+        secret,
+        events: input.events,
+        enabled: true,
+        last_event_id: this.latestEventId(),
+      })
+      .returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    return { endpoint: toEndpoint(row), secret };
+  }
+
+  /**
+   * Turns an endpoint on or off. A disabled endpoint gets nothing; when it
+   * is enabled again it starts from the organisation's latest event (what
+   * happened while it was off is not sent).
+   */
+  async setEnabled(id: string, enabled: boolean): Promise<WebhookEndpoint> {
+    await this.mustOwn(id);
+    const update: Record<string, unknown> = { enabled };
+    if (enabled) update.last_event_id = this.knex.raw('GREATEST(last_event_id, (?))', [this.latestEventId()]);
+    const [row] = await this.scoped().where({ id }).update(update).returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    return toEndpoint(row);
+  }
+
+  async toggle(id: string): Promise<WebhookEndpoint> {
+    const row = await this.mustOwn(id);
+    return this.setEnabled(id, !row.enabled);
+  }
+
+  /** A new secret for an endpoint (the old one stops working at once); shown once. */
+  async rotateSecret(id: string): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
+    await this.mustOwn(id);
+    const secret = generateSecret();
+    const [row] = await this.scoped().where({ id }).update({ secret }).returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    return { endpoint: toEndpoint(row), secret };
+  }
+
+  /** Deletes an endpoint and its delivery log. */
+  async remove(id: string): Promise<void> {
+    await this.mustOwn(id);
+    await this.scoped().where({ id }).delete();
+  }
+
+  /** The latest deliveries of all the organisation's endpoints, newest first. */
+  async deliveries(limit = DELIVERY_LOG_SIZE): Promise<WebhookDelivery[]> {
+    const rows = await this.knex('webhook_deliveries as d')
+      .join('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
+      .where('e.organisation_id', this.organisationId)
+      .orderBy('d.id', 'desc')
+      .limit(limit)
+      .select('d.*', 'e.url');
+    return rows.map(toDelivery);
+  }
+
+  private latestEventId(): Knex.Raw {
+    return this.knex.raw('(SELECT COALESCE(MAX(id), 0) FROM audit_events WHERE organisation_id = ?)', [this.organisationId]);
+  }
+
+  private async mustOwn(id: string): Promise<{ enabled: boolean }> {
+    if (!z.uuid().safeParse(id).success) throw new NotFoundError();
+    const row = await this.scoped().where({ id }).first('enabled');
+    if (row) return row;
+    if (await this.knex('webhook_endpoints').where({ id }).first('id')) {
+      await new AuditService(this.knex).record({
+        organisationId: this.organisationId,
+        actor: actorOf(this.caller.user),
+        action: 'security.cross_organisation_denied',
+        target: { type: 'webhook_endpoint', id },
+        ip: this.caller.ip,
+        userAgent: this.caller.userAgent,
+      });
+    }
+    throw new NotFoundError();
+  }
+}
+
+function toEndpoint(row: Record<string, unknown>): WebhookEndpoint {
+  return {
+    id: row.id as string,
+    url: row.url as string,
+    events: row.events as WebhookEvent[],
+    enabled: row.enabled as boolean,
+    createdAt: row.created_at as Date,
+  };
+}
+
+function toDelivery(row: Record<string, unknown>): WebhookDelivery {
+  return {
+    id: String(row.id),
+    endpointId: row.endpoint_id as string,
+    url: row.url as string,
+    auditEventId: String(row.audit_event_id),
+    event: row.event as string,
+    attempt: Number(row.attempt),
+    status: row.status as DeliveryStatus,
+    responseStatus: (row.response_status as number | null) ?? null,
+    error: (row.error as string | null) ?? null,
+    nextAttemptAt: row.next_attempt_at as Date,
+    createdAt: row.created_at as Date,
+    deliveredAt: (row.delivered_at as Date | null) ?? null,
+  };
+}
