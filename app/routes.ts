@@ -7,7 +7,7 @@ import {
 import { apiKeyAuth } from './api-keys/middleware';
 import { createApiKey, listApiKeys, revokeApiKey, whoami } from './api-keys/routes';
 import { perKeyRateLimit } from './api/rate-limit';
-import { createCallLink, getCall, listCalls, openApi, revokeLink } from './api/routes';
+import { createCallLink, getCall, listCalls, openApi, queueState, revokeLink } from './api/routes';
 import type { Access } from './auth/guards';
 import { login, loginPage, logout } from './auth/routes';
 import type { PassportInstance } from './auth/passport';
@@ -108,6 +108,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/api/v1/call-links', access: 'public', handlers: [apiKeyAuth(db, 'calls:write'), limit, createCallLink(api)] },
     { method: 'get', path: '/api/v1/calls', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, listCalls(api)] },
     { method: 'get', path: '/api/v1/calls/:id', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, getCall(api)] },
+    { method: 'get', path: '/api/v1/queue', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, queueState(api)] },
     { method: 'post', path: '/api/v1/calls/:id/revoke-link', access: 'public', handlers: [apiKeyAuth(db, 'calls:write'), limit, revokeLink(api)] },
 
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },

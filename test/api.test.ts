@@ -107,6 +107,11 @@ describe('REST API v1', () => {
     assert.equal(withCookie.body.error.code, 'csrf_invalid');
   });
 
+  it('reads the queue state', async () => {
+    const res = await api(readKey).get('/api/v1/queue').expect(200);
+    assert.deepEqual(res.body, { waiting: 0, availableClerks: 0 });
+  });
+
   it('rate-limits each key', async () => {
     const results = await Promise.all(Array.from({ length: 80 }, () => api(readKey).get('/api/v1/whoami')));
     assert.ok(results.some((r) => r.status === 429 && r.body.error.code === 'rate_limited' && r.headers['retry-after']));

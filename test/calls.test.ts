@@ -73,6 +73,9 @@ describe('call pages', () => {
     const row = await db.current.knex('calls').where({ id: second.id }).first();
     assert.equal(row.status, 'ended');
     assert.equal(row.end_reason, 'ended_by_clerk');
+    const history = await clerkBrowser.agent.get('/dashboard').expect(200);
+    assert.match(history.text, /My recent calls/);
+    assert.match(history.text, /Ended by you/);
     const ended = await clerkBrowser.agent.post(`/calls/${second.id}/end`).set('X-CSRF-Token', clerkBrowser.csrf).set('Accept', 'application/json').expect(409);
     assert.equal(ended.body.error.code, 'call_ended');
   });

@@ -111,6 +111,18 @@ export function openApiDocument() {
           responses: { '200': { description: 'The call, its link revoked', ...json({ type: 'object', required: ['call'], properties: { call: { $ref: '#/components/schemas/Call' } } }) }, ...errors },
         },
       },
+      '/api/v1/queue': {
+        get: {
+          summary: 'The waiting queue now (scope calls:read)',
+          responses: {
+            '200': {
+              description: 'Customers waiting and clerks available',
+              ...json({ type: 'object', required: ['waiting', 'availableClerks'], properties: { waiting: { type: 'integer' }, availableClerks: { type: 'integer' } } }),
+            },
+            ...errors,
+          },
+        },
+      },
       '/api/v1/openapi.json': {
         get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1', ...json({ type: 'object' }) } } },
       },

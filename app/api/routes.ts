@@ -9,6 +9,7 @@ import { NotFoundError } from '../errors';
 import { parseBody } from '../http/forms';
 import { publicBase } from '../http/links';
 import { openApiDocument } from './openapi';
+import { QueueService } from '../queue/service';
 import { callResource } from './serialize';
 
 export interface ApiDeps {
@@ -89,6 +90,17 @@ export function revokeLink(deps: ApiDeps): RequestHandler {
     const call = await new CallService(deps.knex).revokeLinkForOrganisation(organisationId(req), String(req.params.id), apiKeyActor(req.apiKey!), requestMeta(req));
     if (!call) throw new NotFoundError('call_not_found');
     res.json({ call: callResource(call) });
+  };
+}
+
+/** GET /api/v1/queue: how many customers wait and how many clerks are available. */
+export function queueState(deps: ApiDeps): RequestHandler {
+  return async (req, res) => {
+    const queue = new QueueService(deps.knex);
+    const id = organisationId(req);
+    await queue.expireSilent(id);
+    const [{ n }] = (await deps.knex('queue_entries').where({ organisation_id: id, status: 'waiting' }).count({ n: '*' })) as [{ n: string }];
+    res.set('Cache-Control', 'no-store').json({ waiting: Number(n), availableClerks: await queue.availableClerks(id) });
   };
 }
 

@@ -166,6 +166,16 @@ export class CallService {
     return rows.map(toCall);
   }
 
+  /** The caller's ended calls, newest first (the dashboard's history). */
+  async listEnded(caller: Caller, limit = 20): Promise<Call[]> {
+    const rows = await this.knex('calls')
+      .where({ organisation_id: caller.user.organisationId, clerk_id: caller.user.id, status: 'ended' })
+      .orderBy('ended_at', 'desc')
+      .limit(limit)
+      .select(COLUMNS);
+    return rows.map(toCall);
+  }
+
   /** Revokes the customer link of one of the caller's calls: it opens nothing any more. */
   async revokeLink(caller: Caller, id: string): Promise<void> {
     const call = await this.getOwn(caller, id);

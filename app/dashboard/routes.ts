@@ -13,7 +13,9 @@ export function dashboard(knex: Knex, config: Config): RequestHandler {
     if (req.user?.role === 'clerk') {
       const caller = callerOf(req);
       const queue = new QueueService(knex);
-      locals.calls = await new CallService(knex).listOpen(caller);
+      const calls = new CallService(knex);
+      locals.calls = await calls.listOpen(caller);
+      locals.pastCalls = await calls.listEnded(caller);
       locals.queue = await queue.list(caller);
       locals.availability = await queue.availability(caller);
       locals.queueUrl = `${publicBase(req, config)}/q/${caller.user.organisationSlug}`;
