@@ -21,7 +21,7 @@ import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
 import { chooseLanguage } from './language/routes';
 import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisations/routes';
-import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, setAvailability, ticketStatus, waitingPage } from './queue/routes';
+import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, saveQueueSettings, setAvailability, ticketStatus, waitingPage } from './queue/routes';
 import { completeSetup, setupPage } from './setup/routes';
 import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret, toggleWebhook } from './webhooks/routes';
 import { queueFraming, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
@@ -93,6 +93,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/organisation', access: ADMIN, handlers: [updateOrganisationProfile(db)] },
     { method: 'post', path: '/admin/organisation/branding', access: ADMIN, handlers: [updateOrganisationBranding(db)] },
     { method: 'post', path: '/admin/organisation/widget', access: ADMIN, handlers: [saveWidgetOrigins(db)] },
+    { method: 'post', path: '/admin/organisation/queue', access: ADMIN, handlers: [saveQueueSettings(api)] },
     { method: 'get', path: '/admin/api-keys', access: ADMIN, handlers: [listApiKeys(db)] },
     { method: 'post', path: '/admin/api-keys', access: ADMIN, handlers: [createApiKey(db)] },
     { method: 'post', path: '/admin/api-keys/:id/revoke', access: ADMIN, handlers: [revokeApiKey(db)] },

@@ -103,6 +103,42 @@ describe('waiting queue', () => {
     assert.equal((await clerk.agent.get('/queue.json')).body.entries.length, ours.length);
   });
 
+  it('outside opening hours the queue is closed and shows when to come back', async () => {
+    await setAvailability(clerk, 'available');
+    const admin = await signIn(app, await seedUser(db.current.knex, org, 'admin'));
+    const bad = await admin.agent.post('/admin/organisation/queue').set('Accept', 'application/json').type('form').send({ _csrf: admin.csrf, timezone: 'Mars/Olympus', mon_from: '09:00', mon_to: '08:00' }).expect(400);
+    assert.deepEqual(bad.body.error.details.fields.map((f: { field: string }) => f.field).sort(), ['mon_from', 'timezone']);
+    // Open only on a day that is not today (in UTC), so the queue is closed now.
+    const days = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'];
+    const other = days[(new Date().getUTCDay() + 3) % 7]!;
+    await admin.agent.post('/admin/organisation/queue').type('form').send({ _csrf: admin.csrf, timezone: 'UTC', [`${other}_from`]: '00:00', [`${other}_to`]: '23:59' }).expect(303);
+    const page = await request(app).get(`/q/${org.slug}`).expect(200);
+    assert.match(page.text, /We are closed right now/);
+    assert.match(page.text, /00:00–23:59/);
+    const widget = await request(app).get(`/q/${org.slug}/widget.json`).expect(200);
+    assert.equal(widget.body.available, false);
+    // Always open again: no day set.
+    await admin.agent.post('/admin/organisation/queue').type('form').send({ _csrf: admin.csrf, timezone: 'UTC' }).expect(303);
+    assert.doesNotMatch((await request(app).get(`/q/${org.slug}`)).text, /We are closed/);
+  });
+
+  it('automatic routing is off by default; switched on (audited), it gives the waiting customer to a free clerk', async () => {
+    await db.current.knex('queue_entries').update({ status: 'left' }).where({ status: 'waiting' });
+    await setAvailability(clerk, 'available');
+    const waiting = await enter();
+    assert.equal((await status(waiting)).status, 'waiting', 'off by default: nobody is assigned');
+    const admin = await signIn(app, await seedUser(db.current.knex, org, 'admin'));
+    await admin.agent.post('/admin/organisation/queue').type('form').send({ _csrf: admin.csrf, timezone: 'UTC', auto_routing: 'on' }).expect(303);
+    const [event] = await db.current.knex('audit_events').where({ action: 'organisation.auto_routing_changed', organisation_id: org.id });
+    assert.deepEqual(event.details, { automated_decision: true, enabled: true });
+    const routed = await status(waiting);
+    assert.equal(routed.status, 'accepted');
+    const live = await clerk.agent.get('/queue.json').expect(200);
+    assert.match(live.body.assignedCallId, /^[0-9a-f-]{36}$/);
+    await admin.agent.post('/admin/organisation/queue').type('form').send({ _csrf: admin.csrf, timezone: 'UTC' }).expect(303);
+    assert.equal((await db.current.knex('audit_events').where({ action: 'organisation.auto_routing_changed', organisation_id: org.id })).length, 2);
+  });
+
   it('unknown tickets answer 404 JSON', async () => {
     const res = await request(app).get('/queue/ticket').set('Accept', 'application/json').set('X-Queue-Ticket', 'A'.repeat(43)).expect(404);
     assert.equal(res.body.error.code, 'ticket_unknown');

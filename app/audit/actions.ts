@@ -18,6 +18,7 @@ export const auditActions = [
   'organisation.created',
   'organisation.updated',
   'organisation.branding_changed',
+  'organisation.auto_routing_changed',
   'call.started',
   'call.link_revoked',
   'call.joined',

@@ -6,7 +6,9 @@ import { NotFoundError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
 import { OrganisationStore } from '../organisations/service';
+import { hoursFromForm, isOpen, queueSettingsSchema, weekdays, type OpeningHours } from './hours';
 import { availabilitySchema, QueueService } from './service';
+import { QueueSettingsStore } from './settings';
 
 export interface QueueDeps {
   knex: Knex;
@@ -19,12 +21,19 @@ async function openOrganisation(knex: Knex, slug: unknown) {
   return organisation;
 }
 
+/** Whether customers can enter now: within opening hours and with a clerk available. */
+async function queueState(knex: Knex, organisationId: string): Promise<{ available: number; open: boolean; hours: OpeningHours | undefined }> {
+  const { hours } = await new QueueSettingsStore(knex).get(organisationId);
+  const open = isOpen(hours);
+  return { open, hours, available: open ? await new QueueService(knex).availableClerks(organisationId) : 0 };
+}
+
 /** GET /q/:slug: the organisation's public queue page (linked from its website widget). */
 export function queueLanding(deps: QueueDeps): RequestHandler {
   return async (req, res) => {
     const organisation = await openOrganisation(deps.knex, req.params.slug);
-    const available = await new QueueService(deps.knex).availableClerks(organisation.id);
-    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, available });
+    const state = await queueState(deps.knex, organisation.id);
+    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays });
   };
 }
 
@@ -32,11 +41,11 @@ export function queueLanding(deps: QueueDeps): RequestHandler {
 export function enterQueue(deps: QueueDeps): RequestHandler {
   return async (req, res) => {
     const organisation = await openOrganisation(deps.knex, req.params.slug);
-    const queue = new QueueService(deps.knex);
-    if ((await queue.availableClerks(organisation.id)) === 0) {
-      return res.status(409).render('queue/landing', { title: req.t('queue.title'), organisation, available: 0 });
+    const state = await queueState(deps.knex, organisation.id);
+    if (state.available === 0) {
+      return res.status(409).render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays });
     }
-    const { ticket } = await queue.enter(organisation.id);
+    const { ticket } = await new QueueService(deps.knex).enter(organisation.id);
     res.redirect(303, `/q/${organisation.slug}/wait#ticket=${ticket}`);
   };
 }
@@ -81,6 +90,7 @@ export function liveQueue(deps: QueueDeps): RequestHandler {
       entries: entries.map((e) => ({ id: e.id, label: e.label, waitingSince: e.waitingSince.toISOString() })),
       availableClerks: await queue.availableClerks(caller.user.organisationId),
       availability: await queue.availability(caller),
+      assignedCallId: (await queue.assignedCall(caller)) ?? null,
     });
   };
 }
@@ -91,6 +101,16 @@ export function acceptFromQueue(deps: QueueDeps): RequestHandler {
     const entryId = typeof req.body?.entry_id === 'string' && req.body.entry_id !== '' ? req.body.entry_id : undefined;
     const { callId } = await new QueueService(deps.knex).accept(callerOf(req), entryId, deps.config.callLinkHours);
     res.redirect(303, `/calls/${callId}`);
+  };
+}
+
+/** POST /admin/organisation/queue: opening hours and automatic routing (off unless chosen). */
+export function saveQueueSettings(deps: QueueDeps): RequestHandler {
+  return async (req, res) => {
+    const input = parseBody(queueSettingsSchema, req.body) as Record<string, string | undefined>;
+    await new QueueSettingsStore(deps.knex).save(callerOf(req), hoursFromForm(input), input.auto_routing === 'on');
+    flash(req, 'success', 'queue.settings_saved');
+    res.redirect(303, '/admin/organisation');
   };
 }
 

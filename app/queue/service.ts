@@ -3,7 +3,9 @@ import { z } from 'zod';
 import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
 import { randomToken, sha256 } from '../auth/tokens';
+import { SYSTEM } from '../audit/actions';
 import { ConflictError, NotFoundError } from '../errors';
+import { QueueSettingsStore } from './settings';
 
 export type Availability = 'available' | 'busy' | 'away';
 export const availabilitySchema = z.object({ availability: z.enum(['available', 'busy', 'away'], 'invalid') });
@@ -63,6 +65,9 @@ export class QueueService {
     if (entry.status === 'accepted') return { status: 'accepted', joinPath: `/join/${ticket as string}` };
     if (entry.status !== 'waiting') return { status: entry.status };
     await this.knex('queue_entries').where({ id: entry.id }).update({ last_seen_at: this.knex.fn.now() });
+    if ((await new QueueSettingsStore(this.knex).get(entry.organisation_id)).autoRouting && (await this.autoRoute(entry.organisation_id))) {
+      return this.status(ticket);
+    }
     await this.expireSilent(entry.organisation_id);
     const [{ ahead }] = (await this.knex('queue_entries')
       .where({ organisation_id: entry.organisation_id, status: 'waiting' })
@@ -128,6 +133,42 @@ export class QueueService {
       await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'call.started', target: { type: 'call', id: call.id }, ip: caller.ip, userAgent: caller.userAgent, details: { from_queue: true, chosen: entryId !== undefined } }, trx);
       return { callId: call.id as string };
     });
+  }
+
+  /**
+   * Automatic routing (only where the organisation opted in): the customer
+   * waiting longest goes to an available clerk who has no call in progress.
+   * Returns true when someone was routed.
+   */
+  async autoRoute(organisationId: string): Promise<boolean> {
+    const clerk = await this.knex('users')
+      .where({ organisation_id: organisationId, role: 'clerk', status: 'active', availability: 'available' })
+      .whereNotExists((q) => q.select(1).from('calls').whereRaw('calls.clerk_id = users.id').where('calls.status', 'active'))
+      .whereNotExists((q) => q.select(1).from('queue_entries').whereRaw('queue_entries.accepted_by = users.id').where('queue_entries.auto_routed', true).where('queue_entries.accepted_at', '>', new Date(Date.now() - 120_000)))
+      .orderByRaw('random()')
+      .first('id', 'email', 'name');
+    if (!clerk) return false;
+    return this.knex.transaction(async (trx) => {
+      const entry = await trx('queue_entries').where({ organisation_id: organisationId, status: 'waiting' }).where('last_seen_at', '>=', new Date(Date.now() - QUEUE_SILENCE_MS)).orderBy('created_at').forUpdate().skipLocked().first();
+      if (!entry) return false;
+      const [call] = await trx('calls')
+        .insert({ organisation_id: organisationId, clerk_id: clerk.id, guest_token_hash: entry.ticket_hash, guest_token_expires_at: new Date(Date.now() + 3600_000) })
+        .returning('id');
+      await trx('queue_entries').where({ id: entry.id }).update({ status: 'accepted', call_id: call.id, accepted_by: clerk.id, accepted_at: trx.fn.now(), auto_routed: true });
+      await this.audit.record({ organisationId, actor: SYSTEM, action: 'call.started', target: { type: 'call', id: call.id }, details: { from_queue: true, auto_routed: true, clerk_id: clerk.id } }, trx);
+      return true;
+    });
+  }
+
+  /** A call automatic routing gave this clerk in the last two minutes, for the dashboard to open. */
+  async assignedCall(caller: Caller): Promise<string | undefined> {
+    const row = await this.knex('queue_entries')
+      .join('calls', 'calls.id', 'queue_entries.call_id')
+      .where({ 'queue_entries.accepted_by': caller.user.id, 'queue_entries.auto_routed': true, 'calls.status': 'waiting' })
+      .where('queue_entries.accepted_at', '>', new Date(Date.now() - 120_000))
+      .orderBy('queue_entries.accepted_at', 'desc')
+      .first('calls.id');
+    return row?.id;
   }
 
   async setAvailability(caller: Caller, availability: Availability): Promise<void> {

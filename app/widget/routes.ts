@@ -9,7 +9,9 @@ import { parseBody } from '../http/forms';
 import { contentSecurityPolicy } from '../http/security';
 import { OrganisationStore } from '../organisations/service';
 import { publicDir } from '../paths';
+import { isOpen } from '../queue/hours';
 import { QueueService } from '../queue/service';
+import { QueueSettingsStore } from '../queue/settings';
 import { WidgetSettings, widgetOriginsSchema } from './service';
 
 const widgetScript = () => fs.readFileSync(path.join(publicDir, 'widget', 'widget.js'));
@@ -37,7 +39,8 @@ export function widgetData(knex: Knex): RequestHandler {
     const allowed = await new WidgetSettings(knex).origins(organisation.id);
     res.vary('Origin').set('Cross-Origin-Resource-Policy', 'cross-origin').set('Cache-Control', 'no-store');
     if (origin && allowed.includes(origin.toLowerCase())) res.set('Access-Control-Allow-Origin', origin);
-    const available = (await new QueueService(knex).availableClerks(organisation.id)) > 0;
+    const open = isOpen((await new QueueSettingsStore(knex).get(organisation.id)).hours);
+    const available = open && (await new QueueService(knex).availableClerks(organisation.id)) > 0;
     res.json({ available, label: req.t(available ? 'widget.talk' : 'widget.unavailable'), url: `/q/${organisation.slug}` });
   };
 }

@@ -11,6 +11,11 @@
     fetch('/queue.json', { headers: { Accept: 'application/json' }, cache: 'no-store' })
       .then(function (res) { return res.ok ? res.json() : null; })
       .then(function (data) {
+        if (data && data.assignedCallId) {
+          // Automatic routing gave this clerk a customer: open the call.
+          location.href = '/calls/' + data.assignedCallId;
+          return;
+        }
         if (data) {
           var n = data.entries.length;
           if (n !== shown) {
