@@ -62,6 +62,7 @@ describe('call pages', () => {
     assert.equal(page.headers['cache-control'], 'no-store');
     assert.equal(page.headers['set-cookie'], undefined, 'the customer page sets no cookie');
     assert.match(page.text, /What happens with your data/);
+    assert.match(page.text, /href="\/branding\/calls-bank\/theme\.css\?v=\d+"/, "the organisation's colours");
     assert.match(page.text, /This page sets no cookies/);
     await request(app).get(`/join/${'B'.repeat(43)}`).expect(404, /This link is not valid/);
     await request(app).get('/join/<script>').expect(404);

@@ -4,7 +4,7 @@ import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { flash } from '../http/flash';
 import { publicBase } from '../http/links';
-import { OrganisationStore } from '../organisations/service';
+import { brandingOf, OrganisationStore } from '../organisations/service';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
 import { withFormErrors } from '../http/render-form';
@@ -79,6 +79,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
       title: req.t('calls.customer_title'),
       token: req.params.token,
       organisationName: organisation?.name ?? '',
+      branding: organisation ? brandingOf(organisation) : undefined,
     });
   };
 }

@@ -33,6 +33,11 @@ export function toOrganisation(row: Record<string, unknown>): Organisation {
 
 const COLUMNS = ['id', 'slug', 'name', 'vat_number', 'brand_color', 'logo_type', 'settings', 'closed_at', 'updated_at'];
 
+/** What a customer page needs to show the organisation's branding. */
+export function brandingOf(organisation: Organisation): { slug: string; name: string; version: number; hasLogo: boolean } {
+  return { slug: organisation.slug, name: organisation.name, version: organisation.updatedAt.getTime(), hasLogo: organisation.hasLogo };
+}
+
 /** A URL-safe identifier from a name: "Müller & Söhne GmbH" -> "muller-sohne-gmbh". */
 export function slugify(name: string): string {
   const base = name

@@ -5,7 +5,7 @@ import { callerOf } from '../auth/caller';
 import { NotFoundError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
-import { OrganisationStore } from '../organisations/service';
+import { brandingOf, OrganisationStore } from '../organisations/service';
 import { hoursFromForm, isOpen, queueSettingsSchema, weekdays, type OpeningHours } from './hours';
 import { availabilitySchema, QueueService } from './service';
 import { QueueSettingsStore } from './settings';
@@ -33,7 +33,7 @@ export function queueLanding(deps: QueueDeps): RequestHandler {
   return async (req, res) => {
     const organisation = await openOrganisation(deps.knex, req.params.slug);
     const state = await queueState(deps.knex, organisation.id);
-    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays });
+    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, branding: brandingOf(organisation) });
   };
 }
 
@@ -43,7 +43,7 @@ export function enterQueue(deps: QueueDeps): RequestHandler {
     const organisation = await openOrganisation(deps.knex, req.params.slug);
     const state = await queueState(deps.knex, organisation.id);
     if (state.available === 0) {
-      return res.status(409).render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays });
+      return res.status(409).render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, branding: brandingOf(organisation) });
     }
     const { ticket } = await new QueueService(deps.knex).enter(organisation.id);
     res.redirect(303, `/q/${organisation.slug}/wait#ticket=${ticket}`);
@@ -54,7 +54,7 @@ export function enterQueue(deps: QueueDeps): RequestHandler {
 export function waitingPage(deps: QueueDeps): RequestHandler {
   return async (req, res) => {
     const organisation = await openOrganisation(deps.knex, req.params.slug);
-    res.set('Cache-Control', 'no-store').render('queue/wait', { title: req.t('queue.title'), organisation });
+    res.set('Cache-Control', 'no-store').render('queue/wait', { title: req.t('queue.title'), organisation, branding: brandingOf(organisation) });
   };
 }
 
