@@ -216,6 +216,8 @@ describe('webhooks', () => {
     const { id, path } = await createEndpoint();
     await post(admin, `/admin/webhooks/${id}/toggle`, {}, 303);
     assert.equal((await knex()('webhook_endpoints').where({ id }).first('enabled')).enabled, false);
+    const changes = await knex()('audit_events').where({ target_id: id }).orderBy('seq').pluck('action');
+    assert.deepEqual(changes, ['webhook.created', 'webhook.disabled'], 'changes to endpoints are audited');
     await callLifecycle(clerk);
     await dispatcher().runOnce();
     assert.equal(at(path).length, 0);

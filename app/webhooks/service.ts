@@ -92,6 +92,19 @@ export class WebhookService {
     return this.caller.user.organisationId;
   }
 
+  /** Every change to an endpoint is audited (never the secret). */
+  private async audited(action: 'webhook.created' | 'webhook.enabled' | 'webhook.disabled' | 'webhook.secret_rotated' | 'webhook.deleted', endpoint: { id: string; url?: string }): Promise<void> {
+    await new AuditService(this.knex).record({
+      organisationId: this.organisationId,
+      actor: actorOf(this.caller.user),
+      action,
+      target: { type: 'webhook', id: endpoint.id },
+      ip: this.caller.ip,
+      userAgent: this.caller.userAgent,
+      details: endpoint.url ? { url: endpoint.url } : {},
+    });
+  }
+
   private scoped(trx: Knex | Knex.Transaction = this.knex) {
     return trx('webhook_endpoints').where('webhook_endpoints.organisation_id', this.organisationId);
   }
@@ -118,6 +131,7 @@ export class WebhookService {
         last_event_id: this.latestEventId(),
       })
       .returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    await this.audited('webhook.created', row);
     return { endpoint: toEndpoint(row), secret };
   }
 
@@ -131,6 +145,7 @@ export class WebhookService {
     const update: Record<string, unknown> = { enabled };
     if (enabled) update.last_event_id = this.knex.raw('GREATEST(last_event_id, (?))', [this.latestEventId()]);
     const [row] = await this.scoped().where({ id }).update(update).returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    await this.audited(enabled ? 'webhook.enabled' : 'webhook.disabled', row);
     return toEndpoint(row);
   }
 
@@ -144,13 +159,15 @@ export class WebhookService {
     await this.mustOwn(id);
     const secret = generateSecret();
     const [row] = await this.scoped().where({ id }).update({ secret }).returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    await this.audited('webhook.secret_rotated', row);
     return { endpoint: toEndpoint(row), secret };
   }
 
   /** Deletes an endpoint and its delivery log. */
   async remove(id: string): Promise<void> {
-    await this.mustOwn(id);
+    const row = await this.mustOwn(id);
     await this.scoped().where({ id }).delete();
+    await this.audited('webhook.deleted', row);
   }
 
   /** The latest deliveries of all the organisation's endpoints, newest first. */
@@ -168,9 +185,9 @@ export class WebhookService {
     return this.knex.raw('(SELECT COALESCE(MAX(id), 0) FROM audit_events WHERE organisation_id = ?)', [this.organisationId]);
   }
 
-  private async mustOwn(id: string): Promise<{ enabled: boolean }> {
+  private async mustOwn(id: string): Promise<{ id: string; url: string; enabled: boolean }> {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
-    const row = await this.scoped().where({ id }).first('enabled');
+    const row = await this.scoped().where({ id }).first('id', 'url', 'enabled');
     if (row) return row;
     if (await this.knex('webhook_endpoints').where({ id }).first('id')) {
       await new AuditService(this.knex).record({
