@@ -24,7 +24,7 @@ import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBrandi
 import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, saveQueueSettings, setAvailability, ticketStatus, waitingPage } from './queue/routes';
 import { completeSetup, setupPage } from './setup/routes';
 import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret, toggleWebhook } from './webhooks/routes';
-import { queueFraming, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
+import { queueFraming, savePrivacyContact, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -94,6 +94,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/organisation/branding', access: ADMIN, handlers: [updateOrganisationBranding(db)] },
     { method: 'post', path: '/admin/organisation/widget', access: ADMIN, handlers: [saveWidgetOrigins(db)] },
     { method: 'post', path: '/admin/organisation/queue', access: ADMIN, handlers: [saveQueueSettings(api)] },
+    { method: 'post', path: '/admin/organisation/privacy', access: ADMIN, handlers: [savePrivacyContact(db)] },
     { method: 'get', path: '/admin/api-keys', access: ADMIN, handlers: [listApiKeys(db)] },
     { method: 'post', path: '/admin/api-keys', access: ADMIN, handlers: [createApiKey(db)] },
     { method: 'post', path: '/admin/api-keys/:id/revoke', access: ADMIN, handlers: [revokeApiKey(db)] },

@@ -55,6 +55,8 @@ describe('call pages', () => {
   });
 
   it('the customer page opens with a valid link, and shows a clear page for a wrong, expired or ended one', async () => {
+    const admin = await signIn(app, await seedUser(db.current.knex, (await db.current.knex('organisations').where({ name: 'Calls Bank' }).first()), 'admin'));
+    await admin.agent.post('/admin/organisation/privacy').type('form').send({ _csrf: admin.csrf, privacy_contact: 'privacy@calls-bank.example' }).expect(303);
     const { id, token } = await startCall();
     const page = await request(app).get(`/join/${token}`).expect(200);
     assert.match(page.text, /Calls Bank/);
@@ -62,6 +64,8 @@ describe('call pages', () => {
     assert.equal(page.headers['cache-control'], 'no-store');
     assert.equal(page.headers['set-cookie'], undefined, 'the customer page sets no cookie');
     assert.match(page.text, /What happens with your data/);
+    assert.match(page.text, /Questions about your data: privacy@calls-bank\.example/);
+    assert.match(page.text, /under the organisation&#39;s retention rules/);
     assert.match(page.text, /href="\/branding\/calls-bank\/theme\.css\?v=\d+"/, "the organisation's colours");
     assert.match(page.text, /This page sets no cookies/);
     await request(app).get(`/join/${'B'.repeat(43)}`).expect(404, /This link is not valid/);

@@ -4,6 +4,7 @@ import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { flash } from '../http/flash';
 import { publicBase } from '../http/links';
+import { PrivacyContact } from '../organisations/privacy';
 import { brandingOf, OrganisationStore } from '../organisations/service';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
@@ -80,6 +81,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
       token: req.params.token,
       organisationName: organisation?.name ?? '',
       branding: organisation ? brandingOf(organisation) : undefined,
+      privacyContact: await new PrivacyContact(deps.knex).get(found.call.organisationId),
     });
   };
 }

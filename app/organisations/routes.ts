@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { WidgetSettings } from '../widget/service';
 import { weekdays } from '../queue/hours';
 import { QueueSettingsStore } from '../queue/settings';
+import { PrivacyContact } from './privacy';
 import multer from 'multer';
 import { callerOf } from '../auth/caller';
 import { BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors';
@@ -57,6 +58,7 @@ async function renderPage(knex: Knex, req: Request, res: Response, status: numbe
     widgetOrigins: (await new WidgetSettings(knex).origins(organisation.id)).join('\n'),
     appBase: `${req.protocol}://${req.get('host')}`,
     queueSettings: await new QueueSettingsStore(knex).get(organisation.id),
+    privacyContact: await new PrivacyContact(knex).get(organisation.id),
     weekdays,
     errors: state.errors ?? {},
   });

@@ -5,6 +5,7 @@ import { callerOf } from '../auth/caller';
 import { NotFoundError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
+import { PrivacyContact } from '../organisations/privacy';
 import { brandingOf, OrganisationStore } from '../organisations/service';
 import { hoursFromForm, isOpen, queueSettingsSchema, weekdays, type OpeningHours } from './hours';
 import { availabilitySchema, QueueService } from './service';
@@ -33,7 +34,7 @@ export function queueLanding(deps: QueueDeps): RequestHandler {
   return async (req, res) => {
     const organisation = await openOrganisation(deps.knex, req.params.slug);
     const state = await queueState(deps.knex, organisation.id);
-    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, branding: brandingOf(organisation) });
+    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, branding: brandingOf(organisation), privacyContact: await new PrivacyContact(deps.knex).get(organisation.id) });
   };
 }
 
