@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
+import { routes } from '../app/routes';
+import { seedOrganisation, seedUser, signIn } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 
@@ -36,4 +38,30 @@ describe('pages', () => {
       assert.match(res.text, /<meta name="viewport"/);
     });
   }
+});
+
+describe('every page a signed-in user can reach', () => {
+  const db = useTestDatabase();
+
+  it('has no inline script or style, no inline handler, and loads nothing from outside (crawled from the route table)', async () => {
+    const app = buildApp(db.current);
+    const org = await seedOrganisation(db.current.knex, 'Crawl Bank');
+    const pages = routes({} as never).filter((r) => r.method === 'get' && !r.path.includes(':') && !r.path.startsWith('/api/') && !/\.(js|json)$/.test(r.path) && !['/healthz', '/readyz', '/language', '/login', '/queue/ticket'].includes(r.path));
+    let checked = 0;
+    for (const role of ['admin', 'clerk', 'compliance'] as const) {
+      const { agent } = await signIn(app, await seedUser(db.current.knex, org, role));
+      for (const route of pages) {
+        if (Array.isArray(route.access) && !route.access.includes(role)) continue;
+        const res = await agent.get(route.path).set('Accept', 'text/html');
+        assert.equal(res.status, 200, `${role} ${route.path}`);
+        const html = res.text;
+        assert.doesNotMatch(html, /<script(?![^>]*\s(src=|type="application\/json"))[^>]*>/i, `${route.path}: inline script`);
+        assert.doesNotMatch(html, /<style|\sstyle=|\son[a-z]+=/i, `${route.path}: inline style or handler`);
+        const external = [...html.matchAll(/\s(?:src|href|action|poster)="([^"]*)"/gi)].map((m) => m[1]!).filter((u) => /^(https?:)?\/\//i.test(u));
+        assert.deepEqual(external, [], `${route.path}: external URLs`);
+        checked++;
+      }
+    }
+    assert.ok(checked >= 12, `crawled ${checked} pages`);
+  });
 });
