@@ -15,6 +15,7 @@ import type { LoginService } from './auth/login-service';
 import type { LoginThrottle } from './auth/throttle';
 import type { AppContext } from './context';
 import { auditLog, verifyAudit } from './compliance/routes';
+import { applyImport, createProduct, exportCatalog, importPage, listProducts, newProductPage, previewImport, searchCatalog, showProduct, toggleProduct, updateProduct } from './catalog/routes';
 import { clerkCallPage, customerCallPage, endCall, revokeCallLink, startCall } from './calls/routes';
 import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
@@ -46,6 +47,7 @@ export interface RouteDeps extends AppContext {
 const ADMIN = ['admin'] as const;
 const COMPLIANCE = ['compliance', 'admin'] as const;
 const CLERK = ['clerk'] as const;
+const CLERK_OR_ADMIN = ['clerk', 'admin'] as const;
 
 /**
  * The explicit route table: every URL the appliance answers, in one place,
@@ -103,6 +105,17 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/webhooks/:id/toggle', access: ADMIN, handlers: [toggleWebhook(db)] },
     { method: 'post', path: '/admin/webhooks/:id/rotate', access: ADMIN, handlers: [rotateWebhookSecret(db)] },
     { method: 'post', path: '/admin/webhooks/:id/delete', access: ADMIN, handlers: [deleteWebhook(db)] },
+    { method: 'get', path: '/admin/catalog', access: ADMIN, handlers: [listProducts(db)] },
+    { method: 'get', path: '/admin/catalog/new', access: ADMIN, handlers: [newProductPage] },
+    { method: 'post', path: '/admin/catalog/new', access: ADMIN, handlers: [createProduct(db)] },
+    { method: 'get', path: '/admin/catalog/import', access: ADMIN, handlers: [importPage] },
+    { method: 'post', path: '/admin/catalog/import/preview', access: ADMIN, handlers: [previewImport(db)] },
+    { method: 'post', path: '/admin/catalog/import/apply', access: ADMIN, handlers: [applyImport(db)] },
+    { method: 'get', path: '/admin/catalog/export.csv', access: ADMIN, handlers: [exportCatalog(db)] },
+    { method: 'get', path: '/admin/catalog/:id', access: ADMIN, handlers: [showProduct(db)] },
+    { method: 'post', path: '/admin/catalog/:id', access: ADMIN, handlers: [updateProduct(db)] },
+    { method: 'post', path: '/admin/catalog/:id/toggle', access: ADMIN, handlers: [toggleProduct(db)] },
+    { method: 'get', path: '/catalog/search', access: CLERK_OR_ADMIN, handlers: [searchCatalog(db)] },
 
     // REST API v1: no session; apiKeyAuth authenticates (and audits) every request, per scope.
     { method: 'get', path: '/api/v1/openapi.json', access: 'public', handlers: [openApi] },

@@ -55,7 +55,10 @@ export async function describeSchema(knex: Knex): Promise<Pick<SchemaSnapshot, '
   for (const lines of Object.values(tables)) lines.sort();
   const functions = await knex.raw(`
     SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') ' || md5(p.prosrc) AS f
-    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' ORDER BY 1`);
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = 'public'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+    ORDER BY 1`);
   return { tables: Object.fromEntries(Object.entries(tables).sort()), functions: functions.rows.map((r: { f: string }) => r.f) };
 }
 

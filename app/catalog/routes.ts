@@ -1,0 +1,245 @@
+import type { Request, RequestHandler, Response } from 'express';
+import type { Knex } from 'knex';
+import multer from 'multer';
+import { z } from 'zod';
+import { callerOf } from '../auth/caller';
+import { BadRequestError, PayloadTooLargeError, ValidationError } from '../errors';
+import { flash } from '../http/flash';
+import { CatalogImport, MAX_IMPORT_BYTES, catalogColumns, readImport, type ImportPreview } from './import';
+import { CatalogService, formatPrice, searchSchema, type Product } from './service';
+
+const PAGE_SIZE = 25;
+const LIST = '/admin/catalog';
+
+/** Field codes with their own text under `catalog.errors`; the others are the shared `forms.*` ones. */
+const OWN_CODES = new Set([
+  'invalid_sku', 'sku_taken', 'invalid_price', 'invalid_currency', 'invalid_url', 'invalid_tags', 'invalid_active', 'duplicate_sku',
+  'missing_column', 'csv_unterminated_quote', 'json_invalid', 'import_empty', 'import_too_many_rows', 'import_too_large', 'file_required',
+]);
+
+export function errorKey(code: string): string {
+  return OWN_CODES.has(code) ? `catalog.errors.${code}` : `forms.${code}`;
+}
+
+/** The upload (one file, 10 MB; one byte more is let through so that the reader says what is too large). */
+const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX_IMPORT_BYTES + 1, files: 1, fields: 5 } }).single('file');
+/** The apply step: the previewed file again, base64 in a form field. */
+const payloadForm = multer({ storage: multer.memoryStorage(), limits: { fieldSize: Math.ceil((MAX_IMPORT_BYTES * 4) / 3) + 16, files: 0, fields: 5 } }).none();
+
+function receive(handler: RequestHandler, req: Request, res: Response): Promise<void> {
+  return new Promise((resolve, reject) => {
+    handler(req, res, (err?: unknown) => {
+      if (!err) return resolve();
+      if (err instanceof multer.MulterError) {
+        if (err.code === 'LIMIT_FILE_SIZE' || err.code === 'LIMIT_FIELD_VALUE') {
+          return reject(new PayloadTooLargeError('import_too_large', { messageKey: 'catalog.errors.import_too_large', cause: err }));
+        }
+        return reject(new PayloadTooLargeError('payload_too_large', { cause: err }));
+      }
+      reject(new BadRequestError('invalid_body', { cause: err }));
+    });
+  });
+}
+
+function service(knex: Knex, req: Request): CatalogService {
+  return new CatalogService(knex, callerOf(req));
+}
+
+function id(req: Request): string {
+  return String(req.params.id);
+}
+
+/** The form's values for a product (price as typed: "12.50", tags "a|b"). */
+function formValues(product?: Product): Record<string, string> {
+  if (!product) return { currency: 'EUR' };
+  return {
+    sku: product.sku,
+    name: product.name,
+    description: product.description,
+    price: formatPrice(product.priceCents),
+    currency: product.currency,
+    url: product.url ?? '',
+    category: product.category ?? '',
+    tags: product.tags.join('|'),
+  };
+}
+
+function submitted(req: Request, product?: Product): Record<string, string> {
+  const body = (req.body ?? {}) as Record<string, unknown>;
+  const values = Object.fromEntries(Object.entries(body).filter(([k, v]) => k !== '_csrf' && typeof v === 'string')) as Record<string, string>;
+  // The form has no active field (the toggle button changes it): keep the product's state.
+  if (product) values.active = String(product.active);
+  return values;
+}
+
+/** GET /admin/catalog: search, filters and paging. */
+export function listProducts(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    const filter = searchSchema.parse(req.query ?? {});
+    const catalog = service(knex, req);
+    const { products, total } = await catalog.search(filter.q, {
+      category: filter.category || undefined,
+      active: filter.active === '' ? undefined : filter.active === 'active',
+      limit: PAGE_SIZE,
+      offset: (filter.page - 1) * PAGE_SIZE,
+    });
+    res.render('catalog/list', {
+      title: req.t('catalog.title'),
+      products,
+      total,
+      filter,
+      categories: await catalog.categories(),
+      pages: Math.max(1, Math.ceil(total / PAGE_SIZE)),
+      formatPrice,
+    });
+  };
+}
+
+/** GET /admin/catalog/new */
+export const newProductPage: RequestHandler = (req, res) => {
+  res.render('catalog/form', { title: req.t('catalog.new_title'), product: null, values: formValues(), errors: {} });
+};
+
+/** POST /admin/catalog/new */
+export function createProduct(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    try {
+      const product = await service(knex, req).create({ ...submitted(req), active: true });
+      flash(req, 'success', 'catalog.created');
+      res.redirect(303, `${LIST}/${product.id}`);
+    } catch (err) {
+      if (!(err instanceof ValidationError) || req.accepts(['html', 'json']) !== 'html') throw err;
+      const errors = Object.fromEntries(err.fields.map((f) => [f.field, errorKey(f.code)]));
+      res.status(400).render('catalog/form', { title: req.t('catalog.new_title'), product: null, values: submitted(req), errors });
+    }
+  };
+}
+
+/** GET /admin/catalog/:id: the product's edit form. */
+export function showProduct(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    const product = await service(knex, req).get(id(req));
+    res.render('catalog/form', { title: product.name, product, values: formValues(product), errors: {} });
+  };
+}
+
+/** POST /admin/catalog/:id */
+export function updateProduct(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    const catalog = service(knex, req);
+    const product = await catalog.get(id(req));
+    try {
+      await catalog.update(product.id, submitted(req, product));
+      flash(req, 'success', 'catalog.saved');
+      res.redirect(303, `${LIST}/${product.id}`);
+    } catch (err) {
+      if (!(err instanceof ValidationError) || req.accepts(['html', 'json']) !== 'html') throw err;
+      const errors = Object.fromEntries(err.fields.map((f) => [f.field, errorKey(f.code)]));
+      res.status(400).render('catalog/form', { title: product.name, product, values: submitted(req), errors });
+    }
+  };
+}
+
+/** POST /admin/catalog/:id/toggle: deactivates an active product, activates an inactive one. */
+export function toggleProduct(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    const catalog = service(knex, req);
+    const product = await catalog.get(id(req));
+    await catalog.setActive(product.id, !product.active);
+    flash(req, 'success', product.active ? 'catalog.deactivated' : 'catalog.activated');
+    res.redirect(303, `${LIST}/${product.id}`);
+  };
+}
+
+/** GET /admin/catalog/import */
+export const importPage: RequestHandler = (req, res) => {
+  res.render('catalog/import', { title: req.t('catalog.import_title'), columns: catalogColumns.join(','), errors: {} });
+};
+
+function renderPreview(req: Request, res: Response, status: number, preview: ImportPreview, payload: string | null): void {
+  res.status(status).render('catalog/preview', {
+    title: req.t('catalog.preview_title'),
+    preview,
+    shownErrors: preview.errors.slice(0, 500),
+    payload: preview.errors.length === 0 ? payload : null,
+    errorKey,
+  });
+}
+
+/** A file-level problem (missing column, bad JSON, too many rows) on the upload form. */
+function fileProblem(req: Request, res: Response, err: ValidationError): void {
+  const errors = { file: errorKey(err.fields[0]?.code ?? 'invalid') };
+  const missing = err.fields.filter((f) => f.code === 'missing_column').map((f) => f.field);
+  res.status(400).render('catalog/import', { title: req.t('catalog.import_title'), columns: catalogColumns.join(','), errors, missingColumns: missing });
+}
+
+/** POST /admin/catalog/import/preview: checks every row, writes nothing. */
+export function previewImport(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    await receive(upload, req, res);
+    const file = req.file;
+    if (!file || file.size === 0) return fileProblem(req, res, new ValidationError([{ field: 'file', code: 'file_required' }]));
+    let rows;
+    try {
+      rows = readImport(file.buffer);
+    } catch (err) {
+      if (err instanceof ValidationError) return fileProblem(req, res, err);
+      throw err;
+    }
+    const catalog = service(knex, req);
+    const preview = await new CatalogImport(knex, catalog).preview(rows);
+    renderPreview(req, res, preview.errors.length > 0 ? 422 : 200, preview, file.buffer.toString('base64'));
+  };
+}
+
+/** POST /admin/catalog/import/apply: the previewed file again; all rows or none. */
+export function applyImport(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    await receive(payloadForm, req, res);
+    const payload = z.string().regex(/^[A-Za-z0-9+/]+=*$/).safeParse((req.body as Record<string, unknown> | undefined)?.payload);
+    if (!payload.success) throw new BadRequestError('invalid_body');
+    const data = Buffer.from(payload.data, 'base64');
+    let rows;
+    try {
+      rows = readImport(data);
+    } catch (err) {
+      if (err instanceof ValidationError) return fileProblem(req, res, err);
+      throw err;
+    }
+    const importer = new CatalogImport(knex, service(knex, req));
+    try {
+      const done = await importer.apply(rows);
+      flash(req, 'success', 'catalog.imported', { created: done.created, updated: done.updated });
+      res.redirect(303, LIST);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      renderPreview(req, res, 422, await importer.preview(rows), null);
+    }
+  };
+}
+
+/** GET /admin/catalog/export.csv */
+export function exportCatalog(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    const csv = await new CatalogImport(knex, service(knex, req)).exportCsv();
+    const day = new Date().toISOString().slice(0, 10);
+    res.setHeader('Content-Type', 'text/csv; charset=utf-8');
+    res.setHeader('Content-Disposition', `attachment; filename="catalog-${day}.csv"`);
+    res.setHeader('Cache-Control', 'no-store');
+    res.send(`\ufeff${csv}`);
+  };
+}
+
+/** GET /catalog/search?q=&category=: active products for the in-call panel, as JSON. */
+export function searchCatalog(knex: Knex): RequestHandler {
+  return async (req, res) => {
+    const filter = searchSchema.parse(req.query ?? {});
+    const { products } = await service(knex, req).search(filter.q, { category: filter.category || undefined, active: true, limit: 20, withTotal: false });
+    res.setHeader('Cache-Control', 'no-store');
+    res.json({
+      products: products.map((p) => ({
+        id: p.id, sku: p.sku, name: p.name, price: formatPrice(p.priceCents), currency: p.currency, category: p.category, tags: p.tags, url: p.url,
+      })),
+    });
+  };
+}
