@@ -57,7 +57,7 @@ describe('signalling', () => {
   let clerkCookie: string;
 
   before(async () => {
-    server = await startCallServer(db.current, { graceMs: 300, silenceMs: 2500 });
+    server = await startCallServer(db.current, { graceMs: 300, silenceMs: 4000 });
     const org = await seedOrganisation(db.current.knex, 'Signal Bank');
     clerk = await seedUser(db.current.knex, org, 'clerk');
     const agent = request.agent(server.url);
@@ -204,7 +204,7 @@ describe('signalling', () => {
       customer.close();
       await new Promise((r) => setTimeout(r, 50));
       assert.equal((await server.hub.describeCall(call.callId))?.peers.length, 1, 'still there during the grace period');
-      await new Promise((r) => setTimeout(r, 600));
+      await new Promise((r) => setTimeout(r, 1500));
       assert.equal(await server.hub.describeCall(call.callId), undefined);
     });
 
