@@ -3,8 +3,7 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { commonPasswords } from '../accounts/common-passwords';
 import type { AuditAction } from '../audit/actions';
-import { AuditService } from '../audit/service';
-import { actorOf, type Caller } from '../auth/caller';
+import { OrganisationScopedService } from '../auth/scoped-service';
 import { sha256 } from '../auth/tokens';
 import { NotFoundError, ValidationError } from '../errors';
 
@@ -130,16 +129,7 @@ export function generateKey(): string {
  * change is audited in the same transaction. Keys are returned once, at
  * creation; afterwards only their prefix is known.
  */
-export class ApiKeyService {
-  private readonly audit: AuditService;
-
-  constructor(private readonly knex: Knex, private readonly caller: Caller) {
-    this.audit = new AuditService(knex);
-  }
-
-  private get organisationId(): string {
-    return this.caller.user.organisationId;
-  }
+export class ApiKeyService extends OrganisationScopedService {
 
   private scoped(trx: Knex | Knex.Transaction = this.knex) {
     return trx('api_keys').where('api_keys.organisation_id', this.organisationId);
@@ -196,13 +186,7 @@ export class ApiKeyService {
    */
   async revoke(id: string): Promise<ApiKey> {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
-    if (!(await this.scoped().where({ id }).first('id'))) {
-      // Audited in its own transaction: the refusal must not roll back with the request.
-      if (await this.knex('api_keys').where({ id }).first('id')) {
-        await this.audit.record({ ...this.base(), action: 'security.cross_organisation_denied', target: { type: 'api_key', id } });
-      }
-      throw new NotFoundError();
-    }
+    if (!(await this.scoped().where({ id }).first('id'))) await this.refuseForeign('api_keys', 'api_key', id);
     return this.knex.transaction(async (trx) => {
       const row = await this.scoped(trx).where({ id }).forUpdate().first();
       if (!row) throw new NotFoundError();
@@ -211,10 +195,6 @@ export class ApiKeyService {
       await this.record(trx, 'api_key.revoked', id, { name: row.name, prefix: row.prefix });
       return toApiKey(updated);
     });
-  }
-
-  private base() {
-    return { organisationId: this.organisationId, actor: actorOf(this.caller.user), ip: this.caller.ip, userAgent: this.caller.userAgent };
   }
 
   private record(trx: Knex.Transaction, action: 'api_key.created' | 'api_key.revoked', id: string, details: Record<string, unknown>) {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AuditService } from '../audit/service';
 import { SYSTEM, type Actor } from '../audit/actions';
 import { actorOf, type Caller } from '../auth/caller';
+import { refuseForeign } from '../auth/scoped-service';
 import { randomToken, sha256 } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 
@@ -191,10 +192,9 @@ export class CallService {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
     const row = await this.knex('calls').where({ id, organisation_id: caller.user.organisationId, clerk_id: caller.user.id }).first(COLUMNS);
     if (row) return toCall(row);
+    // Another clerk's call of the same organisation is simply not found; another organisation's is audited too.
     const elsewhere = await this.knex('calls').where({ id }).first('organisation_id');
-    if (elsewhere && elsewhere.organisation_id !== caller.user.organisationId) {
-      await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'security.cross_organisation_denied', target: { type: 'call', id }, ip: caller.ip, userAgent: caller.userAgent });
-    }
+    if (elsewhere && elsewhere.organisation_id !== caller.user.organisationId) return refuseForeign(this.knex, caller, 'calls', 'call', id);
     throw new NotFoundError();
   }
 

@@ -1,7 +1,6 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { AuditService } from '../audit/service';
-import { actorOf, type Caller } from '../auth/caller';
+import { OrganisationScopedService } from '../auth/scoped-service';
 import { NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
 
@@ -127,14 +126,9 @@ export function prefixQuery(words: string[]): string {
  * Audit: until the `catalog.*` actions exist, changes are recorded as
  * `catalog.<change>` with `details.catalog` naming the change.
  */
-export class CatalogService {
-  private readonly audit: AuditService;
-
-  constructor(private readonly knex: Knex, private readonly caller: Caller) {
-    this.audit = new AuditService(knex);
-  }
-
-  get organisationId(): string {
+export class CatalogService extends OrganisationScopedService {
+  /** Public: the importer scopes its own queries with it. */
+  override get organisationId(): string {
     return this.caller.user.organisationId;
   }
 
@@ -204,12 +198,7 @@ export class CatalogService {
   async get(id: string, trx: Knex | Knex.Transaction = this.knex): Promise<Product> {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
     const row = await this.scoped(trx).where({ id }).first();
-    if (!row) {
-      if (await this.knex('products').where({ id }).first('id')) {
-        await this.audit.record({ ...this.base(), action: 'security.cross_organisation_denied', target: { type: 'product', id } });
-      }
-      throw new NotFoundError();
-    }
+    if (!row) return this.refuseForeign('products', 'product', id);
     return toProduct(row);
   }
 
@@ -249,10 +238,6 @@ export class CatalogService {
   /** Every product, by SKU (for the export). */
   async all(): Promise<Product[]> {
     return (await this.scoped().orderBy('sku').select('*')).map(toProduct);
-  }
-
-  base() {
-    return { organisationId: this.organisationId, actor: actorOf(this.caller.user), ip: this.caller.ip, userAgent: this.caller.userAgent };
   }
 
   record(trx: Knex.Transaction, change: CatalogChange, id: string | null, sku: string | null, extra: Record<string, unknown> = {}) {

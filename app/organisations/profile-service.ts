@@ -1,9 +1,8 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { AuditService } from '../audit/service';
 import type { AuditAction } from '../audit/actions';
-import { actorOf, type Caller } from '../auth/caller';
+import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError, ValidationError, type FieldProblem } from '../errors';
 import { SLUG, toOrganisation, type Organisation } from './service';
 
@@ -86,16 +85,7 @@ export interface BrandingChange {
  * logo: type, size and SHA-256, never the bytes). A closed organisation is
  * read-only.
  */
-export class OrganisationProfileService {
-  private readonly audit: AuditService;
-
-  constructor(private readonly knex: Knex, private readonly caller: Caller) {
-    this.audit = new AuditService(knex);
-  }
-
-  private get organisationId(): string {
-    return this.caller.user.organisationId;
-  }
+export class OrganisationProfileService extends OrganisationScopedService {
 
   private scoped(trx: Knex | Knex.Transaction = this.knex) {
     return trx('organisations').where('organisations.id', this.organisationId);
@@ -218,12 +208,9 @@ export class OrganisationProfileService {
 
   private record(trx: Knex.Transaction, action: AuditAction, details: Record<string, unknown>): Promise<void> {
     return this.audit.record({
-      organisationId: this.organisationId,
-      actor: actorOf(this.caller.user),
+      ...this.base(),
       action,
       target: { type: 'organisation', id: this.organisationId },
-      ip: this.caller.ip,
-      userAgent: this.caller.userAgent,
       details,
     }, trx);
   }

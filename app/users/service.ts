@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { AuditService } from '../audit/service';
-import { actorOf, roles, type Caller, type Role } from '../auth/caller';
+import { OrganisationScopedService } from '../auth/scoped-service';
+import { roles, type Caller, type Role } from '../auth/caller';
 import { endUserSessions } from '../auth/session-store';
 import { LoginThrottle, accountKey } from '../auth/throttle';
 import { OneTimeTokens } from '../auth/tokens';
@@ -38,17 +38,12 @@ export interface UserServiceOptions {
  * caller: every query is scoped to the caller's organisation, and every
  * change is audited in the same transaction.
  */
-export class UserService {
-  private readonly audit: AuditService;
+export class UserService extends OrganisationScopedService {
   private readonly tokens: OneTimeTokens;
 
-  constructor(private readonly knex: Knex, private readonly caller: Caller, private readonly options: UserServiceOptions) {
-    this.audit = new AuditService(knex);
+  constructor(knex: Knex, caller: Caller, private readonly options: UserServiceOptions) {
+    super(knex, caller);
     this.tokens = new OneTimeTokens(knex);
-  }
-
-  private get organisationId(): string {
-    return this.caller.user.organisationId;
   }
 
   private scoped(trx: Knex | Knex.Transaction = this.knex) {
@@ -74,20 +69,7 @@ export class UserService {
       .leftJoin('login_throttles', 'login_throttles.key', this.knex.raw(`'account:' || encode(sha256(convert_to(lower(users.email), 'UTF8')), 'hex')`))
       .where('users.id', id)
       .first('users.*', 'login_throttles.locked_until');
-    if (!row) {
-      const elsewhere = await trx('users').where({ id }).first('organisation_id');
-      if (elsewhere) {
-        await this.audit.record({
-          organisationId: this.organisationId,
-          actor: actorOf(this.caller.user),
-          action: 'security.cross_organisation_denied',
-          target: { type: 'user', id },
-          ip: this.caller.ip,
-          userAgent: this.caller.userAgent,
-        });
-      }
-      throw new NotFoundError();
-    }
+    if (!row) return this.refuseForeign('users', 'user', id);
     return toStaffUser(row);
   }
 
@@ -162,10 +144,6 @@ export class UserService {
     // Lock the organisation's admin rows so two admins cannot demote each other at once.
     const admins = await this.scoped(trx).where({ role: 'admin', status: 'active' }).whereNot({ id: leavingId }).forUpdate().select('id');
     if (admins.length === 0) throw new ConflictError('last_admin');
-  }
-
-  private base() {
-    return { organisationId: this.organisationId, actor: actorOf(this.caller.user), ip: this.caller.ip, userAgent: this.caller.userAgent };
   }
 
   private record(trx: Knex.Transaction, action: 'user.invited' | 'user.role_changed' | 'user.deactivated' | 'user.reactivated' | 'password.reset_issued', id: string, details: Record<string, unknown>) {

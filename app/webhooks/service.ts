@@ -1,8 +1,7 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { AuditService } from '../audit/service';
-import { actorOf, type Caller } from '../auth/caller';
+import { OrganisationScopedService } from '../auth/scoped-service';
 import { NotFoundError } from '../errors';
 
 /** The audit actions a webhook can carry, in the order a call goes through them. */
@@ -85,18 +84,12 @@ export function generateSecret(): string {
  * unknown one (the attempt is audited). The secret leaves this service only
  * in the answer to `create` and `rotateSecret`.
  */
-export class WebhookService {
-  constructor(private readonly knex: Knex, private readonly caller: Caller) {}
-
-  private get organisationId(): string {
-    return this.caller.user.organisationId;
-  }
+export class WebhookService extends OrganisationScopedService {
 
   /** Every change to an endpoint is audited (never the secret). */
   private async audited(action: 'webhook.created' | 'webhook.enabled' | 'webhook.disabled' | 'webhook.secret_rotated' | 'webhook.deleted', endpoint: { id: string; url?: string }): Promise<void> {
-    await new AuditService(this.knex).record({
-      organisationId: this.organisationId,
-      actor: actorOf(this.caller.user),
+    await this.audit.record({
+      ...this.base(),
       action,
       target: { type: 'webhook', id: endpoint.id },
       ip: this.caller.ip,
@@ -189,17 +182,7 @@ export class WebhookService {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
     const row = await this.scoped().where({ id }).first('id', 'url', 'enabled');
     if (row) return row;
-    if (await this.knex('webhook_endpoints').where({ id }).first('id')) {
-      await new AuditService(this.knex).record({
-        organisationId: this.organisationId,
-        actor: actorOf(this.caller.user),
-        action: 'security.cross_organisation_denied',
-        target: { type: 'webhook_endpoint', id },
-        ip: this.caller.ip,
-        userAgent: this.caller.userAgent,
-      });
-    }
-    throw new NotFoundError();
+    return this.refuseForeign('webhook_endpoints', 'webhook_endpoint', id);
   }
 }
 
