@@ -21,11 +21,12 @@ import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
 import { chooseLanguage } from './language/routes';
+import { savePrivacyContact } from './organisations/privacy-routes';
 import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisations/routes';
 import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, saveQueueSettings, setAvailability, ticketStatus, waitingPage } from './queue/routes';
 import { completeSetup, setupPage } from './setup/routes';
 import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret, toggleWebhook } from './webhooks/routes';
-import { queueFraming, savePrivacyContact, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
+import { queueFraming, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 

@@ -42,6 +42,9 @@ export const callLinkSchema = z.object({
 
 export type CallLinkInput = z.infer<typeof callLinkSchema>;
 
+/** Who a new call belongs to and who started it. */
+export type CallScope = { organisationId: string; clerkId: string; actor: Actor } & Meta;
+
 export type Participant =
   | { role: 'clerk'; userId: string; label: string; organisationId: string }
   | { role: 'customer'; label: string };
@@ -97,31 +100,43 @@ export class CallService {
   }
 
   /** The same for the organisation's own systems (REST API): the call is given to one of its clerks. */
-  async startForClerk(scope: { organisationId: string; clerkId: string; actor: Actor } & Meta, linkHours: number, input: CallLinkInput = {}): Promise<{ call: Call; token: string }> {
+  async startForClerk(scope: CallScope, linkHours: number, input: CallLinkInput = {}): Promise<{ call: Call; token: string }> {
     const clerk = await this.knex('users').where({ id: scope.clerkId, organisation_id: scope.organisationId, role: 'clerk', status: 'active' }).first('id');
     if (!clerk) throw new ValidationError([{ field: 'clerk_id', code: 'unknown_clerk' }]);
     return this.create(scope, linkHours, input);
   }
 
-  private async create(scope: { organisationId: string; clerkId: string; actor: Actor } & Meta, linkHours: number, input: CallLinkInput): Promise<{ call: Call; token: string }> {
+  private async create(scope: CallScope, linkHours: number, input: CallLinkInput): Promise<{ call: Call; token: string }> {
     const token = randomToken();
+    const call = await this.knex.transaction((trx) => this.insert(trx, scope, sha256(token), linkHours, input));
+    return { call, token };
+  }
+
+  /**
+   * A call for a customer from the waiting queue, inside the queue's
+   * transaction: the customer's ticket (already held as a hash) becomes the
+   * call's customer token, so no new secret has to reach them.
+   */
+  async startFromQueue(trx: Knex.Transaction, scope: CallScope, ticketHash: string, linkHours: number, details: Record<string, unknown>): Promise<Call> {
+    return this.insert(trx, scope, ticketHash, linkHours, {}, details);
+  }
+
+  private async insert(trx: Knex.Transaction, scope: CallScope, tokenHash: string, linkHours: number, input: CallLinkInput, details: Record<string, unknown> = {}): Promise<Call> {
     const hours = input.valid_hours ?? linkHours;
     const scheduledAt = input.scheduled_at ? new Date(input.scheduled_at) : null;
     const expiresAt = new Date(Math.max(Date.now(), scheduledAt?.getTime() ?? 0) + hours * 3600_000);
-    return this.knex.transaction(async (trx) => {
-      const [row] = await trx('calls')
-        .insert({
-          organisation_id: scope.organisationId,
-          clerk_id: scope.clerkId,
-          guest_token_hash: sha256(token),
-          guest_token_expires_at: expiresAt,
-          reference: input.reference || null,
-          scheduled_at: scheduledAt,
-        })
-        .returning(COLUMNS);
-      await this.audit.record({ organisationId: scope.organisationId, actor: scope.actor, action: 'call.started', target: { type: 'call', id: row.id }, ip: scope.ip, userAgent: scope.userAgent, details: { valid_hours: hours, scheduled: scheduledAt !== null, reference: row.reference } }, trx);
-      return { call: toCall(row), token };
-    });
+    const [row] = await trx('calls')
+      .insert({
+        organisation_id: scope.organisationId,
+        clerk_id: scope.clerkId,
+        guest_token_hash: tokenHash,
+        guest_token_expires_at: expiresAt,
+        reference: input.reference || null,
+        scheduled_at: scheduledAt,
+      })
+      .returning(COLUMNS);
+    await this.audit.record({ organisationId: scope.organisationId, actor: scope.actor, action: 'call.started', target: { type: 'call', id: row.id }, ip: scope.ip, userAgent: scope.userAgent, details: { valid_hours: hours, scheduled: scheduledAt !== null, reference: row.reference, ...details } }, trx);
+    return toCall(row);
   }
 
   /** One organisation's calls, newest first, keyset-paged (REST API). */

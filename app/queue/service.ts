@@ -1,9 +1,9 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
 import { randomToken, sha256 } from '../auth/tokens';
 import { SYSTEM } from '../audit/actions';
+import { CallService } from '../calls/service';
 import { ConflictError, NotFoundError } from '../errors';
 import { QueueSettingsStore } from './settings';
 
@@ -34,11 +34,7 @@ function label(id: string): string {
  * chosen customer, which creates a call whose customer token is the ticket.
  */
 export class QueueService {
-  private readonly audit: AuditService;
-
-  constructor(private readonly knex: Knex) {
-    this.audit = new AuditService(knex);
-  }
+  constructor(private readonly knex: Knex) {}
 
   async availableClerks(organisationId: string): Promise<number> {
     const [{ n }] = (await this.knex('users').where({ organisation_id: organisationId, role: 'clerk', status: 'active', availability: 'available' }).count({ n: '*' })) as [{ n: string }];
@@ -120,17 +116,14 @@ export class QueueService {
       if (entryId) query.where({ id: entryId });
       const entry = await query.orderBy('created_at').forUpdate().skipLocked().first();
       if (!entry) throw new ConflictError(entryId ? 'queue_entry_gone' : 'queue_empty');
-      const [call] = await trx('calls')
-        .insert({
-          organisation_id: caller.user.organisationId,
-          clerk_id: caller.user.id,
-          guest_token_hash: entry.ticket_hash,
-          guest_token_expires_at: new Date(Date.now() + linkHours * 3600_000),
-          reference: null,
-        })
-        .returning('id');
+      const call = await new CallService(this.knex).startFromQueue(
+        trx,
+        { organisationId: caller.user.organisationId, clerkId: caller.user.id, actor: actorOf(caller.user), ip: caller.ip, userAgent: caller.userAgent },
+        entry.ticket_hash,
+        linkHours,
+        { from_queue: true, chosen: entryId !== undefined },
+      );
       await trx('queue_entries').where({ id: entry.id }).update({ status: 'accepted', call_id: call.id, accepted_by: caller.user.id, accepted_at: trx.fn.now() });
-      await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'call.started', target: { type: 'call', id: call.id }, ip: caller.ip, userAgent: caller.userAgent, details: { from_queue: true, chosen: entryId !== undefined } }, trx);
       return { callId: call.id as string };
     });
   }
@@ -151,11 +144,14 @@ export class QueueService {
     return this.knex.transaction(async (trx) => {
       const entry = await trx('queue_entries').where({ organisation_id: organisationId, status: 'waiting' }).where('last_seen_at', '>=', new Date(Date.now() - QUEUE_SILENCE_MS)).orderBy('created_at').forUpdate().skipLocked().first();
       if (!entry) return false;
-      const [call] = await trx('calls')
-        .insert({ organisation_id: organisationId, clerk_id: clerk.id, guest_token_hash: entry.ticket_hash, guest_token_expires_at: new Date(Date.now() + 3600_000) })
-        .returning('id');
+      const call = await new CallService(this.knex).startFromQueue(
+        trx,
+        { organisationId, clerkId: clerk.id, actor: SYSTEM, ip: null, userAgent: null },
+        entry.ticket_hash,
+        1,
+        { from_queue: true, auto_routed: true, clerk_id: clerk.id },
+      );
       await trx('queue_entries').where({ id: entry.id }).update({ status: 'accepted', call_id: call.id, accepted_by: clerk.id, accepted_at: trx.fn.now(), auto_routed: true });
-      await this.audit.record({ organisationId, actor: SYSTEM, action: 'call.started', target: { type: 'call', id: call.id }, details: { from_queue: true, auto_routed: true, clerk_id: clerk.id } }, trx);
       return true;
     });
   }

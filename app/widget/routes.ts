@@ -7,7 +7,6 @@ import { NotFoundError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
 import { contentSecurityPolicy } from '../http/security';
-import { PrivacyContact, privacyContactSchema } from '../organisations/privacy';
 import { OrganisationStore } from '../organisations/service';
 import { publicDir } from '../paths';
 import { isOpen } from '../queue/hours';
@@ -69,16 +68,6 @@ export function saveWidgetOrigins(knex: Knex): RequestHandler {
     const { widget_origins } = parseBody(widgetOriginsSchema, req.body);
     await new WidgetSettings(knex).setOrigins(callerOf(req), widget_origins);
     flash(req, 'success', 'widget.saved');
-    res.redirect(303, '/admin/organisation');
-  };
-}
-
-/** POST /admin/organisation/privacy: the data-protection contact shown to customers. */
-export function savePrivacyContact(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    const { privacy_contact } = parseBody(privacyContactSchema, req.body);
-    await new PrivacyContact(knex).set(callerOf(req), privacy_contact);
-    flash(req, 'success', 'organisation.privacy_saved');
     res.redirect(303, '/admin/organisation');
   };
 }
