@@ -11,7 +11,7 @@ function table(): Route[] {
 }
 
 function concrete(path: string, id: string): string {
-  return path.replace(':id', id).replace(':token', 'x'.repeat(43));
+  return path.replace(':imageId', id).replace(':id', id).replace(':token', 'x'.repeat(43));
 }
 
 describe('access control over the whole route table', () => {

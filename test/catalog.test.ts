@@ -155,7 +155,7 @@ describe('product catalog', () => {
       assert.deepEqual(res.body.products.map((p: { sku: string }) => p.sku), []);
       const all = await clerk.agent.get('/catalog/search').query({ q: '', category: 'Insurance' }).expect(200);
       assert.deepEqual(all.body.products.map((p: { sku: string }) => p.sku), ['LI-1']);
-      assert.deepEqual(Object.keys(all.body.products[0]).sort(), ['category', 'currency', 'id', 'name', 'price', 'sku', 'tags', 'url']);
+      assert.deepEqual(Object.keys(all.body.products[0]).sort(), ['category', 'currency', 'id', 'image', 'name', 'price', 'sku', 'tags', 'url']);
       assert.equal(all.body.products[0].price, '12.50');
     });
 

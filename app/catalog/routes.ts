@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { callerOf } from '../auth/caller';
 import { BadRequestError, PayloadTooLargeError, ValidationError } from '../errors';
 import { flash } from '../http/flash';
+import { MAX_IMAGES_PER_PRODUCT, MAX_IMAGE_BYTES, ProductImages, firstImageIds } from './images';
 import { CatalogImport, MAX_IMPORT_BYTES, catalogColumns, readImport, type ImportPreview } from './import';
 import { CatalogService, formatPrice, searchSchema, type Product } from './service';
 
@@ -15,6 +16,7 @@ const LIST = '/admin/catalog';
 const OWN_CODES = new Set([
   'invalid_sku', 'sku_taken', 'invalid_price', 'invalid_currency', 'invalid_url', 'invalid_tags', 'invalid_active', 'duplicate_sku',
   'missing_column', 'csv_unterminated_quote', 'json_invalid', 'import_empty', 'import_too_many_rows', 'import_too_large', 'file_required',
+  'image_type', 'image_too_large', 'too_many_images', 'image_required',
 ]);
 
 export function errorKey(code: string): string {
@@ -47,6 +49,33 @@ function service(knex: Knex, req: Request): CatalogService {
 
 function id(req: Request): string {
   return String(req.params.id);
+}
+
+/** The image limits, as the product page's texts show them. */
+export const imageLimits = { max: MAX_IMAGES_PER_PRODUCT, megabytes: MAX_IMAGE_BYTES / (1024 * 1024) };
+
+/** The image URL the pages and the search JSON use. */
+export function imageUrl(imageId: string): string {
+  return `/catalog/images/${imageId}`;
+}
+
+/** The product's page: its form (with the values given, or the product's own), its images and the upload form. */
+export async function renderProduct(
+  knex: Knex,
+  req: Request,
+  res: Response,
+  product: Product,
+  state: { status?: number; values?: Record<string, string>; errors?: Record<string, string> } = {},
+): Promise<void> {
+  const images = await new ProductImages(knex, callerOf(req)).list(product.id);
+  res.status(state.status ?? 200).render('catalog/form', {
+    title: product.name,
+    product,
+    values: state.values ?? formValues(product),
+    errors: state.errors ?? {},
+    images: images.map((image) => ({ ...image, url: imageUrl(image.id) })),
+    imageLimits,
+  });
 }
 
 /** The form's values for a product (price as typed: "12.50", tags "a|b"). */
@@ -83,9 +112,11 @@ export function listProducts(knex: Knex): RequestHandler {
       limit: PAGE_SIZE,
       offset: (filter.page - 1) * PAGE_SIZE,
     });
+    const thumbnails = await firstImageIds(knex, catalog.organisationId, products.map((p) => p.id));
     res.render('catalog/list', {
       title: req.t('catalog.title'),
       products,
+      thumbnails: new Map([...thumbnails].map(([productId, imageId]) => [productId, imageUrl(imageId)])),
       total,
       filter,
       categories: await catalog.categories(),
@@ -118,8 +149,7 @@ export function createProduct(knex: Knex): RequestHandler {
 /** GET /admin/catalog/:id: the product's edit form. */
 export function showProduct(knex: Knex): RequestHandler {
   return async (req, res) => {
-    const product = await service(knex, req).get(id(req));
-    res.render('catalog/form', { title: product.name, product, values: formValues(product), errors: {} });
+    await renderProduct(knex, req, res, await service(knex, req).get(id(req)));
   };
 }
 
@@ -135,7 +165,7 @@ export function updateProduct(knex: Knex): RequestHandler {
     } catch (err) {
       if (!(err instanceof ValidationError) || req.accepts(['html', 'json']) !== 'html') throw err;
       const errors = Object.fromEntries(err.fields.map((f) => [f.field, errorKey(f.code)]));
-      res.status(400).render('catalog/form', { title: product.name, product, values: submitted(req), errors });
+      await renderProduct(knex, req, res, product, { status: 400, values: submitted(req), errors });
     }
   };
 }
@@ -234,12 +264,18 @@ export function exportCatalog(knex: Knex): RequestHandler {
 export function searchCatalog(knex: Knex): RequestHandler {
   return async (req, res) => {
     const filter = searchSchema.parse(req.query ?? {});
-    const { products } = await service(knex, req).search(filter.q, { category: filter.category || undefined, active: true, limit: 20, withTotal: false });
+    const catalog = service(knex, req);
+    const { products } = await catalog.search(filter.q, { category: filter.category || undefined, active: true, limit: 20, withTotal: false });
+    const images = await firstImageIds(knex, catalog.organisationId, products.map((p) => p.id));
     res.setHeader('Cache-Control', 'no-store');
     res.json({
-      products: products.map((p) => ({
-        id: p.id, sku: p.sku, name: p.name, price: formatPrice(p.priceCents), currency: p.currency, category: p.category, tags: p.tags, url: p.url,
-      })),
+      products: products.map((p) => {
+        const image = images.get(p.id);
+        return {
+          id: p.id, sku: p.sku, name: p.name, price: formatPrice(p.priceCents), currency: p.currency, category: p.category, tags: p.tags, url: p.url,
+          image: image ? imageUrl(image) : null,
+        };
+      }),
     });
   };
 }

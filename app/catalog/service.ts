@@ -121,10 +121,8 @@ export function prefixQuery(words: string[]): string {
 /**
  * The product catalog of the caller's organisation. Built per request with
  * the caller: every query is scoped to the caller's organisation, and every
- * change is audited in the same transaction.
- *
- * Audit: until the `catalog.*` actions exist, changes are recorded as
- * `catalog.<change>` with `details.catalog` naming the change.
+ * change is audited in the same transaction, as `catalog.<change>` with
+ * `details.catalog` naming the change.
  */
 export class CatalogService extends OrganisationScopedService {
   /** Public: the importer scopes its own queries with it. */

@@ -4,13 +4,14 @@ import { z } from 'zod';
 import type { AuditAction } from '../audit/actions';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError, ValidationError, type FieldProblem } from '../errors';
+import { checkedImageType, imageTypes, type ImageType } from '../http/images';
 import { SLUG, toOrganisation, type Organisation } from './service';
 
 /** The largest logo accepted, in bytes. */
 export const MAX_LOGO_BYTES = 256 * 1024;
 
-export const logoTypes = ['image/png', 'image/jpeg', 'image/webp'] as const;
-export type LogoType = (typeof logoTypes)[number];
+export const logoTypes = imageTypes;
+export type LogoType = ImageType;
 
 /** The colour the appliance uses when an organisation has chosen none (as in public/css/app.css). */
 export const DEFAULT_BRAND_COLOR = '#1d4ed8';
@@ -33,24 +34,6 @@ export function normaliseBrandColor(input: string | null | undefined): string | 
   return value.toLowerCase();
 }
 
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-/**
- * The image type a file really is, from its first bytes; undefined for
- * anything but PNG, JPEG and WebP. SVG is never accepted: it can carry script.
- */
-export function sniffImageType(data: Buffer): LogoType | undefined {
-  if (data.length >= 16 && data.subarray(0, 8).equals(PNG_SIGNATURE) && data.toString('latin1', 12, 16) === 'IHDR') return 'image/png';
-  if (data.length >= 4 && data[0] === 0xff && data[1] === 0xd8 && data[2] === 0xff) return 'image/jpeg';
-  if (data.length >= 16 && data.toString('latin1', 0, 4) === 'RIFF' && data.toString('latin1', 8, 12) === 'WEBP') return 'image/webp';
-  return undefined;
-}
-
-function normaliseDeclaredType(declared: string): string {
-  const type = declared.split(';')[0]!.trim().toLowerCase();
-  return type === 'image/jpg' || type === 'image/pjpeg' ? 'image/jpeg' : type;
-}
-
 export interface LogoFacts {
   type: LogoType;
   size: number;
@@ -63,8 +46,8 @@ export interface LogoFacts {
  */
 export function checkLogo(data: Buffer, declaredType: string): LogoFacts {
   if (data.length > MAX_LOGO_BYTES) throw new ValidationError([{ field: FIELDS.logo, code: 'logo_too_large' }]);
-  const type = sniffImageType(data);
-  if (!type || type !== normaliseDeclaredType(declaredType)) throw new ValidationError([{ field: FIELDS.logo, code: 'logo_type' }]);
+  const type = checkedImageType(data, declaredType);
+  if (!type) throw new ValidationError([{ field: FIELDS.logo, code: 'logo_type' }]);
   return { type, size: data.length, sha256: crypto.createHash('sha256').update(data).digest('hex') };
 }
 
