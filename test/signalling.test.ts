@@ -1,45 +1,15 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { CallService } from '../app/calls/service';
 import { csrfFrom, PASSWORD, seedOrganisation, seedUser, type SeededUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
 import { useTestDatabase } from './support/database';
-
-type Ack = { ok: true; data: Record<string, unknown> } | { ok: false; error: { code: string; message: string } };
+import { ask, connect, ok, refusedCode } from './support/signal-client';
 
 /** Minimal valid-looking RTP parameters for an Opus producer (no browser needed to produce). */
 const OPUS = { codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: {}, rtcpFeedback: [] }], encodings: [{ ssrc: 11111111 }], headerExtensions: [], rtcp: { cname: 'test' } };
-
-function connect(url: string, auth: Record<string, string>, cookie?: string): Promise<Socket> {
-  const socket = io(url, { path: '/signal', auth, transports: ['websocket'], reconnection: false, extraHeaders: cookie ? { Cookie: cookie } : {} });
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', (err) => {
-      socket.close();
-      reject(err);
-    });
-  });
-}
-
-function ask(socket: Socket, type: string, payload: unknown = {}): Promise<Ack> {
-  return (socket.timeout(15000).emitWithAck(type, payload) as Promise<Ack>).catch((err: Error) => {
-    throw new Error(`${type}: ${err.message}`);
-  });
-}
-
-async function ok(socket: Socket, type: string, payload: unknown = {}): Promise<Record<string, unknown>> {
-  const ack = await ask(socket, type, payload);
-  if (!ack.ok) throw new Error(`${type} refused: ${ack.error.code} ${ack.error.message}`);
-  return ack.data;
-}
-
-async function refusedCode(socket: Socket, type: string, payload: unknown): Promise<string> {
-  const ack = await ask(socket, type, payload);
-  assert.equal(ack.ok, false, `${type} should be refused`);
-  return (ack as { error: { code: string } }).error.code;
-}
 
 /** Joins the media room as a device would (capabilities from the router itself). */
 async function joinWithTransports(socket: Socket) {

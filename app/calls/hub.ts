@@ -6,8 +6,10 @@ import { Server, type Socket } from 'socket.io';
 import type { ZodType } from 'zod';
 import { MediaError, type Room, type RoomRegistry } from '../../media';
 import { SYSTEM } from '../audit/actions';
+import { curationHandlers, type CurationRequest } from '../curation/live';
+import { CurationError, CurationService } from '../curation/service';
 import type { Logger } from '../logger';
-import { HEARTBEAT_INTERVAL_MS, MAX_PAYLOAD_BYTES, requests, type RequestType, type ResponseData } from './protocol';
+import { HEARTBEAT_INTERVAL_MS, MAX_PAYLOAD_BYTES, requests, type RequestType, type ResponseData, type ServerEvents } from './protocol';
 import { TokenBucket } from './rate-limit';
 import { CallService } from './service';
 import { identify, SignallingRefusal, type SocketIdentity } from './signalling-auth';
@@ -50,6 +52,7 @@ export class CallHub {
 
   constructor(private readonly options: HubOptions) {
     this.calls = new CallService(options.knex);
+    this.curation = curationHandlers(new CurationService(options.knex), (callId, event, data) => this.emitToCall(callId, event, data));
   }
 
   get rooms(): RoomRegistry {
@@ -157,12 +160,12 @@ export class CallHub {
         reply({ ok: false, error: { code: 'invalid_message', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.code}`).join('; ').slice(0, 300) } });
         return;
       }
-      const handler = this.handlers[event as RequestType] as Handler;
+      const handler = (event.includes('.') ? this.curationHandler(event as CurationRequest) : this.handlers[event as Exclude<RequestType, CurationRequest>]) as Handler;
       setup
         .then((room) => handler(who, peerId, room, parsed.data as never))
         .then((data) => reply({ ok: true, data: data ?? {} }))
         .catch((err) => {
-          if (err instanceof MediaError) return reply({ ok: false, error: { code: err.code, message: err.code } });
+          if (err instanceof MediaError || err instanceof CurationError) return reply({ ok: false, error: { code: err.code, message: err.code } });
           log.error({ err, event }, 'signalling request failed');
           reply({ ok: false, error: { code: 'internal_error', message: 'internal error' } });
         });
@@ -198,7 +201,10 @@ export class CallHub {
     }
   }
 
-  private readonly handlers: { [T in RequestType]: (who: SocketIdentity, peerId: string, room: Room, payload: never) => Promise<ResponseData[T] | Record<string, never>> } = {
+  /** Curation and chat: their own module; the hub only relays. */
+  private readonly curation: ReturnType<typeof curationHandlers>;
+
+  private readonly handlers: { [T in Exclude<RequestType, CurationRequest>]: (who: SocketIdentity, peerId: string, room: Room, payload: never) => Promise<ResponseData[T] | Record<string, never>> } = {
     getRouterRtpCapabilities: async (_who, _peerId, room) => ({ rtpCapabilities: await room.capabilities() }),
     join: async (who, peerId, room, payload: { rtpCapabilities: Record<string, unknown> }) => {
       if (!room.hasPeer(peerId)) throw new MediaError('not_joined');
@@ -257,6 +263,11 @@ export class CallHub {
     },
   };
 
+  private curationHandler(event: CurationRequest) {
+    const handle = this.curation[event] as (who: SocketIdentity, payload: never) => Promise<unknown>;
+    return (who: SocketIdentity, _peerId: string, _room: Room, payload: never) => handle(who, payload);
+  }
+
   /** Forwards room events to the call's other participants. */
   private wire(room: Room): void {
     if (this.wired.has(room)) return;
@@ -269,7 +280,7 @@ export class CallHub {
     room.on('reset', () => this.emitToCall(callId, 'mediaReset', { reason: 'worker_died' }));
   }
 
-  private emitToCall(callId: string, event: string, data: unknown, exceptPeerId?: string): void {
+  private emitToCall<E extends keyof ServerEvents>(callId: string, event: E, data: ServerEvents[E], exceptPeerId?: string): void {
     for (const socket of this.sockets.get(callId) ?? []) {
       if (socket.data.peerId !== exceptPeerId) socket.emit(event, data);
     }

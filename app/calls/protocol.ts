@@ -14,12 +14,20 @@ import { z } from 'zod';
  * `{ ok: true, data }` or `{ ok: false, error: { code, message } }` with a
  * stable code: `invalid_message`, `too_large`, `rate_limited`, `not_joined`,
  * `not_found`, `forbidden`, `call_ended`, `media_unavailable`,
- * `internal_error`.
+ * `limit_reached`, `internal_error`.
  *
  * Events from the server: see ServerEvents.
  */
 
 const id = z.string().min(1).max(100);
+
+/** Limits of what participants type (characters). */
+export const NOTE_MAX = 1000;
+export const MESSAGE_MAX = 2000;
+export const PRIVATE_NOTES_MAX = 5000;
+/** Cards per call, chat messages per call. */
+export const MAX_CARDS = 100;
+export const MAX_MESSAGES = 1000;
 const json = z.record(z.string(), z.unknown());
 
 export const requests = {
@@ -43,6 +51,26 @@ export const requests = {
   resumeConsumer: z.object({ consumerId: id }).strict(),
   heartbeat: z.object({}).strict(),
   leave: z.object({}).strict(),
+
+  // Curation, chat and notes (see app/curation). `curation.show`, `.note`,
+  // `.reorder`, `.withdraw` and `notes.save` are the clerk's;
+  // `curation.favourite` and `.ask` the customer's; a request of the other
+  // role is refused with `forbidden`. Text is stored and relayed as typed:
+  // clients must show it as text, never as HTML.
+  /** The call's cards and chat so far (and, for the clerk, their private notes): after joining and after every reconnect. */
+  'curation.sync': z.object({}).strict(),
+  /** Shows a product of the organisation's catalog to the customer (again, if withdrawn earlier). */
+  'curation.show': z.object({ productId: z.uuid(), note: z.string().max(NOTE_MAX).optional() }).strict(),
+  'curation.note': z.object({ itemId: z.uuid(), note: z.string().max(NOTE_MAX) }).strict(),
+  /** The shown cards in their new order: exactly the ids of the cards shown now. */
+  'curation.reorder': z.object({ itemIds: z.array(z.uuid()).max(MAX_CARDS) }).strict(),
+  'curation.withdraw': z.object({ itemId: z.uuid() }).strict(),
+  'curation.favourite': z.object({ itemId: z.uuid(), favourite: z.boolean() }).strict(),
+  /** The customer asks about a card, optionally with a text; the clerk sees it in the chat and on the card. */
+  'curation.ask': z.object({ itemId: z.uuid(), text: z.string().max(MESSAGE_MAX).optional() }).strict(),
+  'chat.send': z.object({ text: z.string().min(1).max(MESSAGE_MAX) }).strict(),
+  /** The clerk's private notes on the call (the whole text; never shown to the customer). */
+  'notes.save': z.object({ text: z.string().max(PRIVATE_NOTES_MAX) }).strict(),
 } as const;
 
 export type RequestType = keyof typeof requests;
@@ -64,6 +92,38 @@ export interface ProducerInfo {
   paused: boolean;
 }
 
+/** A product shown to the customer, as both sides see it. */
+export interface Card {
+  id: string;
+  productId: string | null;
+  sku: string;
+  name: string;
+  priceCents: number;
+  currency: string;
+  /** The product's page on the organisation's own site (http or https), or null. */
+  url: string | null;
+  /** The product image shown (clerk: /catalog/images/<id>; customer: /join/<token>/images/<id>), or null. */
+  imageId: string | null;
+  /** The clerk's note for the customer. */
+  note: string;
+  position: number;
+  favourite: boolean;
+  /** The customer has asked about it. */
+  asked: boolean;
+}
+
+export interface ChatMessage {
+  id: string;
+  from: 'clerk' | 'customer';
+  kind: 'text' | 'question';
+  /** The card a question is about, and its name at the time. */
+  itemId: string | null;
+  itemName: string | null;
+  body: string;
+  /** ISO 8601 */
+  at: string;
+}
+
 export interface ResponseData {
   getRouterRtpCapabilities: { rtpCapabilities: unknown };
   join: { peerId: string; role: 'clerk' | 'customer'; producers: ProducerInfo[]; peers: { peerId: string; role: 'clerk' | 'customer'; label: string }[] };
@@ -78,6 +138,15 @@ export interface ResponseData {
   resumeConsumer: Record<string, never>;
   heartbeat: { serverTime: number };
   leave: Record<string, never>;
+  'curation.sync': { cards: Card[]; messages: ChatMessage[]; notes?: string };
+  'curation.show': { card: Card };
+  'curation.note': Record<string, never>;
+  'curation.reorder': Record<string, never>;
+  'curation.withdraw': Record<string, never>;
+  'curation.favourite': Record<string, never>;
+  'curation.ask': { message: ChatMessage };
+  'chat.send': { message: ChatMessage };
+  'notes.save': Record<string, never>;
 }
 
 export type Ack<T extends RequestType> =
@@ -100,6 +169,10 @@ export interface ServerEvents {
   mediaReset: { reason: 'worker_died' };
   /** The call is over; the socket is closed after this. */
   callEnded: { reason: string };
+  /** The shown cards changed (shown, withdrawn, annotated, reordered, favourite, asked): the whole list, in order. */
+  'curation.cards': { cards: Card[] };
+  /** A new chat message or question, to both participants (the sender too). */
+  'chat.message': ChatMessage;
 }
 
 /** Size limit of one request payload (JSON), in bytes. */

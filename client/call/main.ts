@@ -2,6 +2,7 @@ import { canShareScreen, listDevices, openLocalTracks, openScreen, openTrack, pr
 import { readPageConfig, readStrings, type Translate } from './page';
 import { LevelMeter } from './level';
 import { QualityMonitor } from './quality';
+import { Curation } from './curation';
 import { CallSession, type CallState } from './session';
 import { Signalling } from './signalling';
 import { CallUi } from './ui';
@@ -159,8 +160,13 @@ function start(): void {
 
   const join = async () => {
     await prepared; // the browser's permission prompt may still be open
-    session = new CallSession(new Signalling(config.auth), {
-      state: (state) => ui.setState(state),
+    const signalling = new Signalling(config.auth);
+    const curation = new Curation(signalling, config, t);
+    session = new CallSession(signalling, {
+      state: (state) => {
+        ui.setState(state);
+        if (state === 'connected') curation.sync();
+      },
       remoteTrack: (source, track) => ui.setRemoteTrack(source, track),
       remotePaused: (source, paused) => ui.setRemotePaused(source, paused),
       remotePresent: (present, reason) => ui.setRemotePresent(present, reason),

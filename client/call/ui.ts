@@ -54,6 +54,7 @@ export class CallUi {
   readonly leave = byId('leave', HTMLButtonElement);
   readonly afterCall = byId('after-call', HTMLElement);
   readonly rejoin = byId('rejoin', HTMLButtonElement);
+  readonly openSummary = optionalById('open-summary', HTMLAnchorElement);
 
   private state: CallState = 'idle';
   private remote = { present: false, hasLeft: false, video: false, videoPaused: false };
@@ -189,7 +190,10 @@ export class CallUi {
     this.prejoin.hidden = true;
     this.stage.hidden = true;
     for (const el of [this.remoteVideo, this.remoteScreen, this.remoteAudio, this.localVideo, this.preview]) attach(el, null);
-    this.afterCall.hidden = !canRejoin;
+    const summary = state === 'ended' && this.openSummary !== null;
+    this.rejoin.hidden = !canRejoin;
+    if (this.openSummary) this.openSummary.hidden = !summary;
+    this.afterCall.hidden = !canRejoin && !summary;
     if (state === 'ended') document.querySelectorAll<HTMLElement>('[data-hide-when-ended]').forEach((el) => (el.hidden = true));
   }
 }
