@@ -16,7 +16,9 @@ import type { LoginThrottle } from './auth/throttle';
 import type { AppContext } from './context';
 import { auditLog, verifyAudit } from './compliance/routes';
 import { applyImport, createProduct, exportCatalog, importPage, listProducts, newProductPage, previewImport, searchCatalog, showProduct, toggleProduct, updateProduct } from './catalog/routes';
+import { makeImageFirst, productImage, removeImage, uploadImage } from './catalog/image-routes';
 import { clerkCallPage, customerCallPage, endCall, revokeCallLink, startCall } from './calls/routes';
+import { customerCardImage, customerSummaryPdf, saveCallNotes } from './curation/summary-routes';
 import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
@@ -116,6 +118,10 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/admin/catalog/:id', access: ADMIN, handlers: [showProduct(db)] },
     { method: 'post', path: '/admin/catalog/:id', access: ADMIN, handlers: [updateProduct(db)] },
     { method: 'post', path: '/admin/catalog/:id/toggle', access: ADMIN, handlers: [toggleProduct(db)] },
+    { method: 'post', path: '/admin/catalog/:id/images', access: ADMIN, handlers: [uploadImage(db)] },
+    { method: 'post', path: '/admin/catalog/:id/images/:imageId/delete', access: ADMIN, handlers: [removeImage(db)] },
+    { method: 'post', path: '/admin/catalog/:id/images/:imageId/first', access: ADMIN, handlers: [makeImageFirst(db)] },
+    { method: 'get', path: '/catalog/images/:imageId', access: CLERK_OR_ADMIN, handlers: [productImage(db)] },
     { method: 'get', path: '/catalog/search', access: CLERK_OR_ADMIN, handlers: [searchCatalog(db)] },
 
     // REST API v1: no session; apiKeyAuth authenticates (and audits) every request, per scope.
@@ -131,7 +137,10 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/calls/:id', access: CLERK, handlers: [clerkCallPage(calls)] },
     { method: 'post', path: '/calls/:id/end', access: CLERK, handlers: [endCall(calls)] },
     { method: 'post', path: '/calls/:id/revoke', access: CLERK, handlers: [revokeCallLink(calls)] },
+    { method: 'post', path: '/calls/:id/notes', access: CLERK, handlers: [saveCallNotes(calls)] },
     { method: 'get', path: '/join/:token', access: 'public', handlers: [customerCallPage(calls)] },
+    { method: 'get', path: '/join/:token/summary.pdf', access: 'public', handlers: [customerSummaryPdf(calls)] },
+    { method: 'get', path: '/join/:token/images/:imageId', access: 'public', handlers: [customerCardImage(calls)] },
 
     { method: 'get', path: '/widget.js', access: 'public', handlers: [widgetJs] },
     { method: 'get', path: '/q/:slug/widget.json', access: 'public', handlers: [widgetData(db)] },

@@ -213,6 +213,12 @@ export const schema = {
     type: integer(1, 720),
     default: 24,
   }),
+  summaryDays: setting({
+    env: 'VCLERK_SUMMARY_DAYS',
+    description: "How many days after a call ends the customer's link still opens the call summary; 0 turns the customer summary off.",
+    type: integer(0, 365),
+    default: 14,
+  }),
 } as const;
 
 export type Schema = typeof schema;

@@ -74,7 +74,8 @@ describe('call pages', () => {
     await request(app).get(`/join/${token}`).expect(404);
     const second = await startCall();
     await clerkBrowser.agent.post(`/calls/${second.id}/end`).type('form').send({ _csrf: clerkBrowser.csrf }).expect(303).expect('Location', '/dashboard');
-    await request(app).get(`/join/${second.token}`).expect(410);
+    await request(app).get(`/join/${second.token}`).expect(200, /Your selection from Calls Bank/); // the customer's summary (test/curation-summary.test.ts)
+    await request(buildApp(db.current, { env: { VCLERK_SUMMARY_DAYS: '0' } })).get(`/join/${second.token}`).expect(410);
     const row = await db.current.knex('calls').where({ id: second.id }).first();
     assert.equal(row.status, 'ended');
     assert.equal(row.end_reason, 'ended_by_clerk');
@@ -132,6 +133,10 @@ describe('call pages', () => {
   });
 
   it('the token in a join URL never reaches the request log', async () => {
-    assert.equal(loggableUrl(`/join/${'A'.repeat(43)}`), '/join/[redacted]');
+    const token = 'A'.repeat(43);
+    assert.equal(loggableUrl(`/join/${token}`), '/join/[redacted]');
+    assert.equal(loggableUrl(`/join/${token}/images/x`), '/join/[redacted]/images/x');
+    // The language switcher hands the page's address along.
+    assert.doesNotMatch(loggableUrl(`/language?lang=de&return=${encodeURIComponent(`/join/${token}`)}`), new RegExp(token));
   });
 });

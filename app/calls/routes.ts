@@ -10,6 +10,8 @@ import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
 import { withFormErrors } from '../http/render-form';
 import { CallService, callLinkSchema } from './service';
+import { CatalogService } from '../catalog/service';
+import { renderClerkSummary, renderCustomerSummary } from '../curation/summary-routes';
 
 export interface CallDeps {
   knex: Knex;
@@ -46,13 +48,16 @@ export function revokeCallLink(deps: CallDeps): RequestHandler {
   };
 }
 
-/** GET /calls/:id: the clerk's call page (their own calls only). */
+/** GET /calls/:id: the clerk's call page (their own calls only); once ended, the clerk's summary of it. */
 export function clerkCallPage(deps: CallDeps): RequestHandler {
   return async (req, res) => {
-    const call = await new CallService(deps.knex).getOwn(callerOf(req), String(req.params.id));
+    const caller = callerOf(req);
+    const call = await new CallService(deps.knex).getOwn(caller, String(req.params.id));
+    if (call.status === 'ended') return renderClerkSummary(deps, req, res, call);
     res.set('Cache-Control', 'no-store').render('calls/clerk', {
       title: req.t('calls.clerk_title'),
       call: { id: call.id, status: call.status, linkBase: `${publicBase(req, deps.config)}/join/` },
+      categories: await new CatalogService(deps.knex, caller).categories(),
     });
   };
 }
@@ -68,10 +73,18 @@ export function endCall(deps: CallDeps): RequestHandler {
   };
 }
 
-/** GET /join/:token: the customer's call page, opened from the link. */
+/**
+ * GET /join/:token: the customer's call page, opened from the link; after
+ * the call, for `summaryDays` days, the customer's summary of it.
+ */
 export function customerCallPage(deps: CallDeps): RequestHandler {
   return async (req, res) => {
-    const found = await new CallService(deps.knex).byGuestToken(req.params.token);
+    const calls = new CallService(deps.knex);
+    const found = await calls.byGuestToken(req.params.token);
+    if ('error' in found && found.error === 'call_ended') {
+      const ended = await calls.summaryByGuestToken(req.params.token, deps.config.summaryDays);
+      if ('call' in ended) return renderCustomerSummary(deps, req, res, ended.call, String(req.params.token));
+    }
     if ('error' in found) {
       return res.status(found.error === 'call_ended' ? 410 : 404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
     }

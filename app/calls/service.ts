@@ -224,6 +224,23 @@ export class CallService {
     return { call };
   }
 
+  /**
+   * The ended call a customer link token belongs to, while the customer may
+   * still open its summary: the link was not revoked and the call ended less
+   * than `summaryDays` days ago (0 days: never). The link's own expiry is
+   * for joining the call and does not matter here.
+   */
+  async summaryByGuestToken(token: unknown, summaryDays: number): Promise<{ call: Call } | { error: 'token_invalid' | 'call_open' | 'summary_expired' }> {
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return { error: 'token_invalid' };
+    const row = await this.knex('calls').where({ guest_token_hash: sha256(token) }).first(COLUMNS);
+    if (!row) return { error: 'token_invalid' };
+    const call = toCall(row);
+    if (call.linkRevokedAt) return { error: 'token_invalid' };
+    if (call.status !== 'ended' || !call.endedAt) return { error: 'call_open' };
+    if (summaryDays <= 0 || call.endedAt.getTime() + summaryDays * 86_400_000 <= Date.now()) return { error: 'summary_expired' };
+    return { call };
+  }
+
   async byId(id: string): Promise<Call | undefined> {
     const row = await this.knex('calls').where({ id }).first(COLUMNS);
     return row ? toCall(row) : undefined;

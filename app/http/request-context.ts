@@ -12,14 +12,18 @@ const SECRET_PARAMS = /^(token|key|api_?key|secret|password|code|signature|sig|_
 /** Paths whose next segment is a secret token (one-time links, call links). */
 const TOKEN_PATHS = /^(\/(?:setup|invite|password-reset|join)\/)[^/?]+/;
 
-/** The URL as logged: path kept, values of secret-looking query parameters masked. */
+/** The URL as logged: path kept, values of secret-looking query parameters and tokens in paths masked. */
 export function loggableUrl(url: string | undefined): string {
   if (!url) return '';
   url = url.replace(TOKEN_PATHS, '$1[redacted]');
   const q = url.indexOf('?');
   if (q === -1) return url;
   const params = new URLSearchParams(url.slice(q + 1));
-  for (const name of [...params.keys()]) if (SECRET_PARAMS.test(name)) params.set(name, '[redacted]');
+  for (const [name, value] of [...params.entries()]) {
+    if (SECRET_PARAMS.test(name)) params.set(name, '[redacted]');
+    // A page address handed along (`return=/join/<token>`) carries the token too.
+    else if (TOKEN_PATHS.test(value)) params.set(name, value.replace(TOKEN_PATHS, '$1[redacted]'));
+  }
   return `${url.slice(0, q)}?${params.toString()}`;
 }
 

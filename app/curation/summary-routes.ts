@@ -1,0 +1,163 @@
+import type { Request, RequestHandler, Response } from 'express';
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import type { Config } from '../../config';
+import { callerOf } from '../auth/caller';
+import { CallService, type Call } from '../calls/service';
+import { imageUrl } from '../catalog/routes';
+import { isUuid, readProductImage, sendProductImage } from '../catalog/images';
+import { NotFoundError } from '../errors';
+import { flash } from '../http/flash';
+import { parseBody } from '../http/forms';
+import { withFormErrors } from '../http/render-form';
+import { brandingOf, OrganisationStore } from '../organisations/service';
+import { CurationService } from './service';
+import { clerkSummary, customerSummary, formatDate, formatDateTime, formatDuration, isShownImage } from './summary';
+import { embeddableImage, summaryPdf } from './summary-pdf';
+
+export interface SummaryDeps {
+  knex: Knex;
+  config: Config;
+}
+
+/** The clerk's private notes as the summary page submits them. */
+export const notesSchema = z.object({
+  notes: z.string().max(5000, 'too_long').default(''),
+});
+
+const END_REASONS = ['ended_by_clerk', 'all_left', 'expired'];
+
+/** At most this many bytes of pictures go into one PDF (a call may show 100 cards); the cards after that come without. */
+const PDF_IMAGE_BYTES = 8 * 1024 * 1024;
+
+/** The page for a link that opens nothing (any more): 404 unknown or revoked, 410 ended. */
+function linkInvalid(req: Request, res: Response, status: 404 | 410): void {
+  res.status(status).set('Cache-Control', 'no-store').render('auth/link-invalid', { title: req.t('links.invalid_title') });
+}
+
+/** The call a customer token opens: the open call, or the ended one while its summary may be seen. */
+async function customerAccess(deps: SummaryDeps, token: unknown): Promise<{ call: Call; ended: boolean } | { status: 404 | 410 }> {
+  const calls = new CallService(deps.knex);
+  const open = await calls.byGuestToken(token);
+  if ('call' in open) return { call: open.call, ended: false };
+  if (open.error !== 'call_ended') return { status: 404 };
+  const ended = await calls.summaryByGuestToken(token, deps.config.summaryDays);
+  if ('call' in ended) return { call: ended.call, ended: true };
+  return { status: ended.error === 'token_invalid' ? 404 : 410 };
+}
+
+function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
+  return formatDate(new Date(call.endedAt!.getTime() + deps.config.summaryDays * 86_400_000), lang);
+}
+
+/**
+ * GET /join/:token for an ended call whose summary the customer may still
+ * see (CallService.summaryByGuestToken): what the clerk showed them, with
+ * the clerk's notes and their favourites; printable, and as a PDF.
+ */
+export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res: Response, call: Call, token: string): Promise<void> {
+  const organisation = await new OrganisationStore(deps.knex).byId(call.organisationId);
+  const summary = await customerSummary(deps.knex, call, req.lang);
+  res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex, nofollow' }).render('curation/customer-summary', {
+    title: req.t('curation.customer_title'),
+    noindex: true,
+    token,
+    organisationName: organisation?.name ?? '',
+    branding: organisation ? brandingOf(organisation) : undefined,
+    date: summary.date,
+    availableUntil: availableUntil(deps, call, req.lang),
+    cards: summary.cards.map((card) => ({ ...card, imageUrl: card.imageId ? `/join/${token}/images/${card.imageId}` : null })),
+  });
+}
+
+/** GET /join/:token/summary.pdf: the customer's summary as a PDF download (ended calls within the summary window). */
+export function customerSummaryPdf(deps: SummaryDeps): RequestHandler {
+  return async (req, res) => {
+    const access = await customerAccess(deps, req.params.token);
+    if ('status' in access) return linkInvalid(req, res, access.status);
+    if (!access.ended) throw new NotFoundError();
+    const { call } = access;
+    const organisation = await new OrganisationStore(deps.knex).byId(call.organisationId);
+    const summary = await customerSummary(deps.knex, call, req.lang);
+    const images = new Map<string, Buffer>();
+    let bytes = 0;
+    for (const card of summary.cards) {
+      if (!card.imageId || images.has(card.imageId) || bytes >= PDF_IMAGE_BYTES) continue;
+      const image = await readProductImage(deps.knex, call.organisationId, card.imageId);
+      if (!image || !embeddableImage(image.data) || bytes + image.data.length > PDF_IMAGE_BYTES) continue;
+      images.set(card.imageId, image.data);
+      bytes += image.data.length;
+    }
+    const pdf = await summaryPdf({
+      t: req.t,
+      organisationName: organisation?.name ?? '',
+      date: summary.date,
+      availableUntil: availableUntil(deps, call, req.lang),
+      cards: summary.cards,
+      images,
+    });
+    const day = (call.startedAt ?? call.endedAt ?? call.createdAt).toISOString().slice(0, 10);
+    res.set({ 'Content-Type': 'application/pdf', 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex, nofollow' });
+    res.attachment(`${organisation?.slug ?? 'vclerk'}-${day}.pdf`).send(pdf);
+  };
+}
+
+/**
+ * GET /join/:token/images/:imageId: a picture of a card the customer is
+ * shown, through their link (open call, or ended within the summary
+ * window). Only images of the call's cards that were not withdrawn; anything
+ * else is not found.
+ */
+export function customerCardImage(deps: SummaryDeps): RequestHandler {
+  return async (req, res) => {
+    const access = await customerAccess(deps, req.params.token);
+    const imageId = String(req.params.imageId);
+    if ('status' in access || !isUuid(imageId)) throw new NotFoundError();
+    if (!(await isShownImage(deps.knex, access.call.id, imageId))) throw new NotFoundError();
+    const image = await readProductImage(deps.knex, access.call.organisationId, imageId);
+    if (!image) throw new NotFoundError();
+    sendProductImage(res, image, req);
+  };
+}
+
+async function clerkSummaryLocals(deps: SummaryDeps, req: Request, call: Call): Promise<Record<string, unknown>> {
+  const summary = await clerkSummary(deps.knex, call, req.lang);
+  return {
+    title: req.t('curation.clerk_title'),
+    call: {
+      id: call.id,
+      reference: call.reference,
+      startedAt: call.startedAt ? formatDateTime(call.startedAt, req.lang) : null,
+      endedAt: call.endedAt ? formatDateTime(call.endedAt, req.lang) : null,
+      duration: formatDuration(call, req.t) ?? null,
+      endReason: END_REASONS.includes(call.endReason ?? '') ? call.endReason : 'other',
+    },
+    cards: summary.cards.map((card) => ({ ...card, imageUrl: card.imageId ? imageUrl(card.imageId) : null })),
+    transcript: summary.transcript,
+    notes: summary.notes,
+    values: {},
+    errors: {},
+  };
+}
+
+/** GET /calls/:id for an ended call: the clerk's summary of it. */
+export async function renderClerkSummary(deps: SummaryDeps, req: Request, res: Response, call: Call): Promise<void> {
+  res.set('Cache-Control', 'no-store').render('curation/clerk-summary', await clerkSummaryLocals(deps, req, call));
+}
+
+/** POST /calls/:id/notes: the clerk saves their private notes of one of their calls (empty removes them). */
+export function saveCallNotes(deps: SummaryDeps): RequestHandler {
+  return async (req, res) => {
+    const caller = callerOf(req);
+    const call = await new CallService(deps.knex).getOwn(caller, String(req.params.id));
+    const save = async () => {
+      const input = parseBody(notesSchema, req.body);
+      await new CurationService(deps.knex).saveNotes({ callId: call.id, organisationId: call.organisationId }, caller.user.id, input.notes);
+      flash(req, 'success', 'curation.notes_saved');
+      res.redirect(303, `/calls/${call.id}`);
+    };
+    // During the call the notes live on the call page; a refusal there is the plain 400.
+    if (call.status !== 'ended') return save();
+    await withFormErrors(res, 'curation/clerk-summary', await clerkSummaryLocals(deps, req, call), save);
+  };
+}
