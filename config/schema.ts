@@ -213,6 +213,47 @@ export const schema = {
     type: integer(1, 720),
     default: 24,
   }),
+  ffmpegPath: optional({
+    env: 'FFMPEG_PATH',
+    description: 'Path of the ffmpeg binary that records calls. When unset, VClerk uses the binary of the optional npm package ffmpeg-static if it was installed, else `ffmpeg` from the PATH (Debian\'s ffmpeg package).',
+    type: text({ minLength: 1 }),
+  }),
+  recordingPortMin: setting({
+    env: 'VCLERK_RECORDING_PORT_MIN',
+    description: 'First of the local UDP ports (on 127.0.0.1 only, no firewall change needed) on which the recorder receives the media of calls being recorded: 4 per participant.',
+    type: integer(1024, 65000),
+    default: 45000,
+  }),
+  recordingPortMax: setting({
+    env: 'VCLERK_RECORDING_PORT_MAX',
+    description: 'Last of the recorder\'s local UDP ports (see VCLERK_RECORDING_PORT_MIN).',
+    type: integer(1024, 65535),
+    default: 45999,
+  }),
+  mediaRtcPortMin: setting({
+    env: 'VCLERK_MEDIA_RTC_PORT_MIN',
+    description: 'First of the local UDP ports (127.0.0.1) the media workers send recorded media from. Must not overlap the recorder\'s ports or VCLERK_MEDIA_PORT.',
+    type: integer(1024, 65000),
+    default: 46000,
+  }),
+  mediaRtcPortMax: setting({
+    env: 'VCLERK_MEDIA_RTC_PORT_MAX',
+    description: 'Last of the media workers\' local ports for recorded media (see VCLERK_MEDIA_RTC_PORT_MIN).',
+    type: integer(1024, 65535),
+    default: 46999,
+  }),
+  recordingMinFreeMb: setting({
+    env: 'VCLERK_RECORDING_MIN_FREE_MB',
+    description: 'Free space (MiB) the disk holding the data directory must keep: below it no recording starts, and running ones are stopped cleanly.',
+    type: integer(0, 10_000_000),
+    default: 2048,
+  }),
+  recordingKey: optional({
+    env: 'VCLERK_RECORDING_KEY',
+    description: 'Turns on encryption at rest of recordings (AES-256-GCM): 32 random bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`). Keep it safe and backed up apart from the data: without it, encrypted recordings cannot be played.',
+    type: text({ minLength: 44 }),
+    secret: true,
+  }),
   summaryDays: setting({
     env: 'VCLERK_SUMMARY_DAYS',
     description: "How many days after a call ends the customer's link still opens the call summary; 0 turns the customer summary off.",

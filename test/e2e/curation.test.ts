@@ -169,6 +169,7 @@ describe('curating products in a call (two real browsers)', function () {
     assert.ok(text!.includes('Student account'), 'the remaining card is in the summary');
     assert.ok(text!.includes('Free of charge for students.'), 'with its note');
     assert.ok(!text!.includes('Credit card'), 'the withdrawn card is not');
+    assert.equal(await customerPage.locator('.summary-card.is-favourite').count(), 1, 'marked as favourite');
     assert.equal(await customerPage.locator('img[src="x"]').count(), 0);
     assert.equal(await customerPage.evaluate(() => (globalThis as unknown as { __pwned?: number }).__pwned), undefined);
   });
