@@ -26,6 +26,8 @@ import { chooseLanguage } from './language/routes';
 import { savePrivacyContact } from './organisations/privacy-routes';
 import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisations/routes';
 import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, saveQueueSettings, setAvailability, ticketStatus, waitingPage } from './queue/routes';
+import { parseRecordingKey } from './recordings/crypto';
+import { listRecordings, recordingMedia, saveRecordingPolicy, showRecording } from './recordings/routes';
 import { completeSetup, setupPage } from './setup/routes';
 import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret, toggleWebhook } from './webhooks/routes';
 import { queueFraming, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
@@ -51,6 +53,8 @@ const ADMIN = ['admin'] as const;
 const COMPLIANCE = ['compliance', 'admin'] as const;
 const CLERK = ['clerk'] as const;
 const CLERK_OR_ADMIN = ['clerk', 'admin'] as const;
+/** Recordings: every staff role may ask; the organisation's recording policy decides (403, audited). */
+const RECORDINGS = ['compliance', 'admin', 'clerk'] as const;
 
 /**
  * The explicit route table: every URL the appliance answers, in one place,
@@ -63,6 +67,7 @@ export function routes(deps: RouteDeps): Route[] {
   const calls = { knex: db, config: deps.config, hub: deps.hub };
   const api = { knex: db, config: deps.config };
   const limit = perKeyRateLimit();
+  const recordings = { knex: db, config: deps.config, recordingKey: deps.config?.recordingKey ? parseRecordingKey(deps.config.recordingKey) : null };
   return [
     { method: 'get', path: '/healthz', access: 'public', handlers: [liveness] },
     { method: 'get', path: '/readyz', access: 'public', handlers: [readiness(deps)] },
@@ -100,6 +105,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/organisation/widget', access: ADMIN, handlers: [saveWidgetOrigins(db)] },
     { method: 'post', path: '/admin/organisation/queue', access: ADMIN, handlers: [saveQueueSettings(api)] },
     { method: 'post', path: '/admin/organisation/privacy', access: ADMIN, handlers: [savePrivacyContact(db)] },
+    { method: 'post', path: '/admin/organisation/recording', access: ADMIN, handlers: [saveRecordingPolicy(recordings)] },
     { method: 'get', path: '/admin/api-keys', access: ADMIN, handlers: [listApiKeys(db)] },
     { method: 'post', path: '/admin/api-keys', access: ADMIN, handlers: [createApiKey(db)] },
     { method: 'post', path: '/admin/api-keys/:id/revoke', access: ADMIN, handlers: [revokeApiKey(db)] },
@@ -123,6 +129,10 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/catalog/:id/images/:imageId/first', access: ADMIN, handlers: [makeImageFirst(db)] },
     { method: 'get', path: '/catalog/images/:imageId', access: CLERK_OR_ADMIN, handlers: [productImage(db)] },
     { method: 'get', path: '/catalog/search', access: CLERK_OR_ADMIN, handlers: [searchCatalog(db)] },
+    { method: 'get', path: '/recordings', access: RECORDINGS, handlers: [listRecordings(recordings)] },
+    { method: 'get', path: '/recordings/:id', access: RECORDINGS, handlers: [showRecording(recordings)] },
+    { method: 'get', path: '/recordings/:id/media', access: RECORDINGS, handlers: [recordingMedia(recordings, 'play')] },
+    { method: 'get', path: '/recordings/:id/download', access: RECORDINGS, handlers: [recordingMedia(recordings, 'download')] },
 
     // REST API v1: no session; apiKeyAuth authenticates (and audits) every request, per scope.
     { method: 'get', path: '/api/v1/openapi.json', access: 'public', handlers: [openApi] },

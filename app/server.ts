@@ -8,6 +8,7 @@ import { CallHub } from './calls/hub';
 import { startMedia } from './calls/media-setup';
 import { CallService } from './calls/service';
 import { announceSetupLink } from './setup/link';
+import { startRecordings, type Recordings } from './recordings/setup';
 import { WebhookDispatcher } from './webhooks/dispatcher';
 import { openDatabase, type Database } from './db/connection';
 import { migrateLatest } from './db/migrations';
@@ -68,6 +69,12 @@ async function main(): Promise<void> {
   } catch (err) {
     return fail(err);
   }
+  let recordings: Recordings;
+  try {
+    recordings = await startRecordings(config, database.knex, logger);
+  } catch (err) {
+    return fail(err);
+  }
   const sessionSecret = resolveSessionSecret(config);
   const session = sessionMiddleware(database.knex, { secret: sessionSecret, idleMinutes: config.sessionIdleMinutes });
   const hub = new CallHub({
@@ -77,6 +84,7 @@ async function main(): Promise<void> {
     session,
     graceMs: config.signallingGraceSeconds * 1000,
     absoluteHours: config.sessionAbsoluteHours,
+    recordings: recordings.live,
   });
   const app = createApp({ config, db: database.knex, logger, sessionSecret, session, hub });
   const server = http.createServer(app);
@@ -104,6 +112,7 @@ async function main(): Promise<void> {
     beforeDrain: [{ name: 'signalling', close: () => hub.close() }],
     closers: [
       { name: 'session pruning', close: async () => clearInterval(pruning) },
+      { name: 'recording jobs', close: () => recordings.stop() },
       { name: 'media workers', close: () => media.pool.close() },
       { name: 'webhooks', close: () => webhooks.stop() },
       { name: 'database', close: () => db.close() },

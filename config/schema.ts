@@ -251,7 +251,7 @@ export const schema = {
   recordingKey: optional({
     env: 'VCLERK_RECORDING_KEY',
     description: 'Turns on encryption at rest of recordings (AES-256-GCM): 32 random bytes as 64 hex digits or base64 (e.g. `openssl rand -base64 32`). Keep it safe and backed up apart from the data: without it, encrypted recordings cannot be played.',
-    type: text({ minLength: 44 }),
+    type: text({ pattern: /^(?:[0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$/, hint: 'must be 32 bytes as 64 hex digits or base64' }),
     secret: true,
   }),
   summaryDays: setting({

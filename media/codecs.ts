@@ -11,3 +11,19 @@ export const mediaCodecs: types.RtpCodecCapability[] = [
     parameters: { 'packetization-mode': 1, 'profile-level-id': '42e01f', 'level-asymmetry-allowed': 1 },
   },
 ];
+
+/**
+ * The router's capabilities as a plain RTP receiver (ffmpeg) needs them:
+ * each codec without RTX and without the feedback that turns on
+ * bandwidth probing (transport-cc, goog-remb), and no header extensions.
+ * With the full capabilities the PlainTransport sends probe packets
+ * (SSRC 1234, payload type 127) into the receiver's video port.
+ */
+export function plainRtpCapabilities(capabilities: types.RtpCapabilities): types.RtpCapabilities {
+  return {
+    codecs: (capabilities.codecs ?? [])
+      .filter((c) => !/\/rtx$/i.test(c.mimeType))
+      .map((c) => ({ ...c, rtcpFeedback: (c.rtcpFeedback ?? []).filter((f) => f.type !== 'transport-cc' && f.type !== 'goog-remb') })),
+    headerExtensions: [],
+  };
+}

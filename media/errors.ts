@@ -1,7 +1,20 @@
-/** A refused media operation, with a stable code the signalling layer passes on. */
+export type MediaErrorCode =
+  | 'not_found'
+  | 'not_joined'
+  | 'forbidden'
+  | 'media_unavailable'
+  | 'cannot_consume'
+  /** Every recording port is taken (raise VCLERK_RECORDING_PORT_MAX or record fewer calls at once). */
+  | 'no_ports'
+  /** No recorded track holds anything composable. */
+  | 'nothing_to_compose'
+  /** ffmpeg could not be started, or failed (details in `cause` and the log). */
+  | 'ffmpeg_failed';
+
+/** A refused or failed media operation, with a stable code the signalling layer passes on. */
 export class MediaError extends Error {
-  constructor(readonly code: 'not_found' | 'not_joined' | 'forbidden' | 'media_unavailable' | 'cannot_consume') {
-    super(code);
+  constructor(readonly code: MediaErrorCode, options?: ErrorOptions) {
+    super(code, options);
     this.name = 'MediaError';
   }
 }

@@ -1,6 +1,14 @@
 export { WorkerPool, type WorkerPoolOptions } from './worker-pool';
 export { Room, type PeerRole, type ProducerSummary, type Source } from './room';
 export { RoomRegistry } from './rooms';
-export { MediaError } from './errors';
+export { MediaError, type MediaErrorCode } from './errors';
 export { resolveWorkerBinary, loadMediasoup } from './load';
+export { plainRtpCapabilities } from './codecs';
 export type { MediaLogger } from './log';
+export { resolveFfmpeg, FfmpegProcess, type FfmpegExit } from './recording/ffmpeg';
+export { PortAllocator, bindable, boundUdpPorts, waitUntilBound } from './recording/ports';
+export { buildSdp, canRecord, type SdpStream } from './recording/sdp';
+export { CallRecorder, type CallRecorderOptions, type RecorderEvents } from './recording/recorder';
+export type { RecordingTrack } from './recording/segment';
+export { composeRecording, buildComposeGraph, type ComposeOptions } from './recording/compose';
+export { probeTrack, type TrackContents, type Island } from './recording/probe';

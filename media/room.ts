@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
+import { plainRtpCapabilities } from './codecs';
 import { MediaError } from './errors';
 import type { MediaLogger } from './log';
 import type { WorkerPool } from './worker-pool';
@@ -22,6 +23,8 @@ interface Peer {
   label: string;
   rtpCapabilities?: types.RtpCapabilities;
   transports: Map<string, types.WebRtcTransport>;
+  /** Transports receiving RTP from a local process instead of a browser (tests, benchmarks). */
+  ingest: Map<string, types.PlainTransport>;
   producers: Map<string, types.Producer>;
   consumers: Map<string, types.Consumer>;
 }
@@ -106,7 +109,7 @@ export class Room extends EventEmitter<RoomEvents> {
 
   addPeer(id: string, role: PeerRole, label: string): void {
     this.removePeer(id);
-    this.peers.set(id, { id, role, label, transports: new Map(), producers: new Map(), consumers: new Map() });
+    this.peers.set(id, { id, role, label, transports: new Map(), ingest: new Map(), producers: new Map(), consumers: new Map() });
   }
 
   hasPeer(id: string): boolean {
@@ -128,6 +131,8 @@ export class Room extends EventEmitter<RoomEvents> {
   private clearMedia(peer: Peer): void {
     for (const transport of peer.transports.values()) transport.close();
     peer.transports.clear();
+    for (const transport of peer.ingest.values()) transport.close();
+    peer.ingest.clear();
     for (const producer of peer.producers.values()) {
       producer.close();
       this.emit('producerClosed', { producerId: producer.id, peerId: peer.id });
@@ -150,10 +155,14 @@ export class Room extends EventEmitter<RoomEvents> {
   }
 
   private producersExcept(peerId: string): ProducerSummary[] {
+    return this.listProducers().filter((p) => p.peerId !== peerId);
+  }
+
+  /** Every open producer in the room, peer by peer in the order they joined, each peer's in the order produced. */
+  listProducers(): ProducerSummary[] {
     const list: ProducerSummary[] = [];
     for (const peer of this.peers.values()) {
-      if (peer.id === peerId) continue;
-      for (const producer of peer.producers.values()) list.push(summary(peer, producer));
+      for (const producer of peer.producers.values()) if (!producer.closed) list.push(summary(peer, producer));
     }
     return list;
   }
@@ -179,6 +188,46 @@ export class Room extends EventEmitter<RoomEvents> {
     });
     transport.observer.once('close', () => peer.transports.delete(transport.id));
     return transport;
+  }
+
+  /**
+   * A transport on which a local process (not a browser) sends this peer's
+   * RTP, from whichever port it uses (comedia; RTCP on its own port). Its
+   * producers are made with `produce` like a browser's. For tests and
+   * benchmarks: an ffmpeg test pattern standing in for a camera.
+   */
+  async createIngestTransport(peerId: string): Promise<types.PlainTransport> {
+    await this.ready();
+    const peer = this.peer(peerId);
+    const transport = await this.router.createPlainTransport({ listenIp: { ip: '127.0.0.1' }, rtcpMux: false, comedia: true, appData: { peerId, direction: 'send' } });
+    peer.ingest.set(transport.id, transport);
+    transport.observer.once('close', () => peer.ingest.delete(transport.id));
+    return transport;
+  }
+
+  /**
+   * Sends one producer of this room out of the router as plain RTP to a
+   * local receiver (the recorder's ffmpeg): a PlainTransport connected to
+   * `target` (RTP on `port`, RTCP on `rtcpPort`) and a consumer on it,
+   * created paused. The consumer offers only what a plain RTP receiver
+   * understands: no RTX, no bandwidth probing (transport-cc, REMB), no
+   * header extensions. Closing the transport closes the consumer; both
+   * close with the room or its router.
+   */
+  async createPlainConsumer(producerId: string, target: { ip: string; port: number; rtcpPort: number }): Promise<{ transport: types.PlainTransport; consumer: types.Consumer }> {
+    await this.ready();
+    if (!this.listProducers().some((p) => p.producerId === producerId)) throw new MediaError('not_found');
+    const rtpCapabilities = plainRtpCapabilities(this.router.rtpCapabilities);
+    if (!this.router.canConsume({ producerId, rtpCapabilities })) throw new MediaError('cannot_consume');
+    const transport = await this.router.createPlainTransport({ listenIp: { ip: '127.0.0.1' }, rtcpMux: false, comedia: false, appData: { producerId, purpose: 'plain' } });
+    try {
+      await transport.connect({ ip: target.ip, port: target.port, rtcpPort: target.rtcpPort });
+      const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true, appData: { purpose: 'plain' } });
+      return { transport, consumer };
+    } catch (err) {
+      transport.close();
+      throw err;
+    }
   }
 
   private closeTransport(peer: Peer, transportId: string): void {
@@ -214,7 +263,7 @@ export class Room extends EventEmitter<RoomEvents> {
     const peer = this.peer(peerId);
     if (source === 'screen' && peer.role !== 'clerk') throw new MediaError('forbidden');
     if ((source === 'microphone') !== (kind === 'audio')) throw new MediaError('forbidden');
-    const transport = this.transport(peer, transportId);
+    const transport = peer.ingest.get(transportId) ?? this.transport(peer, transportId);
     const producer = await transport.produce({ kind, rtpParameters, appData: { peerId, source, transportId } });
     peer.producers.set(producer.id, producer);
     producer.observer.once('close', () => peer.producers.delete(producer.id));
@@ -280,7 +329,7 @@ export class Room extends EventEmitter<RoomEvents> {
       peers: [...this.peers.values()].map((p) => ({
         peerId: p.id,
         role: p.role,
-        transports: [...p.transports.values()].filter((t) => !t.closed).length,
+        transports: [...p.transports.values(), ...p.ingest.values()].filter((t) => !t.closed).length,
         producers: [...p.producers.values()].filter((x) => !x.closed).length,
         consumers: [...p.consumers.values()].filter((x) => !x.closed).length,
       })),

@@ -15,6 +15,14 @@ export interface WorkerPoolOptions {
   announcedAddress?: string;
   /** Worker i listens on basePort + i, UDP and TCP. */
   basePort: number;
+  /**
+   * The UDP port range (on 127.0.0.1) of the workers' PlainTransports, which
+   * send recorded media to ffmpeg; WebRTC uses the WebRtcServer's port and
+   * is unaffected. Keep it apart from the recorder's own ports. Unset: mediasoup's
+   * default, 10000-59999.
+   */
+  rtcMinPort?: number;
+  rtcMaxPort?: number;
   logLevel: types.WorkerLogLevel;
   logger: MediaLogger;
 }
@@ -51,14 +59,20 @@ export class WorkerPool extends EventEmitter<{ workerDied: [{ index: number }]; 
       await pool.close();
       throw err;
     }
-    options.logger.info({ workers: count, ports: pool.slots.map((s) => s.port), listenIp: options.listenIp, announcedAddress: options.announcedAddress }, 'media workers started');
+    options.logger.info({ workers: count, ports: pool.slots.map((s) => s.port), listenIp: options.listenIp, announcedAddress: options.announcedAddress, rtcPorts: options.rtcMinPort !== undefined || options.rtcMaxPort !== undefined ? `${options.rtcMinPort ?? 10000}-${options.rtcMaxPort ?? 59999}` : undefined }, 'media workers started');
     return pool;
   }
 
   private async startWorker(index: number): Promise<WorkerSlot> {
     const { logger } = this.options;
     const mediasoup = loadMediasoup(this.options.workerBin);
-    const worker = await mediasoup.createWorker({ logLevel: this.options.logLevel, appData: { index } });
+    const { rtcMinPort, rtcMaxPort } = this.options;
+    const worker = await mediasoup.createWorker({
+      logLevel: this.options.logLevel,
+      ...(rtcMinPort !== undefined ? { rtcMinPort } : {}),
+      ...(rtcMaxPort !== undefined ? { rtcMaxPort } : {}),
+      appData: { index },
+    });
     const port = this.options.basePort + index;
     const listen = (protocol: 'udp' | 'tcp') => ({ protocol, ip: this.options.listenIp, port, ...(this.options.announcedAddress ? { announcedIp: this.options.announcedAddress } : {}) });
     let webRtcServer: types.WebRtcServer;

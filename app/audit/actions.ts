@@ -19,12 +19,20 @@ export const auditActions = [
   'organisation.updated',
   'organisation.branding_changed',
   'organisation.auto_routing_changed',
+  'organisation.recording_policy_changed',
   'call.started',
   'call.link_revoked',
   'call.joined',
   'call.left',
   'call.ended',
   'call.interrupted',
+  'recording.consent',
+  'recording.started',
+  'recording.stopped',
+  'recording.finalised',
+  'recording.failed',
+  'recording.played',
+  'recording.downloaded',
   'api_key.created',
   'api_key.revoked',
   'api.request',
@@ -46,6 +54,7 @@ export const auditActions = [
   'security.cross_organisation_denied',
   'security.role_denied',
   'security.signalling_refused',
+  'security.recording_access_denied',
 ] as const;
 
 export type AuditAction = (typeof auditActions)[number];

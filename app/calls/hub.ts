@@ -7,7 +7,9 @@ import type { ZodType } from 'zod';
 import { MediaError, type Room, type RoomRegistry } from '../../media';
 import { SYSTEM } from '../audit/actions';
 import { curationHandlers, type CurationRequest } from '../curation/live';
+import type { RecordingRequest } from '../recordings/live';
 import { CurationError, CurationService } from '../curation/service';
+import { RecordingRefusal, type RecordingLive } from '../recordings/live';
 import type { Logger } from '../logger';
 import { HEARTBEAT_INTERVAL_MS, MAX_PAYLOAD_BYTES, requests, type RequestType, type ResponseData, type ServerEvents } from './protocol';
 import { TokenBucket } from './rate-limit';
@@ -24,6 +26,8 @@ export interface HubOptions {
   absoluteHours: number;
   /** A connection silent this long (no heartbeat, no request) is dropped; default 3 heartbeat intervals. */
   silenceMs?: number;
+  /** Recording in calls (consent, recorder); without it, recording requests answer `recording_unavailable`. */
+  recordings?: RecordingLive;
 }
 
 interface PeerEntry {
@@ -53,6 +57,7 @@ export class CallHub {
   constructor(private readonly options: HubOptions) {
     this.calls = new CallService(options.knex);
     this.curation = curationHandlers(new CurationService(options.knex), (callId, event, data) => this.emitToCall(callId, event, data));
+    options.recordings?.attach((callId, event, data) => this.emitToCall(callId, event, data));
   }
 
   get rooms(): RoomRegistry {
@@ -160,12 +165,16 @@ export class CallHub {
         reply({ ok: false, error: { code: 'invalid_message', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.code}`).join('; ').slice(0, 300) } });
         return;
       }
-      const handler = (event.includes('.') ? this.curationHandler(event as CurationRequest) : this.handlers[event as Exclude<RequestType, CurationRequest>]) as Handler;
+      const handler = (
+        event.startsWith('recording.') ? this.recordingHandler(event as RecordingRequest)
+        : event.includes('.') ? this.curationHandler(event as CurationRequest)
+        : this.handlers[event as Exclude<RequestType, CurationRequest | RecordingRequest>]
+      ) as Handler;
       setup
         .then((room) => handler(who, peerId, room, parsed.data as never))
         .then((data) => reply({ ok: true, data: data ?? {} }))
         .catch((err) => {
-          if (err instanceof MediaError || err instanceof CurationError) return reply({ ok: false, error: { code: err.code, message: err.code } });
+          if (err instanceof MediaError || err instanceof CurationError || err instanceof RecordingRefusal) return reply({ ok: false, error: { code: err.code, message: err.code } });
           log.error({ err, event }, 'signalling request failed');
           reply({ ok: false, error: { code: 'internal_error', message: 'internal error' } });
         });
@@ -195,6 +204,7 @@ export class CallHub {
     this.emitToCall(who.callId, 'peerLeft', { peerId: entry.peerId }, entry.peerId);
     await this.calls.left(who.callId, who.participant, reason, who).catch((err) => this.options.logger.error({ err }, 'could not record leaving'));
     if (room.isEmpty) {
+      await this.options.recordings?.callEnded(who.callId).catch((err) => this.options.logger.error({ err }, 'could not stop the recording'));
       room.close();
       const call = await this.calls.byId(who.callId);
       if (call?.status === 'active') await this.calls.end(who.callId, 'all_left', SYSTEM);
@@ -204,14 +214,16 @@ export class CallHub {
   /** Curation and chat: their own module; the hub only relays. */
   private readonly curation: ReturnType<typeof curationHandlers>;
 
-  private readonly handlers: { [T in Exclude<RequestType, CurationRequest>]: (who: SocketIdentity, peerId: string, room: Room, payload: never) => Promise<ResponseData[T] | Record<string, never>> } = {
+  private readonly handlers: { [T in Exclude<RequestType, CurationRequest | RecordingRequest>]: (who: SocketIdentity, peerId: string, room: Room, payload: never) => Promise<ResponseData[T] | Record<string, never>> } = {
     getRouterRtpCapabilities: async (_who, _peerId, room) => ({ rtpCapabilities: await room.capabilities() }),
     join: async (who, peerId, room, payload: { rtpCapabilities: Record<string, unknown> }) => {
       if (!room.hasPeer(peerId)) throw new MediaError('not_joined');
+      await this.options.recordings?.beforeJoin(who);
       const producers = await room.join(peerId, payload.rtpCapabilities as never);
       this.emitToCall(who.callId, 'peerJoined', { peerId, role: who.participant.role, label: who.participant.label }, peerId);
       const bothPresent = room.hasRole('clerk') && room.hasRole('customer');
       await this.calls.joined(who.callId, who.participant, bothPresent, who);
+      this.options.recordings?.afterJoin(who, room).catch((err) => this.options.logger.error({ err, callId: who.callId }, 'recording after a join failed'));
       return {
         peerId,
         role: who.participant.role,
@@ -263,6 +275,14 @@ export class CallHub {
     },
   };
 
+  private recordingHandler(event: RecordingRequest) {
+    const recordings = this.options.recordings;
+    return (who: SocketIdentity, _peerId: string, room: Room, payload: never) => {
+      if (!recordings) throw new RecordingRefusal('recording_unavailable');
+      return (recordings.handlers[event] as (who: SocketIdentity, room: Room, payload: never) => Promise<unknown>)(who, room, payload);
+    };
+  }
+
   private curationHandler(event: CurationRequest) {
     const handle = this.curation[event] as (who: SocketIdentity, payload: never) => Promise<unknown>;
     return (who: SocketIdentity, _peerId: string, _room: Room, payload: never) => handle(who, payload);
@@ -300,6 +320,7 @@ export class CallHub {
 
   /** Ends a call for everyone in it: they are told, disconnected, and the media room closes. */
   async endCall(callId: string, reason: string): Promise<void> {
+    await this.options.recordings?.callEnded(callId).catch((err) => this.options.logger.error({ err, callId }, 'could not stop the recording'));
     for (const socket of [...(this.sockets.get(callId) ?? [])]) {
       socket.data.left = true;
       socket.emit('callEnded', { reason });
@@ -327,6 +348,7 @@ export class CallHub {
     // Not io.close(): that would also close the HTTP server, whose drain the shutdown handles.
     this.io?.disconnectSockets(true);
     this.io?.engine.close();
+    await this.options.recordings?.close();
     await this.options.rooms.closeAll();
   }
 }

@@ -27,6 +27,8 @@ export async function startMedia(config: Config, logger: Logger): Promise<{ pool
     listenIp: config.mediaListenIp,
     announcedAddress: announcedAddress(config, logger),
     basePort: config.mediaPort,
+    rtcMinPort: config.mediaRtcPortMin,
+    rtcMaxPort: config.mediaRtcPortMax,
     logLevel: config.mediaLogLevel,
     logger: mediaLogger,
   });

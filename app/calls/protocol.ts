@@ -14,7 +14,8 @@ import { z } from 'zod';
  * `{ ok: true, data }` or `{ ok: false, error: { code, message } }` with a
  * stable code: `invalid_message`, `too_large`, `rate_limited`, `not_joined`,
  * `not_found`, `forbidden`, `call_ended`, `media_unavailable`,
- * `limit_reached`, `internal_error`.
+ * `limit_reached`, `consent_required`, `disk_full`, `recording_unavailable`,
+ * `internal_error`.
  *
  * Events from the server: see ServerEvents.
  */
@@ -71,6 +72,16 @@ export const requests = {
   'chat.send': z.object({ text: z.string().min(1).max(MESSAGE_MAX) }).strict(),
   /** The clerk's private notes on the call (the whole text; never shown to the customer). */
   'notes.save': z.object({ text: z.string().max(PRIVATE_NOTES_MAX) }).strict(),
+
+  // Recording (see app/recordings). `recording.start` and `.stop` are the
+  // clerk's (policy "on demand"); `recording.consent` is the customer's
+  // answer to the notice shown (its version as rendered on the page).
+  // Refusals: `forbidden` (policy or role), `consent_required`, `disk_full`,
+  // `recording_unavailable`.
+  'recording.status': z.object({}).strict(),
+  'recording.start': z.object({}).strict(),
+  'recording.stop': z.object({}).strict(),
+  'recording.consent': z.object({ answer: z.enum(['granted', 'declined', 'withdrawn']), noticeVersion: z.string().min(1).max(100), language: z.enum(['en', 'de']) }).strict(),
 } as const;
 
 export type RequestType = keyof typeof requests;
@@ -124,6 +135,23 @@ export interface ChatMessage {
   at: string;
 }
 
+/**
+ * Where recording stands in a call, sent to both participants
+ * (`recording.state`) whenever it changes. `requested`: the clerk asked,
+ * the customer's consent is awaited. `reason` says why it last stopped or
+ * did not start: `declined`, `withdrawn`, `stopped`, `failed` (the
+ * recorder died; what was recorded is kept), `disk_full`, `call_ended`.
+ */
+export interface RecordingState {
+  mode: 'off' | 'on_demand' | 'always';
+  status: 'idle' | 'requested' | 'recording';
+  recordingId: string | null;
+  startedAt: string | null;
+  reason: string | null;
+  /** Under "always": a customer who declined may still join, unrecorded. */
+  allowUnrecorded: boolean;
+}
+
 export interface ResponseData {
   getRouterRtpCapabilities: { rtpCapabilities: unknown };
   join: { peerId: string; role: 'clerk' | 'customer'; producers: ProducerInfo[]; peers: { peerId: string; role: 'clerk' | 'customer'; label: string }[] };
@@ -147,6 +175,10 @@ export interface ResponseData {
   'curation.ask': { message: ChatMessage };
   'chat.send': { message: ChatMessage };
   'notes.save': Record<string, never>;
+  'recording.status': RecordingState;
+  'recording.start': RecordingState;
+  'recording.stop': RecordingState;
+  'recording.consent': RecordingState;
 }
 
 export type Ack<T extends RequestType> =
@@ -173,6 +205,7 @@ export interface ServerEvents {
   'curation.cards': { cards: Card[] };
   /** A new chat message or question, to both participants (the sender too). */
   'chat.message': ChatMessage;
+  'recording.state': RecordingState;
 }
 
 /** Size limit of one request payload (JSON), in bytes. */

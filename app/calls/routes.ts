@@ -11,6 +11,7 @@ import { parseBody } from '../http/forms';
 import { withFormErrors } from '../http/render-form';
 import { CallService, callLinkSchema } from './service';
 import { CatalogService } from '../catalog/service';
+import { recordingNotice, RecordingPolicyStore } from '../recordings/policy';
 import { renderClerkSummary, renderCustomerSummary } from '../curation/summary-routes';
 
 export interface CallDeps {
@@ -39,6 +40,12 @@ export function startCall(deps: CallDeps): RequestHandler {
   };
 }
 
+/** What a call page needs to know about recording: the policy, and the notice in the page's language. */
+async function recordingForPage(knex: Knex, organisationId: string, lang: string) {
+  const policy = await new RecordingPolicyStore(knex).get(organisationId);
+  return { mode: policy.mode, allowUnrecorded: policy.allowUnrecorded, notice: recordingNotice(lang) };
+}
+
 /** POST /calls/:id/revoke: the customer link stops working (the call itself goes on). */
 export function revokeCallLink(deps: CallDeps): RequestHandler {
   return async (req, res) => {
@@ -58,6 +65,7 @@ export function clerkCallPage(deps: CallDeps): RequestHandler {
       title: req.t('calls.clerk_title'),
       call: { id: call.id, status: call.status, linkBase: `${publicBase(req, deps.config)}/join/` },
       categories: await new CatalogService(deps.knex, caller).categories(),
+      recording: await recordingForPage(deps.knex, call.organisationId, req.lang),
     });
   };
 }
@@ -90,6 +98,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
     }
     const organisation = await new OrganisationStore(deps.knex).byId(found.call.organisationId);
     res.set('Cache-Control', 'no-store').render('calls/customer', {
+      recording: await recordingForPage(deps.knex, found.call.organisationId, req.lang),
       title: req.t('calls.customer_title'),
       token: req.params.token,
       organisationName: organisation?.name ?? '',

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { WidgetSettings } from '../widget/service';
 import { weekdays } from '../queue/hours';
 import { QueueSettingsStore } from '../queue/settings';
+import { RecordingPolicyStore } from '../recordings/policy';
 import { PrivacyContact } from './privacy';
 import multer from 'multer';
 import { callerOf } from '../auth/caller';
@@ -59,6 +60,7 @@ async function renderPage(knex: Knex, req: Request, res: Response, status: numbe
     appBase: `${req.protocol}://${req.get('host')}`,
     queueSettings: await new QueueSettingsStore(knex).get(organisation.id),
     privacyContact: await new PrivacyContact(knex).get(organisation.id),
+    recordingPolicy: await new RecordingPolicyStore(knex).get(organisation.id),
     weekdays,
     errors: state.errors ?? {},
   });

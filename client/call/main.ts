@@ -3,6 +3,7 @@ import { readPageConfig, readStrings, type Translate } from './page';
 import { LevelMeter } from './level';
 import { QualityMonitor } from './quality';
 import { Curation } from './curation';
+import { RecordingControls } from './recording';
 import { CallSession, type CallState } from './session';
 import { Signalling } from './signalling';
 import { CallUi } from './ui';
@@ -30,7 +31,7 @@ declare global {
   }
 }
 
-const SESSION_PROBLEMS = new Set(['connection_refused', 'token_invalid', 'call_ended', 'call_not_found', 'unauthenticated', 'forbidden', 'unsupported_browser']);
+const SESSION_PROBLEMS = new Set(['connection_refused', 'token_invalid', 'call_ended', 'call_not_found', 'unauthenticated', 'forbidden', 'unsupported_browser', 'consent_required']);
 
 function problemText(t: Translate, code: string, device: MediaProblem | null): string {
   if (device && device.code === code) return `${t(`error_${code}_${device.missing}`)} ${t(`without_${device.missing}`)}`;
@@ -76,6 +77,7 @@ function start(): void {
   }
   ui.setState('idle');
   ui.setQuality('unknown');
+  const recording = new RecordingControls(config, t);
 
   // ---- camera and microphone ----------------------------------------------
 
@@ -162,10 +164,15 @@ function start(): void {
     await prepared; // the browser's permission prompt may still be open
     const signalling = new Signalling(config.auth);
     const curation = new Curation(signalling, config, t);
+    recording.use(signalling);
     session = new CallSession(signalling, {
+      beforeJoin: () => recording.beforeJoin(),
       state: (state) => {
         ui.setState(state);
-        if (state === 'connected') curation.sync();
+        if (state === 'connected') {
+          curation.sync();
+          recording.sync();
+        }
       },
       remoteTrack: (source, track) => ui.setRemoteTrack(source, track),
       remotePaused: (source, paused) => ui.setRemotePaused(source, paused),
@@ -195,8 +202,26 @@ function start(): void {
     quality.start();
   };
 
+  // Under "always" the join button also gives consent; declining joins unrecorded where allowed, else ends here.
+  const alwaysRecorded = config.role === 'customer' && config.recording.mode === 'always';
+  const joinUnrecorded = document.getElementById('join-unrecorded');
+  const declineBeforeJoin = document.getElementById('consent-decline-prejoin');
+  let unrecorded = false;
+  joinUnrecorded?.addEventListener('click', () => {
+    unrecorded = true;
+    ui.join.click();
+  });
+  declineBeforeJoin?.addEventListener('click', () => {
+    (declineBeforeJoin as HTMLButtonElement).disabled = true;
+    void recording.declineWithoutJoining().finally(() => {
+      const required = document.getElementById('recording-required');
+      if (required) required.hidden = false;
+    });
+  });
+
   ui.join.addEventListener('click', () => {
     if (session) return;
+    if (alwaysRecorded) recording.chooseBeforeJoin(unrecorded ? 'declined' : 'granted');
     ui.join.disabled = true;
     join().catch((error: unknown) => {
       console.error('vclerk: joining failed', error);

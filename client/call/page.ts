@@ -8,23 +8,42 @@ export interface PageConfig {
   auth: SignalAuth;
   /** The call's status when the page was rendered (clerk pages); `ended` means there is nothing to join. */
   callStatus: string;
+  recording: RecordingConfig;
+}
+
+/** The organisation's recording policy and the notice shown on this page (its version goes into the consent ledger). */
+export interface RecordingConfig {
+  mode: 'off' | 'on_demand' | 'always';
+  allowUnrecorded: boolean;
+  noticeVersion: string;
+  noticeLanguage: 'en' | 'de';
+}
+
+function readRecording(root: HTMLElement): RecordingConfig {
+  const mode = root.dataset.recordingMode;
+  return {
+    mode: mode === 'on_demand' || mode === 'always' ? mode : 'off',
+    allowUnrecorded: root.dataset.allowUnrecorded === 'true',
+    noticeVersion: root.dataset.noticeVersion ?? '',
+    noticeLanguage: root.dataset.noticeLanguage === 'de' ? 'de' : 'en',
+  };
 }
 
 export type Translate = (key: string, params?: Record<string, string | number>) => string;
 
 /**
- * Reads the call element's data attributes: `data-role`, and
- * `data-call-id` (clerk) or `data-token` (customer).
+ * Reads the call element's data attributes: `data-role`, `data-call-id`
+ * (clerk) or `data-token` (customer), and the recording policy.
  */
 export function readPageConfig(root: HTMLElement): PageConfig | null {
   const role: Role = root.dataset.role === 'clerk' ? 'clerk' : 'customer';
   const callStatus = root.dataset.callStatus ?? '';
   if (role === 'clerk') {
     const callId = root.dataset.callId;
-    return callId ? { role, auth: { callId }, callStatus } : null;
+    return callId ? { role, auth: { callId }, callStatus, recording: readRecording(root) } : null;
   }
   const token = root.dataset.token;
-  return token ? { role, auth: { token }, callStatus } : null;
+  return token ? { role, auth: { token }, callStatus, recording: readRecording(root) } : null;
 }
 
 /**

@@ -31,6 +31,8 @@ export interface SessionListener extends RemoteListener {
   screenShareEnded(): void;
   /** The session is over (left, ended, refused); local devices may be released. */
   finished(state: CallState): void;
+  /** Runs before each join of the media room (e.g. to give the recording consent a policy requires first). */
+  beforeJoin?(): Promise<void>;
 }
 
 /** A newer join started while this one was still running. */
@@ -299,6 +301,7 @@ export class CallSession {
       const code = errorCode(error);
       console.warn('vclerk: joining the call failed', error);
       if (code === 'call_ended') return this.finish('ended', 'call_ended');
+      if (code === 'consent_required') return this.finish('error', 'consent_required');
       if (error instanceof Error && error.name === 'UnsupportedError') return this.finish('error', 'unsupported_browser');
       this.joinFailures++;
       if (this.joinFailures >= 3) this.listener.problem('connection_refused');
@@ -332,6 +335,8 @@ export class CallSession {
     await device.load({ routerRtpCapabilities: rtpCapabilities as types.RtpCapabilities });
     check();
 
+    await this.listener.beforeJoin?.();
+    check();
     const joined = await s.request('join', { rtpCapabilities: asJson(device.rtpCapabilities) });
     check();
     this.ownPeerId = joined.peerId;

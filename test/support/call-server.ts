@@ -1,9 +1,12 @@
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createApp } from '../../app/app';
 import { sessionMiddleware } from '../../app/auth/session';
 import { CallHub } from '../../app/calls/hub';
+import { startRecordings, type Recordings } from '../../app/recordings/setup';
 import { RoomRegistry, WorkerPool, resolveWorkerBinary } from '../../media';
 import { freePort } from './process';
 import { silentLogger, testConfig, TEST_SECRET } from './context';
@@ -13,6 +16,9 @@ export interface CallServer {
   url: string;
   hub: CallHub;
   pool: WorkerPool;
+  /** With `recordings`: the job queue and live recorder, and the data directory they write to. */
+  recordings?: Recordings;
+  dataDir: string;
   close(): Promise<void>;
 }
 
@@ -20,19 +26,26 @@ export interface CallServer {
  * The real appliance in this process: the app, a listening HTTP server,
  * the signalling hub and a real mediasoup worker pool on loopback.
  */
-export async function startCallServer(db: TestDatabase, options: { graceMs?: number; workers?: number; silenceMs?: number } = {}): Promise<CallServer> {
-  const config = testConfig();
+export async function startCallServer(
+  db: TestDatabase,
+  options: { graceMs?: number; workers?: number; silenceMs?: number; recordings?: boolean; env?: Record<string, string> } = {},
+): Promise<CallServer> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-calls-'));
+  const config = testConfig({ VCLERK_DATA_DIR: dataDir, VCLERK_RECORDING_MIN_FREE_MB: '1', ...options.env });
   const pool = await WorkerPool.create({
     workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, path.join(__dirname, '..', '..')),
     workers: options.workers ?? 1,
     listenIp: '127.0.0.1',
     basePort: await freePort(),
+    rtcMinPort: config.mediaRtcPortMin,
+    rtcMaxPort: config.mediaRtcPortMax,
     logLevel: 'warn',
     logger: silentLogger,
   });
   const rooms = new RoomRegistry(pool, silentLogger);
   const session = sessionMiddleware(db.knex, { secret: TEST_SECRET, idleMinutes: 30 });
-  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs });
+  const recordings = options.recordings ? await startRecordings(config, db.knex, silentLogger, { pollingIntervalSeconds: 0.5 }) : undefined;
+  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, recordings: recordings?.live });
   const app = createApp({ config, db: db.knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
   const server = http.createServer(app);
   hub.attach(server);
@@ -42,11 +55,15 @@ export async function startCallServer(db: TestDatabase, options: { graceMs?: num
     url: `http://127.0.0.1:${port}`,
     hub,
     pool,
+    recordings,
+    dataDir,
     async close() {
       await hub.close();
+      await recordings?.stop();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await pool.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,91 @@
+import type { Knex } from 'knex';
+import PgBoss from 'pg-boss';
+import type { Logger } from '../logger';
+
+/** What a job handler gets: the job's id and data. */
+export interface Job<T> {
+  id: string;
+  data: T;
+}
+
+export interface JobQueueOptions {
+  /** How often idle workers look for new jobs (seconds, pg-boss allows 0.5 and up). */
+  pollingIntervalSeconds?: number;
+}
+
+/**
+ * Background jobs in PostgreSQL (pg-boss, in its own schema `pgboss`):
+ * jobs survive restarts, and a job whose worker died is retried. pg-boss
+ * runs its SQL through the app's own knex pool, so it needs no connection
+ * settings of its own (and works with the embedded PostgreSQL).
+ */
+export class JobQueue {
+  private readonly boss: PgBoss;
+  private readonly queues = new Set<string>();
+  private started = false;
+
+  constructor(private readonly knex: Knex, private readonly logger: Logger, private readonly options: JobQueueOptions = {}) {
+    const client = knex.client as { acquireConnection(): Promise<{ query(text: string, values: unknown[]): Promise<{ rows: unknown[] }> }>; releaseConnection(c: unknown): Promise<void> };
+    this.boss = new PgBoss({
+      db: {
+        async executeSql(text: string, values: unknown[]) {
+          const connection = await client.acquireConnection();
+          try {
+            return await connection.query(text, values ?? []);
+          } finally {
+            await client.releaseConnection(connection);
+          }
+        },
+      },
+      schedule: false,
+      supervise: true,
+    });
+    this.boss.on('error', (err) => logger.error({ err }, 'job queue error'));
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    await this.boss.start();
+    this.started = true;
+  }
+
+  private async queue(name: string): Promise<void> {
+    if (this.queues.has(name)) return;
+    await this.boss.createQueue(name);
+    this.queues.add(name);
+  }
+
+  /** Queues a job; `singletonKey` keeps one queued job per key. Answers the job id (null when it was a duplicate). */
+  async send<T extends object>(name: string, data: T, options: { singletonKey?: string; retryLimit?: number; retryDelay?: number } = {}): Promise<string | null> {
+    await this.queue(name);
+    return this.boss.send(name, data, { retryLimit: 3, retryDelay: 10, retryBackoff: true, ...options });
+  }
+
+  /** Runs `handler` for each job of that queue, one at a time per worker; a thrown error fails the attempt (retried). */
+  async work<T>(name: string, handler: (job: Job<T>) => Promise<void>): Promise<void> {
+    await this.queue(name);
+    await this.boss.work<T>(name, { batchSize: 1, pollingIntervalSeconds: this.options.pollingIntervalSeconds ?? 2 }, async (jobs) => {
+      for (const job of jobs) {
+        try {
+          await handler({ id: job.id, data: job.data });
+        } catch (err) {
+          this.logger.warn({ err, queue: name, jobId: job.id }, 'job failed');
+          throw err;
+        }
+      }
+    });
+  }
+
+  /** Jobs of a queue not yet done (queued, retrying or running). */
+  async backlog(name: string): Promise<number> {
+    await this.queue(name);
+    return this.boss.getQueueSize(name, { before: 'completed' });
+  }
+
+  /** Stops taking jobs and waits (up to timeoutMs) for running ones to finish. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    await this.boss.stop({ graceful: true, close: false, timeout: timeoutMs, wait: true });
+  }
+}

@@ -1,0 +1,83 @@
+import { z } from 'zod';
+import { OrganisationScopedService } from '../auth/scoped-service';
+import { ForbiddenError, NotFoundError } from '../errors';
+import { RecordingPolicyStore, type RecordingPolicy } from './policy';
+import { RecordingStore, toRecording, type Recording } from './service';
+
+export interface ListedRecording extends Recording {
+  callReference: string | null;
+  clerkName: string | null;
+}
+
+const PAGE_SIZE = 50;
+
+/**
+ * Staff access to recordings, per request with the caller. Compliance
+ * staff always; admins and clerks only when the organisation's policy
+ * allows it (clerks then see the recordings of their own calls). A refusal
+ * answers 403 and is audited; an id of another organisation answers 404
+ * and is audited too. Every playback start and download is audited.
+ */
+export class RecordingAccess extends OrganisationScopedService {
+  private policy?: RecordingPolicy;
+
+  private async allowed(): Promise<RecordingPolicy> {
+    this.policy ??= await new RecordingPolicyStore(this.knex).get(this.organisationId);
+    const role = this.caller.user.role;
+    const ok = role === 'compliance' || (role === 'admin' && this.policy.adminAccess) || (role === 'clerk' && this.policy.clerkAccess);
+    if (!ok) {
+      await this.audit.record({ ...this.base(), action: 'security.recording_access_denied', details: { role } });
+      throw new ForbiddenError('recording_access_denied');
+    }
+    return this.policy;
+  }
+
+  /** Whether the caller may see recordings at all (for navigation), without auditing. */
+  async mayAccess(): Promise<boolean> {
+    const policy = await new RecordingPolicyStore(this.knex).get(this.organisationId);
+    const role = this.caller.user.role;
+    return role === 'compliance' || (role === 'admin' && policy.adminAccess) || (role === 'clerk' && policy.clerkAccess);
+  }
+
+  private scoped() {
+    const query = this.knex('recordings as r')
+      .join('calls as c', 'c.id', 'r.call_id')
+      .leftJoin('users as u', 'u.id', 'c.clerk_id')
+      .where('r.organisation_id', this.organisationId);
+    if (this.caller.user.role === 'clerk') query.where('c.clerk_id', this.caller.user.id);
+    return query.select('r.*', 'c.reference as call_reference', 'u.name as clerk_name');
+  }
+
+  async list(page = 1): Promise<{ recordings: ListedRecording[]; more: boolean }> {
+    await this.allowed();
+    const rows = await this.scoped().orderBy('r.started_at', 'desc').limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE);
+    return { recordings: rows.slice(0, PAGE_SIZE).map(listed), more: rows.length > PAGE_SIZE };
+  }
+
+  async get(id: string): Promise<ListedRecording> {
+    await this.allowed();
+    if (!z.uuid().safeParse(id).success) throw new NotFoundError();
+    const row = await this.scoped().where('r.id', id).first();
+    if (row) return listed(row);
+    const elsewhere = await this.knex('recordings').where({ id }).first('organisation_id');
+    if (elsewhere && elsewhere.organisation_id !== this.organisationId) return this.refuseForeign('recordings', 'recording', id);
+    throw new NotFoundError();
+  }
+
+  async consents(id: string) {
+    await this.get(id);
+    return new RecordingStore(this.knex).consents(id);
+  }
+
+  /** A recording with a final file, for playback or download (audited when `audit` names the action). */
+  async media(id: string, audit: 'recording.played' | 'recording.downloaded' | null): Promise<ListedRecording> {
+    const recording = await this.get(id);
+    if (!recording.fileName || (recording.status !== 'ready' && recording.status !== 'partial')) throw new NotFoundError('recording_not_ready');
+    if (audit) await this.audit.record({ ...this.base(), action: audit, target: { type: 'recording', id }, details: { sha256: recording.sha256, call_id: recording.callId } });
+    return recording;
+  }
+}
+
+function listed(row: Record<string, unknown>): ListedRecording {
+  return { ...toRecording(row), callReference: (row.call_reference as string | null) ?? null, clerkName: (row.clerk_name as string | null) ?? null };
+}

@@ -1,0 +1,191 @@
+import type { Knex } from 'knex';
+import { SYSTEM, type Actor } from '../audit/actions';
+import { AuditService } from '../audit/service';
+import type { RecordingNotice } from './policy';
+
+export type RecordingStatus = 'recording' | 'processing' | 'ready' | 'partial' | 'failed';
+export type ConsentAnswer = 'granted' | 'declined' | 'withdrawn';
+
+export interface Recording {
+  id: string;
+  organisationId: string;
+  callId: string;
+  status: RecordingStatus;
+  startedBy: string | null;
+  startedAt: Date;
+  stoppedAt: Date | null;
+  stopReason: string | null;
+  progress: number;
+  durationMs: number | null;
+  fileName: string | null;
+  size: number | null;
+  sha256: string | null;
+  encrypted: boolean;
+  error: string | null;
+}
+
+export interface TrackRow {
+  role: 'clerk' | 'customer';
+  fileName: string;
+  kinds: ('audio' | 'video')[];
+  startedAtMs: number;
+  endedAtMs: number | null;
+  exitCode: number | null;
+  partial: boolean;
+}
+
+export interface Meta {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export function toRecording(row: Record<string, unknown>): Recording {
+  return {
+    id: row.id as string,
+    organisationId: row.organisation_id as string,
+    callId: row.call_id as string,
+    status: row.status as RecordingStatus,
+    startedBy: (row.started_by as string | null) ?? null,
+    startedAt: row.started_at as Date,
+    stoppedAt: (row.stopped_at as Date | null) ?? null,
+    stopReason: (row.stop_reason as string | null) ?? null,
+    progress: Number(row.progress ?? 0),
+    durationMs: row.duration_ms === null || row.duration_ms === undefined ? null : Number(row.duration_ms),
+    fileName: (row.file_name as string | null) ?? null,
+    size: row.size === null || row.size === undefined ? null : Number(row.size),
+    sha256: (row.sha256 as string | null) ?? null,
+    encrypted: row.encrypted === true,
+    error: (row.error as string | null) ?? null,
+  };
+}
+
+/**
+ * The recordings' rows and the consent ledger, for the appliance itself
+ * (the live recorder, the finishing job, the start-up reconciliation):
+ * every state change is audited in the same transaction. Staff reach
+ * recordings through RecordingAccess, which checks the policy.
+ */
+export class RecordingStore {
+  private readonly audit: AuditService;
+
+  constructor(private readonly knex: Knex) {
+    this.audit = new AuditService(knex);
+  }
+
+  async get(id: string): Promise<Recording | undefined> {
+    const row = await this.knex('recordings').where({ id }).first();
+    return row ? toRecording(row) : undefined;
+  }
+
+  /** A new recording of a call; the call's pending consents (asked before joining) are tied to it. */
+  async create(call: { id: string; organisationId: string }, actor: Actor, startedBy: string | null, meta: Meta): Promise<Recording> {
+    return this.knex.transaction(async (trx) => {
+      const [row] = await trx('recordings').insert({ organisation_id: call.organisationId, call_id: call.id, started_by: startedBy }).returning('*');
+      await trx('recording_consents').where({ call_id: call.id }).whereNull('recording_id').update({ recording_id: row.id });
+      await this.audit.record({ organisationId: call.organisationId, actor, action: 'recording.started', target: { type: 'recording', id: row.id }, ...meta, details: { call_id: call.id } }, trx);
+      return toRecording(row);
+    });
+  }
+
+  /** One answer in the consent ledger (with the notice shown and the client's IP), audited. */
+  async consent(
+    call: { id: string; organisationId: string },
+    entry: { recordingId: string | null; role: 'clerk' | 'customer'; userId: string | null; answer: ConsentAnswer; notice: RecordingNotice },
+    actor: Actor,
+    meta: Meta,
+  ): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const [row] = await trx('recording_consents')
+        .insert({
+          organisation_id: call.organisationId,
+          call_id: call.id,
+          recording_id: entry.recordingId,
+          role: entry.role,
+          user_id: entry.userId,
+          answer: entry.answer,
+          notice_text: entry.notice.text,
+          notice_version: entry.notice.version,
+          language: entry.notice.language,
+          ip: meta.ip,
+        })
+        .returning('id');
+      await this.audit.record(
+        {
+          organisationId: call.organisationId,
+          actor,
+          action: 'recording.consent',
+          target: entry.recordingId ? { type: 'recording', id: entry.recordingId } : { type: 'call', id: call.id },
+          ...meta,
+          details: { consent_id: row.id, call_id: call.id, role: entry.role, answer: entry.answer, notice_version: entry.notice.version },
+        },
+        trx,
+      );
+    });
+  }
+
+  /** The customer's latest answer in this call (before joining or during it). */
+  async latestAnswer(callId: string, role: 'clerk' | 'customer'): Promise<ConsentAnswer | undefined> {
+    const row = await this.knex('recording_consents').where({ call_id: callId, role }).orderBy([{ column: 'answered_at', order: 'desc' }, { column: 'id', order: 'desc' }]).first('answer');
+    return row?.answer as ConsentAnswer | undefined;
+  }
+
+  async consents(recordingId: string): Promise<{ role: string; answer: ConsentAnswer; noticeVersion: string; noticeText: string; language: string; ip: string | null; answeredAt: Date }[]> {
+    const rows = await this.knex('recording_consents').where({ recording_id: recordingId }).orderBy('answered_at');
+    return rows.map((r) => ({ role: r.role, answer: r.answer, noticeVersion: r.notice_version, noticeText: r.notice_text, language: r.language, ip: r.ip, answeredAt: r.answered_at }));
+  }
+
+  async addTrack(recordingId: string, track: TrackRow): Promise<void> {
+    await this.knex('recording_tracks')
+      .insert({ recording_id: recordingId, role: track.role, file_name: track.fileName, kinds: track.kinds, started_at_ms: track.startedAtMs, ended_at_ms: track.endedAtMs, exit_code: track.exitCode, partial: track.partial })
+      .onConflict(['recording_id', 'file_name'])
+      .merge(['kinds', 'ended_at_ms', 'exit_code', 'partial']);
+  }
+
+  async tracks(recordingId: string): Promise<TrackRow[]> {
+    const rows = await this.knex('recording_tracks').where({ recording_id: recordingId }).orderBy('started_at_ms');
+    return rows.map((r) => ({ role: r.role, fileName: r.file_name, kinds: r.kinds, startedAtMs: Number(r.started_at_ms), endedAtMs: r.ended_at_ms === null ? null : Number(r.ended_at_ms), exitCode: r.exit_code, partial: r.partial }));
+  }
+
+  /** Recording stopped: the final file is to be made (status processing). `partial` marks an interrupted one. */
+  async stopped(id: string, reason: string, partial: boolean, actor: Actor = SYSTEM, meta: Meta = { ip: null, userAgent: null }): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const row = await trx('recordings').where({ id }).forUpdate().first('organisation_id', 'status', 'stop_reason');
+      if (!row || row.status !== 'recording') return;
+      await trx('recordings').where({ id }).update({ status: 'processing', stopped_at: trx.fn.now(), stop_reason: partial ? `partial:${reason}` : reason });
+      await this.audit.record({ organisationId: row.organisation_id, actor, action: 'recording.stopped', target: { type: 'recording', id }, ...meta, details: { reason, partial } }, trx);
+    });
+  }
+
+  async setProgress(id: string, percent: number): Promise<void> {
+    await this.knex('recordings').where({ id, status: 'processing' }).update({ progress: Math.max(0, Math.min(100, Math.round(percent))) });
+  }
+
+  /** The final file is there: ready, or partial when the recording was interrupted. */
+  async finalised(id: string, file: { fileName: string; size: number; sha256: string; encrypted: boolean; durationMs: number }): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const row = await trx('recordings').where({ id }).forUpdate().first('organisation_id', 'stop_reason');
+      if (!row) return;
+      const partial = String(row.stop_reason ?? '').startsWith('partial:');
+      await trx('recordings').where({ id }).update({
+        status: partial ? 'partial' : 'ready', progress: 100, file_name: file.fileName, size: file.size, sha256: file.sha256, encrypted: file.encrypted, duration_ms: file.durationMs, finalised_at: trx.fn.now(), error: null,
+      });
+      await this.audit.record(
+        { organisationId: row.organisation_id, actor: SYSTEM, action: 'recording.finalised', target: { type: 'recording', id }, details: { sha256: file.sha256, size: file.size, duration_ms: file.durationMs, encrypted: file.encrypted, partial } },
+        trx,
+      );
+    });
+  }
+
+  async failed(id: string, error: string): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      const row = await trx('recordings').where({ id }).forUpdate().first('organisation_id');
+      if (!row) return;
+      await trx('recordings').where({ id }).update({ status: 'failed', error: error.slice(0, 500), finalised_at: trx.fn.now() });
+      await this.audit.record({ organisationId: row.organisation_id, actor: SYSTEM, action: 'recording.failed', target: { type: 'recording', id }, details: { error: error.slice(0, 200) } }, trx);
+    });
+  }
+
+  async withStatus(status: RecordingStatus): Promise<Recording[]> {
+    return (await this.knex('recordings').where({ status }).select('*')).map(toRecording);
+  }
+}

@@ -1,0 +1,127 @@
+import type { RecordingState } from '../../app/calls/protocol';
+import type { PageConfig, Translate } from './page';
+import { errorCode, Signalling } from './signalling';
+
+function byId<T extends HTMLElement>(id: string, type: { new (): T }): T | null {
+  const el = document.getElementById(id);
+  return el instanceof type ? el : null;
+}
+
+type Answer = 'granted' | 'declined' | 'withdrawn';
+
+const REASONS = new Set(['declined', 'withdrawn', 'stopped', 'failed', 'disk_full']);
+
+/**
+ * Recording in the call page: the indicator everyone sees, the clerk's
+ * start/stop button (policy "on demand"), and the customer's consent: the
+ * prompt when the clerk asks, withdrawing during a recording, and under
+ * "always" the answer given before joining (sent just before the media
+ * join, which the server refuses without it).
+ */
+export class RecordingControls {
+  private readonly indicator = byId('recording-indicator', HTMLElement);
+  private readonly message = byId('recording-message', HTMLElement);
+  private readonly toggle = byId('record-toggle', HTMLButtonElement);
+  private readonly prompt = byId('recording-consent', HTMLElement);
+  private readonly withdraw = byId('consent-withdraw', HTMLButtonElement);
+  private state: RecordingState | null = null;
+  /** The answer given before joining, sent before each join. */
+  private prejoinAnswer: Answer | null = null;
+  private signalling: Signalling | null = null;
+
+  constructor(private readonly config: PageConfig, private readonly t: Translate) {
+    this.toggle?.addEventListener('click', () => {
+      const recording = this.state?.status === 'recording' || this.state?.status === 'requested';
+      void this.send(recording ? 'recording.stop' : 'recording.start');
+    });
+    byId('consent-grant', HTMLButtonElement)?.addEventListener('click', () => void this.answer('granted'));
+    byId('consent-decline', HTMLButtonElement)?.addEventListener('click', () => void this.answer('declined'));
+    this.withdraw?.addEventListener('click', () => void this.answer('withdrawn'));
+  }
+
+  /** The session's signalling, once joining starts. */
+  use(signalling: Signalling): void {
+    this.signalling = signalling;
+    signalling.on('recording.state', (state) => this.render(state));
+  }
+
+  /** Under "always", the customer's choice on the pre-join panel. */
+  chooseBeforeJoin(answer: Answer): void {
+    this.prejoinAnswer = answer;
+  }
+
+  /**
+   * Under "always", a customer who declines where recording is required:
+   * the answer goes into the ledger over a short connection of its own.
+   */
+  async declineWithoutJoining(): Promise<void> {
+    const signalling = new Signalling(this.config.auth);
+    await new Promise<void>((resolve) => {
+      signalling.socket.once('connect', () => resolve());
+      signalling.socket.once('connect_error', () => resolve());
+      signalling.connect();
+    });
+    await signalling.request('recording.consent', this.consentPayload('declined')).catch(() => undefined);
+    signalling.close();
+  }
+
+  /** Before each media join: the pre-join answer, if there is one. */
+  async beforeJoin(): Promise<void> {
+    if (this.config.role !== 'customer' || this.config.recording.mode !== 'always' || !this.prejoinAnswer || !this.signalling) return;
+    const state = await this.signalling.request('recording.consent', this.consentPayload(this.prejoinAnswer));
+    this.render(state);
+  }
+
+  /** After (re)joining: the current state. */
+  sync(): void {
+    if (this.config.recording.mode === 'off' || !this.signalling) return;
+    this.signalling.request('recording.status', {}).then((state) => this.render(state), (error: unknown) => console.warn('vclerk: recording status failed', error));
+  }
+
+  private consentPayload(answer: Answer) {
+    return { answer, noticeVersion: this.config.recording.noticeVersion, language: this.config.recording.noticeLanguage };
+  }
+
+  private async answer(answer: Answer): Promise<void> {
+    if (!this.signalling) return;
+    try {
+      this.render(await this.signalling.request('recording.consent', this.consentPayload(answer)));
+    } catch (error) {
+      this.showMessage(errorCode(error));
+    }
+  }
+
+  private async send(type: 'recording.start' | 'recording.stop'): Promise<void> {
+    if (!this.signalling || !this.toggle) return;
+    this.toggle.disabled = true;
+    try {
+      this.render(await this.signalling.request(type, {}));
+    } catch (error) {
+      this.showMessage(errorCode(error));
+    } finally {
+      this.toggle.disabled = false;
+    }
+  }
+
+  private showMessage(code: string | null): void {
+    if (!this.message) return;
+    const key = code === 'disk_full' ? 'recording_disk_full' : code && REASONS.has(code) ? `recording_${code}` : code ? 'recording_unavailable' : '';
+    this.message.textContent = key ? this.t(key) : '';
+    this.message.hidden = !key;
+  }
+
+  private render(state: RecordingState): void {
+    this.state = state;
+    const recording = state.status === 'recording';
+    if (this.indicator) this.indicator.hidden = !recording;
+    document.getElementById('call')?.setAttribute('data-recording', state.status);
+    if (this.toggle) {
+      this.toggle.setAttribute('aria-pressed', String(recording));
+      this.toggle.textContent = this.t(recording ? 'record_stop' : state.status === 'requested' ? 'record_waiting' : 'record_start');
+    }
+    if (this.prompt) this.prompt.hidden = !(this.config.role === 'customer' && state.status === 'requested');
+    if (this.withdraw) this.withdraw.hidden = !recording;
+    if (state.status === 'idle' && state.reason && REASONS.has(state.reason)) this.showMessage(state.reason);
+    else if (state.status !== 'idle') this.showMessage(null);
+  }
+}
