@@ -125,6 +125,21 @@ describe('recording consent (signalling, real server)', function () {
     assert.equal(withdrawn.recording_id, recording.id);
   });
 
+  it('below the free-space reserve no recording starts, with a clear code', async () => {
+    const full = await startCallServer(db.current, { recordings: true, env: { VCLERK_RECORDING_MIN_FREE_MB: '10000000' } });
+    try {
+      await setPolicy({ mode: 'on_demand' });
+      const caller = { user: { id: clerk.id, organisationId } as never, ip: '127.0.0.1', userAgent: 'test', sessionId: 'x' };
+      const { call } = await new CallService(db.current.knex).start(caller, 1);
+      const socket = await connect(full.url, { callId: call.id }, cookie);
+      sockets.push(socket);
+      assert.equal(await refusedCode(socket, 'recording.start', {}), 'disk_full');
+      assert.equal((await db.current.knex('recordings').where({ call_id: call.id })).length, 0);
+    } finally {
+      await full.close();
+    }
+  });
+
   it('always: the customer cannot join the media without an answer; declining is enough only where unrecorded calls are allowed', async () => {
     await setPolicy({ mode: 'always', allowUnrecorded: false });
     let call = await newCall();
