@@ -165,5 +165,8 @@ export function routes(deps: RouteDeps): Route[] {
 
     { method: 'get', path: '/compliance/audit', access: COMPLIANCE, handlers: [auditLog(db)] },
     { method: 'get', path: '/compliance/audit/verify', access: COMPLIANCE, handlers: [verifyAudit(db)] },
+    // compliance: audit export and the appliance key
+    // compliance: retention and legal holds
+    // compliance: data-subject requests, privacy texts, security signals, account closure
   ];
 }
