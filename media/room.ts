@@ -48,6 +48,8 @@ export interface RoomEvents {
  */
 export class Room extends EventEmitter<RoomEvents> {
   private readonly peers = new Map<string, Peer>();
+  /** Transports sending media out of the router as plain RTP (the recorder's). */
+  private readonly plain = new Set<types.PlainTransport>();
   private router!: types.Router;
   private webRtcServer!: types.WebRtcServer;
   private closed = false;
@@ -220,6 +222,8 @@ export class Room extends EventEmitter<RoomEvents> {
     const rtpCapabilities = plainRtpCapabilities(this.router.rtpCapabilities);
     if (!this.router.canConsume({ producerId, rtpCapabilities })) throw new MediaError('cannot_consume');
     const transport = await this.router.createPlainTransport({ listenIp: { ip: '127.0.0.1' }, rtcpMux: false, comedia: false, appData: { producerId, purpose: 'plain' } });
+    this.plain.add(transport);
+    transport.observer.once('close', () => this.plain.delete(transport));
     try {
       await transport.connect({ ip: target.ip, port: target.port, rtcpPort: target.rtcpPort });
       const consumer = await transport.consume({ producerId, rtpCapabilities, paused: true, appData: { purpose: 'plain' } });
@@ -323,9 +327,10 @@ export class Room extends EventEmitter<RoomEvents> {
   }
 
   /** Counts of live media objects, per peer (tests and status pages). */
-  describe(): { routerId: string; peers: { peerId: string; role: PeerRole; transports: number; producers: number; consumers: number }[] } {
+  describe(): { routerId: string; plainTransports: number; peers: { peerId: string; role: PeerRole; transports: number; producers: number; consumers: number }[] } {
     return {
       routerId: this.router.id,
+      plainTransports: [...this.plain].filter((t) => !t.closed).length,
       peers: [...this.peers.values()].map((p) => ({
         peerId: p.id,
         role: p.role,

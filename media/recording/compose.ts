@@ -115,7 +115,8 @@ export async function composeRecording(tracks: RecordingTrack[], outFile: string
   const { graph, hasAudio } = buildComposeGraph(placed, duration);
   const args = [
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'error', '-progress', 'pipe:1', '-y',
-    ...placed.flatMap((p) => ['-i', p.track.file]),
+    // Many segments are all open at once: one decoding thread each keeps the thread count bounded.
+    ...placed.flatMap((p) => [...(placed.length > 4 ? ['-threads', '1'] : []), '-i', p.track.file]),
     '-filter_complex', graph,
     '-map', '[vout]', ...(hasAudio ? ['-map', '[aout]'] : []),
     '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', '-r', String(FPS),

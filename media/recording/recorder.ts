@@ -101,11 +101,11 @@ export class CallRecorder extends EventEmitter<RecorderEvents> {
     return this.processes().map((p) => p.pid);
   }
 
-  /** The running ffmpegs: whose, which process, which file, which local ports (RTP; RTCP is the next one). */
-  processes(): { role: PeerRole; pid: number; file: string; ports: number[] }[] {
+  /** The running ffmpegs: whose, which process, which file, which local ports (RTP; RTCP is the next one), whether media is being written. */
+  processes(): { role: PeerRole; pid: number; file: string; ports: number[]; writing: boolean }[] {
     return [...this.roles.entries()].flatMap(([role, state]) => {
       const segment = state.segment;
-      return segment?.ffmpeg.pid !== undefined ? [{ role, pid: segment.ffmpeg.pid, file: segment.track.file, ports: segment.streams.map((s) => s.port) }] : [];
+      return segment?.ffmpeg.pid !== undefined ? [{ role, pid: segment.ffmpeg.pid, file: segment.track.file, ports: segment.streams.map((s) => s.port), writing: segment.writing }] : [];
     });
   }
 

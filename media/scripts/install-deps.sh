@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages VClerk's media needs, from Debian's archive
 # only: the mediasoup-worker build dependencies (meson >= 1.1 from
-# bookworm-backports, reusing the mirror the machine already uses), and with
-# --test also what the tests use (Chromium, ffmpeg). Needs root. Idempotent.
+# bookworm-backports, reusing the mirror the machine already uses), the
+# runtime libraries and ffmpeg (recording), and with --test also what the
+# tests use (Chromium). Needs root. Idempotent.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 build=(meson ninja-build pkg-config g++ libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev)
-runtime=(libssl3 libuv1 libsrtp2-1 libusrsctp2 libabsl20220623)
-test=(chromium fonts-dejavu-core ffmpeg)
+runtime=(libssl3 libuv1 libsrtp2-1 libusrsctp2 libabsl20220623 ffmpeg)
+test=(chromium fonts-dejavu-core)
 
 want=("${build[@]}" "${runtime[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test[@]}")
