@@ -1,8 +1,11 @@
 #!/usr/bin/env node
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
 import { ConfigError, loadConfig, redactConfig, type Config } from '../config';
 import { AdminCli, CliError } from './users/admin-cli';
+import { describeVerification, verifyExport, VerifyInputError } from './audit/offline-verify';
+import { ensureApplianceKey } from './audit/signing';
 import { openDatabase } from './db/connection';
 import { migrateLatest, migrationStatus } from './db/migrations';
 import { createLogger } from './logger';
@@ -19,6 +22,10 @@ Commands:
   user reset-password --email E
                      print a one-time password-reset link and lift a sign-in lockout
   setup-link         print a new first-run setup link (only before setup)
+  audit verify <export.ndjson> <manifest.json> [--public-key key.pem] [--skip-file-hash]
+                     verify an audit export offline (no database, no configuration):
+                     exit 0 intact, 1 broken or not matching, 2 usage or unreadable file
+  audit public-key   print the appliance's public signing key (created if missing)
 
 Settings come from the environment (see docs/configuration.md).`;
 
@@ -92,6 +99,44 @@ commands['setup-link'] = async () => {
   const link = await withDatabase((knex, config) => new AdminCli(knex, config).setupLink());
   console.log(`Open this one-time link to set up VClerk:\n${link}`);
   return 0;
+};
+
+/** `audit verify` needs neither the database nor the configuration: it runs on an auditor's machine. */
+commands.audit = async (args) => {
+  const [sub, ...rest] = args;
+  if (sub === 'verify') {
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, allowPositionals: true, options: { 'public-key': { type: 'string' }, 'skip-file-hash': { type: 'boolean' } } });
+    } catch (err) {
+      console.error(`vclerk audit verify: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+      return 2;
+    }
+    const { values, positionals } = parsed;
+    if (positionals.length !== 2) {
+      console.error(USAGE);
+      return 2;
+    }
+    try {
+      const publicKeyPem = values['public-key'] === undefined ? undefined : fs.readFileSync(values['public-key'], 'utf8');
+      const result = await verifyExport(positionals[0]!, positionals[1]!, { publicKeyPem, checkFileHash: !values['skip-file-hash'] });
+      console.log(describeVerification(result));
+      return result.ok ? 0 : 1;
+    } catch (err) {
+      if (err instanceof VerifyInputError || (err as NodeJS.ErrnoException).code) {
+        console.error(`vclerk audit verify: ${err instanceof VerifyInputError ? err.message : `cannot read ${values['public-key']}: ${(err as NodeJS.ErrnoException).code}`}`);
+        return 2;
+      }
+      throw err;
+    }
+  }
+  if (sub === 'public-key' && rest.length === 0) {
+    const key = ensureApplianceKey(loadConfig().dataDir);
+    console.log(`fingerprint ${key.info.fingerprint}\nkey id      ${key.info.key_id}\n\n${key.info.pem.trimEnd()}`);
+    return 0;
+  }
+  console.error(USAGE);
+  return 2;
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,62 @@
+import { csvCell } from '../catalog/import';
+import type { ChainRow } from './chain';
+
+/**
+ * The rows of an audit export. Each carries every chained field exactly as
+ * the hash was computed over it (see AuditService.verify: `seq` as a
+ * number, `occurred_at` as the ISO string of the stored timestamp,
+ * `details` as the stored JSON), plus `prev_hash`, `hash` and the row `id`.
+ */
+export const exportColumns = [
+  'id', 'chain', 'seq', 'occurred_at', 'organisation_id', 'actor_type', 'actor_id', 'actor_label',
+  'action', 'target_type', 'target_id', 'ip', 'user_agent', 'details', 'prev_hash', 'hash',
+] as const;
+
+export type ExportRow = ChainRow & { id: string };
+
+/** A database row of `audit_events` in the form the hash was computed over (mirrors AuditService.verify). */
+export function toExportRow(row: Record<string, unknown>): ExportRow {
+  return {
+    id: String(row.id),
+    chain: row.chain as string,
+    seq: Number(row.seq),
+    occurred_at: (row.occurred_at as Date).toISOString(),
+    organisation_id: (row.organisation_id as string | null) ?? null,
+    actor_type: row.actor_type as string,
+    actor_id: (row.actor_id as string | null) ?? null,
+    actor_label: (row.actor_label as string | null) ?? null,
+    action: row.action as string,
+    target_type: (row.target_type as string | null) ?? null,
+    target_id: (row.target_id as string | null) ?? null,
+    ip: (row.ip as string | null) ?? null,
+    user_agent: (row.user_agent as string | null) ?? null,
+    details: row.details ?? {},
+    prev_hash: row.prev_hash as string,
+    hash: row.hash as string,
+  };
+}
+
+/** One NDJSON line: the columns in a fixed order, then "\n". */
+export function ndjsonLine(row: ExportRow): string {
+  const ordered: Record<string, unknown> = {};
+  for (const column of exportColumns) ordered[column] = row[column];
+  return `${JSON.stringify(ordered)}\n`;
+}
+
+/** The CSV header (UTF-8 byte order mark for spreadsheets, CRLF). */
+export const csvHeader = `\ufeff${exportColumns.join(',')}\r\n`;
+
+/**
+ * One CSV line: empty for null, `details` as JSON text, and cells a
+ * spreadsheet would run as a formula neutralised with a leading apostrophe
+ * (as the catalog export does). For reading; the NDJSON file is the one to verify.
+ */
+export function csvLine(row: ExportRow): string {
+  return `${exportColumns
+    .map((column) => {
+      const value = row[column];
+      if (value === null || value === undefined) return '';
+      return csvCell(column === 'details' ? JSON.stringify(value) : String(value));
+    })
+    .join(',')}\r\n`;
+}
