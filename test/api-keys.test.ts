@@ -171,7 +171,7 @@ describe('API keys', () => {
     assert.match(res.text, /cannot be used/);
   });
 
-  it('GET /api/v1/whoami with a key answers, notes last use, and is audited with key id and IP', async () => {
+  it('GET /api/v1/whoami with a key answers, notes last use, and is logged with key id and IP (in the API request log)', async () => {
     const { key, id } = await createKey({ scopes: ['calls:read', 'recordings:read'] });
     const res = await request(app).get('/api/v1/whoami').set('Authorization', `Bearer ${key}`).expect(200);
     assert.deepEqual(res.body, { organisation: { slug: org.slug }, key: { prefix: key.slice(0, 12), scopes: ['calls:read', 'recordings:read'] } });
@@ -180,12 +180,11 @@ describe('API keys', () => {
     assert.ok(row.last_used_at instanceof Date);
     assert.match(row.last_used_ip, /127\.0\.0\.1/);
 
-    const event = await eventually(() => knex()('audit_events').where({ action: 'api.request', actor_id: id }).first());
-    assert.equal(event.organisation_id, org.id);
-    assert.equal(event.actor_type, 'api_key');
-    assert.equal(event.actor_label, key.slice(0, 12));
-    assert.match(event.ip, /127\.0\.0\.1/);
-    assert.deepEqual(event.details, { method: 'GET', path: '/api/v1/whoami', status: 200 });
+    const logged = await eventually(() => knex()('api_request_log').where({ api_key_id: id }).first());
+    assert.equal(logged.organisation_id, org.id);
+    assert.equal(logged.key_prefix, key.slice(0, 12));
+    assert.match(logged.ip, /127\.0\.0\.1/);
+    assert.deepEqual([logged.method, logged.path, logged.status, logged.aborted], ['GET', '/api/v1/whoami', 200, false]);
 
     const list = await admin.agent.get('/admin/api-keys').expect(200);
     assert.match(list.text, /from (::ffff:)?127\.0\.0\.1/, 'the list shows when and from where the key was last used');
@@ -298,8 +297,9 @@ describe('API keys', () => {
     await request(app).get('/api/v1/test/recordings').set('X-API-Key', key).expect(403);
     await revoke(id, 303);
     await request(app).get('/api/v1/whoami?key=x').set('Authorization', `Bearer ${key}`).expect(401);
-    await eventually(() => knex()('audit_events').where({ action: 'api.request', actor_id: id }).first());
+    await eventually(() => knex()('api_request_log').where({ api_key_id: id }).first());
 
+    assert.ok(!JSON.stringify(await knex()('api_request_log').select('*')).includes(key), 'the API request log does not hold the key');
     const events = await knex()('audit_events').select('*');
     assert.ok(events.length > 0);
     assert.ok(!JSON.stringify(events).includes(key), 'no audit event holds the key');

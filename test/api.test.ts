@@ -50,9 +50,10 @@ describe('REST API v1', () => {
     const [started] = await db.current.knex('audit_events').where({ action: 'call.started', target_id: res.body.call.id });
     assert.equal(started.actor_type, 'api_key');
     assert.match(started.ip, /127\.0\.0\.1/);
-    const [logged] = await db.current.knex('audit_events').where({ action: 'api.request' }).whereRaw(`details->>'path' = '/api/v1/call-links'`);
-    assert.equal(logged.details.status, 201);
+    const [logged] = await db.current.knex('api_request_log').where({ path: '/api/v1/call-links', method: 'POST' });
+    assert.equal(logged.status, 201);
     assert.match(logged.ip, /127\.0\.0\.1/);
+    assert.equal(await db.current.knex('audit_events').where({ action: 'api.request' }).first(), undefined, 'accepted requests are not in the audit trail');
   });
 
   it('refuses bad input with 400 and field codes, and creates nothing', async () => {

@@ -4,6 +4,7 @@ import type { Actor } from '../audit/actions';
 import { AuditService } from '../audit/service';
 import { requestMeta } from '../auth/caller';
 import { ForbiddenError, UnauthorizedError } from '../errors';
+import { ApiRequestLog } from '../retention/api-requests';
 import { ApiKeyService, type ApiRefusal, type ApiScope, type AuthenticatedKey } from './service';
 
 declare global {
@@ -41,14 +42,17 @@ export function apiKeyActor(key: AuthenticatedKey): Actor {
  * 401 `api_key_missing` / `api_key_invalid` (malformed, unknown or revoked)
  * or 403 `api_scope_missing`, and each is audited with the client's IP: in
  * the key's organisation when the key is known, else appliance-wide. An
- * accepted request is audited as `api.request` once its response is done.
- * The key itself is never written anywhere.
+ * accepted request is written to the API request log (`api_request_log`,
+ * with key, status and client IP) once its response is done: not to the
+ * append-only audit trail, so that the organisation's retention setting
+ * can prune it. The key itself is never written anywhere.
  *
  * API requests carry no session, so the global CSRF check must let through
  * requests that come with an API key and no session cookie.
  */
 export function apiKeyAuth(knex: Knex, requiredScope?: ApiScope): RequestHandler {
   const audit = new AuditService(knex);
+  const log = new ApiRequestLog(knex);
   return async (req, res, next) => {
     // A JSON API: errors answer in JSON unless the client asks for something else.
     if (!req.get('accept')) req.headers.accept = 'application/json';
@@ -74,27 +78,21 @@ export function apiKeyAuth(knex: Knex, requiredScope?: ApiScope): RequestHandler
     if (requiredScope && !found.key.scopes.includes(requiredScope)) return refuse('scope', found.key);
 
     req.apiKey = found.key;
-    auditWhenDone(audit, req, res, found.key, meta);
+    logWhenDone(log, req, res, found.key, meta);
     next();
   };
 }
 
-/** Records `api.request` once the response is sent (or the client went away first). */
-function auditWhenDone(audit: AuditService, req: Request, res: Response, key: AuthenticatedKey, meta: { ip: string | null; userAgent: string | null }): void {
+/** Writes the request to the API request log once the response is sent (or the client went away first). */
+function logWhenDone(log: ApiRequestLog, req: Request, res: Response, key: AuthenticatedKey, meta: { ip: string | null; userAgent: string | null }): void {
   const path = req.path;
   let done = false;
   const record = () => {
     if (done) return;
     done = true;
-    audit
-      .record({
-        organisationId: key.organisationId,
-        actor: apiKeyActor(key),
-        action: 'api.request',
-        ...meta,
-        details: { method: req.method, path, status: res.statusCode, ...(res.writableFinished ? {} : { aborted: true }) },
-      })
-      .catch((err: unknown) => (req.log ?? console).error({ err }, 'an API request could not be audited'));
+    log
+      .record({ organisationId: key.organisationId, apiKeyId: key.id, keyPrefix: key.prefix, method: req.method, path, status: res.statusCode, aborted: !res.writableFinished, ...meta })
+      .catch((err: unknown) => (req.log ?? console).error({ err }, 'an API request could not be logged'));
   };
   res.once('finish', record);
   res.once('close', record);

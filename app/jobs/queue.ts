@@ -11,6 +11,8 @@ export interface Job<T> {
 export interface JobQueueOptions {
   /** How often idle workers look for new jobs (seconds, pg-boss allows 0.5 and up). */
   pollingIntervalSeconds?: number;
+  /** Run pg-boss's cron scheduler in this instance (needed for `schedule`; off by default). */
+  schedule?: boolean;
 }
 
 /**
@@ -37,7 +39,7 @@ export class JobQueue {
           }
         },
       },
-      schedule: false,
+      schedule: options.schedule === true,
       supervise: true,
     });
     this.boss.on('error', (err) => logger.error({ err }, 'job queue error'));
@@ -74,6 +76,17 @@ export class JobQueue {
         }
       }
     });
+  }
+
+  /**
+   * Queues a job by a cron expression (UTC), kept in the database: it
+   * survives restarts and fires once per tick across all instances. Needs
+   * the `schedule` option; calling it again replaces the schedule.
+   */
+  async schedule<T extends object>(name: string, cron: string, data: T = {} as T): Promise<void> {
+    if (!this.options.schedule) throw new Error('this job queue was made without the schedule option');
+    await this.queue(name);
+    await this.boss.schedule(name, cron, data, { tz: 'UTC', retryLimit: 0 });
   }
 
   /** Jobs of a queue not yet done (queued, retrying or running). */

@@ -1,0 +1,113 @@
+import { z } from 'zod';
+import { OrganisationScopedService } from '../auth/scoped-service';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { parseBody } from '../http/forms';
+import { holdScopes, type HoldScope } from './service';
+
+export interface ListedHold {
+  id: string;
+  scope: HoldScope;
+  callId: string | null;
+  recordingId: string | null;
+  reason: string;
+  createdAt: Date;
+  createdBy: string | null;
+  liftedAt: Date | null;
+  liftedBy: string | null;
+  liftReason: string | null;
+}
+
+const reason = z.string('reason_required').trim().min(1, 'reason_required').max(1000, 'reason_too_long');
+
+export const placeSchema = z.object({
+  scope: z.enum(holdScopes, 'invalid_scope'),
+  target: z.string().trim().optional(),
+  reason,
+});
+
+export const liftSchema = z.object({ lift_reason: reason });
+
+const uuid = z.uuid();
+
+/**
+ * Compliance staff's side of legal holds: list, place and lift, scoped to
+ * the caller's organisation, each change audited with its reason in the
+ * same transaction.
+ */
+export class HoldManager extends OrganisationScopedService {
+  async list(): Promise<{ active: ListedHold[]; lifted: ListedHold[] }> {
+    const rows = await this.knex('legal_holds as h')
+      .leftJoin('users as c', 'c.id', 'h.created_by')
+      .leftJoin('users as l', 'l.id', 'h.lifted_by')
+      .where('h.organisation_id', this.organisationId)
+      .orderBy([{ column: 'h.created_at', order: 'desc' }, { column: 'h.id', order: 'desc' }])
+      .select('h.*', 'c.name as created_by_name', 'l.name as lifted_by_name');
+    const holds: ListedHold[] = rows.map((r) => ({
+      id: r.id,
+      scope: r.scope,
+      callId: r.call_id,
+      recordingId: r.recording_id,
+      reason: r.reason,
+      createdAt: r.created_at,
+      createdBy: r.created_by_name ?? null,
+      liftedAt: r.lifted_at,
+      liftedBy: r.lifted_by_name ?? null,
+      liftReason: r.lift_reason,
+    }));
+    return { active: holds.filter((h) => !h.liftedAt), lifted: holds.filter((h) => h.liftedAt) };
+  }
+
+  /** Places a hold on the organisation, one of its calls or one of its recordings. */
+  async place(body: unknown): Promise<string> {
+    const input = parseBody(placeSchema, body);
+    const target = await this.resolveTarget(input.scope, input.target ?? '');
+    return this.knex.transaction(async (trx) => {
+      // One writer per organisation, so two requests cannot both place the same hold.
+      await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`holds:${this.organisationId}`]);
+      const existing = trx('legal_holds').where({ organisation_id: this.organisationId, scope: input.scope }).whereNull('lifted_at');
+      if (input.scope === 'call') existing.where({ call_id: target.callId });
+      if (input.scope === 'recording') existing.where({ recording_id: target.recordingId });
+      if (await existing.first('id')) throw new ValidationError([{ field: 'target', code: 'already_held' }]);
+      const [row] = await trx('legal_holds')
+        .insert({ organisation_id: this.organisationId, scope: input.scope, call_id: target.callId, recording_id: target.recordingId, reason: input.reason, created_by: this.caller.user.id })
+        .returning('id');
+      await this.audit.record(
+        { ...this.base(), action: 'legal_hold.placed', target: { type: 'legal_hold', id: row.id }, details: { scope: input.scope, call_id: target.callId, recording_id: target.recordingId, reason: input.reason } },
+        trx,
+      );
+      return row.id as string;
+    });
+  }
+
+  /** Lifts an active hold, with a reason. */
+  async lift(id: string, body: unknown): Promise<void> {
+    if (!uuid.safeParse(id).success) throw new NotFoundError();
+    const input = parseBody(liftSchema, body);
+    await this.knex.transaction(async (trx) => {
+      const hold = await trx('legal_holds').where({ id, organisation_id: this.organisationId }).forUpdate().first();
+      if (!hold) return this.refuseForeign('legal_holds', 'legal_hold', id);
+      if (hold.lifted_at) throw new ConflictError('hold_already_lifted', { messageKey: 'retention.holds.already_lifted' });
+      await trx('legal_holds').where({ id }).update({ lifted_at: trx.fn.now(), lifted_by: this.caller.user.id, lift_reason: input.lift_reason });
+      await this.audit.record(
+        { ...this.base(), action: 'legal_hold.lifted', target: { type: 'legal_hold', id }, details: { scope: hold.scope, call_id: hold.call_id, recording_id: hold.recording_id, reason: input.lift_reason } },
+        trx,
+      );
+    });
+  }
+
+  /** The call (and recording) a hold names; the id must be one of the caller's organisation. */
+  private async resolveTarget(scope: HoldScope, target: string): Promise<{ callId: string | null; recordingId: string | null }> {
+    if (scope === 'organisation') return { callId: null, recordingId: null };
+    if (!target) throw new ValidationError([{ field: 'target', code: 'target_required' }]);
+    const unknown = new ValidationError([{ field: 'target', code: 'unknown_target' }]);
+    if (!uuid.safeParse(target).success) throw unknown;
+    if (scope === 'call') {
+      const call = await this.knex('calls').where({ id: target, organisation_id: this.organisationId }).first('id');
+      if (!call) throw unknown;
+      return { callId: call.id, recordingId: null };
+    }
+    const recording = await this.knex('recordings').where({ id: target, organisation_id: this.organisationId }).first('id', 'call_id');
+    if (!recording) throw unknown;
+    return { callId: recording.call_id, recordingId: recording.id };
+  }
+}

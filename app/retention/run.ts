@@ -1,0 +1,269 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Knex } from 'knex';
+import { SYSTEM } from '../audit/actions';
+import { AuditService } from '../audit/service';
+import { LegalHolds, type ActiveHolds } from '../holds/service';
+import { recordingDir, removeRecordingFiles } from '../recordings/storage';
+import { RetentionSettingsStore, retentionKinds, type RetentionKind, type RetentionSettings } from './settings';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const BATCH = 500;
+/** Recordings whose recorder or finishing job may still write: never touched. */
+const FINISHED = ['ready', 'partial', 'failed'];
+
+/** What one run did to one kind of data of one organisation; written to the audit trail as `retention.deleted`. */
+export interface Receipt {
+  organisationId: string;
+  kind: RetentionKind;
+  /** The setting in days, and the moment before which data was due. */
+  days: number;
+  cutoff: Date;
+  /** Rows deleted (recordings: recordings; notes: one per call). */
+  rows: number;
+  /** Calls only: rows kept as the anchor of consent records, with their reference, link and clerk removed. */
+  anonymised: number;
+  /** Recordings only: files removed and their bytes. */
+  files: number;
+  bytes: number;
+  /** Rows due but kept because a legal hold covers them. */
+  heldSkipped: number;
+}
+
+export interface RetentionOptions {
+  dataDir: string;
+  /** The clock (tests place data in the past instead, or move this forward). */
+  now?: Date;
+  /** Only this organisation (the "Run now" button); else every organisation. */
+  organisationId?: string;
+}
+
+/**
+ * The retention job: for each organisation and kind, deletes what is older
+ * than its setting — rows and, for recordings, their files — except what a
+ * legal hold covers. Only ended calls are touched (a waiting or active
+ * call, and everything in it, never), and only finished recordings.
+ * Deletes in batches; writes one receipt per organisation and kind that
+ * deleted anything (counts, cutoff, setting, held rows skipped — never
+ * content or ids of people). Answers every receipt, also the empty ones.
+ */
+export async function runRetention(knex: Knex, options: RetentionOptions): Promise<Receipt[]> {
+  const now = options.now ?? new Date();
+  const organisations = options.organisationId
+    ? [options.organisationId]
+    : (await knex('organisations').orderBy('created_at').select('id')).map((r) => r.id as string);
+  const receipts: Receipt[] = [];
+  for (const organisationId of organisations) {
+    const settings = await new RetentionSettingsStore(knex).get(organisationId);
+    const holds = await new LegalHolds(knex).active(organisationId);
+    const run = new OrganisationRun(knex, organisationId, settings, holds, now, options.dataDir);
+    for (const kind of retentionKinds) receipts.push(await run.kind(kind));
+  }
+  return receipts;
+}
+
+/** One organisation's run: one method per kind. */
+class OrganisationRun {
+  constructor(
+    private readonly knex: Knex,
+    private readonly organisationId: string,
+    private readonly settings: RetentionSettings,
+    private readonly holds: ActiveHolds,
+    private readonly now: Date,
+    private readonly dataDir: string,
+  ) {}
+
+  async kind(kind: RetentionKind): Promise<Receipt> {
+    const days = this.settings[kind];
+    const receipt: Receipt = { organisationId: this.organisationId, kind, days, cutoff: new Date(this.now.getTime() - days * DAY_MS), rows: 0, anonymised: 0, files: 0, bytes: 0, heldSkipped: 0 };
+    let failure: unknown;
+    try {
+      await this[kind](receipt);
+    } catch (err) {
+      failure = err;
+    }
+    if (receipt.rows || receipt.anonymised || receipt.files) {
+      await new AuditService(this.knex).record({
+        organisationId: this.organisationId,
+        actor: SYSTEM,
+        action: 'retention.deleted',
+        target: { type: 'organisation', id: this.organisationId },
+        details: {
+          kind,
+          days,
+          cutoff: receipt.cutoff.toISOString(),
+          rows: receipt.rows,
+          ...(kind === 'calls' ? { anonymised: receipt.anonymised } : {}),
+          ...(kind === 'recordings' ? { files: receipt.files, bytes: receipt.bytes } : {}),
+          held_skipped: receipt.heldSkipped,
+          ...(failure ? { incomplete: true } : {}),
+        },
+      });
+    }
+    if (failure) throw failure;
+    return receipt;
+  }
+
+  /** Ended calls of this organisation that ended before the cutoff. */
+  private dueCalls(cutoff: Date): Knex.QueryBuilder {
+    return this.knex('calls').where({ organisation_id: this.organisationId, status: 'ended' }).where('ended_at', '<', cutoff).select('id');
+  }
+
+  /** Calls a hold keeps whole (`whole`), or also those with a held recording. */
+  private heldCalls(withRecordings: boolean): string[] {
+    return [...this.holds.calls, ...(withRecordings ? this.holds.recordingCalls : [])];
+  }
+
+  /** Deletes `table` rows of due calls in batches; counts the due rows a hold keeps. */
+  private async callContent(receipt: Receipt, table: string, key: string): Promise<void> {
+    const due = () => this.knex(table).where('organisation_id', this.organisationId).whereIn('call_id', this.dueCalls(receipt.cutoff));
+    if (this.holds.organisation) {
+      receipt.heldSkipped = await count(due());
+      return;
+    }
+    const held = this.heldCalls(false);
+    if (held.length) receipt.heldSkipped = await count(due().whereIn('call_id', held));
+    for (;;) {
+      const batch = due().modify((q) => (held.length ? q.whereNotIn('call_id', held) : q)).select(key).limit(BATCH);
+      const deleted = await this.knex(table).whereIn(key, batch).del();
+      receipt.rows += deleted;
+      if (deleted < BATCH) break;
+    }
+  }
+
+  private chat(receipt: Receipt): Promise<void> {
+    return this.callContent(receipt, 'call_messages', 'id');
+  }
+
+  private notes(receipt: Receipt): Promise<void> {
+    return this.callContent(receipt, 'call_notes', 'call_id');
+  }
+
+  private selections(receipt: Receipt): Promise<void> {
+    return this.callContent(receipt, 'call_items', 'id');
+  }
+
+  /** Finished recordings of due calls: per recording, the row (with its tracks) and its directory, in one transaction. */
+  private async recordings(receipt: Receipt): Promise<void> {
+    const due = () => this.knex('recordings').where('organisation_id', this.organisationId).whereIn('status', FINISHED).whereIn('call_id', this.dueCalls(receipt.cutoff));
+    if (this.holds.organisation) {
+      receipt.heldSkipped = await count(due());
+      return;
+    }
+    const heldCalls = this.heldCalls(false);
+    const heldRecordings = [...this.holds.recordings];
+    const isHeld = (q: Knex.QueryBuilder) => q.where((w) => {
+      if (heldCalls.length) w.orWhereIn('call_id', heldCalls);
+      if (heldRecordings.length) w.orWhereIn('id', heldRecordings);
+    });
+    if (heldCalls.length || heldRecordings.length) receipt.heldSkipped = await count(isHeld(due()));
+    let after = '00000000-0000-0000-0000-000000000000';
+    for (;;) {
+      const query = due().where('id', '>', after).orderBy('id').limit(BATCH).select('id');
+      if (heldCalls.length) query.whereNotIn('call_id', heldCalls);
+      if (heldRecordings.length) query.whereNotIn('id', heldRecordings);
+      const batch = (await query).map((r) => r.id as string);
+      for (const id of batch) {
+        await this.knex.transaction(async (trx) => {
+          const deleted = await trx('recordings').where({ id, organisation_id: this.organisationId }).whereIn('status', FINISHED).del();
+          if (!deleted) return;
+          const dir = recordingDir(this.dataDir, this.organisationId, id);
+          const { files, bytes } = await measure(dir);
+          await removeRecordingFiles(this.dataDir, this.organisationId, id);
+          receipt.rows += 1;
+          receipt.files += files;
+          receipt.bytes += bytes;
+        });
+      }
+      if (batch.length < BATCH) break;
+      after = batch[batch.length - 1]!;
+    }
+  }
+
+  /** Consent records of due calls whose recordings are all gone (proof of consent outlives the recording). */
+  private async consents(receipt: Receipt): Promise<void> {
+    const due = () => this.knex('recording_consents as rc')
+      .where('rc.organisation_id', this.organisationId)
+      .whereIn('rc.call_id', this.dueCalls(receipt.cutoff))
+      .whereNotExists((q) => q.select(this.knex.raw('1')).from('recordings as r').whereRaw('r.call_id = rc.call_id'));
+    if (this.holds.organisation) {
+      receipt.heldSkipped = await count(due());
+      return;
+    }
+    const held = this.heldCalls(true);
+    if (held.length) receipt.heldSkipped = await count(due().whereIn('rc.call_id', held));
+    for (;;) {
+      const batch = due().modify((q) => (held.length ? q.whereNotIn('rc.call_id', held) : q)).select('rc.id').limit(BATCH);
+      const deleted = await this.knex('recording_consents').whereIn('id', batch).del();
+      receipt.rows += deleted;
+      if (deleted < BATCH) break;
+    }
+  }
+
+  /**
+   * Due calls: deleted when nothing hangs on them any more (their chat,
+   * selections and notes are due by then: the setting is never shorter);
+   * a call still holding a recording or consent records is anonymised
+   * instead (reference, customer link and clerk removed) and deleted by a
+   * later run once those are gone.
+   */
+  private async calls(receipt: Receipt): Promise<void> {
+    const due = () => this.dueCalls(receipt.cutoff).clone().clearSelect();
+    if (this.holds.organisation) {
+      receipt.heldSkipped = await count(due());
+      return;
+    }
+    const held = this.heldCalls(true);
+    if (held.length) receipt.heldSkipped = await count(due().whereIn('id', held));
+    const free = () => due().modify((q) => (held.length ? q.whereNotIn('id', held) : q));
+    const anchored = (q: Knex.QueryBuilder) => q.where((w) => w
+      .whereExists((e) => e.select(this.knex.raw('1')).from('recordings as r').whereRaw('r.call_id = calls.id'))
+      .orWhereExists((e) => e.select(this.knex.raw('1')).from('recording_consents as rc').whereRaw('rc.call_id = calls.id')));
+    for (;;) {
+      const batch = free().whereNot((w) => anchored(w)).select('id').limit(BATCH);
+      const deleted = await this.knex('calls').whereIn('id', batch).where({ status: 'ended' }).del();
+      receipt.rows += deleted;
+      if (deleted < BATCH) break;
+    }
+    receipt.anonymised = await anchored(free())
+      .where((w) => w.whereNotNull('reference').orWhereNotNull('guest_token_hash').orWhereNotNull('clerk_id'))
+      .update({ reference: null, guest_token_hash: null, guest_token_expires_at: null, clerk_id: null });
+  }
+
+  private async api_requests(receipt: Receipt): Promise<void> {
+    const due = () => this.knex('api_request_log').where('organisation_id', this.organisationId).where('occurred_at', '<', receipt.cutoff);
+    if (this.holds.organisation) {
+      receipt.heldSkipped = await count(due());
+      return;
+    }
+    for (;;) {
+      const deleted = await this.knex('api_request_log').whereIn('id', due().select('id').limit(BATCH)).del();
+      receipt.rows += deleted;
+      if (deleted < BATCH) break;
+    }
+  }
+}
+
+async function count(query: Knex.QueryBuilder): Promise<number> {
+  const [row] = await query.clearSelect().count({ n: '*' });
+  return Number(row?.n ?? 0);
+}
+
+/** Files under a directory and their bytes (absent: none). */
+async function measure(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  let entries: fs.Dirent[];
+  try {
+    entries = await fs.promises.readdir(dir, { withFileTypes: true, recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { files, bytes };
+    throw err;
+  }
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    files += 1;
+    bytes += (await fs.promises.stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return { files, bytes };
+}
