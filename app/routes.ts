@@ -15,6 +15,7 @@ import type { LoginService } from './auth/login-service';
 import type { LoginThrottle } from './auth/throttle';
 import type { AppContext } from './context';
 import { auditLog, verifyAudit } from './compliance/routes';
+import { applianceKeyPem, createExport, exportFile, exportManifest, exportPage } from './compliance/export-routes';
 import { applyImport, createProduct, exportCatalog, importPage, listProducts, newProductPage, previewImport, searchCatalog, showProduct, toggleProduct, updateProduct } from './catalog/routes';
 import { makeImageFirst, productImage, removeImage, uploadImage } from './catalog/image-routes';
 import { clerkCallPage, customerCallPage, endCall, revokeCallLink, startCall } from './calls/routes';
@@ -29,6 +30,12 @@ import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, saveQ
 import { parseRecordingKey } from './recordings/crypto';
 import { listRecordings, recordingMedia, saveRecordingPolicy, showRecording } from './recordings/routes';
 import { completeSetup, setupPage } from './setup/routes';
+import { apiRequestsPage, retentionPage, runRetentionNow, saveRetention } from './retention/routes';
+import { liftHold, listHolds, placeHold } from './holds/routes';
+import { changeRequestStatus, downloadRequest, executeRequest, listRequests, registerRequest, showRequest } from './requests/routes';
+import { privacyPage, savePrivacyText } from './privacy-texts/routes';
+import { securityPage } from './compliance/security';
+import { closeOrganisation, closurePage } from './closure/routes';
 import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret, toggleWebhook } from './webhooks/routes';
 import { queueFraming, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
 
@@ -166,7 +173,30 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/compliance/audit', access: COMPLIANCE, handlers: [auditLog(db)] },
     { method: 'get', path: '/compliance/audit/verify', access: COMPLIANCE, handlers: [verifyAudit(db)] },
     // compliance: audit export and the appliance key
+    { method: 'get', path: '/compliance/audit/export', access: COMPLIANCE, handlers: [exportPage({ knex: db, config: deps.config })] },
+    { method: 'post', path: '/compliance/audit/export', access: COMPLIANCE, handlers: [createExport({ knex: db, config: deps.config })] },
+    { method: 'get', path: '/compliance/audit/exports/:id/file', access: COMPLIANCE, handlers: [exportFile({ knex: db, config: deps.config })] },
+    { method: 'get', path: '/compliance/audit/exports/:id/manifest.json', access: COMPLIANCE, handlers: [exportManifest({ knex: db, config: deps.config })] },
+    { method: 'get', path: '/compliance/audit/keys/:keyId.pem', access: COMPLIANCE, handlers: [applianceKeyPem({ knex: db, config: deps.config })] },
     // compliance: retention and legal holds
+    { method: 'get', path: '/compliance/retention', access: COMPLIANCE, handlers: [retentionPage({ knex: db, config: deps.config })] },
+    { method: 'post', path: '/compliance/retention', access: COMPLIANCE, handlers: [saveRetention({ knex: db, config: deps.config })] },
+    { method: 'post', path: '/compliance/retention/run', access: COMPLIANCE, handlers: [runRetentionNow({ knex: db, config: deps.config })] },
+    { method: 'get', path: '/compliance/api-requests', access: COMPLIANCE, handlers: [apiRequestsPage({ knex: db, config: deps.config })] },
+    { method: 'get', path: '/compliance/holds', access: COMPLIANCE, handlers: [listHolds(db)] },
+    { method: 'post', path: '/compliance/holds', access: COMPLIANCE, handlers: [placeHold(db)] },
+    { method: 'post', path: '/compliance/holds/:id/lift', access: COMPLIANCE, handlers: [liftHold(db)] },
     // compliance: data-subject requests, privacy texts, security signals, account closure
+    { method: 'get', path: '/compliance/requests', access: COMPLIANCE, handlers: [listRequests(db)] },
+    { method: 'post', path: '/compliance/requests', access: COMPLIANCE, handlers: [registerRequest(db)] },
+    { method: 'get', path: '/compliance/requests/:id', access: COMPLIANCE, handlers: [showRequest(db)] },
+    { method: 'post', path: '/compliance/requests/:id/status', access: COMPLIANCE, handlers: [changeRequestStatus(db)] },
+    { method: 'post', path: '/compliance/requests/:id/execute', access: COMPLIANCE, handlers: [executeRequest(recordings)] },
+    { method: 'get', path: '/compliance/requests/:id/download', access: COMPLIANCE, handlers: [downloadRequest(recordings)] },
+    { method: 'get', path: '/compliance/privacy', access: COMPLIANCE, handlers: [privacyPage(db)] },
+    { method: 'post', path: '/compliance/privacy', access: COMPLIANCE, handlers: [savePrivacyText(db)] },
+    { method: 'get', path: '/compliance/security', access: COMPLIANCE, handlers: [securityPage(db)] },
+    { method: 'get', path: '/admin/organisation/close', access: ADMIN, handlers: [closurePage(db)] },
+    { method: 'post', path: '/admin/organisation/close', access: ADMIN, handlers: [closeOrganisation({ knex: db, hub: deps.hub })] },
   ];
 }

@@ -8,7 +8,9 @@ import { CallHub } from './calls/hub';
 import { startMedia } from './calls/media-setup';
 import { CallService } from './calls/service';
 import { announceSetupLink } from './setup/link';
+import { ensureApplianceKey } from './audit/signing';
 import { startRecordings, type Recordings } from './recordings/setup';
+import { startRetention, type RetentionScheduler } from './retention/scheduler';
 import { WebhookDispatcher } from './webhooks/dispatcher';
 import { openDatabase, type Database } from './db/connection';
 import { migrateLatest } from './db/migrations';
@@ -75,7 +77,16 @@ async function main(): Promise<void> {
   } catch (err) {
     return fail(err);
   }
+  let retention: RetentionScheduler;
+  try {
+    retention = await startRetention({ knex: database.knex, logger, dataDir: config.dataDir });
+  } catch (err) {
+    return fail(err);
+  }
   const sessionSecret = resolveSessionSecret(config);
+  // The appliance's Ed25519 key that signs audit export manifests: made at the first start.
+  const applianceKey = ensureApplianceKey(config.dataDir);
+  logger.info({ fingerprint: applianceKey.info.fingerprint }, 'audit export signing key ready');
   const session = sessionMiddleware(database.knex, { secret: sessionSecret, idleMinutes: config.sessionIdleMinutes });
   const hub = new CallHub({
     knex: database.knex,
@@ -113,6 +124,7 @@ async function main(): Promise<void> {
     closers: [
       { name: 'session pruning', close: async () => clearInterval(pruning) },
       { name: 'recording jobs', close: () => recordings.stop() },
+      { name: 'retention jobs', close: () => retention.stop() },
       { name: 'media workers', close: () => media.pool.close() },
       { name: 'webhooks', close: () => webhooks.stop() },
       { name: 'database', close: () => db.close() },

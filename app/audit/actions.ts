@@ -55,6 +55,20 @@ export const auditActions = [
   'security.role_denied',
   'security.signalling_refused',
   'security.recording_access_denied',
+  'retention.settings_changed',
+  'retention.run_requested',
+  'retention.deleted',
+  'legal_hold.placed',
+  'legal_hold.lifted',
+  'subject_request.registered',
+  'subject_request.status_changed',
+  'subject_request.executed',
+  'subject_request.downloaded',
+  'organisation.privacy_text_saved',
+  'organisation.closed',
+  'organisation.purged',
+  'audit.exported',
+  'audit.export_downloaded',
 ] as const;
 
 export type AuditAction = (typeof auditActions)[number];

@@ -136,7 +136,8 @@ function toChainRow(row: Record<string, unknown>): ChainRow {
   return { ...(row as unknown as ChainRow), seq: Number(row.seq), occurred_at: (row.occurred_at as Date).toISOString() };
 }
 
-function toEvent(row: Record<string, unknown>): AuditEvent {
+/** An `audit_events` row as the pages show it. */
+export function toEvent(row: Record<string, unknown>): AuditEvent {
   return {
     id: String(row.id),
     seq: Number(row.seq),

@@ -5,13 +5,14 @@ import { callerOf } from '../auth/caller';
 import { flash } from '../http/flash';
 import { publicBase } from '../http/links';
 import { PrivacyContact } from '../organisations/privacy';
+import { PrivacyTexts } from '../privacy-texts/service';
 import { brandingOf, OrganisationStore } from '../organisations/service';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
 import { withFormErrors } from '../http/render-form';
 import { CallService, callLinkSchema } from './service';
 import { CatalogService } from '../catalog/service';
-import { recordingNotice, RecordingPolicyStore } from '../recordings/policy';
+import { organisationRecordingNotice, RecordingPolicyStore } from '../recordings/policy';
 import { renderClerkSummary, renderCustomerSummary } from '../curation/summary-routes';
 
 export interface CallDeps {
@@ -43,7 +44,7 @@ export function startCall(deps: CallDeps): RequestHandler {
 /** What a call page needs to know about recording: the policy, and the notice in the page's language. */
 async function recordingForPage(knex: Knex, organisationId: string, lang: string) {
   const policy = await new RecordingPolicyStore(knex).get(organisationId);
-  return { mode: policy.mode, allowUnrecorded: policy.allowUnrecorded, notice: recordingNotice(lang) };
+  return { mode: policy.mode, allowUnrecorded: policy.allowUnrecorded, notice: await organisationRecordingNotice(knex, organisationId, lang) };
 }
 
 /** POST /calls/:id/revoke: the customer link stops working (the call itself goes on). */
@@ -104,6 +105,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
       organisationName: organisation?.name ?? '',
       branding: organisation ? brandingOf(organisation) : undefined,
       privacyContact: await new PrivacyContact(deps.knex).get(found.call.organisationId),
+      privacyNotice: (await new PrivacyTexts(deps.knex).latest(found.call.organisationId, 'privacy_notice', req.lang === 'de' ? 'de' : 'en'))?.text ?? '',
     });
   };
 }

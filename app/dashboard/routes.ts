@@ -5,6 +5,7 @@ import { callerOf } from '../auth/caller';
 import { CallService } from '../calls/service';
 import { publicBase } from '../http/links';
 import { QueueService } from '../queue/service';
+import { overdueRequestCount } from '../requests/service';
 
 /** GET /dashboard: the signed-in user's start page, by role; clerks see the queue and their open calls. */
 export function dashboard(knex: Knex, config: Config): RequestHandler {
@@ -19,6 +20,9 @@ export function dashboard(knex: Knex, config: Config): RequestHandler {
       locals.queue = await queue.list(caller);
       locals.availability = await queue.availability(caller);
       locals.queueUrl = `${publicBase(req, config)}/q/${caller.user.organisationSlug}`;
+    }
+    if (req.user?.role === 'compliance' || req.user?.role === 'admin') {
+      locals.overdueRequests = await overdueRequestCount(knex, req.user.organisationId);
     }
     res.render('dashboard/index', locals);
   };

@@ -7,7 +7,7 @@ import type { RecordingState, ServerEvents } from '../calls/protocol';
 import type { SocketIdentity } from '../calls/signalling-auth';
 import type { JobQueue } from '../jobs/queue';
 import type { Logger } from '../logger';
-import { recordingNotice, RecordingPolicyStore, type RecordingPolicy } from './policy';
+import { organisationRecordingNotice, RecordingPolicyStore, type RecordingPolicy } from './policy';
 import { RecordingStore } from './service';
 import { assertDiskSpace, DiskFullError, recordingDir } from './storage';
 
@@ -150,7 +150,7 @@ export class RecordingLive {
     /** The customer's answer: granted starts a requested recording, withdrawn stops a running one. */
     'recording.consent': async (who: SocketIdentity, room: Room, payload: { answer: 'granted' | 'declined' | 'withdrawn'; noticeVersion: string; language: 'en' | 'de' }) => {
       if (who.participant.role !== 'customer') throw new RecordingRefusal('forbidden');
-      const notice = recordingNotice(payload.language);
+      const notice = await organisationRecordingNotice(this.deps.knex, who.organisationId, payload.language);
       // The version names the text the customer saw; an outdated page must be reloaded.
       if (notice.version !== payload.noticeVersion) throw new RecordingRefusal('invalid_message');
       const policy = await this.policies.get(who.organisationId);
@@ -232,7 +232,7 @@ export class RecordingLive {
       // The clerk's side of the ledger: recording is their organisation's decision, noted with the same notice.
       const clerk = call.clerk_id ? await this.deps.knex('users').where({ id: call.clerk_id }).first('id', 'name', 'language') : undefined;
       if (clerk) {
-        await this.store.consent({ id: callId, organisationId }, { recordingId: recording.id, role: 'clerk', userId: clerk.id, answer: 'granted', notice: recordingNotice(clerk.language) }, { type: 'user', id: clerk.id, label: clerk.name, organisationId }, { ip: null, userAgent: null });
+        await this.store.consent({ id: callId, organisationId }, { recordingId: recording.id, role: 'clerk', userId: clerk.id, answer: 'granted', notice: await organisationRecordingNotice(this.deps.knex, organisationId, clerk.language) }, { type: 'user', id: clerk.id, label: clerk.name, organisationId }, { ip: null, userAgent: null });
       }
       try {
         const recorder = await CallRecorder.start(room, { dir: tracksDir, ffmpegPath: this.deps.ffmpegPath, ports: this.deps.ports, logger: this.deps.logger.child({ callId, recordingId: recording.id }) });

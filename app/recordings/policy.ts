@@ -93,3 +93,14 @@ export function recordingNotice(language: unknown): RecordingNotice {
   const text = translator(lang)('recordings.notice_text');
   return { text, version: `builtin-${crypto.createHash('sha256').update(text).digest('hex').slice(0, 12)}`, language: lang };
 }
+
+/**
+ * The recording notice the organisation has set for this language (its
+ * latest saved version, `org-v<n>`), or the built-in one when it has none.
+ * What the call pages show and what the consent ledger stores.
+ */
+export async function organisationRecordingNotice(knex: Knex, organisationId: string, language: unknown): Promise<RecordingNotice> {
+  const fallback = recordingNotice(language);
+  const own = await knex('privacy_texts').where({ organisation_id: organisationId, kind: 'recording_notice', language: fallback.language }).orderBy('version', 'desc').first('version', 'text');
+  return own ? { text: own.text as string, version: `org-v${Number(own.version)}`, language: fallback.language } : fallback;
+}

@@ -1,0 +1,127 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Knex } from 'knex';
+import { SYSTEM } from '../audit/actions';
+import { sha256 } from '../auth/tokens';
+import { AuditService } from '../audit/service';
+import { LegalHolds } from '../holds/service';
+import { recordingsDir, removeRecordingFiles } from '../recordings/storage';
+import { DAY_MS, PURGE_AFTER_DAYS } from './service';
+
+export interface PurgeReceipt {
+  organisationId: string;
+  /** Nothing was purged: the organisation as a whole is under a legal hold. */
+  held: boolean;
+  /** Calls kept because something of them is under a legal hold; purged on a later run once lifted. */
+  heldCalls: number;
+  users: number;
+  calls: number;
+  recordings: number;
+  apiKeys: number;
+  webhooks: number;
+  products: number;
+  requests: number;
+  completed: boolean;
+}
+
+/**
+ * Deletes or anonymises the data of organisations closed at least 60 days
+ * before `now`; the retention job calls it. What stays is the organisation
+ * row as a closed shell (name, VAT number, dates: what accounting may need;
+ * the appliance itself keeps no billing data), its privacy-text versions,
+ * and its audit trail, which is append-only and the proof of what happened,
+ * ending with the receipt event `organisation.purged`.
+ *
+ * - users: name and e-mail replaced, password hash, language and last
+ *   sign-in IP removed, deactivated; their sessions, one-time links and
+ *   sign-in throttles go;
+ * - calls with all their content (cards, chat, notes, consent records,
+ *   recordings: rows and files), queue entries;
+ * - API keys, webhooks (with deliveries), the catalog (products, images),
+ *   data-subject requests;
+ * - logo, colour and settings of the organisation.
+ *
+ * An organisation-wide legal hold stops all of it until lifted; calls with
+ * something held are kept (with their recordings) and the organisation is
+ * marked purged only once nothing is held any more.
+ */
+export async function purgeClosedOrganisations(knex: Knex, options: { dataDir: string; now?: Date }): Promise<PurgeReceipt[]> {
+  const now = options.now ?? new Date();
+  const cutoff = new Date(now.getTime() - PURGE_AFTER_DAYS * DAY_MS);
+  const due = await knex('organisations').whereNotNull('closed_at').where('closed_at', '<=', cutoff).whereNull('purged_at').orderBy('closed_at').select('id');
+  const receipts: PurgeReceipt[] = [];
+  for (const { id } of due) receipts.push(await purgeOne(knex, id, options.dataDir, now));
+  return receipts;
+}
+
+async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now: Date): Promise<PurgeReceipt> {
+  const receipt: PurgeReceipt = { organisationId, held: false, heldCalls: 0, users: 0, calls: 0, recordings: 0, apiKeys: 0, webhooks: 0, products: 0, requests: 0, completed: false };
+  const held = await new LegalHolds(knex).heldCallIds(organisationId);
+  if (held === 'all') return { ...receipt, held: true };
+  receipt.heldCalls = held.size;
+  await knex.transaction(async (trx) => {
+    const org = await trx('organisations').where({ id: organisationId }).forUpdate().first('closed_at', 'purged_at');
+    if (!org?.closed_at || org.purged_at) return;
+    const calls = (await trx('calls').where({ organisation_id: organisationId }).select('id')).map((c) => c.id as string).filter((id) => !held.has(id));
+    const recordings = calls.length ? await trx('recordings').whereIn('call_id', calls).select('id') : [];
+    if (calls.length) {
+      await trx('queue_entries').whereIn('call_id', calls).delete();
+      receipt.calls = await trx('calls').whereIn('id', calls).delete();
+    }
+    await trx('queue_entries').where({ organisation_id: organisationId }).whereNull('call_id').delete();
+    receipt.recordings = recordings.length;
+    const users = await trx('users').where({ organisation_id: organisationId }).select('id');
+    const userIds = users.map((u) => u.id as string);
+    if (userIds.length) {
+      await trx('sessions').whereIn('user_id', userIds).delete();
+      await trx('one_time_tokens').whereIn('user_id', userIds).delete();
+      const emails = await trx('users').whereIn('id', userIds).pluck('email');
+      await trx('login_throttles').whereIn('key', emails.map((e: string) => `account:${sha256(e.toLowerCase())}`)).delete();
+      receipt.users = await trx('users')
+        .whereIn('id', userIds)
+        .update({
+          name: trx.raw(`'Deleted user ' || substr(id::text, 1, 8)`),
+          email: trx.raw(`'deleted-' || id::text || '@invalid'`),
+          password_hash: null,
+          language: null,
+          last_login_ip: null,
+          status: 'deactivated',
+          sessions_valid_after: now,
+          updated_at: now,
+        });
+    }
+    await trx('one_time_tokens').where({ organisation_id: organisationId }).delete();
+    // The API request log (client IPs) goes with the keys.
+    if (await trx.schema.hasTable('api_request_log')) await trx('api_request_log').where({ organisation_id: organisationId }).delete();
+    receipt.apiKeys = await trx('api_keys').where({ organisation_id: organisationId }).delete();
+    receipt.webhooks = await trx('webhook_endpoints').where({ organisation_id: organisationId }).delete();
+    receipt.products = await trx('products').where({ organisation_id: organisationId }).delete();
+    receipt.requests = await trx('subject_requests').where({ organisation_id: organisationId }).delete();
+    receipt.completed = held.size === 0;
+    await trx('organisations').where({ id: organisationId }).update({
+      logo: null,
+      logo_type: null,
+      brand_color: null,
+      settings: '{}',
+      updated_at: now,
+      purged_at: receipt.completed ? now : null,
+    });
+    // Files last, inside the transaction: the rows go only when their files went.
+    for (const recording of recordings) await removeRecordingFiles(dataDir, organisationId, recording.id);
+    if (receipt.completed) await fs.promises.rm(path.join(recordingsDir(dataDir), organisationId.toLowerCase()), { recursive: true, force: true });
+    const changed = receipt.calls + receipt.users + receipt.apiKeys + receipt.webhooks + receipt.products + receipt.requests > 0;
+    if (changed || receipt.completed) {
+      await new AuditService(knex).record(
+        {
+          organisationId,
+          actor: SYSTEM,
+          action: 'organisation.purged',
+          target: { type: 'organisation', id: organisationId },
+          details: { closed_at: (org.closed_at as Date).toISOString(), users_anonymised: receipt.users, calls_deleted: receipt.calls, recordings_deleted: receipt.recordings, api_keys_deleted: receipt.apiKeys, webhooks_deleted: receipt.webhooks, products_deleted: receipt.products, requests_deleted: receipt.requests, calls_held: receipt.heldCalls, completed: receipt.completed },
+        },
+        trx,
+      );
+    }
+  });
+  return receipt;
+}

@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Response } from 'express';
+import { ZipFile } from 'yazl';
+import { OrganisationScopedService } from '../auth/scoped-service';
+import { ConflictError, NotFoundError } from '../errors';
+import type { Translate } from '../i18n';
+import { decryptRange } from '../recordings/crypto';
+import { RecordingKeyMissingError } from '../recordings/send';
+import { recordingDir } from '../recordings/storage';
+
+interface ZipRecording {
+  id: string;
+  callId: string;
+  path: string;
+  size: number;
+  sha256: string | null;
+  encrypted: boolean;
+}
+
+const json = (value: unknown) => Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8');
+
+/**
+ * An access request's answer: one ZIP with everything the appliance holds
+ * about the request's calls. Per call: `call.json` (metadata),
+ * `selections.json` (the cards shown), `chat.json`, `notes.json` (the
+ * clerk's notes), `consents.json` (the consent ledger, with IPs),
+ * `events.json` (the customer's own audit events, with IPs),
+ * `recordings.json` and the recordings themselves (`recordings/<id>.mp4`,
+ * decrypted when stored encrypted). A README explains the files.
+ *
+ * Nothing is stored: the ZIP is built while it is sent, the recordings are
+ * streamed (never read into memory), stored uncompressed (MP4 does not
+ * compress). "Executing" the request records what will be in it.
+ */
+export class AccessExport extends OrganisationScopedService {
+  private async request(requestId: string, trx = this.knex) {
+    const request = await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).first('id', 'kind', 'status', 'executed_at', 'call_ids', 'created_at', 'due_at');
+    if (!request) throw new NotFoundError();
+    if (request.kind !== 'access') throw new ConflictError('request_kind', { messageKey: 'requests.errors.kind' });
+    return request as { id: string; kind: string; status: string; executed_at: Date | null; call_ids: string[]; created_at: Date; due_at: Date };
+  }
+
+  private async recordings(callIds: string[], dataDir: string): Promise<ZipRecording[]> {
+    if (callIds.length === 0) return [];
+    const rows = await this.knex('recordings').where({ organisation_id: this.organisationId }).whereIn('call_id', callIds).whereIn('status', ['ready', 'partial']).whereNotNull('file_name').orderBy('started_at').select('id', 'call_id', 'file_name', 'size', 'sha256', 'encrypted');
+    return rows
+      .filter((r) => Number(r.size) > 0)
+      .map((r) => ({ id: r.id, callId: r.call_id, path: path.join(recordingDir(dataDir, this.organisationId, r.id), path.basename(r.file_name)), size: Number(r.size), sha256: r.sha256, encrypted: r.encrypted === true }));
+  }
+
+  /** Marks the request executed (in progress), recording what the ZIP holds. */
+  async prepare(requestId: string, dataDir: string): Promise<{ calls: number; recordings: number }> {
+    return this.knex.transaction(async (trx) => {
+      await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).forUpdate().first('id');
+      const request = await this.request(requestId, trx);
+      if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
+      const calls = request.call_ids.length ? await trx('calls').where({ organisation_id: this.organisationId }).whereIn('id', request.call_ids).count({ n: '*' }) : [{ n: 0 }];
+      const result = { calls: Number(calls[0]!.n), recordings: (await this.recordings(request.call_ids, dataDir)).length };
+      await trx('subject_requests').where({ id: requestId }).update({ executed_at: trx.fn.now(), executed_by: this.caller.user.id, result: JSON.stringify(result), status: request.status === 'open' ? 'in_progress' : request.status, updated_at: trx.fn.now() });
+      await this.audit.record({ ...this.base(), action: 'subject_request.executed', target: { type: 'subject_request', id: requestId }, details: { kind: 'access', ...result } }, trx);
+      return result;
+    });
+  }
+
+  /** Sends the ZIP (audited before the first byte); the request must have been executed. */
+  async send(requestId: string, res: Response, options: { dataDir: string; key: Buffer | null; t: Translate }): Promise<void> {
+    const request = await this.request(requestId);
+    if (!request.executed_at) throw new ConflictError('request_not_executed', { messageKey: 'requests.errors.not_executed' });
+    const recordings = await this.recordings(request.call_ids, options.dataDir);
+    if (recordings.some((r) => r.encrypted) && !options.key) throw new RecordingKeyMissingError();
+    const zip = new ZipFile();
+    const mtime = new Date();
+    zip.addBuffer(Buffer.from(readme(options.t), 'utf8'), 'README.txt', { mtime });
+    zip.addBuffer(json({ id: request.id, kind: request.kind, registered_at: request.created_at, due_at: request.due_at, calls: request.call_ids.length, exported_at: mtime }), 'request.json', { mtime });
+    const calls = request.call_ids.length ? await this.knex('calls').where({ organisation_id: this.organisationId }).whereIn('id', request.call_ids).orderBy('created_at').select('id', 'reference', 'status', 'created_at', 'scheduled_at', 'started_at', 'ended_at', 'end_reason', 'link_revoked_at') : [];
+    for (const call of calls) {
+      const dir = `calls/${call.id}`;
+      zip.addBuffer(json(call), `${dir}/call.json`, { mtime });
+      zip.addBuffer(json(await this.knex('call_items').where({ call_id: call.id }).orderBy('position').select('sku', 'name', 'price_cents', 'currency', 'product_url', 'note', 'position', 'favourite', 'asked_at', 'shown_at', 'withdrawn_at')), `${dir}/selections.json`, { mtime });
+      zip.addBuffer(json(await this.knex('call_messages').where({ call_id: call.id }).orderBy('created_at').select('sender', 'kind', 'body', 'item_id', 'created_at')), `${dir}/chat.json`, { mtime });
+      zip.addBuffer(json(await this.knex('call_notes').where({ call_id: call.id }).select('body', 'updated_at')), `${dir}/notes.json`, { mtime });
+      zip.addBuffer(json(await this.knex('recording_consents').where({ call_id: call.id, role: 'customer' }).orderBy('answered_at').select('recording_id', 'answer', 'notice_text', 'notice_version', 'language', 'ip', 'answered_at')), `${dir}/consents.json`, { mtime });
+      zip.addBuffer(json(await this.knex('audit_events').where({ organisation_id: this.organisationId, target_type: 'call', target_id: call.id, actor_type: 'guest' }).orderBy('seq').select('occurred_at', 'action', 'ip', 'user_agent', 'details')), `${dir}/events.json`, { mtime });
+      const own = recordings.filter((r) => r.callId === call.id);
+      zip.addBuffer(json(own.map((r) => ({ id: r.id, file: `recordings/${r.id}.mp4`, size: r.size, sha256: r.sha256 }))), `${dir}/recordings.json`, { mtime });
+      for (const recording of own) {
+        zip.addReadStreamLazy(`${dir}/recordings/${recording.id}.mp4`, { mtime, compress: false, size: recording.size }, (cb) => {
+          try {
+            cb(null, recording.encrypted ? decryptRange(recording.path, options.key!, 0, recording.size - 1) : fs.createReadStream(recording.path));
+          } catch (err) {
+            cb(err, undefined as never);
+          }
+        });
+      }
+    }
+    zip.end();
+    await this.audit.record({ ...this.base(), action: 'subject_request.downloaded', target: { type: 'subject_request', id: requestId }, details: { calls: calls.length, recordings: recordings.length } });
+    res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="vclerk-access-${request.id}.zip"`, 'Cache-Control': 'no-store' });
+    await new Promise<void>((resolve, reject) => {
+      // A recording that cannot be read (missing, damaged, wrong key) breaks the download rather than sending a partial ZIP as if whole.
+      zip.on('error', (err: unknown) => {
+        res.destroy(err as Error);
+        reject(err);
+      });
+      pipeline(zip.outputStream, res).then(resolve, reject);
+    });
+  }
+}
+
+function readme(t: Translate): string {
+  return [t('requests.zip.title'), '', t('requests.zip.intro'), '', ...['request', 'call', 'selections', 'chat', 'notes', 'consents', 'events', 'recordings', 'media'].map((k) => `- ${t(`requests.zip.file_${k}`)}`), '', t('requests.zip.sha'), ''].join('\n');
+}

@@ -1,0 +1,89 @@
+import { OrganisationScopedService } from '../auth/scoped-service';
+import { ConflictError, NotFoundError } from '../errors';
+import { LegalHolds } from '../holds/service';
+import { removeRecordingFiles } from '../recordings/storage';
+
+/** What an erasure did and what it held back, kept with the request and in the audit trail. */
+export interface ErasureResult {
+  calls: number;
+  erased: { calls: string[]; recordings: number; messages: number; items: number; notes: number; consent_ips: number };
+  held: { call_id: string; reason: 'legal_hold' | 'call_open'; recordings_kept: number }[];
+  /** Audit events of these calls that carry a client IP: the append-only audit trail keeps them (see docs/data-subject-requests.md). */
+  audit_events_with_ip: number;
+}
+
+/**
+ * Executes an erasure request: for each of its calls, the recordings (rows
+ * and files), the chat, the selections (cards) and the clerk's notes are
+ * deleted, the client IPs in the consent ledger are removed and the
+ * customer link stops opening anything. The call's row stays (when, which
+ * clerk, the non-personal reference) with the consent records (answer and
+ * notice, without IP), so the organisation can still show that recording
+ * was consented to.
+ *
+ * Held back: a call under a legal hold keeps everything except recordings
+ * that are themselves not held; a call still open is left alone. The audit
+ * trail is append-only: the IPs of `call.joined` / `call.left` and the
+ * consent events stay there as the appliance's security record; their
+ * number is noted in the result.
+ *
+ * All in one transaction with its audit event; the recording files are
+ * removed inside it, so the rows go only when their files went.
+ */
+export class ErasureExecution extends OrganisationScopedService {
+  async execute(requestId: string, dataDir: string): Promise<ErasureResult> {
+    const holds = new LegalHolds(this.knex);
+    return this.knex.transaction(async (trx) => {
+      const request = await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).forUpdate().first('kind', 'status', 'executed_at', 'call_ids');
+      if (!request) throw new NotFoundError();
+      if (request.kind !== 'erasure') throw new ConflictError('request_kind', { messageKey: 'requests.errors.kind' });
+      if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
+      const callIds = (request.call_ids as string[]) ?? [];
+      const calls = callIds.length ? await trx('calls').where({ organisation_id: this.organisationId }).whereIn('id', callIds).forUpdate().select('id', 'status') : [];
+      const result: ErasureResult = { calls: calls.length, erased: { calls: [], recordings: 0, messages: 0, items: 0, notes: 0, consent_ips: 0 }, held: [], audit_events_with_ip: 0 };
+
+      for (const call of calls) {
+        if (call.status !== 'ended') {
+          result.held.push({ call_id: call.id, reason: 'call_open', recordings_kept: 0 });
+          continue;
+        }
+        const callHeld = await holds.protects(this.organisationId, { callId: call.id });
+        const recordings = await trx('recordings').where({ call_id: call.id, organisation_id: this.organisationId }).select('id');
+        let kept = 0;
+        for (const recording of recordings) {
+          if (await holds.protects(this.organisationId, { recordingId: recording.id })) {
+            kept++;
+            continue;
+          }
+          await trx('recordings').where({ id: recording.id }).delete();
+          await removeRecordingFiles(dataDir, this.organisationId, recording.id);
+          result.erased.recordings++;
+        }
+        if (callHeld) {
+          result.held.push({ call_id: call.id, reason: 'legal_hold', recordings_kept: kept });
+          continue;
+        }
+        result.erased.messages += await trx('call_messages').where({ call_id: call.id }).delete();
+        result.erased.items += await trx('call_items').where({ call_id: call.id }).delete();
+        result.erased.notes += await trx('call_notes').where({ call_id: call.id }).delete();
+        result.erased.consent_ips += await trx('recording_consents').where({ call_id: call.id }).whereNotNull('ip').update({ ip: null });
+        await trx('calls').where({ id: call.id }).whereNull('link_revoked_at').update({ link_revoked_at: trx.fn.now() });
+        result.erased.calls.push(call.id);
+      }
+
+      if (callIds.length) {
+        const [{ n }] = (await trx('audit_events').where({ organisation_id: this.organisationId, target_type: 'call' }).whereIn('target_id', callIds).whereNotNull('ip').count({ n: '*' })) as [{ n: string }];
+        result.audit_events_with_ip = Number(n);
+      }
+      await trx('subject_requests').where({ id: requestId }).update({
+        executed_at: trx.fn.now(),
+        executed_by: this.caller.user.id,
+        result: JSON.stringify(result),
+        status: request.status === 'open' ? 'in_progress' : request.status,
+        updated_at: trx.fn.now(),
+      });
+      await this.audit.record({ ...this.base(), action: 'subject_request.executed', target: { type: 'subject_request', id: requestId }, details: { kind: 'erasure', ...result } }, trx);
+      return result;
+    });
+  }
+}

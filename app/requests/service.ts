@@ -1,0 +1,247 @@
+import type { Knex } from 'knex';
+import { z } from 'zod';
+import { OrganisationScopedService } from '../auth/scoped-service';
+import { sha256 } from '../auth/tokens';
+import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { parseBody } from '../http/forms';
+
+export const requestKinds = ['erasure', 'access'] as const;
+export type RequestKind = (typeof requestKinds)[number];
+export const requestStatuses = ['open', 'in_progress', 'completed', 'rejected'] as const;
+export type RequestStatus = (typeof requestStatuses)[number];
+export const identifications = ['call_link', 'reference', 'window'] as const;
+export type Identification = (typeof identifications)[number];
+
+/** A request must be answered within a month (GDPR Art. 12(3)); 30 days are counted. */
+export const DUE_DAYS = 30;
+const DAY_MS = 86_400_000;
+
+/** Where a status may go next; completed and rejected are final. */
+const NEXT: Record<RequestStatus, RequestStatus[]> = {
+  open: ['in_progress', 'rejected'],
+  in_progress: ['completed', 'rejected'],
+  completed: [],
+  rejected: [],
+};
+
+export interface SubjectRequest {
+  id: string;
+  kind: RequestKind;
+  status: RequestStatus;
+  identifiedBy: Identification;
+  callReference: string | null;
+  windowFrom: Date | null;
+  windowTo: Date | null;
+  windowClerkId: string | null;
+  callIds: string[];
+  dueAt: Date;
+  createdAt: Date;
+  executedAt: Date | null;
+  result: Record<string, unknown> | null;
+  closedAt: Date | null;
+  overdue: boolean;
+}
+
+export interface RequestNote {
+  status: RequestStatus;
+  note: string;
+  createdBy: string | null;
+  createdAt: Date;
+}
+
+/** Calls a request may act on, as stored with it. */
+export interface RequestCall {
+  id: string;
+  reference: string | null;
+  status: string;
+  createdAt: Date;
+  endedAt: Date | null;
+  clerkName: string | null;
+}
+
+/** A datetime-local value (no zone) counts as UTC, as the form says. */
+export function utcDate(value: string): Date {
+  return new Date(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(value) ? `${value}Z` : value);
+}
+
+const blank = (value: unknown) => (typeof value === 'string' && value.trim() === '' ? undefined : value);
+const dateTime = z.preprocess(blank, z.string().trim().refine((v) => !Number.isNaN(Date.parse(v)), 'invalid_date').optional());
+
+export const registerSchema = z
+  .object({
+    kind: z.enum(requestKinds, 'invalid'),
+    identified_by: z.enum(identifications, 'invalid'),
+    call_link: z.preprocess(blank, z.string().trim().max(2000, 'too_long').optional()),
+    reference: z.preprocess(blank, z.string().trim().max(64, 'too_long').optional()),
+    window_from: dateTime,
+    window_to: dateTime,
+    clerk_id: z.preprocess(blank, z.uuid('invalid').optional()),
+    note: z.preprocess((v) => v ?? '', z.string().trim().max(2000, 'too_long')),
+  })
+  .superRefine((v, ctx) => {
+    if (v.identified_by === 'call_link' && !v.call_link) ctx.addIssue({ code: 'custom', path: ['call_link'], message: 'required' });
+    if (v.identified_by === 'reference' && !v.reference) ctx.addIssue({ code: 'custom', path: ['reference'], message: 'required' });
+    if (v.identified_by === 'window') {
+      if (!v.window_from) ctx.addIssue({ code: 'custom', path: ['window_from'], message: 'required' });
+      if (!v.window_to) ctx.addIssue({ code: 'custom', path: ['window_to'], message: 'required' });
+      if (v.window_from && v.window_to && utcDate(v.window_from) > utcDate(v.window_to)) ctx.addIssue({ code: 'custom', path: ['window_to'], message: 'date_order' });
+    }
+  });
+
+export const statusSchema = z.object({
+  status: z.enum(requestStatuses, 'invalid'),
+  note: z.preprocess((v) => v ?? '', z.string().trim().max(2000, 'too_long')),
+});
+
+/** The customer's token from what staff paste: the whole link (`.../join/<token>`, with or without a fragment) or the token alone. */
+export function tokenFromLink(input: string): string | undefined {
+  const match = /(?:^|\/join\/|#customer=)([A-Za-z0-9_-]{43})(?=$|[/?#])/.exec(input.trim());
+  return match?.[1];
+}
+
+const COLUMNS = ['id', 'kind', 'status', 'identified_by', 'call_reference', 'window_from', 'window_to', 'window_clerk_id', 'call_ids', 'due_at', 'created_at', 'executed_at', 'result', 'closed_at'];
+
+function toRequest(row: Record<string, unknown>, now: Date): SubjectRequest {
+  const status = row.status as RequestStatus;
+  const dueAt = row.due_at as Date;
+  return {
+    id: row.id as string,
+    kind: row.kind as RequestKind,
+    status,
+    identifiedBy: row.identified_by as Identification,
+    callReference: (row.call_reference as string | null) ?? null,
+    windowFrom: (row.window_from as Date | null) ?? null,
+    windowTo: (row.window_to as Date | null) ?? null,
+    windowClerkId: (row.window_clerk_id as string | null) ?? null,
+    callIds: (row.call_ids as string[] | null) ?? [],
+    dueAt,
+    createdAt: row.created_at as Date,
+    executedAt: (row.executed_at as Date | null) ?? null,
+    result: (row.result as Record<string, unknown> | null) ?? null,
+    closedAt: (row.closed_at as Date | null) ?? null,
+    overdue: isOverdue(status, dueAt, now),
+  };
+}
+
+/** Due date passed and the request not answered (completed or rejected). */
+export function isOverdue(status: RequestStatus, dueAt: Date, now: Date): boolean {
+  return (status === 'open' || status === 'in_progress') && dueAt.getTime() < now.getTime();
+}
+
+/** Counts the organisation's overdue requests (the dashboard's flag). */
+export async function overdueRequestCount(knex: Knex, organisationId: string, now = new Date()): Promise<number> {
+  const [{ n }] = (await knex('subject_requests').where({ organisation_id: organisationId }).whereIn('status', ['open', 'in_progress']).where('due_at', '<', now).count({ n: '*' })) as [{ n: string }];
+  return Number(n);
+}
+
+/**
+ * Data-subject requests of the caller's organisation: registered, tracked,
+ * listed with the overdue ones flagged. Execution lives in `erasure.ts`
+ * and `access-zip.ts`. Every change is audited in its transaction.
+ */
+export class SubjectRequests extends OrganisationScopedService {
+  private now(): Date {
+    return new Date();
+  }
+
+  /** Registers a request: the customer's calls are found now and kept with it; due in 30 days. */
+  async register(body: unknown): Promise<SubjectRequest> {
+    const input = parseBody(registerSchema, body);
+    const callIds = await this.findCalls(input);
+    const dueAt = new Date(this.now().getTime() + DUE_DAYS * DAY_MS);
+    return this.knex.transaction(async (trx) => {
+      const [row] = await trx('subject_requests')
+        .insert({
+          organisation_id: this.organisationId,
+          kind: input.kind,
+          identified_by: input.identified_by,
+          call_reference: input.identified_by === 'reference' ? input.reference : null,
+          window_from: input.identified_by === 'window' ? utcDate(input.window_from!) : null,
+          window_to: input.identified_by === 'window' ? utcDate(input.window_to!) : null,
+          window_clerk_id: input.identified_by === 'window' ? input.clerk_id ?? null : null,
+          call_ids: callIds,
+          due_at: dueAt,
+          created_by: this.caller.user.id,
+        })
+        .returning(COLUMNS);
+      await trx('subject_request_notes').insert({ request_id: row.id, status: 'open', note: input.note, created_by: this.caller.user.id });
+      await this.audit.record(
+        { ...this.base(), action: 'subject_request.registered', target: { type: 'subject_request', id: row.id }, details: { kind: input.kind, identified_by: input.identified_by, calls: callIds.length, due_at: dueAt.toISOString() } },
+        trx,
+      );
+      return toRequest(row, this.now());
+    });
+  }
+
+  /** The calls of the organisation the identification names; none found is a validation problem of that field. */
+  private async findCalls(input: z.infer<typeof registerSchema>): Promise<string[]> {
+    const query = this.knex('calls').where({ organisation_id: this.organisationId });
+    let field: string;
+    if (input.identified_by === 'call_link') {
+      field = 'call_link';
+      const token = tokenFromLink(input.call_link!);
+      if (!token) throw new ValidationError([{ field, code: 'invalid_link' }]);
+      query.where({ guest_token_hash: sha256(token) });
+    } else if (input.identified_by === 'reference') {
+      field = 'reference';
+      query.where({ reference: input.reference });
+    } else {
+      field = 'window_from';
+      query.where('created_at', '>=', utcDate(input.window_from!)).where('created_at', '<=', utcDate(input.window_to!));
+      if (input.clerk_id) query.where({ clerk_id: input.clerk_id });
+    }
+    const rows = await query.orderBy('created_at').limit(1000).select('id');
+    if (rows.length === 0) throw new ValidationError([{ field, code: 'no_calls' }]);
+    return rows.map((r) => r.id as string);
+  }
+
+  async list(): Promise<SubjectRequest[]> {
+    const rows = await this.knex('subject_requests')
+      .where({ organisation_id: this.organisationId })
+      .orderByRaw(`CASE WHEN status IN ('open', 'in_progress') THEN 0 ELSE 1 END, due_at ASC, created_at DESC`)
+      .limit(500)
+      .select(COLUMNS);
+    const now = this.now();
+    return rows.map((r) => toRequest(r, now));
+  }
+
+  /** One request of the organisation; another organisation's id answers 404 and is audited. */
+  async get(id: string): Promise<SubjectRequest> {
+    if (!z.uuid().safeParse(id).success) throw new NotFoundError();
+    const row = await this.knex('subject_requests').where({ id, organisation_id: this.organisationId }).first(COLUMNS);
+    if (!row) return this.refuseForeign('subject_requests', 'subject_request', id);
+    return toRequest(row, this.now());
+  }
+
+  async notes(id: string): Promise<RequestNote[]> {
+    const rows = await this.knex('subject_request_notes as n').leftJoin('users as u', 'u.id', 'n.created_by').where('n.request_id', id).orderBy('n.created_at').select('n.status', 'n.note', 'u.name as created_by', 'n.created_at');
+    return rows.map((r) => ({ status: r.status, note: r.note, createdBy: r.created_by ?? null, createdAt: r.created_at }));
+  }
+
+  /** The request's calls as they are now (erased content leaves the call's metadata). */
+  async calls(request: SubjectRequest): Promise<RequestCall[]> {
+    if (request.callIds.length === 0) return [];
+    const rows = await this.knex('calls as c').leftJoin('users as u', 'u.id', 'c.clerk_id').where('c.organisation_id', this.organisationId).whereIn('c.id', request.callIds).orderBy('c.created_at').select('c.id', 'c.reference', 'c.status', 'c.created_at', 'c.ended_at', 'u.name as clerk_name');
+    return rows.map((r) => ({ id: r.id, reference: r.reference, status: r.status, createdAt: r.created_at, endedAt: r.ended_at, clerkName: r.clerk_name ?? null }));
+  }
+
+  /** Moves the status one step (with a note); completing needs the request executed first. */
+  async changeStatus(id: string, body: unknown): Promise<void> {
+    const input = parseBody(statusSchema, body);
+    await this.knex.transaction(async (trx) => {
+      const row = await trx('subject_requests').where({ id, organisation_id: this.organisationId }).forUpdate().first('status', 'executed_at', 'kind');
+      if (!row) throw new NotFoundError();
+      const from = row.status as RequestStatus;
+      if (!NEXT[from].includes(input.status)) throw new ConflictError('request_status', { messageKey: 'requests.errors.status' });
+      if (input.status === 'completed' && !row.executed_at) throw new ConflictError('request_not_executed', { messageKey: 'requests.errors.not_executed' });
+      await trx('subject_requests').where({ id }).update({ status: input.status, updated_at: trx.fn.now(), closed_at: input.status === 'completed' || input.status === 'rejected' ? trx.fn.now() : null });
+      await trx('subject_request_notes').insert({ request_id: id, status: input.status, note: input.note, created_by: this.caller.user.id });
+      await this.audit.record({ ...this.base(), action: 'subject_request.status_changed', target: { type: 'subject_request', id }, details: { kind: row.kind, from, to: input.status } }, trx);
+    });
+  }
+
+  /** The organisation's clerks, for the time-window form. */
+  async clerks(): Promise<{ id: string; name: string }[]> {
+    return this.knex('users').where({ organisation_id: this.organisationId, role: 'clerk' }).orderBy('name').select('id', 'name');
+  }
+}
