@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages VClerk's media needs, from Debian's archive
-# only: the mediasoup-worker build dependencies (meson >= 1.1 from
-# bookworm-backports, reusing the mirror the machine already uses), the
-# runtime libraries and ffmpeg (recording), and with --test also what the
-# tests use (Chromium). Needs root. Idempotent.
+# only (meson >= 1.1 from bookworm-backports, on the mirror the machine
+# already uses). Needs root. Idempotent.
+#
+#   install-deps.sh             build dependencies of the mediasoup worker,
+#                               its runtime libraries and ffmpeg (recording)
+#   install-deps.sh --test      the same, plus what the tests use (Chromium)
+#   install-deps.sh --build     only the worker's build dependencies
+#                               (the image's build stage)
+#   install-deps.sh --runtime   only the runtime libraries and ffmpeg (the
+#                               image's runtime stage; needs no Node.js)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -11,8 +17,15 @@ build=(meson ninja-build pkg-config g++ libssl-dev libuv1-dev libsrtp2-dev libus
 runtime=(libssl3 libuv1 libsrtp2-1 libusrsctp2 libabsl20220623 ffmpeg)
 test=(chromium fonts-dejavu-core)
 
-want=("${build[@]}" "${runtime[@]}")
-[ "${1:-}" = "--test" ] && want+=("${test[@]}")
+case "${1:-}" in
+  '') want=("${build[@]}" "${runtime[@]}") ;;
+  --test) want=("${build[@]}" "${runtime[@]}" "${test[@]}") ;;
+  --build) want=("${build[@]}") ;;
+  --runtime) want=("${runtime[@]}") ;;
+  *) echo "usage: $0 [--test|--build|--runtime]" >&2; exit 2 ;;
+esac
+need_meson=1
+[ "${1:-}" = --runtime ] && need_meson=0
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 meson_new_enough() {
@@ -20,16 +33,16 @@ meson_new_enough() {
 }
 
 missing=()
-for p in "${want[@]}"; do installed "$p" || missing+=("$p"); done
-meson_new_enough || missing+=(meson)
+for p in "${want[@]}"; do [ "$p" = meson ] || installed "$p" || missing+=("$p"); done
+if [ $need_meson = 1 ] && ! meson_new_enough; then missing+=(meson); fi
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "media dependencies: all installed"
+  echo "media dependencies${1:+ ($1)}: all installed"
   exit 0
 fi
 
 . /etc/os-release
 backports="/etc/apt/sources.list.d/vclerk-backports.sources"
-if [ "${VERSION_CODENAME:-}" = bookworm ] && [ ! -f "$backports" ]; then
+if [ $need_meson = 1 ] && [ "${VERSION_CODENAME:-}" = bookworm ] && [ ! -f "$backports" ]; then
   # The same Debian mirror the machine already uses, backports suite.
   mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | grep -v security | head -1)"
   mirror="${mirror:-http://deb.debian.org/debian}"
@@ -38,8 +51,14 @@ fi
 
 echo "installing: ${missing[*]}"
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | grep -vx meson | sort -u) >/dev/null
-if ! meson_new_enough; then
+others=$(printf '%s\n' "${missing[@]}" | grep -vx meson | sort -u || true)
+# shellcheck disable=SC2086 # one package name per word
+[ -z "$others" ] || apt-get install -y -qq --no-install-recommends $others >/dev/null
+if [ $need_meson = 1 ] && ! meson_new_enough; then
   apt-get install -y -qq --no-install-recommends -t bookworm-backports meson >/dev/null
 fi
-echo "media dependencies installed (meson $(meson --version))"
+if [ $need_meson = 1 ]; then
+  echo "media dependencies${1:+ ($1)} installed (meson $(meson --version))"
+else
+  echo "media dependencies${1:+ ($1)} installed"
+fi
