@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { CallHub } from './calls/hub';
 import type { Config } from '../config';
 import type { Logger } from './logger';
+import type { OpsProbe } from './ops/probe';
 
 /** What the app factory needs from the outside world; tests build their own. */
 export interface AppContext {
@@ -15,4 +16,6 @@ export interface AppContext {
   session?: RequestHandler;
   /** Calls' signalling and media; absent in tests that need no media. */
   hub?: CallHub;
+  /** Live figures for /metrics and /admin/status (media workers, job queues, TLS); absent parts show as unknown. */
+  ops?: OpsProbe;
 }

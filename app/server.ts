@@ -1,4 +1,3 @@
-import http from 'node:http';
 import { ConfigError, loadConfig, redactConfig } from '../config';
 import { createApp } from './app';
 import { resolveSessionSecret } from './auth/secret';
@@ -16,7 +15,11 @@ import { openDatabase, type Database } from './db/connection';
 import { migrateLatest } from './db/migrations';
 import { createShutdown } from './lifecycle/shutdown';
 import { createLogger } from './logger';
+import { createServer, resolveTls, scheme, TlsConfigError, type TlsSetup } from './http/tls';
+import { trustProxyFunction } from './ops/addresses';
+import { TurnConfigError, TurnIssuer } from './ops/turn';
 import { appVersion } from './paths';
+import { resolveFfmpeg } from '../media';
 
 /** Exit code for an invalid configuration (EX_CONFIG from sysexits.h). */
 export const EXIT_CONFIG = 78;
@@ -40,6 +43,22 @@ async function main(): Promise<void> {
 
   const logger = createLogger(config);
   logger.info({ version: appVersion, config: redactConfig(config) }, 'starting VClerk');
+
+  // TLS and TURN are checked before anything starts: a half-given setting exits as a bad configuration.
+  let tlsSetup: TlsSetup;
+  let turn: TurnIssuer | null;
+  try {
+    tlsSetup = resolveTls(config, logger);
+    turn = TurnIssuer.fromConfig(config);
+  } catch (err) {
+    if (err instanceof TlsConfigError || err instanceof TurnConfigError) {
+      logger.fatal(err.message);
+      process.stderr.write(`Invalid configuration: ${err.message}\n`);
+      process.exit(EXIT_CONFIG);
+    }
+    throw err;
+  }
+  if (turn) logger.info({ turnUrls: turn.urlList, ttlSeconds: config.turnTtlSeconds }, 'TURN relay offered to browsers');
 
   let database: Database | undefined;
   let stopMedia: (() => Promise<void>) | undefined;
@@ -96,17 +115,24 @@ async function main(): Promise<void> {
     graceMs: config.signallingGraceSeconds * 1000,
     absoluteHours: config.sessionAbsoluteHours,
     recordings: recordings.live,
+    trustProxy: trustProxyFunction(config.trustProxy),
+    turn,
   });
-  const app = createApp({ config, db: database.knex, logger, sessionSecret, session, hub });
-  const server = http.createServer(app);
+  const ops = {
+    pool: media.pool,
+    rooms: media.rooms,
+    jobs: recordings.jobs,
+    tls: tlsSetup.mode === 'off' ? { mode: tlsSetup.mode } : { mode: tlsSetup.mode, fingerprint: tlsSetup.fingerprint, notAfter: tlsSetup.notAfter },
+    database: { embedded: database.embedded },
+    ffmpegPath: resolveFfmpeg(config.ffmpegPath),
+  };
+  const app = createApp({ config, db: database.knex, logger, sessionSecret, session, hub, ops });
+  const server = createServer(tlsSetup, app);
   hub.attach(server);
   server.on('error', (err) => void fail(err));
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
-  process.off('SIGTERM', onEarlySignal);
-  process.off('SIGINT', onEarlySignal);
-  logger.info({ host: config.host, port: config.port, embeddedDatabase: database.embedded }, `VClerk is listening on http://${config.host}:${config.port}`);
+  logger.info({ host: config.host, port: config.port, tls: tlsSetup.mode, embeddedDatabase: database.embedded }, `VClerk is listening on ${scheme(tlsSetup)}://${config.host}:${config.port}`);
 
-  await announceSetupLink(database.knex, config, logger).catch((err) => logger.error({ err }, 'could not issue the setup link'));
   const db = database;
   const pruning = setInterval(() => {
     pruneExpiredSessions(db.knex).catch((err) => logger.warn({ err }, 'could not prune expired sessions'));
@@ -131,8 +157,13 @@ async function main(): Promise<void> {
     ],
     exit: (code) => process.exit(code),
   });
+  // The early handlers stay until the graceful shutdown is in place, so no signal finds the process without one.
+  process.off('SIGTERM', onEarlySignal);
+  process.off('SIGINT', onEarlySignal);
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  await announceSetupLink(db.knex, config, logger).catch((err) => logger.error({ err }, 'could not issue the setup link'));
 }
 
 main().catch((err) => {

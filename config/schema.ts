@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { boolean, host, integer, oneOf, text, trustProxy, url, type SettingType } from './types';
 
 /**
@@ -32,6 +33,40 @@ function optional<T>(spec: Omit<SettingSpec<T>, 'default'>): SettingSpec<T> & { 
 const languageType = oneOf(['en', 'de'] as const);
 const mediaLogLevelType = oneOf(['debug', 'warn', 'error', 'none'] as const);
 const logLevelType = oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const);
+const tlsModeType = oneOf(['off', 'files', 'self-signed'] as const);
+
+/** A comma-separated list of `turn:` / `turns:` URLs (RFC 7065), e.g. `turns:turn.example.org:5349?transport=tcp`. */
+function turnUrls(): SettingType<readonly string[]> {
+  return {
+    label: 'comma-separated turn:/turns: URLs',
+    parse(raw) {
+      if (typeof raw !== 'string') return { ok: false, reason: 'must be a comma-separated list of turn: or turns: URLs' };
+      const urls = raw.split(',').map((s) => s.trim()).filter(Boolean);
+      const bad = urls.find((u) => !/^turns?:(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?(?:\?transport=(?:udp|tcp))?$/.test(u));
+      if (bad !== undefined) return { ok: false, reason: `"${bad}" is not a turn: or turns: URL (turn:host[:port][?transport=udp|tcp])` };
+      if (urls.length === 0) return { ok: false, reason: 'must name at least one turn: or turns: URL' };
+      return { ok: true, value: Object.freeze(urls) };
+    },
+  };
+}
+
+/** A comma-separated list of IP addresses and CIDR ranges; empty allows none. */
+function addressList(): SettingType<string> {
+  return {
+    label: 'comma-separated IPs/CIDRs, or empty',
+    parse(raw) {
+      if (typeof raw !== 'string') return { ok: false, reason: 'must be a comma-separated list of IP addresses or CIDR ranges' };
+      const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+      for (const item of items) {
+        const [address, bits, extra] = item.split('/');
+        const family = net.isIP(address ?? '');
+        const validBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+        if (family === 0 || !validBits || extra !== undefined) return { ok: false, reason: `"${item}" is not an IP address or CIDR range` };
+      }
+      return { ok: true, value: items.join(',') };
+    },
+  };
+}
 
 export const schema = {
   host: setting({
@@ -259,6 +294,55 @@ export const schema = {
     description: "How many days after a call ends the customer's link still opens the call summary; 0 turns the customer summary off.",
     type: integer(0, 365),
     default: 14,
+  }),
+  tls: setting({
+    env: 'VCLERK_TLS',
+    description:
+      'HTTPS served by VClerk itself. `off`: plain HTTP (behind the organisation\'s reverse proxy, which terminates TLS; set VCLERK_TRUST_PROXY). `files`: the certificate and key named by VCLERK_TLS_CERT_FILE and VCLERK_TLS_KEY_FILE. `self-signed`: a certificate made at the first start and kept under <dataDir>/tls/ (browsers warn; its SHA-256 fingerprint is logged at every start so that users can check it).',
+    type: tlsModeType,
+    default: 'off',
+  }),
+  tlsCertFile: optional({
+    env: 'VCLERK_TLS_CERT_FILE',
+    description: 'PEM file with the server certificate, followed by any intermediate certificates (VCLERK_TLS=files). Read at start-up.',
+    type: text({ minLength: 1 }),
+  }),
+  tlsKeyFile: optional({
+    env: 'VCLERK_TLS_KEY_FILE',
+    description: 'PEM file with the private key of VCLERK_TLS_CERT_FILE (VCLERK_TLS=files). Read at start-up.',
+    type: text({ minLength: 1 }),
+  }),
+  turnUrls: optional({
+    env: 'VCLERK_TURN_URLS',
+    description:
+      'TURN servers browsers may relay media through when they cannot reach the media port directly (strict firewalls), as comma-separated turn: or turns: URLs, e.g. `turn:turn.example.org:3478,turns:turn.example.org:5349?transport=tcp`. Needs VCLERK_TURN_SECRET. When unset, no TURN server is offered.',
+    type: turnUrls(),
+  }),
+  turnSecret: optional({
+    env: 'VCLERK_TURN_SECRET',
+    description:
+      'Shared secret with the TURN server (coturn `use-auth-secret` / `static-auth-secret`, at least 32 characters): VClerk gives each participant time-limited credentials made from it (TURN REST API scheme).',
+    type: text({ minLength: 32 }),
+    secret: true,
+  }),
+  turnTtlSeconds: setting({
+    env: 'VCLERK_TURN_TTL_SECONDS',
+    description: 'How long the TURN credentials given to a participant stay valid. A participant gets new ones at every (re)join and ICE restart.',
+    type: integer(60, 86400),
+    default: 3600,
+  }),
+  metricsAllow: setting({
+    env: 'VCLERK_METRICS_ALLOW',
+    description:
+      'Client addresses (IPs or CIDR ranges, comma-separated) allowed to read the Prometheus metrics at /metrics without a token; empty allows none. Behind a reverse proxy, the client address is taken from X-Forwarded-For only when VCLERK_TRUST_PROXY trusts the proxy; a forwarded request from an untrusted proxy needs the token.',
+    type: addressList(),
+    default: '127.0.0.1,::1',
+  }),
+  metricsToken: optional({
+    env: 'VCLERK_METRICS_TOKEN',
+    description: 'Bearer token (at least 32 characters) that allows reading /metrics from any address (`Authorization: Bearer <token>`).',
+    type: text({ minLength: 32 }),
+    secret: true,
   }),
 } as const;
 

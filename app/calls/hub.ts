@@ -11,6 +11,8 @@ import type { RecordingRequest } from '../recordings/live';
 import { CurationError, CurationService } from '../curation/service';
 import { RecordingRefusal, type RecordingLive } from '../recordings/live';
 import type { Logger } from '../logger';
+import type { TrustProxy } from '../ops/addresses';
+import type { TurnIssuer } from '../ops/turn';
 import { HEARTBEAT_INTERVAL_MS, MAX_PAYLOAD_BYTES, requests, type RequestType, type ResponseData, type ServerEvents } from './protocol';
 import { TokenBucket } from './rate-limit';
 import { CallService } from './service';
@@ -28,6 +30,10 @@ export interface HubOptions {
   silenceMs?: number;
   /** Recording in calls (consent, recorder); without it, recording requests answer `recording_unavailable`. */
   recordings?: RecordingLive;
+  /** Which proxies' X-Forwarded-For names the client (VCLERK_TRUST_PROXY); without it, the socket's own address. */
+  trustProxy?: TrustProxy;
+  /** TURN credentials for participants; without it, no TURN servers are offered. */
+  turn?: TurnIssuer | null;
 }
 
 interface PeerEntry {
@@ -75,7 +81,7 @@ export class CallHub {
     });
     io.engine.use(this.options.session);
     io.use((socket, next) => {
-      identify(socket, { knex: this.options.knex, calls: this.calls, absoluteHours: this.options.absoluteHours })
+      identify(socket, { knex: this.options.knex, calls: this.calls, absoluteHours: this.options.absoluteHours, trustProxy: this.options.trustProxy })
         .then((who) => {
           socket.data.who = who;
           next();
@@ -229,8 +235,10 @@ export class CallHub {
         role: who.participant.role,
         producers,
         peers: room.peerList().filter((p) => p.peerId !== peerId),
+        iceServers: this.options.turn?.iceServers() ?? [],
       };
     },
+    getIceServers: async () => ({ iceServers: this.options.turn?.iceServers() ?? [] }),
     createTransport: async (_who, peerId, room, payload: { direction: 'send' | 'recv' }) => {
       const t = await room.createTransport(peerId, payload.direction);
       return { id: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters };

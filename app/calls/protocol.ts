@@ -34,8 +34,10 @@ const json = z.record(z.string(), z.unknown());
 export const requests = {
   /** The router's RTP capabilities, to load the mediasoup-client Device. */
   getRouterRtpCapabilities: z.object({}).strict(),
-  /** Joins the call's media room with the device's capabilities; answers the producers already there. */
+  /** Joins the call's media room with the device's capabilities; answers the producers already there (and the TURN servers, if any). */
   join: z.object({ rtpCapabilities: json }).strict(),
+  /** Fresh TURN credentials (e.g. before an ICE restart, when the ones from `join` may have expired); an empty list without TURN. */
+  getIceServers: z.object({}).strict(),
   createTransport: z.object({ direction: z.enum(['send', 'recv']) }).strict(),
   connectTransport: z.object({ transportId: id, dtlsParameters: json }).strict(),
   restartIce: z.object({ transportId: id }).strict(),
@@ -152,9 +154,21 @@ export interface RecordingState {
   allowUnrecorded: boolean;
 }
 
+/**
+ * A TURN server with time-limited credentials (TURN REST API scheme: the
+ * username starts with the expiry as unix time), for the `iceServers`
+ * option of mediasoup-client's createSendTransport/createRecvTransport.
+ */
+export interface IceServer {
+  urls: string[];
+  username: string;
+  credential: string;
+}
+
 export interface ResponseData {
   getRouterRtpCapabilities: { rtpCapabilities: unknown };
-  join: { peerId: string; role: 'clerk' | 'customer'; producers: ProducerInfo[]; peers: { peerId: string; role: 'clerk' | 'customer'; label: string }[] };
+  join: { peerId: string; role: 'clerk' | 'customer'; producers: ProducerInfo[]; peers: { peerId: string; role: 'clerk' | 'customer'; label: string }[]; iceServers: IceServer[] };
+  getIceServers: { iceServers: IceServer[] };
   createTransport: TransportInfo;
   connectTransport: Record<string, never>;
   restartIce: { iceParameters: unknown };

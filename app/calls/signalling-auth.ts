@@ -5,6 +5,7 @@ import type { Socket } from 'socket.io';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
 import { resolveSessionUser } from '../auth/current-user';
+import { clientAddress, type TrustProxy } from '../ops/addresses';
 import type { CallService, Participant } from './service';
 
 /** What the signalling server knows about a connected socket. */
@@ -26,9 +27,11 @@ export class SignallingRefusal extends Error {
 
 const auth = z.union([z.object({ token: z.string().max(200) }).strict(), z.object({ callId: z.uuid() }).strict()]);
 
-function clientIp(socket: Socket): string | null {
-  // The HTTP server's express app decides about proxies; here the socket's own address is used.
-  return socket.handshake.address || null;
+/** The client's IP by the same rules as the HTTP app's `req.ip`: X-Forwarded-For counts only from trusted proxies. */
+function clientIp(socket: Socket, trustProxy: TrustProxy | undefined): string | null {
+  const peer = socket.handshake.address;
+  if (!trustProxy) return peer || null;
+  return clientAddress(peer, socket.handshake.headers['x-forwarded-for'], trustProxy);
 }
 
 /** The customer's neutral label for the call: no name is asked or kept. */
@@ -41,10 +44,10 @@ function customerLabel(callId: string): string {
  * cookie (and the call must be theirs), or a customer by the call link's
  * token. Refusals of a token are audited with the client's IP.
  */
-export async function identify(socket: Socket, deps: { knex: Knex; calls: CallService; absoluteHours: number }): Promise<SocketIdentity> {
+export async function identify(socket: Socket, deps: { knex: Knex; calls: CallService; absoluteHours: number; trustProxy?: TrustProxy }): Promise<SocketIdentity> {
   const parsed = auth.safeParse(socket.handshake.auth ?? {});
   if (!parsed.success) throw new SignallingRefusal('unauthenticated');
-  const ip = clientIp(socket);
+  const ip = clientIp(socket, deps.trustProxy);
   const userAgent = socket.handshake.headers['user-agent'] ?? null;
 
   if ('token' in parsed.data) {

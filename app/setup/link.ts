@@ -4,10 +4,10 @@ import type { Logger } from '../logger';
 import { SetupService } from './service';
 
 /** Where the appliance can be reached, for links printed to the log or the shell. */
-export function baseUrl(config: Pick<Config, 'publicUrl' | 'host' | 'port'>): string {
+export function baseUrl(config: Pick<Config, 'publicUrl' | 'host' | 'port'> & Partial<Pick<Config, 'tls'>>): string {
   if (config.publicUrl) return config.publicUrl;
   const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  return `http://${host}:${config.port}`;
+  return `${config.tls && config.tls !== 'off' ? 'https' : 'http'}://${host}:${config.port}`;
 }
 
 /**

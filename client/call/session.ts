@@ -1,6 +1,6 @@
 import { Device } from 'mediasoup-client';
 import type { types } from 'mediasoup-client';
-import type { HEARTBEAT_INTERVAL_MS as ProtocolHeartbeat, ProducerInfo } from '../../app/calls/protocol';
+import type { HEARTBEAT_INTERVAL_MS as ProtocolHeartbeat, IceServer, ProducerInfo } from '../../app/calls/protocol';
 import { LocalMedia } from './local';
 import { RemoteMedia, type ReceiveStats, type RemoteListener, type Source } from './remote';
 import { errorCode, RequestError, type Signalling } from './signalling';
@@ -344,12 +344,14 @@ export class CallSession {
     for (const peer of joined.peers) if (peer.peerId !== joined.peerId) this.remotePeers.add(peer.peerId);
     this.listener.remotePresent(this.remotePeers.size > 0, 'sync');
 
+    // TURN servers (time-limited credentials) for networks that cannot reach the media port directly.
+    const iceServers = joined.iceServers ?? [];
     const recvInfo = await s.request('createTransport', { direction: 'recv' });
     check();
-    this.recvTransport = this.setUpTransport(device.createRecvTransport(transportOptions(recvInfo)), gen);
+    this.recvTransport = this.setUpTransport(device.createRecvTransport(transportOptions(recvInfo, iceServers)), gen);
     const sendInfo = await s.request('createTransport', { direction: 'send' });
     check();
-    this.sendTransport = this.setUpTransport(device.createSendTransport(transportOptions(sendInfo)), gen);
+    this.sendTransport = this.setUpTransport(device.createSendTransport(transportOptions(sendInfo, iceServers)), gen);
     const current = () => gen === this.generation && !this.done;
     this.local.attach(device, this.sendTransport, current);
 
@@ -408,6 +410,10 @@ export class CallSession {
     this.refreshState();
     if (!this.signalling.connected) return; // the reconnect joins again anyway
     try {
+      // The TURN credentials from the join may have expired: take fresh ones first.
+      const { iceServers } = await this.signalling.request('getIceServers', {});
+      if (gen !== this.generation || transport.closed) return;
+      if (iceServers.length > 0) await transport.updateIceServers({ iceServers: iceServers as RTCIceServer[] });
       const { iceParameters } = await this.signalling.request('restartIce', { transportId: transport.id });
       if (gen !== this.generation || transport.closed) return;
       await transport.restartIce({ iceParameters: iceParameters as types.IceParameters });
@@ -443,11 +449,12 @@ export class CallSession {
   }
 }
 
-function transportOptions(info: { id: string; iceParameters: unknown; iceCandidates: unknown[]; dtlsParameters: unknown }): types.TransportOptions {
+function transportOptions(info: { id: string; iceParameters: unknown; iceCandidates: unknown[]; dtlsParameters: unknown }, iceServers: IceServer[]): types.TransportOptions {
   return {
     id: info.id,
     iceParameters: info.iceParameters as types.IceParameters,
     iceCandidates: info.iceCandidates as types.IceCandidate[],
     dtlsParameters: info.dtlsParameters as types.DtlsParameters,
+    ...(iceServers.length > 0 ? { iceServers: iceServers as RTCIceServer[] } : {}),
   };
 }

@@ -1,0 +1,83 @@
+import crypto from 'node:crypto';
+import type { RequestHandler } from 'express';
+import type { Knex } from 'knex';
+import type { Config } from '../../config';
+import { NotFoundError } from '../errors';
+import type { Logger } from '../logger';
+import { addressMatcher } from './addresses';
+import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
+import { gatherFigures, migrationsCurrent, type OpsProbe } from './probe';
+import { versionInfo } from './version';
+
+export interface OpsDeps {
+  knex: Knex;
+  config: Config;
+  logger: Logger;
+  ops?: OpsProbe;
+}
+
+const sha256 = (text: string) => crypto.createHash('sha256').update(text).digest();
+
+/**
+ * Who may read /metrics: a client address in VCLERK_METRICS_ALLOW, or a
+ * request with the bearer token VCLERK_METRICS_TOKEN. The address is
+ * `req.ip`, so X-Forwarded-For counts only from a trusted proxy; a request
+ * that was forwarded (X-Forwarded-For or Forwarded present) while no proxy
+ * is trusted is refused by address, since its socket address is the
+ * proxy's (often 127.0.0.1) and says nothing about the client. Refusals
+ * answer the ordinary 404 and are logged, not audited.
+ */
+export function metricsAccess(deps: { config: Pick<Config, 'metricsAllow' | 'metricsToken' | 'trustProxy'>; logger: Logger }): RequestHandler {
+  let rules: { allowed: (address: string) => boolean; token: Buffer | null; proxyTrusted: boolean } | undefined;
+  return (req, _res, next) => {
+    // Compiled at the first request: the route table is also built without a config (tests listing it).
+    rules ??= { allowed: addressMatcher(deps.config.metricsAllow), token: deps.config.metricsToken ? sha256(deps.config.metricsToken) : null, proxyTrusted: deps.config.trustProxy !== '' };
+    const { allowed, token, proxyTrusted } = rules;
+    const logger = deps.logger;
+    const authorization = req.get('authorization');
+    const bearer = authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+    if (token && bearer && crypto.timingSafeEqual(sha256(bearer), token)) return next();
+    const forwarded = req.get('x-forwarded-for') !== undefined || req.get('forwarded') !== undefined;
+    if ((!forwarded || proxyTrusted) && req.ip && allowed(req.ip)) return next();
+    (req.log ?? logger).warn({ ip: req.ip ?? null, forwarded, tokenGiven: bearer !== undefined }, 'metrics request refused');
+    next(new NotFoundError());
+  };
+}
+
+/** GET /metrics: Prometheus text format. */
+export function metrics(deps: OpsDeps): RequestHandler {
+  return async (req, res) => {
+    const figures = await gatherFigures(deps.knex, deps.ops, req.log ?? deps.logger);
+    res.setHeader('Cache-Control', 'no-store');
+    res.type(METRICS_CONTENT_TYPE).send(renderMetrics(figures, versionInfo(), { tlsMode: deps.config.tls, turnConfigured: Boolean(deps.config.turnUrls && deps.config.turnSecret) }));
+  };
+}
+
+function uptime(seconds: number): { days: number; hours: number; minutes: number } {
+  return { days: Math.floor(seconds / 86400), hours: Math.floor((seconds % 86400) / 3600), minutes: Math.floor((seconds % 3600) / 60) };
+}
+
+/** GET /admin/status: the same figures for people, with how the appliance is set up. */
+export function statusPage(deps: OpsDeps): RequestHandler {
+  return async (req, res) => {
+    const { config } = deps;
+    const [figures, migrations] = await Promise.all([gatherFigures(deps.knex, deps.ops, req.log ?? deps.logger), migrationsCurrent(deps.knex)]);
+    res.setHeader('Cache-Control', 'no-store');
+    res.render('admin/status', {
+      title: req.t('ops.title'),
+      figures,
+      version: versionInfo(),
+      uptime: uptime(process.uptime()),
+      startedAt: new Date(Date.now() - process.uptime() * 1000),
+      database: {
+        kind: deps.ops?.database ? (deps.ops.database.embedded ? 'embedded' : 'external') : config.databaseUrl ? 'external' : 'embedded',
+        migrations,
+      },
+      ffmpegPath: deps.ops?.ffmpegPath ?? config.ffmpegPath ?? null,
+      encryption: Boolean(config.recordingKey),
+      tls: { mode: config.tls, fingerprint: deps.ops?.tls?.fingerprint ?? null, notAfter: deps.ops?.tls?.notAfter ?? null },
+      turn: { configured: Boolean(config.turnUrls && config.turnSecret), urls: config.turnUrls ?? [], ttlSeconds: config.turnTtlSeconds },
+      metricsAccess: { allow: config.metricsAllow, token: Boolean(config.metricsToken) },
+    });
+  };
+}
