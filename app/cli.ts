@@ -6,7 +6,11 @@ import { ConfigError, loadConfig, redactConfig, type Config } from '../config';
 import { AdminCli, CliError } from './users/admin-cli';
 import { describeVerification, verifyExport, VerifyInputError } from './audit/offline-verify';
 import { ensureApplianceKey } from './audit/signing';
+import { createBackup } from './backup/create';
+import { BackupError, EXIT as BACKUP_EXIT } from './backup/manifest';
+import { restoreBackup, verifyArchive } from './backup/restore';
 import { openDatabase } from './db/connection';
+import { openDatabaseBesideAppliance } from './db/running';
 import { migrateLatest, migrationStatus } from './db/migrations';
 import { createLogger } from './logger';
 
@@ -26,6 +30,15 @@ Commands:
                      verify an audit export offline (no database, no configuration):
                      exit 0 intact, 1 broken or not matching, 2 usage or unreadable file
   audit public-key   print the appliance's public signing key (created if missing)
+  backup create <file.tar>
+                     back up the database, recordings, signing key and session secret
+                     (while the appliance runs); the file must not exist
+  backup verify <file.tar>
+                     check a backup's files against its manifest (no database needed)
+  backup restore <file.tar>
+                     restore into an EMPTY database and data directory, then migrate
+                     exit codes: 0 done, 1 failed, 2 usage, 3 refused (target not empty
+                     or file exists), 4 archive damaged, foreign or from a newer VClerk
 
 Settings come from the environment (see docs/configuration.md).`;
 
@@ -35,7 +48,7 @@ const commands: Record<string, Command> = {
   async migrate(args) {
     const config = loadConfig();
     const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-    const db = await openDatabase(config, logger);
+    const db = await openDatabaseBesideAppliance(config, logger);
     try {
       if (args[0] === 'status') {
         const { applied, pending } = await migrationStatus(db.knex);
@@ -69,7 +82,7 @@ const commands: Record<string, Command> = {
 async function withDatabase<T>(work: (knex: Knex, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
-  const db = await openDatabase(config, logger);
+  const db = await openDatabaseBesideAppliance(config, logger);
   try {
     await migrateLatest(db.knex);
     return await work(db.knex, config);
@@ -137,6 +150,52 @@ commands.audit = async (args) => {
   }
   console.error(USAGE);
   return 2;
+};
+
+commands.backup = async (args) => {
+  const [sub, file, ...rest] = args;
+  if (!sub || !file || rest.length || !['create', 'verify', 'restore'].includes(sub)) {
+    console.error(USAGE);
+    return BACKUP_EXIT.usage;
+  }
+  try {
+    if (sub === 'verify') {
+      const manifest = await verifyArchive(file);
+      console.log(`${file}: intact (made ${manifest.createdAt} by VClerk ${manifest.applianceVersion}, ${manifest.files.length} files)`);
+      return 0;
+    }
+    const config = loadConfig();
+    const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
+    if (sub === 'create') {
+      const db = await openDatabaseBesideAppliance(config, logger);
+      try {
+        const m = await createBackup({ knex: db.knex, dataDir: config.dataDir, file });
+        const rows = m.database.tables.reduce((n, t) => n + t.rows, 0);
+        const recordings = m.files.filter((f) => f.kind === 'recording');
+        console.log(`backup written to ${file}: ${rows} rows in ${m.database.tables.length} tables, ${recordings.length} recording files, ${m.files.length - recordings.length} key files`);
+        for (const r of m.excludedRecordings) console.log(`left out (still ${r.status}): recording ${r.id}`);
+        for (const f of m.missingFiles) console.error(`warning: the file of recording ${f.recordingId} was missing: ${f.path}`);
+      } finally {
+        await db.close();
+      }
+      return 0;
+    }
+    const db = await openDatabase(config, logger);
+    try {
+      const result = await restoreBackup({ knex: db.knex, dataDir: config.dataDir, file });
+      console.log(`restored ${file} (made ${result.manifest.createdAt} by VClerk ${result.manifest.applianceVersion}): ${result.rows} rows in ${result.tables} tables, ${result.files} files`);
+      console.log(result.upgraded.length ? `then applied ${result.upgraded.length} newer migration(s):\n  ${result.upgraded.join('\n  ')}` : 'the schema is current');
+    } finally {
+      await db.close();
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof BackupError) {
+      console.error(`vclerk backup ${sub}: ${err.message}`);
+      return err.exitCode;
+    }
+    throw err;
+  }
 };
 
 async function main(argv: string[]): Promise<number> {

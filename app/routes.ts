@@ -30,6 +30,7 @@ import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, saveQ
 import { parseRecordingKey } from './recordings/crypto';
 import { listRecordings, recordingMedia, saveRecordingPolicy, showRecording } from './recordings/routes';
 import { completeSetup, setupPage } from './setup/routes';
+import { metrics, metricsAccess, statusPage } from './ops/routes';
 import { apiRequestsPage, retentionPage, runRetentionNow, saveRetention } from './retention/routes';
 import { liftHold, listHolds, placeHold } from './holds/routes';
 import { changeRequestStatus, downloadRequest, executeRequest, listRequests, registerRequest, showRequest } from './requests/routes';
@@ -74,6 +75,7 @@ export function routes(deps: RouteDeps): Route[] {
   const calls = { knex: db, config: deps.config, hub: deps.hub };
   const api = { knex: db, config: deps.config };
   const limit = perKeyRateLimit();
+  const ops = { knex: db, config: deps.config, logger: deps.logger, ops: deps.ops };
   const recordings = { knex: db, config: deps.config, recordingKey: deps.config?.recordingKey ? parseRecordingKey(deps.config.recordingKey) : null };
   return [
     { method: 'get', path: '/healthz', access: 'public', handlers: [liveness] },
@@ -198,5 +200,9 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/compliance/security', access: COMPLIANCE, handlers: [securityPage(db)] },
     { method: 'get', path: '/admin/organisation/close', access: ADMIN, handlers: [closurePage(db)] },
     { method: 'post', path: '/admin/organisation/close', access: ADMIN, handlers: [closeOrganisation({ knex: db, hub: deps.hub })] },
+
+    // operations: Prometheus metrics (public in the table; metricsAccess admits only allowed addresses or the token) and the status page
+    { method: 'get', path: '/metrics', access: 'public', handlers: [metricsAccess(ops), metrics(ops)] },
+    { method: 'get', path: '/admin/status', access: ADMIN, handlers: [statusPage(ops)] },
   ];
 }

@@ -52,7 +52,8 @@ async function renderPage(knex: Knex, req: Request, res: Response, status: numbe
     title: req.t('organisation.title'),
     organisation,
     profile: state.profile ?? { name: organisation.name, vat_number: organisation.vatNumber ?? '' },
-    branding: {
+    // Not `branding`: the layout reads that name for the page's theme (partials/branding.ejs).
+    brandingForm: {
       brand_color: state.branding?.brand_color ?? organisation.brandColor ?? '',
       brand_color_picker: picker && /^#[0-9a-f]{6}$/i.test(picker) ? picker.toLowerCase() : organisation.brandColor ?? DEFAULT_BRAND_COLOR,
     },

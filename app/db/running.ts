@@ -1,0 +1,49 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../../config';
+import { createKnex, EMBEDDED_DATABASE, openDatabase, type Database } from './connection';
+import type { Logger } from '../logger';
+
+/**
+ * The database for command-line tools that may run while the appliance
+ * runs (`vclerk backup create` from cron, `vclerk user reset-password`,
+ * `vclerk migrate status`, ...). With DATABASE_URL that is simply the
+ * server. With the embedded PostgreSQL, a server the running appliance
+ * started is joined (its port is in postmaster.pid, its password in
+ * <dataDir>/postgres.password) instead of being stopped and started anew,
+ * as openDatabase() does with a cluster it finds running after a crash.
+ */
+export async function openDatabaseBesideAppliance(config: Config, logger: Logger): Promise<Database> {
+  if (config.databaseUrl) return openDatabase(config, logger);
+  const dataDir = path.resolve(config.dataDir);
+  const running = runningEmbeddedPort(path.join(dataDir, 'postgres'));
+  if (running === null) return openDatabase(config, logger);
+  const password = fs.readFileSync(path.join(dataDir, 'postgres.password'), 'utf8').trim();
+  const knex = createKnex(`postgres://vclerk:${encodeURIComponent(password)}@127.0.0.1:${running}/${EMBEDDED_DATABASE}`, 2);
+  try {
+    await knex.raw('SELECT 1');
+  } catch (err) {
+    await knex.destroy();
+    throw new Error(`cannot connect to the running embedded PostgreSQL on 127.0.0.1:${running}`, { cause: err });
+  }
+  return { knex, embedded: true, close: () => knex.destroy() };
+}
+
+/** The port of a live postmaster on this cluster, or null. */
+function runningEmbeddedPort(clusterDir: string): number | null {
+  let lines: string[];
+  try {
+    lines = fs.readFileSync(path.join(clusterDir, 'postmaster.pid'), 'utf8').split('\n');
+  } catch {
+    return null;
+  }
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0 || !Number.isInteger(port) || port <= 0) return null;
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return null;
+  }
+  return port;
+}
