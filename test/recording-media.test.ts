@@ -21,7 +21,7 @@ import {
   type Room,
 } from '../media';
 import { silentLogger } from './support/context';
-import { freePort } from './support/process';
+import { freePortBlock } from './support/process';
 import { startRtpSource, type RtpSource } from './support/rtp-source';
 
 const run = promisify(execFile);
@@ -154,7 +154,7 @@ describe('CallRecorder and composeRecording (real mediasoup worker, real ffmpeg)
       workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, path.join(__dirname, '..')),
       workers: 1,
       listenIp: '127.0.0.1',
-      basePort: await freePort(),
+      basePort: await freePortBlock(1),
       rtcMinPort: 47800,
       rtcMaxPort: 47999,
       logLevel: 'warn',

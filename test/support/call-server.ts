@@ -8,7 +8,7 @@ import { sessionMiddleware } from '../../app/auth/session';
 import { CallHub } from '../../app/calls/hub';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
 import { RoomRegistry, WorkerPool, resolveWorkerBinary } from '../../media';
-import { freePort } from './process';
+import { freePortBlock } from './process';
 import { silentLogger, testConfig, TEST_SECRET } from './context';
 import type { TestDatabase } from './database';
 
@@ -36,7 +36,7 @@ export async function startCallServer(
     workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, path.join(__dirname, '..', '..')),
     workers: options.workers ?? 1,
     listenIp: '127.0.0.1',
-    basePort: await freePort(),
+    basePort: await freePortBlock(options.workers ?? 1),
     rtcMinPort: config.mediaRtcPortMin,
     rtcMaxPort: config.mediaRtcPortMax,
     logLevel: 'warn',

@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -20,9 +21,39 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+async function canBind(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+  if (!tcp) return false;
+  return new Promise<boolean>((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    socket.once('error', () => resolve(false));
+    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The first of `count` consecutive ports free for TCP and UDP, for media
+ * workers (worker i listens on first + i). Taken from 20000-29999: below
+ * the kernel's ephemeral ports and away from the recorder's and the
+ * workers' own port ranges, so nothing else grabs them meanwhile.
+ */
+export async function freePortBlock(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const first = 20000 + Math.floor(Math.random() * (10000 - count));
+    let free = true;
+    for (let i = 0; i < count && free; i++) free = await canBind(first + i);
+    if (free) return first;
+  }
+  throw new Error(`no ${count} consecutive free ports in 20000-29999`);
+}
+
 /** Media settings for a test process: one worker on loopback, on a free port. */
 export async function mediaEnv(): Promise<Record<string, string>> {
-  return { VCLERK_MEDIA_WORKERS: '1', VCLERK_MEDIA_LISTEN_IP: '127.0.0.1', VCLERK_MEDIA_PORT: String(await freePort()) };
+  return { VCLERK_MEDIA_WORKERS: '1', VCLERK_MEDIA_LISTEN_IP: '127.0.0.1', VCLERK_MEDIA_PORT: String(await freePortBlock(1)) };
 }
 
 /** Only what a fresh shell would have, plus the given settings: no VCLERK_ or DATABASE_URL leaks in. */
