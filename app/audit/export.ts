@@ -9,7 +9,7 @@ import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError } from '../errors';
 import { csvHeader, csvLine, ndjsonLine, toExportRow, type ExportRow } from './export-format';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestText, signManifest, type ChainLink, type ExportFormat, type ExportManifest } from './manifest';
-import type { AuditFilter } from './service';
+import { applyAuditFilter, type AuditFilter } from './service';
 import { ensureApplianceKey } from './signing';
 
 /**
@@ -41,24 +41,6 @@ export function selectionFilter(s: ExportSelection): AuditFilter {
     actor: s.actor || undefined,
     action: s.action || undefined,
   };
-}
-
-function escapeLike(value: string): string {
-  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
-
-/** The same conditions as AuditService.list: `from` inclusive, `to` exclusive, action or `group.%`, actor label part or exact id. */
-function applyFilter(query: Knex.QueryBuilder, filter: AuditFilter): void {
-  if (filter.from) query.where('occurred_at', '>=', filter.from);
-  if (filter.to) query.where('occurred_at', '<', filter.to);
-  if (filter.action) {
-    const action = filter.action;
-    query.where((q) => q.where('action', action).orWhere('action', 'like', `${escapeLike(action)}.%`));
-  }
-  if (filter.actor) {
-    const actor = filter.actor;
-    query.where((q) => q.whereILike('actor_label', `%${escapeLike(actor)}%`).orWhere('actor_id', actor));
-  }
 }
 
 export interface WrittenExport {
@@ -108,7 +90,7 @@ export async function writeAuditExport(
         .where({ chain: organisationId, organisation_id: organisationId })
         .where('seq', '>', after)
         .where('seq', '<=', result.chainHead!.seq);
-      applyFilter(query, filter);
+      applyAuditFilter(query, filter);
       const rows = (await query.orderBy('seq').limit(batchSize)) as Record<string, unknown>[];
       if (rows.length === 0) return;
       let text = '';

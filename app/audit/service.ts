@@ -101,13 +101,7 @@ export class AuditService {
    */
   async list(organisationId: string, filter: AuditFilter, page: { limit: number; offset: number }): Promise<{ events: AuditEvent[]; total: number }> {
     const query = this.knex('audit_events').where({ organisation_id: organisationId });
-    if (filter.from) query.where('occurred_at', '>=', filter.from);
-    if (filter.to) query.where('occurred_at', '<', filter.to);
-    if (filter.action) query.where((q) => q.where('action', filter.action!).orWhere('action', 'like', `${escapeLike(filter.action!)}.%`));
-    if (filter.actor) {
-      const actor = filter.actor;
-      query.where((q) => q.whereILike('actor_label', `%${escapeLike(actor)}%`).orWhere('actor_id', actor));
-    }
+    applyAuditFilter(query, filter);
     const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
     const rows = await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset);
     return { events: rows.map(toEvent), total: Number(total) };
@@ -130,6 +124,25 @@ export class AuditService {
 
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/**
+ * The audit filter's conditions (the audit page and the export alike):
+ * `from` inclusive, `to` exclusive; `action` one action or a group
+ * (`auth` matches `auth.*`); `actor` part of the actor's label or the
+ * exact actor id.
+ */
+export function applyAuditFilter(query: Knex.QueryBuilder, filter: AuditFilter): void {
+  if (filter.from) query.where('occurred_at', '>=', filter.from);
+  if (filter.to) query.where('occurred_at', '<', filter.to);
+  if (filter.action) {
+    const action = filter.action;
+    query.where((q) => q.where('action', action).orWhere('action', 'like', `${escapeLike(action)}.%`));
+  }
+  if (filter.actor) {
+    const actor = filter.actor;
+    query.where((q) => q.whereILike('actor_label', `%${escapeLike(actor)}%`).orWhere('actor_id', actor));
+  }
 }
 
 function toChainRow(row: Record<string, unknown>): ChainRow {

@@ -1,3 +1,4 @@
+import { selectionFilter } from '../audit/export';
 import type { Request, RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { z } from 'zod';
@@ -8,7 +9,6 @@ import { ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
 
 export const PAGE_SIZE = 50;
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** The action groups (`auth`, `user`, ...) in the order the actions list them. */
 export const actionGroups = [...new Set(auditActions.map((a) => a.split('.')[0]!))];
@@ -34,14 +34,9 @@ export const auditQuerySchema = z
 
 type AuditQuery = z.infer<typeof auditQuerySchema>;
 
-/** Dates are whole UTC days: `from` from its midnight, `to` up to the end of its day. */
+/** Dates are whole UTC days: `from` from its midnight, `to` up to the end of its day (as the export reads them). */
 function toFilter(q: AuditQuery): AuditFilter {
-  return {
-    from: q.from ? new Date(`${q.from}T00:00:00Z`) : undefined,
-    to: q.to ? new Date(Date.parse(`${q.to}T00:00:00Z`) + DAY_MS) : undefined,
-    actor: q.actor || undefined,
-    action: q.action,
-  };
+  return selectionFilter(q);
 }
 
 /** The link to another page of the same filtered list. */
