@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io-client';
-import request from 'supertest';
 import type { Card, ChatMessage } from '../app/calls/protocol';
 import { CallService } from '../app/calls/service';
 import { CurationError, CurationService } from '../app/curation/service';
-import { csrfFrom, PASSWORD, seedOrganisation, seedUser, type SeededUser } from './support/accounts';
+import { seedOrganisation, seedUser, type SeededUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
 import { useTestDatabase } from './support/database';
-import { connect, ok, refusedCode as refused } from './support/signal-client';
+import { ok, openCall, refusedCode as refused, sessionCookie } from './support/signal-client';
 
 /** The next event of that name (after `action` ran). */
 function next<T>(socket: Socket, event: string, match: (data: T) => boolean = () => true): Promise<T> {
@@ -48,15 +47,7 @@ describe('curation and chat in a call (signalling, real server)', () => {
       .returning(['id', 'sku', 'organisation_id']);
     for (const row of rows) products[row.organisation_id === org.id ? row.sku : `other:${row.sku}`] = row.id;
 
-    const agent = request.agent(server.url);
-    const login = await agent.get('/login');
-    const res = await agent.post('/login').type('form').send({ _csrf: csrfFrom(login.text), email: clerk.email, password: PASSWORD }).expect(303);
-    const cookie = String(res.headers['set-cookie']).split(';')[0]!;
-    const caller = { user: { id: clerk.id, organisationId: clerk.organisationId } as never, ip: '127.0.0.1', userAgent: 'test', sessionId: 'x' };
-    const started = await new CallService(knex).start(caller, 1);
-    callId = started.call.id;
-    clerkSocket = await connect(server.url, { callId }, cookie);
-    customerSocket = await connect(server.url, { token: started.token });
+    ({ callId, clerkSocket, customerSocket } = await openCall(knex, server.url, clerk, await sessionCookie(server.url, clerk)));
   });
 
   after(async () => {

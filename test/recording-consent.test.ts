@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io-client';
-import request from 'supertest';
 import type { RecordingState } from '../app/calls/protocol';
 import { CallService } from '../app/calls/service';
 import { recordingNotice } from '../app/recordings/policy';
-import { csrfFrom, PASSWORD, seedOrganisation, seedUser, type SeededUser } from './support/accounts';
+import { seedOrganisation, seedUser, type SeededUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
 import { useTestDatabase } from './support/database';
-import { connect, ok, refusedCode } from './support/signal-client';
+import { connect, join, ok, openCall, refusedCode, sessionCookie } from './support/signal-client';
 
 const NOTICE = recordingNotice('en');
 const consent = (answer: 'granted' | 'declined' | 'withdrawn', noticeVersion = NOTICE.version) => ({ answer, noticeVersion, language: 'en' });
@@ -40,10 +39,7 @@ describe('recording consent (signalling, real server)', function () {
     const org = await seedOrganisation(db.current.knex, 'Consent Bank');
     organisationId = org.id;
     clerk = await seedUser(db.current.knex, org, 'clerk');
-    const agent = request.agent(server.url);
-    const login = await agent.get('/login');
-    const res = await agent.post('/login').type('form').send({ _csrf: csrfFrom(login.text), email: clerk.email, password: PASSWORD }).expect(303);
-    cookie = String(res.headers['set-cookie']).split(';')[0]!;
+    cookie = await sessionCookie(server.url, clerk);
   });
 
   after(async () => {
@@ -58,18 +54,11 @@ describe('recording consent (signalling, real server)', function () {
   }
 
   async function newCall(): Promise<{ callId: string; clerkSocket: Socket; customerSocket: Socket }> {
-    const caller = { user: { id: clerk.id, organisationId } as never, ip: '127.0.0.1', userAgent: 'test', sessionId: 'x' };
-    const { call, token } = await new CallService(db.current.knex).start(caller, 1);
-    const clerkSocket = await connect(server.url, { callId: call.id }, cookie);
-    const customerSocket = await connect(server.url, { token });
-    sockets.push(clerkSocket, customerSocket);
-    return { callId: call.id, clerkSocket, customerSocket };
+    const call = await openCall(db.current.knex, server.url, clerk, cookie);
+    sockets.push(call.clerkSocket, call.customerSocket);
+    return call;
   }
 
-  async function join(socket: Socket): Promise<void> {
-    const { rtpCapabilities } = await ok<{ rtpCapabilities: Record<string, unknown> }>(socket, 'getRouterRtpCapabilities');
-    await ok(socket, 'join', { rtpCapabilities });
-  }
 
   it('with recording off, nobody can start it or consent to it', async () => {
     await setPolicy({ mode: 'off' });

@@ -1,19 +1,13 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io-client';
-import request from 'supertest';
 import type { ChatMessage } from '../app/calls/protocol';
-import { CallService } from '../app/calls/service';
 import { runRetention } from '../app/retention/run';
-import { csrfFrom, PASSWORD, seedOrganisation, seedUser } from './support/accounts';
+import { seedOrganisation, seedUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
 import { useTestDatabase } from './support/database';
-import { connect, ok } from './support/signal-client';
+import { join, ok, openCall, sessionCookie } from './support/signal-client';
 import { remaining, setRetention } from './retention-seed';
 
-async function join(socket: Socket): Promise<void> {
-  const { rtpCapabilities } = await ok<{ rtpCapabilities: Record<string, unknown> }>(socket, 'getRouterRtpCapabilities');
-  await ok(socket, 'join', { rtpCapabilities });
-}
 
 describe('retention during a live call (real server)', function () {
   this.timeout(60_000);
@@ -30,15 +24,7 @@ describe('retention during a live call (real server)', function () {
     const org = await seedOrganisation(knex, 'Live Retention Bank');
     organisationId = org.id;
     const clerk = await seedUser(knex, org, 'clerk');
-    const agent = request.agent(server.url);
-    const login = await agent.get('/login');
-    const res = await agent.post('/login').type('form').send({ _csrf: csrfFrom(login.text), email: clerk.email, password: PASSWORD }).expect(303);
-    const cookie = String(res.headers['set-cookie']).split(';')[0]!;
-    const caller = { user: { id: clerk.id, organisationId: org.id } as never, ip: '127.0.0.1', userAgent: 'test', sessionId: 'x' };
-    const started = await new CallService(knex).start(caller, 1);
-    callId = started.call.id;
-    clerkSocket = await connect(server.url, { callId }, cookie);
-    customerSocket = await connect(server.url, { token: started.token });
+    ({ callId, clerkSocket, customerSocket } = await openCall(knex, server.url, clerk, await sessionCookie(server.url, clerk)));
     await join(clerkSocket);
     await join(customerSocket);
   });
