@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import request from 'supertest';
 import { csrfFrom, seedOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
-import { assertBuilt, cleanEnv, compiledCli, run } from './support/process';
+import { assertBuilt, cleanEnv, compiledCli, root, run } from './support/process';
 
 /** The IT admin's shell commands, run as the compiled `vclerk` CLI against the test database. */
 describe('vclerk user commands', () => {
@@ -59,5 +61,21 @@ describe('vclerk user commands', () => {
     await seedOrganisation(db.current.knex, 'Another');
     const setup = await cli('setup-link');
     assert.match(setup.output, /already set up/);
+  });
+});
+
+/** The README's commands as written: `npx vclerk ...` after a build (npm test builds first). */
+describe('npx vclerk after a rebuild', () => {
+  before(() => assertBuilt());
+
+  it('runs the compiled CLI through the package bin, which the build leaves executable', async () => {
+    assert.ok((fs.statSync(compiledCli).mode & 0o111) !== 0, 'dist/app/cli.js is not executable');
+    const child = spawn('npx', ['--no-install', 'vclerk', 'config', 'check'], { cwd: root, env: cleanEnv({ DATABASE_URL: 'postgres://u:p@127.0.0.1:9/x' }) });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.doesNotMatch(output, /Permission denied/);
+    assert.equal(code, 0, output);
   });
 });
