@@ -6,6 +6,7 @@ import path from 'node:path';
 import { createApp } from '../app/app';
 import { sessionMiddleware } from '../app/auth/session';
 import { CallHub } from '../app/calls/hub';
+import { revealRows } from '../app/audit/personal';
 import { CallService } from '../app/calls/service';
 import { trustProxyFunction } from '../app/ops/addresses';
 import { turnCredentials, TurnIssuer } from '../app/ops/turn';
@@ -106,8 +107,10 @@ describe('TURN servers in the signalling answers', () => {
     try {
       const { rtpCapabilities } = await ok<{ rtpCapabilities: Record<string, unknown> }>(forwarded, 'getRouterRtpCapabilities');
       await ok(forwarded, 'join', { rtpCapabilities });
-      const event = await db.current.knex('audit_events').where({ action: 'call.joined', target_id: call.id }).first('ip');
-      assert.equal(event?.ip, '203.0.113.9');
+      const event = await db.current.knex('audit_events').where({ action: 'call.joined', target_id: call.id }).first('ip', 'user_agent');
+      // A customer's address is stored encrypted under the call's key (audit/personal.ts).
+      const [revealed] = await revealRows(db.current.knex, [event]);
+      assert.equal(revealed?.ip, '203.0.113.9');
     } finally {
       forwarded.close();
     }

@@ -27,7 +27,7 @@ export function openApiDocument() {
       title: 'VClerk API',
       version: `1 (VClerk ${appVersion})`,
       description:
-        'For the organisation\'s own systems. Authenticate every request with an API key: `Authorization: Bearer <key>` (or `X-API-Key`). Every request is audited with the key and the client IP. Errors answer `{ "error": { "code", "message", "requestId", "details"? } }` with a stable `code`. Rate limit: 10 requests/s per key (bursts of 50), then 429 with Retry-After.',
+        'For the organisation\'s own systems. Authenticate every request with an API key: `Authorization: Bearer <key>` (or `X-API-Key`). Accepted requests are written to the organisation\'s API request log (key, method, path, status, client IP and user agent), kept as long as the organisation\'s retention setting for it says; refused requests (missing, unknown or revoked key, missing scope) are recorded in the audit trail (aggregated per source). Errors answer `{ "error": { "code", "message", "requestId", "details"? } }` with a stable `code`. Rate limit: 10 requests/s per key (bursts of 50), then 429 with Retry-After.',
     },
     servers: [{ url: '/' }],
     security: [{ apiKey: [] }],

@@ -1,4 +1,8 @@
-/** Every audited action, in one list: compliance filters offer these. */
+/**
+ * Every audited action, in one list: compliance filters offer these, so
+ * each must be written somewhere in app/ (test/audit-actions.test.ts checks).
+ * Accepted API requests are not audited: they go to `api_request_log`.
+ */
 export const auditActions = [
   'setup.completed',
   'auth.login_succeeded',
@@ -35,7 +39,6 @@ export const auditActions = [
   'recording.downloaded',
   'api_key.created',
   'api_key.revoked',
-  'api.request',
   'api.refused',
   'catalog.product_created',
   'catalog.product_updated',
@@ -55,6 +58,7 @@ export const auditActions = [
   'security.role_denied',
   'security.signalling_refused',
   'security.recording_access_denied',
+  'security.rate_limited',
   'retention.settings_changed',
   'retention.run_requested',
   'retention.deleted',
@@ -76,6 +80,8 @@ export type AuditAction = (typeof auditActions)[number];
 export type Actor =
   | { type: 'user'; id: string; label: string; organisationId: string }
   | { type: 'api_key'; id: string; label: string; organisationId: string }
+  /** A user or key of another organisation in this organisation's trail: the id only, no name or e-mail (auth/scoped-service.ts). */
+  | { type: 'user' | 'api_key'; id: string; label?: undefined; organisationId: string }
   | { type: 'guest'; id?: string; label?: string }
   | { type: 'system'; label?: string };
 

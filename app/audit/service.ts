@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { ChainVerifier, eventHash, GENESIS_HASH, type ChainBreak, type ChainRow, type ChainedContent } from './chain';
 import type { Actor, AuditAction } from './actions';
+import { revealRows, sealCustomerMeta, type CustomerScope } from './personal';
 
 export interface AuditEventInput {
   /** The organisation the event belongs to; null for appliance-wide events. */
@@ -10,6 +11,13 @@ export interface AuditEventInput {
   target?: { type: string; id: string };
   ip?: string | null;
   userAgent?: string | null;
+  /**
+   * Set when `ip` and `userAgent` are an anonymous customer's (joining,
+   * leaving, consent ...): they are then stored only encrypted under the
+   * call's key (or the organisation's key of the month without a call),
+   * which retention and erasure destroy. See personal.ts.
+   */
+  customer?: CustomerScope;
   details?: Record<string, unknown>;
 }
 
@@ -25,6 +33,8 @@ export interface AuditEvent {
   targetId: string | null;
   ip: string | null;
   userAgent: string | null;
+  /** The customer's IP was recorded, but its key is destroyed (retention, erasure): `ip` is null. */
+  personalErased: boolean;
   details: Record<string, unknown>;
 }
 
@@ -84,6 +94,10 @@ export class AuditService {
       user_agent: event.userAgent ? event.userAgent.slice(0, MAX_USER_AGENT) : null,
       details: event.details ?? {},
     };
+    if (event.customer) {
+      if (!event.organisationId) throw new Error('a customer event belongs to an organisation');
+      Object.assign(content, await sealCustomerMeta(trx, event.organisationId, event.customer, new Date(content.occurred_at), content));
+    }
     const prevHash = last?.hash ?? GENESIS_HASH;
     await trx('audit_events').insert({
       ...content,
@@ -104,7 +118,7 @@ export class AuditService {
     applyAuditFilter(query, filter);
     const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
     const rows = await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset);
-    return { events: rows.map(toEvent), total: Number(total) };
+    return { events: await revealEvents(this.knex, rows), total: Number(total) };
   }
 
   /** Recomputes one chain (an organisation's, or the system chain for null) and reports the first broken link. */
@@ -149,7 +163,13 @@ function toChainRow(row: Record<string, unknown>): ChainRow {
   return { ...(row as unknown as ChainRow), seq: Number(row.seq), occurred_at: (row.occurred_at as Date).toISOString() };
 }
 
-/** An `audit_events` row as the pages show it. */
+/** `audit_events` rows as the pages show them: customers' IPs and user agents decrypted while their key exists. */
+export async function revealEvents(knex: Knex, rows: Record<string, unknown>[]): Promise<AuditEvent[]> {
+  const revealed = await revealRows(knex, rows.map((row) => ({ ip: (row.ip as string | null) ?? null, user_agent: (row.user_agent as string | null) ?? null })));
+  return rows.map((row, i) => ({ ...toEvent({ ...row, ...revealed[i] }), personalErased: revealed[i]!.erased.includes('ip') }));
+}
+
+/** An `audit_events` row as stored (customers' IPs and user agents still encrypted: see revealEvents). */
 export function toEvent(row: Record<string, unknown>): AuditEvent {
   return {
     id: String(row.id),
@@ -163,6 +183,7 @@ export function toEvent(row: Record<string, unknown>): AuditEvent {
     targetId: (row.target_id as string | null) ?? null,
     ip: (row.ip as string | null) ?? null,
     userAgent: (row.user_agent as string | null) ?? null,
+    personalErased: false,
     details: (row.details as Record<string, unknown>) ?? {},
   };
 }

@@ -2,7 +2,8 @@ import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { AuditAction } from '../audit/actions';
-import { toEvent, type AuditEvent } from '../audit/service';
+import { revealEvents, type AuditEvent } from '../audit/service';
+import { REFUSAL_COUNT_SQL } from '../audit/refusals';
 import { callerOf } from '../auth/caller';
 
 /** The audit actions that signal an attack or a misconfiguration, in the order the page shows them. */
@@ -32,7 +33,8 @@ export interface SignalCounts {
 
 /**
  * Security signals of one organisation, read from its audit trail: how
- * often each kind happened in the last 24 hours, 7 days and 30 days, and
+ * often each kind happened in the last 24 hours, 7 days and 30 days
+ * (summing the counts of aggregated refusal rows), and
  * the latest events (with IPs), paged, optionally of one kind.
  */
 export class SecuritySignals {
@@ -47,9 +49,10 @@ export class SecuritySignals {
       .where('occurred_at', '<=', now)
       .groupBy('action')
       .select('action')
-      .select(this.knex.raw('count(*) FILTER (WHERE occurred_at >= ?) AS day', [since(windows.day)]))
-      .select(this.knex.raw('count(*) FILTER (WHERE occurred_at >= ?) AS week', [since(windows.week)]))
-      .select(this.knex.raw('count(*) AS month'));
+      // An aggregated refusal row stands for `details.count` refusals (audit/refusals.ts).
+      .select(this.knex.raw(`coalesce(sum(${REFUSAL_COUNT_SQL}) FILTER (WHERE occurred_at >= ?), 0) AS day`, [since(windows.day)]))
+      .select(this.knex.raw(`coalesce(sum(${REFUSAL_COUNT_SQL}) FILTER (WHERE occurred_at >= ?), 0) AS week`, [since(windows.week)]))
+      .select(this.knex.raw(`sum(${REFUSAL_COUNT_SQL}) AS month`));
     const byAction = new Map(rows.map((r) => [r.action as string, r]));
     return securitySignals.map((kind) => {
       const r = byAction.get(kind);
@@ -63,7 +66,7 @@ export class SecuritySignals {
     else query.whereIn('action', securitySignals);
     const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
     const rows = await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(SECURITY_PAGE_SIZE).offset((page - 1) * SECURITY_PAGE_SIZE);
-    return { events: rows.map(toEvent), total: Number(total) };
+    return { events: await revealEvents(this.knex, rows), total: Number(total) };
   }
 }
 

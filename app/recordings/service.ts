@@ -116,6 +116,8 @@ export class RecordingStore {
           action: 'recording.consent',
           target: entry.recordingId ? { type: 'recording', id: entry.recordingId } : { type: 'call', id: call.id },
           ...meta,
+          // The customer's IP and user agent: encrypted under the call's key (audit/personal.ts).
+          ...(entry.role === 'customer' ? { customer: { callId: call.id } } : {}),
           details: { consent_id: row.id, call_id: call.id, role: entry.role, answer: entry.answer, notice_version: entry.notice.version },
         },
         trx,
@@ -149,10 +151,10 @@ export class RecordingStore {
   /** Recording stopped: the final file is to be made (status processing). `partial` marks an interrupted one. */
   async stopped(id: string, reason: string, partial: boolean, actor: Actor = SYSTEM, meta: Meta = { ip: null, userAgent: null }): Promise<void> {
     await this.knex.transaction(async (trx) => {
-      const row = await trx('recordings').where({ id }).forUpdate().first('organisation_id', 'status', 'stop_reason');
+      const row = await trx('recordings').where({ id }).forUpdate().first('organisation_id', 'call_id', 'status', 'stop_reason');
       if (!row || row.status !== 'recording') return;
       await trx('recordings').where({ id }).update({ status: 'processing', stopped_at: trx.fn.now(), stop_reason: partial ? `partial:${reason}` : reason });
-      await this.audit.record({ organisationId: row.organisation_id, actor, action: 'recording.stopped', target: { type: 'recording', id }, ...meta, details: { reason, partial } }, trx);
+      await this.audit.record({ organisationId: row.organisation_id, actor, action: 'recording.stopped', target: { type: 'recording', id }, ...meta, ...(actor.type === 'guest' ? { customer: { callId: row.call_id as string } } : {}), details: { reason, partial } }, trx);
     });
   }
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Response } from 'express';
 import { ZipFile } from 'yazl';
+import { revealRows } from '../audit/personal';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError } from '../errors';
 import type { Translate } from '../i18n';
@@ -26,7 +27,8 @@ const json = (value: unknown) => Buffer.from(`${JSON.stringify(value, null, 2)}\
  * about the request's calls. Per call: `call.json` (metadata),
  * `selections.json` (the cards shown), `chat.json`, `notes.json` (the
  * clerk's notes), `consents.json` (the consent ledger, with IPs),
- * `events.json` (the customer's own audit events, with IPs),
+ * `events.json` (the customer's own audit events, with IPs and user agents
+ * decrypted while their key exists, "erased" after),
  * `recordings.json` and the recordings themselves (`recordings/<id>.mp4`,
  * decrypted when stored encrypted). A README explains the files.
  *
@@ -64,6 +66,17 @@ export class AccessExport extends OrganisationScopedService {
     });
   }
 
+  /** The customer's own audit events of a call (also consent events that name the call in their details), IP and user agent readable or "erased". */
+  private async customerEvents(callId: string): Promise<Record<string, unknown>[]> {
+    const rows = await this.knex('audit_events')
+      .where({ organisation_id: this.organisationId, actor_type: 'guest' })
+      .where((w) => w.where({ target_type: 'call', target_id: callId }).orWhereRaw(`details->>'call_id' = ?`, [callId]))
+      .orderBy('seq')
+      .select('occurred_at', 'action', 'ip', 'user_agent', 'details');
+    const revealed = await revealRows(this.knex, rows as { ip: string | null; user_agent: string | null }[]);
+    return revealed.map(({ erased, ...row }) => ({ ...row, ...Object.fromEntries(erased.map((field) => [field, 'erased'])) }));
+  }
+
   /** Sends the ZIP (audited before the first byte); the request must have been executed. */
   async send(requestId: string, res: Response, options: { dataDir: string; key: Buffer | null; t: Translate }): Promise<void> {
     const request = await this.request(requestId);
@@ -82,7 +95,7 @@ export class AccessExport extends OrganisationScopedService {
       zip.addBuffer(json(await this.knex('call_messages').where({ call_id: call.id }).orderBy('created_at').select('sender', 'kind', 'body', 'item_id', 'created_at')), `${dir}/chat.json`, { mtime });
       zip.addBuffer(json(await this.knex('call_notes').where({ call_id: call.id }).select('body', 'updated_at')), `${dir}/notes.json`, { mtime });
       zip.addBuffer(json(await this.knex('recording_consents').where({ call_id: call.id, role: 'customer' }).orderBy('answered_at').select('recording_id', 'answer', 'notice_text', 'notice_version', 'language', 'ip', 'answered_at')), `${dir}/consents.json`, { mtime });
-      zip.addBuffer(json(await this.knex('audit_events').where({ organisation_id: this.organisationId, target_type: 'call', target_id: call.id, actor_type: 'guest' }).orderBy('seq').select('occurred_at', 'action', 'ip', 'user_agent', 'details')), `${dir}/events.json`, { mtime });
+      zip.addBuffer(json(await this.customerEvents(call.id)), `${dir}/events.json`, { mtime });
       const own = recordings.filter((r) => r.callId === call.id);
       zip.addBuffer(json(own.map((r) => ({ id: r.id, file: `recordings/${r.id}.mp4`, size: r.size, sha256: r.sha256 }))), `${dir}/recordings.json`, { mtime });
       for (const recording of own) {

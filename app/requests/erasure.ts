@@ -1,3 +1,4 @@
+import { destroyCallKeys } from '../audit/personal';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError } from '../errors';
 import { LegalHolds } from '../holds/service';
@@ -8,8 +9,12 @@ export interface ErasureResult {
   calls: number;
   erased: { calls: string[]; recordings: number; messages: number; items: number; notes: number; consent_ips: number };
   held: { call_id: string; reason: 'legal_hold' | 'call_open'; recordings_kept: number }[];
-  /** Audit events of these calls that carry a client IP: the append-only audit trail keeps them (see docs/data-subject-requests.md). */
-  audit_events_with_ip: number;
+  /**
+   * The customer's IP addresses and user agents in the audit trail: stored
+   * only encrypted under the call's key, which the erasure destroyed; the
+   * events stay (append-only), their values are unreadable from then on.
+   */
+  audit_ips_erased: { keys: number; events: number };
 }
 
 /**
@@ -21,11 +26,13 @@ export interface ErasureResult {
  * notice, without IP), so the organisation can still show that recording
  * was consented to.
  *
+ * The customer's IPs and user agents in the append-only audit trail
+ * (`call.joined`, `call.left`, consent events) are encrypted under the
+ * call's key: the key is destroyed, so they become unreadable while the
+ * events and the hash chain stay intact (crypto-shredding, audit/personal.ts).
+ *
  * Held back: a call under a legal hold keeps everything except recordings
- * that are themselves not held; a call still open is left alone. The audit
- * trail is append-only: the IPs of `call.joined` / `call.left` and the
- * consent events stay there as the appliance's security record; their
- * number is noted in the result.
+ * that are themselves not held; a call still open is left alone.
  *
  * All in one transaction with its audit event; the recording files are
  * removed inside it, so the rows go only when their files went.
@@ -40,7 +47,7 @@ export class ErasureExecution extends OrganisationScopedService {
       if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
       const callIds = (request.call_ids as string[]) ?? [];
       const calls = callIds.length ? await trx('calls').where({ organisation_id: this.organisationId }).whereIn('id', callIds).forUpdate().select('id', 'status') : [];
-      const result: ErasureResult = { calls: calls.length, erased: { calls: [], recordings: 0, messages: 0, items: 0, notes: 0, consent_ips: 0 }, held: [], audit_events_with_ip: 0 };
+      const result: ErasureResult = { calls: calls.length, erased: { calls: [], recordings: 0, messages: 0, items: 0, notes: 0, consent_ips: 0 }, held: [], audit_ips_erased: { keys: 0, events: 0 } };
 
       for (const call of calls) {
         if (call.status !== 'ended') {
@@ -68,13 +75,12 @@ export class ErasureExecution extends OrganisationScopedService {
         result.erased.notes += await trx('call_notes').where({ call_id: call.id }).delete();
         result.erased.consent_ips += await trx('recording_consents').where({ call_id: call.id }).whereNotNull('ip').update({ ip: null });
         await trx('calls').where({ id: call.id }).whereNull('link_revoked_at').update({ link_revoked_at: trx.fn.now() });
+        const shredded = await destroyCallKeys(trx, this.organisationId, call.id);
+        result.audit_ips_erased.keys += shredded.keys;
+        result.audit_ips_erased.events += shredded.events;
         result.erased.calls.push(call.id);
       }
 
-      if (callIds.length) {
-        const [{ n }] = (await trx('audit_events').where({ organisation_id: this.organisationId, target_type: 'call' }).whereIn('target_id', callIds).whereNotNull('ip').count({ n: '*' })) as [{ n: string }];
-        result.audit_events_with_ip = Number(n);
-      }
       await trx('subject_requests').where({ id: requestId }).update({
         executed_at: trx.fn.now(),
         executed_by: this.caller.user.id,

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { SYSTEM } from '../audit/actions';
+import { countKeysUsedBefore, destroyKeysUsedBefore } from '../audit/personal';
 import { AuditService } from '../audit/service';
 import { LegalHolds, type ActiveHolds } from '../holds/service';
 import { recordingDir, removeRecordingFiles } from '../recordings/storage';
@@ -19,7 +20,7 @@ export interface Receipt {
   /** The setting in days, and the moment before which data was due. */
   days: number;
   cutoff: Date;
-  /** Rows deleted (recordings: recordings; notes: one per call). */
+  /** Rows deleted (recordings: recordings; notes: one per call; audit_customer_ips: keys destroyed). */
   rows: number;
   /** Calls only: rows kept as the anchor of consent records, with their reference, link and clerk removed. */
   anonymised: number;
@@ -95,6 +96,7 @@ class OrganisationRun {
           rows: receipt.rows,
           ...(kind === 'calls' ? { anonymised: receipt.anonymised } : {}),
           ...(kind === 'recordings' ? { files: receipt.files, bytes: receipt.bytes } : {}),
+          ...(kind === 'audit_customer_ips' ? { keys_destroyed: receipt.rows } : {}),
           held_skipped: receipt.heldSkipped,
           ...(failure ? { incomplete: true } : {}),
         },
@@ -241,6 +243,23 @@ class OrganisationRun {
       receipt.rows += deleted;
       if (deleted < BATCH) break;
     }
+  }
+
+  /**
+   * Customers' IPs and user agents in the audit trail: the trail is
+   * append-only, so their keys are destroyed instead (crypto-shredding) once
+   * the newest event under a key is older than the setting. A hold on a call
+   * (or a recording of it) keeps the call's key; one on the organisation,
+   * every key.
+   */
+  private async audit_customer_ips(receipt: Receipt): Promise<void> {
+    if (this.holds.organisation) {
+      receipt.heldSkipped = await countKeysUsedBefore(this.knex, this.organisationId, receipt.cutoff);
+      return;
+    }
+    const held = this.heldCalls(true);
+    if (held.length) receipt.heldSkipped = await countKeysUsedBefore(this.knex, this.organisationId, receipt.cutoff, held);
+    receipt.rows = await destroyKeysUsedBefore(this.knex, this.organisationId, receipt.cutoff, held, this.now);
   }
 }
 

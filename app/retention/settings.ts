@@ -8,10 +8,12 @@ import { parseBody } from '../http/forms';
 /**
  * How long each kind of data is kept, in whole days, per organisation
  * (kept in `organisations.settings.retention`). Everything of a call is
- * counted from the end of the call; API request logs from the request.
+ * counted from the end of the call; API request logs from the request;
+ * customers' IPs and user agents in the audit trail from the event (their
+ * keys are destroyed: see audit/personal.ts).
  * There is no "keep forever": every kind has a maximum of ten years.
  */
-export const retentionKinds = ['recordings', 'chat', 'notes', 'selections', 'consents', 'calls', 'api_requests'] as const;
+export const retentionKinds = ['recordings', 'chat', 'notes', 'selections', 'consents', 'calls', 'api_requests', 'audit_customer_ips'] as const;
 export type RetentionKind = (typeof retentionKinds)[number];
 export type RetentionSettings = Record<RetentionKind, number>;
 
@@ -24,6 +26,7 @@ export const DEFAULT_RETENTION: RetentionSettings = {
   consents: 90 + 3 * 365,
   calls: 365,
   api_requests: 90,
+  audit_customer_ips: 90,
 };
 
 export const MIN_DAYS = 1;
