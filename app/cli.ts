@@ -11,8 +11,10 @@ import { BackupError, EXIT as BACKUP_EXIT } from './backup/manifest';
 import { restoreBackup, verifyArchive } from './backup/restore';
 import { openDatabase } from './db/connection';
 import { openDatabaseBesideAppliance } from './db/running';
-import { migrateLatest, migrationStatus } from './db/migrations';
+import { migrationStatus } from './db/migrations';
+import { migrateDatabase } from './db/prepare';
 import { createLogger } from './logger';
+import { restrictNewFiles } from './lifecycle/private-files';
 
 const USAGE = `Usage: vclerk <command>
 
@@ -56,7 +58,7 @@ const commands: Record<string, Command> = {
         for (const name of pending) console.log(`pending  ${name}`);
         console.log(`${applied.length} applied, ${pending.length} pending`);
       } else if (args.length === 0) {
-        const applied = await migrateLatest(db.knex);
+        const applied = await migrateDatabase(db);
         console.log(applied.length ? `applied ${applied.length} migration(s):\n  ${applied.join('\n  ')}` : 'the database schema is current');
       } else {
         console.error(USAGE);
@@ -84,7 +86,7 @@ async function withDatabase<T>(work: (knex: Knex, config: Config) => Promise<T>)
   const logger = createLogger({ logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel });
   const db = await openDatabaseBesideAppliance(config, logger);
   try {
-    await migrateLatest(db.knex);
+    await migrateDatabase(db);
     return await work(db.knex, config);
   } finally {
     await db.close();
@@ -182,7 +184,9 @@ commands.backup = async (args) => {
     }
     const db = await openDatabase(config, logger);
     try {
-      const result = await restoreBackup({ knex: db.knex, dataDir: config.dataDir, file });
+      // As the owner of the tables (it disables their triggers while loading), then the app role's grants anew.
+      const result = await restoreBackup({ knex: db.owner ?? db.knex, dataDir: config.dataDir, file });
+      await migrateDatabase(db);
       console.log(`restored ${file} (made ${result.manifest.createdAt} by VClerk ${result.manifest.applianceVersion}): ${result.rows} rows in ${result.tables} tables, ${result.files} files`);
       console.log(result.upgraded.length ? `then applied ${result.upgraded.length} newer migration(s):\n  ${result.upgraded.join('\n  ')}` : 'the schema is current');
     } finally {
@@ -199,6 +203,8 @@ commands.backup = async (args) => {
 };
 
 async function main(argv: string[]): Promise<number> {
+  // Backups, restored files and keys the CLI writes are the appliance's alone (0600/0700).
+  restrictNewFiles();
   const [name, ...args] = argv;
   const command = name ? commands[name] : undefined;
   if (!command) {

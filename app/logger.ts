@@ -12,7 +12,7 @@ export const redactPaths = [
   'req.headers.authorization',
   'req.headers["x-api-key"]',
   'res.headers["set-cookie"]',
-  ...['password', 'newPassword', 'token', 'secret', 'apiKey', 'databaseUrl', 'sessionSecret', 'connectionString'].flatMap(
+  ...['password', 'newPassword', 'token', 'secret', 'apiKey', 'databaseUrl', 'databaseOwnerUrl', 'sessionSecret', 'connectionString'].flatMap(
     (key) => [key, `*.${key}`, `*.*.${key}`],
   ),
 ];

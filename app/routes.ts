@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { setPassword, setPasswordPage } from './accounts/routes';
 import { accountPage, changeLanguage, changePassword } from './account/routes';
 import {
@@ -7,7 +7,8 @@ import {
 import { apiKeyAuth } from './api-keys/middleware';
 import { createApiKey, listApiKeys, revokeApiKey, whoami } from './api-keys/routes';
 import { perKeyRateLimit } from './api/rate-limit';
-import { createCallLink, getCall, listCalls, openApi, queueState, revokeLink } from './api/routes';
+import { limitRefusals } from './http/limiter';
+import { createCallLink, getCall, listCalls, listClerks, openApi, queueState, revokeLink } from './api/routes';
 import type { Access } from './auth/guards';
 import { login, loginPage, logout } from './auth/routes';
 import type { PassportInstance } from './auth/passport';
@@ -28,7 +29,7 @@ import { savePrivacyContact } from './organisations/privacy-routes';
 import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisations/routes';
 import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, saveQueueSettings, setAvailability, ticketStatus, waitingPage } from './queue/routes';
 import { parseRecordingKey } from './recordings/crypto';
-import { listRecordings, recordingMedia, saveRecordingPolicy, showRecording } from './recordings/routes';
+import { listRecordings, recordingMedia, recordingsOpen, saveRecordingPolicy, showRecording } from './recordings/routes';
 import { completeSetup, setupPage } from './setup/routes';
 import { metrics, metricsAccess, statusPage } from './ops/routes';
 import { apiRequestsPage, retentionPage, runRetentionNow, saveRetention } from './retention/routes';
@@ -48,6 +49,8 @@ export interface Route {
   path: string;
   access: Access;
   handlers: RequestHandler[];
+  /** For menus: beyond `access`, whether the signed-in user may open it now (the check its handler makes, without auditing). */
+  opens?: (req: Request) => Promise<boolean>;
 }
 
 /** Shared services the app factory builds once and hands to the route table. */
@@ -78,26 +81,26 @@ export function routes(deps: RouteDeps): Route[] {
   const ops = { knex: db, config: deps.config, logger: deps.logger, ops: deps.ops };
   const recordings = { knex: db, config: deps.config, recordingKey: deps.config?.recordingKey ? parseRecordingKey(deps.config.recordingKey) : null };
   return [
-    { method: 'get', path: '/healthz', access: 'public', handlers: [liveness] },
+    { method: 'get', path: '/healthz', access: 'public', handlers: [liveness(deps)] },
     { method: 'get', path: '/readyz', access: 'public', handlers: [readiness(deps)] },
     { method: 'get', path: '/', access: 'public', handlers: [home] },
     { method: 'get', path: '/language', access: 'public', handlers: [chooseLanguage] },
-    { method: 'get', path: '/branding/:slug/logo', access: 'public', handlers: [brandingLogo(db)] },
-    { method: 'get', path: '/branding/:slug/theme.css', access: 'public', handlers: [brandingTheme(db)] },
+    { method: 'get', path: '/branding/:slug/logo', access: 'public', handlers: [limitRefusals(db, 'link'), brandingLogo(db)] },
+    { method: 'get', path: '/branding/:slug/theme.css', access: 'public', handlers: [limitRefusals(db, 'link'), brandingTheme(db)] },
 
     { method: 'get', path: '/login', access: 'public', handlers: [loginPage] },
-    { method: 'post', path: '/login', access: 'public', handlers: [login(deps.passport, deps.login)] },
+    { method: 'post', path: '/login', access: 'public', handlers: [login(deps.passport, deps.login, db)] },
     { method: 'post', path: '/logout', access: 'public', handlers: [logout(db)] },
-    { method: 'get', path: '/setup/:token', access: 'public', handlers: [setupPage(db)] },
-    { method: 'post', path: '/setup/:token', access: 'public', handlers: [completeSetup(db)] },
-    { method: 'get', path: '/invite/:token', access: 'public', handlers: [setPasswordPage(db, 'invite')] },
-    { method: 'post', path: '/invite/:token', access: 'public', handlers: [setPassword(db, 'invite')] },
-    { method: 'get', path: '/password-reset/:token', access: 'public', handlers: [setPasswordPage(db, 'password_reset')] },
-    { method: 'post', path: '/password-reset/:token', access: 'public', handlers: [setPassword(db, 'password_reset')] },
+    { method: 'get', path: '/setup/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setupPage(db)] },
+    { method: 'post', path: '/setup/:token', access: 'public', handlers: [limitRefusals(db, 'link'), completeSetup(db)] },
+    { method: 'get', path: '/invite/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setPasswordPage(db, 'invite')] },
+    { method: 'post', path: '/invite/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setPassword(db, 'invite')] },
+    { method: 'get', path: '/password-reset/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setPasswordPage(db, 'password_reset')] },
+    { method: 'post', path: '/password-reset/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setPassword(db, 'password_reset')] },
 
     { method: 'get', path: '/dashboard', access: 'staff', handlers: [dashboard(db, deps.config)] },
     { method: 'get', path: '/account', access: 'staff', handlers: [accountPage] },
-    { method: 'post', path: '/account/password', access: 'staff', handlers: [changePassword(db)] },
+    { method: 'post', path: '/account/password', access: 'staff', handlers: [changePassword(db, deps.throttle)] },
     { method: 'post', path: '/account/language', access: 'staff', handlers: [changeLanguage(db)] },
 
     { method: 'get', path: '/admin/users', access: ADMIN, handlers: [listUsers(admin)] },
@@ -138,7 +141,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/catalog/:id/images/:imageId/first', access: ADMIN, handlers: [makeImageFirst(db)] },
     { method: 'get', path: '/catalog/images/:imageId', access: CLERK_OR_ADMIN, handlers: [productImage(db)] },
     { method: 'get', path: '/catalog/search', access: CLERK_OR_ADMIN, handlers: [searchCatalog(db)] },
-    { method: 'get', path: '/recordings', access: RECORDINGS, handlers: [listRecordings(recordings)] },
+    { method: 'get', path: '/recordings', access: RECORDINGS, handlers: [listRecordings(recordings)], opens: recordingsOpen(recordings) },
     { method: 'get', path: '/recordings/:id', access: RECORDINGS, handlers: [showRecording(recordings)] },
     { method: 'get', path: '/recordings/:id/media', access: RECORDINGS, handlers: [recordingMedia(recordings, 'play')] },
     { method: 'get', path: '/recordings/:id/download', access: RECORDINGS, handlers: [recordingMedia(recordings, 'download')] },
@@ -150,6 +153,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/api/v1/calls', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, listCalls(api)] },
     { method: 'get', path: '/api/v1/calls/:id', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, getCall(api)] },
     { method: 'get', path: '/api/v1/queue', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, queueState(api)] },
+    { method: 'get', path: '/api/v1/clerks', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, listClerks(api)] },
     { method: 'post', path: '/api/v1/calls/:id/revoke-link', access: 'public', handlers: [apiKeyAuth(db, 'calls:write'), limit, revokeLink(api)] },
 
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
@@ -157,23 +161,23 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/calls/:id/end', access: CLERK, handlers: [endCall(calls)] },
     { method: 'post', path: '/calls/:id/revoke', access: CLERK, handlers: [revokeCallLink(calls)] },
     { method: 'post', path: '/calls/:id/notes', access: CLERK, handlers: [saveCallNotes(calls)] },
-    { method: 'get', path: '/join/:token', access: 'public', handlers: [customerCallPage(calls)] },
-    { method: 'get', path: '/join/:token/summary.pdf', access: 'public', handlers: [customerSummaryPdf(calls)] },
-    { method: 'get', path: '/join/:token/images/:imageId', access: 'public', handlers: [customerCardImage(calls)] },
+    { method: 'get', path: '/join/:token', access: 'public', handlers: [limitRefusals(db, 'link'), customerCallPage(calls)] },
+    { method: 'get', path: '/join/:token/summary.pdf', access: 'public', handlers: [limitRefusals(db, 'link'), customerSummaryPdf(calls)] },
+    { method: 'get', path: '/join/:token/images/:imageId', access: 'public', handlers: [limitRefusals(db, 'link'), customerCardImage(calls)] },
 
     { method: 'get', path: '/widget.js', access: 'public', handlers: [widgetJs] },
-    { method: 'get', path: '/q/:slug/widget.json', access: 'public', handlers: [widgetData(db)] },
-    { method: 'get', path: '/q/:slug', access: 'public', handlers: [queueFraming(db), queueLanding(api)] },
+    { method: 'get', path: '/q/:slug/widget.json', access: 'public', handlers: [limitRefusals(db, 'queue'), widgetData(db)] },
+    { method: 'get', path: '/q/:slug', access: 'public', handlers: [limitRefusals(db, 'queue'), queueFraming(db), queueLanding(api)] },
     { method: 'post', path: '/q/:slug', access: 'public', handlers: [enterQueue(api)] },
-    { method: 'get', path: '/q/:slug/wait', access: 'public', handlers: [queueFraming(db), waitingPage(api)] },
-    { method: 'get', path: '/queue/ticket', access: 'public', handlers: [ticketStatus(api)] },
-    { method: 'post', path: '/queue/ticket/leave', access: 'public', handlers: [leaveQueue(api)] },
+    { method: 'get', path: '/q/:slug/wait', access: 'public', handlers: [limitRefusals(db, 'queue'), queueFraming(db), waitingPage(api)] },
+    { method: 'get', path: '/queue/ticket', access: 'public', handlers: [limitRefusals(db, 'queue'), ticketStatus(api)] },
+    { method: 'post', path: '/queue/ticket/leave', access: 'public', handlers: [limitRefusals(db, 'queue'), leaveQueue(api)] },
     { method: 'get', path: '/queue.json', access: CLERK, handlers: [liveQueue(api)] },
     { method: 'post', path: '/queue/accept', access: CLERK, handlers: [acceptFromQueue(api)] },
     { method: 'post', path: '/availability', access: CLERK, handlers: [setAvailability(api)] },
 
     { method: 'get', path: '/compliance/audit', access: COMPLIANCE, handlers: [auditLog(db)] },
-    { method: 'get', path: '/compliance/audit/verify', access: COMPLIANCE, handlers: [verifyAudit(db)] },
+    { method: 'get', path: '/compliance/audit/verify', access: COMPLIANCE, handlers: [verifyAudit({ knex: db, config: deps.config })] },
     // compliance: audit export and the appliance key
     { method: 'get', path: '/compliance/audit/export', access: COMPLIANCE, handlers: [exportPage({ knex: db, config: deps.config })] },
     { method: 'post', path: '/compliance/audit/export', access: COMPLIANCE, handlers: [createExport({ knex: db, config: deps.config })] },

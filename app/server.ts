@@ -10,10 +10,15 @@ import { announceSetupLink } from './setup/link';
 import { ensureApplianceKey } from './audit/signing';
 import { startRecordings, type Recordings } from './recordings/setup';
 import { startRetention, type RetentionScheduler } from './retention/scheduler';
+import { startAuditVerification, type AuditVerification } from './audit/scheduler';
 import { WebhookDispatcher } from './webhooks/dispatcher';
 import { openDatabase, type Database } from './db/connection';
-import { migrateLatest } from './db/migrations';
+import { checkAppRole, migrateDatabase } from './db/prepare';
+import type { RoleInspection } from './db/roles';
 import { createShutdown } from './lifecycle/shutdown';
+import { refusalsFor } from './audit/refusals';
+import { restrictNewFiles, tightenDataDir } from './lifecycle/private-files';
+import { DatabaseWatchdog } from './db/watchdog';
 import { createLogger } from './logger';
 import { createServer, resolveTls, scheme, TlsConfigError, type TlsSetup } from './http/tls';
 import { trustProxyFunction } from './ops/addresses';
@@ -30,6 +35,8 @@ export const EXIT_CONFIG = 78;
  * gracefully on SIGTERM/SIGINT.
  */
 async function main(): Promise<void> {
+  // Everything the appliance and its ffmpegs write under the data directory is theirs alone (0600/0700).
+  restrictNewFiles();
   let config;
   try {
     config = loadConfig(process.env);
@@ -58,9 +65,12 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  const tightened = tightenDataDir(config.dataDir);
+  if (tightened.changed) logger.info(tightened, 'data directory: group and other permissions removed from earlier files');
   if (turn) logger.info({ turnUrls: turn.urlList, ttlSeconds: config.turnTtlSeconds }, 'TURN relay offered to browsers');
 
   let database: Database | undefined;
+  let databaseRole: RoleInspection | undefined;
   let stopMedia: (() => Promise<void>) | undefined;
   const fail = async (err: unknown) => {
     logger.fatal({ err }, 'VClerk could not start');
@@ -75,8 +85,10 @@ async function main(): Promise<void> {
 
   try {
     database = await openDatabase(config, logger);
-    const applied = await migrateLatest(database.knex);
+    // As the owner of the tables; the app itself runs as a role that may only add to the audit trail.
+    const applied = await migrateDatabase(database);
     logger.info({ applied }, applied.length ? 'database migrated' : 'database schema is current');
+    databaseRole = await checkAppRole(database, logger);
   } catch (err) {
     return fail(err);
   }
@@ -97,8 +109,11 @@ async function main(): Promise<void> {
     return fail(err);
   }
   let retention: RetentionScheduler;
+  let auditVerification: AuditVerification;
   try {
     retention = await startRetention({ knex: database.knex, logger, dataDir: config.dataDir });
+    // Every audit chain verified hourly against its signed checkpoints, and anchored anew when intact.
+    auditVerification = await startAuditVerification({ knex: database.knex, logger, dataDir: config.dataDir });
   } catch (err) {
     return fail(err);
   }
@@ -117,13 +132,25 @@ async function main(): Promise<void> {
     recordings: recordings.live,
     trustProxy: trustProxyFunction(config.trustProxy),
     turn,
+    publicUrl: config.publicUrl,
+  });
+  // Probes the database while VClerk runs: restarts a dead embedded server, turns /healthz unhealthy, exits after too long.
+  let giveUp: (reason: string) => void = () => undefined;
+  const watchdog = new DatabaseWatchdog({
+    knex: database.knex,
+    logger,
+    intervalMs: config.dbProbeIntervalMs,
+    unhealthyAfterMs: config.dbUnhealthySeconds * 1000,
+    exitAfterMs: config.dbUnavailableExitSeconds * 1000,
+    embedded: database.server,
+    onGiveUp: (reason) => giveUp(reason),
   });
   const ops = {
     pool: media.pool,
     rooms: media.rooms,
     jobs: recordings.jobs,
     tls: tlsSetup.mode === 'off' ? { mode: tlsSetup.mode } : { mode: tlsSetup.mode, fingerprint: tlsSetup.fingerprint, notAfter: tlsSetup.notAfter },
-    database: { embedded: database.embedded },
+    database: { embedded: database.embedded, watchdog, role: databaseRole },
     ffmpegPath: resolveFfmpeg(config.ffmpegPath),
   };
   const app = createApp({ config, db: database.knex, logger, sessionSecret, session, hub, ops });
@@ -148,11 +175,16 @@ async function main(): Promise<void> {
     timeoutMs: config.shutdownTimeoutMs,
     beforeDrain: [{ name: 'signalling', close: () => hub.close() }],
     closers: [
+      { name: 'database watchdog', close: () => watchdog.stop() },
       { name: 'session pruning', close: async () => clearInterval(pruning) },
-      { name: 'recording jobs', close: () => recordings.stop() },
+      // Running finalise jobs get the job queue's own 10 s to finish.
+      { name: 'recording jobs', close: () => recordings.stop(), timeoutMs: 12_000 },
       { name: 'retention jobs', close: () => retention.stop() },
+      { name: 'audit verification', close: () => auditVerification.stop() },
       { name: 'media workers', close: () => media.pool.close() },
       { name: 'webhooks', close: () => webhooks.stop() },
+      // Refusals counted in memory (aggregated audit) are written before the database closes.
+      { name: 'refusal audit', close: () => refusalsFor(db.knex).close() },
       { name: 'database', close: () => db.close() },
     ],
     exit: (code) => process.exit(code),
@@ -162,6 +194,16 @@ async function main(): Promise<void> {
   process.off('SIGINT', onEarlySignal);
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // The safety net under handlers that must not throw (signalling, timers, jobs): a rejected promise no one
+  // awaited is logged; after an uncaught exception the process state is unknown, so it shuts down (exit 1)
+  // and the supervisor starts it again.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection'));
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception: shutting down');
+    void shutdown('uncaught exception', 1);
+  });
+  giveUp = (reason) => void shutdown(reason, 1);
+  watchdog.start();
 
   await announceSetupLink(db.knex, config, logger).catch((err) => logger.error({ err }, 'could not issue the setup link'));
 }

@@ -101,6 +101,13 @@ export const schema = {
     type: url(['postgres', 'postgresql']),
     secret: true,
   }),
+  databaseOwnerUrl: optional({
+    env: 'DATABASE_OWNER_URL',
+    description:
+      'PostgreSQL connection URL of the role that owns VClerk\'s tables (same database as DATABASE_URL). When set, migrations run as this role, and DATABASE_URL names the restricted role the running app uses (created by this role at start-up when it is missing and this role may create roles), which may only add to and read the audit trail. When unset, DATABASE_URL is used for both, and a warning says that the app\'s role can change the audit trail.',
+    type: url(['postgres', 'postgresql']),
+    secret: true,
+  }),
   databasePoolMax: setting({
     env: 'VCLERK_DATABASE_POOL_MAX',
     description: 'Largest number of open connections in the database pool.',
@@ -145,6 +152,27 @@ export const schema = {
     type: integer(0, 600000),
     default: 10000,
   }),
+  dbProbeIntervalMs: setting({
+    env: 'VCLERK_DB_PROBE_INTERVAL_MS',
+    description:
+      'How often the running appliance checks that its database answers. When the embedded PostgreSQL has died it is started again; an external database is reconnected to as soon as it answers.',
+    type: integer(100, 600000),
+    default: 5000,
+  }),
+  dbUnhealthySeconds: setting({
+    env: 'VCLERK_DB_UNHEALTHY_SECONDS',
+    description:
+      'After the database has been unreachable this long, GET /healthz (the container health check) answers 503. GET /readyz answers 503 as soon as the database does not answer.',
+    type: integer(1, 86400),
+    default: 60,
+  }),
+  dbUnavailableExitSeconds: setting({
+    env: 'VCLERK_DB_UNAVAILABLE_EXIT_SECONDS',
+    description:
+      'After the database has been unreachable this long, VClerk shuts down with exit code 1 so that its supervisor (Docker restart policy, systemd) restarts it. 0 never exits.',
+    type: integer(0, 86400),
+    default: 120,
+  }),
   sessionSecret: optional({
     env: 'VCLERK_SESSION_SECRET',
     description:
@@ -181,6 +209,25 @@ export const schema = {
     description: 'Length of the failure-counting window and of a lockout.',
     type: integer(1, 1440),
     default: 15,
+  }),
+  refusalBurst: setting({
+    env: 'VCLERK_REFUSAL_BURST',
+    description:
+      'Refused anonymous requests (wrong sign-ins, bad API keys, unknown call or one-time links, signalling tokens, queue tickets) one client IP may make at once, per kind, before further ones are answered 429 rate_limited without any database work.',
+    type: integer(1, 10000),
+    default: 30,
+  }),
+  queueTicketsPerIp: setting({
+    env: 'VCLERK_QUEUE_TICKETS_PER_IP',
+    description: 'Waiting places in an organisation\'s public queue that one client IP address may hold at once; more are refused (429 queue_limit).',
+    type: integer(1, 1000),
+    default: 3,
+  }),
+  refusalPerMinute: setting({
+    env: 'VCLERK_REFUSAL_PER_MINUTE',
+    description: 'How many of the refusals counted by VCLERK_REFUSAL_BURST a client IP gets back per minute.',
+    type: integer(1, 10000),
+    default: 30,
   }),
   setupLinkHours: setting({
     env: 'VCLERK_SETUP_LINK_HOURS',

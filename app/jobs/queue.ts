@@ -15,6 +15,37 @@ export interface JobQueueOptions {
   schedule?: boolean;
 }
 
+type SqlExecutor = { executeSql(text: string, values: unknown[]): Promise<{ rows: unknown[] }> };
+
+/** pg-boss's database adapter over a knex pool: pg-boss runs its SQL on the app's own connections. */
+function executorOf(knex: Knex): SqlExecutor {
+  const client = knex.client as { acquireConnection(): Promise<{ query(text: string, values: unknown[]): Promise<{ rows: unknown[] }> }>; releaseConnection(c: unknown): Promise<void> };
+  return {
+    async executeSql(text: string, values: unknown[]) {
+      const connection = await client.acquireConnection();
+      try {
+        return await connection.query(text, values ?? []);
+      } finally {
+        await client.releaseConnection(connection);
+      }
+    },
+  };
+}
+
+/**
+ * Creates or upgrades pg-boss's schema `pgboss` (DDL): run as the role
+ * that owns the tables, at migration time (app/db/prepare.ts). The app's
+ * own role then finds the schema current and only reads and writes it;
+ * the queue functions that create a table per queue run as the owner
+ * (SECURITY DEFINER, see grantAppRole in app/db/roles.ts).
+ */
+export async function installJobSchema(ownerKnex: Knex): Promise<void> {
+  const boss = new PgBoss({ db: executorOf(ownerKnex), supervise: false, schedule: false, migrate: true });
+  boss.on('error', () => undefined);
+  await boss.start();
+  await boss.stop({ graceful: false, close: false, wait: true });
+}
+
 /**
  * Background jobs in PostgreSQL (pg-boss, in its own schema `pgboss`):
  * jobs survive restarts, and a job whose worker died is retried. pg-boss
@@ -27,22 +58,23 @@ export class JobQueue {
   private started = false;
 
   constructor(private readonly knex: Knex, private readonly logger: Logger, private readonly options: JobQueueOptions = {}) {
-    const client = knex.client as { acquireConnection(): Promise<{ query(text: string, values: unknown[]): Promise<{ rows: unknown[] }> }>; releaseConnection(c: unknown): Promise<void> };
     this.boss = new PgBoss({
-      db: {
-        async executeSql(text: string, values: unknown[]) {
-          const connection = await client.acquireConnection();
-          try {
-            return await connection.query(text, values ?? []);
-          } finally {
-            await client.releaseConnection(connection);
-          }
-        },
-      },
+      db: executorOf(knex),
       schedule: options.schedule === true,
       supervise: true,
     });
-    this.boss.on('error', (err) => logger.error({ err }, 'job queue error'));
+    // pg-boss keeps polling through a database outage (its workers catch, emit 'error' and go on), so it
+    // resumes by itself once the database is back. Each poll of each queue fails meanwhile: log one
+    // error per message and minute, not one every polling interval.
+    const lastLogged = new Map<string, number>();
+    this.boss.on('error', (err) => {
+      const key = String(err?.message ?? err).replace(/\(Queue: .*\)$/, '');
+      const now = Date.now();
+      if (now - (lastLogged.get(key) ?? 0) < 60_000) return;
+      if (lastLogged.size > 100) lastLogged.clear();
+      lastLogged.set(key, now);
+      logger.error({ err }, 'job queue error');
+    });
   }
 
   async start(): Promise<void> {

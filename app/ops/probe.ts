@@ -1,9 +1,11 @@
 import type { Knex } from 'knex';
 import type { Config } from '../../config';
 import { migrationStatus } from '../db/migrations';
+import type { DatabaseHealth } from '../db/watchdog';
 import type { Logger } from '../logger';
 import { QUEUE_SILENCE_MS } from '../queue/service';
 import { FINALISE_QUEUE } from '../recordings/live';
+import { freeBytes } from '../recordings/storage';
 import { RETENTION_QUEUE } from '../retention/scheduler';
 
 /** One media worker as the pool describes it (media/worker-pool.ts `describe()`). */
@@ -26,24 +28,36 @@ export interface OpsProbe {
   /** Any pg-boss queue of the app (they share one schema). */
   jobs?: { backlog(queue: string): Promise<number> };
   tls?: { mode: Config['tls']; fingerprint?: string; notAfter?: Date };
-  database?: { embedded: boolean };
+  /** `watchdog`: the database watchdog's view (app/db/watchdog.ts), read by /healthz. */
+  /** `role`: what the app's database role may do to the audit trail (app/db/roles.ts), shown on /admin/status. */
+  database?: { embedded: boolean; watchdog?: { health(): DatabaseHealth }; role?: { role: string; superuser: boolean; mayChangeAuditTrail: boolean } };
   ffmpegPath?: string;
 }
 
 /** Job queues whose backlog is watched. */
 export const WATCHED_QUEUES = [FINALISE_QUEUE, RETENTION_QUEUE] as const;
 
+/**
+ * Whose figures: the whole appliance (/metrics, and the status page while
+ * the appliance holds one organisation only), or one organisation's (the
+ * status page of an organisation's admin on an appliance shared by several:
+ * other organisations' call, queue and recording counts are their business).
+ */
+export type FigureScope = { kind: 'appliance' } | { kind: 'organisation'; organisationId: string };
+
 export interface Figures {
+  scope: FigureScope['kind'];
   database: 'ok' | 'unreachable';
-  /** Calls by status, over all organisations. */
+  /** Calls by status (over all organisations, or the scope's). */
   calls: { waiting: number; active: number };
-  /** Calls with a media room on a worker now; null without media. */
+  /** Calls with a media room on a worker now; null without media, and in an organisation's scope. */
   liveRooms: number | null;
-  workers: WorkerFigures[] | null;
+  /** The media workers; in an organisation's scope without their load (routers: null). */
+  workers: (Omit<WorkerFigures, 'routers'> & { routers: number | null })[] | null;
   recordings: { recording: number; processing: number };
   /** Customers waiting in the queues (seen within the last minute). */
   queueWaiting: number;
-  /** Jobs not done yet per queue; null when unknown. */
+  /** Jobs not done yet per queue; null when unknown, and in an organisation's scope. */
   backlog: Record<(typeof WATCHED_QUEUES)[number], number | null>;
 }
 
@@ -53,29 +67,33 @@ async function countBy(query: Knex.QueryBuilder, column: string): Promise<Map<st
 }
 
 /** Gathers the figures; a failing source is logged and shown as unknown, never fails the page. */
-export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, logger: Logger): Promise<Figures> {
+export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, logger: Logger, scope: FigureScope = { kind: 'appliance' }): Promise<Figures> {
+  const appliance = scope.kind === 'appliance';
+  const workers = probe?.pool?.describe() ?? null;
   const figures: Figures = {
+    scope: scope.kind,
     database: 'ok',
     calls: { waiting: 0, active: 0 },
-    liveRooms: probe?.rooms?.size ?? null,
-    workers: probe?.pool?.describe() ?? null,
+    liveRooms: appliance ? (probe?.rooms?.size ?? null) : null,
+    workers: workers && (appliance ? workers : workers.map((w) => ({ ...w, routers: null }))),
     recordings: { recording: 0, processing: 0 },
     queueWaiting: 0,
     backlog: { [FINALISE_QUEUE]: null, [RETENTION_QUEUE]: null } as Figures['backlog'],
   };
+  const scoped = (table: string) => (appliance ? knex(table) : knex(table).where({ organisation_id: scope.organisationId }));
   try {
-    const calls = await countBy(knex('calls').whereIn('status', ['waiting', 'active']), 'status');
+    const calls = await countBy(scoped('calls').whereIn('status', ['waiting', 'active']), 'status');
     figures.calls = { waiting: calls.get('waiting') ?? 0, active: calls.get('active') ?? 0 };
-    const recordings = await countBy(knex('recordings').whereIn('status', ['recording', 'processing']), 'status');
+    const recordings = await countBy(scoped('recordings').whereIn('status', ['recording', 'processing']), 'status');
     figures.recordings = { recording: recordings.get('recording') ?? 0, processing: recordings.get('processing') ?? 0 };
-    const [queue] = (await knex('queue_entries').where({ status: 'waiting' }).where('last_seen_at', '>=', new Date(Date.now() - QUEUE_SILENCE_MS)).count({ n: '*' })) as [{ n: string }];
+    const [queue] = (await scoped('queue_entries').where({ status: 'waiting' }).where('last_seen_at', '>=', new Date(Date.now() - QUEUE_SILENCE_MS)).count({ n: '*' })) as [{ n: string }];
     figures.queueWaiting = Number(queue.n);
   } catch (err) {
     logger.warn({ err }, 'operations figures: the database did not answer');
     figures.database = 'unreachable';
     return figures;
   }
-  if (probe?.jobs) {
+  if (probe?.jobs && appliance) {
     for (const queue of WATCHED_QUEUES) {
       try {
         figures.backlog[queue] = await probe.jobs.backlog(queue);
@@ -85,6 +103,26 @@ export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, log
     }
   }
   return figures;
+}
+
+/**
+ * The scope of the status page for an organisation's admin: the whole
+ * appliance while it holds their organisation alone (its IT admin is the
+ * appliance's), else their organisation's.
+ */
+export async function statusScope(knex: Knex, organisationId: string): Promise<FigureScope> {
+  const others = await knex('organisations').whereNot({ id: organisationId }).first('id');
+  return others ? { kind: 'organisation', organisationId } : { kind: 'appliance' };
+}
+
+/** Bytes free on the filesystem of the data directory; null when unknown. */
+export async function dataDirFree(dataDir: string, logger: Logger): Promise<number | null> {
+  try {
+    return await freeBytes(dataDir);
+  } catch (err) {
+    logger.warn({ err }, 'operations figures: free disk space unknown');
+    return null;
+  }
 }
 
 /** Whether every migration has run (the status page); null when the database did not answer. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import { composeRecording, type RecordingTrack } from '../../media';
+import { composeRecording, MediaError, type RecordingTrack } from '../../media';
 import type { Job, JobQueue } from '../jobs/queue';
 import type { Logger } from '../logger';
 import { FINALISE_QUEUE } from './live';
@@ -23,7 +23,10 @@ export interface FinaliseDeps {
  * audio mixed), hashed (SHA-256 of the plaintext, kept in the database and
  * the audit trail), encrypted when a key is configured. Progress shows in
  * the recordings list. A recording whose tracks hold nothing usable is
- * marked failed; the raw tracks are removed once the final file exists.
+ * marked failed. The raw tracks (plaintext, 0600) are removed once the
+ * final file exists, and also when they hold nothing usable; only when
+ * composing fails with media in them are they kept, for an operator to
+ * recover, until retention removes the recording with its directory.
  */
 export function finaliseRecording(deps: FinaliseDeps): (job: Job<{ recordingId: string }>) => Promise<void> {
   const store = new RecordingStore(deps.knex);
@@ -51,14 +54,21 @@ export function finaliseRecording(deps: FinaliseDeps): (job: Job<{ recordingId: 
       });
       const file = await finaliseFile(composed, dir, deps.key);
       await store.finalised(recording.id, { fileName: path.basename(file.path), size: file.size, sha256: file.sha256, encrypted: file.encrypted, durationMs });
-      await fs.rm(path.join(dir, 'tracks'), { recursive: true, force: true });
+      await removeTracks(dir);
       log.info({ durationMs, tookMs: Date.now() - started, size: file.size, encrypted: file.encrypted }, 'recording finalised');
     } catch (err) {
       log.error({ err }, 'could not make the recording\'s final file');
       await fs.rm(composed, { force: true });
       await store.failed(recording.id, err instanceof Error ? err.message : String(err));
+      if (err instanceof MediaError && err.code === 'nothing_to_compose') await removeTracks(dir);
+      else log.warn({ dir: path.join(dir, 'tracks') }, 'the raw tracks are kept (plaintext, readable by VClerk only) until retention removes the recording');
     }
   };
+}
+
+/** Removes a recording's raw tracks (and SDP files left by a crash). */
+async function removeTracks(dir: string): Promise<void> {
+  await fs.rm(path.join(dir, 'tracks'), { recursive: true, force: true });
 }
 
 /**

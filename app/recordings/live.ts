@@ -225,7 +225,7 @@ export class RecordingLive {
       const recording = await this.store.create({ id: callId, organisationId }, SYSTEM, startedBy ?? call.clerk_id ?? null, { ip: null, userAgent: null });
       const dir = recordingDir(this.deps.dataDir, organisationId, recording.id);
       const tracksDir = path.join(dir, 'tracks');
-      await fs.mkdir(tracksDir, { recursive: true });
+      await fs.mkdir(tracksDir, { recursive: true, mode: 0o700 });
       const active: Active = { recordingId: recording.id, organisationId, startedAt: recording.startedAt, recorder: null, stopping: null };
       state.active = active;
       state.reason = null;

@@ -3,6 +3,13 @@
  *
  *   <dataDir>/recordings/<organisation id>/<recording id>/recording.mp4       plain
  *   <dataDir>/recordings/<organisation id>/<recording id>/recording.mp4.enc   encrypted (see crypto.ts)
+ *   <dataDir>/recordings/<organisation id>/<recording id>/tracks/             raw tracks while recording
+ *
+ * Directories are 0700 and files 0600 (the appliance alone). The raw tracks
+ * (per participant, Matroska, written by ffmpeg as the call goes) are
+ * plaintext: they are removed once the final file is made, or when the
+ * recording holds nothing usable; only when composing itself fails are they
+ * kept (for an operator to recover) until retention removes the recording.
  *
  * Both ids must be UUIDs, so no path built here can leave the recordings
  * directory. The SHA-256 kept for a recording is always that of the
@@ -138,6 +145,7 @@ export async function finaliseFile(src: string, dir: string, key: Buffer | null)
     if (key) {
       const dest = path.join(dir, ENCRYPTED_FILE_NAME);
       const { plainSize, sha256 } = await encryptFile(src, dest, key);
+      await fs.promises.chmod(dest, 0o600);
       await fs.promises.rm(src, { force: true });
       return { path: dest, size: plainSize, sha256, encrypted: true };
     }
@@ -145,6 +153,8 @@ export async function finaliseFile(src: string, dir: string, key: Buffer | null)
     const sha256 = await sha256File(src);
     const { size } = await fs.promises.stat(src);
     await moveFile(src, dest);
+    // The plain MP4 is readable by the appliance only, whatever mode it was made with.
+    await fs.promises.chmod(dest, 0o600);
     await syncDirectory(dir);
     return { path: dest, size, sha256, encrypted: false };
   } catch (err) {

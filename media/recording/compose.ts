@@ -124,6 +124,9 @@ export async function composeRecording(tracks: RecordingTrack[], outFile: string
     '-t', seconds(duration), '-movflags', '+faststart', '-f', 'mp4', outFile,
   ];
   log?.info({ tracks: placed.length, durationMs: Math.round(duration * 1000), outFile }, 'composing the recording');
+  // Plaintext until it is encrypted: 0600 from the start, whatever the umask (ffmpeg's -y keeps the mode).
+  await fs.writeFile(outFile, '', { mode: 0o600 });
+  await fs.chmod(outFile, 0o600);
   const ffmpeg = new FfmpegProcess(ffmpegPath, args, {
     onProgress: (report) => {
       const us = Number(report.out_time_us ?? report.out_time_ms);

@@ -9,7 +9,7 @@ import type { PortAllocator } from './ports';
 import { describeExit, Segment, type RecordingTrack } from './segment';
 
 export interface CallRecorderOptions {
-  /** Where the tracks are written (`<role>-<n>.mkv`); created if missing. */
+  /** Where the tracks are written (`<role>-<n>.mkv`); created if missing (0700, as are missing parents). */
   dir: string;
   ffmpegPath: string;
   ports: PortAllocator;
@@ -74,7 +74,9 @@ export class CallRecorder extends EventEmitter<RecorderEvents> {
 
   /** Starts recording whatever the participants send now, and follows their changes. Throws when the first ffmpeg cannot start. */
   static async start(room: Room, options: CallRecorderOptions): Promise<CallRecorder> {
-    await fs.promises.mkdir(options.dir, { recursive: true });
+    // The tracks are plaintext while the call runs: only the appliance may read them (0700 directories, 0600 files).
+    await fs.promises.mkdir(options.dir, { recursive: true, mode: 0o700 });
+    await fs.promises.chmod(options.dir, 0o700);
     const recorder = new CallRecorder(room, options);
     recorder.subscribe();
     try {

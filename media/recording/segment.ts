@@ -54,7 +54,8 @@ function ffmpegArgs(sdpFile: string, file: string): string[] {
     '-map', '0', '-c', 'copy',
     // Clusters of at most 1 s, flushed as written: a killed ffmpeg loses at most about a second.
     '-cluster_time_limit', '1000', '-flush_packets', '1',
-    '-f', 'matroska', '-n', file,
+    // -y: the file exists already, made empty and 0600 by Segment.start (ffmpeg would create it by the umask).
+    '-f', 'matroska', '-y', file,
   ];
 }
 
@@ -88,6 +89,7 @@ export class Segment {
     const { room, ports, logger } = options;
     const streams: Stream[] = [];
     let ffmpeg: FfmpegProcess | undefined;
+    let madeFile = false;
     const cleanUp = async () => {
       if (ffmpeg && !ffmpeg.hasExited) {
         ffmpeg.child.kill('SIGKILL');
@@ -98,6 +100,8 @@ export class Segment {
         ports.release(s.port);
       }
       await fs.rm(options.sdpFile, { force: true });
+      // The segment never started: its file holds no media.
+      if (madeFile) await fs.rm(options.file, { force: true });
     };
     try {
       for (const producer of producers) {
@@ -122,6 +126,10 @@ export class Segment {
         }
       }
       if (streams.length === 0) return undefined;
+      // The track is the participant's plaintext media until the final file is made: 0600 from the start,
+      // whatever the umask; 'wx' keeps an existing file from being overwritten (what ffmpeg's -n did).
+      await (await fs.open(options.file, 'wx', 0o600)).close();
+      madeFile = true;
       await fs.writeFile(options.sdpFile, buildSdp(streams.map((s) => ({ kind: s.kind, port: s.port, rtpParameters: s.consumer.rtpParameters }))), { mode: 0o600 });
       let segment: Segment | undefined;
       let wrote = false;
