@@ -10,7 +10,7 @@ import { GENESIS_HASH } from '../app/audit/chain';
 import { pruneExpiredExports } from '../app/audit/export';
 import { exportColumns } from '../app/audit/export-format';
 import { manifestText, signManifest, type ExportManifest } from '../app/audit/manifest';
-import { verifyExport, type VerifyOptions } from '../app/audit/offline-verify';
+import { describeVerification, verifyExport, type VerifyOptions } from '../app/audit/offline-verify';
 import { AuditService } from '../app/audit/service';
 import { publicKeyInfo, type ApplianceKey } from '../app/audit/signing';
 import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
@@ -275,6 +275,37 @@ describe('audit export and offline verification', function () {
       });
     });
 
+    it('names only what is broken: the rows read after a break are still checked, and an intact last row is not reported', async () => {
+      const lines = full.text.trimEnd().split('\n');
+      lines[9] = lines[9]!.replace('"action":"', '"action":"x');
+      const changed = write('one-changed.ndjson', `${lines.join('\n')}\n`);
+      const one = await verify(changed, full.manifestFile, { checkFileHash: false });
+      assert.deepEqual(one.breaks, [{ line: 10, seq: 10, reason: 'hash_mismatch' }]);
+      assert.equal(one.breakCount, 1);
+      assert.equal(one.rows, full.manifest.row_count);
+      assert.deepEqual(one.problems, ['chain_broken']);
+      const report = describeVerification(one);
+      assert.doesNotMatch(report, /last row differs/);
+      assert.match(report, /BROKEN at line 10 \(seq 10\)/);
+
+      // Two changed rows far apart: both named; a deleted row: the gap named, the last row still matches.
+      lines[1999] = lines[1999]!.replace('"action":"', '"action":"y');
+      const two = await verify(write('two-changed.ndjson', `${lines.join('\n')}\n`), full.manifestFile, { checkFileHash: false });
+      assert.deepEqual(two.breaks.map((b) => [b.line, b.reason]), [[10, 'hash_mismatch'], [2000, 'hash_mismatch']]);
+      assert.deepEqual(two.problems, ['chain_broken']);
+      const fewer = full.text.trimEnd().split('\n');
+      fewer.splice(99, 1);
+      const gap = await verify(write('gap.ndjson', `${fewer.join('\n')}\n`), full.manifestFile, { checkFileHash: false });
+      assert.deepEqual(gap.breaks, [{ line: 100, seq: 101, reason: 'sequence_gap' }]);
+      assert.deepEqual(gap.problems.sort(), ['chain_broken', 'row_count_mismatch']);
+
+      // The last row itself changed: then (and only then) it is reported as differing from the manifest.
+      const tail = full.text.trimEnd().split('\n');
+      tail[tail.length - 1] = tail[tail.length - 1]!.replace(/"hash":"[0-9a-f]{64}"/, `"hash":"${'f'.repeat(64)}"`);
+      const last = await verify(write('last-changed.ndjson', `${tail.join('\n')}\n`), full.manifestFile, { checkFileHash: false });
+      assert.ok(last.problems.includes('last_row_mismatch'));
+    });
+
     it('two rows swapped: the break is named at the first of them', async () => {
       const lines = full.text.trimEnd().split('\n');
       [lines[999], lines[1000]] = [lines[1000]!, lines[999]!];
@@ -365,8 +396,9 @@ describe('audit export and offline verification', function () {
       await foreign.agent.get(`/compliance/audit/exports/${full.id}/file`).expect(404);
       await foreign.agent.get(`/compliance/audit/exports/${full.id}/manifest.json`).expect(404);
       const denied = await knex()('audit_events').where({ action: 'security.cross_organisation_denied', target_id: full.id });
-      assert.equal(denied.length, 2);
-      assert.ok(denied.every((e) => e.organisation_id !== org.id));
+      // Each attempt is in the prober's trail and, without their name, in this organisation's (auth/scoped-service.ts).
+      assert.equal(denied.filter((e) => e.organisation_id !== org.id).length, 2);
+      assert.equal(denied.filter((e) => e.organisation_id === org.id && e.actor_label === null).length, 2);
     });
 
     it('checks the form: dates, action, format', async () => {

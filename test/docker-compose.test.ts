@@ -76,6 +76,7 @@ const example = fs.readFileSync(path.join(root, '.env.example'), 'utf8');
 /** .env as the README says: a copy of .env.example with the password set (and, here, the TURN lines). */
 const dotEnv = example
   .replace(/^POSTGRES_PASSWORD=$/m, 'POSTGRES_PASSWORD=Ab12cd34')
+  .replace(/^POSTGRES_APP_PASSWORD=$/m, 'POSTGRES_APP_PASSWORD=Ef56gh78')
   .concat('\nVCLERK_MEDIA_ANNOUNCED_ADDRESS=192.0.2.10\nVCLERK_TURN_SECRET=turn-secret-for-the-test-0123456789abcdef\n');
 
 describe('docker-compose.yml', function () {
@@ -104,8 +105,11 @@ describe('docker-compose.yml', function () {
     assert.deepEqual(app!.depends_on, { db: { condition: 'service_healthy' } });
     assert.match(JSON.stringify(app!.build), /docker\/Dockerfile/);
     assert.match(db!.image!, /^postgres:\d+/);
-    assert.equal(app!.environment!.DATABASE_URL, 'postgres://vclerk:Ab12cd34@db:5432/vclerk');
+    // The app runs as its own role; the owner of the tables (the db service's superuser) runs migrations.
+    assert.equal(app!.environment!.DATABASE_URL, 'postgres://vclerk_app:Ef56gh78@db:5432/vclerk');
+    assert.equal(app!.environment!.DATABASE_OWNER_URL, 'postgres://vclerk:Ab12cd34@db:5432/vclerk');
     assert.equal(db!.environment!.POSTGRES_PASSWORD, 'Ab12cd34');
+    assert.equal(db!.environment!.VCLERK_DB_APP_PASSWORD, 'Ef56gh78');
     assert.equal(db!.ports!.length, 0, 'the database is not published');
   });
 
@@ -118,7 +122,10 @@ describe('docker-compose.yml', function () {
   it('keeps the database and the data directory (recordings included) in named volumes', () => {
     assert.deepEqual(Object.keys(project.volumes).sort(), ['app-data', 'db-data']);
     const { app, db } = project.services;
-    assert.deepEqual(db!.volumes, [{ source: 'db-data', target: '/var/lib/postgresql/data' }]);
+    assert.deepEqual(db!.volumes![0], { source: 'db-data', target: '/var/lib/postgresql/data' });
+    // The init script that creates the app's role on a new volume.
+    assert.equal(db!.volumes![1]!.target, '/docker-entrypoint-initdb.d');
+    assert.match(db!.volumes![1]!.source, /docker\/postgres-init$/);
     assert.deepEqual(app!.volumes, [{ source: 'app-data', target: app!.environment!.VCLERK_DATA_DIR }]);
   });
 

@@ -13,8 +13,9 @@ import { parsePublicKey, publicKeyInfo } from './signing';
  * row: its hash recomputed from its content, and, when the manifest says
  * the export is a complete stretch of the chain, the links between rows
  * (gapless seq, prev_hash = hash of the row before). Then the row count and
- * the first and last link against the manifest. All checks run; the first
- * broken row is named by line number.
+ * the first and last link against the manifest. All checks run and every
+ * row is read: each broken row is named by line number (the first one in
+ * `broken`), and nothing that is intact is reported as changed.
  */
 export type BreakReason = 'invalid_row' | 'organisation_mismatch' | 'sequence_gap' | 'order' | 'prev_hash_mismatch' | 'hash_mismatch';
 
@@ -46,7 +47,11 @@ export interface ExportVerification {
   rows: number;
   /** Whether rows were checked: NDJSON only. */
   rowsChecked: boolean;
+  /** The first break in the chain. */
   broken?: RowBreak;
+  /** Every break found, in file order (at most 20 are listed; `breakCount` counts all). */
+  breaks: RowBreak[];
+  breakCount: number;
 }
 
 export interface VerifyOptions {
@@ -91,18 +96,31 @@ function readText(file: string, what: string): string {
   }
 }
 
-/** Checks the rows of one NDJSON export as they stream by; reports the first break. */
+/** Breaks kept beyond the first (the report names them; the count goes on). */
+const MAX_BREAKS = 20;
+
+/**
+ * Checks the rows of one NDJSON export as they stream by. Reads on to the
+ * end after a break: each later row is still checked (its own hash, and its
+ * link to the row read before it), so a single changed row is named alone,
+ * and the last row is compared with the manifest whatever broke before it.
+ */
 class RowChecker {
   rows = 0;
-  broken: RowBreak | undefined;
+  /** Every break found (the first MAX_BREAKS); `breakCount` counts them all. */
+  breaks: RowBreak[] = [];
+  breakCount = 0;
   first: ChainRow | undefined;
   last: ChainRow | undefined;
 
   constructor(private readonly manifest: ExportManifest) {}
 
+  get broken(): RowBreak | undefined {
+    return this.breaks[0];
+  }
+
   line(text: string): void {
     this.rows++;
-    if (this.broken) return;
     const line = this.rows;
     let row: unknown;
     try {
@@ -111,28 +129,36 @@ class RowChecker {
       row = undefined;
     }
     if (!isRow(row)) {
-      this.broken = { line, seq: typeof (row as ChainRow | undefined)?.seq === 'number' ? (row as ChainRow).seq : null, reason: 'invalid_row' };
+      this.fail({ line, seq: typeof (row as ChainRow | undefined)?.seq === 'number' ? (row as ChainRow).seq : null, reason: 'invalid_row' });
       return;
     }
-    const fail = (reason: BreakReason) => {
-      this.broken = { line, seq: row.seq, reason };
-    };
+    const reason = this.check(row);
+    if (reason) this.fail({ line, seq: row.seq, reason });
+  }
+
+  private fail(problem: RowBreak): void {
+    this.breakCount++;
+    if (this.breaks.length < MAX_BREAKS) this.breaks.push(problem);
+  }
+
+  private check(row: ChainRow): BreakReason | null {
     const previous = this.last;
     this.first ??= row;
     this.last = row;
     const m = this.manifest;
-    if (row.chain !== m.organisation_id || row.organisation_id !== m.organisation_id) return fail('organisation_mismatch');
+    if (row.chain !== m.organisation_id || row.organisation_id !== m.organisation_id) return 'organisation_mismatch';
     if (previous) {
-      if (row.seq <= previous.seq) return fail('order');
-      if (m.complete_chain && row.seq !== previous.seq + 1) return fail('sequence_gap');
-      if (m.complete_chain && row.prev_hash !== previous.hash) return fail('prev_hash_mismatch');
+      if (row.seq <= previous.seq) return 'order';
+      if (m.complete_chain && row.seq !== previous.seq + 1) return 'sequence_gap';
+      if (m.complete_chain && row.prev_hash !== previous.hash) return 'prev_hash_mismatch';
     } else if (m.complete_chain && m.first) {
       // The first row of a complete export: where the manifest says the stretch starts.
-      if (row.seq !== m.first.seq) return fail('sequence_gap');
-      if (row.prev_hash !== m.first.prev_hash) return fail('prev_hash_mismatch');
+      if (row.seq !== m.first.seq) return 'sequence_gap';
+      if (row.prev_hash !== m.first.prev_hash) return 'prev_hash_mismatch';
     }
-    if (row.seq === 1 && row.prev_hash !== GENESIS_HASH) return fail('prev_hash_mismatch');
-    if (eventHash(row.prev_hash, contentOf(row)) !== row.hash) return fail('hash_mismatch');
+    if (row.seq === 1 && row.prev_hash !== GENESIS_HASH) return 'prev_hash_mismatch';
+    if (eventHash(row.prev_hash, contentOf(row)) !== row.hash) return 'hash_mismatch';
+    return null;
   }
 }
 
@@ -145,7 +171,7 @@ export async function verifyExport(exportFile: string, manifestFile: string, opt
     parsed = undefined;
   }
   const result: ExportVerification = {
-    ok: false, problems: [], manifest: null, signature: 'invalid', publicKey: 'not_given', fileHash: 'skipped', rows: 0, rowsChecked: false,
+    ok: false, problems: [], manifest: null, signature: 'invalid', publicKey: 'not_given', fileHash: 'skipped', rows: 0, rowsChecked: false, breaks: [], breakCount: 0,
   };
   if (!isManifest(parsed)) {
     result.problems.push('manifest_invalid');
@@ -193,6 +219,8 @@ export async function verifyExport(exportFile: string, manifestFile: string, opt
     result.rowsChecked = true;
     result.rows = checker.rows;
     result.broken = checker.broken;
+    result.breaks = checker.breaks;
+    result.breakCount = checker.breakCount;
     if (checker.broken) result.problems.push('chain_broken');
     if (checker.rows !== manifest.row_count) result.problems.push('row_count_mismatch');
     const same = (a: { seq: number; hash: string } | undefined, b: { seq: number; hash: string } | null) => (!a && !b) || (!!a && !!b && a.seq === b.seq && a.hash === b.hash);
@@ -235,7 +263,11 @@ export function describeVerification(result: ExportVerification): string {
     lines.push(`file sha256  ${result.fileHash}`);
     if (result.rowsChecked) {
       lines.push(`rows         ${result.rows} read`);
-      lines.push(`chain        ${result.broken ? `BROKEN at line ${result.broken.line}${result.broken.seq !== null ? ` (seq ${result.broken.seq})` : ''}: ${reasonText[result.broken.reason]}` : 'ok'}`);
+      if (result.breaks.length === 0) lines.push('chain        ok');
+      for (const [i, b] of result.breaks.entries()) {
+        lines.push(`${i === 0 ? 'chain        BROKEN' : '             and'} at line ${b.line}${b.seq !== null ? ` (seq ${b.seq})` : ''}: ${reasonText[b.reason]}`);
+      }
+      if (result.breakCount > result.breaks.length) lines.push(`             and ${result.breakCount - result.breaks.length} more break(s)`);
     } else {
       lines.push('rows         not checked: the hash chain can be checked in the NDJSON export only');
     }

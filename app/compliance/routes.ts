@@ -1,12 +1,15 @@
 import { selectionFilter } from '../audit/export';
 import type { Request, RequestHandler } from 'express';
+import type { Config } from '../../config';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { auditActions } from '../audit/actions';
+import { AuditCheckpoints } from '../audit/checkpoints';
 import { AuditService, type AuditFilter } from '../audit/service';
 import { callerOf } from '../auth/caller';
 import { ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
+import { parseQuery } from '../http/query';
 
 export const PAGE_SIZE = 50;
 
@@ -60,7 +63,7 @@ export function auditLog(knex: Knex): RequestHandler {
     const locals = { title: req.t('compliance.audit_title'), actions: auditActions, groups: actionGroups, actionKey };
     let query: AuditQuery;
     try {
-      query = parseBody(auditQuerySchema, req.query);
+      query = parseQuery(auditQuerySchema, req);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       const errors = Object.fromEntries(err.fields.map((f) => [f.field, `compliance.errors.${f.code}`]));
@@ -89,10 +92,10 @@ export function auditLog(knex: Knex): RequestHandler {
   };
 }
 
-/** GET /compliance/audit/verify: recomputes the organisation's hash chain. */
-export function verifyAudit(knex: Knex): RequestHandler {
+/** GET /compliance/audit/verify: recomputes the organisation's hash chain and compares it with its signed checkpoints. */
+export function verifyAudit(deps: { knex: Knex; config: Pick<Config, 'dataDir'> }): RequestHandler {
   return async (req, res) => {
-    const result = await new AuditService(knex).verify(callerOf(req).user.organisationId);
+    const result = await new AuditCheckpoints(deps.knex, deps.config.dataDir).verify(callerOf(req).user.organisationId);
     res.render('compliance/verify', { title: req.t('compliance.verify_title'), result });
   };
 }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../config';
 import { createKnex, EMBEDDED_DATABASE, openDatabase, type Database } from './connection';
+import { readEmbeddedRoles } from './embedded-roles';
 import type { Logger } from '../logger';
 
 /**
@@ -18,15 +19,30 @@ export async function openDatabaseBesideAppliance(config: Config, logger: Logger
   const dataDir = path.resolve(config.dataDir);
   const running = runningEmbeddedPort(path.join(dataDir, 'postgres'));
   if (running === null) return openDatabase(config, logger);
-  const password = fs.readFileSync(path.join(dataDir, 'postgres.password'), 'utf8').trim();
-  const knex = createKnex(`postgres://vclerk:${encodeURIComponent(password)}@127.0.0.1:${running}/${EMBEDDED_DATABASE}`, 2);
+  // The app role for the work, the owner for migrations (an appliance older than the two roles: its superuser for both).
+  const roles = readEmbeddedRoles(dataDir);
+  const superuser = { name: 'vclerk', password: fs.readFileSync(path.join(dataDir, 'postgres.password'), 'utf8').trim() };
+  const urlAs = (role: { name: string; password: string }) => `postgres://${encodeURIComponent(role.name)}:${encodeURIComponent(role.password)}@127.0.0.1:${running}/${EMBEDDED_DATABASE}`;
+  const knex = createKnex(urlAs(roles?.app ?? superuser), 2);
+  const owner = roles ? createKnex(urlAs(roles.owner), 1) : null;
   try {
     await knex.raw('SELECT 1');
   } catch (err) {
     await knex.destroy();
+    await owner?.destroy();
     throw new Error(`cannot connect to the running embedded PostgreSQL on 127.0.0.1:${running}`, { cause: err });
   }
-  return { knex, embedded: true, close: () => knex.destroy() };
+  return {
+    knex,
+    embedded: true,
+    owner,
+    appRole: roles?.app.name ?? null,
+    databaseName: EMBEDDED_DATABASE,
+    async close() {
+      await knex.destroy();
+      await owner?.destroy();
+    },
+  };
 }
 
 /** The port of a live postmaster on this cluster, or null. */

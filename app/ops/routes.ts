@@ -2,11 +2,13 @@ import crypto from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import type { Config } from '../../config';
+import { callerOf } from '../auth/caller';
+import { AuditCheckpoints } from '../audit/checkpoints';
 import { NotFoundError } from '../errors';
 import type { Logger } from '../logger';
 import { addressMatcher } from './addresses';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
-import { gatherFigures, migrationsCurrent, type OpsProbe } from './probe';
+import { dataDirFree, gatherFigures, migrationsCurrent, statusScope, type OpsProbe } from './probe';
 import { versionInfo } from './version';
 
 export interface OpsDeps {
@@ -57,22 +59,38 @@ function uptime(seconds: number): { days: number; hours: number; minutes: number
   return { days: Math.floor(seconds / 86400), hours: Math.floor((seconds % 86400) / 3600), minutes: Math.floor((seconds % 3600) / 60) };
 }
 
-/** GET /admin/status: the same figures for people, with how the appliance is set up. */
+/**
+ * GET /admin/status: the figures for people, with how the appliance is set
+ * up. On an appliance shared by several organisations an organisation's
+ * admin sees their organisation's calls, queue and recordings and the
+ * machine's health (workers up, free disk, version), never the appliance's
+ * load, which would tell other organisations' business (that is /metrics,
+ * for the operator).
+ */
 export function statusPage(deps: OpsDeps): RequestHandler {
   return async (req, res) => {
     const { config } = deps;
-    const [figures, migrations] = await Promise.all([gatherFigures(deps.knex, deps.ops, req.log ?? deps.logger), migrationsCurrent(deps.knex)]);
+    const logger = req.log ?? deps.logger;
+    const scope = await statusScope(deps.knex, callerOf(req).user.organisationId);
+    const [figures, migrations, diskFree] = await Promise.all([gatherFigures(deps.knex, deps.ops, logger, scope), migrationsCurrent(deps.knex), dataDirFree(config.dataDir, logger)]);
     res.setHeader('Cache-Control', 'no-store');
     res.render('admin/status', {
       title: req.t('ops.title'),
       figures,
+      disk: { free: diskFree, reserve: config.recordingMinFreeMb * 1024 * 1024 },
       version: versionInfo(),
       uptime: uptime(process.uptime()),
       startedAt: new Date(Date.now() - process.uptime() * 1000),
       database: {
         kind: deps.ops?.database ? (deps.ops.database.embedded ? 'embedded' : 'external') : config.databaseUrl ? 'external' : 'embedded',
         migrations,
+        role: deps.ops?.database?.role ?? null,
       },
+      // The appliance-wide audit chain (sign-ins before an organisation is known, refusals, ...): no other page verifies it.
+      systemChain: await new AuditCheckpoints(deps.knex, config.dataDir).verify(null).catch((err: unknown) => {
+        logger.warn({ err }, 'could not verify the appliance-wide audit chain');
+        return null;
+      }),
       ffmpegPath: deps.ops?.ffmpegPath ?? config.ffmpegPath ?? null,
       encryption: Boolean(config.recordingKey),
       tls: { mode: config.tls, fingerprint: deps.ops?.tls?.fingerprint ?? null, notAfter: deps.ops?.tls?.notAfter ?? null },
