@@ -1,4 +1,3 @@
-import compression from 'compression';
 import express, { type Express } from 'express';
 import { loadCurrentUser } from './auth/current-user';
 import { csrfProtection } from './auth/csrf';
@@ -7,13 +6,17 @@ import { LoginService } from './auth/login-service';
 import { createPassport } from './auth/passport';
 import { sessionMiddleware } from './auth/session';
 import { LoginThrottle } from './auth/throttle';
+import { refusalsFor } from './audit/refusals';
+import { limiterFor } from './http/limiter';
 import type { AppContext } from './context';
 import { errorHandler } from './http/error-handler';
 import { flashMessages } from './http/flash';
+import { inputGuard } from './http/input-guard';
+import { navigation } from './http/navigation';
 import { languageNegotiation } from './http/i18n';
 import { notFound } from './http/not-found';
 import { requestContext } from './http/request-context';
-import { securityHeaders } from './http/security';
+import { responseCompression, securityHeaders } from './http/security';
 import { staticAssets } from './http/static';
 import { configureViews } from './http/views';
 import { routes as defaultRoutes, type Route, type RouteDeps } from './routes';
@@ -42,11 +45,14 @@ export function createApp(ctx: AppContext, options: AppOptions = {}): Express {
     lockoutMinutes: config.loginLockoutMinutes,
   });
   const login = new LoginService(db, throttle);
+  // Refusals of anonymous requests: limited per client IP before any database work, audited in aggregate.
+  limiterFor(db).configure({ burst: config.refusalBurst, perMinute: config.refusalPerMinute });
+  refusalsFor(db).configure({}, logger);
   const deps: RouteDeps = { ...ctx, throttle, login, passport: createPassport(login) };
 
   app.use(requestContext(logger, config.logRequests));
   app.use(securityHeaders());
-  app.use(compression());
+  app.use(responseCompression());
   app.use('/static', staticAssets());
   app.use(ctx.session ?? sessionMiddleware(db, { secret: ctx.sessionSecret, idleMinutes: config.sessionIdleMinutes }));
   app.use(loadCurrentUser(db, { absoluteHours: config.sessionAbsoluteHours }));
@@ -54,9 +60,13 @@ export function createApp(ctx: AppContext, options: AppOptions = {}): Express {
   app.use(flashMessages());
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
   app.use(express.json({ limit: '100kb' }));
+  app.use(inputGuard());
   app.use(csrfProtection(db));
 
-  for (const route of (options.routes ?? defaultRoutes)(deps)) {
+  const table = (options.routes ?? defaultRoutes)(deps);
+  // Menus offer only what the user may open: from the table's access and `opens` checks.
+  app.use(navigation(table));
+  for (const route of table) {
     const check = guard(route.access, db);
     app[route.method](route.path, ...(check ? [check] : []), ...route.handlers);
   }

@@ -8,6 +8,7 @@ import request, { type Response } from 'supertest';
 import { commonPasswords } from '../app/accounts/common-passwords';
 import { apiKeyAuth } from '../app/api-keys/middleware';
 import { checkProvidedKey, generateKey } from '../app/api-keys/service';
+import { REFUSAL_COUNT_SQL, refusalsFor } from '../app/audit/refusals';
 import { sha256 } from '../app/auth/tokens';
 import { routes, type Route } from '../app/routes';
 import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
@@ -104,6 +105,18 @@ describe('API keys', () => {
       assert.equal(checkProvidedKey('abcdefghijklmnopqrstuvwxyz0123456789ABCDEF'), 'key_too_weak');
       assert.equal(checkProvidedKey([...commonPasswords].slice(0, 4).join('')), 'key_too_weak');
       assert.equal(checkProvidedKey(crypto.randomBytes(16).toString('hex')), 'key_too_weak', '128 bits in all, but 48 of them are shown as the prefix');
+    });
+
+    it('refuses keys of long repeats, also behind a random prefix or before a random tail (issue 13)', () => {
+      const prefix = () => crypto.randomBytes(9).toString('base64url');
+      for (const weak of ['ac'.repeat(122), 'a'.repeat(64), '0123456789'.repeat(10)]) {
+        assert.equal(checkProvidedKey(weak), 'key_too_weak', weak);
+        const shown = `${prefix()}${weak}`.slice(0, 256);
+        assert.equal(checkProvidedKey(shown), 'key_too_weak', shown);
+        assert.equal(checkProvidedKey(`${weak.slice(0, 200)}${prefix()}`), 'key_too_weak', 'a random tail adds too little');
+      }
+      assert.equal(checkProvidedKey(`${prefix()}${'aZ9!'.repeat(50)}`), 'key_too_weak', 'four classes, but one unit repeated');
+      for (let i = 0; i < 50; i++) assert.equal(checkProvidedKey(crypto.randomBytes(48).toString('base64url')), null, 'a real random key passes');
     });
   });
 
@@ -219,8 +232,12 @@ describe('API keys', () => {
       const unknown = generateKey();
       const res = await request(app).get('/api/v1/whoami').set('Authorization', `Bearer ${unknown}`).expect(401);
       assert.equal(res.body.error.code, 'api_key_invalid');
-      const malformed = await knex()('audit_events').where({ action: 'api.refused' }).where('id', '>', since).whereRaw(`details->>'reason' = 'malformed'`);
-      assert.equal(malformed.length, 3);
+      // The first refusal of a source and reason is written at once, the others are counted and written in aggregate (issue 13).
+      const [first] = await knex()('audit_events').where({ action: 'api.refused' }).where('id', '>', since).whereRaw(`details->>'reason' = 'malformed'`);
+      assert.equal(first.details.path, '/api/v1/whoami');
+      await refusalsFor(knex()).flush();
+      const malformed = await knex()('audit_events').where({ action: 'api.refused' }).where('id', '>', since).whereRaw(`details->>'reason' = 'malformed'`).sum({ n: knex().raw(REFUSAL_COUNT_SQL) });
+      assert.equal(Number(malformed[0]?.n), 3);
       const event = await refusal('unknown', since);
       assert.equal(event.organisation_id, null);
       assert.match(event.ip, /127\.0\.0\.1/);
@@ -286,8 +303,8 @@ describe('API keys', () => {
     assert.equal(res.body.error.code, 'not_found');
     assert.equal((await knex()('api_keys').where({ id }).first()).revoked_at, null);
     const denied = await knex()('audit_events').where({ action: 'security.cross_organisation_denied', target_id: id });
-    assert.equal(denied.length, 1);
-    assert.equal(denied[0].target_type, 'api_key');
+    assert.equal(denied.length, 2, 'in the prober\'s organisation and in this one');
+    assert.ok(denied.every((e) => e.target_type === 'api_key'));
     await revoke('not-a-uuid', 404, foreignAdmin);
   });
 

@@ -144,4 +144,31 @@ describe('waiting queue', () => {
     assert.equal(res.body.error.code, 'ticket_unknown');
     await request(app).get('/queue/ticket').expect(404);
   });
+
+  it('one client IP holds at most 3 waiting places per organisation, and guessing tickets is rate-limited (issue 13)', async () => {
+    await setAvailability(clerk, 'available');
+    const limited = buildApp(db.current, { env: { VCLERK_TRUST_PROXY: 'loopback', VCLERK_REFUSAL_BURST: '25', VCLERK_REFUSAL_PER_MINUTE: '1' } });
+    const page = await request(limited).get(`/q/${org.slug}`).set('X-Forwarded-For', '203.0.113.50').expect(200);
+    const cookie = String(page.headers['set-cookie']).split(';')[0]!;
+    const take = (ip: string) => request(limited).post(`/q/${org.slug}`).set('X-Forwarded-For', ip).set('Cookie', cookie).set('Accept', 'application/json')
+      .type('form').send({ _csrf: csrfFrom(page.text) });
+    const burst = await Promise.all(Array.from({ length: 20 }, () => take('203.0.113.50')));
+    const entered = burst.filter((r) => r.status === 303);
+    assert.equal(entered.length, 3, 'three places, not twenty');
+    const refused = burst.filter((r) => r.status === 429);
+    assert.ok(refused.length === 17 && refused.every((r) => r.body.error.code === 'queue_limit'));
+    assert.ok(refused.every((r) => Number(r.headers['retry-after']) >= 1));
+    await take('203.0.113.51').expect(303);
+
+    // A place that is given up frees it for the same client.
+    const ticket = /#ticket=([A-Za-z0-9_-]{43})$/.exec(entered[0]!.headers.location ?? '')![1]!;
+    await request(limited).post('/queue/ticket/leave').set('X-Forwarded-For', '203.0.113.50').set('Cookie', cookie).set('X-Queue-Ticket', ticket).set('X-CSRF-Token', csrfFrom(page.text)).expect(200);
+    await take('203.0.113.50').expect(303);
+
+    // Guessing tickets: beyond the burst of refusals, 429 without database work.
+    const guesses = await Promise.all(Array.from({ length: 30 }, () => request(limited).get('/queue/ticket').set('X-Forwarded-For', '203.0.113.52').set('X-Queue-Ticket', 'A'.repeat(43)).set('Accept', 'application/json')));
+    assert.equal(guesses.filter((r) => r.status === 404).length, 25);
+    assert.equal(guesses.filter((r) => r.status === 429 && r.body.error.code === 'rate_limited').length, 5);
+    await db.current.knex('queue_entries').where({ organisation_id: org.id, status: 'waiting' }).update({ status: 'left' });
+  });
 });

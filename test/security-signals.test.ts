@@ -3,7 +3,9 @@ import type { Express } from 'express';
 import { AuditService } from '../app/audit/service';
 import type { AuditAction } from '../app/audit/actions';
 import { SecuritySignals } from '../app/compliance/security';
-import { seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
+import request from 'supertest';
+import { refusalsFor } from '../app/audit/refusals';
+import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 
@@ -54,6 +56,27 @@ describe('security signals', () => {
     const events = /id="signal-events"[\s\S]*<\/table>/.exec(filtered.text)![0];
     assert.equal((events.match(/<tr>/g) ?? []).length - 1, 1, 'one lockout row');
     await compliance.agent.get('/compliance/security?kind=nonsense&page=x').expect(200);
+  });
+
+  it('sums aggregated refusal rows: seven wrong sign-ins count seven, in two rows (issue 13)', async () => {
+    const knex = db.current.knex;
+    const target = await seedOrganisation(knex, 'Signal Aggregate');
+    const user = await seedUser(knex, target, 'clerk');
+    const limited = buildApp(db.current, { env: { VCLERK_LOGIN_MAX_FAILURES_PER_ACCOUNT: '100', VCLERK_LOGIN_MAX_FAILURES_PER_IP: '100' } });
+    const page = await request(limited).get('/login').expect(200);
+    const cookie = String(page.headers['set-cookie']).split(';')[0]!;
+    for (let i = 0; i < 7; i++) {
+      await request(limited).post('/login').set('Cookie', cookie).type('form').send({ _csrf: csrfFrom(page.text), email: user.email, password: `wrong ${i}` }).expect(401);
+    }
+    const rowsNow = await knex('audit_events').where({ organisation_id: target.id, action: 'auth.login_failed' });
+    assert.equal(rowsNow.length, 1, 'the first refusal of the source is written at once');
+    await refusalsFor(knex).flush();
+    const rows = await knex('audit_events').where({ organisation_id: target.id, action: 'auth.login_failed' }).orderBy('seq');
+    assert.equal(rows.length, 2);
+    assert.deepEqual([rows[1].details.aggregated, rows[1].details.count, rows[1].details.reasons], [true, 6, { wrong_password: 6 }]);
+    assert.ok(rows[1].details.window_start <= rows[1].details.window_end);
+    const counts = await new SecuritySignals(knex).counts(target.id);
+    assert.deepEqual({ ...counts.find((c) => c.kind === 'auth.login_failed')! }, { kind: 'auth.login_failed', day: 7, week: 7, month: 7 });
   });
 
   it('clerks may not see it', async () => {

@@ -4,6 +4,7 @@ import { AccountService, changePasswordSchema, languageSchema } from '../account
 import { PASSWORD_MIN } from '../accounts/password-policy';
 import { callerOf } from '../auth/caller';
 import { startSession } from '../auth/sign-in';
+import type { LoginThrottle } from '../auth/throttle';
 import { parseBody } from '../http/forms';
 import { flash } from '../http/flash';
 import { withFormErrors } from '../http/render-form';
@@ -17,11 +18,11 @@ export const accountPage: RequestHandler = (req, res) => {
 };
 
 /** POST /account/password */
-export function changePassword(knex: Knex): RequestHandler {
+export function changePassword(knex: Knex, throttle: LoginThrottle): RequestHandler {
   return async (req, res) => {
     await withFormErrors(res, VIEW, { title: req.t('account.title'), minLength: PASSWORD_MIN }, async () => {
       const input = parseBody(changePasswordSchema, req.body);
-      await new AccountService(knex).changePassword(callerOf(req), input.current_password, input.password);
+      await new AccountService(knex).changePassword(callerOf(req), input.current_password, input.password, throttle);
       // The user stays signed in here, in a new session that counts from now on.
       await startSession(req, req.user!.id);
       flash(req, 'success', 'account.password_changed');

@@ -4,6 +4,7 @@ import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
 import { endUserSessions } from '../auth/session-store';
 import { OneTimeTokens } from '../auth/tokens';
+import { ipKey, passwordCheckKey, type LoginThrottle } from '../auth/throttle';
 import { NotFoundError, ValidationError } from '../errors';
 import { checkPassword, PASSWORD_MAX } from './password-policy';
 import { hashPassword, verifyPassword } from './passwords';
@@ -88,13 +89,36 @@ export class AccountService {
     });
   }
 
-  /** Changes the caller's own password; every other session of theirs ends. */
-  async changePassword(caller: Caller, current: string, password: string): Promise<void> {
+  /**
+   * Changes the caller's own password; every other session of theirs ends.
+   * The current-password check is throttled like a sign-in (per user and per
+   * client IP, reserved before the password is evaluated): past the limit it
+   * is refused, even with the right password, until the window passes.
+   */
+  async changePassword(caller: Caller, current: string, password: string, throttle: LoginThrottle): Promise<void> {
+    const keys = { user: passwordCheckKey(caller.user.id), ip: ipKey(caller.ip ?? 'unknown') };
+    const [user, ip] = await Promise.all([throttle.reserve(keys.user, 'account'), throttle.reserve(keys.ip, 'ip')]);
+    if (!user.allowed || !ip.allowed) throw new ValidationError([{ field: 'current_password', code: 'too_many_attempts' }]);
+    let verified = false;
+    try {
+      await this.changeVerified(caller, current, password, () => (verified = true));
+    } catch (err) {
+      if (!verified && (user.lockedNow || ip.lockedNow)) {
+        await this.audit.record({ organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'auth.lockout', target: { type: 'user', id: caller.user.id }, ip: caller.ip, userAgent: caller.userAgent, details: { scope: user.lockedNow ? 'password_check' : 'ip' } });
+      }
+      throw err;
+    } finally {
+      if (verified) await Promise.all([throttle.clear(keys.user), throttle.release(keys.ip, 'ip')]);
+    }
+  }
+
+  private async changeVerified(caller: Caller, current: string, password: string, onVerified: () => void): Promise<void> {
     await this.knex.transaction(async (trx) => {
       const user = await trx('users').where({ id: caller.user.id, organisation_id: caller.user.organisationId }).forUpdate().first();
       if (!user || !user.password_hash || !(await verifyPassword(user.password_hash, current))) {
         throw new ValidationError([{ field: 'current_password', code: 'wrong_password' }]);
       }
+      onVerified();
       enforcePolicy(password, { email: user.email, name: user.name });
       if (await verifyPassword(user.password_hash, password)) throw new ValidationError([{ field: 'password', code: 'password_unchanged' }]);
       await trx('users').where({ id: user.id }).update({

@@ -1,9 +1,10 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { Knex } from 'knex';
 import type { Actor } from '../audit/actions';
-import { AuditService } from '../audit/service';
+import { refusalsFor } from '../audit/refusals';
 import { requestMeta } from '../auth/caller';
 import { ForbiddenError, UnauthorizedError } from '../errors';
+import { limiterFor, rateLimited } from '../http/limiter';
 import { ApiRequestLog } from '../retention/api-requests';
 import { ApiKeyService, type ApiRefusal, type ApiScope, type AuthenticatedKey } from './service';
 
@@ -41,7 +42,10 @@ export function apiKeyActor(key: AuthenticatedKey): Actor {
  * scope (`requiredScope` undefined: any valid key will do). Refusals answer
  * 401 `api_key_missing` / `api_key_invalid` (malformed, unknown or revoked)
  * or 403 `api_scope_missing`, and each is audited with the client's IP: in
- * the key's organisation when the key is known, else appliance-wide. An
+ * the key's organisation when the key is known, else appliance-wide; the
+ * first of a source at once, further ones aggregated per window
+ * (audit/refusals.ts). Refusals are limited per client IP before any
+ * database work (429 `rate_limited`, http/limiter.ts). An
  * accepted request is written to the API request log (`api_request_log`,
  * with key, status and client IP) once its response is done: not to the
  * append-only audit trail, so that the organisation's retention setting
@@ -51,14 +55,17 @@ export function apiKeyActor(key: AuthenticatedKey): Actor {
  * requests that come with an API key and no session cookie.
  */
 export function apiKeyAuth(knex: Knex, requiredScope?: ApiScope): RequestHandler {
-  const audit = new AuditService(knex);
   const log = new ApiRequestLog(knex);
   return async (req, res, next) => {
+    const refusals = refusalsFor(knex);
     // A JSON API: errors answer in JSON unless the client asks for something else.
     if (!req.get('accept')) req.headers.accept = 'application/json';
+    // Per client IP, before any database work; given back once the key is accepted.
+    const slot = limiterFor(knex).take('api_key', req.ip);
+    if (!slot.ok) return next(rateLimited(knex, req, 'api_key', slot.retryAfterSeconds));
     const meta = requestMeta(req);
     const refuse = async (reason: ApiRefusal, key?: AuthenticatedKey) => {
-      await audit.record({
+      await refusals.note({
         organisationId: key?.organisationId ?? null,
         actor: key ? apiKeyActor(key) : { type: 'guest' },
         action: 'api.refused',
@@ -77,6 +84,7 @@ export function apiKeyAuth(knex: Knex, requiredScope?: ApiScope): RequestHandler
     if (found.status !== 'ok') return refuse(found.status, 'key' in found ? found.key : undefined);
     if (requiredScope && !found.key.scopes.includes(requiredScope)) return refuse('scope', found.key);
 
+    slot.refund();
     req.apiKey = found.key;
     logWhenDone(log, req, res, found.key, meta);
     next();

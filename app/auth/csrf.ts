@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
-import type { Request, RequestHandler } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Knex } from 'knex';
-import { AuditService } from '../audit/service';
+import { refusalsFor } from '../audit/refusals';
 import { actorOf, requestMeta } from './caller';
 import { ForbiddenError } from '../errors';
 import { SESSION_COOKIE } from './session';
@@ -18,14 +18,71 @@ export function csrfToken(req: Request): string {
   return req.session.csrfToken;
 }
 
+/** Anonymous forms (sign-in, links, setup) use a double-submit cookie instead, so no session row is made for a visitor. */
+export const CSRF_COOKIE = 'vclerk_csrf';
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+function cookieToken(req: Request): string | undefined {
+  for (const c of (req.get('cookie') ?? '').split(';')) {
+    const [name, value] = c.trim().split('=', 2);
+    if (name === CSRF_COOKIE && value && TOKEN_SHAPE.test(value)) return value;
+  }
+  return undefined;
+}
+
+/** The token a form carries: the session's while there is one with a token or a user, else the visitor's cookie (set when first needed). */
+function formToken(req: Request, res: Response): string {
+  if (req.session?.csrfToken || req.session?.userId) return csrfToken(req);
+  let token = cookieToken(req);
+  if (!token) {
+    token = crypto.randomBytes(32).toString('base64url');
+    res.cookie(CSRF_COOKIE, token, { httpOnly: true, sameSite: 'lax', secure: req.secure, path: '/' });
+  }
+  return token;
+}
+
+/** What a submitted token must match: the session's token, or (without one) the visitor's cookie. */
+function expectedToken(req: Request): string | undefined {
+  if (req.session?.csrfToken) return req.session.csrfToken;
+  return req.session?.userId ? undefined : cookieToken(req);
+}
+
 function submittedToken(req: Request): string | undefined {
   const fromBody = (req.body as Record<string, unknown> | undefined)?._csrf;
   const candidates = [fromBody, req.get('x-csrf-token'), req.query._csrf];
   return candidates.find((c): c is string => typeof c === 'string' && c.length > 0);
 }
 
-function matches(expected: string | undefined, actual: string | undefined): boolean {
-  if (!expected || !actual) return false;
+/**
+ * The token as pages carry it, masked anew for every use (BREACH: a
+ * secret repeated unchanged in compressed responses that also reflect
+ * input can be read from their sizes): a random pad followed by the pad
+ * XOR the token, base64url. Any masking of the token unmasks to it.
+ */
+export function maskToken(token: string): string {
+  const secret = Buffer.from(token, 'base64url');
+  const pad = crypto.randomBytes(secret.length);
+  const xored = Buffer.alloc(secret.length);
+  for (let i = 0; i < secret.length; i++) xored[i] = pad[i]! ^ secret[i]!;
+  return Buffer.concat([pad, xored]).toString('base64url');
+}
+
+/** The token a masked value stands for; a value of the unmasked token's length is taken as it is (pages served before masking). */
+export function unmaskToken(value: string, tokenLength: number): string | undefined {
+  if (value.length === tokenLength) return value;
+  if (!/^[A-Za-z0-9_-]+$/.test(value)) return undefined;
+  const bytes = Buffer.from(value, 'base64url');
+  if (bytes.length % 2 !== 0 || bytes.length === 0) return undefined;
+  const half = bytes.length / 2;
+  const secret = Buffer.alloc(half);
+  for (let i = 0; i < half; i++) secret[i] = bytes[i]! ^ bytes[half + i]!;
+  return secret.toString('base64url');
+}
+
+function matches(expected: string | undefined, submitted: string | undefined): boolean {
+  if (!expected || !submitted) return false;
+  const actual = unmaskToken(submitted, expected.length);
+  if (!actual) return false;
   const a = Buffer.from(expected);
   const b = Buffer.from(actual);
   return a.length === b.length && crypto.timingSafeEqual(a, b);
@@ -35,18 +92,23 @@ function matches(expected: string | undefined, actual: string | undefined): bool
  * Synchroniser-token CSRF protection for every state-changing request:
  * forms carry `_csrf` (multipart forms in the action URL), scripts send the
  * `X-CSRF-Token` header. A mismatch is refused with 403 `csrf_invalid` and
- * audited. Views get `csrfToken()` to put the token in their forms.
+ * audited. Views get `csrfToken()` to put the token in their forms: the
+ * session's token, or for a visitor without a session a double-submit
+ * cookie (`vclerk_csrf`, HttpOnly, SameSite=Lax), so that showing the
+ * sign-in form stores nothing in the database.
  */
 export function csrfProtection(knex: Knex): RequestHandler {
   return async (req, res, next) => {
-    res.locals.csrfToken = () => csrfToken(req);
+    // Masked anew on every call: each form and page carries a different string for the same token.
+    res.locals.csrfToken = () => maskToken(formToken(req, res));
     if (SAFE_METHODS.has(req.method)) return next();
     // The REST API authenticates by API key, never by cookie: a request without a
     // session cookie has no ambient credential a forgery could ride on, and the
     // route's apiKeyAuth answers it (401 without a valid key).
     if (req.path.startsWith('/api/') && !hasSessionCookie(req)) return next();
-    if (matches(req.session?.csrfToken, submittedToken(req))) return next();
-    await new AuditService(knex).record({
+    if (matches(expectedToken(req), submittedToken(req))) return next();
+    // Audited like every refusal: the first of a source at once, further ones aggregated per window.
+    await refusalsFor(knex).note({
       organisationId: req.user?.organisationId ?? null,
       actor: req.user ? actorOf(req.user) : { type: 'guest' },
       action: 'security.csrf_rejected',

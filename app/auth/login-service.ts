@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import { AuditService } from '../audit/service';
+import { refusalsFor, type RefusalRecorder } from '../audit/refusals';
 import { verifyAgainstDummy, verifyPassword } from '../accounts/passwords';
-import { accountKey, ipKey, type LoginThrottle } from './throttle';
+import { accountKey, ipKey, type LoginThrottle, type Reservation } from './throttle';
 import { sha256 } from './tokens';
 
 export interface LoginAttempt {
@@ -16,21 +17,37 @@ export type LoginOutcome =
   | { ok: false; reason: 'invalid' }
   | { ok: false; reason: 'locked'; lockedUntil: Date };
 
+/** The later end of the locks among the reservations (a lock set by a concurrent attempt may end later). */
+function lockEnd(reservations: Reservation[]): Date {
+  const ends = reservations.map((r) => r.lockedUntil?.getTime() ?? 0);
+  return new Date(Math.max(Date.now() + 60_000, ...ends));
+}
+
 /**
  * Checks e-mail and password with throttling and auditing. Unknown e-mail,
  * wrong password, inactive user and closed organisation all answer the same
  * `invalid`, after the same argon2 work, so the answer reveals nothing.
+ *
+ * The attempt is reserved against the account's and the IP's limits before
+ * the password is evaluated (LoginThrottle.reserve, one atomic statement
+ * each): of any number of concurrent attempts at most the limit are
+ * evaluated; the rest are refused as `locked` without argon2 work. Failures
+ * are audited through the refusal recorder (the first of a source at once,
+ * the rest aggregated per window); a lockout is audited at once.
  */
 export class LoginService {
   private readonly audit: AuditService;
+  private readonly refusals: RefusalRecorder;
 
   constructor(private readonly knex: Knex, private readonly throttle: LoginThrottle) {
     this.audit = new AuditService(knex);
+    this.refusals = refusalsFor(knex);
   }
 
   async attempt(input: LoginAttempt): Promise<LoginOutcome> {
     const email = input.email.trim().toLowerCase();
     const keys = { account: accountKey(email), ip: ipKey(input.ip ?? 'unknown') };
+    const [account, ip] = await Promise.all([this.throttle.reserve(keys.account, 'account'), this.throttle.reserve(keys.ip, 'ip')]);
     const user = await this.knex('users')
       .join('organisations', 'organisations.id', 'users.organisation_id')
       .whereRaw('lower(users.email) = ?', [email])
@@ -39,32 +56,27 @@ export class LoginService {
     const organisationId: string | null = user?.organisation_id ?? null;
     const who = user
       ? { actor: { type: 'guest' as const, label: user.email as string }, target: { type: 'user', id: user.id as string } }
-      : { actor: { type: 'guest' as const }, details: { attempted_account: sha256(email).slice(0, 16) } };
+      : { actor: { type: 'guest' as const } };
+    const baseDetails = user ? {} : { attempted_account: sha256(email).slice(0, 16) };
+    const failed = (reason: string) => this.refusals.note({ organisationId, ...who, action: 'auth.login_failed', ...meta, details: { ...baseDetails, reason } });
 
-    const lock = await this.throttle.check([keys.account, keys.ip]);
-    if (lock.locked) {
-      await verifyAgainstDummy(input.password);
-      await this.audit.record({ organisationId, ...who, action: 'auth.login_failed', ...meta, details: { ...('details' in who ? who.details : {}), reason: 'locked' } });
-      return { ok: false, reason: 'locked', lockedUntil: lock.lockedUntil! };
+    if (!account.allowed || !ip.allowed) {
+      await failed('locked');
+      return { ok: false, reason: 'locked', lockedUntil: lockEnd([account, ip]) };
     }
 
     const passwordOk = user?.password_hash ? await verifyPassword(user.password_hash, input.password) : await verifyAgainstDummy(input.password);
     const reason = !user ? 'unknown_account' : !passwordOk ? 'wrong_password' : user.status !== 'active' ? 'inactive' : user.closed_at ? 'organisation_closed' : null;
     if (reason === null) {
-      await this.throttle.clear(keys.account);
+      await Promise.all([this.throttle.clear(keys.account), this.throttle.release(keys.ip, 'ip')]);
       return { ok: true, userId: user.id, organisationId: user.organisation_id, email: user.email };
     }
 
-    const accountLocked = await this.throttle.fail(keys.account, 'account');
-    const ipLocked = await this.throttle.fail(keys.ip, 'ip');
-    await this.audit.record({ organisationId, ...who, action: 'auth.login_failed', ...meta, details: { ...('details' in who ? who.details : {}), reason } });
-    for (const [scope, locked] of [['account', accountLocked], ['ip', ipLocked]] as const) {
-      if (locked) await this.audit.record({ organisationId, ...who, action: 'auth.lockout', ...meta, details: { ...('details' in who ? who.details : {}), scope } });
+    await failed(reason);
+    for (const [scope, reservation] of [['account', account], ['ip', ip]] as const) {
+      if (reservation.lockedNow) await this.audit.record({ organisationId, ...who, action: 'auth.lockout', ...meta, details: { ...baseDetails, scope } });
     }
-    if (accountLocked || ipLocked) {
-      const state = await this.throttle.check([keys.account, keys.ip]);
-      return { ok: false, reason: 'locked', lockedUntil: state.lockedUntil! };
-    }
+    if (account.lockedNow || ip.lockedNow) return { ok: false, reason: 'locked', lockedUntil: lockEnd([account, ip]) };
     return { ok: false, reason: 'invalid' };
   }
 

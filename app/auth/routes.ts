@@ -7,6 +7,7 @@ import { authenticate, type PassportInstance } from './passport';
 import { destroySession } from './session';
 import { SESSION_COOKIE } from './session';
 import { startSession } from './sign-in';
+import { limiterFor, rateLimited } from '../http/limiter';
 import type { Knex } from 'knex';
 
 /** GET /login */
@@ -15,12 +16,16 @@ export const loginPage: RequestHandler = (req, res) => {
   res.render('auth/login', { title: req.t('auth.login_title'), values: {}, returnTo: safeReturnPath(req.query.return) });
 };
 
-/** POST /login: e-mail and password through passport-local; throttled and audited. */
-export function login(passport: PassportInstance, service: LoginService): RequestHandler {
+/** POST /login: e-mail and password through passport-local; rate-limited per IP, throttled and audited. */
+export function login(passport: PassportInstance, service: LoginService, knex: Knex): RequestHandler {
   return async (req, res) => {
     const returnTo = safeReturnPath(req.body?.return);
     const email = typeof req.body?.email === 'string' ? req.body.email.slice(0, 254) : '';
+    // Per client IP, before any database work: a flood of wrong sign-ins ends here.
+    const slot = limiterFor(knex).take('sign_in', req.ip);
+    if (!slot.ok) throw rateLimited(knex, req, 'sign_in', slot.retryAfterSeconds);
     const outcome = await authenticate(passport, req);
+    if (outcome.ok) slot.refund();
     if (!outcome.ok) {
       const locked = outcome.reason === 'locked';
       const minutes = locked ? Math.max(1, Math.ceil((outcome.lockedUntil.getTime() - Date.now()) / 60_000)) : 0;

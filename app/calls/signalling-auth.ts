@@ -3,8 +3,10 @@ import type { SessionData } from 'express-session';
 import type { Knex } from 'knex';
 import type { Socket } from 'socket.io';
 import { z } from 'zod';
-import { AuditService } from '../audit/service';
+import { refusalsFor } from '../audit/refusals';
 import { resolveSessionUser } from '../auth/current-user';
+import { auditForeignProbe, proberOf } from '../auth/scoped-service';
+import { limiterFor } from '../http/limiter';
 import { clientAddress, type TrustProxy } from '../ops/addresses';
 import type { CallService, Participant } from './service';
 
@@ -20,7 +22,7 @@ export interface SocketIdentity {
 }
 
 export class SignallingRefusal extends Error {
-  constructor(readonly code: 'unauthenticated' | 'token_invalid' | 'call_not_found' | 'call_ended' | 'forbidden') {
+  constructor(readonly code: 'unauthenticated' | 'token_invalid' | 'call_not_found' | 'call_ended' | 'forbidden' | 'rate_limited') {
     super(code);
   }
 }
@@ -42,7 +44,9 @@ function customerLabel(callId: string): string {
 /**
  * Decides who a new signalling connection is: a clerk by the session
  * cookie (and the call must be theirs), or a customer by the call link's
- * token. Refusals of a token are audited with the client's IP.
+ * token. Refusals of a token are audited with the client's IP (the first
+ * of a source at once, further ones aggregated per window), and limited per
+ * client IP before any database work (`rate_limited`).
  */
 export async function identify(socket: Socket, deps: { knex: Knex; calls: CallService; absoluteHours: number; trustProxy?: TrustProxy }): Promise<SocketIdentity> {
   const parsed = auth.safeParse(socket.handshake.auth ?? {});
@@ -51,11 +55,18 @@ export async function identify(socket: Socket, deps: { knex: Knex; calls: CallSe
   const userAgent = socket.handshake.headers['user-agent'] ?? null;
 
   if ('token' in parsed.data) {
+    // Per client IP, before any database work; given back once the token is accepted.
+    const slot = limiterFor(deps.knex).take('signalling', ip);
+    if (!slot.ok) {
+      void refusalsFor(deps.knex).note({ organisationId: null, actor: { type: 'guest' }, action: 'security.rate_limited', ip, userAgent, details: { kind: 'signalling', reason: 'signalling' } }, { aggregateOnly: true });
+      throw new SignallingRefusal('rate_limited');
+    }
     const found = await deps.calls.byGuestToken(parsed.data.token);
     if ('error' in found) {
-      await new AuditService(deps.knex).record({ organisationId: null, actor: { type: 'guest' }, action: 'security.signalling_refused', ip, userAgent, details: { reason: found.error } });
+      await refusalsFor(deps.knex).note({ organisationId: null, actor: { type: 'guest' }, action: 'security.signalling_refused', ip, userAgent, details: { reason: found.error } });
       throw new SignallingRefusal(found.error);
     }
+    slot.refund();
     const { call } = found;
     return { callId: call.id, organisationId: call.organisationId, participant: { role: 'customer', label: customerLabel(call.id) }, identity: 'customer', ip, userAgent };
   }
@@ -64,6 +75,10 @@ export async function identify(socket: Socket, deps: { knex: Knex; calls: CallSe
   const user = await resolveSessionUser(deps.knex, session, deps.absoluteHours);
   if (!user) throw new SignallingRefusal('unauthenticated');
   const call = await deps.calls.byId(parsed.data.callId);
+  if (call && call.organisationId !== user.organisationId) {
+    // Another organisation's call: audited in both organisations (auth/scoped-service.ts).
+    await auditForeignProbe(deps.knex, proberOf({ user, ip, userAgent }), 'calls', 'call', call.id);
+  }
   if (!call || call.organisationId !== user.organisationId || call.clerkId !== user.id) throw new SignallingRefusal('call_not_found');
   if (call.status === 'ended') throw new SignallingRefusal('call_ended');
   return {

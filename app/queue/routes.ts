@@ -2,13 +2,16 @@ import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
-import { NotFoundError } from '../errors';
+import { sha256 } from '../auth/tokens';
+import { NotFoundError, TooManyRequestsError } from '../errors';
+import { limiterFor, rateLimited } from '../http/limiter';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
 import { PrivacyContact } from '../organisations/privacy';
 import { brandingOf, OrganisationStore } from '../organisations/service';
 import { hoursFromForm, isOpen, queueSettingsSchema, weekdays, type OpeningHours } from './hours';
 import { availabilitySchema, QueueService } from './service';
+import { OpenTicketLimit } from './client-limit';
 import { QueueSettingsStore } from './settings';
 
 export interface QueueDeps {
@@ -38,16 +41,36 @@ export function queueLanding(deps: QueueDeps): RequestHandler {
   };
 }
 
-/** POST /q/:slug: enters the queue; the ticket travels in the URL fragment only. */
+/**
+ * POST /q/:slug: enters the queue; the ticket travels in the URL fragment
+ * only. One client IP may enter at the refusal limiter's rate (per IP,
+ * before any database work) and hold at most `queueTicketsPerIp` waiting
+ * tickets per organisation: more answer 429 `queue_limit`.
+ */
 export function enterQueue(deps: QueueDeps): RequestHandler {
+  let openTickets: OpenTicketLimit | undefined;
   return async (req, res) => {
+    openTickets ??= new OpenTicketLimit(deps.knex, deps.config.queueTicketsPerIp);
+    const slot = limiterFor(deps.knex).take('queue_entry', req.ip);
+    if (!slot.ok) throw rateLimited(deps.knex, req, 'queue_entry', slot.retryAfterSeconds);
     const organisation = await openOrganisation(deps.knex, req.params.slug);
     const state = await queueState(deps.knex, organisation.id);
     if (state.available === 0) {
       return res.status(409).render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, branding: brandingOf(organisation) });
     }
-    const { ticket } = await new QueueService(deps.knex).enter(organisation.id);
-    res.redirect(303, `/q/${organisation.slug}/wait#ticket=${ticket}`);
+    const place = await openTickets.reserve(organisation.id, req.ip);
+    if (!place) {
+      res.setHeader('Retry-After', '60');
+      throw new TooManyRequestsError('queue_limit');
+    }
+    try {
+      const { ticket } = await new QueueService(deps.knex).enter(organisation.id);
+      place.commit(sha256(ticket));
+      res.redirect(303, `/q/${organisation.slug}/wait#ticket=${ticket}`);
+    } catch (err) {
+      place.cancel();
+      throw err;
+    }
   };
 }
 
