@@ -4,6 +4,10 @@ export type MediaErrorCode =
   | 'forbidden'
   | 'media_unavailable'
   | 'cannot_consume'
+  /** A participant asked for more than it may hold at once (transports, producers per source, consumers per producer; see limits.ts). */
+  | 'limit_reached'
+  /** A participant creates transports faster than a browser ever needs to. */
+  | 'rate_limited'
   /** Every recording port is taken (raise VCLERK_RECORDING_PORT_MAX or record fewer calls at once). */
   | 'no_ports'
   /** No recorded track holds anything composable. */

@@ -2,6 +2,7 @@ export { WorkerPool, type WorkerPoolOptions } from './worker-pool';
 export { Room, type PeerRole, type ProducerSummary, type Source } from './room';
 export { RoomRegistry } from './rooms';
 export { MediaError, type MediaErrorCode } from './errors';
+export { PEER_LIMITS } from './limits';
 export { resolveWorkerBinary, loadMediasoup } from './load';
 export { plainRtpCapabilities } from './codecs';
 export type { MediaLogger } from './log';

@@ -2,32 +2,12 @@ import { EventEmitter } from 'node:events';
 import type { types } from 'mediasoup';
 import { plainRtpCapabilities } from './codecs';
 import { MediaError } from './errors';
+import { PEER_LIMITS, WindowLimit } from './limits';
 import type { MediaLogger } from './log';
+import { consumesProducer, holdsSource, nothingPending, summary, type Peer, type Pending, type PeerRole, type ProducerSummary, type Source } from './peer';
 import type { WorkerPool } from './worker-pool';
 
-export type PeerRole = 'clerk' | 'customer';
-export type Source = 'microphone' | 'camera' | 'screen';
-
-export interface ProducerSummary {
-  producerId: string;
-  peerId: string;
-  role: PeerRole;
-  kind: types.MediaKind;
-  source: Source;
-  paused: boolean;
-}
-
-interface Peer {
-  id: string;
-  role: PeerRole;
-  label: string;
-  rtpCapabilities?: types.RtpCapabilities;
-  transports: Map<string, types.WebRtcTransport>;
-  /** Transports receiving RTP from a local process instead of a browser (tests, benchmarks). */
-  ingest: Map<string, types.PlainTransport>;
-  producers: Map<string, types.Producer>;
-  consumers: Map<string, types.Consumer>;
-}
+export type { PeerRole, ProducerSummary, Source } from './peer';
 
 export interface RoomEvents {
   newProducer: [ProducerSummary];
@@ -43,8 +23,10 @@ export interface RoomEvents {
  * The media of one call: a router on one worker and the participants'
  * transports, producers and consumers. Every operation names the peer
  * that asks, and only touches that peer's own objects (consuming is
- * limited to producers in this room). Closing a peer closes everything
- * beneath it; closing the room closes the router.
+ * limited to producers in this room). A peer holds at most what a browser
+ * needs (PEER_LIMITS: a few transports, one producer per source, one
+ * consumer per producer), and joining again starts it over. Closing a peer
+ * closes everything beneath it; closing the room closes the router.
  */
 export class Room extends EventEmitter<RoomEvents> {
   private readonly peers = new Map<string, Peer>();
@@ -54,6 +36,8 @@ export class Room extends EventEmitter<RoomEvents> {
   private webRtcServer!: types.WebRtcServer;
   private closed = false;
   private resetting: Promise<void> | undefined;
+  /** Transports created per role (one clerk, one customer per call), across reconnects. */
+  private readonly creations = new Map<PeerRole, WindowLimit>();
 
   private constructor(readonly callId: string, private readonly pool: WorkerPool, private readonly logger: MediaLogger) {
     super();
@@ -111,7 +95,7 @@ export class Room extends EventEmitter<RoomEvents> {
 
   addPeer(id: string, role: PeerRole, label: string): void {
     this.removePeer(id);
-    this.peers.set(id, { id, role, label, transports: new Map(), ingest: new Map(), producers: new Map(), consumers: new Map() });
+    this.peers.set(id, { id, role, label, transports: new Map(), ingest: new Map(), producers: new Map(), consumers: new Map(), pending: nothingPending() });
   }
 
   hasPeer(id: string): boolean {
@@ -141,7 +125,13 @@ export class Room extends EventEmitter<RoomEvents> {
     }
     peer.producers.clear();
     peer.consumers.clear();
+    peer.pending = nothingPending();
     peer.rtpCapabilities = undefined;
+  }
+
+  /** Whether what was started under `pending` may still be handed to the peer (not removed, media not cleared, room open). */
+  private current(peer: Peer, pending: Pending): boolean {
+    return !this.closed && this.peers.get(peer.id) === peer && peer.pending === pending;
   }
 
   private peer(id: string): Peer {
@@ -150,9 +140,16 @@ export class Room extends EventEmitter<RoomEvents> {
     return peer;
   }
 
+  /**
+   * The peer's device capabilities; answers the other peers' producers. A
+   * peer that joined before starts over (a client joins again only after
+   * dropping its transports): whatever it had is closed first.
+   */
   async join(peerId: string, rtpCapabilities: types.RtpCapabilities): Promise<ProducerSummary[]> {
     await this.ready();
-    this.peer(peerId).rtpCapabilities = rtpCapabilities;
+    const peer = this.peer(peerId);
+    if (peer.rtpCapabilities !== undefined || peer.transports.size > 0) this.clearMedia(peer);
+    peer.rtpCapabilities = rtpCapabilities;
     return this.producersExcept(peerId);
   }
 
@@ -172,14 +169,29 @@ export class Room extends EventEmitter<RoomEvents> {
   async createTransport(peerId: string, direction: 'send' | 'recv'): Promise<types.WebRtcTransport> {
     await this.ready();
     const peer = this.peer(peerId);
-    const transport = await this.router.createWebRtcTransport({
-      webRtcServer: this.webRtcServer,
-      enableUdp: true,
-      enableTcp: true,
-      preferUdp: true,
-      initialAvailableOutgoingBitrate: 1_000_000,
-      appData: { peerId, direction },
-    });
+    const pending = peer.pending;
+    if (peer.transports.size + pending.transports >= PEER_LIMITS.transports) throw new MediaError('limit_reached');
+    let limit = this.creations.get(peer.role);
+    if (!limit) this.creations.set(peer.role, (limit = new WindowLimit(PEER_LIMITS.transportsPerMinute, 60_000)));
+    if (!limit.take()) throw new MediaError('rate_limited');
+    pending.transports++;
+    let transport: types.WebRtcTransport;
+    try {
+      transport = await this.router.createWebRtcTransport({
+        webRtcServer: this.webRtcServer,
+        enableUdp: true,
+        enableTcp: true,
+        preferUdp: true,
+        initialAvailableOutgoingBitrate: 1_000_000,
+        appData: { peerId, direction },
+      });
+    } finally {
+      pending.transports--;
+    }
+    if (!this.current(peer, pending)) {
+      transport.close();
+      throw new MediaError('not_joined');
+    }
     peer.transports.set(transport.id, transport);
     // mediasoup 3.12 has no ICE consent timeout: a DTLS close or failure ends the transport here.
     transport.on('dtlsstatechange', (state) => {
@@ -246,9 +258,11 @@ export class Room extends EventEmitter<RoomEvents> {
     transport.close();
   }
 
-  private transport(peer: Peer, transportId: string): types.WebRtcTransport {
+  /** One of the peer's own transports (of the given direction, when named). */
+  private transport(peer: Peer, transportId: string, direction?: 'send' | 'recv'): types.WebRtcTransport {
     const transport = peer.transports.get(transportId);
     if (!transport) throw new MediaError('not_found');
+    if (direction && (transport.appData as { direction?: string }).direction !== direction) throw new MediaError('forbidden');
     return transport;
   }
 
@@ -267,8 +281,20 @@ export class Room extends EventEmitter<RoomEvents> {
     const peer = this.peer(peerId);
     if (source === 'screen' && peer.role !== 'clerk') throw new MediaError('forbidden');
     if ((source === 'microphone') !== (kind === 'audio')) throw new MediaError('forbidden');
-    const transport = peer.ingest.get(transportId) ?? this.transport(peer, transportId);
-    const producer = await transport.produce({ kind, rtpParameters, appData: { peerId, source, transportId } });
+    const transport = peer.ingest.get(transportId) ?? this.transport(peer, transportId, 'send');
+    const pending = peer.pending;
+    if (holdsSource(peer, source) || pending.sources.has(source)) throw new MediaError('limit_reached');
+    pending.sources.add(source);
+    let producer: types.Producer;
+    try {
+      producer = await transport.produce({ kind, rtpParameters, appData: { peerId, source, transportId } });
+    } finally {
+      pending.sources.delete(source);
+    }
+    if (!this.current(peer, pending) || transport.closed) {
+      producer.close();
+      throw new MediaError('not_joined');
+    }
     peer.producers.set(producer.id, producer);
     producer.observer.once('close', () => peer.producers.delete(producer.id));
     this.emit('newProducer', summary(peer, producer));
@@ -308,14 +334,35 @@ export class Room extends EventEmitter<RoomEvents> {
     await this.ready();
     const peer = this.peer(peerId);
     if (!peer.rtpCapabilities) throw new MediaError('not_joined');
-    const transport = this.transport(peer, transportId);
+    const transport = this.transport(peer, transportId, 'recv');
     const owner = [...this.peers.values()].find((p) => p.producers.has(producerId));
     if (!owner || owner.id === peerId) throw new MediaError('not_found');
-    if (!this.router.canConsume({ producerId, rtpCapabilities: peer.rtpCapabilities })) throw new MediaError('cannot_consume');
-    const consumer = await transport.consume({ producerId, rtpCapabilities: peer.rtpCapabilities, paused: true, appData: { peerId } });
+    const pending = peer.pending;
+    if (consumesProducer(peer, producerId) || pending.consumes.has(producerId)) throw new MediaError('limit_reached');
+    if (!this.canConsume(producerId, peer.rtpCapabilities)) throw new MediaError('cannot_consume');
+    pending.consumes.add(producerId);
+    let consumer: types.Consumer;
+    try {
+      consumer = await transport.consume({ producerId, rtpCapabilities: peer.rtpCapabilities, paused: true, appData: { peerId } });
+    } finally {
+      pending.consumes.delete(producerId);
+    }
+    if (!this.current(peer, pending) || transport.closed) {
+      consumer.close();
+      throw new MediaError('not_joined');
+    }
     peer.consumers.set(consumer.id, consumer);
     consumer.observer.once('close', () => peer.consumers.delete(consumer.id));
     return consumer;
+  }
+
+  /** mediasoup's check, where capabilities it cannot read (a client's nonsense) mean no. */
+  private canConsume(producerId: string, rtpCapabilities: types.RtpCapabilities): boolean {
+    try {
+      return this.router.canConsume({ producerId, rtpCapabilities });
+    } catch {
+      return false;
+    }
   }
 
   async resumeConsumer(peerId: string, consumerId: string): Promise<void> {
@@ -341,6 +388,11 @@ export class Room extends EventEmitter<RoomEvents> {
     };
   }
 
+  /** How many transports the router itself holds, as mediasoup's worker reports them (the recorder's and leaked ones included). */
+  async routerTransportCount(): Promise<number> {
+    return (await this.router.dump()).transportIds.length;
+  }
+
   get isEmpty(): boolean {
     return this.peers.size === 0;
   }
@@ -352,15 +404,4 @@ export class Room extends EventEmitter<RoomEvents> {
     this.router.close();
     this.emit('closed');
   }
-}
-
-function summary(peer: Peer, producer: types.Producer): ProducerSummary {
-  return {
-    producerId: producer.id,
-    peerId: peer.id,
-    role: peer.role,
-    kind: producer.kind,
-    source: (producer.appData as { source: Source }).source,
-    paused: producer.paused,
-  };
 }

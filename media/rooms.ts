@@ -13,11 +13,15 @@ export class RoomRegistry {
   constructor(private readonly pool: WorkerPool, private readonly logger: MediaLogger) {
     pool.on('workerDied', () => {
       for (const pending of this.rooms.values()) {
-        void pending.then((room) => {
-          if (room.routerClosed) {
-            room.reset().catch((err) => this.logger.error({ err, callId: room.callId }, 'could not move the call to a new router'));
-          }
-        });
+        // A room whose creation failed is being forgotten: nothing to move (and no rejection left unhandled).
+        pending.then(
+          (room) => {
+            if (room.routerClosed) {
+              room.reset().catch((err) => this.logger.error({ err, callId: room.callId }, 'could not move the call to a new router'));
+            }
+          },
+          () => undefined,
+        );
       }
     });
   }

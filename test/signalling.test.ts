@@ -114,6 +114,8 @@ describe('signalling', () => {
       assert.equal(await refusedCode(customerA, 'connectTransport', { transportId: 42 }), 'invalid_message');
       assert.equal(await refusedCode(customerA, 'produce', { transportId: customerTransports.send, kind: 'audio', rtpParameters: OPUS, source: 'microphone', extra: true }), 'invalid_message');
       assert.equal(await refusedCode(customerA, 'selfDestruct', {}), 'invalid_message');
+      // Names that are properties of every plain object, and numbers (socket.io allows them), are no requests either.
+      for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 42 as unknown as string]) assert.equal(await refusedCode(customerA, name, {}), 'invalid_message');
       await callUnharmed();
     });
 

@@ -6,17 +6,22 @@ import { Server, type Socket } from 'socket.io';
 import type { ZodType } from 'zod';
 import { MediaError, type Room, type RoomRegistry } from '../../media';
 import { SYSTEM } from '../audit/actions';
+import { refusalsFor } from '../audit/refusals';
 import { curationHandlers, type CurationRequest } from '../curation/live';
 import type { RecordingRequest } from '../recordings/live';
-import { CurationError, CurationService } from '../curation/service';
+import { CurationService } from '../curation/service';
 import { RecordingRefusal, type RecordingLive } from '../recordings/live';
 import type { Logger } from '../logger';
-import type { TrustProxy } from '../ops/addresses';
+import { clientAddress, type TrustProxy } from '../ops/addresses';
 import type { TurnIssuer } from '../ops/turn';
-import { HEARTBEAT_INTERVAL_MS, MAX_PAYLOAD_BYTES, requests, type RequestType, type ResponseData, type ServerEvents } from './protocol';
+import { callEvents } from './events';
+import { originAllowed } from './origin';
+import { HEARTBEAT_INTERVAL_MS, isRequestType, MAX_PAYLOAD_BYTES, requests, type RequestType, type ResponseData, type ServerEvents } from './protocol';
 import { TokenBucket } from './rate-limit';
+import { guarded, INTERNAL_ERROR, loggableName, refusalCode } from './safe-handler';
 import { CallService } from './service';
 import { identify, SignallingRefusal, type SocketIdentity } from './signalling-auth';
+import { mediaHandlers, type MediaHandlers } from './media-requests';
 
 export interface HubOptions {
   knex: Knex;
@@ -34,6 +39,8 @@ export interface HubOptions {
   trustProxy?: TrustProxy;
   /** TURN credentials for participants; without it, no TURN servers are offered. */
   turn?: TurnIssuer | null;
+  /** The appliance's public base URL (VCLERK_PUBLIC_URL): a browser connection from its origin is the appliance's own. */
+  publicUrl?: string;
 }
 
 interface PeerEntry {
@@ -43,6 +50,7 @@ interface PeerEntry {
 }
 
 type Handler = (who: SocketIdentity, peerId: string, room: Room, payload: never) => Promise<unknown>;
+type Reply = (response: unknown) => void;
 
 /**
  * The signalling server (socket.io at /signal): authenticates each
@@ -50,7 +58,10 @@ type Handler = (who: SocketIdentity, peerId: string, room: Room, payload: never)
  * types), rate-limits each connection, and drives the call's media room.
  * A participant can only touch its own transports, producers and
  * consumers. Lost connections get a grace period to come back before their
- * media is closed; silent ones (no heartbeat) are disconnected.
+ * media is closed; silent ones (no heartbeat) are disconnected; a customer
+ * whose link is revoked or whose call ended is disconnected at once. Every
+ * listener it installs is `guarded`: no request, however malformed, and no
+ * failing database call can throw out of it and end the process.
  */
 export class CallHub {
   private io: Server | undefined;
@@ -59,11 +70,28 @@ export class CallHub {
   private readonly sockets = new Map<string, Set<Socket>>();
   private readonly wired = new WeakSet<Room>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly onLinkRevoked = (callId: string) => {
+    this.removeCustomers(callId, 'link_revoked').catch((err) => this.options.logger.error({ err, callId }, 'could not remove the customer of a revoked link'));
+  };
 
   constructor(private readonly options: HubOptions) {
     this.calls = new CallService(options.knex);
     this.curation = curationHandlers(new CurationService(options.knex), (callId, event, data) => this.emitToCall(callId, event, data));
     options.recordings?.attach((callId, event, data) => this.emitToCall(callId, event, data));
+    this.handlers = mediaHandlers({
+      calls: this.calls,
+      logger: this.options.logger,
+      recordings: this.options.recordings,
+      turn: this.options.turn,
+      emitToCall: (callId, event, data, exceptPeerId) => this.emitToCall(callId, event, data, exceptPeerId),
+      leave: async (who, room) => {
+        const key = `${who.callId}:${who.identity}`;
+        const entry = this.peers.get(key);
+        if (entry) entry.socket.data.left = true;
+        await this.removeParticipant(who, key, room, 'left');
+        setImmediate(() => entry?.socket.disconnect(true));
+      },
+    });
   }
 
   get rooms(): RoomRegistry {
@@ -81,6 +109,18 @@ export class CallHub {
     });
     io.engine.use(this.options.session);
     io.use((socket, next) => {
+      // A browser sends its page's Origin: a clerk's cookie from another site's page is refused here.
+      const { headers, address } = socket.handshake;
+      if (originAllowed(headers, address, { trustProxy: this.options.trustProxy, publicUrl: this.options.publicUrl })) return next();
+      const ip = this.options.trustProxy ? clientAddress(address, headers['x-forwarded-for'], this.options.trustProxy) : address;
+      this.options.logger.warn({ origin: String(headers.origin).slice(0, 200), ip }, 'signalling refused: foreign origin');
+      // Counted with the other refusals of signalling: aggregated per source and window, never a row per attempt.
+      refusalsFor(this.options.knex)
+        .note({ organisationId: null, actor: { type: 'guest' }, action: 'security.signalling_refused', ip, userAgent: headers['user-agent'] ?? null, details: { reason: 'foreign_origin' } }, { aggregateOnly: true })
+        .catch((err) => this.options.logger.error({ err }, 'could not count a signalling refusal'));
+      next(new Error('forbidden'));
+    });
+    io.use((socket, next) => {
       identify(socket, { knex: this.options.knex, calls: this.calls, absoluteHours: this.options.absoluteHours, trustProxy: this.options.trustProxy })
         .then((who) => {
           socket.data.who = who;
@@ -91,15 +131,25 @@ export class CallHub {
           next(new Error(err instanceof SignallingRefusal ? err.code : 'internal_error'));
         });
     });
-    io.on('connection', (socket) => {
-      this.onConnection(socket).catch((err) => {
-        this.options.logger.error({ err }, 'signalling connection failed');
-        socket.disconnect(true);
-      });
-    });
+    io.on(
+      'connection',
+      guarded(this.options.logger, 'connection', (socket: Socket) =>
+        this.onConnection(socket).catch((err) => {
+          this.options.logger.error({ err }, 'signalling connection failed');
+          socket.disconnect(true);
+        }),
+      ),
+    );
     const silenceMs = this.options.silenceMs ?? 3 * HEARTBEAT_INTERVAL_MS;
-    this.heartbeat = setInterval(() => this.sweepSilent(silenceMs), Math.min(HEARTBEAT_INTERVAL_MS, silenceMs / 2));
+    this.heartbeat = setInterval(
+      guarded(this.options.logger, 'heartbeat sweep', () => {
+        this.sweepSilent(silenceMs);
+        return this.sweepClosedCalls();
+      }),
+      Math.min(HEARTBEAT_INTERVAL_MS, silenceMs / 2),
+    );
     this.heartbeat.unref();
+    callEvents.on('linkRevoked', this.onLinkRevoked);
     this.io = io;
   }
 
@@ -140,21 +190,21 @@ export class CallHub {
 
     const bucket = new TokenBucket(20, 60);
     let refusedInARow = 0;
-    socket.onAny((event: string, ...args: unknown[]) => {
+    const refuse = (reply: Reply, code: string, message = code) => reply({ ok: false, error: { code, message } });
+    // socket.io names an event by a string or a number, and calls this on a later tick: whatever it throws is caught by `guarded`.
+    socket.onAny(guarded(log, (event: unknown) => `request ${loggableName(event)}`, (event: unknown, ...args: unknown[]) => {
       socket.data.lastSeen = Date.now();
       const ack = args[args.length - 1];
       if (typeof ack !== 'function') return; // requests without an ack are ignored
-      const reply = ack as (response: unknown) => void;
+      const reply = ack as Reply;
       if (!bucket.take()) {
-        reply({ ok: false, error: { code: 'rate_limited', message: 'too many requests' } });
+        refuse(reply, 'rate_limited', 'too many requests');
         if (++refusedInARow > 200) socket.disconnect(true);
         return;
       }
       refusedInARow = 0;
-      if (!(event in requests)) {
-        reply({ ok: false, error: { code: 'invalid_message', message: `unknown request ${event.slice(0, 40)}` } });
-        return;
-      }
+      if (!isRequestType(event)) return refuse(reply, 'invalid_message', `unknown request ${loggableName(event)}`);
+      if (socket.data.left) return refuse(reply, 'call_ended');
       const payload = args.length > 1 ? args[0] : undefined;
       let size = 0;
       try {
@@ -166,39 +216,46 @@ export class CallHub {
         reply({ ok: false, error: { code: 'too_large', message: `payload over ${MAX_PAYLOAD_BYTES} bytes` } });
         return;
       }
-      const parsed = (requests[event as RequestType] as ZodType).safeParse(payload);
+      const parsed = (requests[event] as ZodType).safeParse(payload);
       if (!parsed.success) {
-        reply({ ok: false, error: { code: 'invalid_message', message: parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.code}`).join('; ').slice(0, 300) } });
-        return;
+        return refuse(reply, 'invalid_message', parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.code}`).join('; ').slice(0, 300));
       }
-      const handler = (
-        event.startsWith('recording.') ? this.recordingHandler(event as RecordingRequest)
-        : event.includes('.') ? this.curationHandler(event as CurationRequest)
-        : this.handlers[event as Exclude<RequestType, CurationRequest | RecordingRequest>]
-      ) as Handler;
-      setup
+      const handler = this.handlerFor(event);
+      if (!handler) return refuse(reply, 'invalid_message', `unknown request ${loggableName(event)}`);
+      return setup
         .then((room) => handler(who, peerId, room, parsed.data as never))
         .then((data) => reply({ ok: true, data: data ?? {} }))
         .catch((err) => {
-          if (err instanceof MediaError || err instanceof CurationError || err instanceof RecordingRefusal) return reply({ ok: false, error: { code: err.code, message: err.code } });
+          const code = refusalCode(err);
+          if (code) return refuse(reply, code);
           log.error({ err, event }, 'signalling request failed');
-          reply({ ok: false, error: { code: 'internal_error', message: 'internal error' } });
+          reply(INTERNAL_ERROR);
         });
-    });
+    }));
 
-    socket.on('disconnect', (reason) => {
+    socket.on('disconnect', guarded(log, 'disconnect', (reason: string) => {
       members!.delete(socket);
-      void setup.then((room) => {
+      return setup.then((room) => {
         const entry = this.peers.get(key);
         if (!entry || entry.socket !== socket || socket.data.left) return;
         log.info({ peerId, reason }, 'participant disconnected; waiting for a reconnect');
-        entry.grace = setTimeout(() => {
-          if (this.peers.get(key) !== entry) return;
-          void this.removeParticipant(who, key, room, 'connection_lost');
-        }, this.options.graceMs);
+        entry.grace = setTimeout(
+          guarded(log, 'grace period', () => {
+            if (this.peers.get(key) !== entry) return;
+            return this.removeParticipant(who, key, room, 'connection_lost');
+          }),
+          this.options.graceMs,
+        );
         entry.grace.unref();
       }, () => undefined);
-    });
+    }));
+  }
+
+  /** The handler of a request type: an own property of the hub's, the recording or the curation table, never an inherited one. */
+  private handlerFor(event: RequestType): Handler | undefined {
+    if (event.startsWith('recording.')) return this.recordingHandler(event as RecordingRequest) as Handler;
+    if (event.includes('.')) return Object.hasOwn(this.curation, event) ? (this.curationHandler(event as CurationRequest) as Handler) : undefined;
+    return Object.hasOwn(this.handlers, event) ? (this.handlers[event as keyof typeof this.handlers] as Handler) : undefined;
   }
 
   private async removeParticipant(who: SocketIdentity, key: string, room: Room, reason: string): Promise<void> {
@@ -220,73 +277,12 @@ export class CallHub {
   /** Curation and chat: their own module; the hub only relays. */
   private readonly curation: ReturnType<typeof curationHandlers>;
 
-  private readonly handlers: { [T in Exclude<RequestType, CurationRequest | RecordingRequest>]: (who: SocketIdentity, peerId: string, room: Room, payload: never) => Promise<ResponseData[T] | Record<string, never>> } = {
-    getRouterRtpCapabilities: async (_who, _peerId, room) => ({ rtpCapabilities: await room.capabilities() }),
-    join: async (who, peerId, room, payload: { rtpCapabilities: Record<string, unknown> }) => {
-      if (!room.hasPeer(peerId)) throw new MediaError('not_joined');
-      await this.options.recordings?.beforeJoin(who);
-      const producers = await room.join(peerId, payload.rtpCapabilities as never);
-      this.emitToCall(who.callId, 'peerJoined', { peerId, role: who.participant.role, label: who.participant.label }, peerId);
-      const bothPresent = room.hasRole('clerk') && room.hasRole('customer');
-      await this.calls.joined(who.callId, who.participant, bothPresent, who);
-      this.options.recordings?.afterJoin(who, room).catch((err) => this.options.logger.error({ err, callId: who.callId }, 'recording after a join failed'));
-      return {
-        peerId,
-        role: who.participant.role,
-        producers,
-        peers: room.peerList().filter((p) => p.peerId !== peerId),
-        iceServers: this.options.turn?.iceServers() ?? [],
-      };
-    },
-    getIceServers: async () => ({ iceServers: this.options.turn?.iceServers() ?? [] }),
-    createTransport: async (_who, peerId, room, payload: { direction: 'send' | 'recv' }) => {
-      const t = await room.createTransport(peerId, payload.direction);
-      return { id: t.id, iceParameters: t.iceParameters, iceCandidates: t.iceCandidates, dtlsParameters: t.dtlsParameters };
-    },
-    connectTransport: async (_who, peerId, room, payload: { transportId: string; dtlsParameters: Record<string, unknown> }) => {
-      await room.connectTransport(peerId, payload.transportId, payload.dtlsParameters as never);
-      return {};
-    },
-    restartIce: async (_who, peerId, room, payload: { transportId: string }) => ({ iceParameters: await room.restartIce(peerId, payload.transportId) }),
-    produce: async (_who, peerId, room, payload: { transportId: string; kind: 'audio' | 'video'; rtpParameters: Record<string, unknown>; source: 'microphone' | 'camera' | 'screen' }) => {
-      const producer = await room.produce(peerId, payload.transportId, payload.kind, payload.rtpParameters as never, payload.source);
-      return { producerId: producer.id };
-    },
-    pauseProducer: async (_who, peerId, room, payload: { producerId: string }) => {
-      await room.pauseProducer(peerId, payload.producerId);
-      return {};
-    },
-    resumeProducer: async (_who, peerId, room, payload: { producerId: string }) => {
-      await room.resumeProducer(peerId, payload.producerId);
-      return {};
-    },
-    closeProducer: async (_who, peerId, room, payload: { producerId: string }) => {
-      await room.closeProducer(peerId, payload.producerId);
-      return {};
-    },
-    consume: async (_who, peerId, room, payload: { transportId: string; producerId: string }) => {
-      const consumer = await room.consume(peerId, payload.transportId, payload.producerId);
-      return { consumerId: consumer.id, producerId: consumer.producerId, kind: consumer.kind, rtpParameters: consumer.rtpParameters };
-    },
-    resumeConsumer: async (_who, peerId, room, payload: { consumerId: string }) => {
-      await room.resumeConsumer(peerId, payload.consumerId);
-      return {};
-    },
-    heartbeat: async () => ({ serverTime: Date.now() }),
-    leave: async (who, _peerId, room) => {
-      const key = `${who.callId}:${who.identity}`;
-      const entry = this.peers.get(key);
-      if (entry) entry.socket.data.left = true;
-      await this.removeParticipant(who, key, room, 'left');
-      setImmediate(() => entry?.socket.disconnect(true));
-      return {};
-    },
-  };
+  private readonly handlers: MediaHandlers;
 
   private recordingHandler(event: RecordingRequest) {
     const recordings = this.options.recordings;
-    return (who: SocketIdentity, _peerId: string, room: Room, payload: never) => {
-      if (!recordings) throw new RecordingRefusal('recording_unavailable');
+    return async (who: SocketIdentity, _peerId: string, room: Room, payload: never) => {
+      if (!recordings || !Object.hasOwn(recordings.handlers, event)) throw new RecordingRefusal('recording_unavailable');
       return (recordings.handlers[event] as (who: SocketIdentity, room: Room, payload: never) => Promise<unknown>)(who, room, payload);
     };
   }
@@ -301,11 +297,12 @@ export class CallHub {
     if (this.wired.has(room)) return;
     this.wired.add(room);
     const callId = room.callId;
-    room.on('newProducer', (p) => this.emitToCall(callId, 'newProducer', p, p.peerId));
-    room.on('producerClosed', ({ producerId, peerId }) => this.emitToCall(callId, 'producerClosed', { producerId }, peerId));
-    room.on('producerPaused', ({ producerId, peerId }) => this.emitToCall(callId, 'producerPaused', { producerId }, peerId));
-    room.on('producerResumed', ({ producerId, peerId }) => this.emitToCall(callId, 'producerResumed', { producerId }, peerId));
-    room.on('reset', () => this.emitToCall(callId, 'mediaReset', { reason: 'worker_died' }));
+    const log = this.options.logger.child({ callId });
+    room.on('newProducer', guarded(log, 'newProducer', (p) => this.emitToCall(callId, 'newProducer', p, p.peerId)));
+    room.on('producerClosed', guarded(log, 'producerClosed', ({ producerId, peerId }) => this.emitToCall(callId, 'producerClosed', { producerId }, peerId)));
+    room.on('producerPaused', guarded(log, 'producerPaused', ({ producerId, peerId }) => this.emitToCall(callId, 'producerPaused', { producerId }, peerId)));
+    room.on('producerResumed', guarded(log, 'producerResumed', ({ producerId, peerId }) => this.emitToCall(callId, 'producerResumed', { producerId }, peerId)));
+    room.on('reset', guarded(log, 'reset', () => this.emitToCall(callId, 'mediaReset', { reason: 'worker_died' })));
   }
 
   private emitToCall<E extends keyof ServerEvents>(callId: string, event: E, data: ServerEvents[E], exceptPeerId?: string): void {
@@ -324,6 +321,43 @@ export class CallHub {
         }
       }
     }
+  }
+
+  /**
+   * Checks, with one query, that the calls with connections are still open:
+   * a call ended by anything that did not tell the hub (the expiry of a
+   * waiting call, another process) ends for everyone in it, a link revoked
+   * so ends its customer's session, within one sweep.
+   */
+  private async sweepClosedCalls(): Promise<void> {
+    const callIds = [...this.sockets].filter(([, members]) => members.size > 0).map(([id]) => id);
+    if (callIds.length === 0) return;
+    const closed = await this.options.knex('calls').whereIn('id', callIds).where((q) => q.where({ status: 'ended' }).orWhereNotNull('link_revoked_at')).select('id', 'status', 'end_reason');
+    for (const call of closed) {
+      if (call.status === 'ended') await this.endCall(call.id, call.end_reason ?? 'ended');
+      else await this.removeCustomers(call.id, 'link_revoked');
+    }
+  }
+
+  /**
+   * The call's customer goes at once (their link was revoked, or the call
+   * ended): told with `callEnded`, disconnected, their media closed and
+   * their leaving audited. The clerk stays; a revoked link lets no one in again.
+   */
+  async removeCustomers(callId: string, reason: 'link_revoked'): Promise<void> {
+    for (const socket of [...(this.sockets.get(callId) ?? [])]) {
+      if ((socket.data.who as SocketIdentity).participant.role !== 'customer') continue;
+      socket.data.left = true;
+      socket.emit('callEnded', { reason });
+      socket.disconnect(true);
+    }
+    const key = `${callId}:customer`;
+    const entry = this.peers.get(key);
+    if (!entry) return;
+    const who = entry.socket.data.who as SocketIdentity;
+    const room = await this.options.rooms.find(callId);
+    if (room) await this.removeParticipant(who, key, room, reason);
+    else this.peers.delete(key);
   }
 
   /** Ends a call for everyone in it: they are told, disconnected, and the media room closes. */
@@ -352,6 +386,7 @@ export class CallHub {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    callEvents.off('linkRevoked', this.onLinkRevoked);
     for (const entry of this.peers.values()) clearTimeout(entry.grace);
     // Not io.close(): that would also close the HTTP server, whose drain the shutdown handles.
     this.io?.disconnectSockets(true);

@@ -14,8 +14,14 @@ import { z } from 'zod';
  * `{ ok: true, data }` or `{ ok: false, error: { code, message } }` with a
  * stable code: `invalid_message`, `too_large`, `rate_limited`, `not_joined`,
  * `not_found`, `forbidden`, `call_ended`, `media_unavailable`,
- * `limit_reached`, `consent_required`, `disk_full`, `recording_unavailable`,
- * `internal_error`.
+ * `limit_reached` (too many transports, producers or consumers for one
+ * participant), `consent_required`, `disk_full`, `recording_unavailable`,
+ * `internal_error`. A request name that is not a string is refused with
+ * `invalid_message` like an unknown one.
+ *
+ * A customer whose link is revoked gets `callEnded` with reason
+ * `link_revoked` and is disconnected. A browser connection whose `Origin`
+ * is not the appliance's own is refused with `forbidden`.
  *
  * Events from the server: see ServerEvents.
  */
@@ -87,6 +93,15 @@ export const requests = {
 } as const;
 
 export type RequestType = keyof typeof requests;
+
+/**
+ * Whether a request's name (whatever the client sent: socket.io allows
+ * numbers too) is one of the protocol's own request types. An own-property
+ * check: `__proto__`, `constructor` or `toString` are not requests.
+ */
+export function isRequestType(name: unknown): name is RequestType {
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(requests, name);
+}
 export type RequestPayload<T extends RequestType> = z.infer<(typeof requests)[T]>;
 
 export interface TransportInfo {

@@ -6,6 +6,7 @@ import { actorOf, type Caller } from '../auth/caller';
 import { refuseForeign } from '../auth/scoped-service';
 import { randomToken, sha256 } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { callEvents } from './events';
 
 export type CallStatus = 'waiting' | 'active' | 'ended';
 
@@ -77,6 +78,11 @@ function actorFor(participant: Participant): Actor {
   return participant.role === 'clerk'
     ? { type: 'user', id: participant.userId, label: participant.label, organisationId: participant.organisationId }
     : { type: 'guest', label: participant.label };
+}
+
+/** A customer's IP and user agent are stored encrypted under the call's key (see audit/personal.ts); a clerk's stay plain. */
+function customerOf(participant: Participant, callId: string): { customer?: { callId: string } } {
+  return participant.role === 'customer' ? { customer: { callId } } : {};
 }
 
 /**
@@ -158,7 +164,7 @@ export class CallService {
     return row ? toCall(row) : undefined;
   }
 
-  /** Revokes a call's customer link on behalf of the organisation's systems. */
+  /** Revokes a call's customer link on behalf of the organisation's systems; a connected customer is disconnected (callEvents). */
   async revokeLinkForOrganisation(organisationId: string, id: string, actor: Actor, meta: Meta): Promise<Call | undefined> {
     const call = await this.getForOrganisation(organisationId, id);
     if (!call) return undefined;
@@ -168,6 +174,7 @@ export class CallService {
         await this.audit.record({ organisationId, actor, action: 'call.link_revoked', target: { type: 'call', id }, ...meta }, trx);
       });
     }
+    callEvents.emit('linkRevoked', id);
     return this.getForOrganisation(organisationId, id);
   }
 
@@ -192,7 +199,7 @@ export class CallService {
     return rows.map(toCall);
   }
 
-  /** Revokes the customer link of one of the caller's calls: it opens nothing any more. */
+  /** Revokes the customer link of one of the caller's calls: it opens nothing any more, and a connected customer is disconnected at once (callEvents). */
   async revokeLink(caller: Caller, id: string): Promise<void> {
     const call = await this.getOwn(caller, id);
     if (call.linkRevokedAt) return;
@@ -200,6 +207,7 @@ export class CallService {
       await trx('calls').where({ id: call.id }).update({ link_revoked_at: trx.fn.now() });
       await this.audit.record({ organisationId: call.organisationId, actor: actorOf(caller.user), action: 'call.link_revoked', target: { type: 'call', id: call.id }, ip: caller.ip, userAgent: caller.userAgent }, trx);
     });
+    callEvents.emit('linkRevoked', call.id);
   }
 
   /** A call of the caller's organisation that the caller runs; others answer 404 (and other organisations' are audited). */
@@ -254,14 +262,14 @@ export class CallService {
       if (bothPresent && call.status === 'waiting') {
         await trx('calls').where({ id: callId }).update({ status: 'active', started_at: call.started_at ?? trx.fn.now() });
       }
-      await this.audit.record({ organisationId: call.organisation_id, actor: actorFor(participant), action: 'call.joined', target: { type: 'call', id: callId }, ...meta, details: { role: participant.role } }, trx);
+      await this.audit.record({ organisationId: call.organisation_id, actor: actorFor(participant), action: 'call.joined', target: { type: 'call', id: callId }, ...meta, ...customerOf(participant, callId), details: { role: participant.role } }, trx);
     });
   }
 
   async left(callId: string, participant: Participant, reason: string, meta: Meta): Promise<void> {
     const call = await this.byId(callId);
     if (!call) return;
-    await this.audit.record({ organisationId: call.organisationId, actor: actorFor(participant), action: 'call.left', target: { type: 'call', id: callId }, ...meta, details: { role: participant.role, reason } });
+    await this.audit.record({ organisationId: call.organisationId, actor: actorFor(participant), action: 'call.left', target: { type: 'call', id: callId }, ...meta, ...customerOf(participant, callId), details: { role: participant.role, reason } });
   }
 
   /** Ends a call (idempotent); returns false if it had already ended. */

@@ -1,0 +1,47 @@
+import { MediaError } from '../../media';
+import { CurationError } from '../curation/service';
+import { RecordingRefusal } from '../recordings/live';
+import type { Logger } from '../logger';
+
+/** The answer to a request that failed unexpectedly: details go only to the log. */
+export const INTERNAL_ERROR = { ok: false, error: { code: 'internal_error', message: 'internal error' } } as const;
+
+/** The stable code of an expected refusal (media, curation, recording), or undefined for anything else. */
+export function refusalCode(err: unknown): string | undefined {
+  if (err instanceof MediaError || err instanceof CurationError || err instanceof RecordingRefusal) return err.code;
+  return undefined;
+}
+
+/** A request's name as it may appear in a log line (socket.io allows numbers; strings may be long). */
+export function loggableName(name: unknown): string {
+  return typeof name === 'string' ? name.slice(0, 40) : `(${typeof name})`;
+}
+
+/**
+ * Wraps a listener the signalling server hands to socket.io, a room, a
+ * timer or any other event source, so that nothing it throws (synchronously
+ * or as a rejected promise) escapes: socket.io calls packet listeners on a
+ * later tick, where an exception ends the process. The failure is logged,
+ * and when the last argument is a socket.io ack it is answered with
+ * `internal_error` (socket.io ignores a second answer, so a listener that
+ * already replied is not answered twice).
+ */
+export function guarded<A extends unknown[]>(log: Logger, what: string | ((...args: A) => string), listener: (...args: A) => unknown): (...args: A) => void {
+  return (...args: A) => {
+    const fail = (err: unknown) => {
+      try {
+        log.error({ err, handler: typeof what === 'string' ? what : what(...args) }, 'signalling handler failed');
+        const ack = args[args.length - 1];
+        if (typeof ack === 'function') ack(INTERNAL_ERROR);
+      } catch {
+        // Nothing more to do: the failure must not escape either.
+      }
+    };
+    try {
+      const result = listener(...args);
+      if (result instanceof Promise) result.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
