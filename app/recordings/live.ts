@@ -245,7 +245,7 @@ export class RecordingLive {
         recorder.on('trackEnded', (track) => void save(track));
         recorder.on('failed', ({ reason }) => {
           this.deps.logger.warn({ callId, recordingId: recording.id, reason }, 'recorder failed: recording stopped, kept as partial');
-          void this.stop(callId, 'failed', true).then(() => this.announce(callId));
+          void this.stop(callId, 'failed', true).then(() => this.announce(callId)).catch((err: unknown) => this.deps.logger.error({ err, callId }, 'could not stop a failed recording'));
         });
         for (const track of recorder.tracks) await save(track);
       } catch (err) {
@@ -258,7 +258,7 @@ export class RecordingLive {
         assertDiskSpace(this.deps.dataDir, this.deps.minFreeMb).catch((err) => {
           if (!(err instanceof DiskFullError)) return;
           this.deps.logger.warn({ callId }, 'disk space below the reserve: recording stopped');
-          void this.stop(callId, 'disk_full', true).then(() => this.announce(callId));
+          void this.stop(callId, 'disk_full', true).then(() => this.announce(callId)).catch((err: unknown) => this.deps.logger.error({ err, callId }, 'could not stop a recording below the disk reserve'));
         });
       }, DISK_CHECK_MS);
       active.diskTimer.unref();

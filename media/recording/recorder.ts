@@ -278,7 +278,7 @@ export class CallRecorder extends EventEmitter<RecorderEvents> {
     if (this.stopping) return;
     this.log.error({ role, file, reason }, 'recording failed: stopping the other tracks');
     this.emit('failed', { role, file, reason });
-    void this.stop();
+    this.stop().catch((err: unknown) => this.log.error({ err }, 'could not stop the other tracks'));
   }
 
   /** Ends every track cleanly (`q`; signals after a timeout), frees consumers and ports. Idempotent. */
