@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import type http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
+import { createServer, type TlsSetup } from '../app/http/tls';
 import { createSelfSignedCertificate } from '../app/ops/self-signed';
 import { useTestDatabase } from './support/database';
 import { assertBuilt, cleanEnv, compiledServer, freePort, mediaEnv, run, type Running } from './support/process';
@@ -136,5 +139,65 @@ describe('HTTPS', () => {
     const turn = await start({ VCLERK_TURN_URLS: 'turn:turn.example.org:3478' });
     assert.equal((await turn.proc.exited).code, 78);
     assert.match(turn.proc.output(), /TURN needs both VCLERK_TURN_URLS and VCLERK_TURN_SECRET/);
+  });
+});
+
+/** The cipher policy of the HTTPS server itself (in this process, no build needed): AEAD suites only, TLS 1.2 and 1.3. */
+describe('HTTPS cipher policy', () => {
+  let server: http.Server;
+  let port: number;
+
+  before(async () => {
+    const made = createSelfSignedCertificate({ commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 86_400_000) });
+    const setup: TlsSetup = { mode: 'self-signed', cert: Buffer.from(made.certPem), key: Buffer.from(made.keyPem), fingerprint: '', notAfter: new Date(), certFile: '' };
+    server = createServer(setup, (_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as net.AddressInfo).port;
+  });
+  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  type Outcome = { ok: true; cipher: string; protocol: string | null } | { ok: false; error: string };
+
+  /** One handshake with the given client settings; the connection is closed right after. */
+  function handshake(options: tls.ConnectionOptions): Promise<Outcome> {
+    return new Promise((resolve) => {
+      const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });
+      socket.once('secureConnect', () => {
+        const outcome: Outcome = { ok: true, cipher: socket.getCipher().name, protocol: socket.getProtocol() };
+        socket.destroy();
+        resolve(outcome);
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        socket.destroy();
+        resolve({ ok: false, error: err.code ?? err.message });
+      });
+    });
+  }
+
+  it('refuses a client that offers only CBC suites (TLS 1.2)', async () => {
+    for (const cipher of ['ECDHE-ECDSA-AES128-SHA256', 'ECDHE-ECDSA-AES256-SHA384', 'ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA', 'AES128-SHA', 'AES128-SHA256']) {
+      const outcome = await handshake({ ciphers: cipher, maxVersion: 'TLSv1.2' });
+      assert.equal(outcome.ok, false, `${cipher} must not be accepted: ${JSON.stringify(outcome)}`);
+    }
+  });
+
+  it('accepts the AEAD suites of TLS 1.2, in the server\'s order, and TLS 1.3', async () => {
+    for (const cipher of ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305']) {
+      assert.deepEqual(await handshake({ ciphers: cipher, maxVersion: 'TLSv1.2' }), { ok: true, cipher, protocol: 'TLSv1.2' });
+    }
+    // The client prefers ChaCha20, the server's order (AES-GCM first) wins.
+    const ordered = await handshake({ ciphers: 'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256', maxVersion: 'TLSv1.2' });
+    assert.deepEqual(ordered, { ok: true, cipher: 'ECDHE-ECDSA-AES128-GCM-SHA256', protocol: 'TLSv1.2' });
+    const modern = await handshake({});
+    assert.equal(modern.ok, true);
+    assert.equal(modern.ok && modern.protocol, 'TLSv1.3');
+  });
+
+  it('refuses TLS 1.1 and 1.0', async () => {
+    // The client's own OpenSSL would refuse the old versions at its default security level; level 0 lets it try.
+    for (const version of ['TLSv1.1', 'TLSv1'] as const) {
+      const outcome = await handshake({ minVersion: version, maxVersion: version, ciphers: 'DEFAULT@SECLEVEL=0' });
+      assert.equal(outcome.ok, false, `${version}: ${JSON.stringify(outcome)}`);
+    }
   });
 });

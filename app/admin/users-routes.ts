@@ -7,6 +7,7 @@ import { parseBody } from '../http/forms';
 import { flash } from '../http/flash';
 import { publicBase } from '../http/links';
 import { withFormErrors } from '../http/render-form';
+import { secretResponse } from '../http/security';
 import { UserService, inviteSchema, roleSchema } from '../users/service';
 
 export interface AdminDeps {
@@ -43,6 +44,7 @@ export function inviteUser(deps: AdminDeps): RequestHandler {
     await withFormErrors(res, 'admin/users', { title: req.t('admin.users_title'), users: list, roles }, async () => {
       const input = parseBody(inviteSchema, req.body);
       const { user, token, expiresAt } = await users.invite(input);
+      secretResponse(res);
       res.status(201).render('admin/link-issued', {
         title: req.t('admin.invite_created_title'),
         subject: user,
@@ -96,6 +98,7 @@ export function resetPassword(deps: AdminDeps): RequestHandler {
     const users = service(deps, req);
     const subject = await users.get(id(req));
     const { token, expiresAt, purpose } = await users.issuePasswordReset(subject.id);
+    secretResponse(res);
     res.status(201).render('admin/link-issued', {
       title: req.t('admin.reset_created_title'),
       subject,

@@ -4,6 +4,7 @@ import { callerOf } from '../auth/caller';
 import { UnauthorizedError, ValidationError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
+import { secretResponse } from '../http/security';
 import { ApiKeyService, apiScopes, createKeySchema } from './service';
 
 /** Field codes with their own text under `apikeys.errors`; the others are the shared `forms.*` ones. */
@@ -40,7 +41,7 @@ export function createApiKey(knex: Knex): RequestHandler {
     try {
       const input = parseBody(createKeySchema, req.body);
       const { apiKey, key } = await service(knex, req).create(input);
-      res.setHeader('Cache-Control', 'no-store');
+      secretResponse(res);
       res.status(201).render('admin/api-key-created', { title: req.t('apikeys.created_title'), apiKey, key });
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;

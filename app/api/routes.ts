@@ -4,13 +4,16 @@ import { z } from 'zod';
 import type { Config } from '../../config';
 import { apiKeyActor } from '../api-keys/middleware';
 import { requestMeta } from '../auth/caller';
+import { auditForeignProbe, type Prober } from '../auth/scoped-service';
 import { CallService } from '../calls/service';
 import { NotFoundError } from '../errors';
 import { parseBody } from '../http/forms';
 import { publicBase } from '../http/links';
+import { parseQuery } from '../http/query';
 import { openApiDocument } from './openapi';
 import { QueueService } from '../queue/service';
-import { callResource } from './serialize';
+import { activeClerks } from '../users/service';
+import { callResource, clerkResource } from './serialize';
 
 export interface ApiDeps {
   knex: Knex;
@@ -38,6 +41,12 @@ function organisationId(req: Request): string {
   return req.apiKey!.organisationId;
 }
 
+/** The key asking, for the audit of another organisation's ids (auth/scoped-service.ts). */
+function prober(req: Request): Prober {
+  const key = req.apiKey!;
+  return { organisationId: key.organisationId, actor: { type: 'api_key', id: key.id, label: key.prefix, organisationId: key.organisationId }, ...requestMeta(req) };
+}
+
 function encodeCursor(call: { createdAt: Date; id: string }): string {
   return Buffer.from(`${call.createdAt.toISOString()}|${call.id}`).toString('base64url');
 }
@@ -57,7 +66,11 @@ export function createCallLink(deps: ApiDeps): RequestHandler {
       { organisationId: organisationId(req), clerkId: input.clerkId, actor: apiKeyActor(req.apiKey!), ...requestMeta(req) },
       deps.config.callLinkHours,
       { reference: input.reference, valid_hours: input.validHours, scheduled_at: input.scheduledAt },
-    );
+    ).catch(async (err: unknown) => {
+      // Another organisation's clerk is "unknown" here, and audited in both organisations.
+      await auditForeignProbe(deps.knex, prober(req), 'users', 'user', input.clerkId);
+      throw err;
+    });
     res.status(201).set('Cache-Control', 'no-store').json({ call: callResource(call), url: `${publicBase(req, deps.config)}/join/${token}` });
   };
 }
@@ -65,7 +78,7 @@ export function createCallLink(deps: ApiDeps): RequestHandler {
 /** GET /api/v1/calls?status=&limit=&cursor= */
 export function listCalls(deps: ApiDeps): RequestHandler {
   return async (req, res) => {
-    const query = parseBody(listSchema, req.query);
+    const query = parseQuery(listSchema, req);
     const before = query.cursor ? decodeCursor(query.cursor) : undefined;
     if (query.cursor && !before) parseBody(z.object({ cursor: z.never('invalid') }), { cursor: query.cursor });
     const limit = query.limit ?? 50;
@@ -79,7 +92,10 @@ export function listCalls(deps: ApiDeps): RequestHandler {
 export function getCall(deps: ApiDeps): RequestHandler {
   return async (req, res) => {
     const call = await new CallService(deps.knex).getForOrganisation(organisationId(req), String(req.params.id));
-    if (!call) throw new NotFoundError('call_not_found');
+    if (!call) {
+      await auditForeignProbe(deps.knex, prober(req), 'calls', 'call', String(req.params.id));
+      throw new NotFoundError('call_not_found');
+    }
     res.json({ call: callResource(call) });
   };
 }
@@ -88,7 +104,10 @@ export function getCall(deps: ApiDeps): RequestHandler {
 export function revokeLink(deps: ApiDeps): RequestHandler {
   return async (req, res) => {
     const call = await new CallService(deps.knex).revokeLinkForOrganisation(organisationId(req), String(req.params.id), apiKeyActor(req.apiKey!), requestMeta(req));
-    if (!call) throw new NotFoundError('call_not_found');
+    if (!call) {
+      await auditForeignProbe(deps.knex, prober(req), 'calls', 'call', String(req.params.id));
+      throw new NotFoundError('call_not_found');
+    }
     res.json({ call: callResource(call) });
   };
 }
@@ -101,6 +120,15 @@ export function queueState(deps: ApiDeps): RequestHandler {
     await queue.expireSilent(id);
     const [{ n }] = (await deps.knex('queue_entries').where({ organisation_id: id, status: 'waiting' }).count({ n: '*' })) as [{ n: string }];
     res.set('Cache-Control', 'no-store').json({ waiting: Number(n), availableClerks: await queue.availableClerks(id) });
+  };
+}
+
+/** GET /api/v1/clerks: the organisation's active clerks, whose ids `clerkId` takes. */
+export function listClerks(deps: ApiDeps): RequestHandler {
+  return async (req, res) => {
+    parseQuery(z.object({}).strict(), req);
+    const clerks = await activeClerks(deps.knex, organisationId(req));
+    res.set('Cache-Control', 'no-store').json({ data: clerks.map(clerkResource) });
   };
 }
 

@@ -10,6 +10,7 @@ import { brandingOf, OrganisationStore } from '../organisations/service';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
 import { withFormErrors } from '../http/render-form';
+import { secretResponse } from '../http/security';
 import { CallService, callLinkSchema } from './service';
 import { CatalogService } from '../catalog/service';
 import { organisationRecordingNotice, RecordingPolicyStore } from '../recordings/policy';
@@ -98,7 +99,8 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
       return res.status(found.error === 'call_ended' ? 410 : 404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
     }
     const organisation = await new OrganisationStore(deps.knex).byId(found.call.organisationId);
-    res.set('Cache-Control', 'no-store').render('calls/customer', {
+    secretResponse(res);
+    res.render('calls/customer', {
       recording: await recordingForPage(deps.knex, found.call.organisationId, req.lang),
       title: req.t('calls.customer_title'),
       token: req.params.token,

@@ -40,8 +40,14 @@ export function curationHandlers(service: CurationService, broadcast: Broadcast)
       return result;
     },
     'curation.show': async (who, payload) => {
-      clerkOnly(who);
-      const card = await service.show(ref(who), payload.productId, payload.note);
+      const userId = clerkOnly(who);
+      const card = await service.show(ref(who), payload.productId, payload.note).catch(async (err: unknown) => {
+        if (err instanceof CurationError && err.code === 'not_found') {
+          const actor = { type: 'user' as const, id: userId, label: who.participant.label, organisationId: who.organisationId };
+          await service.auditForeignProduct({ organisationId: who.organisationId, actor, ip: who.ip, userAgent: who.userAgent }, payload.productId);
+        }
+        throw err;
+      });
       await cardsChanged(who);
       return { card };
     },

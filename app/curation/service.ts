@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { MAX_CARDS, MAX_MESSAGES, type Card, type ChatMessage } from '../calls/protocol';
+import { auditForeignProbe, type Prober } from '../auth/scoped-service';
 import { firstImageIds } from '../catalog/images';
 
 /** A refused curation request, with a stable code the signalling layer passes on. */
@@ -100,6 +101,11 @@ export class CurationService {
   async notes(callId: string): Promise<string> {
     const row = await this.knex('call_notes').where({ call_id: callId }).first('body');
     return (row?.body as string | undefined) ?? '';
+  }
+
+  /** A product id that is another organisation's: audited in both organisations' trails (the request answers not_found). */
+  async auditForeignProduct(prober: Prober, productId: string): Promise<void> {
+    await auditForeignProbe(this.knex, prober, 'products', 'product', productId);
   }
 
   /**

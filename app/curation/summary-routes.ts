@@ -10,6 +10,7 @@ import { NotFoundError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
 import { withFormErrors } from '../http/render-form';
+import { secretResponse } from '../http/security';
 import { brandingOf, OrganisationStore } from '../organisations/service';
 import { CurationService } from './service';
 import { clerkSummary, customerSummary, formatDate, formatDateTime, formatDuration, isShownImage } from './summary';
@@ -58,7 +59,8 @@ function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
 export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res: Response, call: Call, token: string): Promise<void> {
   const organisation = await new OrganisationStore(deps.knex).byId(call.organisationId);
   const summary = await customerSummary(deps.knex, call, req.lang);
-  res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex, nofollow' }).render('curation/customer-summary', {
+  secretResponse(res);
+  res.set({ 'X-Robots-Tag': 'noindex, nofollow' }).render('curation/customer-summary', {
     title: req.t('curation.customer_title'),
     noindex: true,
     token,

@@ -103,11 +103,17 @@ export class HoldManager extends OrganisationScopedService {
     if (!uuid.safeParse(target).success) throw unknown;
     if (scope === 'call') {
       const call = await this.knex('calls').where({ id: target, organisation_id: this.organisationId }).first('id');
-      if (!call) throw unknown;
+      if (!call) {
+        await this.auditForeign('calls', 'call', target);
+        throw unknown;
+      }
       return { callId: call.id, recordingId: null };
     }
     const recording = await this.knex('recordings').where({ id: target, organisation_id: this.organisationId }).first('id', 'call_id');
-    if (!recording) throw unknown;
+    if (!recording) {
+      await this.auditForeign('recordings', 'recording', target);
+      throw unknown;
+    }
     return { callId: recording.call_id, recordingId: recording.id };
   }
 }

@@ -1,4 +1,5 @@
-import type { RequestHandler } from 'express';
+import compression from 'compression';
+import type { Request, RequestHandler, Response } from 'express';
 import helmet from 'helmet';
 
 /**
@@ -38,4 +39,27 @@ export function securityHeaders(): RequestHandler[] {
       next();
     },
   ];
+}
+
+/**
+ * Marks a response that shows a secret once (a new API key, a webhook's
+ * signing secret, a one-time link, a customer's call token): no cache keeps
+ * it, and it is sent uncompressed, since a secret compressed together with
+ * text an attacker can choose leaks through the response's size (BREACH).
+ * CSRF tokens need no such care: they are masked anew in every response.
+ */
+export function secretResponse(res: Response): void {
+  res.setHeader('Cache-Control', 'no-store');
+  res.locals.uncompressed = true;
+}
+
+/** compression's filter: its own (compressible types), except responses marked by secretResponse. */
+export function compressionFilter(req: Request, res: Response): boolean {
+  if (res.locals?.uncompressed === true) return false;
+  return compression.filter(req, res);
+}
+
+/** Response compression honouring secretResponse. */
+export function responseCompression(): RequestHandler {
+  return compression({ filter: compressionFilter });
 }

@@ -133,11 +133,32 @@ function selfSigned(config: TlsConfig, logger: Logger, now: Date): TlsSetup {
   return setup;
 }
 
+/**
+ * The cipher policy, Mozilla's "intermediate" profile without the DHE
+ * suites: TLS 1.2 only with ECDHE (forward secrecy) and AEAD ciphers
+ * (AES-GCM, ChaCha20-Poly1305), for ECDSA and RSA certificates alike; TLS
+ * 1.3 with its three standard suites. No CBC suite (LUCKY13), no static RSA
+ * key exchange, nothing below TLS 1.2. The server's order wins.
+ */
+export const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+export const TLS_POLICY = { minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS, honorCipherOrder: true } as const satisfies tls.SecureContextOptions & tls.TlsOptions;
+
 /** The HTTP or HTTPS server for the app. */
 export function createServer(setup: TlsSetup, app: RequestListener): http.Server {
   if (setup.mode === 'off') return http.createServer(app);
   // https.Server has the http.Server interface the shutdown and socket.io use.
-  return https.createServer({ cert: setup.cert, key: setup.key, minVersion: 'TLSv1.2' }, app) as unknown as http.Server;
+  return https.createServer({ cert: setup.cert, key: setup.key, ...TLS_POLICY }, app) as unknown as http.Server;
 }
 
 export function scheme(setup: TlsSetup): 'http' | 'https' {

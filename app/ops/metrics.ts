@@ -60,7 +60,7 @@ export function renderMetrics(figures: Figures, version: VersionInfo, extra: { t
   if (figures.workers !== null) {
     out.metric('vclerk_media_workers', 'gauge', 'Media workers in the pool.', [{ value: figures.workers.length }]);
     out.metric('vclerk_media_worker_alive', 'gauge', 'Whether a media worker is alive (1) or dead (0).', figures.workers.map((w) => ({ labels: { worker: w.index }, value: w.alive ? 1 : 0 })));
-    out.metric('vclerk_media_worker_routers', 'gauge', 'Routers (one per call) on a media worker: its load.', figures.workers.map((w) => ({ labels: { worker: w.index }, value: w.routers })));
+    out.metric('vclerk_media_worker_routers', 'gauge', 'Routers (one per call) on a media worker: its load.', figures.workers.map((w) => ({ labels: { worker: w.index }, value: w.routers ?? NaN })));
   }
   out.metric('vclerk_recordings', 'gauge', 'Recordings being recorded or processed (finishing job not done).', [
     { labels: { status: 'recording' }, value: figures.recordings.recording },

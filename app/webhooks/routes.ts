@@ -4,6 +4,7 @@ import { callerOf } from '../auth/caller';
 import { ValidationError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
+import { secretResponse } from '../http/security';
 import { createEndpointSchema, WebhookService, webhookEvents } from './service';
 
 /** Field codes with their own text under `webhooks.errors`; the others are the shared `forms.*` ones. */
@@ -45,7 +46,7 @@ export function createWebhook(knex: Knex): RequestHandler {
     try {
       const input = parseBody(createEndpointSchema, req.body);
       const { endpoint, secret } = await service(knex, req).create(input);
-      res.setHeader('Cache-Control', 'no-store');
+      secretResponse(res);
       res.status(201).render('admin/webhook-created', { title: req.t('webhooks.created_title'), endpoint, secret, eventKey, rotated: false });
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
@@ -71,7 +72,7 @@ export function toggleWebhook(knex: Knex): RequestHandler {
 export function rotateWebhookSecret(knex: Knex): RequestHandler {
   return async (req, res) => {
     const { endpoint, secret } = await service(knex, req).rotateSecret(String(req.params.id));
-    res.setHeader('Cache-Control', 'no-store');
+    secretResponse(res);
     res.render('admin/webhook-created', { title: req.t('webhooks.rotated_title'), endpoint, secret, eventKey, rotated: true });
   };
 }
