@@ -4,7 +4,7 @@ import { ApiKeyService } from '../app/api-keys/service';
 import { openApiDocument } from '../app/api/openapi';
 import type { Caller } from '../app/auth/caller';
 import { routes, type RouteDeps } from '../app/routes';
-import { seedOrganisation, seedUser, type SeededOrganisation, type SeededUser } from './support/accounts';
+import { seedOrganisation, seedUser, signIn, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 
@@ -114,6 +114,51 @@ describe('REST API v1', () => {
   it('reads the queue state', async () => {
     const res = await api(readKey).get('/api/v1/queue').expect(200);
     assert.deepEqual(res.body, { waiting: 0, availableClerks: 0 });
+  });
+
+  it('lists the organisation\'s active clerks with the ids clerkId takes: no other organisation, role or status, no e-mail (issue 13)', async () => {
+    const anna = await seedUser(db.current.knex, org, 'clerk', { name: 'Anna Aktiv' });
+    await seedUser(db.current.knex, org, 'clerk', { name: 'Dora Deaktiviert', status: 'deactivated' });
+    await seedUser(db.current.knex, org, 'clerk', { name: 'Ivo Eingeladen', status: 'invited' });
+    await seedUser(db.current.knex, org, 'compliance', { name: 'Carla Compliance' });
+    const other = await db.current.knex('organisations').where({ slug: 'api-insurer' }).first('id');
+    const foreignClerk = await seedUser(db.current.knex, other, 'clerk', { name: 'Fremd Clerk' });
+
+    const res = await api(readKey).get('/api/v1/clerks').expect(200);
+    assert.equal(res.headers['cache-control'], 'no-store');
+    const expected = await db.current.knex('users').where({ organisation_id: org.id, role: 'clerk', status: 'active' }).orderByRaw('lower(name), id').select('id', 'name');
+    assert.deepEqual(res.body.data, expected);
+    const names = res.body.data.map((c: { name: string }) => c.name);
+    assert.ok(names.includes('Anna Aktiv') && names.includes(clerk.name));
+    for (const absent of ['Dora Deaktiviert', 'Ivo Eingeladen', 'Carla Compliance', 'Fremd Clerk']) assert.ok(!names.includes(absent), absent);
+    assert.doesNotMatch(res.text, /@/, 'no e-mail address');
+    const schema = openApiDocument().components.schemas.Clerk;
+    for (const listed of res.body.data) assert.deepEqual(Object.keys(listed).sort(), Object.keys(schema.properties).sort());
+
+    // Another organisation's key sees only its own clerks.
+    const foreign = await api(foreignKey).get('/api/v1/clerks').expect(200);
+    assert.deepEqual(foreign.body.data, [{ id: foreignClerk.id, name: 'Fremd Clerk' }]);
+    // A listed id creates a call link; a deactivated clerk, once listed, drops out.
+    await api(writeKey).post('/api/v1/call-links', { clerkId: anna.id }).expect(201);
+    await db.current.knex('users').where({ id: anna.id }).update({ status: 'deactivated' });
+    const after = await api(readKey).get('/api/v1/clerks').expect(200);
+    assert.ok(!after.body.data.some((c: { id: string }) => c.id === anna.id));
+    // Unknown parameters are refused; no key, no list.
+    assert.equal((await api(readKey).get('/api/v1/clerks?role=admin').expect(400)).body.error.code, 'validation_failed');
+    await request(app).get('/api/v1/clerks').expect(401);
+  });
+
+  it('shows a clerk\'s id to admins (Users list and detail) and to the clerk (account page) (issue 13)', async () => {
+    const admin = await signIn(app, await seedUser(db.current.knex, org, 'admin'));
+    const list = await admin.agent.get('/admin/users').expect(200);
+    assert.ok(list.text.includes(`data-user-id="${clerk.id}"`), 'the users list shows the id');
+    const detail = await admin.agent.get(`/admin/users/${clerk.id}`).expect(200);
+    assert.match(detail.text, new RegExp(`<code class="copy-id" data-user-id="${clerk.id}">${clerk.id}</code>`));
+    assert.match(detail.text, /clerkId/);
+    const own = await signIn(app, clerk);
+    const account = await own.agent.get('/account').expect(200);
+    assert.match(account.text, new RegExp(`data-user-id="${clerk.id}">${clerk.id}<`));
+    assert.match(account.text, /clerkId/);
   });
 
   it('rate-limits each key', async () => {

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Response } from 'supertest';
 import { parseCsv, readImport } from '../app/catalog/import';
-import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
+import { PASSWORD, csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 
@@ -232,6 +235,27 @@ describe('product catalog', () => {
       assert.throws(() => readImport(Buffer.alloc(10 * 1024 * 1024 + 1, 0x41)), /import_too_large/);
     });
 
+    it('parses the same records with odd quoting (quotes inside unquoted cells, text after a closing quote, empty quoted cells)', () => {
+      assert.deepEqual(parseCsv('a,b,c\r\nx"y,"p"q,""\n"",5"5,"a\r\nb"\n').map((r) => r.cells), [['a', 'b', 'c'], ['x"y', 'pq', ''], ['', '5"5', 'a\r\nb']]);
+      assert.deepEqual(parseCsv('a,b\n"multi\nline",1\nnext,2\n').map((r) => r.line), [1, 2, 4]);
+    });
+
+    it('a file with NUL characters (UTF-16 saved by a spreadsheet) is refused with its own message, not a 500', async () => {
+      const utf16 = Buffer.from(`${HEADER}\nNUL-1,Name,,1,EUR,,,,\n`, 'utf16le');
+      const res = await admin.agent.post(`/admin/catalog/import/preview?_csrf=${encodeURIComponent(await csrf(admin))}`).attach('file', utf16, 'catalog.csv').expect(400);
+      assert.match(res.text, /NUL characters/);
+      const page = await admin.agent.get('/admin/catalog/import').expect(200);
+      const token = /\?_csrf=([^"]+)"/.exec(page.text)![1]!;
+      await admin.agent.post(`/admin/catalog/import/apply?_csrf=${token}`).field('payload', utf16.toString('base64')).expect(400);
+    });
+
+    it('an upload far over 10 MB is cut off early with 413', async () => {
+      const res = await admin.agent.post(`/admin/catalog/import/preview?_csrf=${encodeURIComponent(await csrf(admin))}`).set('Accept', 'application/json')
+        .attach('file', Buffer.alloc(12 * 1024 * 1024, 0x41), 'big.csv');
+      assert.equal(res.status, 413);
+      assert.equal(res.body.error.code, 'import_too_large');
+    });
+
     it('exports CSV that round-trips, with formula cells neutralised', async () => {
       await create({ sku: 'EVIL-1', name: '=cmd|\' /C calc\'!A0', description: '+SUM(1;2)', price: '1', category: '@risk', tags: '-x' });
       const res = await admin.agent.get('/admin/catalog/export.csv').expect(200).expect('Content-Type', /text\/csv/).expect('Content-Disposition', /attachment/);
@@ -250,6 +274,100 @@ describe('product catalog', () => {
       await importFile(res.text);
       const after = await knex()('products').where({ organisation_id: org.id }).orderBy('sku').select('sku', 'name', 'description', 'price_cents', 'currency', 'product_url', 'category', 'tags', 'active');
       assert.deepEqual(after, snapshot);
+    });
+  });
+
+  describe('a large import off the event loop (issue 13)', () => {
+    /**
+     * A CSV of `rows` products, just under 10 MB, each with a currency that
+     * is not one: every row is parsed and checked, and no database query
+     * follows, so the preview's time is all checking.
+     */
+    function bigCsv(rows: number): Buffer {
+      const filler = 'Beschreibung mit Umlauten äöü und Kommas, Semikola; und "Anführungszeichen". '.repeat(6);
+      const lines = [HEADER];
+      for (let i = 0; i < rows; i++) lines.push(`BIG-${i},"Produkt ${i}, groß","${filler.replace(/"/g, '""')}",12.50,EUR,https://example.org/p/${i},Kategorie ${i % 10},a|b|c,true`.replace(',EUR,', ',EURO,'));
+      return Buffer.from(`${lines.join('\r\n')}\r\n`);
+    }
+
+    it('while a 10 MB CSV is previewed on the real HTTP server, /healthz keeps answering', async function () {
+      this.timeout(300_000);
+      const csv = bigCsv(17_000);
+      assert.ok(csv.length > 9 * 1024 * 1024 && csv.length <= 10 * 1024 * 1024, `${csv.length} bytes`);
+      const server = http.createServer(app);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      try {
+        // Sign in through the real server.
+        const user = await seedUser(knex(), org, 'admin');
+        const cookies = new Map<string, string>();
+        const remember = (res: globalThis.Response) => {
+          for (const c of res.headers.getSetCookie()) {
+            const pair = c.split(';')[0]!;
+            cookies.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+          }
+        };
+        const cookie = () => [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+        let res = await fetch(`${base}/login`);
+        remember(res);
+        const loginToken = csrfFrom(await res.text());
+        res = await fetch(`${base}/login`, {
+          method: 'POST',
+          headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ _csrf: loginToken, email: user.email, password: PASSWORD }).toString(),
+          redirect: 'manual',
+        });
+        remember(res);
+        assert.equal(res.status, 303);
+        res = await fetch(`${base}/account`, { headers: { cookie: cookie() } });
+        const token = csrfFrom(await res.text());
+
+        const boundary = `----vclerk${crypto.randomBytes(8).toString('hex')}`;
+        const body = Buffer.concat([
+          Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\nContent-Type: text/csv\r\n\r\n`),
+          csv,
+          Buffer.from(`\r\n--${boundary}--\r\n`),
+        ]);
+        let uploaded = false;
+        let answered = false;
+        const importing = new Promise<{ status: number; text: string }>((resolve, reject) => {
+          const req = http.request(`${base}/admin/catalog/import/preview?_csrf=${encodeURIComponent(token)}`, {
+            method: 'POST',
+            headers: { cookie: cookie(), 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length },
+          }, (answer) => {
+            // The preview has answered once its headers arrive (the 13 MB page then still streams in).
+            answered = true;
+            const chunks: Buffer[] = [];
+            answer.on('data', (c: Buffer) => chunks.push(c));
+            answer.on('end', () => {
+              resolve({ status: answer.statusCode!, text: Buffer.concat(chunks).toString('utf8') });
+            });
+          });
+          req.on('error', reject);
+          // The callback runs once the whole file is handed to the socket: from then on the server reads and checks it.
+          req.end(body, () => {
+            uploaded = true;
+          });
+        });
+
+        // Poll /healthz one request after the other until the preview answers (bounded in count).
+        let whileChecking = 0;
+        let polls = 0;
+        while (!answered && polls < 20_000) {
+          const health = await fetch(`${base}/healthz`);
+          await health.arrayBuffer();
+          polls++;
+          if (health.status === 200 && uploaded && !answered) whileChecking++;
+        }
+        const done = await importing;
+        assert.equal(done.status, 422, done.text.slice(0, 500));
+        assert.match(done.text, /17000 rows: 0 new, 0 updated/);
+        assert.equal([...done.text.matchAll(/data-field="currency" data-code="invalid_currency"/g)].length, 500, 'the first 500 problems are shown');
+        assert.ok(whileChecking >= 50, `only ${whileChecking} of ${polls} health checks were answered after the upload and before the preview`);
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
     });
   });
 

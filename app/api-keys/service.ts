@@ -74,7 +74,10 @@ export type KeyProblem = 'key_too_short' | 'key_too_long' | 'key_invalid_charact
  * the smaller of the character classes' size (lower, upper, digits,
  * symbols) and the number of distinct characters; characters that repeat
  * or continue a sequence from the one before count for nothing, and so do
- * common passwords inside the key. A key made of a repeated unit is refused.
+ * common passwords inside the key. A run of three or more characters that
+ * already occurred earlier in the key counts as one character, however long
+ * (as a compressor would store it), so `ac` × 122 after a random prefix is
+ * refused. A key made of a repeated unit is refused.
  */
 export function checkProvidedKey(key: string): KeyProblem | null {
   if (key.length < PROVIDED_KEY_MIN) return 'key_too_short';
@@ -100,14 +103,41 @@ export function estimateBits(secret: string): number {
   const distinct = new Set(rest.replace(/ /g, '')).size;
   const perChar = Math.log2(Math.max(1, Math.min(pool, distinct)));
   let counted = 0;
-  for (let i = 0; i < rest.length; i++) {
+  for (let i = 0; i < rest.length; ) {
     const c = rest.charCodeAt(i);
-    if (c === 0x20) continue;
+    if (c === 0x20) {
+      i++;
+      continue;
+    }
+    const repeated = repeatedRunAt(rest, i);
+    if (repeated >= MIN_REPEATED_RUN) {
+      counted++;
+      i += repeated;
+      continue;
+    }
     const before = i > 0 ? rest.charCodeAt(i - 1) : -10;
-    if (Math.abs(c - before) <= 1) continue;
-    counted++;
+    if (Math.abs(c - before) > 1) counted++;
+    i++;
   }
   return counted * perChar;
+}
+
+/** Runs this long that occurred before in the key count as one character. */
+const MIN_REPEATED_RUN = 3;
+
+/**
+ * The length of the longest run starting at `at` that also starts at an
+ * earlier position (the two may overlap, as in LZ77: "acacac" at 2 repeats
+ * the run at 0); blanked characters (spaces) end a run.
+ */
+function repeatedRunAt(text: string, at: number): number {
+  let longest = 0;
+  for (let from = 0; from < at; from++) {
+    let length = 0;
+    while (at + length < text.length && text[at + length] !== ' ' && text[from + length] === text[at + length]) length++;
+    if (length > longest) longest = length;
+  }
+  return longest;
 }
 
 /** The whole value is one unit of up to half its length repeated ("abcabcabc..."). */

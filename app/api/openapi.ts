@@ -60,7 +60,7 @@ export function openApiDocument() {
               additionalProperties: false,
               required: ['clerkId'],
               properties: {
-                clerkId: { type: 'string', format: 'uuid', description: 'An active clerk of the organisation' },
+                clerkId: { type: 'string', format: 'uuid', description: 'An active clerk of the organisation (GET /api/v1/clerks lists them; admins see the id under Admin → Users)' },
                 reference: { type: 'string', maxLength: 64, description: 'A non-personal reference such as a case number (no e-mail address)' },
                 validHours: { type: 'integer', minimum: 1, maximum: 720, description: 'How long the link is valid (from the scheduled time, if any)' },
                 scheduledAt: { type: 'string', format: 'date-time' },
@@ -123,6 +123,19 @@ export function openApiDocument() {
           },
         },
       },
+      '/api/v1/clerks': {
+        get: {
+          summary: 'The organisation\'s active clerks, by name: the ids `clerkId` takes (scope calls:read)',
+          description: 'Only active users with the clerk role; invited and deactivated users, administrators and compliance staff are not listed. No e-mail addresses.',
+          responses: {
+            '200': {
+              description: 'Every active clerk of the key\'s organisation',
+              ...json({ type: 'object', required: ['data'], properties: { data: { type: 'array', items: { $ref: '#/components/schemas/Clerk' } } } }),
+            },
+            ...errors,
+          },
+        },
+      },
       '/api/v1/openapi.json': {
         get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1', ...json({ type: 'object' }) } } },
       },
@@ -152,6 +165,15 @@ export function openApiDocument() {
               required: ['expiresAt', 'revoked'],
               properties: { expiresAt: { type: ['string', 'null'], format: 'date-time' }, revoked: { type: 'boolean' } },
             },
+          },
+        },
+        Clerk: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['id', 'name'],
+          properties: {
+            id: { type: 'string', format: 'uuid', description: 'Pass it as clerkId to POST /api/v1/call-links' },
+            name: { type: 'string', description: 'The display name' },
           },
         },
         Error: {

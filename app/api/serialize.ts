@@ -1,4 +1,5 @@
 import type { Call } from '../calls/service';
+import type { ClerkListing } from '../users/service';
 
 /** A call as the REST API shows it (stable field names, ISO times, no token or hash). */
 export function callResource(call: Call) {
@@ -17,4 +18,9 @@ export function callResource(call: Call) {
       revoked: call.linkRevokedAt !== null,
     },
   };
+}
+
+/** A clerk as the REST API shows it: only what creating a call link needs (no e-mail address, no sign-in data). */
+export function clerkResource(clerk: ClerkListing) {
+  return { id: clerk.id, name: clerk.name };
 }

@@ -4,6 +4,7 @@ import multer from 'multer';
 import { callerOf } from '../auth/caller';
 import { BadRequestError, PayloadTooLargeError, ValidationError } from '../errors';
 import { flash } from '../http/flash';
+import { assertCleanInput } from '../http/input-guard';
 import { IMAGE_FIELD, MAX_IMAGE_BYTES, ProductImages, sendProductImage } from './images';
 import { errorKey, renderProduct } from './routes';
 import { CatalogService, type Product } from './service';
@@ -19,7 +20,14 @@ const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX
 function receiveImage(req: Request, res: Response): Promise<void> {
   return new Promise((resolve, reject) => {
     upload(req, res, (err?: unknown) => {
-      if (!err) return resolve();
+      if (!err) {
+        try {
+          assertCleanInput(req.body, 'body');
+        } catch (refused) {
+          return reject(refused);
+        }
+        return resolve();
+      }
       if (err instanceof multer.MulterError) {
         if (err.code === 'LIMIT_FILE_SIZE') return reject(new ValidationError([{ field: IMAGE_FIELD, code: 'image_too_large' }]));
         if (err.code === 'LIMIT_FILE_COUNT' || err.code === 'LIMIT_FIELD_COUNT' || err.code === 'LIMIT_PART_COUNT') {

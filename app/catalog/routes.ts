@@ -5,8 +5,11 @@ import { z } from 'zod';
 import { callerOf } from '../auth/caller';
 import { BadRequestError, PayloadTooLargeError, ValidationError } from '../errors';
 import { flash } from '../http/flash';
+import { assertCleanInput } from '../http/input-guard';
+import { parseQuery } from '../http/query';
 import { MAX_IMAGES_PER_PRODUCT, MAX_IMAGE_BYTES, ProductImages, firstImageIds } from './images';
-import { CatalogImport, MAX_IMPORT_BYTES, catalogColumns, readImport, type ImportPreview } from './import';
+import { CatalogImport, MAX_IMPORT_BYTES, catalogColumns, type CheckedImport, type ImportPreview, type ImportSummary, summarise } from './import';
+import { checkImportInThread, summariseImport } from './import-thread';
 import { CatalogService, formatPrice, searchSchema, type Product } from './service';
 
 const PAGE_SIZE = 25;
@@ -15,7 +18,7 @@ const LIST = '/admin/catalog';
 /** Field codes with their own text under `catalog.errors`; the others are the shared `forms.*` ones. */
 const OWN_CODES = new Set([
   'invalid_sku', 'sku_taken', 'invalid_price', 'invalid_currency', 'invalid_url', 'invalid_tags', 'invalid_active', 'duplicate_sku',
-  'missing_column', 'csv_unterminated_quote', 'json_invalid', 'import_empty', 'import_too_many_rows', 'import_too_large', 'file_required',
+  'missing_column', 'csv_unterminated_quote', 'json_invalid', 'import_empty', 'import_too_many_rows', 'import_too_large', 'import_binary', 'file_required',
   'image_type', 'image_too_large', 'too_many_images', 'image_required',
 ]);
 
@@ -31,7 +34,14 @@ const payloadForm = multer({ storage: multer.memoryStorage(), limits: { fieldSiz
 function receive(handler: RequestHandler, req: Request, res: Response): Promise<void> {
   return new Promise((resolve, reject) => {
     handler(req, res, (err?: unknown) => {
-      if (!err) return resolve();
+      if (!err) {
+        try {
+          assertCleanInput(req.body, 'body');
+        } catch (refused) {
+          return reject(refused);
+        }
+        return resolve();
+      }
       if (err instanceof multer.MulterError) {
         if (err.code === 'LIMIT_FILE_SIZE' || err.code === 'LIMIT_FIELD_VALUE') {
           return reject(new PayloadTooLargeError('import_too_large', { messageKey: 'catalog.errors.import_too_large', cause: err }));
@@ -104,7 +114,7 @@ function submitted(req: Request, product?: Product): Record<string, string> {
 /** GET /admin/catalog: search, filters and paging. */
 export function listProducts(knex: Knex): RequestHandler {
   return async (req, res) => {
-    const filter = searchSchema.parse(req.query ?? {});
+    const filter = parseQuery(searchSchema, req);
     const catalog = service(knex, req);
     const { products, total } = await catalog.search(filter.q, {
       category: filter.category || undefined,
@@ -209,15 +219,15 @@ export function previewImport(knex: Knex): RequestHandler {
     await receive(upload, req, res);
     const file = req.file;
     if (!file || file.size === 0) return fileProblem(req, res, new ValidationError([{ field: 'file', code: 'file_required' }]));
-    let rows;
+    let summary: ImportSummary;
     try {
-      rows = readImport(file.buffer);
+      summary = await summariseImport(file.buffer);
     } catch (err) {
       if (err instanceof ValidationError) return fileProblem(req, res, err);
       throw err;
     }
     const catalog = service(knex, req);
-    const preview = await new CatalogImport(knex, catalog).preview(rows);
+    const preview = await new CatalogImport(knex, catalog).preview(summary);
     renderPreview(req, res, preview.errors.length > 0 ? 422 : 200, preview, file.buffer.toString('base64'));
   };
 }
@@ -229,21 +239,21 @@ export function applyImport(knex: Knex): RequestHandler {
     const payload = z.string().regex(/^[A-Za-z0-9+/]+=*$/).safeParse((req.body as Record<string, unknown> | undefined)?.payload);
     if (!payload.success) throw new BadRequestError('invalid_body');
     const data = Buffer.from(payload.data, 'base64');
-    let rows;
+    let checked: CheckedImport;
     try {
-      rows = readImport(data);
+      checked = await checkImportInThread(data);
     } catch (err) {
       if (err instanceof ValidationError) return fileProblem(req, res, err);
       throw err;
     }
     const importer = new CatalogImport(knex, service(knex, req));
     try {
-      const done = await importer.apply(rows);
+      const done = await importer.apply(checked);
       flash(req, 'success', 'catalog.imported', { created: done.created, updated: done.updated });
       res.redirect(303, LIST);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      renderPreview(req, res, 422, await importer.preview(rows), null);
+      renderPreview(req, res, 422, await importer.preview(summarise(checked)), null);
     }
   };
 }
@@ -263,7 +273,7 @@ export function exportCatalog(knex: Knex): RequestHandler {
 /** GET /catalog/search?q=&category=: active products for the in-call panel, as JSON. */
 export function searchCatalog(knex: Knex): RequestHandler {
   return async (req, res) => {
-    const filter = searchSchema.parse(req.query ?? {});
+    const filter = parseQuery(searchSchema, req);
     const catalog = service(knex, req);
     const { products } = await catalog.search(filter.q, { category: filter.category || undefined, active: true, limit: 20, withTotal: false });
     const images = await firstImageIds(knex, catalog.organisationId, products.map((p) => p.id));

@@ -11,6 +11,11 @@ export interface ListedRecording extends Recording {
 
 const PAGE_SIZE = 50;
 
+/** The one rule of who may open recordings: compliance always, admins and clerks as the organisation's policy says. */
+export function mayOpenRecordings(role: string, policy: RecordingPolicy): boolean {
+  return role === 'compliance' || (role === 'admin' && policy.adminAccess) || (role === 'clerk' && policy.clerkAccess);
+}
+
 /**
  * Staff access to recordings, per request with the caller. Compliance
  * staff always; admins and clerks only when the organisation's policy
@@ -24,19 +29,17 @@ export class RecordingAccess extends OrganisationScopedService {
   private async allowed(): Promise<RecordingPolicy> {
     this.policy ??= await new RecordingPolicyStore(this.knex).get(this.organisationId);
     const role = this.caller.user.role;
-    const ok = role === 'compliance' || (role === 'admin' && this.policy.adminAccess) || (role === 'clerk' && this.policy.clerkAccess);
-    if (!ok) {
+    if (!mayOpenRecordings(role, this.policy)) {
       await this.audit.record({ ...this.base(), action: 'security.recording_access_denied', details: { role } });
       throw new ForbiddenError('recording_access_denied');
     }
     return this.policy;
   }
 
-  /** Whether the caller may see recordings at all (for navigation), without auditing. */
+  /** Whether the caller may see recordings at all (for navigation: the same rule as `allowed`), without auditing. */
   async mayAccess(): Promise<boolean> {
-    const policy = await new RecordingPolicyStore(this.knex).get(this.organisationId);
-    const role = this.caller.user.role;
-    return role === 'compliance' || (role === 'admin' && policy.adminAccess) || (role === 'clerk' && policy.clerkAccess);
+    if (this.caller.user.role === 'compliance') return true;
+    return mayOpenRecordings(this.caller.user.role, await new RecordingPolicyStore(this.knex).get(this.organisationId));
   }
 
   private scoped() {

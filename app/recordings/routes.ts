@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { flash } from '../http/flash';
+import { parseQuery } from '../http/query';
 import { RecordingAccess, type ListedRecording } from './access';
 import { RecordingPolicyStore } from './policy';
 import { sendRecordingFile } from './send';
@@ -19,6 +20,11 @@ export interface RecordingDeps {
 
 function access(deps: RecordingDeps, req: Request): RecordingAccess {
   return new RecordingAccess(deps.knex, callerOf(req));
+}
+
+/** For links to the recordings (the route table's `opens`): the policy check the pages make, without auditing. */
+export function recordingsOpen(deps: RecordingDeps): (req: Request) => Promise<boolean> {
+  return (req) => access(deps, req).mayAccess();
 }
 
 const pageSchema = z.object({ page: z.coerce.number().int().min(1).max(10000).catch(1) });
@@ -36,7 +42,7 @@ function view(recording: ListedRecording) {
 /** GET /recordings: the recordings the caller may see, newest first; refreshes while one is being finished. */
 export function listRecordings(deps: RecordingDeps): RequestHandler {
   return async (req, res) => {
-    const { page } = pageSchema.parse(req.query ?? {});
+    const { page } = parseQuery(pageSchema, req);
     const { recordings, more } = await access(deps, req).list(page);
     res.set('Cache-Control', 'no-store').render('recordings/list', {
       title: req.t('recordings.title'),

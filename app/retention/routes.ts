@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { flash } from '../http/flash';
+import { parseQuery } from '../http/query';
 import { withRetentionFormErrors } from './forms';
 import { ApiRequestLog } from './api-requests';
 import { RetentionService } from './service';
@@ -66,7 +67,7 @@ export function runRetentionNow(deps: RetentionDeps): RequestHandler {
 /** GET /compliance/api-requests: the API request log with client IPs, newest first, paged. */
 export function apiRequestsPage(deps: RetentionDeps): RequestHandler {
   return async (req, res) => {
-    const { page } = pageSchema.parse(req.query ?? {});
+    const { page } = parseQuery(pageSchema, req);
     const offset = (page - 1) * PAGE_SIZE;
     const { requests, total } = await new ApiRequestLog(deps.knex).list(callerOf(req).user.organisationId, { limit: PAGE_SIZE, offset });
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));

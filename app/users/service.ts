@@ -165,3 +165,22 @@ function toStaffUser(row: Record<string, unknown>): StaffUser {
     createdAt: row.created_at as Date,
   };
 }
+
+/** A clerk as integrators see it: the id to pass as `clerkId`, and the name. */
+export interface ClerkListing {
+  id: string;
+  name: string;
+}
+
+/**
+ * The organisation's active clerks (the ones a call link may be created
+ * for), by name. For the REST API, which authenticates a key, not a user;
+ * invited and deactivated users and other roles are left out.
+ */
+export async function activeClerks(knex: Knex, organisationId: string): Promise<ClerkListing[]> {
+  const rows = await knex('users')
+    .where({ organisation_id: organisationId, role: 'clerk', status: 'active' })
+    .orderByRaw('lower(name), id')
+    .select('id', 'name');
+  return rows.map((r: { id: string; name: string }) => ({ id: r.id, name: r.name }));
+}
