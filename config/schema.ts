@@ -213,7 +213,7 @@ export const schema = {
   refusalBurst: setting({
     env: 'VCLERK_REFUSAL_BURST',
     description:
-      'Refused anonymous requests (wrong sign-ins, bad API keys, unknown call or one-time links, signalling tokens, queue tickets) one client IP may make at once, per kind, before further ones are answered 429 rate_limited without any database work.',
+      'Refused anonymous requests (wrong sign-ins, bad API keys, unknown call or one-time links, signalling tokens, queue tickets) one client IP may make at once, per kind, before further ones are answered 429 rate_limited without any database work. API keys get four times as many (integrations send requests in parallel batches).',
     type: integer(1, 10000),
     default: 30,
   }),

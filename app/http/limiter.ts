@@ -20,6 +20,18 @@ export interface LimiterSettings {
 
 export const DEFAULT_LIMITS: LimiterSettings = { burst: 30, perMinute: 30 };
 
+/**
+ * A reserved token comes back as soon as a request is accepted, so the burst
+ * bounds how many requests of one IP may be unverified at once. Integrations
+ * send API requests in parallel batches from one address: their bucket holds
+ * four times the burst (refusals still drain it at the same rate).
+ */
+const BURST_FACTOR: Partial<Record<LimitKind, number>> = { api_key: 4 };
+
+function burstFor(kind: string, settings: LimiterSettings): number {
+  return settings.burst * (BURST_FACTOR[kind as LimitKind] ?? 1);
+}
+
 /** A reserved slot: give it back when the request turned out not to be a refusal. */
 export type Slot = { ok: true; refund: () => void } | { ok: false; retryAfterSeconds: number };
 
@@ -53,7 +65,8 @@ export class RefusalLimiter {
   take(kind: LimitKind, ip: string | null | undefined): Slot {
     const key = `${kind}|${ip ?? 'unknown'}`;
     const now = this.clock();
-    const { burst, perMinute } = this.settings;
+    const { perMinute } = this.settings;
+    const burst = burstFor(kind, this.settings);
     let bucket = this.buckets.get(key);
     if (bucket) {
       bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.last) / 60_000) * perMinute);
@@ -77,15 +90,15 @@ export class RefusalLimiter {
       refund: () => {
         if (refunded) return;
         refunded = true;
-        b.tokens = Math.min(this.settings.burst, b.tokens + 1);
+        b.tokens = Math.min(burstFor(kind, this.settings), b.tokens + 1);
       },
     };
   }
 
   private prune(now: number): void {
-    const { burst, perMinute } = this.settings;
+    const { perMinute } = this.settings;
     for (const [key, b] of this.buckets) {
-      if (b.tokens + ((now - b.last) / 60_000) * perMinute >= burst) this.buckets.delete(key);
+      if (b.tokens + ((now - b.last) / 60_000) * perMinute >= burstFor(key.split('|')[0]!, this.settings)) this.buckets.delete(key);
     }
     // Still full of active buckets: drop the least recently used tenth.
     let drop = this.buckets.size >= MAX_BUCKETS ? Math.ceil(MAX_BUCKETS / 10) : 0;
