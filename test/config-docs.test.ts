@@ -18,7 +18,7 @@ describe('configuration reference', () => {
 
   it('documents every setting with an environment variable and a description', () => {
     for (const [key, spec] of Object.entries(schema)) {
-      assert.match(spec.env, /^(VCLERK_[A-Z0-9_]+|DATABASE_URL|MEDIASOUP_WORKER_BIN|FFMPEG_PATH)$/, key);
+      assert.match(spec.env, /^(VCLERK_[A-Z0-9_]+|DATABASE_URL|DATABASE_OWNER_URL|MEDIASOUP_WORKER_BIN|FFMPEG_PATH)$/, key);
       assert.ok(spec.description.length > 20, `${key} needs a description`);
     }
   });

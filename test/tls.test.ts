@@ -89,11 +89,11 @@ describe('HTTPS', () => {
     assert.equal(cert.fingerprint256, warning.fingerprint);
     assert.ok(cert.checkHost('localhost') && cert.checkIP('127.0.0.1'), 'covers localhost and 127.0.0.1');
 
-    // The session cookie is Secure over HTTPS.
+    // The sign-in form's CSRF cookie (an anonymous visitor gets no session row) is Secure over HTTPS.
     const login = await httpsGet(`https://127.0.0.1:${port}/login`);
     assert.equal(login.status, 200);
     const cookie = String(login.headers['set-cookie']);
-    assert.match(cookie, /vclerk_sid=/);
+    assert.match(cookie, /vclerk_csrf=/);
     assert.match(cookie, /;\s*Secure/i);
     await stop(proc);
 

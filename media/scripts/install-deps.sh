@@ -5,7 +5,8 @@
 #
 #   install-deps.sh             build dependencies of the mediasoup worker,
 #                               its runtime libraries and ffmpeg (recording)
-#   install-deps.sh --test      the same, plus what the tests use (Chromium)
+#   install-deps.sh --test      the same, plus what the tests use (Chromium,
+#                               psql for the compose init script test)
 #   install-deps.sh --build     only the worker's build dependencies
 #                               (the image's build stage)
 #   install-deps.sh --runtime   only the runtime libraries and ffmpeg (the
@@ -15,7 +16,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 build=(meson ninja-build pkg-config g++ libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev)
 runtime=(libssl3 libuv1 libsrtp2-1 libusrsctp2 libabsl20220623 ffmpeg)
-test=(chromium fonts-dejavu-core)
+test=(chromium fonts-dejavu-core postgresql-client)
 
 case "${1:-}" in
   '') want=("${build[@]}" "${runtime[@]}") ;;
