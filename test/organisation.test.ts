@@ -163,6 +163,14 @@ describe('organisation profile and branding', () => {
       assert.deepEqual(await snapshot(org.id), before);
     });
 
+    it('refuses a NUL byte in a multipart field with 400 invalid_input, as any other form, and changes nothing', async () => {
+      const before = await snapshot(org.id);
+      const browser = await signIn(app, admin);
+      const res = await brandingPost(browser).set('Accept', 'application/json').field('brand_color', '#abcdef\u0000').attach('logo', PNG, { filename: 'logo.png', contentType: 'image/png' }).expect(400);
+      assert.equal(res.body.error.code, 'invalid_input');
+      assert.deepEqual(await snapshot(org.id), before);
+    });
+
     it('sets the colour (lower-cased), audited, and theme.css carries it; an empty code resets it', async () => {
       const mine = await seedOrganisation(knex(), 'Colour Bank');
       const browser = await signIn(app, await seedUser(knex(), mine, 'admin'));

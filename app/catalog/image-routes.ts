@@ -2,9 +2,9 @@ import type { Request, RequestHandler, Response } from 'express';
 import type { Knex } from 'knex';
 import multer from 'multer';
 import { callerOf } from '../auth/caller';
-import { BadRequestError, PayloadTooLargeError, ValidationError } from '../errors';
+import { ValidationError } from '../errors';
+import { receiveMultipart } from '../http/multipart';
 import { flash } from '../http/flash';
-import { assertCleanInput } from '../http/input-guard';
 import { IMAGE_FIELD, MAX_IMAGE_BYTES, ProductImages, sendProductImage } from './images';
 import { errorKey, renderProduct } from './routes';
 import { CatalogService, type Product } from './service';
@@ -18,25 +18,9 @@ const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX
 
 /** Reads the multipart body; a too-large file becomes a field problem, other limits typed errors. */
 function receiveImage(req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => {
-    upload(req, res, (err?: unknown) => {
-      if (!err) {
-        try {
-          assertCleanInput(req.body, 'body');
-        } catch (refused) {
-          return reject(refused);
-        }
-        return resolve();
-      }
-      if (err instanceof multer.MulterError) {
-        if (err.code === 'LIMIT_FILE_SIZE') return reject(new ValidationError([{ field: IMAGE_FIELD, code: 'image_too_large' }]));
-        if (err.code === 'LIMIT_FILE_COUNT' || err.code === 'LIMIT_FIELD_COUNT' || err.code === 'LIMIT_PART_COUNT') {
-          return reject(new PayloadTooLargeError('payload_too_large', { cause: err }));
-        }
-      }
-      reject(new BadRequestError('invalid_body', { cause: err }));
-    });
-  });
+  return receiveMultipart(upload, req, res, (err) =>
+    err.code === 'LIMIT_FILE_SIZE' ? new ValidationError([{ field: IMAGE_FIELD, code: 'image_too_large' }]) : undefined,
+  );
 }
 
 function images(knex: Knex, req: Request): ProductImages {

@@ -4,8 +4,8 @@ import multer from 'multer';
 import { z } from 'zod';
 import { callerOf } from '../auth/caller';
 import { BadRequestError, PayloadTooLargeError, ValidationError } from '../errors';
+import { receiveMultipart } from '../http/multipart';
 import { flash } from '../http/flash';
-import { assertCleanInput } from '../http/input-guard';
 import { parseQuery } from '../http/query';
 import { MAX_IMAGES_PER_PRODUCT, MAX_IMAGE_BYTES, ProductImages, firstImageIds } from './images';
 import { CatalogImport, MAX_IMPORT_BYTES, catalogColumns, type CheckedImport, type ImportPreview, type ImportSummary, summarise } from './import';
@@ -32,25 +32,11 @@ const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX
 const payloadForm = multer({ storage: multer.memoryStorage(), limits: { fieldSize: Math.ceil((MAX_IMPORT_BYTES * 4) / 3) + 16, files: 0, fields: 5 } }).none();
 
 function receive(handler: RequestHandler, req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => {
-    handler(req, res, (err?: unknown) => {
-      if (!err) {
-        try {
-          assertCleanInput(req.body, 'body');
-        } catch (refused) {
-          return reject(refused);
-        }
-        return resolve();
-      }
-      if (err instanceof multer.MulterError) {
-        if (err.code === 'LIMIT_FILE_SIZE' || err.code === 'LIMIT_FIELD_VALUE') {
-          return reject(new PayloadTooLargeError('import_too_large', { messageKey: 'catalog.errors.import_too_large', cause: err }));
-        }
-        return reject(new PayloadTooLargeError('payload_too_large', { cause: err }));
-      }
-      reject(new BadRequestError('invalid_body', { cause: err }));
-    });
-  });
+  return receiveMultipart(handler, req, res, (err) =>
+    err.code === 'LIMIT_FILE_SIZE' || err.code === 'LIMIT_FIELD_VALUE'
+      ? new PayloadTooLargeError('import_too_large', { messageKey: 'catalog.errors.import_too_large', cause: err })
+      : undefined,
+  );
 }
 
 function service(knex: Knex, req: Request): CatalogService {

@@ -7,7 +7,8 @@ import { RecordingPolicyStore } from '../recordings/policy';
 import { PrivacyContact } from './privacy';
 import multer from 'multer';
 import { callerOf } from '../auth/caller';
-import { BadRequestError, NotFoundError, PayloadTooLargeError, ValidationError } from '../errors';
+import { NotFoundError, ValidationError } from '../errors';
+import { receiveMultipart } from '../http/multipart';
 import { flash } from '../http/flash';
 import {
   brandThemeCss, DEFAULT_BRAND_COLOR, FIELDS, MAX_LOGO_BYTES, OrganisationProfileService, PublicBranding, type BrandingChange,
@@ -103,18 +104,9 @@ export function updateOrganisationProfile(knex: Knex): RequestHandler {
 
 /** Reads the multipart body; upload limits become typed errors, a too-large logo a field problem. */
 function receiveUpload(req: Request, res: Response): Promise<void> {
-  return new Promise((resolve, reject) => {
-    upload(req, res, (err?: unknown) => {
-      if (!err) return resolve();
-      if (err instanceof multer.MulterError) {
-        if (err.code === 'LIMIT_FILE_SIZE') return reject(new ValidationError([{ field: FIELDS.logo, code: 'logo_too_large' }]));
-        if (err.code === 'LIMIT_FILE_COUNT' || err.code === 'LIMIT_FIELD_COUNT' || err.code === 'LIMIT_PART_COUNT') {
-          return reject(new PayloadTooLargeError('payload_too_large', { cause: err }));
-        }
-      }
-      reject(new BadRequestError('invalid_body', { cause: err }));
-    });
-  });
+  return receiveMultipart(upload, req, res, (err) =>
+    err.code === 'LIMIT_FILE_SIZE' ? new ValidationError([{ field: FIELDS.logo, code: 'logo_too_large' }]) : undefined,
+  );
 }
 
 /**
