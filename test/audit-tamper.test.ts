@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { raiseChainAlarm } from '../app/audit/chain-alarm';
+import { SecuritySignals } from '../app/compliance/security';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -220,6 +222,30 @@ describe('signed checkpoints of the audit chains', function () {
     assert.match(page.text, /does not match its checkpoint of/);
     assert.match(page.text, new RegExp(`data-checkpoint-mismatch="${first.created_at.toISOString()}"`));
     assert.doesNotMatch(page.text, /The audit trail is intact/);
+  });
+
+  it('the scheduled check audits the mismatch in the chain\'s own trail, once per finding a day, and the security page counts it', async () => {
+    const verification = await startAuditVerification({ knex: app, logger: silentLogger, dataDir, pollingIntervalSeconds: 0.5 });
+    const alarms = () => app('audit_events').where({ organisation_id: orgId, action: 'security.audit_chain_broken' }).select('details');
+    try {
+      assert.ok(await verification.runSoon());
+      let rows: { details: Record<string, unknown> }[] = [];
+      for (let i = 0; i < 200 && rows.length === 0; i++) {
+        rows = await alarms();
+        if (rows.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.details.checkpoint_reason, 'hash_differs');
+      assert.equal(rows[0]!.details.mismatches, 2);
+    } finally {
+      await verification.stop();
+    }
+    // The same finding again (the next hourly run) writes nothing new.
+    const check = await new AuditCheckpoints(app, dataDir).verify(orgId);
+    assert.equal(await raiseChainAlarm(app, orgId, check), false);
+    assert.equal((await alarms()).length, 1);
+    const counts = await new SecuritySignals(app).counts(orgId);
+    assert.equal(counts.find((c) => c.kind === 'security.audit_chain_broken')?.day, 1);
   });
 
   it('checkpoints removed from the database by the owner are still found in the data directory', async () => {

@@ -59,6 +59,7 @@ export const auditActions = [
   'security.signalling_refused',
   'security.recording_access_denied',
   'security.rate_limited',
+  'security.audit_chain_broken',
   'retention.settings_changed',
   'retention.run_requested',
   'retention.deleted',

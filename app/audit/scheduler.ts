@@ -1,7 +1,9 @@
 import type { Knex } from 'knex';
 import { JobQueue } from '../jobs/queue';
 import type { Logger } from '../logger';
+import { raiseChainAlarm } from './chain-alarm';
 import { AuditCheckpoints } from './checkpoints';
+import { chainOf } from './service';
 
 export const AUDIT_VERIFY_QUEUE = 'audit.verify';
 /** Every hour at minute 41 (apart from retention's 17). */
@@ -19,7 +21,9 @@ export interface AuditVerification {
  * each organisation's and the appliance-wide one, each against its signed
  * checkpoints (app/audit/checkpoints.ts); an intact chain gets a new
  * checkpoint of its head. A broken chain or one that does not match a
- * checkpoint is logged as an error at every run and gets no new checkpoint.
+ * checkpoint is logged as an error at every run, gets no new checkpoint, and
+ * is audited as `security.audit_chain_broken` in its own trail (once a day
+ * per unchanged finding; chain-alarm.ts).
  */
 export async function startAuditVerification(options: { knex: Knex; logger: Logger; dataDir: string; cron?: string; pollingIntervalSeconds?: number }): Promise<AuditVerification> {
   const log = options.logger.child({ component: 'audit-verify' });
@@ -39,6 +43,9 @@ export async function startAuditVerification(options: { knex: Knex; logger: Logg
         },
         c.mismatch ? `audit chain does not match its checkpoint of ${c.mismatch.checkpoint.created_at}` : 'audit chain verification failed',
       );
+    }
+    for (const c of checks.filter((check) => !check.intact)) {
+      await raiseChainAlarm(options.knex, c.chain === chainOf(null) ? null : c.chain, c).catch((err: unknown) => log.error({ err, chain: c.chain }, 'could not audit a failed chain check'));
     }
     log.info({ chains: checks.length, intact: checks.filter((c) => c.intact).length, anchored }, 'audit chains verified');
   });

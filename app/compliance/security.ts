@@ -16,6 +16,7 @@ export const securitySignals = [
   'security.csrf_rejected',
   'security.signalling_refused',
   'security.recording_access_denied',
+  'security.audit_chain_broken',
 ] as const satisfies readonly AuditAction[];
 
 export type SecuritySignal = (typeof securitySignals)[number];
