@@ -43,8 +43,13 @@ describe('signalling: revoked links and foreign origins', function () {
     assert.equal((await db.current.knex('call_messages').where({ call_id: callId })).length, 0, 'no chat got through');
     const state = await server.hub.describeCall(callId);
     assert.deepEqual(state!.peers.map((p) => p.role), ['clerk'], 'the customer\'s media is closed');
-    const [left] = await db.current.knex('audit_events').where({ action: 'call.left', target_id: callId });
-    assert.equal(left.details.reason, 'link_revoked');
+    // peerLeft goes out before the leave is recorded: wait (bounded) for the audit row.
+    let left: { details: { reason: string } } | undefined;
+    for (let i = 0; i < 100 && !left; i++) {
+      [left] = await db.current.knex('audit_events').where({ action: 'call.left', target_id: callId });
+      if (!left) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(left?.details.reason, 'link_revoked');
     assert.equal((await ask(clerkSocket, 'heartbeat', {})).ok, true, 'the clerk stays');
     clerkSocket.close();
   });
