@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { Express } from 'express';
 import type { Knex } from 'knex';
 import { io, type Socket } from 'socket.io-client';
-import yauzl from 'yauzl';
 import { verifyExport } from '../app/audit/offline-verify';
 import { AuditService } from '../app/audit/service';
 import { CallService } from '../app/calls/service';
@@ -15,32 +14,10 @@ import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 import { connect, join, ok, sessionCookie } from './support/signal-client';
 import { setRetention } from './retention-seed';
+import { unzip } from './support/zip';
 
 const CUSTOMER_UA = 'CustomerBrowser/7.1 (crypto-shredding test)';
 const DAY_MS = 86_400_000;
-
-function unzip(buffer: Buffer): Promise<Map<string, Buffer>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(buffer, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
-      const entries = new Map<string, Buffer>();
-      zip.on('entry', (entry: yauzl.Entry) => {
-        zip.openReadStream(entry, (e, stream) => {
-          if (e || !stream) return reject(e);
-          const chunks: Buffer[] = [];
-          stream.on('data', (c: Buffer) => chunks.push(c));
-          stream.on('end', () => {
-            entries.set(entry.fileName, Buffer.concat(chunks));
-            zip.readEntry();
-          });
-        });
-      });
-      zip.on('end', () => resolve(entries));
-      zip.on('error', reject);
-      zip.readEntry();
-    });
-  });
-}
 
 function binary(req: import('supertest').Test) {
   return req.buffer(true).parse((r, done) => {

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { JobQueue } from '../jobs/queue';
+import { startCronJob, type CronJob } from '../jobs/cron';
 import type { Logger } from '../logger';
 import { raiseChainAlarm } from './chain-alarm';
 import { AuditCheckpoints } from './checkpoints';
@@ -9,12 +9,7 @@ export const AUDIT_VERIFY_QUEUE = 'audit.verify';
 /** Every hour at minute 41 (apart from retention's 17). */
 export const AUDIT_VERIFY_CRON = '41 * * * *';
 
-export interface AuditVerification {
-  jobs: JobQueue;
-  /** Queues a run at once (tests, operators); answers the job id. */
-  runSoon(): Promise<string | null>;
-  stop(): Promise<void>;
-}
+export type AuditVerification = CronJob;
 
 /**
  * Verifies every audit chain on a schedule (pg-boss cron, like retention):
@@ -27,32 +22,29 @@ export interface AuditVerification {
  */
 export async function startAuditVerification(options: { knex: Knex; logger: Logger; dataDir: string; cron?: string; pollingIntervalSeconds?: number }): Promise<AuditVerification> {
   const log = options.logger.child({ component: 'audit-verify' });
-  const jobs = new JobQueue(options.knex, log, { schedule: true, pollingIntervalSeconds: options.pollingIntervalSeconds });
-  await jobs.start();
-  await jobs.work(AUDIT_VERIFY_QUEUE, async () => {
-    const { checks, anchored } = await new AuditCheckpoints(options.knex, options.dataDir).verifyAndAnchorAll();
-    for (const c of checks.filter((check) => !check.intact)) {
-      log.error(
-        {
-          chain: c.chain,
-          broken: c.broken ?? null,
-          checkpoint: c.mismatch ? { seq: c.mismatch.checkpoint.seq, createdAt: c.mismatch.checkpoint.created_at, reason: c.mismatch.reason } : null,
-          mismatches: c.mismatches,
-          invalidSignatures: c.invalidSignatures,
-          missingFromDatabase: c.missingFromDatabase,
-        },
-        c.mismatch ? `audit chain does not match its checkpoint of ${c.mismatch.checkpoint.created_at}` : 'audit chain verification failed',
-      );
-    }
-    for (const c of checks.filter((check) => !check.intact)) {
-      await raiseChainAlarm(options.knex, c.chain === chainOf(null) ? null : c.chain, c).catch((err: unknown) => log.error({ err, chain: c.chain }, 'could not audit a failed chain check'));
-    }
-    log.info({ chains: checks.length, intact: checks.filter((c) => c.intact).length, anchored }, 'audit chains verified');
+  return startCronJob({
+    knex: options.knex,
+    log,
+    queue: AUDIT_VERIFY_QUEUE,
+    cron: options.cron ?? AUDIT_VERIFY_CRON,
+    pollingIntervalSeconds: options.pollingIntervalSeconds,
+    run: async () => {
+      const { checks, anchored } = await new AuditCheckpoints(options.knex, options.dataDir).verifyAndAnchorAll();
+      for (const c of checks.filter((check) => !check.intact)) {
+        log.error(
+          {
+            chain: c.chain,
+            broken: c.broken ?? null,
+            checkpoint: c.mismatch ? { seq: c.mismatch.checkpoint.seq, createdAt: c.mismatch.checkpoint.created_at, reason: c.mismatch.reason } : null,
+            mismatches: c.mismatches,
+            invalidSignatures: c.invalidSignatures,
+            missingFromDatabase: c.missingFromDatabase,
+          },
+          c.mismatch ? `audit chain does not match its checkpoint of ${c.mismatch.checkpoint.created_at}` : 'audit chain verification failed',
+        );
+        await raiseChainAlarm(options.knex, c.chain === chainOf(null) ? null : c.chain, c).catch((err: unknown) => log.error({ err, chain: c.chain }, 'could not audit a failed chain check'));
+      }
+      log.info({ chains: checks.length, intact: checks.filter((c) => c.intact).length, anchored }, 'audit chains verified');
+    },
   });
-  await jobs.schedule(AUDIT_VERIFY_QUEUE, options.cron ?? AUDIT_VERIFY_CRON);
-  return {
-    jobs,
-    runSoon: () => jobs.send(AUDIT_VERIFY_QUEUE, {}, { singletonKey: 'audit-verify', retryLimit: 0 }),
-    stop: () => jobs.stop(),
-  };
 }

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { JobQueue } from '../jobs/queue';
+import { startCronJob, type CronJob } from '../jobs/cron';
 import type { Logger } from '../logger';
 import { purgeClosedOrganisations } from '../closure/purge';
 import { runRetention } from './run';
@@ -8,12 +8,7 @@ export const RETENTION_QUEUE = 'retention.run';
 /** Every hour, at minute 17 (away from the full hour, when other jobs tend to run). */
 export const RETENTION_CRON = '17 * * * *';
 
-export interface RetentionScheduler {
-  jobs: JobQueue;
-  /** Queues a run at once (for tests and operators); answers the job id. */
-  runSoon(): Promise<string | null>;
-  stop(): Promise<void>;
-}
+export type RetentionScheduler = CronJob;
 
 /**
  * The retention job on pg-boss: a cron schedule kept in the database (so
@@ -24,20 +19,19 @@ export interface RetentionScheduler {
  */
 export async function startRetention(options: { knex: Knex; logger: Logger; dataDir: string; cron?: string; pollingIntervalSeconds?: number }): Promise<RetentionScheduler> {
   const log = options.logger.child({ component: 'retention' });
-  const jobs = new JobQueue(options.knex, log, { schedule: true, pollingIntervalSeconds: options.pollingIntervalSeconds });
-  await jobs.start();
-  await jobs.work(RETENTION_QUEUE, async () => {
-    const receipts = await runRetention(options.knex, { dataDir: options.dataDir });
-    const deleted = receipts.filter((r) => r.rows || r.anonymised || r.files);
-    log.info({ organisations: new Set(receipts.map((r) => r.organisationId)).size, receipts: deleted.length, rows: deleted.reduce((n, r) => n + r.rows, 0), files: deleted.reduce((n, r) => n + r.files, 0) }, 'retention run finished');
-    // Organisations closed 60 days ago: deleted or anonymised, with a receipt each.
-    const purged = await purgeClosedOrganisations(options.knex, { dataDir: options.dataDir });
-    if (purged.length) log.info({ organisations: purged.length }, 'closed organisations purged');
+  return startCronJob({
+    knex: options.knex,
+    log,
+    queue: RETENTION_QUEUE,
+    cron: options.cron ?? RETENTION_CRON,
+    pollingIntervalSeconds: options.pollingIntervalSeconds,
+    run: async () => {
+      const receipts = await runRetention(options.knex, { dataDir: options.dataDir });
+      const deleted = receipts.filter((r) => r.rows || r.anonymised || r.files);
+      log.info({ organisations: new Set(receipts.map((r) => r.organisationId)).size, receipts: deleted.length, rows: deleted.reduce((n, r) => n + r.rows, 0), files: deleted.reduce((n, r) => n + r.files, 0) }, 'retention run finished');
+      // Organisations closed 60 days ago: deleted or anonymised, with a receipt each.
+      const purged = await purgeClosedOrganisations(options.knex, { dataDir: options.dataDir });
+      if (purged.length) log.info({ organisations: purged.length }, 'closed organisations purged');
+    },
   });
-  await jobs.schedule(RETENTION_QUEUE, options.cron ?? RETENTION_CRON);
-  return {
-    jobs,
-    runSoon: () => jobs.send(RETENTION_QUEUE, {}, { singletonKey: 'retention', retryLimit: 0 }),
-    stop: () => jobs.stop(),
-  };
 }
