@@ -70,6 +70,7 @@ export class CallHub {
   private readonly sockets = new Map<string, Set<Socket>>();
   private readonly wired = new WeakSet<Room>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private sweeping = false;
   private readonly onLinkRevoked = (callId: string) => {
     this.removeCustomers(callId, 'link_revoked').catch((err) => this.options.logger.error({ err, callId }, 'could not remove the customer of a revoked link'));
   };
@@ -235,6 +236,7 @@ export class CallHub {
 
     socket.on('disconnect', guarded(log, 'disconnect', (reason: string) => {
       members!.delete(socket);
+      if (members!.size === 0 && this.sockets.get(who.callId) === members) this.sockets.delete(who.callId);
       return setup.then((room) => {
         const entry = this.peers.get(key);
         if (!entry || entry.socket !== socket || socket.data.left) return;
@@ -330,12 +332,19 @@ export class CallHub {
    * so ends its customer's session, within one sweep.
    */
   private async sweepClosedCalls(): Promise<void> {
+    // One sweep at a time: on a slow database the next tick skips instead of stacking up.
+    if (this.sweeping) return;
     const callIds = [...this.sockets].filter(([, members]) => members.size > 0).map(([id]) => id);
     if (callIds.length === 0) return;
-    const closed = await this.options.knex('calls').whereIn('id', callIds).where((q) => q.where({ status: 'ended' }).orWhereNotNull('link_revoked_at')).select('id', 'status', 'end_reason');
-    for (const call of closed) {
-      if (call.status === 'ended') await this.endCall(call.id, call.end_reason ?? 'ended');
-      else await this.removeCustomers(call.id, 'link_revoked');
+    this.sweeping = true;
+    try {
+      const closed = await this.options.knex('calls').whereIn('id', callIds).where((q) => q.where({ status: 'ended' }).orWhereNotNull('link_revoked_at')).select('id', 'status', 'end_reason');
+      for (const call of closed) {
+        if (call.status === 'ended') await this.endCall(call.id, call.end_reason ?? 'ended');
+        else await this.removeCustomers(call.id, 'link_revoked');
+      }
+    } finally {
+      this.sweeping = false;
     }
   }
 

@@ -30,14 +30,19 @@ let running = 0;
 const waiting: (() => void)[] = [];
 
 async function slot(): Promise<() => void> {
-  if (running >= MAX_RUNNING) {
+  if (running < MAX_RUNNING) running++;
+  else {
     if (waiting.length >= MAX_WAITING) throw new ServiceUnavailableError('import_busy', { messageKey: 'catalog.errors.import_busy' });
+    // A finishing import hands its slot straight over (running stays as it is), so none slips in between.
     await new Promise<void>((resolve) => waiting.push(resolve));
   }
-  running++;
+  let released = false;
   return () => {
-    running--;
-    waiting.shift()?.();
+    if (released) return;
+    released = true;
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
   };
 }
 

@@ -146,7 +146,8 @@ export function limitRefusals(knex: Knex, kind: LimitKind): RequestHandler {
   return (req, res, next) => {
     const slot = limiterFor(knex).take(kind, req.ip);
     if (!slot.ok) return next(rateLimited(knex, req, kind, slot.retryAfterSeconds));
-    res.once('finish', () => {
+    // 'close' also comes when the client went away before the answer was done (a page left mid-download).
+    res.once('close', () => {
       if (res.statusCode < 400) slot.refund();
     });
     next();

@@ -21,27 +21,39 @@ function routedTo(access: Access, role: string): boolean {
  * `opens` check (the same rule the route's handler enforces) passes. The
  * header and the compliance section's navigation ask it for every link,
  * so that no menu offers a link that answers 403 (and is audited as a
- * security event). JSON requests skip the work.
+ * security event). The checks run only when a page is rendered (they may
+ * query the database): not for redirects, JSON, files or images.
  */
 export function navigation(table: NavigableRoute[]): RequestHandler {
   const pages = table.filter((r) => r.method === 'get' && !r.path.includes(':'));
-  return async (req, res, next) => {
-    const user = req.user;
+  return (req, res, next) => {
     const open = new Set<string>();
     res.locals.mayOpen = (path: string) => open.has(path);
-    if (!user || req.accepts(['html', 'json']) !== 'html') return next();
-    for (const route of pages) {
-      if (!routedTo(route.access, user.role)) continue;
-      if (route.opens) {
-        try {
-          if (!(await route.opens(req))) continue;
-        } catch (err) {
-          req.log?.warn({ err, path: route.path }, 'navigation check failed; link left out');
-          continue;
-        }
-      }
-      open.add(route.path);
-    }
+    const user = req.user;
+    if (!user) return next();
+    const render = res.render.bind(res) as (...args: unknown[]) => void;
+    res.render = ((...args: unknown[]) => {
+      opened(req, user.role, pages)
+        .then((paths) => paths.forEach((p) => open.add(p)), (err: unknown) => req.log?.warn({ err }, 'navigation checks failed; menus show no links'))
+        .finally(() => render(...args));
+    }) as typeof res.render;
     next();
   };
+}
+
+async function opened(req: Request, role: string, pages: NavigableRoute[]): Promise<string[]> {
+  const paths: string[] = [];
+  for (const route of pages) {
+    if (!routedTo(route.access, role)) continue;
+    if (route.opens) {
+      try {
+        if (!(await route.opens(req))) continue;
+      } catch (err) {
+        req.log?.warn({ err, path: route.path }, 'navigation check failed; link left out');
+        continue;
+      }
+    }
+    paths.push(route.path);
+  }
+  return paths;
 }
