@@ -93,6 +93,18 @@ describe('brute-force protection under concurrency', () => {
     assert.equal(row?.failures ?? 0, 0, 'successful sign-ins are not counted against the IP');
   });
 
+  it('retries on a locked account are not counted against the address: a colleague behind the same NAT still signs in', async () => {
+    const locked = await seedUser(db.current.knex, org, 'clerk');
+    const colleague = await seedUser(db.current.knex, org, 'clerk');
+    const f = await form();
+    const ip = freshIp();
+    for (let i = 0; i < MAX_ACCOUNT; i++) await attempt(f, ip, locked.email, `wrong guess ${i}`);
+    for (let i = 0; i < MAX_IP; i++) await attempt(f, ip, locked.email, PASSWORD).expect(429);
+    const row = await db.current.knex('login_throttles').where({ key: `ip:${ip}` }).first();
+    assert.equal(row.failures, MAX_ACCOUNT, 'only the evaluated attempts count');
+    await attempt(f, ip, colleague.email, PASSWORD).expect(303);
+  });
+
   it('answers 429 rate_limited with Retry-After before any database work once an IP has used up its refusals', async () => {
     const app = buildApp(db.current, { env: { ...env, VCLERK_REFUSAL_BURST: '10', VCLERK_REFUSAL_PER_MINUTE: '1' } });
     const page = await request(app).get('/login').expect(200);

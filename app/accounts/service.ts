@@ -98,7 +98,11 @@ export class AccountService {
   async changePassword(caller: Caller, current: string, password: string, throttle: LoginThrottle): Promise<void> {
     const keys = { user: passwordCheckKey(caller.user.id), ip: ipKey(caller.ip ?? 'unknown') };
     const [user, ip] = await Promise.all([throttle.reserve(keys.user, 'account'), throttle.reserve(keys.ip, 'ip')]);
-    if (!user.allowed || !ip.allowed) throw new ValidationError([{ field: 'current_password', code: 'too_many_attempts' }]);
+    if (!user.allowed || !ip.allowed) {
+      // Not evaluated: neither key is charged (as at sign-in).
+      await Promise.all([throttle.release(keys.user, 'account'), throttle.release(keys.ip, 'ip')]);
+      throw new ValidationError([{ field: 'current_password', code: 'too_many_attempts' }]);
+    }
     let verified = false;
     try {
       await this.changeVerified(caller, current, password, () => (verified = true));

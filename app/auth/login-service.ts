@@ -61,6 +61,9 @@ export class LoginService {
     const failed = (reason: string) => this.refusals.note({ organisationId, ...who, action: 'auth.login_failed', ...meta, details: { ...baseDetails, reason } });
 
     if (!account.allowed || !ip.allowed) {
+      // Not evaluated, so neither key is charged: retries on a locked account must not lock its
+      // users' shared (office, NAT) address, nor refusals past a lock keep it on after a right password.
+      await Promise.all([this.throttle.release(keys.account, 'account'), this.throttle.release(keys.ip, 'ip')]);
       await failed('locked');
       return { ok: false, reason: 'locked', lockedUntil: lockEnd([account, ip]) };
     }

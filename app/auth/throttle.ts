@@ -96,7 +96,12 @@ export class LoginThrottle {
     return { allowed: row.failures <= max, lockedNow: row.failures === max, lockedUntil: row.locked_until };
   }
 
-  /** Gives back a reservation whose attempt succeeded (an IP key is not charged for a right password). */
+  /**
+   * Gives back a reservation whose attempt succeeded (an IP key is not
+   * charged for a right password) or was never evaluated (refused by a
+   * lock): the count goes down by one, and the lock ends when the count is
+   * below the limit again.
+   */
   async release(key: string, kind: ThrottleKind): Promise<void> {
     await this.knex('login_throttles')
       .where({ key })
