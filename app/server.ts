@@ -89,6 +89,7 @@ async function main(): Promise<void> {
     const applied = await migrateDatabase(database);
     logger.info({ applied }, applied.length ? 'database migrated' : 'database schema is current');
     databaseRole = await checkAppRole(database, logger);
+    await database.releaseOwner();
   } catch (err) {
     return fail(err);
   }

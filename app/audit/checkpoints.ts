@@ -133,12 +133,14 @@ export class AuditCheckpoints {
   /**
    * Takes a checkpoint of the chain's current head, unless the newest one
    * already names it. Call it after the chain verified (a checkpoint of a
-   * broken chain would anchor the damage). Answers the new checkpoint or null.
+   * broken chain would anchor the damage). `verified`: the head that
+   * verification reached, so that rows added since are not signed unchecked.
+   * Answers the new checkpoint or null.
    */
-  async anchor(organisationId: string | null): Promise<Checkpoint | null> {
+  async anchor(organisationId: string | null, verified?: { seq: number; hash: string }): Promise<Checkpoint | null> {
     const chain = chainOf(organisationId);
-    const head = await this.knex('audit_events').where({ chain }).orderBy('seq', 'desc').first('seq', 'hash');
-    if (!head) return null;
+    const head = verified ?? (await this.knex('audit_events').where({ chain }).orderBy('seq', 'desc').first('seq', 'hash'));
+    if (!head || Number(head.seq) === 0) return null;
     const newest = await this.knex('audit_checkpoints').where({ chain }).orderBy('seq', 'desc').first('seq');
     if (newest && Number(newest.seq) >= Number(head.seq)) return null;
     const checkpoint = signCheckpoint({ chain, seq: Number(head.seq), hash: head.hash as string }, ensureApplianceKey(this.dataDir), this.now());
@@ -196,7 +198,8 @@ export class AuditCheckpoints {
       const organisationId = chain === chainOf(null) ? null : chain;
       const check = await this.verify(organisationId);
       checks.push(check);
-      if (check.intact && (await this.anchor(organisationId))) anchored++;
+      // A verified chain's rows are numbered 1..count without gaps: its head is (count, headHash).
+      if (check.intact && (await this.anchor(organisationId, { seq: check.count, hash: check.headHash }))) anchored++;
     }
     return { checks, anchored };
   }

@@ -65,9 +65,11 @@ function open(keyId: string, key: Buffer, field: PersonalField, data: string): s
  */
 async function liveKey(trx: Knex.Transaction, organisationId: string, scope: CustomerScope, at: Date): Promise<{ id: string; key: Buffer }> {
   const where = scope.callId ? { organisation_id: organisationId, call_id: scope.callId } : { organisation_id: organisationId, period: period(at) };
-  const found = await trx('audit_personal_keys').where(where).whereNull('destroyed_at').first('id', 'key');
+  // Locked, so that retention or an erasure destroying this key waits for this event (and then, by
+  // its newer last use, retention leaves it): no event is sealed under a key destroyed at the same moment.
+  const found = await trx('audit_personal_keys').where(where).whereNull('destroyed_at').forUpdate().first('id', 'key');
   if (found) {
-    await trx('audit_personal_keys').where({ id: found.id }).where('last_used_at', '<', at).update({ last_used_at: at });
+    await trx('audit_personal_keys').where({ id: found.id }).whereNull('destroyed_at').where('last_used_at', '<', at).update({ last_used_at: at });
     return { id: found.id as string, key: found.key as Buffer };
   }
   const key = crypto.randomBytes(32);

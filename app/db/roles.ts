@@ -66,15 +66,30 @@ export async function ensureLoginRole(admin: Knex, role: RoleCredentials, option
   const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT PASSWORD ${literal(role.password)}`;
   if (!(await roleExists(admin, role.name))) {
     try {
-      await admin.raw(`CREATE ROLE ${name} ${attributes}`);
+      await withoutSql(admin.raw(`CREATE ROLE ${name} ${attributes}`), `could not create the database role ${role.name}`);
       return 'created';
     } catch (err) {
       // Two starts at once: the other one created it.
       if ((err as { code?: string }).code !== '42710') throw err;
     }
   }
-  if (options.resetPassword) await admin.raw(`ALTER ROLE ${name} ${attributes}`);
+  if (options.resetPassword) await withoutSql(admin.raw(`ALTER ROLE ${name} ${attributes}`), `could not set the password of the database role ${role.name}`);
   return 'existed';
+}
+
+/**
+ * Runs a statement that carries a password: knex puts the whole SQL in
+ * front of an error's message, which would put the password in the log.
+ * The error thrown instead keeps PostgreSQL's code and message only.
+ */
+async function withoutSql(statement: PromiseLike<unknown>, what: string): Promise<void> {
+  try {
+    await statement;
+  } catch (err) {
+    const pg = err as { code?: string; message?: string };
+    const message = String(pg.message ?? '').split(' - ').pop();
+    throw Object.assign(new Error(`${what}: ${message}`), { code: pg.code });
+  }
 }
 
 /**

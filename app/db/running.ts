@@ -32,17 +32,26 @@ export async function openDatabaseBesideAppliance(config: Config, logger: Logger
     await owner?.destroy();
     throw new Error(`cannot connect to the running embedded PostgreSQL on 127.0.0.1:${running}`, { cause: err });
   }
-  return {
+  const database: Database = {
     knex,
     embedded: true,
     owner,
     appRole: roles?.app.name ?? null,
     databaseName: EMBEDDED_DATABASE,
+    async releaseOwner() {
+      const pool = database.owner;
+      database.owner = null;
+      await pool?.destroy();
+    },
     async close() {
-      await knex.destroy();
-      await owner?.destroy();
+      try {
+        await knex.destroy();
+      } finally {
+        await database.releaseOwner();
+      }
     },
   };
+  return database;
 }
 
 /** The port of a live postmaster on this cluster, or null. */
