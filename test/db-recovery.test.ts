@@ -83,10 +83,22 @@ describe('database recovery', function () {
   it('embedded: the killed PostgreSQL is started again, /readyz goes 503 then 200, pages work, without restarting the app', async () => {
     const dataDir = tempDir('vclerk-dbrec-');
     const port = await freePort();
-    const app = startApp({ ...(await mediaEnv()), VCLERK_PORT: String(port), VCLERK_DATA_DIR: dataDir, VCLERK_EMBEDDED_DB_PORT: String(await freePort()), VCLERK_DB_PROBE_INTERVAL_MS: '300' });
+    const dbPort = await freePort();
+    const app = startApp({ ...(await mediaEnv()), VCLERK_PORT: String(port), VCLERK_DATA_DIR: dataDir, VCLERK_EMBEDDED_DB_PORT: String(dbPort), VCLERK_DB_PROBE_INTERVAL_MS: '300' });
     apps.push(app);
     await app.waitFor(/VClerk is listening/, 120_000);
     assert.equal(await status(port, '/readyz'), 200);
+
+    // Running, the app holds connections as its own role only: none as the owner of the tables.
+    const superuser = createKnex(`postgres://vclerk:${encodeURIComponent(fs.readFileSync(path.join(dataDir, 'postgres.password'), 'utf8').trim())}@127.0.0.1:${dbPort}/vclerk`, 1);
+    try {
+      const { rows } = await superuser.raw("SELECT usename, count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'vclerk' AND pid <> pg_backend_pid() GROUP BY usename");
+      const by = Object.fromEntries((rows as { usename: string; n: number }[]).map((r) => [r.usename, r.n]));
+      assert.ok(by.vclerk_app > 0, JSON.stringify(by));
+      assert.equal(by.vclerk_owner, undefined, JSON.stringify(by));
+    } finally {
+      await superuser.destroy();
+    }
     const clusterDir = fs.realpathSync(path.join(dataDir, 'postgres'));
     const before = postmasterPid(clusterDir);
 
