@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { CHECKPOINT_DIR } from '../app/audit/checkpoints';
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -202,6 +203,12 @@ describe('vclerk backup', () => {
     ensureApplianceKey(usedDir);
     await assert.rejects(restoreBackup({ knex: empty.knex, dataDir: usedDir, file }), (err: unknown) => err instanceof BackupError && err.exitCode === EXIT.refused && /data directory/.test(err.message));
     assert.equal((await empty.knex.raw(`SELECT to_regclass('public.knex_migrations') AS t`)).rows[0].t, null);
+
+    // So is one holding another appliance's audit checkpoints (they would not match the restored chains).
+    const checkpointDir = path.join(tmp, 'checkpoint-data');
+    fs.mkdirSync(path.join(checkpointDir, CHECKPOINT_DIR), { recursive: true });
+    fs.writeFileSync(path.join(checkpointDir, CHECKPOINT_DIR, 'system.ndjson'), '{}\n');
+    await assert.rejects(restoreBackup({ knex: empty.knex, dataDir: checkpointDir, file }), (err: unknown) => err instanceof BackupError && err.exitCode === EXIT.refused && /audit-checkpoints/.test(err.message));
   });
 
   it('refuses a damaged archive before touching the database', async () => {

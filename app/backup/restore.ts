@@ -4,6 +4,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import type { Knex } from 'knex';
+import { CHECKPOINT_DIR } from '../audit/checkpoints';
 import { KEY_FILE } from '../audit/signing';
 import { listMigrationNames, migrateLatest, migrationStatus, migratorConfig } from '../db/migrations';
 import { SESSION_SECRET_FILE } from './create';
@@ -89,8 +90,11 @@ export async function verifyArchive(file: string): Promise<Manifest> {
 export function dataDirConflicts(dataDir: string): string[] {
   const found: string[] = [];
   for (const name of [KEY_FILE, SESSION_SECRET_FILE]) if (fs.existsSync(path.join(dataDir, name))) found.push(name);
-  const recordings = path.join(dataDir, 'recordings');
-  if (fs.existsSync(recordings) && fs.readdirSync(recordings).length > 0) found.push('recordings/');
+  // Another appliance's checkpoint files would not match the restored chains (the checkpoints themselves come back with the database).
+  for (const dir of ['recordings', CHECKPOINT_DIR]) {
+    const full = path.join(dataDir, dir);
+    if (fs.existsSync(full) && fs.readdirSync(full).length > 0) found.push(`${dir}/`);
+  }
   return found;
 }
 
