@@ -45,7 +45,12 @@ describe('sign-in and sessions', () => {
     assert.doesNotMatch(cookie, /vclerk_sid=/, 'showing the form starts no session');
     const app = buildApp(db.current, { env: { VCLERK_TRUST_PROXY: 'loopback' } });
     const secure = await request(app).get('/login').set('X-Forwarded-Proto', 'https').expect(200);
-    assert.match(String(secure.headers['set-cookie']), /vclerk_csrf=.*Secure/);
+    // Over HTTPS with the __Host- prefix: only this host can set it (no planted token from a subdomain).
+    assert.match(String(secure.headers['set-cookie']), /^__Host-vclerk_csrf=.*Path=\/.*Secure/);
+    // A token planted under the plain name is not taken over HTTPS.
+    const planted = await request(app).post('/login').set('X-Forwarded-Proto', 'https').set('Cookie', `vclerk_csrf=${'A'.repeat(43)}`).type('form')
+      .send({ _csrf: 'A'.repeat(43), email: user.email, password: PASSWORD });
+    assert.equal(planted.status, 403);
     // (A Secure cookie is not sent back over plain HTTP by the test client: handed over by hand.)
     const signedIn = await request(app).post('/login').set('X-Forwarded-Proto', 'https').set('Cookie', String(secure.headers['set-cookie']).split(';')[0]!).type('form')
       .send({ _csrf: csrfFrom(secure.text), email: user.email, password: PASSWORD }).expect(303);

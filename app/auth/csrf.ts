@@ -22,10 +22,21 @@ export function csrfToken(req: Request): string {
 export const CSRF_COOKIE = 'vclerk_csrf';
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
+/**
+ * Over HTTPS the cookie carries the `__Host-` prefix: browsers then accept
+ * it only from this host, Secure and for path /, so a neighbouring
+ * subdomain or a plain-HTTP answer cannot plant a token of its choosing
+ * (a double-submit cookie is only as good as its integrity).
+ */
+function cookieName(req: Request): string {
+  return req.secure ? `__Host-${CSRF_COOKIE}` : CSRF_COOKIE;
+}
+
 function cookieToken(req: Request): string | undefined {
+  const wanted = cookieName(req);
   for (const c of (req.get('cookie') ?? '').split(';')) {
     const [name, value] = c.trim().split('=', 2);
-    if (name === CSRF_COOKIE && value && TOKEN_SHAPE.test(value)) return value;
+    if (name === wanted && value && TOKEN_SHAPE.test(value)) return value;
   }
   return undefined;
 }
@@ -36,7 +47,7 @@ function formToken(req: Request, res: Response): string {
   let token = cookieToken(req);
   if (!token) {
     token = crypto.randomBytes(32).toString('base64url');
-    res.cookie(CSRF_COOKIE, token, { httpOnly: true, sameSite: 'lax', secure: req.secure, path: '/' });
+    res.cookie(cookieName(req), token, { httpOnly: true, sameSite: 'lax', secure: req.secure, path: '/' });
   }
   return token;
 }
@@ -94,7 +105,8 @@ function matches(expected: string | undefined, submitted: string | undefined): b
  * `X-CSRF-Token` header. A mismatch is refused with 403 `csrf_invalid` and
  * audited. Views get `csrfToken()` to put the token in their forms: the
  * session's token, or for a visitor without a session a double-submit
- * cookie (`vclerk_csrf`, HttpOnly, SameSite=Lax), so that showing the
+ * cookie (`vclerk_csrf`, `__Host-vclerk_csrf` over HTTPS; HttpOnly,
+ * SameSite=Lax), so that showing the
  * sign-in form stores nothing in the database.
  */
 export function csrfProtection(knex: Knex): RequestHandler {
