@@ -219,9 +219,9 @@ export const schema = {
   }),
   queueTicketsPerIp: setting({
     env: 'VCLERK_QUEUE_TICKETS_PER_IP',
-    description: 'Waiting places in an organisation\'s public queue that one client IP address may hold at once; more are refused (429 queue_limit).',
+    description: 'Waiting places in an organisation\'s public queue that one client IP address (an IPv6 client: its /64 network) may hold at once; more are refused (429 queue_limit). Customers behind one shared address (a mobile carrier\'s or a branch\'s NAT) share it.',
     type: integer(1, 1000),
-    default: 3,
+    default: 10,
   }),
   refusalPerMinute: setting({
     env: 'VCLERK_REFUSAL_PER_MINUTE',

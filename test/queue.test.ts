@@ -145,9 +145,9 @@ describe('waiting queue', () => {
     await request(app).get('/queue/ticket').expect(404);
   });
 
-  it('one client IP holds at most 3 waiting places per organisation, and guessing tickets is rate-limited (issue 13)', async () => {
+  it('one client IP (an IPv6 client: its /64) holds at most the set number of waiting places per organisation, and guessing tickets is rate-limited (issue 13)', async () => {
     await setAvailability(clerk, 'available');
-    const limited = buildApp(db.current, { env: { VCLERK_TRUST_PROXY: 'loopback', VCLERK_REFUSAL_BURST: '25', VCLERK_REFUSAL_PER_MINUTE: '1' } });
+    const limited = buildApp(db.current, { env: { VCLERK_TRUST_PROXY: 'loopback', VCLERK_REFUSAL_BURST: '25', VCLERK_REFUSAL_PER_MINUTE: '1', VCLERK_QUEUE_TICKETS_PER_IP: '3' } });
     const page = await request(limited).get(`/q/${org.slug}`).set('X-Forwarded-For', '203.0.113.50').expect(200);
     const cookie = String(page.headers['set-cookie']).split(';')[0]!;
     const take = (ip: string) => request(limited).post(`/q/${org.slug}`).set('X-Forwarded-For', ip).set('Cookie', cookie).set('Accept', 'application/json')
@@ -159,6 +159,10 @@ describe('waiting queue', () => {
     assert.ok(refused.length === 17 && refused.every((r) => r.body.error.code === 'queue_limit'));
     assert.ok(refused.every((r) => Number(r.headers['retry-after']) >= 1));
     await take('203.0.113.51').expect(303);
+    // An IPv6 client taking a new address of its /64 for each place still gets only 3.
+    const v6 = await Promise.all(Array.from({ length: 6 }, (_, i) => take(`2001:db8:5:6::${i + 1}`)));
+    assert.equal(v6.filter((r) => r.status === 303).length, 3);
+    await take('2001:db8:5:7::1').expect(303);
 
     // A place that is given up frees it for the same client.
     const ticket = /#ticket=([A-Za-z0-9_-]{43})$/.exec(entered[0]!.headers.location ?? '')![1]!;

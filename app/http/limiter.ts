@@ -63,7 +63,7 @@ export class RefusalLimiter {
   }
 
   take(kind: LimitKind, ip: string | null | undefined): Slot {
-    const key = `${kind}|${ip ?? 'unknown'}`;
+    const key = `${kind}|${clientKey(ip)}`;
     const now = this.clock();
     const { perMinute } = this.settings;
     const burst = burstFor(kind, this.settings);
@@ -107,6 +107,24 @@ export class RefusalLimiter {
       this.buckets.delete(key);
     }
   }
+}
+
+/**
+ * Whom a per-client limit counts: an IPv4 address, or an IPv6 client's /64
+ * (one subscriber's network: a client there can take any of its 2^64
+ * addresses, so per-address limits would not hold). IPv4-mapped IPv6
+ * addresses count as their IPv4 address.
+ */
+export function clientKey(ip: string | null | undefined): string {
+  if (!ip) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  if (!ip.includes(':')) return ip;
+  const [head = '', tail = ''] = ip.split('%')[0]!.toLowerCase().split('::', 2);
+  const left = head ? head.split(':') : [];
+  const right = ip.includes('::') && tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
 const limiters = new WeakMap<Knex, RefusalLimiter>();

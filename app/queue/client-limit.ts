@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { clientKey } from '../http/limiter';
 
 /** Clients (IP and organisation) kept at most; the oldest are forgotten first. */
 const MAX_CLIENTS = 20_000;
@@ -17,7 +18,7 @@ export class OpenTicketLimit {
 
   /** Reserves a place for a new ticket; undefined when the client holds the maximum already. */
   async reserve(organisationId: string, ip: string | null | undefined): Promise<{ commit: (ticketHash: string) => void; cancel: () => void } | undefined> {
-    const key = `${organisationId}|${ip ?? 'unknown'}`;
+    const key = `${organisationId}|${clientKey(ip)}`;
     const known = [...(this.open.get(key) ?? [])].filter((h) => !h.startsWith('pending:'));
     if (known.length > 0) {
       const waiting = new Set<string>((await this.knex('queue_entries').whereIn('ticket_hash', known).where({ status: 'waiting' }).pluck('ticket_hash')) as string[]);
