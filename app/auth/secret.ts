@@ -1,7 +1,6 @@
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../config';
+import { readOrCreateSecret } from '../lifecycle/secrets';
 
 /**
  * The session-signing secret: VCLERK_SESSION_SECRET when set, else one
@@ -10,10 +9,5 @@ import type { Config } from '../../config';
  */
 export function resolveSessionSecret(config: Pick<Config, 'sessionSecret' | 'dataDir'>): string {
   if (config.sessionSecret) return config.sessionSecret;
-  const file = path.resolve(config.dataDir, 'session.secret');
-  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const secret = crypto.randomBytes(48).toString('base64url');
-  fs.writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-  return secret;
+  return readOrCreateSecret(path.resolve(config.dataDir, 'session.secret'), 48);
 }

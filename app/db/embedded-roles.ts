@@ -1,7 +1,6 @@
-import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
+import { readOrCreateSecret, readSecret } from '../lifecycle/secrets';
 import { ensureLoginRole, transferOwnership, type RoleCredentials } from './roles';
 
 /**
@@ -24,40 +23,22 @@ export interface EmbeddedRoles {
   app: RoleCredentials;
 }
 
-function readPassword(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8').trim() || null;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
 
-function readOrCreatePassword(file: string): string {
-  const existing = readPassword(file);
-  if (existing) return existing;
-  try {
-    fs.writeFileSync(file, `${crypto.randomBytes(24).toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  return readPassword(file)!;
-}
 
 /** The roles' credentials, generated (0600) at the first start. */
 export function embeddedRoles(dataDir: string): EmbeddedRoles {
   const dir = path.resolve(dataDir);
   return {
-    owner: { name: OWNER_ROLE, password: readOrCreatePassword(path.join(dir, OWNER_PASSWORD_FILE)) },
-    app: { name: APP_ROLE, password: readOrCreatePassword(path.join(dir, APP_PASSWORD_FILE)) },
+    owner: { name: OWNER_ROLE, password: readOrCreateSecret(path.join(dir, OWNER_PASSWORD_FILE)) },
+    app: { name: APP_ROLE, password: readOrCreateSecret(path.join(dir, APP_PASSWORD_FILE)) },
   };
 }
 
 /** The credentials when both files exist (a tool beside a running appliance), else null; never writes. */
 export function readEmbeddedRoles(dataDir: string): EmbeddedRoles | null {
   const dir = path.resolve(dataDir);
-  const owner = readPassword(path.join(dir, OWNER_PASSWORD_FILE));
-  const app = readPassword(path.join(dir, APP_PASSWORD_FILE));
+  const owner = readSecret(path.join(dir, OWNER_PASSWORD_FILE));
+  const app = readSecret(path.join(dir, APP_PASSWORD_FILE));
   return owner && app ? { owner: { name: OWNER_ROLE, password: owner }, app: { name: APP_ROLE, password: app } } : null;
 }
 

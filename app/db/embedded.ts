@@ -1,8 +1,8 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { withUmask } from '../lifecycle/private-files';
+import { readOrCreateSecret } from '../lifecycle/secrets';
 import type { Logger } from '../logger';
 import { clusterDirFor, embeddedPostgresModule } from './postgres-user';
 
@@ -56,12 +56,6 @@ async function loadEmbeddedPostgres(moduleUrl?: string) {
   return mod.default;
 }
 
-function readOrCreatePassword(file: string): string {
-  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
-  const password = crypto.randomBytes(24).toString('base64url');
-  fs.writeFileSync(file, `${password}\n`, { mode: 0o600 });
-  return password;
-}
 
 /**
  * A server left running by a crashed VClerk keeps its postmaster.pid and
@@ -108,7 +102,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const { logger, port } = options;
   const dataDir = path.resolve(options.dataDir);
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const password = readOrCreatePassword(path.join(dataDir, 'postgres.password'));
+  const password = readOrCreateSecret(path.join(dataDir, 'postgres.password'));
   const asRoot = process.getuid?.() === 0;
   const pgLog = logger.child({ component: 'postgres' });
   // As root the server runs as the postgres user, which may not reach a private directory (postgres-user.ts).
