@@ -4,19 +4,18 @@ import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { Server, type Socket } from 'socket.io';
 import type { ZodType } from 'zod';
-import { MediaError, type Room, type RoomRegistry } from '../../media';
+import type { Room, RoomRegistry } from '../../media';
 import { SYSTEM } from '../audit/actions';
-import { refusalsFor } from '../audit/refusals';
 import { curationHandlers, type CurationRequest } from '../curation/live';
 import type { RecordingRequest } from '../recordings/live';
 import { CurationService } from '../curation/service';
 import { RecordingRefusal, type RecordingLive } from '../recordings/live';
 import type { Logger } from '../logger';
-import { clientAddress, type TrustProxy } from '../ops/addresses';
+import type { TrustProxy } from '../ops/addresses';
 import type { TurnIssuer } from '../ops/turn';
 import { callEvents } from './events';
-import { originAllowed } from './origin';
-import { HEARTBEAT_INTERVAL_MS, isRequestType, MAX_PAYLOAD_BYTES, requests, type RequestType, type ResponseData, type ServerEvents } from './protocol';
+import { originGate } from './origin';
+import { HEARTBEAT_INTERVAL_MS, isRequestType, MAX_PAYLOAD_BYTES, requests, type RequestType, type ServerEvents } from './protocol';
 import { TokenBucket } from './rate-limit';
 import { guarded, INTERNAL_ERROR, loggableName, refusalCode } from './safe-handler';
 import { CallService } from './service';
@@ -108,19 +107,9 @@ export class CallHub {
       pingTimeout: 10_000,
       cors: { origin: false },
     });
-    io.engine.use(this.options.session);
-    io.use((socket, next) => {
-      // A browser sends its page's Origin: a clerk's cookie from another site's page is refused here.
-      const { headers, address } = socket.handshake;
-      if (originAllowed(headers, address, { trustProxy: this.options.trustProxy, publicUrl: this.options.publicUrl })) return next();
-      const ip = this.options.trustProxy ? clientAddress(address, headers['x-forwarded-for'], this.options.trustProxy) : address;
-      this.options.logger.warn({ origin: String(headers.origin).slice(0, 200), ip }, 'signalling refused: foreign origin');
-      // Counted with the other refusals of signalling: aggregated per source and window, never a row per attempt.
-      refusalsFor(this.options.knex)
-        .note({ organisationId: null, actor: { type: 'guest' }, action: 'security.signalling_refused', ip, userAgent: headers['user-agent'] ?? null, details: { reason: 'foreign_origin' } }, { aggregateOnly: true })
-        .catch((err) => this.options.logger.error({ err }, 'could not count a signalling refusal'));
-      next(new Error('forbidden'));
-    });
+    const gate = originGate({ knex: this.options.knex, logger: this.options.logger, session: this.options.session, trustProxy: this.options.trustProxy, publicUrl: this.options.publicUrl });
+    io.engine.use(gate.session);
+    io.use(gate.check);
     io.use((socket, next) => {
       identify(socket, { knex: this.options.knex, calls: this.calls, absoluteHours: this.options.absoluteHours, trustProxy: this.options.trustProxy })
         .then((who) => {

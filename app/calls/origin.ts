@@ -1,5 +1,11 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestHandler } from 'express';
+import type { Knex } from 'knex';
+import type { Socket } from 'socket.io';
+import { refusalsFor } from '../audit/refusals';
+import type { Logger } from '../logger';
 import type { TrustProxy } from '../ops/addresses';
+import { clientIp } from './signalling-auth';
 
 function first(value: string | string[] | undefined): string | undefined {
   const raw = Array.isArray(value) ? value[0] : value;
@@ -42,4 +48,32 @@ export function originAllowed(
   const proxied = peerAddress !== undefined && options.trustProxy?.(peerAddress, 0) === true;
   const host = (proxied ? first(headers['x-forwarded-host']) : undefined) ?? first(headers.host);
   return host !== undefined && normalHost(url.protocol, host) === url.host;
+}
+
+/**
+ * The origin check as the signalling server uses it: `session` reads the
+ * session cookie only for requests from the appliance's own pages (so a
+ * foreign-origin flood costs no session lookup), and `check` refuses a
+ * foreign-origin connection with `forbidden`, counted with the other
+ * signalling refusals (aggregated per source and window, never a row per
+ * attempt).
+ */
+export function originGate(deps: { knex: Knex; logger: Logger; session: RequestHandler; trustProxy?: TrustProxy; publicUrl?: string }) {
+  const own = (headers: IncomingHttpHeaders, address: string | undefined) => originAllowed(headers, address, { trustProxy: deps.trustProxy, publicUrl: deps.publicUrl });
+  return {
+    session(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+      if (own(req.headers, req.socket.remoteAddress)) deps.session(req as never, res as never, next);
+      else next();
+    },
+    check(socket: Socket, next: (err?: Error) => void): void {
+      const { headers, address } = socket.handshake;
+      if (own(headers, address)) return next();
+      const ip = clientIp(socket, deps.trustProxy);
+      deps.logger.warn({ origin: String(headers.origin).slice(0, 200), ip }, 'signalling refused: foreign origin');
+      refusalsFor(deps.knex)
+        .note({ organisationId: null, actor: { type: 'guest' }, action: 'security.signalling_refused', ip, userAgent: headers['user-agent'] ?? null, details: { reason: 'foreign_origin' } }, { aggregateOnly: true })
+        .catch((err: unknown) => deps.logger.error({ err }, 'could not count a signalling refusal'));
+      next(new Error('forbidden'));
+    },
+  };
 }

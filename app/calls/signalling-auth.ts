@@ -30,7 +30,7 @@ export class SignallingRefusal extends Error {
 const auth = z.union([z.object({ token: z.string().max(200) }).strict(), z.object({ callId: z.uuid() }).strict()]);
 
 /** The client's IP by the same rules as the HTTP app's `req.ip`: X-Forwarded-For counts only from trusted proxies. */
-function clientIp(socket: Socket, trustProxy: TrustProxy | undefined): string | null {
+export function clientIp(socket: Socket, trustProxy: TrustProxy | undefined): string | null {
   const peer = socket.handshake.address;
   if (!trustProxy) return peer || null;
   return clientAddress(peer, socket.handshake.headers['x-forwarded-for'], trustProxy);
