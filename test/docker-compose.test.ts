@@ -31,6 +31,9 @@ interface Service {
   volumes?: Mount[];
   command?: string[];
   depends_on?: Record<string, { condition: string }>;
+  user?: string;
+  read_only?: boolean;
+  tmpfs?: string[] | string;
 }
 interface Project { services: Record<string, Service>; volumes: Record<string, unknown> }
 
@@ -111,6 +114,14 @@ describe('docker-compose.yml', function () {
     assert.equal(db!.environment!.POSTGRES_PASSWORD, 'Ab12cd34');
     assert.equal(db!.environment!.VCLERK_DB_APP_PASSWORD, 'Ef56gh78');
     assert.equal(db!.ports!.length, 0, 'the database is not published');
+  });
+
+  it('runs the app as uid 10001 on a read-only root file system with an in-memory /tmp', () => {
+    const app = project.services.app!;
+    assert.equal(app.user, '10001:10001');
+    assert.equal(app.read_only, true);
+    assert.deepEqual([app.tmpfs].flat(), ['/tmp']);
+    assert.equal(app.image, 'vclerk:local', 'APP_IMAGE defaults to the built image');
   });
 
   it('gives every service a restart policy and the long-running ones a healthcheck', () => {

@@ -5,23 +5,33 @@ import { root } from './support/process';
 
 /**
  * docker/Dockerfile builds only through the repository's scripts, and CI
- * (which has no Docker engine) runs the same scripts in the same order.
+ * builds it for real (scripts/test-image.sh, test/image).
  */
 const read = (file: string) => fs.readFileSync(path.join(root, file), 'utf8');
 const dockerfile = read('docker/Dockerfile').replace(/\\\n/g, ' ');
 const stages = dockerfile.split(/^FROM /m).slice(1).map((s) => `FROM ${s}`);
-const [build, runtime] = stages as [string, string];
+const [ffmpeg, build, runtime] = stages as [string, string, string];
 const runLines = (stage: string) => [...stage.matchAll(/^RUN (.*)$/gm)].map((m) => m[1]!);
 /** The repository scripts a text calls, in order: `bash <path> [argument]`. */
 const scriptCalls = (text: string) => [...text.matchAll(/bash ((?:media\/)?scripts\/[\w-]+\.sh)(?: (--?[\w-]+|deps|build|prune))?/g)].map((m) => `${m[1]}${m[2] ? ` ${m[2]}` : ''}`);
 
 describe('docker/Dockerfile', () => {
   it('builds on node:20-bookworm and runs on node:20-bookworm-slim', () => {
-    assert.equal(stages.length, 2);
+    assert.equal(stages.length, 3);
+    assert.match(ffmpeg, /^FROM \$\{BUILD_IMAGE\} AS ffmpeg/);
     assert.match(dockerfile, /^ARG BUILD_IMAGE=node:20-bookworm$/m);
     assert.match(dockerfile, /^ARG RUNTIME_IMAGE=node:20-bookworm-slim$/m);
     assert.match(build, /^FROM \$\{BUILD_IMAGE\} AS build/);
     assert.match(runtime, /^FROM \$\{RUNTIME_IMAGE\} AS runtime/);
+  });
+
+  it('ffmpeg is built from Debian\'s source package by script, and only its binary reaches the runtime', () => {
+    assert.deepEqual(scriptCalls(runLines(ffmpeg).join('\n')), ['media/scripts/build-ffmpeg.sh']);
+    assert.match(runtime, /^COPY --from=ffmpeg \/opt\/vclerk-ffmpeg\/bin\/ffmpeg \/usr\/local\/bin\/ffmpeg$/m);
+    assert.match(read('media/scripts/build-ffmpeg.sh'), /apt-get source/);
+    const deps = read('media/scripts/install-deps.sh');
+    const runtimePackages = /^runtime=\((.*)\)$/m.exec(deps)?.[1]?.split(/\s+/) ?? [];
+    assert.ok(!runtimePackages.includes('ffmpeg'), 'the runtime stage does not install Debian\'s ffmpeg package');
   });
 
   it('the build stage only calls the repository scripts: deps, npm ci, worker, build, prune', () => {
@@ -46,14 +56,15 @@ describe('docker/Dockerfile', () => {
     assert.doesNotMatch(runtime, /^(RUN|HEALTHCHECK).*\b(curl|wget)\b/m);
   });
 
-  it('CI runs the same build scripts in the same order (scripts/stage-runtime.sh), after `npm run setup` built the worker', () => {
-    const stage = scriptCalls(read('scripts/stage-runtime.sh'));
-    assert.deepEqual(stage, scriptCalls(runLines(build).join('\n')).filter((call) => !call.startsWith('media/scripts/install-deps.sh')));
+  it('CI builds the image and starts the compose file for real after the tests (scripts/test-image.sh)', () => {
     const ci = read('.ci/run');
-    assert.match(ci, /bash scripts\/build-app\.sh deps/);
     assert.match(ci, /npm run setup/);
-    assert.match(ci, /bash scripts\/stage-runtime\.sh /);
-    assert.match(ci, /PRODUCTION_APP_DIR=.* test\/production-start\.test\.ts/);
+    assert.ok(ci.indexOf('npm run test:image') > ci.indexOf('npm test'), 'the image tests run after npm test');
+    const script = read('scripts/test-image.sh');
+    assert.match(script, /scripts\/ci-engine\.sh/);
+    assert.match(script, /scripts\/ci-images\.sh --env/);
+    assert.match(script, /build --file "\$context\/docker\/Dockerfile"/);
+    assert.match(script, /test\/image\/\*\.image\.ts/);
     assert.match(read('media/scripts/setup.sh'), /install-deps\.sh" "\$@"[\s\S]*build-worker\.sh"/);
   });
 });

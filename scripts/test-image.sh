@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The appliance as IT admins run it: builds docker/Dockerfile for real,
+# then starts docker-compose.yml for real and drives it from this machine
+# (test/image/*.image.ts: a call through the published ports, a recording in
+# the data volume, backup, down and up, read-only root, an upgrade from the
+# previous version, the image without DATABASE_URL). Needs root.
+#
+#   scripts/test-image.sh            podman (installed and set up by scripts/ci-engine.sh)
+#                                    with docker-compose on podman's Docker API,
+#                                    base images made locally (scripts/ci-images.sh)
+#   VCLERK_TEST_ENGINE=docker scripts/test-image.sh
+#                                    a machine with Docker and Compose v2: the
+#                                    official base images, `docker compose`
+#
+# Images it makes, by name: localhost/vclerk-ci/app:<tree> (this checkout) and
+# localhost/vclerk-ci/app-previous:<commit> (the previous version, see below);
+# older tags of both are removed. Layers are cached by the engine, so a
+# second run rebuilds only what changed.
+#
+# The previous version: until a release is tagged (v*), the commit before the
+# newest migration was added, built with this checkout's Dockerfile and build
+# scripts (so it shares their cached layers) from that commit's sources.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+started=$SECONDS
+engine="${VCLERK_TEST_ENGINE:-podman}"
+say() { printf '== test-image: %s\n' "$*" >&2; }
+
+build_args=()
+if [ "$engine" = podman ]; then
+  eval "$(bash scripts/ci-engine.sh)"
+  export DOCKER_HOST
+  eval "$(bash scripts/ci-images.sh --env)"
+  build_args=(--build-arg "BUILD_IMAGE=$VCLERK_CI_BUILD_IMAGE" --build-arg "RUNTIME_IMAGE=$VCLERK_CI_RUNTIME_IMAGE" --network host)
+  export VCLERK_TEST_POSTGRES_IMAGE="$VCLERK_CI_POSTGRES_IMAGE" VCLERK_TEST_COMPOSE="${VCLERK_TEST_COMPOSE:-docker-compose}"
+else
+  export VCLERK_TEST_POSTGRES_IMAGE="${VCLERK_TEST_POSTGRES_IMAGE:-postgres:16-bookworm}" VCLERK_TEST_COMPOSE="${VCLERK_TEST_COMPOSE:-docker compose}"
+fi
+export VCLERK_TEST_ENGINE="$engine"
+
+# Builds <tag> from <context>, timed; removes older tags of the same name.
+build() {
+  local tag="$1" context="$2" t0=$SECONDS
+  say "building $tag"
+  "$engine" build --file "$context/docker/Dockerfile" --tag "$tag" "${build_args[@]}" "$context"
+  say "built $tag in $((SECONDS - t0)) s, $("$engine" image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
+  "$engine" images --format '{{.Repository}}:{{.Tag}}' --filter "reference=${tag%:*}" | grep -vx "$tag" | xargs -r "$engine" rmi --force >/dev/null 2>&1 || true
+}
+
+# This checkout, as its files are now (tracked and untracked, minus what git ignores).
+tree="$( (git ls-files -co --exclude-standard -z | xargs -0 sha256sum 2>/dev/null) | sha256sum | cut -c1-12)"
+app_image="localhost/vclerk-ci/app:$tree"
+if "$engine" image exists "$app_image" 2>/dev/null || "$engine" image inspect "$app_image" >/dev/null 2>&1; then
+  say "$app_image is built already"
+else
+  build "$app_image" "$root"
+fi
+
+# The previous version (see the header).
+previous="$(git tag --list 'v*' --sort=-version:refname | head -n 1)"
+if [ -z "$previous" ]; then
+  newest_migration="$(git log -1 --format=%H --diff-filter=A -- app/db/migrations)"
+  previous="$(git rev-parse "$newest_migration^")"
+fi
+previous_commit="$(git rev-parse --short=12 "$previous^{commit}")"
+recipe="$(cat docker/Dockerfile scripts/build-app.sh media/scripts/*.sh | sha256sum | cut -c1-8)"
+previous_image="localhost/vclerk-ci/app-previous:$previous_commit-$recipe"
+if "$engine" image inspect "$previous_image" >/dev/null 2>&1; then
+  say "$previous_image is built already"
+else
+  context="$(mktemp -d /tmp/vclerk-previous.XXXXXX)"
+  trap 'rm -rf "$context"' EXIT
+  git archive "$previous_commit" | tar -x -C "$context"
+  rm -rf "$context/docker" "$context/scripts" "$context/media/scripts"
+  cp -a docker scripts .dockerignore "$context/"
+  cp -a media/scripts "$context/media/"
+  build "$previous_image" "$context"
+fi
+export VCLERK_TEST_IMAGE="$app_image" VCLERK_TEST_PREVIOUS_IMAGE="$previous_image" VCLERK_TEST_PREVIOUS_VERSION="$previous_commit"
+
+say "images ready after $((SECONDS - started)) s; running test/image"
+npx mocha --no-config -r tsx/cjs --timeout 600000 --exit --reporter spec 'test/image/*.image.ts'
+say "finished in $((SECONDS - started)) s"

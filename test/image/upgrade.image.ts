@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Browser } from 'playwright-core';
+import { launchBrowser } from '../support/browser';
+import { ComposeProject, randomPassword, requiredEnv, setupLinkIn } from '../support/compose';
+import { freePort, root } from '../support/process';
+import { adminInvites, setUpOrganisation } from './staff';
+
+/**
+ * An upgrade as IT admins do it: the previous version's image (built by
+ * scripts/test-image.sh) runs first and makes data, then this version's
+ * image starts on the same volumes, migrates, and has lost nothing.
+ */
+describe('upgrading from the previous version', function () {
+  this.timeout(600_000);
+  let project: ComposeProject;
+  let browser: Browser;
+  let base: string;
+
+  const snapshot = async () => (await project.sql(
+    "SELECT (SELECT string_agg(id::text || ':' || email || ':' || role || ':' || status, ',' ORDER BY id) FROM users), (SELECT string_agg(id::text || ':' || name, ',' ORDER BY id) FROM organisations), (SELECT count(*) FROM audit_events)",
+  ))[0]!;
+
+  before(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    project = new ComposeProject({
+      POSTGRES_PASSWORD: randomPassword(),
+      POSTGRES_APP_PASSWORD: randomPassword(),
+      APP_IMAGE: requiredEnv('VCLERK_TEST_PREVIOUS_IMAGE'),
+      POSTGRES_IMAGE: requiredEnv('VCLERK_TEST_POSTGRES_IMAGE'),
+      VCLERK_PORT: String(port),
+      VCLERK_PUBLIC_URL: base,
+      VCLERK_MEDIA_ANNOUNCED_ADDRESS: '127.0.0.1',
+    });
+    project.startHealthChecks();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    if (process.env.VCLERK_TEST_KEEP !== '1') await project?.destroy();
+  });
+
+  it(`the new image migrates the previous version's data (${process.env.VCLERK_TEST_PREVIOUS_VERSION ?? 'previous'}) and keeps all of it`, async () => {
+    await project.mustCompose(['up', '-d', '--no-build']);
+    await project.waitHealthy('app');
+    const link = setupLinkIn(await project.mustCompose(['logs', '--no-color', 'app']));
+    assert.ok(link, 'the previous version logged its setup link');
+    const admin = await setUpOrganisation(await browser.newPage(), link, 'Upgrade Insurance');
+    const clerk = await adminInvites(admin, base, 'clerk');
+    const migrations = fs.readdirSync(path.join(root, 'app', 'db', 'migrations')).filter((f) => /^\d{14}_.*\.ts$/.test(f));
+    const appliedBefore = Number((await project.sql('SELECT count(*) FROM knex_migrations'))[0]![0]);
+    assert.ok(appliedBefore < migrations.length, `the previous version applied ${appliedBefore} of ${migrations.length} migrations`);
+    const before = await snapshot();
+
+    await project.mustCompose(['down'], 180_000);
+    project.set({ APP_IMAGE: requiredEnv('VCLERK_TEST_IMAGE') });
+    await project.mustCompose(['up', '-d', '--no-build']);
+    await project.waitHealthy('app');
+
+    assert.equal(Number((await project.sql('SELECT count(*) FROM knex_migrations'))[0]![0]), migrations.length, 'every migration applied');
+    const status = await project.mustCompose(['run', '--rm', '-T', 'app', 'migrate', 'status']);
+    assert.doesNotMatch(status, /pending: [1-9]|\bpending\b.*\d{14}/i, status);
+    const after = await snapshot();
+    assert.equal(after[0], before[0], 'the users are unchanged');
+    assert.equal(after[1], before[1], 'the organisations are unchanged');
+    assert.ok(Number(after[2]) >= Number(before[2]), 'no audit event lost');
+    for (const person of [admin, clerk]) {
+      const page = await browser.newPage();
+      await page.goto(`${base}/login`);
+      await page.fill('#f-email', person.email);
+      await page.fill('#f-password', person.password);
+      await page.click('button[type=submit]');
+      await page.waitForURL('**/dashboard');
+      await page.close();
+    }
+  });
+});
