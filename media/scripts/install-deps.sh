@@ -4,25 +4,33 @@
 # already uses). Needs root. Idempotent.
 #
 #   install-deps.sh             build dependencies of the mediasoup worker,
-#                               its runtime libraries and ffmpeg (recording)
+#                               its runtime libraries and Debian's ffmpeg
+#                               package (recording; with ffprobe)
 #   install-deps.sh --test      the same, plus what the tests use (Chromium,
 #                               psql for the compose init script test)
 #   install-deps.sh --build     only the worker's build dependencies
 #                               (the image's build stage)
-#   install-deps.sh --runtime   only the runtime libraries and ffmpeg (the
-#                               image's runtime stage; needs no Node.js)
+#   install-deps.sh --runtime   only the runtime libraries: the worker's and
+#                               libx264 for the lean ffmpeg that
+#                               build-ffmpeg.sh builds, not Debian's ffmpeg
+#                               package (the image's runtime stage; needs no
+#                               Node.js)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 build=(meson ninja-build pkg-config g++ libssl-dev libuv1-dev libsrtp2-dev libusrsctp-dev libabsl-dev nlohmann-json3-dev)
-runtime=(libssl3 libuv1 libsrtp2-1 libusrsctp2 libabsl20220623 ffmpeg)
+runtime=(libssl3 libuv1 libsrtp2-1 libusrsctp2 libabsl20220623)
+# The image's ffmpeg (build-ffmpeg.sh) needs only libx264 besides libc;
+# Debian's ffmpeg (~400 MB with its libraries) is for machines without it.
+lean_ffmpeg=(libx264-164)
+debian_ffmpeg=(ffmpeg)
 test=(chromium fonts-dejavu-core postgresql-client)
 
 case "${1:-}" in
-  '') want=("${build[@]}" "${runtime[@]}") ;;
-  --test) want=("${build[@]}" "${runtime[@]}" "${test[@]}") ;;
+  '') want=("${build[@]}" "${runtime[@]}" "${debian_ffmpeg[@]}") ;;
+  --test) want=("${build[@]}" "${runtime[@]}" "${debian_ffmpeg[@]}" "${test[@]}") ;;
   --build) want=("${build[@]}") ;;
-  --runtime) want=("${runtime[@]}") ;;
+  --runtime) want=("${runtime[@]}" "${lean_ffmpeg[@]}") ;;
   *) echo "usage: $0 [--test|--build|--runtime]" >&2; exit 2 ;;
 esac
 need_meson=1
