@@ -17,9 +17,10 @@
 # older tags of both are removed. Layers are cached by the engine, so a
 # second run rebuilds only what changed.
 #
-# The previous version: until a release is tagged (v*), the commit before the
-# newest migration was added, built with this checkout's Dockerfile and build
-# scripts (so it shares their cached layers) from that commit's sources.
+# The previous version: the newest release tag (v*) that is not this commit;
+# without one, the commit before the newest migration was added. Built with this checkout's Dockerfile and build
+# scripts (so it shares their cached layers) from that commit's sources; when
+# its package-lock.json is the same as this checkout's, with this package.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -58,7 +59,7 @@ else
 fi
 
 # The previous version (see the header).
-previous="$(git tag --list 'v*' --sort=-version:refname | head -n 1)"
+previous="$(git tag --list 'v*' --sort=-version:refname --no-contains HEAD | head -n 1)"
 if [ -z "$previous" ]; then
   newest_migration="$(git log -1 --format=%H --diff-filter=A -- app/db/migrations)"
   previous="$(git rev-parse "$newest_migration^")"
@@ -75,9 +76,20 @@ else
   rm -rf "$context/docker" "$context/scripts" "$context/media/scripts"
   cp -a docker scripts .dockerignore "$context/"
   cp -a media/scripts "$context/media/"
+  # Same locked dependencies: take this checkout's package.json too (its
+  # scripts may differ), so that npm ci and the worker come from the cache.
+  if git diff --quiet "$previous_commit" HEAD -- package-lock.json; then cp package.json "$context/"; fi
   build "$previous_image" "$context"
 fi
-export VCLERK_TEST_IMAGE="$app_image" VCLERK_TEST_PREVIOUS_IMAGE="$previous_image" VCLERK_TEST_PREVIOUS_VERSION="$previous_commit"
+# Its compose file and database init scripts, for the upgrade test.
+previous_files="$(mktemp -d /tmp/vclerk-previous-files.XXXXXX)"
+trap 'rm -rf "${context:-}" "$previous_files"' EXIT
+git archive "$previous_commit" docker-compose.yml | tar -x -C "$previous_files"
+if git cat-file -e "$previous_commit:docker/postgres-init" 2>/dev/null; then
+  git archive "$previous_commit" docker/postgres-init | tar -x -C "$previous_files"
+fi
+export VCLERK_TEST_IMAGE="$app_image" VCLERK_TEST_PREVIOUS_IMAGE="$previous_image" \
+  VCLERK_TEST_PREVIOUS_VERSION="$previous" VCLERK_TEST_PREVIOUS_FILES="$previous_files"
 
 say "images ready after $((SECONDS - started)) s; running test/image"
 npx mocha --no-config -r tsx/cjs --timeout 600000 --exit --reporter spec 'test/image/*.image.ts'

@@ -8,9 +8,11 @@ import { freePort, root } from '../support/process';
 import { adminInvites, setUpOrganisation } from './staff';
 
 /**
- * An upgrade as IT admins do it: the previous version's image (built by
- * scripts/test-image.sh) runs first and makes data, then this version's
- * image starts on the same volumes, migrates, and has lost nothing.
+ * An upgrade as IT admins do it: the previous version (its image, built by
+ * scripts/test-image.sh, and its own docker-compose.yml) runs first and
+ * makes data; then the admin replaces the compose file with this version's,
+ * adds the settings it asks for to .env, and starts this version's image on
+ * the same volumes, which migrates and has lost nothing.
  */
 describe('upgrading from the previous version', function () {
   this.timeout(600_000);
@@ -33,7 +35,7 @@ describe('upgrading from the previous version', function () {
       VCLERK_PORT: String(port),
       VCLERK_PUBLIC_URL: base,
       VCLERK_MEDIA_ANNOUNCED_ADDRESS: '127.0.0.1',
-    });
+    }, requiredEnv('VCLERK_TEST_PREVIOUS_FILES'));
     project.startHealthChecks();
     browser = await launchBrowser();
   });
@@ -57,6 +59,7 @@ describe('upgrading from the previous version', function () {
 
     await project.mustCompose(['down'], 180_000);
     project.set({ APP_IMAGE: requiredEnv('VCLERK_TEST_IMAGE') });
+    project.useFilesOf(root);
     await project.mustCompose(['up', '-d', '--no-build']);
     await project.waitHealthy('app');
 

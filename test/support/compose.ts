@@ -50,11 +50,27 @@ export class ComposeProject {
   private pump?: NodeJS.Timeout;
   private pumping = false;
 
-  constructor(private env: Record<string, string>) {
+  /** `source`: where docker-compose.yml and docker/postgres-init come from (another version's, for upgrades). */
+  constructor(private env: Record<string, string>, source = root) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-compose-'));
-    fs.copyFileSync(path.join(root, 'docker-compose.yml'), path.join(this.dir, 'docker-compose.yml'));
-    fs.cpSync(path.join(root, 'docker', 'postgres-init'), path.join(this.dir, 'docker', 'postgres-init'), { recursive: true });
+    this.useFilesOf(source);
     this.writeEnv();
+  }
+
+  /**
+   * Takes docker-compose.yml and docker/postgres-init from `source`, as an
+   * admin does who replaces them when upgrading. Files of versions that
+   * named their images literally get the images of APP_IMAGE and
+   * POSTGRES_IMAGE instead, as the variables do in today's file.
+   */
+  useFilesOf(source: string): void {
+    const compose = fs.readFileSync(path.join(source, 'docker-compose.yml'), 'utf8')
+      .replace(/^(\s+image: )vclerk:local$/m, `$1"${this.env.APP_IMAGE ?? 'vclerk:local'}"`)
+      .replace(/^(\s+image: )postgres:16-bookworm$/m, `$1"${this.env.POSTGRES_IMAGE ?? 'postgres:16-bookworm'}"`);
+    fs.writeFileSync(path.join(this.dir, 'docker-compose.yml'), compose);
+    fs.rmSync(path.join(this.dir, 'docker'), { recursive: true, force: true });
+    const init = path.join(source, 'docker', 'postgres-init');
+    if (fs.existsSync(init)) fs.cpSync(init, path.join(this.dir, 'docker', 'postgres-init'), { recursive: true });
   }
 
   /** Changes settings in .env (the next `up` uses them), e.g. another APP_IMAGE. */
