@@ -9,7 +9,8 @@
 #                                embedded PostgreSQL binaries)
 #   scripts/build-app.sh build   npm run build: TypeScript to dist/, the
 #                                browser bundle to public/build/
-#   scripts/build-app.sh prune   drop the devDependencies (npm prune --omit=dev)
+#   scripts/build-app.sh prune   drop the devDependencies (npm prune --omit=dev) and
+#                                make what the image takes readable by all
 #   scripts/build-app.sh         all three, in this order
 #
 # Not run: mediasoup's postinstall (it would fetch a prebuilt worker from
@@ -47,6 +48,13 @@ build() {
 prune() {
   echo "== npm prune --omit=dev"
   npm prune --omit=dev
+  # What the image's runtime stage takes: readable by all, writable by the
+  # owner only, whatever the umask of the checkout it came from (a clone in a
+  # private directory has files 0600 that the image's user could not read).
+  local taken=(package.json node_modules dist public media/bin views locales docker)
+  local present=()
+  for p in "${taken[@]}"; do [ ! -e "$p" ] || present+=("$p"); done
+  chmod -R u+rwX,go+rX,go-w "${present[@]}"
 }
 
 case "${1:-all}" in

@@ -40,6 +40,18 @@ else
 fi
 export VCLERK_TEST_ENGINE="$engine"
 
+# Makes <dir> a build context that the engine's layer cache recognises from
+# run to run: the cache compares file times and modes as well as contents,
+# and every fresh clone has new times. All times are set to one fixed value,
+# and the modes to those of a clone in a private directory (umask 077: files
+# 0600, directories 0700), the strictest an admin's checkout can have; the
+# image must come out the same (scripts/build-app.sh prune makes what it
+# takes readable).
+normalise_context() {
+  chmod -R u+rwX,go-rwx "$1"
+  find "$1" -exec touch -h -d @946684800 {} +
+}
+
 # Builds <tag> from <context>, timed; removes older tags of the same name.
 build() {
   local tag="$1" context="$2" t0=$SECONDS
@@ -52,10 +64,17 @@ build() {
 # This checkout, as its files are now (tracked and untracked, minus what git ignores).
 tree="$( (git ls-files -co --exclude-standard -z | xargs -0 sha256sum 2>/dev/null) | sha256sum | cut -c1-12)"
 app_image="localhost/vclerk-ci/app:$tree"
-if "$engine" image exists "$app_image" 2>/dev/null || "$engine" image inspect "$app_image" >/dev/null 2>&1; then
+contexts="$(mktemp -d /tmp/vclerk-contexts.XXXXXX)"
+trap 'rm -rf "$contexts"' EXIT
+if "$engine" image inspect "$app_image" >/dev/null 2>&1; then
   say "$app_image is built already"
 else
-  build "$app_image" "$root"
+  context="$contexts/current"
+  mkdir -p "$context"
+  git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do [ ! -e "$f" ] || printf '%s\0' "$f"; done \
+    | tar --null -T - -c | tar -x -C "$context"
+  normalise_context "$context"
+  build "$app_image" "$context"
 fi
 
 # The previous version (see the header).
@@ -70,20 +89,21 @@ previous_image="localhost/vclerk-ci/app-previous:$previous_commit-$recipe"
 if "$engine" image inspect "$previous_image" >/dev/null 2>&1; then
   say "$previous_image is built already"
 else
-  context="$(mktemp -d /tmp/vclerk-previous.XXXXXX)"
-  trap 'rm -rf "$context"' EXIT
+  context="$contexts/previous"
+  mkdir -p "$context"
   git archive "$previous_commit" | tar -x -C "$context"
   rm -rf "$context/docker" "$context/scripts" "$context/media/scripts"
   cp -a docker scripts .dockerignore "$context/"
   cp -a media/scripts "$context/media/"
-  # Same locked dependencies: take this checkout's package.json too (its
-  # scripts may differ), so that npm ci and the worker come from the cache.
+  # Same locked dependencies: take this checkout's package.json (its scripts
+  # may differ), so that npm ci and the worker come from the cache.
   if git diff --quiet "$previous_commit" HEAD -- package-lock.json; then cp package.json "$context/"; fi
+  normalise_context "$context"
   build "$previous_image" "$context"
 fi
 # Its compose file and database init scripts, for the upgrade test.
-previous_files="$(mktemp -d /tmp/vclerk-previous-files.XXXXXX)"
-trap 'rm -rf "${context:-}" "$previous_files"' EXIT
+previous_files="$contexts/previous-files"
+mkdir -p "$previous_files"
 git archive "$previous_commit" docker-compose.yml | tar -x -C "$previous_files"
 if git cat-file -e "$previous_commit:docker/postgres-init" 2>/dev/null; then
   git archive "$previous_commit" docker/postgres-init | tar -x -C "$previous_files"
