@@ -64,8 +64,8 @@ describe('upgrading from the previous version', function () {
     await project.waitHealthy('app');
 
     assert.equal(Number((await project.sql('SELECT count(*) FROM knex_migrations'))[0]![0]), migrations.length, 'every migration applied');
-    const status = await project.mustCompose(['run', '--rm', '-T', 'app', 'migrate', 'status']);
-    assert.doesNotMatch(status, /pending: [1-9]|\bpending\b.*\d{14}/i, status);
+    const status = await project.mustCompose(['exec', '-T', 'app', 'node', 'dist/app/cli.js', 'migrate', 'status']);
+    assert.match(status, new RegExp(`^${migrations.length} applied, 0 pending$`, 'm'), status);
     const after = await snapshot();
     assert.equal(after[0], before[0], 'the users are unchanged');
     assert.equal(after[1], before[1], 'the organisations are unchanged');
