@@ -5,9 +5,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { recordingDir } from '../../app/recordings/storage';
-import { assertFlowing, clerkStartsCall, launchBrowser } from '../support/browser';
-import { ComposeProject, randomPassword, requiredEnv, setupLinkIn, sleep } from '../support/compose';
-import { freePort } from '../support/process';
+import { assertFlowing, clerkStartsCall, launchBrowser, signInThroughForm } from '../support/browser';
+import { ComposeProject, requiredEnv, setupLinkIn, sleep } from '../support/compose';
 import { adminInvites, setUpOrganisation, type Staff } from './staff';
 
 /**
@@ -32,18 +31,7 @@ describe('docker-compose.yml, started for real', function () {
   ))[0]!.map(Number);
 
   before(async () => {
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    project = new ComposeProject({
-      POSTGRES_PASSWORD: randomPassword(),
-      POSTGRES_APP_PASSWORD: randomPassword(),
-      APP_IMAGE: requiredEnv('VCLERK_TEST_IMAGE'),
-      POSTGRES_IMAGE: requiredEnv('VCLERK_TEST_POSTGRES_IMAGE'),
-      VCLERK_PORT: String(port),
-      VCLERK_PUBLIC_URL: base,
-      VCLERK_MEDIA_ANNOUNCED_ADDRESS: '127.0.0.1',
-    });
-    project.startHealthChecks();
+    ({ project, base } = await ComposeProject.create(requiredEnv('VCLERK_TEST_IMAGE')));
   });
 
   after(async () => {
@@ -156,12 +144,7 @@ describe('docker-compose.yml, started for real', function () {
     assert.equal(crypto.createHash('sha256').update(fs.readFileSync(recording.file)).digest('hex'), recording.sha256);
     const browser = await launchBrowser();
     browsers.push(browser);
-    const page = await browser.newPage();
-    await page.goto(`${base}/login`);
-    await page.fill('#f-email', admin.email);
-    await page.fill('#f-password', admin.password);
-    await page.click('button[type=submit]');
-    await page.waitForURL('**/dashboard');
+    await signInThroughForm(await browser.newPage(), base, admin.email, admin.password);
   });
 });
 

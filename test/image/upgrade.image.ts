@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
-import { launchBrowser } from '../support/browser';
-import { ComposeProject, randomPassword, requiredEnv, setupLinkIn } from '../support/compose';
-import { freePort, root } from '../support/process';
+import { launchBrowser, signInThroughForm } from '../support/browser';
+import { ComposeProject, requiredEnv, setupLinkIn } from '../support/compose';
+import { root } from '../support/process';
 import { adminInvites, setUpOrganisation } from './staff';
 
 /**
@@ -25,18 +25,7 @@ describe('upgrading from the previous version', function () {
   ))[0]!;
 
   before(async () => {
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    project = new ComposeProject({
-      POSTGRES_PASSWORD: randomPassword(),
-      POSTGRES_APP_PASSWORD: randomPassword(),
-      APP_IMAGE: requiredEnv('VCLERK_TEST_PREVIOUS_IMAGE'),
-      POSTGRES_IMAGE: requiredEnv('VCLERK_TEST_POSTGRES_IMAGE'),
-      VCLERK_PORT: String(port),
-      VCLERK_PUBLIC_URL: base,
-      VCLERK_MEDIA_ANNOUNCED_ADDRESS: '127.0.0.1',
-    }, requiredEnv('VCLERK_TEST_PREVIOUS_FILES'));
-    project.startHealthChecks();
+    ({ project, base } = await ComposeProject.create(requiredEnv('VCLERK_TEST_PREVIOUS_IMAGE'), requiredEnv('VCLERK_TEST_PREVIOUS_FILES')));
     browser = await launchBrowser();
   });
 
@@ -72,11 +61,7 @@ describe('upgrading from the previous version', function () {
     assert.ok(Number(after[2]) >= Number(before[2]), 'no audit event lost');
     for (const person of [admin, clerk]) {
       const page = await browser.newPage();
-      await page.goto(`${base}/login`);
-      await page.fill('#f-email', person.email);
-      await page.fill('#f-password', person.password);
-      await page.click('button[type=submit]');
-      await page.waitForURL('**/dashboard');
+      await signInThroughForm(page, base, person.email, person.password);
       await page.close();
     }
   });

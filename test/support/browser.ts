@@ -58,16 +58,21 @@ export async function assertFlowing(page: Page, ms = 1500): Promise<void> {
   if (!(after.audio.packetsReceived > before.audio.packetsReceived)) throw new Error(`audio packets do not arrive: ${JSON.stringify({ before, after })}`);
 }
 
+/** In the browser: signs in through the sign-in form and waits for the dashboard. */
+export async function signInThroughForm(page: Page, baseUrl: string, email: string, password: string): Promise<void> {
+  await page.goto(`${baseUrl}/login`);
+  await page.fill('#f-email', email);
+  await page.fill('#f-password', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/dashboard');
+}
+
 /**
  * In the browser: a clerk signs in through the form, starts a call from the
  * dashboard and waits for the call page; returns the customer link shown there.
  */
 export async function clerkStartsCall(page: Page, baseUrl: string, clerk: { email: string }, password: string): Promise<string> {
-  await page.goto(`${baseUrl}/login`);
-  await page.fill('#f-email', clerk.email);
-  await page.fill('#f-password', password);
-  await page.click('button[type=submit]');
-  await page.waitForURL('**/dashboard');
+  await signInThroughForm(page, baseUrl, clerk.email, password);
   await page.click('#start-call');
   await page.waitForSelector('#join');
   const field = await page.waitForSelector('input[readonly][value*="/join/"]');

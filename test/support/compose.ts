@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { root } from './process';
+import { freePort, root } from './process';
 
 /**
  * docker-compose.yml started for real, the way an IT admin runs it, on the
@@ -49,6 +49,27 @@ export class ComposeProject {
   readonly dir: string;
   private pump?: NodeJS.Timeout;
   private pumping = false;
+
+  /**
+   * A project as an admin would set it up: random database passwords, the
+   * web port on a free local port, links and media announced on 127.0.0.1,
+   * the given app image and the local PostgreSQL image; health checks run.
+   */
+  static async create(appImage: string, source = root): Promise<{ project: ComposeProject; base: string }> {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const project = new ComposeProject({
+      POSTGRES_PASSWORD: randomPassword(),
+      POSTGRES_APP_PASSWORD: randomPassword(),
+      APP_IMAGE: appImage,
+      POSTGRES_IMAGE: requiredEnv('VCLERK_TEST_POSTGRES_IMAGE'),
+      VCLERK_PORT: String(port),
+      VCLERK_PUBLIC_URL: base,
+      VCLERK_MEDIA_ANNOUNCED_ADDRESS: '127.0.0.1',
+    }, source);
+    project.startHealthChecks();
+    return { project, base };
+  }
 
   /** `source`: where docker-compose.yml and docker/postgres-init come from (another version's, for upgrades). */
   constructor(private env: Record<string, string>, source = root) {
