@@ -17,8 +17,9 @@
 # older tags of both are removed. Layers are cached by the engine, so a
 # second run rebuilds only what changed.
 #
-# The previous version: the newest release tag (v*) that is not this commit;
-# without one, the commit before the newest migration was added. Built with this checkout's Dockerfile and build
+# The previous version: the newest release tag (v*) that is not this commit
+# (the commit of v0.1.0 is named below too, for clones without tags); without
+# one, the commit before the newest migration was added. Built with this checkout's Dockerfile and build
 # scripts (so it shares their cached layers) from that commit's sources; when
 # its package-lock.json is the same as this checkout's, with this package.json.
 set -euo pipefail
@@ -79,6 +80,9 @@ fi
 
 # The previous version (see the header).
 previous="$(git tag --list 'v*' --sort=-version:refname --no-contains HEAD | head -n 1)"
+# A clone made without tags still has the commit of the latest release.
+latest_release=6bc026a4a4435b5b773824a5002c5475f19cc756 # v0.1.0
+if [ -z "$previous" ] && git cat-file -e "$latest_release^{commit}" 2>/dev/null; then previous=$latest_release; fi
 if [ -z "$previous" ]; then
   newest_migration="$(git log -1 --format=%H --diff-filter=A -- app/db/migrations)"
   previous="$(git rev-parse "$newest_migration^")"
