@@ -297,7 +297,7 @@ export const schema = {
   }),
   ffmpegPath: optional({
     env: 'FFMPEG_PATH',
-    description: 'Path of the ffmpeg binary that records calls. When unset, VClerk uses the binary of the optional npm package ffmpeg-static if it was installed, else `ffmpeg` from the PATH (Debian\'s ffmpeg package).',
+    description: 'Path of the ffmpeg binary that records calls. When unset, VClerk uses the binary of the optional npm package ffmpeg-static if it was installed, else `ffmpeg` from the PATH (Debian\'s ffmpeg package; in the image, the lean ffmpeg built from Debian\'s source, docs/docker.md).',
     type: text({ minLength: 1 }),
   }),
   recordingPortMin: setting({
