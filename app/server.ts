@@ -22,7 +22,7 @@ import { DatabaseWatchdog } from './db/watchdog';
 import { createLogger } from './logger';
 import { createServer, resolveTls, scheme, TlsConfigError, type TlsSetup } from './http/tls';
 import { trustProxyFunction } from './ops/addresses';
-import { TurnConfigError, TurnIssuer } from './ops/turn';
+import { TurnIssuer } from './ops/turn';
 import { appVersion } from './paths';
 import { resolveFfmpeg } from '../media';
 
@@ -51,14 +51,15 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   logger.info({ version: appVersion, config: redactConfig(config) }, 'starting VClerk');
 
-  // TLS and TURN are checked before anything starts: a half-given setting exits as a bad configuration.
+  // The TLS files are read before anything starts: unreadable or mismatched ones exit as a bad configuration
+  // (the rules across settings, such as half a TLS or TURN setting, were checked by loadConfig).
   let tlsSetup: TlsSetup;
   let turn: TurnIssuer | null;
   try {
     tlsSetup = resolveTls(config, logger);
     turn = TurnIssuer.fromConfig(config);
   } catch (err) {
-    if (err instanceof TlsConfigError || err instanceof TurnConfigError) {
+    if (err instanceof TlsConfigError) {
       logger.fatal(err.message);
       process.stderr.write(`Invalid configuration: ${err.message}\n`);
       process.exit(EXIT_CONFIG);

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CONFIG_FILE_ENV, schema, type Config, type SettingKey, type SettingSpec } from './schema';
+import { crossFieldProblems } from './rules';
 
 export interface ConfigProblem {
   /** Where the bad value came from: an environment variable or `file:<key>`. */
@@ -83,6 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
 
+  if (problems.length === 0) problems.push(...crossFieldProblems(config as Config));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config) as Config;
 }

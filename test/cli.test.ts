@@ -78,4 +78,15 @@ describe('npx vclerk after a rebuild', () => {
     assert.doesNotMatch(output, /Permission denied/);
     assert.equal(code, 0, output);
   });
+
+  it('`config check` reports what the server would refuse at start: half a TURN setting exits 78', async () => {
+    const child = spawn('npx', ['--no-install', 'vclerk', 'config', 'check'], { cwd: root, env: cleanEnv({ DATABASE_URL: 'postgres://u:p@127.0.0.1:9/x', VCLERK_TURN_URLS: 'turn:turn.example.org:3478' }) });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 78, output);
+    assert.match(output, /TURN needs both VCLERK_TURN_URLS and VCLERK_TURN_SECRET/);
+    assert.doesNotMatch(output, /configuration is valid/);
+  });
 });

@@ -62,6 +62,17 @@ describe('configuration', () => {
     assert.match(problems.find((p) => p.source === 'VCLERK_LOG_LEVEL')!.reason, /one of: fatal, error/);
   });
 
+  it('checks the rules across settings (TLS files, TURN) wherever it loads, naming what to change', () => {
+    assert.match(problemsOf({ VCLERK_TLS: 'files', VCLERK_TLS_CERT_FILE: '/x.crt' })[0]!.reason, /VCLERK_TLS=files needs both VCLERK_TLS_CERT_FILE and VCLERK_TLS_KEY_FILE/);
+    assert.match(problemsOf({ VCLERK_TLS_KEY_FILE: '/x.key' })[0]!.reason, /VCLERK_TLS is off/);
+    assert.match(problemsOf({ VCLERK_TLS: 'self-signed', VCLERK_TLS_CERT_FILE: '/x.crt' })[0]!.reason, /makes its own certificate/);
+    const turn = problemsOf({ VCLERK_TURN_URLS: 'turn:turn.example.org:3478' });
+    assert.deepEqual(turn.map((p) => [p.source, p.reason]), [['VCLERK_TURN_SECRET', 'TURN needs both VCLERK_TURN_URLS and VCLERK_TURN_SECRET']]);
+    assert.match(problemsOf({ VCLERK_TURN_SECRET: 's3cret-value-s3cret-value-s3cret-value' })[0]!.reason, /TURN needs both/);
+    assert.doesNotMatch(JSON.stringify(problemsOf({ VCLERK_TURN_SECRET: 's3cret-value-s3cret-value-s3cret-value' })), /s3cret-value-s3cret-value-s3cret-value/);
+    assert.doesNotThrow(() => loadConfig({ VCLERK_TLS: 'files', VCLERK_TLS_CERT_FILE: '/x.crt', VCLERK_TLS_KEY_FILE: '/x.key', VCLERK_TURN_URLS: 'turn:turn.example.org:3478', VCLERK_TURN_SECRET: 's3cret-value-s3cret-value-s3cret-value' }));
+  });
+
   it('refuses out-of-range numbers', () => {
     assert.match(problemsOf({ VCLERK_PORT: '70000' })[0]!.reason, /between 1 and 65535/);
   });

@@ -32,24 +32,20 @@ const SELF_SIGNED_DAYS = 397;
 
 type TlsConfig = Pick<Config, 'tls' | 'tlsCertFile' | 'tlsKeyFile' | 'dataDir' | 'host' | 'publicUrl' | 'mediaAnnouncedAddress'>;
 
+/**
+ * The HTTPS setup for a loaded configuration (whose rules across the TLS
+ * settings config/rules.ts has checked). Throws TlsConfigError when the
+ * files cannot be read or do not hold a certificate and its key.
+ */
 export function resolveTls(config: TlsConfig, logger: Logger, now = new Date()): TlsSetup {
-  if (config.tls === 'off') {
-    if (config.tlsCertFile || config.tlsKeyFile) {
-      throw new TlsConfigError('VCLERK_TLS_CERT_FILE/VCLERK_TLS_KEY_FILE are set but VCLERK_TLS is off: set VCLERK_TLS=files to serve HTTPS with them, or remove them');
-    }
-    return { mode: 'off' };
-  }
+  if (config.tls === 'off') return { mode: 'off' };
   if (config.tls === 'files') {
-    if (!config.tlsCertFile || !config.tlsKeyFile) throw new TlsConfigError('VCLERK_TLS=files needs both VCLERK_TLS_CERT_FILE and VCLERK_TLS_KEY_FILE');
-    const setup = load('files', config.tlsCertFile, config.tlsKeyFile);
+    const setup = load('files', config.tlsCertFile ?? '', config.tlsKeyFile ?? '');
     const daysLeft = Math.floor((setup.notAfter.getTime() - now.getTime()) / 86_400_000);
     if (daysLeft < 0) logger.error({ certFile: setup.certFile, notAfter: setup.notAfter.toISOString() }, 'the TLS certificate has expired: browsers will refuse it');
     else if (daysLeft < 14) logger.warn({ certFile: setup.certFile, notAfter: setup.notAfter.toISOString(), daysLeft }, 'the TLS certificate expires soon: replace it and restart');
     logger.info({ certFile: setup.certFile, fingerprint: setup.fingerprint, notAfter: setup.notAfter.toISOString() }, 'HTTPS with the given certificate');
     return setup;
-  }
-  if (config.tlsCertFile || config.tlsKeyFile) {
-    throw new TlsConfigError('VCLERK_TLS=self-signed makes its own certificate: remove VCLERK_TLS_CERT_FILE/VCLERK_TLS_KEY_FILE, or set VCLERK_TLS=files');
   }
   return selfSigned(config, logger, now);
 }
