@@ -6,9 +6,11 @@ import { fieldErrors } from './forms';
  * How a submitted field may be shown again after a refusal: `text` as typed,
  * `list` (checkboxes, a multiple select) as the chosen values, `secret` and
  * `file` never. A field whose name contains "password" is never shown
- * again, whatever it is declared as.
+ * again, whatever it is declared as. A `hidden` field (which of a page's
+ * repeated forms was sent) is given back as typed, but has no place for a
+ * message: a problem with it is a tampered form.
  */
-export type FieldKind = 'text' | 'list' | 'secret' | 'file';
+export type FieldKind = 'text' | 'list' | 'secret' | 'file' | 'hidden';
 export type FormFields = Readonly<Record<string, FieldKind>>;
 
 /** What a page's view gets besides `values`, `errors` and `failedAction`. */
@@ -89,7 +91,8 @@ export async function submitForm<C>(form: Form<C>, req: Request, res: Response, 
   try {
     await action();
   } catch (err) {
-    const shown = err instanceof ValidationError && err.fields.length > 0 && err.fields.every((f) => Object.hasOwn(form.fields, f.field));
+    const shown = err instanceof ValidationError && err.fields.length > 0
+      && err.fields.every((f) => Object.hasOwn(form.fields, f.field) && form.fields[f.field] !== 'hidden');
     if (!shown || res.headersSent || req.accepts(['html', 'json']) !== 'html') throw err;
     res.status(400);
     await renderPage(form.page, req, res, context, { values: submittedValues(req.body, form.fields), errors: fieldErrors(err) });
