@@ -78,6 +78,52 @@ describe('forms', () => {
     });
   });
 
+  describe('pages with repeated forms show the error at the form that was sent', () => {
+    let compliance: Browser;
+    before(async () => {
+      compliance = await signIn(app, await seedUser(knex(), org, 'compliance'));
+    });
+
+    it('lifting a hold without a reason: the message at that hold\'s lift form, the others untouched', async () => {
+      const place = (reason: string) => compliance.agent.post('/compliance/holds').type('form').send({ _csrf: compliance.csrf, scope: 'organisation', reason }).expect(303);
+      await place('Litigation A');
+      const hold = await knex()('legal_holds').where({ organisation_id: org.id }).whereNull('lifted_at').first('id');
+      const res = await compliance.agent.post(`/compliance/holds/${hold.id}/lift`).type('form').send({ _csrf: compliance.csrf, lift_reason: '' }).expect(400);
+      assert.match(res.text, new RegExp(`id="f-lift-${hold.id}"[^>]*aria-invalid="true"`));
+      assert.match(res.text, new RegExp(`id="f-lift-${hold.id}-error" class="field-error">Please give a reason\\.`));
+      assert.doesNotMatch(res.text, /id="f-reason"[^>]*aria-invalid/, 'the place form shows no error');
+      assert.match(res.text, /Litigation A/, 'the active holds are listed');
+      const placed = await compliance.agent.post('/compliance/holds').type('form').send({ _csrf: compliance.csrf, scope: 'call', target: 'not-an-id', reason: 'Case B' }).expect(400);
+      assert.match(placed.text, /id="f-target"[^>]*aria-invalid="true"/);
+      assert.match(placed.text, /value="not-an-id"/);
+      assert.doesNotMatch(placed.text, /id="f-lift-[^"]*"[^>]*aria-invalid/, 'no lift form shows an error');
+      await compliance.agent.post(`/compliance/holds/${hold.id}/lift`).type('form').send({ _csrf: compliance.csrf, lift_reason: 'Settled' }).expect(303);
+    });
+
+    it('a privacy text too long: the message at that text and language only, as typed', async () => {
+      const text = 'y'.repeat(10_001);
+      const res = await compliance.agent.post('/compliance/privacy').type('form').send({ _csrf: compliance.csrf, kind: 'privacy_notice', language: 'de', text }).expect(400);
+      assert.match(res.text, /id="f-privacy_notice-de-error" class="field-error">This is too long\./);
+      assert.equal(res.text.match(/class="field-error"/g)?.length, 1);
+      assert.ok(res.text.includes(`>${text}</textarea>`));
+      // A tampered hidden field has no place for a message: the plain 400 page.
+      const tampered = await compliance.agent.post('/compliance/privacy').type('form').send({ _csrf: compliance.csrf, kind: 'poem', language: 'de', text: 'x' }).expect(400);
+      assert.match(tampered.text, /class="error-page"/);
+    });
+
+    it('a request\'s status note too long: the request page again, with the message at the note', async () => {
+      const clerk = await signIn(app, await seedUser(knex(), org, 'clerk'));
+      await clerk.agent.post('/calls').type('form').send({ _csrf: clerk.csrf, reference: 'REQ-0007' }).expect(303);
+      const registered = await compliance.agent.post('/compliance/requests').type('form').send({ _csrf: compliance.csrf, kind: 'access', identified_by: 'reference', reference: 'REQ-0007' }).expect(303);
+      const path = registered.headers.location!;
+      const res = await compliance.agent.post(`${path}/status`).type('form').send({ _csrf: compliance.csrf, status: 'in_progress', note: 'n'.repeat(2001) }).expect(400);
+      assert.match(res.text, /id="f-note"[^>]*aria-invalid="true"/);
+      assert.match(res.text, /This is too long\./);
+      assert.match(res.text, /REQ-0007/, 'the request\'s own page');
+      assert.equal((await knex()('subject_requests').where({ id: path.split('/').pop() }).first('status')).status, 'open');
+    });
+  });
+
   describe('passwords are never echoed', () => {
     it('a refused password change does not show the submitted passwords', async () => {
       const user = await seedUser(knex(), org, 'clerk');
