@@ -97,6 +97,9 @@ describe('forms', () => {
       assert.match(placed.text, /id="f-target"[^>]*aria-invalid="true"/);
       assert.match(placed.text, /value="not-an-id"/);
       assert.doesNotMatch(placed.text, /id="f-lift-[^"]*"[^>]*aria-invalid/, 'no lift form shows an error');
+      // A code with its own words for one field (forms.errors.by_field).
+      const scope = await compliance.agent.post('/compliance/holds').type('form').send({ _csrf: compliance.csrf, scope: 'everything', reason: 'Case C' }).expect(400);
+      assert.match(scope.text, /id="f-scope-error" class="field-error">Please choose what to hold\./);
       await compliance.agent.post(`/compliance/holds/${hold.id}/lift`).type('form').send({ _csrf: compliance.csrf, lift_reason: 'Settled' }).expect(303);
     });
 
