@@ -6,7 +6,7 @@ import { LoginThrottle } from '../auth/throttle';
 import { parseBody } from '../http/forms';
 import { flash } from '../http/flash';
 import { publicBase } from '../http/links';
-import { withFormErrors } from '../http/render-form';
+import { formAction, showPage, type FormPage } from '../http/form-page';
 import { secretResponse } from '../http/security';
 import { UserService, inviteSchema, roleSchema } from '../users/service';
 
@@ -28,50 +28,59 @@ function id(req: Request): string {
   return String(req.params.id);
 }
 
+/** /admin/users: the organisation's staff and the invitation form. */
+function usersPage(deps: AdminDeps): FormPage {
+  return {
+    view: 'admin/users',
+    load: async (req) => ({ title: req.t('admin.users_title'), users: await service(deps, req).list(), roles }),
+  };
+}
+
+/** /admin/users/:id: one user and what an admin may do to them. */
+function userPage(deps: AdminDeps): FormPage {
+  return {
+    view: 'admin/user',
+    async load(req) {
+      const subject = await service(deps, req).get(id(req));
+      return { title: subject.name, subject, roles };
+    },
+  };
+}
+
 /** GET /admin/users */
 export function listUsers(deps: AdminDeps): RequestHandler {
-  return async (req, res) => {
-    const users = await service(deps, req).list();
-    res.render('admin/users', { title: req.t('admin.users_title'), users, roles, values: {}, errors: {} });
-  };
+  return showPage(usersPage(deps));
 }
 
 /** POST /admin/users: invite a staff user; shows the one-time link. */
 export function inviteUser(deps: AdminDeps): RequestHandler {
-  return async (req, res) => {
-    const users = service(deps, req);
-    const list = await users.list();
-    await withFormErrors(res, 'admin/users', { title: req.t('admin.users_title'), users: list, roles }, async () => {
-      const input = parseBody(inviteSchema, req.body);
-      const { user, token, expiresAt } = await users.invite(input);
-      secretResponse(res);
-      res.status(201).render('admin/link-issued', {
-        title: req.t('admin.invite_created_title'),
-        subject: user,
-        purpose: 'invite',
-        link: `${publicBase(req, deps.config)}/invite/${token}`,
-        expiresAt,
-      });
+  return formAction({ page: usersPage(deps), fields: { name: 'text', email: 'text', role: 'text' } }, async (req, res) => {
+    const input = parseBody(inviteSchema, req.body);
+    const { user, token, expiresAt } = await service(deps, req).invite(input);
+    secretResponse(res);
+    res.status(201).render('admin/link-issued', {
+      title: req.t('admin.invite_created_title'),
+      subject: user,
+      purpose: 'invite',
+      link: `${publicBase(req, deps.config)}/invite/${token}`,
+      expiresAt,
     });
-  };
+  });
 }
 
 /** GET /admin/users/:id */
 export function showUser(deps: AdminDeps): RequestHandler {
-  return async (req, res) => {
-    const subject = await service(deps, req).get(id(req));
-    res.render('admin/user', { title: subject.name, subject, roles });
-  };
+  return showPage(userPage(deps));
 }
 
 /** POST /admin/users/:id/role */
 export function changeRole(deps: AdminDeps): RequestHandler {
-  return async (req, res) => {
+  return formAction({ page: userPage(deps), fields: { role: 'text' } }, async (req, res) => {
     const { role } = parseBody(roleSchema, req.body);
     await service(deps, req).changeRole(id(req), role);
     flash(req, 'success', 'admin.role_changed');
     res.redirect(303, `/admin/users/${id(req)}`);
-  };
+  });
 }
 
 /** POST /admin/users/:id/deactivate */

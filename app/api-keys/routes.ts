@@ -1,35 +1,28 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { callerOf } from '../auth/caller';
-import { UnauthorizedError, ValidationError } from '../errors';
+import { UnauthorizedError } from '../errors';
+import { formAction, showPage, type FormPage } from '../http/form-page';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
 import { secretResponse } from '../http/security';
 import { ApiKeyService, apiScopes, createKeySchema } from './service';
 
-/** Field codes with their own text under `apikeys.errors`; the others are the shared `forms.*` ones. */
-const OWN_CODES = new Set(['scopes_required', 'invalid_scope', 'key_too_short', 'key_too_long', 'key_invalid_characters', 'key_too_weak', 'key_not_accepted']);
-
 function service(knex: Knex, req: Request): ApiKeyService {
   return new ApiKeyService(knex, callerOf(req));
 }
 
-async function renderList(knex: Knex, req: Request, res: Response, form: { values?: Record<string, unknown>; errors?: Record<string, string> } = {}): Promise<void> {
-  const keys = await service(knex, req).list();
-  res.render('admin/api-keys', {
-    title: req.t('apikeys.title'),
-    keys,
-    scopes: apiScopes,
-    values: form.values ?? { scopes: [] },
-    errors: form.errors ?? {},
-  });
+/** /admin/api-keys: the organisation's keys and the form for a new one. */
+function keysPage(knex: Knex): FormPage {
+  return {
+    view: 'admin/api-keys',
+    load: async (req) => ({ title: req.t('apikeys.title'), keys: await service(knex, req).list(), scopes: apiScopes, values: { scopes: [] } }),
+  };
 }
 
 /** GET /admin/api-keys */
 export function listApiKeys(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    await renderList(knex, req, res);
-  };
+  return showPage(keysPage(knex));
 }
 
 /**
@@ -37,21 +30,12 @@ export function listApiKeys(knex: Knex): RequestHandler {
  * shown again with the name and scopes as typed, never the own key.
  */
 export function createApiKey(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    try {
-      const input = parseBody(createKeySchema, req.body);
-      const { apiKey, key } = await service(knex, req).create(input);
-      secretResponse(res);
-      res.status(201).render('admin/api-key-created', { title: req.t('apikeys.created_title'), apiKey, key });
-    } catch (err) {
-      if (!(err instanceof ValidationError)) throw err;
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      const chosen = body.scopes === undefined ? [] : ([] as unknown[]).concat(body.scopes).filter((s): s is string => typeof s === 'string');
-      const errors = Object.fromEntries(err.fields.map((f) => [f.field, OWN_CODES.has(f.code) ? `apikeys.errors.${f.code}` : `forms.${f.code}`]));
-      res.status(400);
-      await renderList(knex, req, res, { values: { name: typeof body.name === 'string' ? body.name : '', scopes: chosen }, errors });
-    }
-  };
+  return formAction({ page: keysPage(knex), fields: { name: 'text', scopes: 'list', own_key: 'secret' } }, async (req, res) => {
+    const input = parseBody(createKeySchema, req.body);
+    const { apiKey, key } = await service(knex, req).create(input);
+    secretResponse(res);
+    res.status(201).render('admin/api-key-created', { title: req.t('apikeys.created_title'), apiKey, key });
+  });
 }
 
 /** POST /admin/api-keys/:id/revoke */

@@ -9,7 +9,8 @@ import { PrivacyTexts } from '../privacy-texts/service';
 import { brandingOf, OrganisationStore } from '../organisations/service';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
-import { withFormErrors } from '../http/render-form';
+import { formAction } from '../http/form-page';
+import { dashboardForms } from '../dashboard/routes';
 import { secretResponse } from '../http/security';
 import { CallService, callLinkSchema } from './service';
 import { CatalogService } from '../catalog/service';
@@ -30,16 +31,11 @@ export interface CallDeps {
  * management arrives with the customer-access feature.
  */
 export function startCall(deps: CallDeps): RequestHandler {
-  return async (req, res) => {
-    const service = new CallService(deps.knex);
-    const caller = callerOf(req);
-    const locals = { title: req.t('dashboard.title'), calls: await service.listOpen(caller), queue: [], availability: 'away', queueUrl: '' };
-    await withFormErrors(res, 'dashboard/index', locals, async () => {
-      const input = parseBody(callLinkSchema, req.body);
-      const { call, token } = await service.start(caller, deps.config.callLinkHours, input);
-      res.redirect(303, `/calls/${call.id}#customer=${token}`);
-    });
-  };
+  return formAction(dashboardForms(deps.knex, deps.config).startCall, async (req, res) => {
+    const input = parseBody(callLinkSchema, req.body);
+    const { call, token } = await new CallService(deps.knex).start(callerOf(req), deps.config.callLinkHours, input);
+    res.redirect(303, `/calls/${call.id}#customer=${token}`);
+  });
 }
 
 /** What a call page needs to know about recording: the policy, and the notice in the page's language. */

@@ -6,7 +6,8 @@ import { ValidationError } from '../errors';
 import { receiveMultipart } from '../http/multipart';
 import { flash } from '../http/flash';
 import { IMAGE_FIELD, MAX_IMAGE_BYTES, ProductImages, sendProductImage } from './images';
-import { errorKey, renderProduct } from './routes';
+import { productPage as productForm } from './routes';
+import { submitForm, type Form } from '../http/form-page';
 import { CatalogService, type Product } from './service';
 
 /**
@@ -32,25 +33,11 @@ function productPage(product: Product): string {
 }
 
 /**
- * Runs an image action on the product's page. A validation failure shows
- * the page again with 400 and the message next to the upload field;
- * clients that prefer JSON get the error handler's JSON with the field codes.
- */
-async function asImageForm(knex: Knex, req: Request, res: Response, product: Product, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (err) {
-    if (!(err instanceof ValidationError) || req.accepts(['html', 'json']) !== 'html') throw err;
-    const errors = Object.fromEntries(err.fields.map((f) => [f.field, errorKey(f.code)]));
-    await renderProduct(knex, req, res, product, { status: 400, errors });
-  }
-}
-
-/**
  * POST /admin/catalog/:id/images (multipart, field `image`; the CSRF token
  * is in the action URL because the CSRF check runs before the upload is read).
  */
 export function uploadImage(knex: Knex): RequestHandler {
+  const form = { page: productForm(knex), fields: { [IMAGE_FIELD]: 'file' } } satisfies Form;
   return async (req, res) => {
     // The body is read first, whatever follows: answering before the upload ends would cut the browser off.
     let refused: ValidationError | undefined;
@@ -61,7 +48,7 @@ export function uploadImage(knex: Knex): RequestHandler {
       refused = err;
     }
     const product = await new CatalogService(knex, callerOf(req)).get(String(req.params.id));
-    await asImageForm(knex, req, res, product, async () => {
+    await submitForm(form, req, res, undefined, async () => {
       if (refused) throw refused;
       const file = req.file;
       if (!file || file.size === 0) throw new ValidationError([{ field: IMAGE_FIELD, code: 'image_required' }]);

@@ -6,6 +6,8 @@ import { callerOf } from '../auth/caller';
 import { BadRequestError, PayloadTooLargeError, ValidationError } from '../errors';
 import { receiveMultipart } from '../http/multipart';
 import { flash } from '../http/flash';
+import { fieldErrorKey } from '../http/forms';
+import { formAction, renderPage, showPage, type Form, type FormFields, type FormPage } from '../http/form-page';
 import { parseQuery } from '../http/query';
 import { MAX_IMAGES_PER_PRODUCT, MAX_IMAGE_BYTES, ProductImages, firstImageIds } from './images';
 import { CatalogImport, MAX_IMPORT_BYTES, catalogColumns, type CheckedImport, type ImportPreview, type ImportSummary, summarise } from './import';
@@ -14,17 +16,6 @@ import { CatalogService, formatPrice, searchSchema, type Product } from './servi
 
 const PAGE_SIZE = 25;
 const LIST = '/admin/catalog';
-
-/** Field codes with their own text under `catalog.errors`; the others are the shared `forms.*` ones. */
-const OWN_CODES = new Set([
-  'invalid_sku', 'sku_taken', 'invalid_price', 'invalid_currency', 'invalid_url', 'invalid_tags', 'invalid_active', 'duplicate_sku',
-  'missing_column', 'csv_unterminated_quote', 'json_invalid', 'import_empty', 'import_too_many_rows', 'import_too_large', 'import_binary', 'file_required',
-  'image_type', 'image_too_large', 'too_many_images', 'image_required',
-]);
-
-export function errorKey(code: string): string {
-  return OWN_CODES.has(code) ? `catalog.errors.${code}` : `forms.${code}`;
-}
 
 /** The upload (one file, 10 MB; one byte more is let through so that the reader says what is too large). */
 const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: MAX_IMPORT_BYTES + 1, files: 1, fields: 5 } }).single('file');
@@ -55,24 +46,32 @@ export function imageUrl(imageId: string): string {
   return `/catalog/images/${imageId}`;
 }
 
-/** The product's page: its form (with the values given, or the product's own), its images and the upload form. */
-export async function renderProduct(
-  knex: Knex,
-  req: Request,
-  res: Response,
-  product: Product,
-  state: { status?: number; values?: Record<string, string>; errors?: Record<string, string> } = {},
-): Promise<void> {
-  const images = await new ProductImages(knex, callerOf(req)).list(product.id);
-  res.status(state.status ?? 200).render('catalog/form', {
-    title: product.name,
-    product,
-    values: state.values ?? formValues(product),
-    errors: state.errors ?? {},
-    images: images.map((image) => ({ ...image, url: imageUrl(image.id) })),
-    imageLimits,
-  });
+/** The product form's fields. */
+const productFields: FormFields = { sku: 'text', name: 'text', description: 'text', price: 'text', currency: 'text', url: 'text', category: 'text', tags: 'text' };
+
+/** /admin/catalog/:id: the product's form, its images and the upload form. */
+export function productPage(knex: Knex): FormPage {
+  return {
+    view: 'catalog/form',
+    async load(req) {
+      const product = await service(knex, req).get(id(req));
+      const images = await new ProductImages(knex, callerOf(req)).list(product.id);
+      return {
+        title: product.name,
+        product,
+        values: formValues(product),
+        images: images.map((image) => ({ ...image, url: imageUrl(image.id) })),
+        imageLimits,
+      };
+    },
+  };
 }
+
+/** /admin/catalog/new: the form for a new product. */
+const newProductForm: Form = {
+  page: { view: 'catalog/form', load: async (req) => ({ title: req.t('catalog.new_title'), product: null, values: formValues() }) },
+  fields: productFields,
+};
 
 /** The form's values for a product (price as typed: "12.50", tags "a|b"). */
 function formValues(product?: Product): Record<string, string> {
@@ -123,47 +122,31 @@ export function listProducts(knex: Knex): RequestHandler {
 }
 
 /** GET /admin/catalog/new */
-export const newProductPage: RequestHandler = (req, res) => {
-  res.render('catalog/form', { title: req.t('catalog.new_title'), product: null, values: formValues(), errors: {} });
-};
+export const newProductPage: RequestHandler = showPage(newProductForm.page);
 
 /** POST /admin/catalog/new */
 export function createProduct(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    try {
-      const product = await service(knex, req).create({ ...submitted(req), active: true });
-      flash(req, 'success', 'catalog.created');
-      res.redirect(303, `${LIST}/${product.id}`);
-    } catch (err) {
-      if (!(err instanceof ValidationError) || req.accepts(['html', 'json']) !== 'html') throw err;
-      const errors = Object.fromEntries(err.fields.map((f) => [f.field, errorKey(f.code)]));
-      res.status(400).render('catalog/form', { title: req.t('catalog.new_title'), product: null, values: submitted(req), errors });
-    }
-  };
+  return formAction(newProductForm, async (req, res) => {
+    const product = await service(knex, req).create({ ...submitted(req), active: true });
+    flash(req, 'success', 'catalog.created');
+    res.redirect(303, `${LIST}/${product.id}`);
+  });
 }
 
 /** GET /admin/catalog/:id: the product's edit form. */
 export function showProduct(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    await renderProduct(knex, req, res, await service(knex, req).get(id(req)));
-  };
+  return showPage(productPage(knex));
 }
 
 /** POST /admin/catalog/:id */
 export function updateProduct(knex: Knex): RequestHandler {
-  return async (req, res) => {
+  return formAction({ page: productPage(knex), fields: productFields }, async (req, res) => {
     const catalog = service(knex, req);
     const product = await catalog.get(id(req));
-    try {
-      await catalog.update(product.id, submitted(req, product));
-      flash(req, 'success', 'catalog.saved');
-      res.redirect(303, `${LIST}/${product.id}`);
-    } catch (err) {
-      if (!(err instanceof ValidationError) || req.accepts(['html', 'json']) !== 'html') throw err;
-      const errors = Object.fromEntries(err.fields.map((f) => [f.field, errorKey(f.code)]));
-      await renderProduct(knex, req, res, product, { status: 400, values: submitted(req), errors });
-    }
-  };
+    await catalog.update(product.id, submitted(req, product));
+    flash(req, 'success', 'catalog.saved');
+    res.redirect(303, `${LIST}/${product.id}`);
+  });
 }
 
 /** POST /admin/catalog/:id/toggle: deactivates an active product, activates an inactive one. */
@@ -177,10 +160,14 @@ export function toggleProduct(knex: Knex): RequestHandler {
   };
 }
 
-/** GET /admin/catalog/import */
-export const importPage: RequestHandler = (req, res) => {
-  res.render('catalog/import', { title: req.t('catalog.import_title'), columns: catalogColumns.join(','), errors: {} });
+/** /admin/catalog/import: the upload form; a refused file names the missing columns, if any (the handler knows them). */
+const importForm: FormPage<{ missingColumns: string[] } | undefined> = {
+  view: 'catalog/import',
+  load: async (req, refused) => ({ title: req.t('catalog.import_title'), columns: catalogColumns.join(','), missingColumns: refused?.missingColumns ?? [] }),
 };
+
+/** GET /admin/catalog/import */
+export const importPage: RequestHandler = (req, res) => renderPage(importForm, req, res, undefined);
 
 function renderPreview(req: Request, res: Response, status: number, preview: ImportPreview, payload: string | null): void {
   res.status(status).render('catalog/preview', {
@@ -188,15 +175,20 @@ function renderPreview(req: Request, res: Response, status: number, preview: Imp
     preview,
     shownErrors: preview.errors.slice(0, 500),
     payload: preview.errors.length === 0 ? payload : null,
-    errorKey,
+    fieldErrorKey,
   });
 }
 
-/** A file-level problem (missing column, bad JSON, too many rows) on the upload form. */
-function fileProblem(req: Request, res: Response, err: ValidationError): void {
-  const errors = { file: errorKey(err.fields[0]?.code ?? 'invalid') };
-  const missing = err.fields.filter((f) => f.code === 'missing_column').map((f) => f.field);
-  res.status(400).render('catalog/import', { title: req.t('catalog.import_title'), columns: catalogColumns.join(','), errors, missingColumns: missing });
+/**
+ * A file-level problem (missing columns, bad JSON, too many rows) on the
+ * upload form: one message at the file field. Its problems name columns,
+ * not the form's fields, so the page is rendered here rather than by
+ * `submitForm`.
+ */
+async function fileProblem(req: Request, res: Response, err: ValidationError): Promise<void> {
+  const missingColumns = err.fields.filter((f) => f.code === 'missing_column').map((f) => f.field);
+  res.status(400);
+  await renderPage(importForm, req, res, { missingColumns }, { values: {}, errors: { file: fieldErrorKey('file', err.fields[0]?.code ?? 'invalid') } });
 }
 
 /** POST /admin/catalog/import/preview: checks every row, writes nothing. */

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { callerOf } from '../auth/caller';
 import { destroySession } from '../auth/session';
 import type { CallHub } from '../calls/hub';
-import { ValidationError } from '../errors';
+import { formAction, showPage, type Form } from '../http/form-page';
 import { OrganisationClosure, PURGE_AFTER_DAYS } from './service';
 
 export interface ClosureDeps {
@@ -11,14 +11,23 @@ export interface ClosureDeps {
   hub?: CallHub;
 }
 
-const FIELD_CODES = new Set(['required', 'too_long', 'name_mismatch']);
-
-/** GET /admin/organisation/close: what closing means, and the confirmation form. */
-export function closurePage(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    const status = await new OrganisationClosure(knex, callerOf(req)).status();
-    res.render('closure/close', { title: req.t('requests.closure.title'), organisationName: status.name, days: PURGE_AFTER_DAYS, errors: {} });
+/** /admin/organisation/close: what closing means, and the confirmation form. */
+function closeForm(knex: Knex): Form {
+  return {
+    page: {
+      view: 'closure/close',
+      async load(req) {
+        const status = await new OrganisationClosure(knex, callerOf(req)).status();
+        return { title: req.t('requests.closure.title'), organisationName: status.name, days: PURGE_AFTER_DAYS };
+      },
+    },
+    fields: { confirm_name: 'text' },
   };
+}
+
+/** GET /admin/organisation/close */
+export function closurePage(knex: Knex): RequestHandler {
+  return showPage(closeForm(knex).page);
 }
 
 /**
@@ -27,23 +36,13 @@ export function closurePage(knex: Knex): RequestHandler {
  * the admin's own session ends with this answer.
  */
 export function closeOrganisation(deps: ClosureDeps): RequestHandler {
-  return async (req, res) => {
-    const closure = new OrganisationClosure(deps.knex, callerOf(req));
-    let result;
-    try {
-      result = await closure.close(req.body);
-    } catch (err) {
-      if (!(err instanceof ValidationError) || req.accepts(['html', 'json']) !== 'html') throw err;
-      const errors = Object.fromEntries(err.fields.map((f) => [f.field, `requests.closure.errors.${FIELD_CODES.has(f.code) ? f.code : 'required'}`]));
-      const status = await closure.status();
-      res.status(400).render('closure/close', { title: req.t('requests.closure.title'), organisationName: status.name, days: PURGE_AFTER_DAYS, errors });
-      return;
-    }
+  return formAction(closeForm(deps.knex), async (req, res) => {
+    const result = await new OrganisationClosure(deps.knex, callerOf(req)).close(req.body);
     for (const callId of result.endedCallIds) await deps.hub?.endCall(callId, 'organisation_closed');
     const t = req.t;
     const lang = req.lang;
     await destroySession(req);
     res.locals.user = undefined;
     res.render('closure/closed', { title: t('requests.closure.closed_title'), purgeAfter: result.purgeAfter.toLocaleDateString(lang, { timeZone: 'UTC', dateStyle: 'long' }) });
-  };
+  });
 }

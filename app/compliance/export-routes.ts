@@ -1,13 +1,13 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../../config';
 import { auditActions } from '../audit/actions';
 import { AuditExports, EXPORT_TTL_MS, type ExportSelection } from '../audit/export';
-import type { ExportFormat } from '../audit/manifest';
 import { loadApplianceKey } from '../audit/signing';
 import { callerOf } from '../auth/caller';
-import { NotFoundError, ValidationError } from '../errors';
+import { NotFoundError } from '../errors';
+import { formAction, showPage, type Form } from '../http/form-page';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
 import { actionGroups, actionKey, auditQuerySchema } from './routes';
@@ -23,57 +23,51 @@ function exportService(deps: ExportDeps, req: Request): AuditExports {
   return new AuditExports(deps.knex, callerOf(req), deps.config.dataDir);
 }
 
-/** The export page: filter form, recent exports with their files and manifests, the appliance's public key. */
-async function renderPage(deps: ExportDeps, req: Request, res: Response, status: number, values: Record<string, unknown>, errors: Record<string, string>): Promise<void> {
-  const key = loadApplianceKey(deps.config.dataDir);
-  const created = typeof req.query.created === 'string' ? req.query.created : null;
-  res.status(status).set('Cache-Control', 'no-store').render('compliance/export', {
-    title: req.t('compliance.export.title'),
-    actions: auditActions,
-    groups: actionGroups,
-    actionKey,
-    values,
-    errors,
-    exports: await exportService(deps, req).list(),
-    created,
-    ttlHours: EXPORT_TTL_MS / 3_600_000,
-    key: key?.info ?? null,
-  });
-}
-
-/** The submitted filter values, as typed, to fill the form again. */
-function submitted(body: unknown): Record<string, string> {
-  return Object.fromEntries(Object.entries((body ?? {}) as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string'));
-}
-
-/** GET /compliance/audit/export; the audit page's filters may be passed in the query to fill the form. */
-export function exportPage(deps: ExportDeps): RequestHandler {
-  return async (req, res) => {
-    const parsed = auditQuerySchema.safeParse(req.query);
-    const values = parsed.success ? { from: parsed.data.from, to: parsed.data.to, actor: parsed.data.actor, action: parsed.data.action } : {};
-    await renderPage(deps, req, res, 200, values, {});
+/**
+ * /compliance/audit/export: filter form, recent exports with their files
+ * and manifests, the appliance's public key. The audit page's filters may be
+ * passed in the query to fill the form.
+ */
+function exportForm(deps: ExportDeps): Form {
+  return {
+    page: {
+      view: 'compliance/export',
+      noStore: true,
+      async load(req) {
+        const key = loadApplianceKey(deps.config.dataDir);
+        const parsed = auditQuerySchema.safeParse(req.query);
+        return {
+          title: req.t('compliance.export.title'),
+          actions: auditActions,
+          groups: actionGroups,
+          actionKey,
+          values: parsed.success ? { from: parsed.data.from, to: parsed.data.to, actor: parsed.data.actor, action: parsed.data.action } : {},
+          exports: await exportService(deps, req).list(),
+          created: typeof req.query.created === 'string' ? req.query.created : null,
+          ttlHours: EXPORT_TTL_MS / 3_600_000,
+          key: key?.info ?? null,
+        };
+      },
+    },
+    fields: { from: 'text', to: 'text', actor: 'text', action: 'text', format: 'text', page: 'hidden' },
   };
+}
+
+/** GET /compliance/audit/export */
+export function exportPage(deps: ExportDeps): RequestHandler {
+  return showPage(exportForm(deps).page);
 }
 
 /** POST /compliance/audit/export: writes the export (audited) and returns to the page, where file and manifest wait. */
 export function createExport(deps: ExportDeps): RequestHandler {
-  return async (req, res) => {
-    let selection: ExportSelection;
-    let format: ExportFormat;
-    try {
-      const query = parseBody(auditQuerySchema, req.body);
-      format = parseBody(formatSchema, req.body).format;
-      selection = { from: query.from, to: query.to, actor: query.actor || undefined, action: query.action };
-    } catch (err) {
-      if (!(err instanceof ValidationError)) throw err;
-      const errors = Object.fromEntries(err.fields.map((f) => [f.field, `compliance.errors.${f.code}`]));
-      await renderPage(deps, req, res, 400, submitted(req.body), errors);
-      return;
-    }
+  return formAction(exportForm(deps), async (req, res) => {
+    const query = parseBody(auditQuerySchema, req.body);
+    const { format } = parseBody(formatSchema, req.body);
+    const selection: ExportSelection = { from: query.from, to: query.to, actor: query.actor || undefined, action: query.action };
     const created = await exportService(deps, req).create(selection, format);
     flash(req, 'success', 'compliance.export.created', { count: created.rowCount });
     res.redirect(303, `/compliance/audit/export?created=${created.id}#export-${created.id}`);
-  };
+  });
 }
 
 /** GET /compliance/audit/exports/:id/file: the export file (audited), while it is kept. */

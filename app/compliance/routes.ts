@@ -8,7 +8,7 @@ import { AuditCheckpoints } from '../audit/checkpoints';
 import { AuditService, type AuditFilter } from '../audit/service';
 import { callerOf } from '../auth/caller';
 import { ValidationError } from '../errors';
-import { parseBody } from '../http/forms';
+import { fieldErrors } from '../http/forms';
 import { parseQuery } from '../http/query';
 
 export const PAGE_SIZE = 50;
@@ -22,7 +22,7 @@ export function actionKey(action: string): string {
 }
 
 const blank = (value: unknown) => (value === '' ? undefined : value);
-const day = z.iso.date('invalid_date').refine((d) => d >= '1900-01-01', 'invalid_date');
+const day = z.iso.date('invalid_day').refine((d) => d >= '1900-01-01', 'invalid_day');
 
 /** The filter form's query: empty fields count as absent, every value is checked. */
 export const auditQuerySchema = z
@@ -66,8 +66,7 @@ export function auditLog(knex: Knex): RequestHandler {
       query = parseQuery(auditQuerySchema, req);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      const errors = Object.fromEntries(err.fields.map((f) => [f.field, `compliance.errors.${f.code}`]));
-      res.status(400).render('compliance/audit', { ...locals, values: submitted(req), errors, result: null });
+      res.status(400).render('compliance/audit', { ...locals, values: submitted(req), errors: fieldErrors(err), result: null });
       return;
     }
     const page = query.page ?? 1;

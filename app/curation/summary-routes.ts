@@ -9,7 +9,7 @@ import { isUuid, readProductImage, sendProductImage } from '../catalog/images';
 import { NotFoundError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
-import { withFormErrors } from '../http/render-form';
+import { renderPage, submitForm, type FormPage, type PageData } from '../http/form-page';
 import { secretResponse } from '../http/security';
 import { brandingOf, OrganisationStore } from '../organisations/service';
 import { CurationService } from './service';
@@ -122,7 +122,12 @@ export function customerCardImage(deps: SummaryDeps): RequestHandler {
   };
 }
 
-async function clerkSummaryLocals(deps: SummaryDeps, req: Request, call: Call): Promise<Record<string, unknown>> {
+/** The clerk's summary of an ended call (looked up by the handler), with the form for their private notes. */
+function clerkSummaryPage(deps: SummaryDeps): FormPage<Call> {
+  return { view: 'curation/clerk-summary', noStore: true, load: (req, call) => clerkSummaryData(deps, req, call) };
+}
+
+async function clerkSummaryData(deps: SummaryDeps, req: Request, call: Call): Promise<PageData> {
   const summary = await clerkSummary(deps.knex, call, req.lang);
   return {
     title: req.t('curation.clerk_title'),
@@ -137,14 +142,12 @@ async function clerkSummaryLocals(deps: SummaryDeps, req: Request, call: Call): 
     cards: summary.cards.map((card) => ({ ...card, imageUrl: card.imageId ? imageUrl(card.imageId) : null })),
     transcript: summary.transcript,
     notes: summary.notes,
-    values: {},
-    errors: {},
   };
 }
 
 /** GET /calls/:id for an ended call: the clerk's summary of it. */
 export async function renderClerkSummary(deps: SummaryDeps, req: Request, res: Response, call: Call): Promise<void> {
-  res.set('Cache-Control', 'no-store').render('curation/clerk-summary', await clerkSummaryLocals(deps, req, call));
+  await renderPage(clerkSummaryPage(deps), req, res, call);
 }
 
 /** POST /calls/:id/notes: the clerk saves their private notes of one of their calls (empty removes them). */
@@ -160,6 +163,6 @@ export function saveCallNotes(deps: SummaryDeps): RequestHandler {
     };
     // During the call the notes live on the call page; a refusal there is the plain 400.
     if (call.status !== 'ended') return save();
-    await withFormErrors(res, 'curation/clerk-summary', await clerkSummaryLocals(deps, req, call), save);
+    await submitForm({ page: clerkSummaryPage(deps), fields: { notes: 'text' } }, req, res, call, save);
   };
 }

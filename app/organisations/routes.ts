@@ -1,4 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
+import { formAction, showPage, type Form, type FormFields, type FormPage } from '../http/form-page';
 import type { Knex } from 'knex';
 import { WidgetSettings } from '../widget/service';
 import { weekdays } from '../queue/hours';
@@ -14,12 +15,8 @@ import {
   brandThemeCss, DEFAULT_BRAND_COLOR, FIELDS, MAX_LOGO_BYTES, OrganisationProfileService, PublicBranding, type BrandingChange,
 } from './profile-service';
 
-const VIEW = 'admin/organisation';
 const PAGE = '/admin/organisation';
 const PUBLIC_CACHE = 'public, max-age=300';
-
-/** Field problem codes with a message under `organisation.errors.`; anything else shows as `invalid`. */
-const ERROR_CODES = new Set(['required', 'too_long', 'invalid', 'invalid_vat', 'invalid_color', 'logo_type', 'logo_too_large']);
 
 /**
  * The logo upload: in memory, one file, a few fields. One byte more than
@@ -40,66 +37,71 @@ function text(body: unknown, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-interface FormState {
-  profile?: { name: string; vat_number: string };
-  branding?: { brand_color: string; brand_color_picker?: string };
-  errors?: Record<string, string>;
-}
-
-async function renderPage(knex: Knex, req: Request, res: Response, status: number, state: FormState = {}): Promise<void> {
-  const organisation = await service(knex, req).get();
-  const picker = state.branding?.brand_color_picker;
-  res.status(status).render(VIEW, {
-    title: req.t('organisation.title'),
-    organisation,
-    profile: state.profile ?? { name: organisation.name, vat_number: organisation.vatNumber ?? '' },
-    // Not `branding`: the layout reads that name for the page's theme (partials/branding.ejs).
-    brandingForm: {
-      brand_color: state.branding?.brand_color ?? organisation.brandColor ?? '',
-      brand_color_picker: picker && /^#[0-9a-f]{6}$/i.test(picker) ? picker.toLowerCase() : organisation.brandColor ?? DEFAULT_BRAND_COLOR,
-    },
-    widgetOrigins: (await new WidgetSettings(knex).origins(organisation.id)).join('\n'),
-    appBase: `${req.protocol}://${req.get('host')}`,
-    queueSettings: await new QueueSettingsStore(knex).get(organisation.id),
-    privacyContact: await new PrivacyContact(knex).get(organisation.id),
-    recordingPolicy: await new RecordingPolicyStore(knex).get(organisation.id),
-    weekdays,
-    errors: state.errors ?? {},
-  });
-}
-
 /**
- * Runs a form action. A validation failure shows the page again with 400,
- * the submitted values and a message per field; clients that prefer JSON
- * get the error handler's JSON with the field codes instead.
+ * /admin/organisation: the profile, branding, widget, queue, recording and
+ * privacy forms, each filled with the organisation's current settings.
  */
-async function asForm(knex: Knex, req: Request, res: Response, state: () => FormState, action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (err) {
-    if (!(err instanceof ValidationError) || req.accepts(['html', 'json']) !== 'html') throw err;
-    const errors = Object.fromEntries(err.fields.map((f) => [f.field, `organisation.errors.${ERROR_CODES.has(f.code) ? f.code : 'invalid'}`]));
-    await renderPage(knex, req, res, 400, { ...state(), errors });
-  }
+function pageOf(knex: Knex): FormPage {
+  return {
+    view: 'admin/organisation',
+    async load(req) {
+      const organisation = await service(knex, req).get();
+      const queueSettings = await new QueueSettingsStore(knex).get(organisation.id);
+      const hours: Record<string, string> = {};
+      for (const d of weekdays) {
+        const slot = queueSettings.hours?.days[d];
+        hours[`${d}_from`] = slot?.from ?? '';
+        hours[`${d}_to`] = slot?.to ?? '';
+      }
+      return {
+        title: req.t('organisation.title'),
+        organisation,
+        appBase: `${req.protocol}://${req.get('host')}`,
+        queueSettings,
+        recordingPolicy: await new RecordingPolicyStore(knex).get(organisation.id),
+        weekdays,
+        defaultBrandColor: DEFAULT_BRAND_COLOR,
+        values: {
+          name: organisation.name,
+          vat_number: organisation.vatNumber ?? '',
+          brand_color: organisation.brandColor ?? '',
+          brand_color_picker: organisation.brandColor ?? DEFAULT_BRAND_COLOR,
+          widget_origins: (await new WidgetSettings(knex).origins(organisation.id)).join('\n'),
+          timezone: queueSettings.hours?.timezone ?? 'Europe/Berlin',
+          ...hours,
+          privacy_contact: await new PrivacyContact(knex).get(organisation.id),
+        },
+      };
+    },
+  };
 }
 
-/** GET /admin/organisation: profile and branding forms. */
+/** The forms of /admin/organisation, by the fields each submits. */
+export function organisationForms(knex: Knex) {
+  const page = pageOf(knex);
+  const hours = Object.fromEntries(weekdays.flatMap((d) => [[`${d}_from`, 'text'], [`${d}_to`, 'text']])) as FormFields;
+  return {
+    profile: { page, fields: { name: 'text', vat_number: 'text' } },
+    branding: { page, fields: { brand_color: 'text', brand_color_picker: 'text', [FIELDS.logo]: 'file' } },
+    widget: { page, fields: { widget_origins: 'text' } },
+    queue: { page, fields: { timezone: 'text', ...hours } },
+    recording: { page, fields: { mode: 'text' } },
+    privacy: { page, fields: { privacy_contact: 'text' } },
+  } satisfies Record<string, Form>;
+}
+
+/** GET /admin/organisation */
 export function organisationPage(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    await renderPage(knex, req, res, 200);
-  };
+  return showPage(pageOf(knex));
 }
 
 /** POST /admin/organisation: name and VAT or organisation number. */
 export function updateOrganisationProfile(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    const profile = { name: text(req.body, 'name') ?? '', vat_number: text(req.body, 'vat_number') ?? '' };
-    await asForm(knex, req, res, () => ({ profile }), async () => {
-      await service(knex, req).updateProfile({ name: profile.name, vatNumber: profile.vat_number });
-      flash(req, 'success', 'organisation.profile_saved');
-      res.redirect(303, PAGE);
-    });
-  };
+  return formAction(organisationForms(knex).profile, async (req, res) => {
+    await service(knex, req).updateProfile({ name: text(req.body, 'name') ?? '', vatNumber: text(req.body, 'vat_number') ?? '' });
+    flash(req, 'success', 'organisation.profile_saved');
+    res.redirect(303, PAGE);
+  });
 }
 
 /** Reads the multipart body; upload limits become typed errors, a too-large logo a field problem. */
@@ -129,22 +131,17 @@ function chosenColor(body: unknown, current: string | null): string | null | und
  * new logo, or removing the logo.
  */
 export function updateOrganisationBranding(knex: Knex): RequestHandler {
-  return async (req, res) => {
+  return formAction(organisationForms(knex).branding, async (req, res) => {
     const organisations = service(knex, req);
-    const state = (): FormState => ({
-      branding: { brand_color: text(req.body, 'brand_color') ?? '', brand_color_picker: text(req.body, 'brand_color_picker') },
-    });
-    await asForm(knex, req, res, state, async () => {
-      await receiveUpload(req, res);
-      const current = await organisations.get();
-      const change: BrandingChange = { brandColor: chosenColor(req.body, current.brandColor) };
-      if (req.file) change.logo = { data: req.file.buffer, declaredType: req.file.mimetype };
-      else if (text(req.body, 'remove_logo')) change.removeLogo = true;
-      await organisations.changeBranding(change);
-      flash(req, 'success', 'organisation.branding_saved');
-      res.redirect(303, PAGE);
-    });
-  };
+    await receiveUpload(req, res);
+    const current = await organisations.get();
+    const change: BrandingChange = { brandColor: chosenColor(req.body, current.brandColor) };
+    if (req.file) change.logo = { data: req.file.buffer, declaredType: req.file.mimetype };
+    else if (text(req.body, 'remove_logo')) change.removeLogo = true;
+    await organisations.changeBranding(change);
+    flash(req, 'success', 'organisation.branding_saved');
+    res.redirect(303, PAGE);
+  });
 }
 
 /** GET /branding/:slug/logo: the organisation's logo, for anyone. */

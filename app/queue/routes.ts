@@ -7,6 +7,9 @@ import { NotFoundError, TooManyRequestsError } from '../errors';
 import { limiterFor, rateLimited } from '../http/limiter';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
+import { formAction } from '../http/form-page';
+import { organisationForms } from '../organisations/routes';
+import { dashboardForms } from '../dashboard/routes';
 import { PrivacyContact } from '../organisations/privacy';
 import { brandingOf, OrganisationStore } from '../organisations/service';
 import { hoursFromForm, isOpen, queueSettingsSchema, weekdays, type OpeningHours } from './hours';
@@ -130,20 +133,20 @@ export function acceptFromQueue(deps: QueueDeps): RequestHandler {
 
 /** POST /admin/organisation/queue: opening hours and automatic routing (off unless chosen). */
 export function saveQueueSettings(deps: QueueDeps): RequestHandler {
-  return async (req, res) => {
+  return formAction(organisationForms(deps.knex).queue, async (req, res) => {
     const input = parseBody(queueSettingsSchema, req.body) as Record<string, string | undefined>;
     await new QueueSettingsStore(deps.knex).save(callerOf(req), hoursFromForm(input), input.auto_routing === 'on');
     flash(req, 'success', 'queue.settings_saved');
     res.redirect(303, '/admin/organisation');
-  };
+  });
 }
 
 /** POST /availability: the clerk is available, busy or away. */
 export function setAvailability(deps: QueueDeps): RequestHandler {
-  return async (req, res) => {
+  return formAction(dashboardForms(deps.knex, deps.config).availability, async (req, res) => {
     const { availability } = parseBody(availabilitySchema, req.body);
     await new QueueService(deps.knex).setAvailability(callerOf(req), availability);
     flash(req, 'success', 'queue.availability_saved');
     res.redirect(303, '/dashboard');
-  };
+  });
 }

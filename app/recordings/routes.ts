@@ -5,6 +5,8 @@ import { z } from 'zod';
 import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { flash } from '../http/flash';
+import { formAction } from '../http/form-page';
+import { organisationForms } from '../organisations/routes';
 import { parseQuery } from '../http/query';
 import { RecordingAccess, type ListedRecording } from './access';
 import { RecordingPolicyStore } from './policy';
@@ -96,9 +98,9 @@ export function recordingMedia(deps: RecordingDeps, mode: 'play' | 'download'): 
 
 /** POST /admin/organisation/recording: the recording policy (audited). */
 export function saveRecordingPolicy(deps: RecordingDeps): RequestHandler {
-  return async (req, res) => {
+  return formAction(organisationForms(deps.knex).recording, async (req, res) => {
     await new RecordingPolicyStore(deps.knex).save(callerOf(req), req.body);
     flash(req, 'success', 'recordings.policy_saved');
     res.redirect(303, '/admin/organisation#recording');
-  };
+  });
 }

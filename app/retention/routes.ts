@@ -5,7 +5,7 @@ import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { flash } from '../http/flash';
 import { parseQuery } from '../http/query';
-import { withRetentionFormErrors } from './forms';
+import { formAction, showPage, type Form, type FormFields } from '../http/form-page';
 import { ApiRequestLog } from './api-requests';
 import { RetentionService } from './service';
 import { DEFAULT_RETENTION, MAX_DAYS, MIN_DAYS, RetentionSettingsStore, retentionKinds } from './settings';
@@ -19,37 +19,42 @@ export interface RetentionDeps {
 const PAGE_SIZE = 50;
 const pageSchema = z.object({ page: z.coerce.number().int().min(1).max(100000).catch(1) });
 
-/** The retention page's locals besides the form values and errors. */
-async function pageLocals(deps: RetentionDeps, req: Parameters<RequestHandler>[0]) {
-  const service = new RetentionService(deps.knex, callerOf(req));
+/** /compliance/retention: the settings form, whether a hold suspends retention, and the latest receipts. */
+function settingsForm(deps: RetentionDeps): Form {
   return {
-    title: req.t('retention.title'),
-    kinds: retentionKinds,
-    defaults: DEFAULT_RETENTION,
-    minDays: MIN_DAYS,
-    maxDays: MAX_DAYS,
-    receipts: await service.receipts(),
-    organisationHeld: await service.organisationHeld(),
+    page: {
+      view: 'retention/settings',
+      noStore: true,
+      async load(req) {
+        const service = new RetentionService(deps.knex, callerOf(req));
+        return {
+          title: req.t('retention.title'),
+          kinds: retentionKinds,
+          defaults: DEFAULT_RETENTION,
+          minDays: MIN_DAYS,
+          maxDays: MAX_DAYS,
+          receipts: await service.receipts(),
+          organisationHeld: await service.organisationHeld(),
+          values: { ...(await new RetentionSettingsStore(deps.knex).get(callerOf(req).user.organisationId)) },
+        };
+      },
+    },
+    fields: Object.fromEntries(retentionKinds.map((kind) => [kind, 'text'])) as FormFields,
   };
 }
 
-/** GET /compliance/retention: the settings form, whether a hold suspends retention, and the latest receipts. */
+/** GET /compliance/retention */
 export function retentionPage(deps: RetentionDeps): RequestHandler {
-  return async (req, res) => {
-    const settings = await new RetentionSettingsStore(deps.knex).get(callerOf(req).user.organisationId);
-    res.set('Cache-Control', 'no-store').render('retention/settings', { ...(await pageLocals(deps, req)), values: settings, errors: {} });
-  };
+  return showPage(settingsForm(deps).page);
 }
 
 /** POST /compliance/retention: saves the settings (validated, audited with before and after). */
 export function saveRetention(deps: RetentionDeps): RequestHandler {
-  return async (req, res) => {
-    await withRetentionFormErrors(res, 'retention/settings', await pageLocals(deps, req), async () => {
-      await new RetentionSettingsStore(deps.knex).save(callerOf(req), req.body);
-      flash(req, 'success', 'retention.saved');
-      res.redirect(303, '/compliance/retention');
-    });
-  };
+  return formAction(settingsForm(deps), async (req, res) => {
+    await new RetentionSettingsStore(deps.knex).save(callerOf(req), req.body);
+    flash(req, 'success', 'retention.saved');
+    res.redirect(303, '/compliance/retention');
+  });
 }
 
 /** POST /compliance/retention/run: runs retention for the caller's organisation now (audited). */

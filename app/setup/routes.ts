@@ -2,12 +2,20 @@ import type { RequestHandler } from 'express';
 import { requestMeta } from '../auth/caller';
 import { startSession } from '../auth/sign-in';
 import { parseBody } from '../http/forms';
-import { withFormErrors } from '../http/render-form';
+import { renderPage, submitForm, type Form } from '../http/form-page';
 import { flash } from '../http/flash';
 import { SetupService, setupSchema } from './service';
 import type { Knex } from 'knex';
 
-const VIEW = 'setup/form';
+/** The first-run form: the organisation and its first admin. */
+const setupForm: Form = {
+  page: { view: 'setup/form', load: async (req) => ({ title: req.t('setup.title'), token: req.params.token }) },
+  fields: {
+    organisation_name: 'text', organisation_slug: 'text', vat_number: 'text', name: 'text', email: 'text', password: 'secret', password_confirm: 'secret',
+    // A slug someone else took is reported on `slug` (shown at organisation_slug); nothing is submitted under this name.
+    slug: 'text',
+  },
+};
 
 /** GET /setup/:token */
 export function setupPage(knex: Knex): RequestHandler {
@@ -15,7 +23,7 @@ export function setupPage(knex: Knex): RequestHandler {
     if (!(await new SetupService(knex).validLink(req.params.token))) {
       return res.status(404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
     }
-    res.render(VIEW, { title: req.t('setup.title'), values: {}, errors: {}, token: req.params.token });
+    await renderPage(setupForm.page, req, res, undefined);
   };
 }
 
@@ -26,7 +34,7 @@ export function completeSetup(knex: Knex): RequestHandler {
     if (!(await service.validLink(req.params.token))) {
       return res.status(404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
     }
-    await withFormErrors(res, VIEW, { title: req.t('setup.title'), token: req.params.token }, async () => {
+    await submitForm(setupForm, req, res, undefined, async () => {
       const input = parseBody(setupSchema, req.body);
       const { userId } = await service.complete(req.params.token, input, requestMeta(req));
       await startSession(req, userId);

@@ -1,14 +1,11 @@
-import type { Request, RequestHandler, Response } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { callerOf } from '../auth/caller';
-import { ValidationError } from '../errors';
+import { formAction, showPage, type FormPage } from '../http/form-page';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
 import { secretResponse } from '../http/security';
 import { createEndpointSchema, WebhookService, webhookEvents } from './service';
-
-/** Field codes with their own text under `webhooks.errors`; the others are the shared `forms.*` ones. */
-const OWN_CODES = new Set(['invalid_url', 'url_scheme', 'url_credentials', 'events_required', 'invalid_event']);
 
 function service(knex: Knex, req: Request): WebhookService {
   return new WebhookService(knex, callerOf(req));
@@ -19,44 +16,31 @@ export function eventKey(event: string): string {
   return `webhooks.events.${event.replace(/\./g, '_')}`;
 }
 
-async function renderList(knex: Knex, req: Request, res: Response, form: { values?: Record<string, unknown>; errors?: Record<string, string> } = {}): Promise<void> {
-  const webhooks = service(knex, req);
-  const [endpoints, deliveries] = await Promise.all([webhooks.list(), webhooks.deliveries()]);
-  res.render('admin/webhooks', {
-    title: req.t('webhooks.title'),
-    endpoints,
-    deliveries,
-    events: webhookEvents,
-    eventKey,
-    values: form.values ?? { url: '', events: [...webhookEvents] },
-    errors: form.errors ?? {},
-  });
+/** /admin/webhooks: the endpoints, the log of the latest deliveries and the form for a new endpoint. */
+function webhooksPage(knex: Knex): FormPage {
+  return {
+    view: 'admin/webhooks',
+    async load(req) {
+      const webhooks = service(knex, req);
+      const [endpoints, deliveries] = await Promise.all([webhooks.list(), webhooks.deliveries()]);
+      return { title: req.t('webhooks.title'), endpoints, deliveries, events: webhookEvents, eventKey, values: { url: '', events: [...webhookEvents] } };
+    },
+  };
 }
 
-/** GET /admin/webhooks: the endpoints and the log of the latest deliveries. */
+/** GET /admin/webhooks */
 export function listWebhooks(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    await renderList(knex, req, res);
-  };
+  return showPage(webhooksPage(knex));
 }
 
 /** POST /admin/webhooks: creates an endpoint and shows its signing secret, once. */
 export function createWebhook(knex: Knex): RequestHandler {
-  return async (req, res) => {
-    try {
-      const input = parseBody(createEndpointSchema, req.body);
-      const { endpoint, secret } = await service(knex, req).create(input);
-      secretResponse(res);
-      res.status(201).render('admin/webhook-created', { title: req.t('webhooks.created_title'), endpoint, secret, eventKey, rotated: false });
-    } catch (err) {
-      if (!(err instanceof ValidationError)) throw err;
-      const body = (req.body ?? {}) as Record<string, unknown>;
-      const chosen = body.events === undefined ? [] : ([] as unknown[]).concat(body.events).filter((e): e is string => typeof e === 'string');
-      const errors = Object.fromEntries(err.fields.map((f) => [f.field, OWN_CODES.has(f.code) ? `webhooks.errors.${f.code}` : `forms.${f.code}`]));
-      res.status(400);
-      await renderList(knex, req, res, { values: { url: typeof body.url === 'string' ? body.url : '', events: chosen }, errors });
-    }
-  };
+  return formAction({ page: webhooksPage(knex), fields: { url: 'text', events: 'list' } }, async (req, res) => {
+    const input = parseBody(createEndpointSchema, req.body);
+    const { endpoint, secret } = await service(knex, req).create(input);
+    secretResponse(res);
+    res.status(201).render('admin/webhook-created', { title: req.t('webhooks.created_title'), endpoint, secret, eventKey, rotated: false });
+  });
 }
 
 /** POST /admin/webhooks/:id/toggle: enables a disabled endpoint, disables an enabled one. */

@@ -6,6 +6,8 @@ import { callerOf } from '../auth/caller';
 import { NotFoundError } from '../errors';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';
+import { formAction } from '../http/form-page';
+import { organisationForms } from '../organisations/routes';
 import { contentSecurityPolicy } from '../http/security';
 import { OrganisationStore } from '../organisations/service';
 import { publicDir } from '../paths';
@@ -64,10 +66,10 @@ export function queueFraming(knex: Knex): RequestHandler {
 
 /** POST /admin/organisation/widget: the website origins allowed to embed the widget. */
 export function saveWidgetOrigins(knex: Knex): RequestHandler {
-  return async (req, res) => {
+  return formAction(organisationForms(knex).widget, async (req, res) => {
     const { widget_origins } = parseBody(widgetOriginsSchema, req.body);
     await new WidgetSettings(knex).setOrigins(callerOf(req), widget_origins);
     flash(req, 'success', 'widget.saved');
     res.redirect(303, '/admin/organisation');
-  };
+  });
 }
