@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import type { ProducerSummary } from '../../media/summary';
+import { MAX_CARDS, MESSAGE_MAX, NOTE_MAX, PRIVATE_NOTES_MAX } from './shared';
+
+export { HEARTBEAT_INTERVAL_MS, MAX_CARDS, MAX_MESSAGES, MAX_PAYLOAD_BYTES, MESSAGE_MAX, NOTE_MAX, PRIVATE_NOTES_MAX } from './shared';
 
 /**
  * The signalling protocol between the browser call client and the
@@ -28,13 +32,6 @@ import { z } from 'zod';
 
 const id = z.string().min(1).max(100);
 
-/** Limits of what participants type (characters). */
-export const NOTE_MAX = 1000;
-export const MESSAGE_MAX = 2000;
-export const PRIVATE_NOTES_MAX = 5000;
-/** Cards per call, chat messages per call. */
-export const MAX_CARDS = 100;
-export const MAX_MESSAGES = 1000;
 const json = z.record(z.string(), z.unknown());
 
 export const requests = {
@@ -111,14 +108,8 @@ export interface TransportInfo {
   dtlsParameters: unknown;
 }
 
-export interface ProducerInfo {
-  producerId: string;
-  peerId: string;
-  role: 'clerk' | 'customer';
-  kind: 'audio' | 'video';
-  source: 'microphone' | 'camera' | 'screen';
-  paused: boolean;
-}
+/** A producer of the other participant (media/summary.ts: the media layer's own type). */
+export type ProducerInfo = ProducerSummary;
 
 /** A product shown to the customer, as both sides see it. */
 export interface Card {
@@ -236,8 +227,3 @@ export interface ServerEvents {
   'chat.message': ChatMessage;
   'recording.state': RecordingState;
 }
-
-/** Size limit of one request payload (JSON), in bytes. */
-export const MAX_PAYLOAD_BYTES = 32 * 1024;
-/** Client heartbeat interval; the server closes a peer silent for 3 intervals. */
-export const HEARTBEAT_INTERVAL_MS = 5000;

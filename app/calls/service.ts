@@ -7,6 +7,7 @@ import { refuseForeign } from '../auth/scoped-service';
 import { randomToken, sha256 } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { callEvents } from './events';
+import { CALL_REFERENCE_MAX, CALL_REFERENCE_PATTERN } from './shared';
 
 export type CallStatus = 'waiting' | 'active' | 'ended';
 
@@ -25,15 +26,17 @@ export interface Call {
   linkRevokedAt: Date | null;
 }
 
+/** A call's case number as a form or the API gives it (the pattern in shared.ts). */
+export const callReferenceSchema = z
+  .string()
+  .trim()
+  .max(CALL_REFERENCE_MAX, 'too_long')
+  .refine((v) => v === '' || CALL_REFERENCE_PATTERN.test(v), 'invalid_reference');
+
 /** A call link as the clerk sets it up: how long it is valid, a case number, a time. */
 export const callLinkSchema = z.object({
   valid_hours: z.coerce.number().int('invalid').min(1, 'invalid').max(720, 'invalid').optional(),
-  reference: z
-    .string()
-    .trim()
-    .max(64, 'too_long')
-    .refine((v) => v === '' || /^[\p{L}\p{N}][\p{L}\p{N} ._/#:-]*$/u.test(v), 'invalid_reference')
-    .optional(),
+  reference: callReferenceSchema.optional(),
   scheduled_at: z
     .string()
     .trim()

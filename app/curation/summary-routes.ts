@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { CallService, type Call } from '../calls/service';
+import { PRIVATE_NOTES_MAX } from '../calls/shared';
 import { imageUrl } from '../catalog/routes';
 import { isUuid, readProductImage, sendProductImage } from '../catalog/images';
 import { NotFoundError } from '../errors';
@@ -23,7 +24,7 @@ export interface SummaryDeps {
 
 /** The clerk's private notes as the summary page submits them. */
 export const notesSchema = z.object({
-  notes: z.string().max(5000, 'too_long').default(''),
+  notes: z.string().max(PRIVATE_NOTES_MAX, 'too_long').default(''),
 });
 
 const END_REASONS = ['ended_by_clerk', 'all_left', 'expired'];

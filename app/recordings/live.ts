@@ -160,7 +160,7 @@ export class RecordingLive {
       const call = { id: who.callId, organisationId: who.organisationId };
       await this.store.consent(call, { recordingId: active?.recordingId ?? null, role: 'customer', userId: null, answer: payload.answer, notice }, actorFor(who), meta(who));
       if (payload.answer === 'granted') {
-        if (policy.mode === 'on_demand' && state.requested) await this.start(who.callId, who.organisationId, room, null);
+        if (policy.mode === 'on_demand' && state.requested) await this.start(who.callId, who.organisationId, room);
         else if (policy.mode === 'always') await this.startWhenBothThere(who.callId, who.organisationId, room);
       } else {
         state.requested = false;
@@ -199,7 +199,7 @@ export class RecordingLive {
     if (state.active && !state.active.stopping) return;
     // A recording stopped by the customer or the recorder is not restarted behind their back.
     if (state.reason === 'withdrawn' || state.reason === 'failed' || state.reason === 'disk_full') return;
-    await this.start(callId, organisationId, room, null).catch((err) => {
+    await this.start(callId, organisationId, room).catch((err) => {
       if (!(err instanceof RecordingRefusal)) throw err;
       state.reason = err.code === 'disk_full' ? 'disk_full' : 'failed';
     });
@@ -214,7 +214,7 @@ export class RecordingLive {
     }
   }
 
-  private async start(callId: string, organisationId: string, room: Room, startedBy: string | null): Promise<void> {
+  private async start(callId: string, organisationId: string, room: Room): Promise<void> {
     await this.serial(callId, async () => {
       const state = this.call(callId);
       if (state.active && !state.active.stopping) return;
@@ -222,7 +222,7 @@ export class RecordingLive {
       await this.checkDisk();
       const call = await this.deps.knex('calls').where({ id: callId }).first('clerk_id', 'status');
       if (!call || call.status === 'ended') return;
-      const recording = await this.store.create({ id: callId, organisationId }, SYSTEM, startedBy ?? call.clerk_id ?? null, { ip: null, userAgent: null });
+      const recording = await this.store.create({ id: callId, organisationId }, SYSTEM, call.clerk_id ?? null, { ip: null, userAgent: null });
       const dir = recordingDir(this.deps.dataDir, organisationId, recording.id);
       const tracksDir = path.join(dir, 'tracks');
       await fs.mkdir(tracksDir, { recursive: true, mode: 0o700 });
