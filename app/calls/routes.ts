@@ -11,6 +11,7 @@ import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
 import { withFormErrors } from '../http/render-form';
 import { secretResponse } from '../http/security';
+import { customerAccess } from './customer-access';
 import { CallService, callLinkSchema } from './service';
 import { CatalogService } from '../catalog/service';
 import { organisationRecordingNotice, RecordingPolicyStore } from '../recordings/policy';
@@ -89,15 +90,14 @@ export function endCall(deps: CallDeps): RequestHandler {
  */
 export function customerCallPage(deps: CallDeps): RequestHandler {
   return async (req, res) => {
-    const calls = new CallService(deps.knex);
-    const found = await calls.byGuestToken(req.params.token);
-    if ('error' in found && found.error === 'call_ended') {
-      const ended = await calls.summaryByGuestToken(req.params.token, deps.config.summaryDays);
-      if ('call' in ended) return renderCustomerSummary(deps, req, res, ended.call, String(req.params.token));
+    const access = await customerAccess(new CallService(deps.knex), req.params.token, deps.config.summaryDays);
+    if (access.outcome === 'summary') return renderCustomerSummary(deps, req, res, access.call, String(req.params.token));
+    if (access.outcome !== 'open') {
+      // An ended call (revoked or not) answers 410, a link that opens nothing else 404.
+      const gone = access.outcome === 'ended' || (access.outcome === 'revoked' && access.ended);
+      return res.status(gone ? 410 : 404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
     }
-    if ('error' in found) {
-      return res.status(found.error === 'call_ended' ? 410 : 404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
-    }
+    const found = access;
     const organisation = await new OrganisationStore(deps.knex).byId(found.call.organisationId);
     secretResponse(res);
     res.render('calls/customer', {

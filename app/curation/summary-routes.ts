@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
+import { customerAccess } from '../calls/customer-access';
 import { CallService, type Call } from '../calls/service';
 import { PRIVATE_NOTES_MAX } from '../calls/shared';
 import { imageUrl } from '../catalog/routes';
@@ -37,15 +38,12 @@ function linkInvalid(req: Request, res: Response, status: 404 | 410): void {
   res.status(status).set('Cache-Control', 'no-store').render('auth/link-invalid', { title: req.t('links.invalid_title') });
 }
 
-/** The call a customer token opens: the open call, or the ended one while its summary may be seen. */
-async function customerAccess(deps: SummaryDeps, token: unknown): Promise<{ call: Call; ended: boolean } | { status: 404 | 410 }> {
-  const calls = new CallService(deps.knex);
-  const open = await calls.byGuestToken(token);
-  if ('call' in open) return { call: open.call, ended: false };
-  if (open.error !== 'call_ended') return { status: 404 };
-  const ended = await calls.summaryByGuestToken(token, deps.config.summaryDays);
-  if ('call' in ended) return { call: ended.call, ended: true };
-  return { status: ended.error === 'token_invalid' ? 404 : 410 };
+/** The call a customer token opens here (calls/customer-access.ts): the open call, or the ended one while its summary may be seen; else 404, or 410 for an ended call whose summary is over. */
+async function customerCall(deps: SummaryDeps, token: unknown): Promise<{ call: Call; ended: boolean } | { status: 404 | 410 }> {
+  const access = await customerAccess(new CallService(deps.knex), token, deps.config.summaryDays);
+  if (access.outcome === 'open') return { call: access.call, ended: false };
+  if (access.outcome === 'summary') return { call: access.call, ended: true };
+  return { status: access.outcome === 'ended' ? 410 : 404 };
 }
 
 function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
@@ -54,7 +52,7 @@ function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
 
 /**
  * GET /join/:token for an ended call whose summary the customer may still
- * see (CallService.summaryByGuestToken): what the clerk showed them, with
+ * see (calls/customer-access.ts): what the clerk showed them, with
  * the clerk's notes and their favourites; printable, and as a PDF.
  */
 export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res: Response, call: Call, token: string): Promise<void> {
@@ -76,7 +74,7 @@ export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res
 /** GET /join/:token/summary.pdf: the customer's summary as a PDF download (ended calls within the summary window). */
 export function customerSummaryPdf(deps: SummaryDeps): RequestHandler {
   return async (req, res) => {
-    const access = await customerAccess(deps, req.params.token);
+    const access = await customerCall(deps, req.params.token);
     if ('status' in access) return linkInvalid(req, res, access.status);
     if (!access.ended) throw new NotFoundError();
     const { call } = access;
@@ -113,7 +111,7 @@ export function customerSummaryPdf(deps: SummaryDeps): RequestHandler {
  */
 export function customerCardImage(deps: SummaryDeps): RequestHandler {
   return async (req, res) => {
-    const access = await customerAccess(deps, req.params.token);
+    const access = await customerCall(deps, req.params.token);
     const imageId = String(req.params.imageId);
     if ('status' in access || !isUuid(imageId)) throw new NotFoundError();
     if (!(await isShownImage(deps.knex, access.call.id, imageId))) throw new NotFoundError();
