@@ -58,7 +58,9 @@ export const requests = {
   heartbeat: z.object({}).strict(),
   leave: z.object({}).strict(),
 
-  // Curation, chat and notes (see app/curation). `curation.show`, `.note`,
+  // Each group of requests is served by a call module (app/calls/module.ts;
+  // the list in app/call-modules.ts), which declares the roles that may send them.
+  // Curation, chat and notes (app/curation, app/chat, app/notes). `curation.show`, `.note`,
   // `.reorder`, `.withdraw` and `notes.save` are the clerk's;
   // `curation.favourite` and `.ask` the customer's; a request of the other
   // role is refused with `forbidden`. Text is stored and relayed as typed:
@@ -78,7 +80,7 @@ export const requests = {
   /** The clerk's private notes on the call (the whole text; never shown to the customer). */
   'notes.save': z.object({ text: z.string().max(PRIVATE_NOTES_MAX) }).strict(),
 
-  // Recording (see app/recordings). `recording.start` and `.stop` are the
+  // Recording (app/recordings/module.ts). `recording.start` and `.stop` are the
   // clerk's (policy "on demand"); `recording.consent` is the customer's
   // answer to the notice shown (its version as rendered on the page).
   // Refusals: `forbidden` (policy or role), `consent_required`, `disk_full`,
@@ -91,14 +93,6 @@ export const requests = {
 
 export type RequestType = keyof typeof requests;
 
-/**
- * Whether a request's name (whatever the client sent: socket.io allows
- * numbers too) is one of the protocol's own request types. An own-property
- * check: `__proto__`, `constructor` or `toString` are not requests.
- */
-export function isRequestType(name: unknown): name is RequestType {
-  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(requests, name);
-}
 export type RequestPayload<T extends RequestType> = z.infer<(typeof requests)[T]>;
 
 export interface TransportInfo {

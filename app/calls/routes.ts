@@ -13,6 +13,7 @@ import { withFormErrors } from '../http/render-form';
 import { secretResponse } from '../http/security';
 import { customerAccess } from './customer-access';
 import { CallService, callLinkSchema } from './service';
+import { TYPED_LIMITS } from './shared';
 import { CatalogService } from '../catalog/service';
 import { organisationRecordingNotice, RecordingPolicyStore } from '../recordings/policy';
 import { renderClerkSummary, renderCustomerSummary } from '../curation/summary-routes';
@@ -69,6 +70,7 @@ export function clerkCallPage(deps: CallDeps): RequestHandler {
       call: { id: call.id, status: call.status, linkBase: `${publicBase(req, deps.config)}/join/` },
       categories: await new CatalogService(deps.knex, caller).categories(),
       recording: await recordingForPage(deps.knex, call.organisationId, req.lang),
+      limits: TYPED_LIMITS,
     });
   };
 }
@@ -102,6 +104,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
     secretResponse(res);
     res.render('calls/customer', {
       recording: await recordingForPage(deps.knex, found.call.organisationId, req.lang),
+      limits: TYPED_LIMITS,
       title: req.t('calls.customer_title'),
       token: req.params.token,
       organisationName: organisation?.name ?? '',

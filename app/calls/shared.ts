@@ -12,6 +12,9 @@ export const PRIVATE_NOTES_MAX = 5000;
 export const MAX_CARDS = 100;
 export const MAX_MESSAGES = 1000;
 
+/** The same limits as the call pages' inputs show them (`maxlength`). */
+export const TYPED_LIMITS = { message: MESSAGE_MAX, privateNotes: PRIVATE_NOTES_MAX } as const;
+
 /** Size limit of one signalling request payload (JSON), in bytes. */
 export const MAX_PAYLOAD_BYTES = 32 * 1024;
 /** Client heartbeat interval; the server closes a peer silent for 3 intervals. */

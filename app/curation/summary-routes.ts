@@ -5,7 +5,7 @@ import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
 import { customerAccess } from '../calls/customer-access';
 import { CallService, type Call } from '../calls/service';
-import { PRIVATE_NOTES_MAX } from '../calls/shared';
+import { PRIVATE_NOTES_MAX, TYPED_LIMITS } from '../calls/shared';
 import { imageUrl } from '../catalog/routes';
 import { isUuid, readProductImage, sendProductImage } from '../catalog/images';
 import { NotFoundError } from '../errors';
@@ -125,6 +125,7 @@ async function clerkSummaryLocals(deps: SummaryDeps, req: Request, call: Call): 
   const summary = await clerkSummary(deps.knex, call, req.lang);
   return {
     title: req.t('curation.clerk_title'),
+    limits: TYPED_LIMITS,
     call: {
       id: call.id,
       reference: call.reference,
