@@ -50,7 +50,6 @@ export function listenForRequests(socket: Socket, options: RequestListenerOption
   const { table, log, who, peerId, setup } = options;
   const bucket = new TokenBucket(20, 60);
   let refusedInARow = 0;
-  const emit: EmitToCall = (callId, event, data, exceptPeerId) => options.emitToCall(callId, event, data, exceptPeerId);
   // socket.io names an event by a string or a number, and calls this on a later tick: whatever it throws is caught by `guarded`.
   socket.onAny(guarded(log, (event: unknown) => `request ${loggableName(event)}`, (event: unknown, ...args: unknown[]) => {
     socket.data.lastSeen = Date.now();
@@ -84,7 +83,7 @@ export function listenForRequests(socket: Socket, options: RequestListenerOption
       .then((room) => {
         const roles = typeof request.roles === 'function' ? request.roles(data) : request.roles;
         if (!roles.includes(who.participant.role)) throw new CallRefusal('forbidden');
-        return request.handle({ who, peerId, room, payload: data, emit: (e, d, except) => emit(who.callId, e, d, except) });
+        return request.handle({ who, peerId, room, payload: data, emit: (e, d, except) => options.emitToCall(who.callId, e, d, except) });
       })
       .then((result) => reply({ ok: true, data: result ?? {} }))
       .catch((err: unknown) => {

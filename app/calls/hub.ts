@@ -11,7 +11,7 @@ import type { TurnIssuer } from '../ops/turn';
 import { listenForRequests, requestTable, type RequestTable } from './dispatch';
 import { callEvents } from './events';
 import { mediaModule } from './media-requests';
-import type { CallModule } from './module';
+import type { CallModule, EmitToCall } from './module';
 import { originGate } from './origin';
 import type { ServerEvents } from './protocol';
 import { CallRefusal } from './refusal';
@@ -71,12 +71,13 @@ export class CallHub {
     this.removeCustomers(callId, 'link_revoked').catch((err) => this.options.logger.error({ err, callId }, 'could not remove the customer of a revoked link'));
   };
 
+  /** Media (built in) and the modules handed over; every request's server in `table`. */
   private readonly modules: readonly CallModule[];
   private readonly table: RequestTable;
+  private readonly emit: EmitToCall = (callId, event, data, exceptPeerId) => this.emitToCall(callId, event, data, exceptPeerId);
 
   constructor(private readonly options: HubOptions) {
     this.calls = new CallService(options.knex);
-    const emitToCall = this.emitToCall.bind(this);
     const media = mediaModule({
       calls: this.calls,
       logger: options.logger,
@@ -99,7 +100,7 @@ export class CallHub {
     });
     this.modules = [media, ...(options.modules ?? [])];
     this.table = requestTable(this.modules);
-    for (const module of this.modules) module.start?.(emitToCall);
+    for (const module of this.modules) module.start?.(this.emit);
   }
 
   get rooms(): RoomRegistry {
@@ -186,7 +187,7 @@ export class CallHub {
       socket.disconnect(true);
     });
 
-    listenForRequests(socket, { table: this.table, log, who, peerId, setup, emitToCall: this.emitToCall.bind(this) });
+    listenForRequests(socket, { table: this.table, log, who, peerId, setup, emitToCall: this.emit });
 
     socket.on('disconnect', guarded(log, 'disconnect', (reason: string) => {
       members!.delete(socket);
