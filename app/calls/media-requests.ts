@@ -1,11 +1,10 @@
-import { MediaError } from '../../media';
+import { MediaError, type Room } from '../../media';
 import type { Logger } from '../logger';
 import type { TurnIssuer } from '../ops/turn';
 import { ANYONE, callRequests, CLERK, type CallModule, type CallRequests } from './module';
 import { CallRefusal } from './refusal';
 import type { CallService } from './service';
 import type { SocketIdentity } from './signalling-auth';
-import type { Room } from '../../media';
 
 export interface MediaModuleDeps {
   calls: CallService;

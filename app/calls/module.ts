@@ -1,5 +1,6 @@
 import type { ZodType } from 'zod';
 import type { Room } from '../../media';
+import { CallRefusal } from './refusal';
 import { requests, type RequestPayload, type RequestType, type ResponseData, type ServerEvents } from './protocol';
 import type { Participant } from './service';
 import type { SocketIdentity } from './signalling-auth';
@@ -75,3 +76,12 @@ export function callRequests<K extends RequestType>(specs: { [N in K]: Omit<Call
 export const ANYONE: readonly CallRole[] = ['clerk', 'customer'];
 export const CLERK: readonly CallRole[] = ['clerk'];
 export const CUSTOMER: readonly CallRole[] = ['customer'];
+
+/**
+ * The clerk asking a request declared for `CLERK` (the hub let no one else
+ * through): their user, typed as such. Never refuses for such a request.
+ */
+export function clerkOf(who: SocketIdentity): Extract<Participant, { role: 'clerk' }> {
+  if (who.participant.role !== 'clerk') throw new CallRefusal('forbidden');
+  return who.participant;
+}

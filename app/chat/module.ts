@@ -1,7 +1,6 @@
 import type { Knex } from 'knex';
 import { ANYONE, callRequests, type CallModule } from '../calls/module';
-import { callRef } from '../curation/module';
-import { CurationService } from '../curation/service';
+import { callRef, CurationService } from '../curation/service';
 
 /**
  * The call's chat as a call module: `chat.send` from either side, stored

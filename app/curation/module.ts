@@ -1,13 +1,8 @@
 import type { Knex } from 'knex';
-import { ANYONE, callRequests, CLERK, CUSTOMER, type CallContext, type CallModule } from '../calls/module';
+import { ANYONE, callRequests, clerkOf, CLERK, CUSTOMER, type CallContext, type CallModule } from '../calls/module';
 import type { ResponseData } from '../calls/protocol';
 import { CallRefusal } from '../calls/refusal';
-import type { SocketIdentity } from '../calls/signalling-auth';
-import { CurationService, liveCard, type CallRef } from './service';
-
-export function callRef(who: SocketIdentity): CallRef {
-  return { callId: who.callId, organisationId: who.organisationId };
-}
+import { callRef, CurationService, liveCard } from './service';
 
 /**
  * The cards the clerk shows, as a call module: `curation.show`, `.note`,
@@ -37,10 +32,11 @@ export function curationModule(knex: Knex): CallModule {
         roles: CLERK,
         handle: async (ctx) => {
           const { who, payload } = ctx;
+          const clerk = clerkOf(who);
           const card = await service.show(callRef(who), payload.productId, payload.note).catch(async (err: unknown) => {
             // A product of another organisation: audited there too (auth/scoped-service.ts).
-            if (err instanceof CallRefusal && err.code === 'not_found' && who.participant.role === 'clerk') {
-              const actor = { type: 'user' as const, id: who.participant.userId, label: who.participant.label, organisationId: who.organisationId };
+            if (err instanceof CallRefusal && err.code === 'not_found') {
+              const actor = { type: 'user' as const, id: clerk.userId, label: clerk.label, organisationId: who.organisationId };
               await service.auditForeignProduct({ organisationId: who.organisationId, actor, ip: who.ip, userAgent: who.userAgent }, payload.productId);
             }
             throw err;

@@ -10,6 +10,11 @@ export interface CallRef {
   organisationId: string;
 }
 
+/** The call of a participant (a signalling identity): only its id and organisation. */
+export function callRef(who: CallRef): CallRef {
+  return { callId: who.callId, organisationId: who.organisationId };
+}
+
 /** Who wrote a chat message. */
 export type Sender = { role: 'clerk'; userId: string } | { role: 'customer' };
 

@@ -1,8 +1,6 @@
 import type { Knex } from 'knex';
-import { callRequests, CLERK, type CallModule } from '../calls/module';
-import { CallRefusal } from '../calls/refusal';
-import { callRef } from '../curation/module';
-import { CurationService } from '../curation/service';
+import { callRequests, clerkOf, CLERK, type CallModule } from '../calls/module';
+import { callRef, CurationService } from '../curation/service';
 
 /**
  * The clerk's private notes on a call as a call module: `notes.save`
@@ -17,9 +15,7 @@ export function notesModule(knex: Knex): CallModule {
       'notes.save': {
         roles: CLERK,
         handle: async ({ who, payload }) => {
-          // Only the clerk gets here (the declared roles); this narrows the type to the clerk's.
-          if (who.participant.role !== 'clerk') throw new CallRefusal('forbidden');
-          await service.saveNotes(callRef(who), who.participant.userId, payload.text);
+          await service.saveNotes(callRef(who), clerkOf(who).userId, payload.text);
           return {};
         },
       },
