@@ -3,6 +3,7 @@ import { createApp } from './app';
 import { resolveSessionSecret } from './auth/secret';
 import { pruneExpiredSessions } from './auth/session-store';
 import { sessionMiddleware } from './auth/session';
+import { callModules } from './call-modules';
 import { CallHub } from './calls/hub';
 import { startMedia } from './calls/media-setup';
 import { CallService } from './calls/service';
@@ -131,7 +132,7 @@ async function main(): Promise<void> {
     session,
     graceMs: config.signallingGraceSeconds * 1000,
     absoluteHours: config.sessionAbsoluteHours,
-    recordings: recordings.live,
+    modules: callModules({ knex: database.knex, recordings: recordings.live }),
     trustProxy: trustProxyFunction(config.trustProxy),
     turn,
     publicUrl: config.publicUrl,

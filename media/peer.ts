@@ -1,18 +1,9 @@
 import type { types } from 'mediasoup';
+import type { PeerRole, ProducerSummary, Source } from './summary';
+
+export type { PeerRole, ProducerSummary, Source } from './summary';
 
 /** One participant of a Room: its media objects, and what is being made for it (checked against PEER_LIMITS). */
-
-export type PeerRole = 'clerk' | 'customer';
-export type Source = 'microphone' | 'camera' | 'screen';
-
-export interface ProducerSummary {
-  producerId: string;
-  peerId: string;
-  role: PeerRole;
-  kind: types.MediaKind;
-  source: Source;
-  paused: boolean;
-}
 
 export interface Peer {
   id: string;

@@ -279,7 +279,6 @@ export class Room extends EventEmitter<RoomEvents> {
   async produce(peerId: string, transportId: string, kind: types.MediaKind, rtpParameters: types.RtpParameters, source: Source): Promise<types.Producer> {
     await this.ready();
     const peer = this.peer(peerId);
-    if (source === 'screen' && peer.role !== 'clerk') throw new MediaError('forbidden');
     if ((source === 'microphone') !== (kind === 'audio')) throw new MediaError('forbidden');
     const transport = peer.ingest.get(transportId) ?? this.transport(peer, transportId, 'send');
     const pending = peer.pending;

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'socket.io-client';
 import type { Card, ChatMessage } from '../app/calls/protocol';
 import { CallService } from '../app/calls/service';
-import { CurationError, CurationService } from '../app/curation/service';
+import { CallRefusal } from '../app/calls/refusal';
+import { CurationService } from '../app/curation/service';
 import { seedOrganisation, seedUser, type SeededUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
 import { useTestDatabase } from './support/database';
@@ -167,9 +168,9 @@ describe('curation and chat in a call (signalling, real server)', () => {
     await new CallService(db.current.knex).end(callId, 'test', { type: 'system' } as never);
     const service = new CurationService(db.current.knex);
     const ref = { callId, organisationId: clerk.organisationId };
-    await assert.rejects(service.send(ref, { role: 'customer' }, 'late'), (err: unknown) => err instanceof CurationError && err.code === 'call_ended');
-    await assert.rejects(service.show(ref, products['ACC-1']!), (err: unknown) => err instanceof CurationError && err.code === 'call_ended');
+    await assert.rejects(service.send(ref, { role: 'customer' }, 'late'), (err: unknown) => err instanceof CallRefusal && err.code === 'call_ended');
+    await assert.rejects(service.show(ref, products['ACC-1']!), (err: unknown) => err instanceof CallRefusal && err.code === 'call_ended');
     // Another organisation cannot reach this call's cards at all.
-    await assert.rejects(service.withdraw({ callId, organisationId: (await db.current.knex('organisations').where({ name: 'Other Bank' }).first()).id }, account.id), (err: unknown) => err instanceof CurationError && err.code === 'not_found');
+    await assert.rejects(service.withdraw({ callId, organisationId: (await db.current.knex('organisations').where({ name: 'Other Bank' }).first()).id }, account.id), (err: unknown) => err instanceof CallRefusal && err.code === 'not_found');
   });
 });

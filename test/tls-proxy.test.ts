@@ -3,7 +3,8 @@ import express from 'express';
 import request from 'supertest';
 import type { Socket } from 'socket.io';
 import { CallService } from '../app/calls/service';
-import { identify, SignallingRefusal } from '../app/calls/signalling-auth';
+import { CallRefusal } from '../app/calls/refusal';
+import { identify } from '../app/calls/signalling-auth';
 import { clientAddress, trustProxyFunction } from '../app/ops/addresses';
 import { csrfFrom, seedOrganisation, seedUser } from './support/accounts';
 import { buildApp } from './support/context';
@@ -66,7 +67,7 @@ describe('client addresses behind a reverse proxy', () => {
     const calls = new CallService(db.current.knex);
     const socket = (address: string) => ({ handshake: { auth: { token: 'nonsense' }, address, headers: { 'x-forwarded-for': '203.0.113.9', 'user-agent': 'test' } } }) as unknown as Socket;
     const refusedIp = async (address: string, trust?: string) => {
-      await assert.rejects(identify(socket(address), { knex: db.current.knex, calls, absoluteHours: 12, trustProxy: trust === undefined ? undefined : trustProxyFunction(trust) }), SignallingRefusal);
+      await assert.rejects(identify(socket(address), { knex: db.current.knex, calls, absoluteHours: 12, trustProxy: trust === undefined ? undefined : trustProxyFunction(trust) }), CallRefusal);
       const event = await db.current.knex('audit_events').where({ action: 'security.signalling_refused' }).orderBy('seq', 'desc').first('ip');
       return event.ip as string;
     };

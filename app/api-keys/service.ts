@@ -250,15 +250,7 @@ export class ApiKeyService extends OrganisationScopedService {
     await knex('api_keys').where({ id: row.id }).update({ last_used_at: knex.fn.now(), last_used_ip: ip });
     return { status: 'ok', key };
   }
-
-  /** The key's identity if it is valid and not revoked; undefined otherwise. */
-  static async authenticate(knex: Knex, presented: unknown, ip: string | null): Promise<AuthenticatedKey | undefined> {
-    const found = await ApiKeyService.lookup(knex, presented, ip);
-    return found.status === 'ok' ? found.key : undefined;
-  }
 }
-
-export const authenticateApiKey = ApiKeyService.authenticate;
 
 function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: unknown })?.code === '23505';

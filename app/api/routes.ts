@@ -5,7 +5,7 @@ import type { Config } from '../../config';
 import { apiKeyActor } from '../api-keys/middleware';
 import { requestMeta } from '../auth/caller';
 import { auditForeignProbe, type Prober } from '../auth/scoped-service';
-import { CallService } from '../calls/service';
+import { CallService, callReferenceSchema } from '../calls/service';
 import { NotFoundError } from '../errors';
 import { parseBody } from '../http/forms';
 import { publicBase } from '../http/links';
@@ -23,7 +23,7 @@ export interface ApiDeps {
 const createLinkSchema = z
   .object({
     clerkId: z.uuid('invalid'),
-    reference: z.string().trim().max(64, 'too_long').refine((v) => v === '' || /^[\p{L}\p{N}][\p{L}\p{N} ._/#:-]*$/u.test(v), 'invalid_reference').optional(),
+    reference: callReferenceSchema.optional(),
     validHours: z.number().int('invalid').min(1, 'invalid').max(720, 'invalid').optional(),
     scheduledAt: z.iso.datetime({ offset: true, message: 'invalid_date' }).optional(),
   })

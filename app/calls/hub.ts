@@ -3,24 +3,22 @@ import type { Server as HttpServer } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { Server, type Socket } from 'socket.io';
-import type { ZodType } from 'zod';
 import type { Room, RoomRegistry } from '../../media';
 import { SYSTEM } from '../audit/actions';
-import { curationHandlers, type CurationRequest } from '../curation/live';
-import type { RecordingRequest } from '../recordings/live';
-import { CurationService } from '../curation/service';
-import { RecordingRefusal, type RecordingLive } from '../recordings/live';
 import type { Logger } from '../logger';
 import type { TrustProxy } from '../ops/addresses';
 import type { TurnIssuer } from '../ops/turn';
+import { listenForRequests, requestTable, type RequestTable } from './dispatch';
 import { callEvents } from './events';
+import { mediaModule } from './media-requests';
+import type { CallModule, EmitToCall } from './module';
 import { originGate } from './origin';
-import { HEARTBEAT_INTERVAL_MS, isRequestType, MAX_PAYLOAD_BYTES, requests, type RequestType, type ServerEvents } from './protocol';
-import { TokenBucket } from './rate-limit';
-import { guarded, INTERNAL_ERROR, loggableName, refusalCode } from './safe-handler';
+import type { ServerEvents } from './protocol';
+import { CallRefusal } from './refusal';
+import { guarded } from './safe-handler';
 import { CallService } from './service';
-import { identify, SignallingRefusal, type SocketIdentity } from './signalling-auth';
-import { mediaHandlers, type MediaHandlers } from './media-requests';
+import { HEARTBEAT_INTERVAL_MS } from './shared';
+import { identify, type SocketIdentity } from './signalling-auth';
 
 export interface HubOptions {
   knex: Knex;
@@ -32,8 +30,8 @@ export interface HubOptions {
   absoluteHours: number;
   /** A connection silent this long (no heartbeat, no request) is dropped; default 3 heartbeat intervals. */
   silenceMs?: number;
-  /** Recording in calls (consent, recorder); without it, recording requests answer `recording_unavailable`. */
-  recordings?: RecordingLive;
+  /** The in-call features besides media (curation, chat, notes, recording: app/call-modules.ts); without them, only media requests. */
+  modules?: readonly CallModule[];
   /** Which proxies' X-Forwarded-For names the client (VCLERK_TRUST_PROXY); without it, the socket's own address. */
   trustProxy?: TrustProxy;
   /** TURN credentials for participants; without it, no TURN servers are offered. */
@@ -48,13 +46,12 @@ interface PeerEntry {
   grace?: NodeJS.Timeout;
 }
 
-type Handler = (who: SocketIdentity, peerId: string, room: Room, payload: never) => Promise<unknown>;
-type Reply = (response: unknown) => void;
-
 /**
  * The signalling server (socket.io at /signal): authenticates each
- * connection, validates every request against the protocol schema (size,
- * types), rate-limits each connection, and drives the call's media room.
+ * connection, keeps one peer per participant in the call's media room, and
+ * hands each request to the call module that serves it (dispatch.ts checks
+ * size, schema, rate and the module's declared roles first). It knows no
+ * feature: media is its built-in module, the others are handed to it.
  * A participant can only touch its own transports, producers and
  * consumers. Lost connections get a grace period to come back before their
  * media is closed; silent ones (no heartbeat) are disconnected; a customer
@@ -74,16 +71,25 @@ export class CallHub {
     this.removeCustomers(callId, 'link_revoked').catch((err) => this.options.logger.error({ err, callId }, 'could not remove the customer of a revoked link'));
   };
 
+  /** Media (built in) and the modules handed over; every request's server in `table`. */
+  private readonly modules: readonly CallModule[];
+  private readonly table: RequestTable;
+  private readonly emit: EmitToCall = (callId, event, data, exceptPeerId) => this.emitToCall(callId, event, data, exceptPeerId);
+
   constructor(private readonly options: HubOptions) {
     this.calls = new CallService(options.knex);
-    this.curation = curationHandlers(new CurationService(options.knex), (callId, event, data) => this.emitToCall(callId, event, data));
-    options.recordings?.attach((callId, event, data) => this.emitToCall(callId, event, data));
-    this.handlers = mediaHandlers({
+    const media = mediaModule({
       calls: this.calls,
-      logger: this.options.logger,
-      recordings: this.options.recordings,
-      turn: this.options.turn,
-      emitToCall: (callId, event, data, exceptPeerId) => this.emitToCall(callId, event, data, exceptPeerId),
+      logger: options.logger,
+      turn: options.turn,
+      beforeJoin: async (who) => {
+        for (const module of this.modules) await module.beforeJoin?.(who);
+      },
+      afterJoin: (who, room) => {
+        for (const module of this.modules) {
+          module.afterJoin?.(who, room).catch((err) => options.logger.error({ err, callId: who.callId, module: module.name }, 'a call module failed after a join'));
+        }
+      },
       leave: async (who, room) => {
         const key = `${who.callId}:${who.identity}`;
         const entry = this.peers.get(key);
@@ -92,6 +98,9 @@ export class CallHub {
         setImmediate(() => entry?.socket.disconnect(true));
       },
     });
+    this.modules = [media, ...(options.modules ?? [])];
+    this.table = requestTable(this.modules);
+    for (const module of this.modules) module.start?.(this.emit);
   }
 
   get rooms(): RoomRegistry {
@@ -117,8 +126,8 @@ export class CallHub {
           next();
         })
         .catch((err) => {
-          if (!(err instanceof SignallingRefusal)) this.options.logger.error({ err }, 'signalling authentication failed');
-          next(new Error(err instanceof SignallingRefusal ? err.code : 'internal_error'));
+          if (!(err instanceof CallRefusal)) this.options.logger.error({ err }, 'signalling authentication failed');
+          next(new Error(err instanceof CallRefusal ? err.code : 'internal_error'));
         });
     });
     io.on(
@@ -178,50 +187,7 @@ export class CallHub {
       socket.disconnect(true);
     });
 
-    const bucket = new TokenBucket(20, 60);
-    let refusedInARow = 0;
-    const refuse = (reply: Reply, code: string, message = code) => reply({ ok: false, error: { code, message } });
-    // socket.io names an event by a string or a number, and calls this on a later tick: whatever it throws is caught by `guarded`.
-    socket.onAny(guarded(log, (event: unknown) => `request ${loggableName(event)}`, (event: unknown, ...args: unknown[]) => {
-      socket.data.lastSeen = Date.now();
-      const ack = args[args.length - 1];
-      if (typeof ack !== 'function') return; // requests without an ack are ignored
-      const reply = ack as Reply;
-      if (!bucket.take()) {
-        refuse(reply, 'rate_limited', 'too many requests');
-        if (++refusedInARow > 200) socket.disconnect(true);
-        return;
-      }
-      refusedInARow = 0;
-      if (!isRequestType(event)) return refuse(reply, 'invalid_message', `unknown request ${loggableName(event)}`);
-      if (socket.data.left) return refuse(reply, 'call_ended');
-      const payload = args.length > 1 ? args[0] : undefined;
-      let size = 0;
-      try {
-        size = Buffer.byteLength(JSON.stringify(payload ?? null));
-      } catch {
-        size = Infinity;
-      }
-      if (size > MAX_PAYLOAD_BYTES) {
-        reply({ ok: false, error: { code: 'too_large', message: `payload over ${MAX_PAYLOAD_BYTES} bytes` } });
-        return;
-      }
-      const parsed = (requests[event] as ZodType).safeParse(payload);
-      if (!parsed.success) {
-        return refuse(reply, 'invalid_message', parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.code}`).join('; ').slice(0, 300));
-      }
-      const handler = this.handlerFor(event);
-      if (!handler) return refuse(reply, 'invalid_message', `unknown request ${loggableName(event)}`);
-      return setup
-        .then((room) => handler(who, peerId, room, parsed.data as never))
-        .then((data) => reply({ ok: true, data: data ?? {} }))
-        .catch((err) => {
-          const code = refusalCode(err);
-          if (code) return refuse(reply, code);
-          log.error({ err, event }, 'signalling request failed');
-          reply(INTERNAL_ERROR);
-        });
-    }));
+    listenForRequests(socket, { table: this.table, log, who, peerId, setup, emitToCall: this.emit });
 
     socket.on('disconnect', guarded(log, 'disconnect', (reason: string) => {
       members!.delete(socket);
@@ -242,13 +208,6 @@ export class CallHub {
     }));
   }
 
-  /** The handler of a request type: an own property of the hub's, the recording or the curation table, never an inherited one. */
-  private handlerFor(event: RequestType): Handler | undefined {
-    if (event.startsWith('recording.')) return this.recordingHandler(event as RecordingRequest) as Handler;
-    if (event.includes('.')) return Object.hasOwn(this.curation, event) ? (this.curationHandler(event as CurationRequest) as Handler) : undefined;
-    return Object.hasOwn(this.handlers, event) ? (this.handlers[event as keyof typeof this.handlers] as Handler) : undefined;
-  }
-
   private async removeParticipant(who: SocketIdentity, key: string, room: Room, reason: string): Promise<void> {
     const entry = this.peers.get(key);
     if (!entry) return;
@@ -258,29 +217,11 @@ export class CallHub {
     this.emitToCall(who.callId, 'peerLeft', { peerId: entry.peerId }, entry.peerId);
     await this.calls.left(who.callId, who.participant, reason, who).catch((err) => this.options.logger.error({ err }, 'could not record leaving'));
     if (room.isEmpty) {
-      await this.options.recordings?.callEnded(who.callId).catch((err) => this.options.logger.error({ err }, 'could not stop the recording'));
+      await this.callEnded(who.callId);
       room.close();
       const call = await this.calls.byId(who.callId);
       if (call?.status === 'active') await this.calls.end(who.callId, 'all_left', SYSTEM);
     }
-  }
-
-  /** Curation and chat: their own module; the hub only relays. */
-  private readonly curation: ReturnType<typeof curationHandlers>;
-
-  private readonly handlers: MediaHandlers;
-
-  private recordingHandler(event: RecordingRequest) {
-    const recordings = this.options.recordings;
-    return async (who: SocketIdentity, _peerId: string, room: Room, payload: never) => {
-      if (!recordings || !Object.hasOwn(recordings.handlers, event)) throw new RecordingRefusal('recording_unavailable');
-      return (recordings.handlers[event] as (who: SocketIdentity, room: Room, payload: never) => Promise<unknown>)(who, room, payload);
-    };
-  }
-
-  private curationHandler(event: CurationRequest) {
-    const handle = this.curation[event] as (who: SocketIdentity, payload: never) => Promise<unknown>;
-    return (who: SocketIdentity, _peerId: string, _room: Room, payload: never) => handle(who, payload);
   }
 
   /** Forwards room events to the call's other participants. */
@@ -360,7 +301,7 @@ export class CallHub {
 
   /** Ends a call for everyone in it: they are told, disconnected, and the media room closes. */
   async endCall(callId: string, reason: string): Promise<void> {
-    await this.options.recordings?.callEnded(callId).catch((err) => this.options.logger.error({ err, callId }, 'could not stop the recording'));
+    await this.callEnded(callId);
     for (const socket of [...(this.sockets.get(callId) ?? [])]) {
       socket.data.left = true;
       socket.emit('callEnded', { reason });
@@ -376,6 +317,13 @@ export class CallHub {
     await this.options.rooms.close(callId);
   }
 
+  /** The call's media room closes: each module hears of it (a recording stops). */
+  private async callEnded(callId: string): Promise<void> {
+    for (const module of this.modules) {
+      await module.callEnded?.(callId).catch((err) => this.options.logger.error({ err, callId, module: module.name }, 'a call module failed at the end of a call'));
+    }
+  }
+
   /** Live media objects of a call (tests, status page). */
   async describeCall(callId: string): Promise<ReturnType<Room['describe']> | undefined> {
     const room = await this.options.rooms.find(callId);
@@ -389,7 +337,7 @@ export class CallHub {
     // Not io.close(): that would also close the HTTP server, whose drain the shutdown handles.
     this.io?.disconnectSockets(true);
     this.io?.engine.close();
-    await this.options.recordings?.close();
+    for (const module of this.modules) await module.close?.().catch((err) => this.options.logger.error({ err, module: module.name }, 'a call module failed to close'));
     await this.options.rooms.closeAll();
   }
 }

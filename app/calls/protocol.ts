@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import type { ProducerSummary } from '../../media/summary';
+import { MAX_CARDS, MESSAGE_MAX, NOTE_MAX, PRIVATE_NOTES_MAX } from './shared';
+
+export { HEARTBEAT_INTERVAL_MS, MAX_CARDS, MAX_MESSAGES, MAX_PAYLOAD_BYTES, MESSAGE_MAX, NOTE_MAX, PRIVATE_NOTES_MAX } from './shared';
 
 /**
  * The signalling protocol between the browser call client and the
@@ -28,13 +32,6 @@ import { z } from 'zod';
 
 const id = z.string().min(1).max(100);
 
-/** Limits of what participants type (characters). */
-export const NOTE_MAX = 1000;
-export const MESSAGE_MAX = 2000;
-export const PRIVATE_NOTES_MAX = 5000;
-/** Cards per call, chat messages per call. */
-export const MAX_CARDS = 100;
-export const MAX_MESSAGES = 1000;
 const json = z.record(z.string(), z.unknown());
 
 export const requests = {
@@ -61,7 +58,9 @@ export const requests = {
   heartbeat: z.object({}).strict(),
   leave: z.object({}).strict(),
 
-  // Curation, chat and notes (see app/curation). `curation.show`, `.note`,
+  // Each group of requests is served by a call module (app/calls/module.ts;
+  // the list in app/call-modules.ts), which declares the roles that may send them.
+  // Curation, chat and notes (app/curation, app/chat, app/notes). `curation.show`, `.note`,
   // `.reorder`, `.withdraw` and `notes.save` are the clerk's;
   // `curation.favourite` and `.ask` the customer's; a request of the other
   // role is refused with `forbidden`. Text is stored and relayed as typed:
@@ -81,7 +80,7 @@ export const requests = {
   /** The clerk's private notes on the call (the whole text; never shown to the customer). */
   'notes.save': z.object({ text: z.string().max(PRIVATE_NOTES_MAX) }).strict(),
 
-  // Recording (see app/recordings). `recording.start` and `.stop` are the
+  // Recording (app/recordings/module.ts). `recording.start` and `.stop` are the
   // clerk's (policy "on demand"); `recording.consent` is the customer's
   // answer to the notice shown (its version as rendered on the page).
   // Refusals: `forbidden` (policy or role), `consent_required`, `disk_full`,
@@ -94,14 +93,6 @@ export const requests = {
 
 export type RequestType = keyof typeof requests;
 
-/**
- * Whether a request's name (whatever the client sent: socket.io allows
- * numbers too) is one of the protocol's own request types. An own-property
- * check: `__proto__`, `constructor` or `toString` are not requests.
- */
-export function isRequestType(name: unknown): name is RequestType {
-  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(requests, name);
-}
 export type RequestPayload<T extends RequestType> = z.infer<(typeof requests)[T]>;
 
 export interface TransportInfo {
@@ -111,14 +102,8 @@ export interface TransportInfo {
   dtlsParameters: unknown;
 }
 
-export interface ProducerInfo {
-  producerId: string;
-  peerId: string;
-  role: 'clerk' | 'customer';
-  kind: 'audio' | 'video';
-  source: 'microphone' | 'camera' | 'screen';
-  paused: boolean;
-}
+/** A producer of the other participant (media/summary.ts: the media layer's own type). */
+export type ProducerInfo = ProducerSummary;
 
 /** A product shown to the customer, as both sides see it. */
 export interface Card {
@@ -236,8 +221,3 @@ export interface ServerEvents {
   'chat.message': ChatMessage;
   'recording.state': RecordingState;
 }
-
-/** Size limit of one request payload (JSON), in bytes. */
-export const MAX_PAYLOAD_BYTES = 32 * 1024;
-/** Client heartbeat interval; the server closes a peer silent for 3 intervals. */
-export const HEARTBEAT_INTERVAL_MS = 5000;

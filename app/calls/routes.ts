@@ -12,7 +12,9 @@ import { parseBody } from '../http/forms';
 import { formAction } from '../http/form-page';
 import { dashboardForms } from '../dashboard/routes';
 import { secretResponse } from '../http/security';
+import { customerAccess } from './customer-access';
 import { CallService, callLinkSchema } from './service';
+import { TYPED_LIMITS } from './shared';
 import { CatalogService } from '../catalog/service';
 import { organisationRecordingNotice, RecordingPolicyStore } from '../recordings/policy';
 import { renderClerkSummary, renderCustomerSummary } from '../curation/summary-routes';
@@ -64,6 +66,7 @@ export function clerkCallPage(deps: CallDeps): RequestHandler {
       call: { id: call.id, status: call.status, linkBase: `${publicBase(req, deps.config)}/join/` },
       categories: await new CatalogService(deps.knex, caller).categories(),
       recording: await recordingForPage(deps.knex, call.organisationId, req.lang),
+      limits: TYPED_LIMITS,
     });
   };
 }
@@ -85,19 +88,19 @@ export function endCall(deps: CallDeps): RequestHandler {
  */
 export function customerCallPage(deps: CallDeps): RequestHandler {
   return async (req, res) => {
-    const calls = new CallService(deps.knex);
-    const found = await calls.byGuestToken(req.params.token);
-    if ('error' in found && found.error === 'call_ended') {
-      const ended = await calls.summaryByGuestToken(req.params.token, deps.config.summaryDays);
-      if ('call' in ended) return renderCustomerSummary(deps, req, res, ended.call, String(req.params.token));
+    const access = await customerAccess(new CallService(deps.knex), req.params.token, deps.config.summaryDays);
+    if (access.outcome === 'summary') return renderCustomerSummary(deps, req, res, access.call, String(req.params.token));
+    if (access.outcome !== 'open') {
+      // An ended call (revoked or not) answers 410, a link that opens nothing else 404.
+      const gone = access.outcome === 'ended' || (access.outcome === 'revoked' && access.ended);
+      return res.status(gone ? 410 : 404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
     }
-    if ('error' in found) {
-      return res.status(found.error === 'call_ended' ? 410 : 404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
-    }
+    const found = access;
     const organisation = await new OrganisationStore(deps.knex).byId(found.call.organisationId);
     secretResponse(res);
     res.render('calls/customer', {
       recording: await recordingForPage(deps.knex, found.call.organisationId, req.lang),
+      limits: TYPED_LIMITS,
       title: req.t('calls.customer_title'),
       token: req.params.token,
       organisationName: organisation?.name ?? '',

@@ -1,16 +1,5 @@
-import { MediaError } from '../../media';
-import { CurationError } from '../curation/service';
-import { RecordingRefusal } from '../recordings/live';
 import type { Logger } from '../logger';
-
-/** The answer to a request that failed unexpectedly: details go only to the log. */
-export const INTERNAL_ERROR = { ok: false, error: { code: 'internal_error', message: 'internal error' } } as const;
-
-/** The stable code of an expected refusal (media, curation, recording), or undefined for anything else. */
-export function refusalCode(err: unknown): string | undefined {
-  if (err instanceof MediaError || err instanceof CurationError || err instanceof RecordingRefusal) return err.code;
-  return undefined;
-}
+import { INTERNAL_ERROR } from './refusal';
 
 /** A request's name as it may appear in a log line (socket.io allows numbers; strings may be long). */
 export function loggableName(name: unknown): string {

@@ -6,7 +6,9 @@ import { actorOf, type Caller } from '../auth/caller';
 import { refuseForeign } from '../auth/scoped-service';
 import { randomToken, sha256 } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { customerAccess, joinAccess } from './customer-access';
 import { callEvents } from './events';
+import { CALL_REFERENCE_MAX, CALL_REFERENCE_PATTERN } from './shared';
 
 export type CallStatus = 'waiting' | 'active' | 'ended';
 
@@ -25,15 +27,17 @@ export interface Call {
   linkRevokedAt: Date | null;
 }
 
+/** A call's case number as a form or the API gives it (the pattern in shared.ts). */
+export const callReferenceSchema = z
+  .string()
+  .trim()
+  .max(CALL_REFERENCE_MAX, 'too_long')
+  .refine((v) => v === '' || CALL_REFERENCE_PATTERN.test(v), 'invalid_reference');
+
 /** A call link as the clerk sets it up: how long it is valid, a case number, a time. */
 export const callLinkSchema = z.object({
   valid_hours: z.coerce.number().int('invalid').min(1, 'invalid').max(720, 'invalid').optional(),
-  reference: z
-    .string()
-    .trim()
-    .max(64, 'too_long')
-    .refine((v) => v === '' || /^[\p{L}\p{N}][\p{L}\p{N} ._/#:-]*$/u.test(v), 'invalid_reference')
-    .optional(),
+  reference: callReferenceSchema.optional(),
   scheduled_at: z
     .string()
     .trim()
@@ -221,32 +225,16 @@ export class CallService {
     throw new NotFoundError();
   }
 
-  /** The open call a customer link token belongs to, or why not. */
-  async byGuestToken(token: unknown): Promise<{ call: Call } | { error: 'token_invalid' | 'call_ended' }> {
-    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return { error: 'token_invalid' };
+  /** The call a customer link token belongs to, whatever its state (customer-access.ts decides what it opens). */
+  async byCustomerToken(token: unknown): Promise<Call | undefined> {
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
     const row = await this.knex('calls').where({ guest_token_hash: sha256(token) }).first(COLUMNS);
-    if (!row) return { error: 'token_invalid' };
-    const call = toCall(row);
-    if (call.status === 'ended') return { error: 'call_ended' };
-    if (call.linkRevokedAt || !call.guestTokenExpiresAt || call.guestTokenExpiresAt <= new Date()) return { error: 'token_invalid' };
-    return { call };
+    return row ? toCall(row) : undefined;
   }
 
-  /**
-   * The ended call a customer link token belongs to, while the customer may
-   * still open its summary: the link was not revoked and the call ended less
-   * than `summaryDays` days ago (0 days: never). The link's own expiry is
-   * for joining the call and does not matter here.
-   */
-  async summaryByGuestToken(token: unknown, summaryDays: number): Promise<{ call: Call } | { error: 'token_invalid' | 'call_open' | 'summary_expired' }> {
-    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return { error: 'token_invalid' };
-    const row = await this.knex('calls').where({ guest_token_hash: sha256(token) }).first(COLUMNS);
-    if (!row) return { error: 'token_invalid' };
-    const call = toCall(row);
-    if (call.linkRevokedAt) return { error: 'token_invalid' };
-    if (call.status !== 'ended' || !call.endedAt) return { error: 'call_open' };
-    if (summaryDays <= 0 || call.endedAt.getTime() + summaryDays * 86_400_000 <= Date.now()) return { error: 'summary_expired' };
-    return { call };
+  /** The open call a customer link token joins, or why not (the signalling's answer). */
+  async byGuestToken(token: unknown): Promise<{ call: Call } | { error: 'token_invalid' | 'call_ended' }> {
+    return joinAccess(await customerAccess(this, token, 0));
   }
 
   async byId(id: string): Promise<Call | undefined> {

@@ -8,6 +8,7 @@ import { resolveSessionUser } from '../auth/current-user';
 import { auditForeignProbe, proberOf } from '../auth/scoped-service';
 import { limiterFor } from '../http/limiter';
 import { clientAddress, type TrustProxy } from '../ops/addresses';
+import { CallRefusal } from './refusal';
 import type { CallService, Participant } from './service';
 
 /** What the signalling server knows about a connected socket. */
@@ -19,12 +20,6 @@ export interface SocketIdentity {
   identity: string;
   ip: string | null;
   userAgent: string | null;
-}
-
-export class SignallingRefusal extends Error {
-  constructor(readonly code: 'unauthenticated' | 'token_invalid' | 'call_not_found' | 'call_ended' | 'forbidden' | 'rate_limited') {
-    super(code);
-  }
 }
 
 const auth = z.union([z.object({ token: z.string().max(200) }).strict(), z.object({ callId: z.uuid() }).strict()]);
@@ -50,7 +45,7 @@ function customerLabel(callId: string): string {
  */
 export async function identify(socket: Socket, deps: { knex: Knex; calls: CallService; absoluteHours: number; trustProxy?: TrustProxy }): Promise<SocketIdentity> {
   const parsed = auth.safeParse(socket.handshake.auth ?? {});
-  if (!parsed.success) throw new SignallingRefusal('unauthenticated');
+  if (!parsed.success) throw new CallRefusal('unauthenticated');
   const ip = clientIp(socket, deps.trustProxy);
   const userAgent = socket.handshake.headers['user-agent'] ?? null;
 
@@ -59,12 +54,12 @@ export async function identify(socket: Socket, deps: { knex: Knex; calls: CallSe
     const slot = limiterFor(deps.knex).take('signalling', ip);
     if (!slot.ok) {
       void refusalsFor(deps.knex).note({ organisationId: null, actor: { type: 'guest' }, action: 'security.rate_limited', ip, userAgent, details: { kind: 'signalling', reason: 'signalling' } }, { aggregateOnly: true });
-      throw new SignallingRefusal('rate_limited');
+      throw new CallRefusal('rate_limited');
     }
     const found = await deps.calls.byGuestToken(parsed.data.token);
     if ('error' in found) {
       await refusalsFor(deps.knex).note({ organisationId: null, actor: { type: 'guest' }, action: 'security.signalling_refused', ip, userAgent, details: { reason: found.error } });
-      throw new SignallingRefusal(found.error);
+      throw new CallRefusal(found.error);
     }
     slot.refund();
     const { call } = found;
@@ -73,14 +68,14 @@ export async function identify(socket: Socket, deps: { knex: Knex; calls: CallSe
 
   const session = (socket.request as IncomingMessage & { session?: Partial<SessionData> }).session;
   const user = await resolveSessionUser(deps.knex, session, deps.absoluteHours);
-  if (!user) throw new SignallingRefusal('unauthenticated');
+  if (!user) throw new CallRefusal('unauthenticated');
   const call = await deps.calls.byId(parsed.data.callId);
   if (call && call.organisationId !== user.organisationId) {
     // Another organisation's call: audited in both organisations (auth/scoped-service.ts).
     await auditForeignProbe(deps.knex, proberOf({ user, ip, userAgent }), 'calls', 'call', call.id);
   }
-  if (!call || call.organisationId !== user.organisationId || call.clerkId !== user.id) throw new SignallingRefusal('call_not_found');
-  if (call.status === 'ended') throw new SignallingRefusal('call_ended');
+  if (!call || call.organisationId !== user.organisationId || call.clerkId !== user.id) throw new CallRefusal('call_not_found');
+  if (call.status === 'ended') throw new CallRefusal('call_ended');
   return {
     callId: call.id,
     organisationId: call.organisationId,

@@ -1,20 +1,18 @@
 import type { Knex } from 'knex';
 import { MAX_CARDS, MAX_MESSAGES, type Card, type ChatMessage } from '../calls/protocol';
+import { CallRefusal } from '../calls/refusal';
 import { auditForeignProbe, type Prober } from '../auth/scoped-service';
 import { firstImageIds } from '../catalog/images';
-
-/** A refused curation request, with a stable code the signalling layer passes on. */
-export class CurationError extends Error {
-  constructor(readonly code: 'not_found' | 'forbidden' | 'invalid_message' | 'limit_reached' | 'call_ended') {
-    super(code);
-    this.name = 'CurationError';
-  }
-}
 
 /** The call a request is about; the signalling layer has already checked that the participant belongs to it. */
 export interface CallRef {
   callId: string;
   organisationId: string;
+}
+
+/** The call of a participant (a signalling identity): only its id and organisation. */
+export function callRef(who: CallRef): CallRef {
+  return { callId: who.callId, organisationId: who.organisationId };
 }
 
 /** Who wrote a chat message. */
@@ -117,14 +115,14 @@ export class CurationService {
     return this.knex.transaction(async (trx) => {
       await this.lockOpenCall(trx, ref);
       const product = await trx('products').where({ id: productId, organisation_id: ref.organisationId, active: true }).first('id', 'sku', 'name', 'price_cents', 'currency', 'product_url');
-      if (!product) throw new CurationError('not_found');
+      if (!product) throw new CallRefusal('not_found');
       const existing = await trx('call_items').where({ call_id: ref.callId, product_id: productId }).first('id', 'withdrawn_at', 'note');
       if (existing && !existing.withdrawn_at) {
         if (note !== undefined) await trx('call_items').where({ id: existing.id }).update({ note: cleanText(note), updated_at: trx.fn.now() });
         return liveCard((await this.card(trx, existing.id as string))!);
       }
       const shown = await trx('call_items').where({ call_id: ref.callId }).whereNull('withdrawn_at').count<{ count: string }[]>({ count: '*' });
-      if (Number(shown[0]!.count) >= MAX_CARDS) throw new CurationError('limit_reached');
+      if (Number(shown[0]!.count) >= MAX_CARDS) throw new CallRefusal('limit_reached');
       const images = await firstImageIds(trx, ref.organisationId, [productId]);
       const values = {
         sku: product.sku,
@@ -160,7 +158,7 @@ export class CurationService {
     await this.knex.transaction(async (trx) => {
       await this.lockOpenCall(trx, ref);
       const updated = await trx('call_items').where({ id: itemId, call_id: ref.callId }).whereNull('withdrawn_at').update({ withdrawn_at: trx.fn.now(), updated_at: trx.fn.now() });
-      if (updated === 0) throw new CurationError('not_found');
+      if (updated === 0) throw new CallRefusal('not_found');
       await this.renumber(trx, ref.callId);
     });
   }
@@ -171,7 +169,7 @@ export class CurationService {
       await this.lockOpenCall(trx, ref);
       const shown = (await trx('call_items').where({ call_id: ref.callId }).whereNull('withdrawn_at').pluck('id')) as string[];
       const wanted = new Set(itemIds);
-      if (wanted.size !== itemIds.length || wanted.size !== shown.length || !shown.every((id) => wanted.has(id))) throw new CurationError('invalid_message');
+      if (wanted.size !== itemIds.length || wanted.size !== shown.length || !shown.every((id) => wanted.has(id))) throw new CallRefusal('invalid_message');
       for (const [position, id] of itemIds.entries()) await trx('call_items').where({ id }).update({ position, updated_at: trx.fn.now() });
     });
   }
@@ -185,14 +183,14 @@ export class CurationService {
     return this.knex.transaction(async (trx) => {
       await this.lockOpenCall(trx, ref);
       const updated = await trx('call_items').where({ id: itemId, call_id: ref.callId }).whereNull('withdrawn_at').update({ asked_at: trx.fn.now(), updated_at: trx.fn.now() });
-      if (updated === 0) throw new CurationError('not_found');
+      if (updated === 0) throw new CallRefusal('not_found');
       return this.insertMessage(trx, ref, { role: 'customer' }, 'question', cleanText(text), itemId);
     });
   }
 
   async send(ref: CallRef, sender: Sender, text: string): Promise<ChatMessage> {
     const body = cleanText(text);
-    if (body === '') throw new CurationError('invalid_message');
+    if (body === '') throw new CallRefusal('invalid_message');
     return this.knex.transaction(async (trx) => {
       await this.lockOpenCall(trx, ref);
       return this.insertMessage(trx, ref, sender, 'text', body, null);
@@ -214,7 +212,7 @@ export class CurationService {
 
   private async insertMessage(trx: Knex.Transaction, ref: CallRef, sender: Sender, kind: 'text' | 'question', body: string, itemId: string | null): Promise<ChatMessage> {
     const [counted] = await trx('call_messages').where({ call_id: ref.callId }).count<{ count: string }[]>({ count: '*' });
-    if (Number(counted!.count) >= MAX_MESSAGES) throw new CurationError('limit_reached');
+    if (Number(counted!.count) >= MAX_MESSAGES) throw new CallRefusal('limit_reached');
     const [row] = await trx('call_messages')
       .insert({ organisation_id: ref.organisationId, call_id: ref.callId, sender: sender.role, user_id: sender.role === 'clerk' ? sender.userId : null, kind, item_id: itemId, body })
       .returning(['id', 'sender', 'kind', 'item_id', 'body', 'created_at']);
@@ -226,7 +224,7 @@ export class CurationService {
     await this.knex.transaction(async (trx) => {
       await this.lockOpenCall(trx, ref);
       const updated = await trx('call_items').where({ id: itemId, call_id: ref.callId }).whereNull('withdrawn_at').update({ ...change, updated_at: trx.fn.now() });
-      if (updated === 0) throw new CurationError('not_found');
+      if (updated === 0) throw new CallRefusal('not_found');
     });
   }
 
@@ -248,7 +246,7 @@ export class CurationService {
   /** Serialises changes to one call's cards and refuses them once the call has ended. */
   private async lockOpenCall(trx: Knex.Transaction, ref: CallRef): Promise<void> {
     const call = await trx('calls').where({ id: ref.callId, organisation_id: ref.organisationId }).forUpdate().first('status');
-    if (!call) throw new CurationError('not_found');
-    if (call.status === 'ended') throw new CurationError('call_ended');
+    if (!call) throw new CallRefusal('not_found');
+    if (call.status === 'ended') throw new CallRefusal('call_ended');
   }
 }

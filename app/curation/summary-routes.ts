@@ -3,7 +3,9 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../../config';
 import { callerOf } from '../auth/caller';
+import { customerAccess } from '../calls/customer-access';
 import { CallService, type Call } from '../calls/service';
+import { PRIVATE_NOTES_MAX, TYPED_LIMITS } from '../calls/shared';
 import { imageUrl } from '../catalog/routes';
 import { isUuid, readProductImage, sendProductImage } from '../catalog/images';
 import { NotFoundError } from '../errors';
@@ -23,7 +25,7 @@ export interface SummaryDeps {
 
 /** The clerk's private notes as the summary page submits them. */
 export const notesSchema = z.object({
-  notes: z.string().max(5000, 'too_long').default(''),
+  notes: z.string().max(PRIVATE_NOTES_MAX, 'too_long').default(''),
 });
 
 const END_REASONS = ['ended_by_clerk', 'all_left', 'expired'];
@@ -36,15 +38,12 @@ function linkInvalid(req: Request, res: Response, status: 404 | 410): void {
   res.status(status).set('Cache-Control', 'no-store').render('auth/link-invalid', { title: req.t('links.invalid_title') });
 }
 
-/** The call a customer token opens: the open call, or the ended one while its summary may be seen. */
-async function customerAccess(deps: SummaryDeps, token: unknown): Promise<{ call: Call; ended: boolean } | { status: 404 | 410 }> {
-  const calls = new CallService(deps.knex);
-  const open = await calls.byGuestToken(token);
-  if ('call' in open) return { call: open.call, ended: false };
-  if (open.error !== 'call_ended') return { status: 404 };
-  const ended = await calls.summaryByGuestToken(token, deps.config.summaryDays);
-  if ('call' in ended) return { call: ended.call, ended: true };
-  return { status: ended.error === 'token_invalid' ? 404 : 410 };
+/** The call a customer token opens here (calls/customer-access.ts): the open call, or the ended one while its summary may be seen; else 404, or 410 for an ended call whose summary is over. */
+async function customerCall(deps: SummaryDeps, token: unknown): Promise<{ call: Call; ended: boolean } | { status: 404 | 410 }> {
+  const access = await customerAccess(new CallService(deps.knex), token, deps.config.summaryDays);
+  if (access.outcome === 'open') return { call: access.call, ended: false };
+  if (access.outcome === 'summary') return { call: access.call, ended: true };
+  return { status: access.outcome === 'ended' ? 410 : 404 };
 }
 
 function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
@@ -53,7 +52,7 @@ function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
 
 /**
  * GET /join/:token for an ended call whose summary the customer may still
- * see (CallService.summaryByGuestToken): what the clerk showed them, with
+ * see (calls/customer-access.ts): what the clerk showed them, with
  * the clerk's notes and their favourites; printable, and as a PDF.
  */
 export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res: Response, call: Call, token: string): Promise<void> {
@@ -75,7 +74,7 @@ export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res
 /** GET /join/:token/summary.pdf: the customer's summary as a PDF download (ended calls within the summary window). */
 export function customerSummaryPdf(deps: SummaryDeps): RequestHandler {
   return async (req, res) => {
-    const access = await customerAccess(deps, req.params.token);
+    const access = await customerCall(deps, req.params.token);
     if ('status' in access) return linkInvalid(req, res, access.status);
     if (!access.ended) throw new NotFoundError();
     const { call } = access;
@@ -112,7 +111,7 @@ export function customerSummaryPdf(deps: SummaryDeps): RequestHandler {
  */
 export function customerCardImage(deps: SummaryDeps): RequestHandler {
   return async (req, res) => {
-    const access = await customerAccess(deps, req.params.token);
+    const access = await customerCall(deps, req.params.token);
     const imageId = String(req.params.imageId);
     if ('status' in access || !isUuid(imageId)) throw new NotFoundError();
     if (!(await isShownImage(deps.knex, access.call.id, imageId))) throw new NotFoundError();
@@ -131,6 +130,7 @@ async function clerkSummaryData(deps: SummaryDeps, req: Request, call: Call): Pr
   const summary = await clerkSummary(deps.knex, call, req.lang);
   return {
     title: req.t('curation.clerk_title'),
+    limits: TYPED_LIMITS,
     call: {
       id: call.id,
       reference: call.reference,

@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import { CallRecorder, type PortAllocator, type RecordingTrack, type Room } from '../../media';
 import { SYSTEM, type Actor } from '../audit/actions';
 import type { RecordingState, ServerEvents } from '../calls/protocol';
+import { CallRefusal } from '../calls/refusal';
 import type { SocketIdentity } from '../calls/signalling-auth';
 import type { JobQueue } from '../jobs/queue';
 import type { Logger } from '../logger';
@@ -13,17 +14,8 @@ import { assertDiskSpace, DiskFullError, recordingDir } from './storage';
 
 export const FINALISE_QUEUE = 'recording.finalise';
 
-export type RecordingRequest = 'recording.status' | 'recording.start' | 'recording.stop' | 'recording.consent';
 /** How often a running recording checks the free disk space. */
 const DISK_CHECK_MS = 5000;
-
-/** A refused recording request, with a stable code the signalling layer passes on. */
-export class RecordingRefusal extends Error {
-  constructor(readonly code: 'forbidden' | 'consent_required' | 'disk_full' | 'recording_unavailable' | 'invalid_message') {
-    super(code);
-    this.name = 'RecordingRefusal';
-  }
-}
 
 export interface RecordingLiveDeps {
   knex: Knex;
@@ -83,7 +75,7 @@ export class RecordingLive {
     this.policies = new RecordingPolicyStore(deps.knex);
   }
 
-  /** The hub tells how to reach a call's participants. */
+  /** The hub tells how to reach a call's participants (recordings/module.ts). */
   attach(broadcast: Broadcast): void {
     this.broadcast = broadcast;
   }
@@ -123,53 +115,52 @@ export class RecordingLive {
     return state;
   }
 
-  readonly handlers = {
-    'recording.status': async (who: SocketIdentity) => this.state(who.callId),
+  /** Where recording stands in the participant's call (`recording.status`). */
+  async status(who: SocketIdentity): Promise<RecordingState> {
+    return this.state(who.callId);
+  }
 
-    /** The clerk asks to record (on demand): the customer is asked for consent first. */
-    'recording.start': async (who: SocketIdentity, _room: Room) => {
-      if (who.participant.role !== 'clerk') throw new RecordingRefusal('forbidden');
-      const policy = await this.policies.get(who.organisationId);
-      if (policy.mode !== 'on_demand') throw new RecordingRefusal('forbidden');
-      const state = this.call(who.callId);
-      if (state.active && !state.active.stopping) return this.state(who.callId, policy);
-      await this.checkDisk();
-      state.requested = true;
-      state.reason = null;
-      return this.announce(who.callId);
-    },
+  /** The clerk asks to record (on demand): the customer is asked for consent first. */
+  async requestStart(who: SocketIdentity): Promise<RecordingState> {
+    const policy = await this.policies.get(who.organisationId);
+    if (policy.mode !== 'on_demand') throw new CallRefusal('forbidden');
+    const state = this.call(who.callId);
+    if (state.active && !state.active.stopping) return this.state(who.callId, policy);
+    await this.checkDisk();
+    state.requested = true;
+    state.reason = null;
+    return this.announce(who.callId);
+  }
 
-    'recording.stop': async (who: SocketIdentity) => {
-      if (who.participant.role !== 'clerk') throw new RecordingRefusal('forbidden');
-      const state = this.call(who.callId);
+  /** The clerk stops the recording (or withdraws the request). */
+  async requestStop(who: SocketIdentity): Promise<RecordingState> {
+    const state = this.call(who.callId);
+    state.requested = false;
+    await this.stop(who.callId, 'stopped', false, actorFor(who), meta(who));
+    return this.announce(who.callId);
+  }
+
+  /** The customer's answer: granted starts a requested recording, withdrawn stops a running one. */
+  async consent(who: SocketIdentity, room: Room, payload: { answer: 'granted' | 'declined' | 'withdrawn'; noticeVersion: string; language: 'en' | 'de' }): Promise<RecordingState> {
+    const notice = await organisationRecordingNotice(this.deps.knex, who.organisationId, payload.language);
+    // The version names the text the customer saw; an outdated page must be reloaded.
+    if (notice.version !== payload.noticeVersion) throw new CallRefusal('invalid_message');
+    const policy = await this.policies.get(who.organisationId);
+    if (policy.mode === 'off') throw new CallRefusal('forbidden');
+    const state = this.call(who.callId);
+    const active = state.active && !state.active.stopping ? state.active : null;
+    const call = { id: who.callId, organisationId: who.organisationId };
+    await this.store.consent(call, { recordingId: active?.recordingId ?? null, role: 'customer', userId: null, answer: payload.answer, notice }, actorFor(who), meta(who));
+    if (payload.answer === 'granted') {
+      if (policy.mode === 'on_demand' && state.requested) await this.start(who.callId, who.organisationId, room);
+      else if (policy.mode === 'always') await this.startWhenBothThere(who.callId, who.organisationId, room);
+    } else {
       state.requested = false;
-      await this.stop(who.callId, 'stopped', false, actorFor(who), meta(who));
-      return this.announce(who.callId);
-    },
-
-    /** The customer's answer: granted starts a requested recording, withdrawn stops a running one. */
-    'recording.consent': async (who: SocketIdentity, room: Room, payload: { answer: 'granted' | 'declined' | 'withdrawn'; noticeVersion: string; language: 'en' | 'de' }) => {
-      if (who.participant.role !== 'customer') throw new RecordingRefusal('forbidden');
-      const notice = await organisationRecordingNotice(this.deps.knex, who.organisationId, payload.language);
-      // The version names the text the customer saw; an outdated page must be reloaded.
-      if (notice.version !== payload.noticeVersion) throw new RecordingRefusal('invalid_message');
-      const policy = await this.policies.get(who.organisationId);
-      if (policy.mode === 'off') throw new RecordingRefusal('forbidden');
-      const state = this.call(who.callId);
-      const active = state.active && !state.active.stopping ? state.active : null;
-      const call = { id: who.callId, organisationId: who.organisationId };
-      await this.store.consent(call, { recordingId: active?.recordingId ?? null, role: 'customer', userId: null, answer: payload.answer, notice }, actorFor(who), meta(who));
-      if (payload.answer === 'granted') {
-        if (policy.mode === 'on_demand' && state.requested) await this.start(who.callId, who.organisationId, room, null);
-        else if (policy.mode === 'always') await this.startWhenBothThere(who.callId, who.organisationId, room);
-      } else {
-        state.requested = false;
-        state.reason = payload.answer;
-        if (active) await this.stop(who.callId, payload.answer === 'withdrawn' ? 'consent_withdrawn' : 'declined', false, actorFor(who), meta(who));
-      }
-      return this.announce(who.callId);
-    },
-  };
+      state.reason = payload.answer;
+      if (active) await this.stop(who.callId, payload.answer === 'withdrawn' ? 'consent_withdrawn' : 'declined', false, actorFor(who), meta(who));
+    }
+    return this.announce(who.callId);
+  }
 
   /**
    * Before a participant joins the media: under "always" the customer
@@ -182,7 +173,7 @@ export class RecordingLive {
     const answer = await this.store.latestAnswer(who.callId, 'customer');
     if (answer === 'granted') return;
     if ((answer === 'declined' || answer === 'withdrawn') && policy.allowUnrecorded) return;
-    throw new RecordingRefusal('consent_required');
+    throw new CallRefusal('consent_required');
   }
 
   /** After a join: under "always" recording starts once both are there and the customer consented. */
@@ -199,8 +190,8 @@ export class RecordingLive {
     if (state.active && !state.active.stopping) return;
     // A recording stopped by the customer or the recorder is not restarted behind their back.
     if (state.reason === 'withdrawn' || state.reason === 'failed' || state.reason === 'disk_full') return;
-    await this.start(callId, organisationId, room, null).catch((err) => {
-      if (!(err instanceof RecordingRefusal)) throw err;
+    await this.start(callId, organisationId, room).catch((err) => {
+      if (!(err instanceof CallRefusal)) throw err;
       state.reason = err.code === 'disk_full' ? 'disk_full' : 'failed';
     });
   }
@@ -209,12 +200,12 @@ export class RecordingLive {
     try {
       await assertDiskSpace(this.deps.dataDir, this.deps.minFreeMb);
     } catch (err) {
-      if (err instanceof DiskFullError) throw new RecordingRefusal('disk_full');
+      if (err instanceof DiskFullError) throw new CallRefusal('disk_full');
       throw err;
     }
   }
 
-  private async start(callId: string, organisationId: string, room: Room, startedBy: string | null): Promise<void> {
+  private async start(callId: string, organisationId: string, room: Room): Promise<void> {
     await this.serial(callId, async () => {
       const state = this.call(callId);
       if (state.active && !state.active.stopping) return;
@@ -222,7 +213,7 @@ export class RecordingLive {
       await this.checkDisk();
       const call = await this.deps.knex('calls').where({ id: callId }).first('clerk_id', 'status');
       if (!call || call.status === 'ended') return;
-      const recording = await this.store.create({ id: callId, organisationId }, SYSTEM, startedBy ?? call.clerk_id ?? null, { ip: null, userAgent: null });
+      const recording = await this.store.create({ id: callId, organisationId }, SYSTEM, call.clerk_id ?? null, { ip: null, userAgent: null });
       const dir = recordingDir(this.deps.dataDir, organisationId, recording.id);
       const tracksDir = path.join(dir, 'tracks');
       await fs.mkdir(tracksDir, { recursive: true, mode: 0o700 });
@@ -252,7 +243,7 @@ export class RecordingLive {
         this.deps.logger.error({ err, callId }, 'could not start recording');
         state.reason = 'failed';
         await this.stop(callId, 'failed', true);
-        throw new RecordingRefusal('recording_unavailable');
+        throw new CallRefusal('recording_unavailable');
       }
       active.diskTimer = setInterval(() => {
         assertDiskSpace(this.deps.dataDir, this.deps.minFreeMb).catch((err) => {

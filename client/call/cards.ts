@@ -1,4 +1,5 @@
 import type { Card } from '../../app/calls/protocol';
+import { NOTE_MAX } from '../../app/calls/shared';
 import type { Role, Translate } from './page';
 
 /** What a card's buttons ask for; the curation module sends the requests. */
@@ -131,7 +132,7 @@ export class CardList {
       const label = el('label', 'card-note-label', this.t('card_note_label'));
       const noteInput = el('textarea', 'card-note-input');
       noteInput.rows = 2;
-      noteInput.maxLength = 1000;
+      noteInput.maxLength = NOTE_MAX;
       label.append(noteInput);
       const save = button('card-save-note secondary', this.t('card_note_save'));
       const saved = el('small', 'card-note-saved');

@@ -1,15 +1,13 @@
 import { Device } from 'mediasoup-client';
 import type { types } from 'mediasoup-client';
-import type { HEARTBEAT_INTERVAL_MS as ProtocolHeartbeat, IceServer, ProducerInfo } from '../../app/calls/protocol';
+import type { IceServer, ProducerInfo } from '../../app/calls/protocol';
+import { HEARTBEAT_INTERVAL_MS } from '../../app/calls/shared';
 import { LocalMedia } from './local';
 import { RemoteMedia, type ReceiveStats, type RemoteListener, type Source } from './remote';
 import { errorCode, RequestError, type Signalling } from './signalling';
 
 export type { Source } from './remote';
 
-// The protocol module also holds the server's zod schemas, so only its types
-// are imported; the literal type keeps this copy equal to the server's value.
-const HEARTBEAT_INTERVAL_MS: typeof ProtocolHeartbeat = 5000;
 /** How long an ICE restart may take before the session joins again from scratch. */
 export const ICE_RECOVERY_MS = 10_000;
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createApp } from '../../app/app';
+import { callModules } from '../../app/call-modules';
 import { sessionMiddleware } from '../../app/auth/session';
 import { CallHub } from '../../app/calls/hub';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
@@ -45,7 +46,7 @@ export async function startCallServer(
   const rooms = new RoomRegistry(pool, silentLogger);
   const session = sessionMiddleware(db.knex, { secret: TEST_SECRET, idleMinutes: 30 });
   const recordings = options.recordings ? await startRecordings(config, db.knex, silentLogger, { pollingIntervalSeconds: 0.5 }) : undefined;
-  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, recordings: recordings?.live });
+  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex: db.knex, recordings: recordings?.live }) });
   const app = createApp({ config, db: db.knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
   const server = http.createServer(app);
   hub.attach(server);
