@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { AuditService } from '../audit/service';
-import { safeReturnPath } from '../language/routes';
+import { safeReturnPath } from '../http/redirect';
 import { actorOf, requestMeta } from './caller';
 import type { LoginService } from './login-service';
 import { authenticate, type PassportInstance } from './passport';

@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
-import type { AppContext } from '../context';
+import type { Knex } from 'knex';
+import type { OpsProbe } from '../ops/probe';
 import { HealthService } from './service';
 
 /**
@@ -9,7 +10,7 @@ import { HealthService } from './service';
  * check reads it, so an appliance that lost its database for good shows
  * as unhealthy instead of healthy forever.
  */
-export function liveness(ctx: Pick<AppContext, 'ops'>): RequestHandler {
+export function liveness(ctx: { ops?: OpsProbe }): RequestHandler {
   return (_req, res) => {
     const health = ctx.ops?.database?.watchdog?.health();
     res.set('Cache-Control', 'no-store');
@@ -22,7 +23,7 @@ export function liveness(ctx: Pick<AppContext, 'ops'>): RequestHandler {
 }
 
 /** GET /readyz: the database answers now and every migration has run. */
-export function readiness(ctx: AppContext): RequestHandler {
+export function readiness(ctx: { db: Knex }): RequestHandler {
   return async (_req, res) => {
     const result = await new HealthService(ctx.db).readiness();
     res

@@ -2,14 +2,9 @@ import type { RequestHandler } from 'express';
 import { BadRequestError } from '../errors';
 import { isLanguage } from '../i18n';
 import { LANGUAGE_COOKIE } from '../http/i18n';
+import { safeReturnPath } from '../http/redirect';
 
 const ONE_YEAR_MS = 365 * 24 * 3600 * 1000;
-
-/** Only same-site paths: never redirect to another origin ("//host" or "/\\host"). */
-export function safeReturnPath(value: unknown): string {
-  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return '/';
-  return value.length > 2000 ? '/' : value;
-}
 
 /**
  * GET /language?lang=de&return=/path: remembers the visitor's language in a
