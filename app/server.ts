@@ -2,8 +2,6 @@ import { announceSetupLink } from './setup/link';
 import { Boot } from './start/boot';
 import { configure, startBackground, startDatabase, startHttp, startJobs, startMediaWorkers } from './start/phases';
 
-export { EXIT_CONFIG } from './start/boot';
-
 /**
  * The entry point: the start phases in order (app/start/phases.ts). Each
  * registers how its part stops where it starts; SIGTERM and SIGINT stop
