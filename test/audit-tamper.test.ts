@@ -14,6 +14,7 @@ import { JobQueue } from '../app/jobs/queue';
 import { seedOrganisation, seedUser, signIn } from './support/accounts';
 import { buildApp, silentLogger } from './support/context';
 import { useTestDatabase, type TestDatabase } from './support/database';
+import { startTestJobs } from './support/jobs';
 
 /** Whether the test server made the production roles (it needs a superuser; the embedded one always is). */
 function hasRoles(db: TestDatabase): boolean {
@@ -160,7 +161,8 @@ describe('signed checkpoints of the audit chains', function () {
   });
 
   it('the scheduled job verifies every chain, the appliance-wide one included, and anchors each head (signed, in the database and a 0600 file)', async () => {
-    const verification = await startAuditVerification({ knex: app, logger: silentLogger, dataDir, pollingIntervalSeconds: 0.5 });
+    const jobs = await startTestJobs(app);
+    const verification = await startAuditVerification({ jobs, knex: app, logger: silentLogger, dataDir });
     try {
       const schedule = await db.current.knex('pgboss.schedule').where({ name: 'audit.verify' }).first('cron');
       assert.equal(schedule?.cron, '41 * * * *');
@@ -173,7 +175,7 @@ describe('signed checkpoints of the audit chains', function () {
       }
       assert.deepEqual(rows.map((r) => [r.chain, Number(r.seq)]).sort(), [[orgId, 6], ['system', 3]].sort());
     } finally {
-      await verification.stop();
+      await jobs.stop();
     }
     const file = path.join(dataDir, CHECKPOINT_DIR, `${orgId}.ndjson`);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
@@ -225,7 +227,8 @@ describe('signed checkpoints of the audit chains', function () {
   });
 
   it('the scheduled check audits the mismatch in the chain\'s own trail, once per finding a day, and the security page counts it', async () => {
-    const verification = await startAuditVerification({ knex: app, logger: silentLogger, dataDir, pollingIntervalSeconds: 0.5 });
+    const jobs = await startTestJobs(app);
+    const verification = await startAuditVerification({ jobs, knex: app, logger: silentLogger, dataDir });
     const alarms = () => app('audit_events').where({ organisation_id: orgId, action: 'security.audit_chain_broken' }).select('details');
     try {
       assert.ok(await verification.runSoon());
@@ -238,7 +241,7 @@ describe('signed checkpoints of the audit chains', function () {
       assert.equal(rows[0]!.details.checkpoint_reason, 'hash_differs');
       assert.equal(rows[0]!.details.mismatches, 2);
     } finally {
-      await verification.stop();
+      await jobs.stop();
     }
     // The same finding again (the next hourly run) writes nothing new.
     const check = await new AuditCheckpoints(app, dataDir).verify(orgId);

@@ -5,11 +5,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { RecordingStore } from '../app/recordings/service';
-import { startRecordings, type Recordings } from '../app/recordings/setup';
+import type { JobQueue } from '../app/jobs/queue';
+import { startRecordings } from '../app/recordings/setup';
 import { recordingDir, sha256File } from '../app/recordings/storage';
 import { seedOrganisation, seedUser } from './support/accounts';
 import { silentLogger, testConfig } from './support/context';
 import { useTestDatabase } from './support/database';
+import { startTestJobs } from './support/jobs';
 
 /** A participant's raw track as the recorder writes it: VP8 and Opus in Matroska. */
 function makeTrack(file: string, seconds: number, colour: string): void {
@@ -21,14 +23,14 @@ describe('recordings after a crash or restart', function () {
   this.timeout(120_000);
   const db = useTestDatabase();
   let dataDir: string;
-  let recordings: Recordings | undefined;
+  let jobs: JobQueue | undefined;
 
   before(() => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-restart-'));
   });
 
   after(async () => {
-    await recordings?.stop();
+    await jobs?.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
@@ -48,7 +50,8 @@ describe('recordings after a crash or restart', function () {
     await store.addTrack(recording.id, { role: 'customer', fileName: 'tracks/customer-1.mkv', kinds: ['audio', 'video'], startedAtMs: now - 3000, endedAtMs: null, exitCode: null, partial: false });
 
     // The next start: reconciliation, then the job queue finishes it.
-    recordings = await startRecordings(testConfig({ VCLERK_DATA_DIR: dataDir }), knex, silentLogger, { pollingIntervalSeconds: 0.5 });
+    jobs = await startTestJobs(knex);
+    await startRecordings(testConfig({ VCLERK_DATA_DIR: dataDir }), knex, silentLogger, jobs);
     let row: Record<string, unknown> | undefined;
     for (let i = 0; i < 120; i++) {
       row = await knex('recordings').where({ id: recording.id }).first();

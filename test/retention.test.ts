@@ -12,6 +12,7 @@ import { DEFAULT_RETENTION } from '../app/retention/settings';
 import { seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp, silentLogger } from './support/context';
 import { useTestDatabase } from './support/database';
+import { startTestJobs } from './support/jobs';
 import { daysAgo, remaining, seedCall, setRetention } from './retention-seed';
 
 const ALL_ONE_DAY = { recordings: 1, chat: 1, notes: 1, selections: 1, consents: 1, calls: 1, api_requests: 1 };
@@ -133,7 +134,8 @@ describe('retention: the job', () => {
     this.timeout(60_000);
     const org = await seedOrganisation(knex(), 'Scheduled Org');
     const call = await seedCall(knex(), org.id, { endedDaysAgo: 200 });
-    const scheduler = await startRetention({ knex: knex(), logger: silentLogger, dataDir, pollingIntervalSeconds: 0.5 });
+    const jobs = await startTestJobs(knex());
+    const scheduler = await startRetention({ jobs, knex: knex(), logger: silentLogger, dataDir });
     try {
       const [schedule] = (await knex().raw('SELECT name, cron FROM pgboss.schedule WHERE name = ?', [RETENTION_QUEUE])).rows;
       assert.deepEqual(schedule, { name: RETENTION_QUEUE, cron: '17 * * * *' });
@@ -144,7 +146,7 @@ describe('retention: the job', () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     } finally {
-      await scheduler.stop();
+      await jobs.stop();
     }
   });
 });

@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EventEmitter } from 'node:events';
 import express from 'express';
-import { createShutdown } from '../app/lifecycle/shutdown';
+import pino from 'pino';
+import { ConfigError } from '../config';
+import { createShutdown, StopRegistry } from '../app/lifecycle/shutdown';
+import { Boot } from '../app/start/boot';
 import { silentLogger } from './support/context';
 
 /** A real HTTP server with one slow route, and a shutdown whose exit is recorded. */
@@ -85,5 +89,76 @@ describe('graceful shutdown', () => {
     assert.equal(await running, 'cut');
     assert.deepEqual(s.closed, ['pool', 'database']);
     s.release();
+  });
+});
+
+/** A process for the boot: signals are events, the exit code and stderr are recorded. */
+function fakeProcess() {
+  const proc = Object.assign(new EventEmitter(), { stderr: { text: '', write: (t: string) => { proc.stderr.text += t; } }, exit: (code: number) => { onExit(code); } });
+  let onExit: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => { onExit = resolve; });
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { proc, exited, lines, logger };
+}
+
+describe('start phases and their stops', () => {
+  it('stops what started in reverse order: what started after the server listened before the drain, the rest after it', async () => {
+    const server = http.createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const order: string[] = [];
+    // Each step notes whether the server still accepted connections when it ran.
+    const step = (name: string) => ({ name, close: async () => { order.push(`${name}${server.listening ? ' (accepting)' : ''}`); } });
+    const stops = new StopRegistry();
+    stops.add(step('database'));
+    stops.add(step('job queue'));
+    stops.serving(server);
+    stops.add(step('signalling'));
+    stops.add(step('webhooks'));
+    const exit = new Promise<number>((resolve) => {
+      const { shutdown } = createShutdown({ server, logger: silentLogger, timeoutMs: 1000, ...stops.plan(), exit: resolve });
+      void shutdown('SIGTERM');
+    });
+    assert.equal(await exit, 0);
+    assert.deepEqual(order, ['webhooks', 'signalling', 'job queue', 'database']);
+  });
+
+  it('a failing phase is logged by name, what had started stops in reverse order, and the process exits 1', async () => {
+    const { proc, exited, lines, logger } = fakeProcess();
+    const boot = new Boot(proc);
+    const stopped: string[] = [];
+    const ran: string[] = [];
+    void (async () => {
+      await boot.phase('config', () => boot.useLogger(logger));
+      await boot.phase('database', () => boot.onStop('database', async () => { stopped.push('database'); }));
+      await boot.phase('media', () => boot.onStop('media workers', async () => { stopped.push('media workers'); }));
+      await boot.phase('jobs', async () => { throw new Error('pg-boss would not start'); });
+      ran.push('http');
+    })();
+    assert.equal(await exited, 1);
+    assert.deepEqual(stopped, ['media workers', 'database']);
+    assert.deepEqual(ran, [], 'no phase runs after the failed one');
+    const fatal = lines.find((l) => l.level === 60);
+    assert.equal(fatal?.phase, 'jobs');
+    assert.match(String(fatal?.msg), /could not start \(phase: jobs\)/);
+  });
+
+  it('a bad configuration exits 78 with the reason on stderr', async () => {
+    const { proc, exited } = fakeProcess();
+    const boot = new Boot(proc);
+    void boot.phase('config', () => { throw new ConfigError([{ source: 'VCLERK_PORT', key: 'port', reason: 'must be a whole number' }]); });
+    assert.equal(await exited, 78);
+    assert.match(proc.stderr.text, /Invalid configuration/);
+  });
+
+  it('a signal during start-up ends it (exit 1), stopping what had started', async () => {
+    const { proc, exited, logger } = fakeProcess();
+    const boot = new Boot(proc);
+    const stopped: string[] = [];
+    await boot.phase('config', () => boot.useLogger(logger));
+    await boot.phase('database', () => boot.onStop('database', async () => { stopped.push('database'); }));
+    proc.emit('SIGTERM');
+    assert.equal(await exited, 1);
+    assert.deepEqual(stopped, ['database']);
   });
 });

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { startCronJob, type CronJob } from '../jobs/cron';
+import { scheduleCronJob, type CronJob } from '../jobs/cron';
+import type { JobQueue } from '../jobs/queue';
 import type { Logger } from '../logger';
 import { raiseChainAlarm } from './chain-alarm';
 import { AuditCheckpoints } from './checkpoints';
@@ -12,7 +13,7 @@ export const AUDIT_VERIFY_CRON = '41 * * * *';
 export type AuditVerification = CronJob;
 
 /**
- * Verifies every audit chain on a schedule (pg-boss cron, like retention):
+ * Verifies every audit chain on a schedule (a cron job on the job queue, like retention):
  * each organisation's and the appliance-wide one, each against its signed
  * checkpoints (app/audit/checkpoints.ts); an intact chain gets a new
  * checkpoint of its head. A broken chain or one that does not match a
@@ -20,14 +21,12 @@ export type AuditVerification = CronJob;
  * is audited as `security.audit_chain_broken` in its own trail (once a day
  * per unchanged finding; chain-alarm.ts).
  */
-export async function startAuditVerification(options: { knex: Knex; logger: Logger; dataDir: string; cron?: string; pollingIntervalSeconds?: number }): Promise<AuditVerification> {
+export async function startAuditVerification(options: { jobs: JobQueue; knex: Knex; logger: Logger; dataDir: string; cron?: string }): Promise<AuditVerification> {
   const log = options.logger.child({ component: 'audit-verify' });
-  return startCronJob({
-    knex: options.knex,
+  return scheduleCronJob(options.jobs, {
     log,
     queue: AUDIT_VERIFY_QUEUE,
     cron: options.cron ?? AUDIT_VERIFY_CRON,
-    pollingIntervalSeconds: options.pollingIntervalSeconds,
     run: async () => {
       const { checks, anchored } = await new AuditCheckpoints(options.knex, options.dataDir).verifyAndAnchorAll();
       for (const c of checks.filter((check) => !check.intact)) {

@@ -1,36 +1,25 @@
-import type { Knex } from 'knex';
 import type { Logger } from '../logger';
-import { JobQueue } from './queue';
+import type { JobQueue } from './queue';
 
-/** A periodic job on pg-boss, started. */
+/** A periodic job on the appliance's job queue. */
 export interface CronJob {
-  jobs: JobQueue;
-  /** Queues a run at once (tests, operators); answers the job id. */
+  queue: string;
+  /** Queues a run at once (tests, operators); answers the job id (null while one is queued). */
   runSoon(): Promise<string | null>;
-  stop(): Promise<void>;
 }
 
 /**
- * Starts a periodic job: its own pg-boss instance with the cron scheduler,
- * the worker for `queue`, and the schedule kept in the database (so it
- * survives restarts, and several instances run it once per tick). One run
- * at a time: `runSoon` queues with a singleton key, without retries.
+ * Registers a periodic job on the job queue (which must run pg-boss's cron
+ * scheduler: `schedule: true`): the worker for `queue`, and the schedule kept
+ * in the database (so it survives restarts, and several instances run it
+ * once per tick). One run at a time: `runSoon` queues with a singleton key,
+ * without retries. The job stops with the queue.
  */
-export async function startCronJob(options: {
-  knex: Knex;
-  log: Logger;
-  queue: string;
-  cron: string;
-  run: () => Promise<void>;
-  pollingIntervalSeconds?: number;
-}): Promise<CronJob> {
-  const jobs = new JobQueue(options.knex, options.log, { schedule: true, pollingIntervalSeconds: options.pollingIntervalSeconds });
-  await jobs.start();
-  await jobs.work(options.queue, options.run);
+export async function scheduleCronJob(jobs: JobQueue, options: { queue: string; cron: string; run: () => Promise<void>; log?: Logger }): Promise<CronJob> {
+  await jobs.work(options.queue, options.run, { log: options.log });
   await jobs.schedule(options.queue, options.cron);
   return {
-    jobs,
+    queue: options.queue,
     runSoon: () => jobs.send(options.queue, {}, { singletonKey: options.queue, retryLimit: 0 }),
-    stop: () => jobs.stop(),
   };
 }

@@ -50,7 +50,10 @@ export async function installJobSchema(ownerKnex: Knex): Promise<void> {
  * Background jobs in PostgreSQL (pg-boss, in its own schema `pgboss`):
  * jobs survive restarts, and a job whose worker died is retried. pg-boss
  * runs its SQL through the app's own knex pool, so it needs no connection
- * settings of its own (and works with the embedded PostgreSQL).
+ * settings of its own (and works with the embedded PostgreSQL). The
+ * appliance runs one for the whole process (app/start/phases.ts, with the
+ * cron scheduler on): the recording finisher and the periodic jobs
+ * (app/jobs/cron.ts) all work on it, and it stops as one step.
  */
 export class JobQueue {
   private readonly boss: PgBoss;
@@ -95,15 +98,19 @@ export class JobQueue {
     return this.boss.send(name, data, { retryLimit: 3, retryDelay: 10, retryBackoff: true, ...options });
   }
 
-  /** Runs `handler` for each job of that queue, one at a time per worker; a thrown error fails the attempt (retried). */
-  async work<T>(name: string, handler: (job: Job<T>) => Promise<void>): Promise<void> {
+  /**
+   * Runs `handler` for each job of that queue, one at a time per worker; a thrown error fails the
+   * attempt (retried), logged to `log` (the feature's logger; the queue's own by default).
+   */
+  async work<T>(name: string, handler: (job: Job<T>) => Promise<void>, options: { log?: Logger } = {}): Promise<void> {
+    const log = options.log ?? this.logger;
     await this.queue(name);
     await this.boss.work<T>(name, { batchSize: 1, pollingIntervalSeconds: this.options.pollingIntervalSeconds ?? 2 }, async (jobs) => {
       for (const job of jobs) {
         try {
           await handler({ id: job.id, data: job.data });
         } catch (err) {
-          this.logger.warn({ err, queue: name, jobId: job.id }, 'job failed');
+          log.warn({ err, queue: name, jobId: job.id }, 'job failed');
           throw err;
         }
       }

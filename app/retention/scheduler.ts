@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { startCronJob, type CronJob } from '../jobs/cron';
+import { scheduleCronJob, type CronJob } from '../jobs/cron';
+import type { JobQueue } from '../jobs/queue';
 import type { Logger } from '../logger';
 import { purgeClosedOrganisations } from '../closure/purge';
 import { runRetention } from './run';
@@ -11,20 +12,18 @@ export const RETENTION_CRON = '17 * * * *';
 export type RetentionScheduler = CronJob;
 
 /**
- * The retention job on pg-boss: a cron schedule kept in the database (so
- * it survives restarts, and several instances run it once per tick), and
- * the worker that runs `runRetention` over every organisation, then
+ * The retention job on the appliance's job queue (pg-boss): a cron schedule
+ * kept in the database (so it survives restarts, and several instances run
+ * it once per tick), and the worker that runs `runRetention` over every organisation, then
  * purges organisations closed 60 days ago (`purgeClosedOrganisations`). One run at
  * a time: the singleton key keeps a second one from queuing behind it.
  */
-export async function startRetention(options: { knex: Knex; logger: Logger; dataDir: string; cron?: string; pollingIntervalSeconds?: number }): Promise<RetentionScheduler> {
+export async function startRetention(options: { jobs: JobQueue; knex: Knex; logger: Logger; dataDir: string; cron?: string }): Promise<RetentionScheduler> {
   const log = options.logger.child({ component: 'retention' });
-  return startCronJob({
-    knex: options.knex,
+  return scheduleCronJob(options.jobs, {
     log,
     queue: RETENTION_QUEUE,
     cron: options.cron ?? RETENTION_CRON,
-    pollingIntervalSeconds: options.pollingIntervalSeconds,
     run: async () => {
       const receipts = await runRetention(options.knex, { dataDir: options.dataDir });
       const deleted = receipts.filter((r) => r.rows || r.anonymised || r.files);

@@ -9,6 +9,7 @@ import { sessionMiddleware } from '../../app/auth/session';
 import { CallHub } from '../../app/calls/hub';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
 import { RoomRegistry, WorkerPool, resolveWorkerBinary } from '../../media';
+import { startTestJobs } from './jobs';
 import { freePortBlock } from './process';
 import { silentLogger, testConfig, TEST_SECRET } from './context';
 import type { TestDatabase } from './database';
@@ -45,7 +46,8 @@ export async function startCallServer(
   });
   const rooms = new RoomRegistry(pool, silentLogger);
   const session = sessionMiddleware(db.knex, { secret: TEST_SECRET, idleMinutes: 30 });
-  const recordings = options.recordings ? await startRecordings(config, db.knex, silentLogger, { pollingIntervalSeconds: 0.5 }) : undefined;
+  const jobs = options.recordings ? await startTestJobs(db.knex) : undefined;
+  const recordings = jobs ? await startRecordings(config, db.knex, silentLogger, jobs) : undefined;
   const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex: db.knex, recordings: recordings?.live }) });
   const app = createApp({ config, db: db.knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
   const server = http.createServer(app);
@@ -60,7 +62,7 @@ export async function startCallServer(
     dataDir,
     async close() {
       await hub.close();
-      await recordings?.stop();
+      await jobs?.stop();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await pool.close();

@@ -1,0 +1,27 @@
+import type { Knex } from 'knex';
+import { pruneExpiredSessions } from '../auth/session-store';
+import { CallService } from '../calls/service';
+import { scheduleCronJob, type CronJob } from '../jobs/cron';
+import type { JobQueue } from '../jobs/queue';
+import type { Logger } from '../logger';
+
+export const HOUSEKEEPING_QUEUE = 'housekeeping';
+/** Every 15 minutes. */
+export const HOUSEKEEPING_CRON = '*/15 * * * *';
+
+/**
+ * The quarter-hourly housekeeping, a cron job on the job queue: expired
+ * sessions are deleted, and waiting calls whose customer link expired are
+ * ended. Either failing is logged; the other still runs.
+ */
+export function scheduleHousekeeping(jobs: JobQueue, knex: Knex, logger: Logger): Promise<CronJob> {
+  return scheduleCronJob(jobs, {
+    queue: HOUSEKEEPING_QUEUE,
+    cron: HOUSEKEEPING_CRON,
+    log: logger,
+    run: async () => {
+      await pruneExpiredSessions(knex).catch((err: unknown) => logger.warn({ err }, 'could not prune expired sessions'));
+      await new CallService(knex).expireStale().catch((err: unknown) => logger.warn({ err }, 'could not expire stale calls'));
+    },
+  });
+}
