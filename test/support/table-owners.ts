@@ -1,0 +1,46 @@
+/**
+ * Which module owns each table (issue 15, point 3): the one file under app/
+ * that builds queries on it. Every other module calls the owner's functions
+ * (passing its transaction when the work spans tables).
+ * test/table-owners.test.ts checks the sources against this map.
+ */
+export const tableOwners: Record<string, string> = {
+  appliance_info: 'app/db/appliance.ts',
+  organisations: 'app/organisations/store.ts',
+  users: 'app/users/store.ts',
+  sessions: 'app/auth/session-store.ts',
+  one_time_tokens: 'app/auth/tokens.ts',
+  login_throttles: 'app/auth/throttle.ts',
+  audit_events: 'app/audit/store.ts',
+  audit_checkpoints: 'app/audit/store.ts',
+  audit_exports: 'app/audit/store.ts',
+  audit_personal_keys: 'app/audit/store.ts',
+  calls: 'app/calls/store.ts',
+  api_keys: 'app/api-keys/store.ts',
+  api_request_log: 'app/retention/api-requests.ts',
+  queue_entries: 'app/queue/store.ts',
+  webhook_endpoints: 'app/webhooks/store.ts',
+  webhook_deliveries: 'app/webhooks/store.ts',
+  products: 'app/catalog/store.ts',
+  product_images: 'app/catalog/store.ts',
+  call_items: 'app/curation/store.ts',
+  call_messages: 'app/curation/store.ts',
+  call_notes: 'app/curation/store.ts',
+  recordings: 'app/recordings/store.ts',
+  recording_tracks: 'app/recordings/store.ts',
+  recording_consents: 'app/recordings/store.ts',
+  legal_holds: 'app/holds/store.ts',
+  subject_requests: 'app/requests/store.ts',
+  subject_request_notes: 'app/requests/store.ts',
+  privacy_texts: 'app/privacy-texts/store.ts',
+};
+
+/**
+ * Files that name tables without owning them, on purpose. Each treats every
+ * table alike (or the schema as a whole), so no owner could hold the query.
+ */
+export const genericFiles: Record<string, string> = {
+  'app/db/migrations/': 'migrations create and change the tables themselves',
+  'app/db/roles.ts': 'grants the app role its rights on every table',
+  'app/backup/': 'the backup reads every table from one snapshot (and restore checks the audit heads it wrote) before and apart from the running app',
+};
