@@ -46,7 +46,7 @@ export interface TableReference {
  * Every place a file builds a query on a table: a query builder started or
  * joined on it (`knex('t')`, `trx('t as x')`, `.from('t')`, `.into('t')`,
  * `.join('t', ...)`, `.leftJoin(...)`, `.hasTable('t')`, any call whose
- * first argument is the table's name) and SQL text naming it after FROM,
+ * first argument is the table's name, `table(db, 't')` of app/db/tables.ts) and SQL text naming it after FROM,
  * JOIN, INTO, UPDATE or TABLE. Naming a table for the generic
  * cross-organisation check (`refuseForeign('users', ...)` in
  * auth/scoped-service.ts) builds no query of the caller's.
@@ -54,11 +54,13 @@ export interface TableReference {
 export function tableReferences(file: string, text: string, tables: string[]): TableReference[] {
   const names = [...tables].sort((a, b) => b.length - a.length).join('|');
   const builder = new RegExp(`([\\w$]+)\\s*\\(\\s*['"\`](${names})(?:\\s+as\\s+\\w+)?['"\`]`, 'g');
+  const typed = new RegExp(`\\btable\\(\\s*[\\w$.]+\\s*,\\s*['"\`](${names})['"\`]`, 'g');
   const sql = new RegExp(`\\b(?:from|join|into|update|table)\\s+"?(${names})"?(?![\\w.-])`, 'gi');
   const found: TableReference[] = [];
   code(text).forEach((content, i) => {
     const seen = new Set<string>();
     for (const m of content.matchAll(builder)) if (!/Foreign/.test(m[1]!)) seen.add(m[2]!);
+    for (const m of content.matchAll(typed)) seen.add(m[1]!);
     for (const m of content.matchAll(sql)) seen.add(m[1]!.toLowerCase());
     for (const table of seen) found.push({ file, line: i + 1, table });
   });
@@ -86,12 +88,13 @@ describe('table owners', () => {
       ".leftJoin('organisations as o', 'o.id', 'u.organisation_id')",
       "q.select(1).from('queue_entries')",
       'await knex.raw(`SELECT min(chain) FROM audit_events`);',
+      "const row = await table(trx, 'recording_tracks').first();",
       "// knex('sessions') in a comment is no query",
       "return this.refuseForeign('recordings', 'recording', id);",
       "logger.child({ component: 'recordings' })",
     ].join('\n');
     assert.deepEqual(tableReferences('x.ts', sample, tables).map((r) => `${r.line}:${r.table}`), [
-      '1:calls', '2:users', '3:organisations', '4:queue_entries', '5:audit_events',
+      '1:calls', '2:users', '3:organisations', '4:queue_entries', '5:audit_events', '6:recording_tracks',
     ]);
   });
 

@@ -4,6 +4,8 @@ import { OrganisationScopedService } from '../auth/scoped-service';
 import { sha256 } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
+import { callsWithClerk, identifiedCallIds, type CallIdentification } from '../calls/store';
+import { clerksOf } from '../users/store';
 
 export const requestKinds = ['erasure', 'access'] as const;
 export type RequestKind = (typeof requestKinds)[number];
@@ -175,24 +177,23 @@ export class SubjectRequests extends OrganisationScopedService {
 
   /** The calls of the organisation the identification names; none found is a validation problem of that field. */
   private async findCalls(input: z.infer<typeof registerSchema>): Promise<string[]> {
-    const query = this.knex('calls').where({ organisation_id: this.organisationId });
     let field: string;
+    let identification: CallIdentification;
     if (input.identified_by === 'call_link') {
       field = 'call_link';
       const token = tokenFromLink(input.call_link!);
       if (!token) throw new ValidationError([{ field, code: 'invalid_link' }]);
-      query.where({ guest_token_hash: sha256(token) });
+      identification = { by: 'token_hash', hash: sha256(token) };
     } else if (input.identified_by === 'reference') {
       field = 'reference';
-      query.where({ reference: input.reference });
+      identification = { by: 'reference', reference: input.reference };
     } else {
       field = 'window_from';
-      query.where('created_at', '>=', utcDate(input.window_from!)).where('created_at', '<=', utcDate(input.window_to!));
-      if (input.clerk_id) query.where({ clerk_id: input.clerk_id });
+      identification = { by: 'window', from: utcDate(input.window_from!), to: utcDate(input.window_to!), ...(input.clerk_id ? { clerkId: input.clerk_id } : {}) };
     }
-    const rows = await query.orderBy('created_at').limit(1000).select('id');
-    if (rows.length === 0) throw new ValidationError([{ field, code: 'no_calls' }]);
-    return rows.map((r) => r.id as string);
+    const ids = await identifiedCallIds(this.knex, this.organisationId, identification);
+    if (ids.length === 0) throw new ValidationError([{ field, code: 'no_calls' }]);
+    return ids;
   }
 
   async list(): Promise<SubjectRequest[]> {
@@ -221,7 +222,7 @@ export class SubjectRequests extends OrganisationScopedService {
   /** The request's calls as they are now (erased content leaves the call's metadata). */
   async calls(request: SubjectRequest): Promise<RequestCall[]> {
     if (request.callIds.length === 0) return [];
-    const rows = await this.knex('calls as c').leftJoin('users as u', 'u.id', 'c.clerk_id').where('c.organisation_id', this.organisationId).whereIn('c.id', request.callIds).orderBy('c.created_at').select('c.id', 'c.reference', 'c.status', 'c.created_at', 'c.ended_at', 'u.name as clerk_name');
+    const rows = await callsWithClerk(this.knex, this.organisationId, request.callIds);
     return rows.map((r) => ({ id: r.id, reference: r.reference, status: r.status, createdAt: r.created_at, endedAt: r.ended_at, clerkName: r.clerk_name ?? null }));
   }
 
@@ -242,6 +243,6 @@ export class SubjectRequests extends OrganisationScopedService {
 
   /** The organisation's clerks, for the time-window form. */
   async clerks(): Promise<{ id: string; name: string }[]> {
-    return this.knex('users').where({ organisation_id: this.organisationId, role: 'clerk' }).orderBy('name').select('id', 'name');
+    return clerksOf(this.knex, this.organisationId);
   }
 }
