@@ -200,9 +200,9 @@ export async function lockCallStatus(trx: Knex.Transaction, organisationId: stri
   return (await calls(trx).where({ id, organisation_id: organisationId }).forUpdate().first('status'))?.status;
 }
 
-/** Whether the organisation has the call. */
-export async function organisationHasCall(db: Knex, organisationId: string, id: string): Promise<boolean> {
-  return Boolean(await calls(db).where({ id, organisation_id: organisationId }).first('id'));
+/** The call's id as stored, when the organisation has the call. */
+export async function organisationCallId(db: Knex, organisationId: string, id: string): Promise<string | undefined> {
+  return (await calls(db).where({ id, organisation_id: organisationId }).first('id'))?.id;
 }
 
 /** A subquery: the ids of the organisation's ended calls that ended before the cutoff (retention). */

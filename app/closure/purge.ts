@@ -7,6 +7,9 @@ import { AuditService } from '../audit/service';
 import { LegalHolds } from '../holds/service';
 import { recordingsDir, removeRecordingFiles } from '../recordings/storage';
 import { DAY_MS, PURGE_AFTER_DAYS } from './service';
+import { deleteCalls, organisationCallIds } from '../calls/store';
+import { deleteEntriesOfCalls, deleteEntriesWithoutCall } from '../queue/store';
+import { anonymiseUsers, emailsOf, organisationUserIds } from '../users/store';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -62,33 +65,21 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
   await knex.transaction(async (trx) => {
     const org = await trx('organisations').where({ id: organisationId }).forUpdate().first('closed_at', 'purged_at');
     if (!org?.closed_at || org.purged_at) return;
-    const calls = (await trx('calls').where({ organisation_id: organisationId }).select('id')).map((c) => c.id as string).filter((id) => !held.has(id));
+    const calls = (await organisationCallIds(trx, organisationId)).filter((id) => !held.has(id));
     const recordings = calls.length ? await trx('recordings').whereIn('call_id', calls).select('id') : [];
     if (calls.length) {
-      await trx('queue_entries').whereIn('call_id', calls).delete();
-      receipt.calls = await trx('calls').whereIn('id', calls).delete();
+      await deleteEntriesOfCalls(trx, calls);
+      receipt.calls = await deleteCalls(trx, calls);
     }
-    await trx('queue_entries').where({ organisation_id: organisationId }).whereNull('call_id').delete();
+    await deleteEntriesWithoutCall(trx, organisationId);
     receipt.recordings = recordings.length;
-    const users = await trx('users').where({ organisation_id: organisationId }).select('id');
-    const userIds = users.map((u) => u.id as string);
+    const userIds = await organisationUserIds(trx, organisationId);
     if (userIds.length) {
       await trx('sessions').whereIn('user_id', userIds).delete();
       await trx('one_time_tokens').whereIn('user_id', userIds).delete();
-      const emails = await trx('users').whereIn('id', userIds).pluck('email');
+      const emails = await emailsOf(trx, userIds);
       await trx('login_throttles').whereIn('key', emails.map((e: string) => `account:${sha256(e.toLowerCase())}`)).delete();
-      receipt.users = await trx('users')
-        .whereIn('id', userIds)
-        .update({
-          name: trx.raw(`'Deleted user ' || substr(id::text, 1, 8)`),
-          email: trx.raw(`'deleted-' || id::text || '@invalid'`),
-          password_hash: null,
-          language: null,
-          last_login_ip: null,
-          status: 'deactivated',
-          sessions_valid_after: now,
-          updated_at: now,
-        });
+      receipt.users = await anonymiseUsers(trx, userIds, now);
     }
     await trx('one_time_tokens').where({ organisation_id: organisationId }).delete();
     // The API request log (client IPs) goes with the keys.

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { MAX_CARDS, MAX_MESSAGES, type Card, type ChatMessage } from '../calls/protocol';
 import { auditForeignProbe, type Prober } from '../auth/scoped-service';
 import { firstImageIds } from '../catalog/images';
+import { lockCallStatus } from '../calls/store';
 
 /** A refused curation request, with a stable code the signalling layer passes on. */
 export class CurationError extends Error {
@@ -247,8 +248,8 @@ export class CurationService {
 
   /** Serialises changes to one call's cards and refuses them once the call has ended. */
   private async lockOpenCall(trx: Knex.Transaction, ref: CallRef): Promise<void> {
-    const call = await trx('calls').where({ id: ref.callId, organisation_id: ref.organisationId }).forUpdate().first('status');
-    if (!call) throw new CurationError('not_found');
-    if (call.status === 'ended') throw new CurationError('call_ended');
+    const status = await lockCallStatus(trx, ref.organisationId, ref.callId);
+    if (!status) throw new CurationError('not_found');
+    if (status === 'ended') throw new CurationError('call_ended');
   }
 }

@@ -3,6 +3,7 @@ import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
 import { holdScopes, type HoldScope } from './service';
+import { organisationCallId } from '../calls/store';
 
 export interface ListedHold {
   id: string;
@@ -102,12 +103,12 @@ export class HoldManager extends OrganisationScopedService {
     const unknown = new ValidationError([{ field: 'target', code: 'unknown_target' }]);
     if (!uuid.safeParse(target).success) throw unknown;
     if (scope === 'call') {
-      const call = await this.knex('calls').where({ id: target, organisation_id: this.organisationId }).first('id');
-      if (!call) {
+      const callId = await organisationCallId(this.knex, this.organisationId, target);
+      if (!callId) {
         await this.auditForeign('calls', 'call', target);
         throw unknown;
       }
-      return { callId: call.id, recordingId: null };
+      return { callId, recordingId: null };
     }
     const recording = await this.knex('recordings').where({ id: target, organisation_id: this.organisationId }).first('id', 'call_id');
     if (!recording) {

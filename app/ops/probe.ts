@@ -7,6 +7,8 @@ import { QUEUE_SILENCE_MS } from '../queue/service';
 import { FINALISE_QUEUE } from '../recordings/live';
 import { freeBytes } from '../recordings/storage';
 import { RETENTION_QUEUE } from '../retention/scheduler';
+import { countOpenCalls } from '../calls/store';
+import { countWaiting } from '../queue/store';
 
 /** One media worker as the pool describes it (media/worker-pool.ts `describe()`). */
 export interface WorkerFigures {
@@ -80,14 +82,13 @@ export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, log
     queueWaiting: 0,
     backlog: { [FINALISE_QUEUE]: null, [RETENTION_QUEUE]: null } as Figures['backlog'],
   };
-  const scoped = (table: string) => (appliance ? knex(table) : knex(table).where({ organisation_id: scope.organisationId }));
+  const organisationId = scope.kind === 'organisation' ? scope.organisationId : undefined;
+  const scoped = (table: string) => (appliance ? knex(table) : knex(table).where({ organisation_id: organisationId }));
   try {
-    const calls = await countBy(scoped('calls').whereIn('status', ['waiting', 'active']), 'status');
-    figures.calls = { waiting: calls.get('waiting') ?? 0, active: calls.get('active') ?? 0 };
+    figures.calls = await countOpenCalls(knex, organisationId);
     const recordings = await countBy(scoped('recordings').whereIn('status', ['recording', 'processing']), 'status');
     figures.recordings = { recording: recordings.get('recording') ?? 0, processing: recordings.get('processing') ?? 0 };
-    const [queue] = (await scoped('queue_entries').where({ status: 'waiting' }).where('last_seen_at', '>=', new Date(Date.now() - QUEUE_SILENCE_MS)).count({ n: '*' })) as [{ n: string }];
-    figures.queueWaiting = Number(queue.n);
+    figures.queueWaiting = await countWaiting(knex, { organisationId, seenSince: new Date(Date.now() - QUEUE_SILENCE_MS) });
   } catch (err) {
     logger.warn({ err }, 'operations figures: the database did not answer');
     figures.database = 'unreachable';

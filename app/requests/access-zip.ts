@@ -10,6 +10,7 @@ import type { Translate } from '../i18n';
 import { decryptRange } from '../recordings/crypto';
 import { RecordingKeyMissingError } from '../recordings/send';
 import { recordingDir } from '../recordings/storage';
+import { countOrganisationCalls, exportedCalls } from '../calls/store';
 
 interface ZipRecording {
   id: string;
@@ -58,8 +59,8 @@ export class AccessExport extends OrganisationScopedService {
       await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).forUpdate().first('id');
       const request = await this.request(requestId, trx);
       if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
-      const calls = request.call_ids.length ? await trx('calls').where({ organisation_id: this.organisationId }).whereIn('id', request.call_ids).count({ n: '*' }) : [{ n: 0 }];
-      const result = { calls: Number(calls[0]!.n), recordings: (await this.recordings(request.call_ids, dataDir)).length };
+      const calls = request.call_ids.length ? await countOrganisationCalls(trx, this.organisationId, request.call_ids) : 0;
+      const result = { calls, recordings: (await this.recordings(request.call_ids, dataDir)).length };
       await trx('subject_requests').where({ id: requestId }).update({ executed_at: trx.fn.now(), executed_by: this.caller.user.id, result: JSON.stringify(result), status: request.status === 'open' ? 'in_progress' : request.status, updated_at: trx.fn.now() });
       await this.audit.record({ ...this.base(), action: 'subject_request.executed', target: { type: 'subject_request', id: requestId }, details: { kind: 'access', ...result } }, trx);
       return result;
@@ -87,7 +88,7 @@ export class AccessExport extends OrganisationScopedService {
     const mtime = new Date();
     zip.addBuffer(Buffer.from(readme(options.t), 'utf8'), 'README.txt', { mtime });
     zip.addBuffer(json({ id: request.id, kind: request.kind, registered_at: request.created_at, due_at: request.due_at, calls: request.call_ids.length, exported_at: mtime }), 'request.json', { mtime });
-    const calls = request.call_ids.length ? await this.knex('calls').where({ organisation_id: this.organisationId }).whereIn('id', request.call_ids).orderBy('created_at').select('id', 'reference', 'status', 'created_at', 'scheduled_at', 'started_at', 'ended_at', 'end_reason', 'link_revoked_at') : [];
+    const calls = request.call_ids.length ? await exportedCalls(this.knex, this.organisationId, request.call_ids) : [];
     for (const call of calls) {
       const dir = `calls/${call.id}`;
       zip.addBuffer(json(call), `${dir}/call.json`, { mtime });

@@ -3,6 +3,7 @@ import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError } from '../errors';
 import { LegalHolds } from '../holds/service';
 import { removeRecordingFiles } from '../recordings/storage';
+import { lockOrganisationCalls, revokeCallLinkOnce } from '../calls/store';
 
 /** What an erasure did and what it held back, kept with the request and in the audit trail. */
 export interface ErasureResult {
@@ -46,7 +47,7 @@ export class ErasureExecution extends OrganisationScopedService {
       if (request.kind !== 'erasure') throw new ConflictError('request_kind', { messageKey: 'requests.errors.kind' });
       if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
       const callIds = (request.call_ids as string[]) ?? [];
-      const calls = callIds.length ? await trx('calls').where({ organisation_id: this.organisationId }).whereIn('id', callIds).forUpdate().select('id', 'status') : [];
+      const calls = callIds.length ? await lockOrganisationCalls(trx, this.organisationId, callIds) : [];
       const result: ErasureResult = { calls: calls.length, erased: { calls: [], recordings: 0, messages: 0, items: 0, notes: 0, consent_ips: 0 }, held: [], audit_ips_erased: { keys: 0, events: 0 } };
 
       for (const call of calls) {
@@ -74,7 +75,7 @@ export class ErasureExecution extends OrganisationScopedService {
         result.erased.items += await trx('call_items').where({ call_id: call.id }).delete();
         result.erased.notes += await trx('call_notes').where({ call_id: call.id }).delete();
         result.erased.consent_ips += await trx('recording_consents').where({ call_id: call.id }).whereNotNull('ip').update({ ip: null });
-        await trx('calls').where({ id: call.id }).whereNull('link_revoked_at').update({ link_revoked_at: trx.fn.now() });
+        await revokeCallLinkOnce(trx, call.id);
         const shredded = await destroyCallKeys(trx, this.organisationId, call.id);
         result.audit_ips_erased.keys += shredded.keys;
         result.audit_ips_erased.events += shredded.events;

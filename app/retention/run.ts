@@ -7,6 +7,7 @@ import { AuditService } from '../audit/service';
 import { LegalHolds, type ActiveHolds } from '../holds/service';
 import { recordingDir, removeRecordingFiles } from '../recordings/storage';
 import { RetentionSettingsStore, retentionKinds, type RetentionKind, type RetentionSettings } from './settings';
+import { anonymiseDueCalls, deleteDueCalls, dueCallIds } from '../calls/store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const BATCH = 500;
@@ -108,7 +109,7 @@ class OrganisationRun {
 
   /** Ended calls of this organisation that ended before the cutoff. */
   private dueCalls(cutoff: Date): Knex.QueryBuilder {
-    return this.knex('calls').where({ organisation_id: this.organisationId, status: 'ended' }).where('ended_at', '<', cutoff).select('id');
+    return dueCallIds(this.knex, this.organisationId, cutoff);
   }
 
   /** Calls a hold keeps whole (`whole`), or also those with a held recording. */
@@ -218,18 +219,10 @@ class OrganisationRun {
     const held = this.heldCalls(true);
     if (held.length) receipt.heldSkipped = await count(due().whereIn('id', held));
     const free = () => due().modify((q) => (held.length ? q.whereNotIn('id', held) : q));
-    const anchored = (q: Knex.QueryBuilder) => q.where((w) => w
-      .whereExists((e) => e.select(this.knex.raw('1')).from('recordings as r').whereRaw('r.call_id = calls.id'))
-      .orWhereExists((e) => e.select(this.knex.raw('1')).from('recording_consents as rc').whereRaw('rc.call_id = calls.id')));
-    for (;;) {
-      const batch = free().whereNot((w) => anchored(w)).select('id').limit(BATCH);
-      const deleted = await this.knex('calls').whereIn('id', batch).where({ status: 'ended' }).del();
+    await deleteDueCalls(this.knex, free, BATCH, (deleted) => {
       receipt.rows += deleted;
-      if (deleted < BATCH) break;
-    }
-    receipt.anonymised = await anchored(free())
-      .where((w) => w.whereNotNull('reference').orWhereNotNull('guest_token_hash').orWhereNotNull('clerk_id'))
-      .update({ reference: null, guest_token_hash: null, guest_token_expires_at: null, clerk_id: null });
+    });
+    receipt.anonymised = await anonymiseDueCalls(this.knex, free);
   }
 
   private async api_requests(receipt: Receipt): Promise<void> {
