@@ -10,6 +10,7 @@ import { DAY_MS, PURGE_AFTER_DAYS } from './service';
 import { deleteCalls, organisationCallIds } from '../calls/store';
 import { deleteEntriesOfCalls, deleteEntriesWithoutCall } from '../queue/store';
 import { anonymiseUsers, emailsOf, organisationUserIds } from '../users/store';
+import { clearPurgedOrganisation, lockForPurge, organisationsDueForPurge } from '../organisations/store';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -51,9 +52,9 @@ export interface PurgeReceipt {
 export async function purgeClosedOrganisations(knex: Knex, options: { dataDir: string; now?: Date }): Promise<PurgeReceipt[]> {
   const now = options.now ?? new Date();
   const cutoff = new Date(now.getTime() - PURGE_AFTER_DAYS * DAY_MS);
-  const due = await knex('organisations').whereNotNull('closed_at').where('closed_at', '<=', cutoff).whereNull('purged_at').orderBy('closed_at').select('id');
+  const due = await organisationsDueForPurge(knex, cutoff);
   const receipts: PurgeReceipt[] = [];
-  for (const { id } of due) receipts.push(await purgeOne(knex, id, options.dataDir, now));
+  for (const id of due) receipts.push(await purgeOne(knex, id, options.dataDir, now));
   return receipts;
 }
 
@@ -63,7 +64,7 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
   if (held === 'all') return { ...receipt, held: true };
   receipt.heldCalls = held.size;
   await knex.transaction(async (trx) => {
-    const org = await trx('organisations').where({ id: organisationId }).forUpdate().first('closed_at', 'purged_at');
+    const org = await lockForPurge(trx, organisationId);
     if (!org?.closed_at || org.purged_at) return;
     const calls = (await organisationCallIds(trx, organisationId)).filter((id) => !held.has(id));
     const recordings = calls.length ? await trx('recordings').whereIn('call_id', calls).select('id') : [];
@@ -89,14 +90,7 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
     receipt.products = await trx('products').where({ organisation_id: organisationId }).delete();
     receipt.requests = await trx('subject_requests').where({ organisation_id: organisationId }).delete();
     receipt.completed = held.size === 0;
-    await trx('organisations').where({ id: organisationId }).update({
-      logo: null,
-      logo_type: null,
-      brand_color: null,
-      settings: '{}',
-      updated_at: now,
-      purged_at: receipt.completed ? now : null,
-    });
+    await clearPurgedOrganisation(trx, organisationId, now, receipt.completed);
     // Files last, inside the transaction: the rows go only when their files went.
     for (const recording of recordings) await removeRecordingFiles(dataDir, organisationId, recording.id);
     if (receipt.completed) await fs.promises.rm(path.join(recordingsDir(dataDir), organisationId.toLowerCase()), { recursive: true, force: true });
@@ -108,7 +102,7 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
           actor: SYSTEM,
           action: 'organisation.purged',
           target: { type: 'organisation', id: organisationId },
-          details: { closed_at: (org.closed_at as Date).toISOString(), users_anonymised: receipt.users, calls_deleted: receipt.calls, recordings_deleted: receipt.recordings, api_keys_deleted: receipt.apiKeys, webhooks_deleted: receipt.webhooks, products_deleted: receipt.products, requests_deleted: receipt.requests, calls_held: receipt.heldCalls, completed: receipt.completed },
+          details: { closed_at: org.closed_at.toISOString(), users_anonymised: receipt.users, calls_deleted: receipt.calls, recordings_deleted: receipt.recordings, api_keys_deleted: receipt.apiKeys, webhooks_deleted: receipt.webhooks, products_deleted: receipt.products, requests_deleted: receipt.requests, calls_held: receipt.heldCalls, completed: receipt.completed },
         },
         trx,
       );

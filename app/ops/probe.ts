@@ -9,6 +9,7 @@ import { freeBytes } from '../recordings/storage';
 import { RETENTION_QUEUE } from '../retention/scheduler';
 import { countOpenCalls } from '../calls/store';
 import { countWaiting } from '../queue/store';
+import { otherOrganisationExists } from '../organisations/store';
 
 /** One media worker as the pool describes it (media/worker-pool.ts `describe()`). */
 export interface WorkerFigures {
@@ -112,8 +113,7 @@ export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, log
  * appliance's), else their organisation's.
  */
 export async function statusScope(knex: Knex, organisationId: string): Promise<FigureScope> {
-  const others = await knex('organisations').whereNot({ id: organisationId }).first('id');
-  return others ? { kind: 'organisation', organisationId } : { kind: 'appliance' };
+  return (await otherOrganisationExists(knex, organisationId)) ? { kind: 'organisation', organisationId } : { kind: 'appliance' };
 }
 
 /** Bytes free on the filesystem of the data directory; null when unknown. */

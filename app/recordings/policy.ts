@@ -5,6 +5,7 @@ import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
 import { isLanguage, translator, type Language } from '../i18n';
 import { parseBody } from '../http/forms';
+import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettings } from '../organisations/store';
 
 export const recordingModes = ['off', 'on_demand', 'always'] as const;
 export type RecordingMode = (typeof recordingModes)[number];
@@ -51,8 +52,7 @@ export class RecordingPolicyStore {
   constructor(private readonly knex: Knex) {}
 
   async get(organisationId: string): Promise<RecordingPolicy> {
-    const row = await this.knex('organisations').where({ id: organisationId }).first('settings');
-    return policyOf((row?.settings ?? {}) as Record<string, unknown>);
+    return policyOf((await organisationSettings(this.knex, organisationId)) ?? {});
   }
 
   /** Saves the policy from the admin form; a change is audited with before and after. */
@@ -61,13 +61,9 @@ export class RecordingPolicyStore {
     const policy: RecordingPolicy = { mode: input.mode, allowUnrecorded: input.allow_unrecorded, adminAccess: input.admin_access, clerkAccess: input.clerk_access };
     const organisationId = caller.user.organisationId;
     await this.knex.transaction(async (trx) => {
-      const row = await trx('organisations').where({ id: organisationId }).forUpdate().first('settings');
-      const before = policyOf((row?.settings ?? {}) as Record<string, unknown>);
+      const before = policyOf((await lockOrganisationSettings(trx, organisationId)) ?? {});
       if (JSON.stringify(before) === JSON.stringify(policy)) return;
-      await trx('organisations').where({ id: organisationId }).update({
-        settings: trx.raw(`settings || ?::jsonb`, [JSON.stringify({ recording: policy })]),
-        updated_at: trx.fn.now(),
-      });
+      await mergeOrganisationSettings(trx, organisationId, { recording: policy });
       await new AuditService(this.knex).record(
         { organisationId, actor: actorOf(caller.user), action: 'organisation.recording_policy_changed', target: { type: 'organisation', id: organisationId }, ip: caller.ip, userAgent: caller.userAgent, details: { before, after: policy } },
         trx,

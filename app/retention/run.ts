@@ -8,6 +8,7 @@ import { LegalHolds, type ActiveHolds } from '../holds/service';
 import { recordingDir, removeRecordingFiles } from '../recordings/storage';
 import { RetentionSettingsStore, retentionKinds, type RetentionKind, type RetentionSettings } from './settings';
 import { anonymiseDueCalls, deleteDueCalls, dueCallIds } from '../calls/store';
+import { organisationIds } from '../organisations/store';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const BATCH = 500;
@@ -53,7 +54,7 @@ export async function runRetention(knex: Knex, options: RetentionOptions): Promi
   const now = options.now ?? new Date();
   const organisations = options.organisationId
     ? [options.organisationId]
-    : (await knex('organisations').orderBy('created_at').select('id')).map((r) => r.id as string);
+    : await organisationIds(knex);
   const receipts: Receipt[] = [];
   for (const organisationId of organisations) {
     const settings = await new RetentionSettingsStore(knex).get(organisationId);
