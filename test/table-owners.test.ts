@@ -17,6 +17,33 @@ const pending: Record<string, string[]> = {
   'app/recordings/live.ts': ['calls', 'users'],
 };
 
+/**
+ * Tables whose queries have not moved to their owner yet (the rest of
+ * issue 15, point 3, after calls, users, organisations and queue_entries).
+ * Their references are not checked until they are taken off this list.
+ */
+const notYetMoved: string[] = [
+  'appliance_info', 'sessions', 'one_time_tokens', 'login_throttles',
+  'audit_events', 'audit_checkpoints', 'audit_exports', 'audit_personal_keys',
+  'api_keys', 'api_request_log', 'webhook_endpoints', 'webhook_deliveries',
+  'products', 'product_images', 'call_items', 'call_messages', 'call_notes',
+  'recordings', 'recording_tracks', 'recording_consents', 'legal_holds',
+  'subject_requests', 'subject_request_notes', 'privacy_texts',
+];
+
+/**
+ * Joins (reads) of moved tables inside queries on tables of `notYetMoved`:
+ * they move with those queries into their owners, where a join is allowed.
+ */
+const joinedByNotYetMoved: Record<string, string[]> = {
+  'app/api-keys/service.ts': ['organisations'],
+  'app/holds/manage.ts': ['users'],
+  'app/privacy-texts/service.ts': ['users'],
+  'app/recordings/access.ts': ['calls', 'users'],
+  'app/requests/service.ts': ['users'],
+  'app/webhooks/dispatcher.ts': ['organisations'],
+};
+
 /** The tables the migrations create (the schema snapshot the migrations test keeps current). */
 function schemaTables(): string[] {
   const snapshot = JSON.parse(fs.readFileSync(snapshotFile, 'utf8')) as { tables: Record<string, string[]> };
@@ -40,6 +67,8 @@ export interface TableReference {
   file: string;
   line: number;
   table: string;
+  /** Only read through a join or a subquery of another table's query. */
+  joined: boolean;
 }
 
 /**
@@ -54,15 +83,17 @@ export interface TableReference {
 export function tableReferences(file: string, text: string, tables: string[]): TableReference[] {
   const names = [...tables].sort((a, b) => b.length - a.length).join('|');
   const builder = new RegExp(`([\\w$]+)\\s*\\(\\s*['"\`](${names})(?:\\s+as\\s+\\w+)?['"\`]`, 'g');
+  const joins = /^(?:join|leftJoin|rightJoin|innerJoin|fullOuterJoin|from)$/;
   const typed = new RegExp(`\\btable\\(\\s*[\\w$.]+\\s*,\\s*['"\`](${names})['"\`]`, 'g');
-  const sql = new RegExp(`\\b(?:from|join|into|update|table)\\s+"?(${names})"?(?![\\w.-])`, 'gi');
+  const sql = new RegExp(`\\b(from|join|into|update|table)\\s+"?(${names})"?(?![\\w.-])`, 'gi');
   const found: TableReference[] = [];
   code(text).forEach((content, i) => {
-    const seen = new Set<string>();
-    for (const m of content.matchAll(builder)) if (!/Foreign/.test(m[1]!)) seen.add(m[2]!);
-    for (const m of content.matchAll(typed)) seen.add(m[1]!);
-    for (const m of content.matchAll(sql)) seen.add(m[1]!.toLowerCase());
-    for (const table of seen) found.push({ file, line: i + 1, table });
+    const seen = new Map<string, boolean>();
+    const add = (table: string, joined: boolean) => seen.set(table, (seen.get(table) ?? true) && joined);
+    for (const m of content.matchAll(builder)) if (!/Foreign/.test(m[1]!)) add(m[2]!, joins.test(m[1]!));
+    for (const m of content.matchAll(typed)) add(m[1]!, false);
+    for (const m of content.matchAll(sql)) add(m[2]!.toLowerCase(), /^(from|join)$/i.test(m[1]!));
+    for (const [table, joined] of seen) found.push({ file, line: i + 1, table, joined });
   });
   return found;
 }
@@ -77,7 +108,7 @@ describe('table owners', () => {
   it('every table of the schema has one owner module, which exists', () => {
     assert.deepEqual(tables.filter((t) => !tableOwners[t]), [], 'tables without an owner in test/support/table-owners.ts');
     assert.deepEqual(Object.keys(tableOwners).filter((t) => !tables.includes(t)), [], 'owners of tables the schema does not have');
-    const missing = [...new Set(Object.values(tableOwners))].filter((f) => !fs.existsSync(path.join(ROOT, f)));
+    const missing = [...new Set(Object.entries(tableOwners).filter(([t]) => !notYetMoved.includes(t)).map(([, f]) => f))].filter((f) => !fs.existsSync(path.join(ROOT, f)));
     assert.deepEqual(missing, [], 'owner modules that do not exist');
   });
 
@@ -93,8 +124,8 @@ describe('table owners', () => {
       "return this.refuseForeign('recordings', 'recording', id);",
       "logger.child({ component: 'recordings' })",
     ].join('\n');
-    assert.deepEqual(tableReferences('x.ts', sample, tables).map((r) => `${r.line}:${r.table}`), [
-      '1:calls', '2:users', '3:organisations', '4:queue_entries', '5:audit_events', '6:recording_tracks',
+    assert.deepEqual(tableReferences('x.ts', sample, tables).map((r) => `${r.line}:${r.table}${r.joined ? ' (joined)' : ''}`), [
+      '1:calls', '2:users', '3:organisations (joined)', '4:queue_entries (joined)', '5:audit_events (joined)', '6:recording_tracks',
     ]);
   });
 
@@ -105,11 +136,15 @@ describe('table owners', () => {
       if (generic(file)) continue;
       const refs = tableReferences(file, fs.readFileSync(path.join(ROOT, file), 'utf8'), tables);
       const allowed = pending[file] ?? [];
+      const joinable = joinedByNotYetMoved[file] ?? [];
+      const owner = Object.values(tableOwners).includes(file);
       for (const ref of refs) {
-        if (tableOwners[ref.table] === file || allowed.includes(ref.table)) continue;
+        if (tableOwners[ref.table] === file || allowed.includes(ref.table) || notYetMoved.includes(ref.table)) continue;
+        // An owner's query may read another table through a join or a subquery; it never writes it.
+        if ((owner || joinable.includes(ref.table)) && ref.joined) continue;
         stray.push(`${ref.file}:${ref.line} queries ${ref.table} (owner: ${tableOwners[ref.table] ?? 'none'})`);
       }
-      for (const table of allowed) if (!refs.some((r) => r.table === table)) stale.push(`${file}: ${table}`);
+      for (const table of [...allowed, ...joinable]) if (!refs.some((r) => r.table === table)) stale.push(`${file}: ${table}`);
     }
     assert.deepEqual(stray, [], 'queries outside the table\'s owner: call the owner instead');
     assert.deepEqual(stale, [], 'pending entries no longer needed: remove them');

@@ -17,7 +17,6 @@ export type LogoType = ImageType;
 /** The colour the appliance uses when an organisation has chosen none (as in public/css/app.css). */
 export const DEFAULT_BRAND_COLOR = '#1d4ed8';
 
-
 const profileSchema = z.object({
   name: z.string().trim().min(1, 'required').max(200, 'too_long'),
   vat_number: z.string().trim().max(50, 'too_long').regex(/^[\p{L}\p{N} .\-/]*$/u, 'invalid_vat'),
