@@ -11,6 +11,10 @@ import { deleteCalls, organisationCallIds } from '../calls/store';
 import { deleteEntriesOfCalls, deleteEntriesWithoutCall } from '../queue/store';
 import { anonymiseUsers, emailsOf, organisationUserIds } from '../users/store';
 import { clearPurgedOrganisation, lockForPurge, organisationsDueForPurge } from '../organisations/store';
+import { deleteSessionsOfUsers } from '../auth/session-store';
+import { deleteThrottles } from '../auth/throttle';
+import { deleteTokensOfOrganisation, deleteTokensOfUsers } from '../auth/tokens';
+import { deleteRequestLogOf } from '../retention/api-requests';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -76,15 +80,15 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
     receipt.recordings = recordings.length;
     const userIds = await organisationUserIds(trx, organisationId);
     if (userIds.length) {
-      await trx('sessions').whereIn('user_id', userIds).delete();
-      await trx('one_time_tokens').whereIn('user_id', userIds).delete();
+      await deleteSessionsOfUsers(trx, userIds);
+      await deleteTokensOfUsers(trx, userIds);
       const emails = await emailsOf(trx, userIds);
-      await trx('login_throttles').whereIn('key', emails.map((e: string) => `account:${sha256(e.toLowerCase())}`)).delete();
+      await deleteThrottles(trx, emails.map((e: string) => `account:${sha256(e.toLowerCase())}`));
       receipt.users = await anonymiseUsers(trx, userIds, now);
     }
-    await trx('one_time_tokens').where({ organisation_id: organisationId }).delete();
+    await deleteTokensOfOrganisation(trx, organisationId);
     // The API request log (client IPs) goes with the keys.
-    if (await trx.schema.hasTable('api_request_log')) await trx('api_request_log').where({ organisation_id: organisationId }).delete();
+    await deleteRequestLogOf(trx, organisationId);
     receipt.apiKeys = await trx('api_keys').where({ organisation_id: organisationId }).delete();
     receipt.webhooks = await trx('webhook_endpoints').where({ organisation_id: organisationId }).delete();
     receipt.products = await trx('products').where({ organisation_id: organisationId }).delete();

@@ -9,6 +9,7 @@ import { recordingDir, removeRecordingFiles } from '../recordings/storage';
 import { RetentionSettingsStore, retentionKinds, type RetentionKind, type RetentionSettings } from './settings';
 import { anonymiseDueCalls, deleteDueCalls, dueCallIds } from '../calls/store';
 import { organisationIds } from '../organisations/store';
+import { deleteLoggedRequests, requestsLoggedBefore } from './api-requests';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const BATCH = 500;
@@ -227,16 +228,14 @@ class OrganisationRun {
   }
 
   private async api_requests(receipt: Receipt): Promise<void> {
-    const due = () => this.knex('api_request_log').where('organisation_id', this.organisationId).where('occurred_at', '<', receipt.cutoff);
+    const due = () => requestsLoggedBefore(this.knex, this.organisationId, receipt.cutoff);
     if (this.holds.organisation) {
       receipt.heldSkipped = await count(due());
       return;
     }
-    for (;;) {
-      const deleted = await this.knex('api_request_log').whereIn('id', due().select('id').limit(BATCH)).del();
+    await deleteLoggedRequests(this.knex, due, BATCH, (deleted) => {
       receipt.rows += deleted;
-      if (deleted < BATCH) break;
-    }
+    });
   }
 
   /**
