@@ -27,7 +27,7 @@ const notYetMoved: string[] = [
   'audit_events', 'audit_checkpoints', 'audit_exports', 'audit_personal_keys',
   'api_keys', 'webhook_endpoints', 'webhook_deliveries',
   'products', 'product_images', 'call_items', 'call_messages', 'call_notes',
-  'recordings', 'recording_tracks', 'recording_consents', 'legal_holds',
+  'legal_holds',
   'subject_requests', 'subject_request_notes', 'privacy_texts',
 ];
 
@@ -39,7 +39,6 @@ const joinedByNotYetMoved: Record<string, string[]> = {
   'app/api-keys/service.ts': ['organisations'],
   'app/holds/manage.ts': ['users'],
   'app/privacy-texts/service.ts': ['users'],
-  'app/recordings/access.ts': ['calls', 'users'],
   'app/requests/service.ts': ['users'],
   'app/webhooks/dispatcher.ts': ['organisations'],
 };

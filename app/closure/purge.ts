@@ -15,6 +15,7 @@ import { deleteSessionsOfUsers } from '../auth/session-store';
 import { deleteThrottles } from '../auth/throttle';
 import { deleteTokensOfOrganisation, deleteTokensOfUsers } from '../auth/tokens';
 import { deleteRequestLogOf } from '../retention/api-requests';
+import { recordingIdsOfCalls } from '../recordings/service';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -71,7 +72,7 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
     const org = await lockForPurge(trx, organisationId);
     if (!org?.closed_at || org.purged_at) return;
     const calls = (await organisationCallIds(trx, organisationId)).filter((id) => !held.has(id));
-    const recordings = calls.length ? await trx('recordings').whereIn('call_id', calls).select('id') : [];
+    const recordings = calls.length ? await recordingIdsOfCalls(trx, calls) : [];
     if (calls.length) {
       await deleteEntriesOfCalls(trx, calls);
       receipt.calls = await deleteCalls(trx, calls);
@@ -96,7 +97,7 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
     receipt.completed = held.size === 0;
     await clearPurgedOrganisation(trx, organisationId, now, receipt.completed);
     // Files last, inside the transaction: the rows go only when their files went.
-    for (const recording of recordings) await removeRecordingFiles(dataDir, organisationId, recording.id);
+    for (const id of recordings) await removeRecordingFiles(dataDir, organisationId, id);
     if (receipt.completed) await fs.promises.rm(path.join(recordingsDir(dataDir), organisationId.toLowerCase()), { recursive: true, force: true });
     const changed = receipt.calls + receipt.users + receipt.apiKeys + receipt.webhooks + receipt.products + receipt.requests > 0;
     if (changed || receipt.completed) {

@@ -4,6 +4,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
 import { holdScopes, type HoldScope } from './service';
 import { organisationCallId } from '../calls/store';
+import { organisationRecording } from '../recordings/service';
 
 export interface ListedHold {
   id: string;
@@ -110,7 +111,7 @@ export class HoldManager extends OrganisationScopedService {
       }
       return { callId, recordingId: null };
     }
-    const recording = await this.knex('recordings').where({ id: target, organisation_id: this.organisationId }).first('id', 'call_id');
+    const recording = await organisationRecording(this.knex, this.organisationId, target);
     if (!recording) {
       await this.auditForeign('recordings', 'recording', target);
       throw unknown;

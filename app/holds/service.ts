@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { organisationRecording } from '../recordings/service';
 
 export const holdScopes = ['organisation', 'call', 'recording'] as const;
 export type HoldScope = (typeof holdScopes)[number];
@@ -38,7 +39,7 @@ export class LegalHolds {
     if (target.callId && (holds.calls.has(target.callId) || holds.recordingCalls.has(target.callId))) return true;
     if (target.recordingId) {
       if (holds.recordings.has(target.recordingId)) return true;
-      const recording = await this.knex('recordings').where({ id: target.recordingId, organisation_id: organisationId }).first('call_id');
+      const recording = await organisationRecording(this.knex, organisationId, target.recordingId);
       if (recording && holds.calls.has(recording.call_id)) return true;
     }
     return false;

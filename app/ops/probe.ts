@@ -10,6 +10,7 @@ import { RETENTION_QUEUE } from '../retention/scheduler';
 import { countOpenCalls } from '../calls/store';
 import { countWaiting } from '../queue/store';
 import { otherOrganisationExists } from '../organisations/store';
+import { countUnfinishedRecordings } from '../recordings/service';
 
 /** One media worker as the pool describes it (media/worker-pool.ts `describe()`). */
 export interface WorkerFigures {
@@ -64,11 +65,6 @@ export interface Figures {
   backlog: Record<(typeof WATCHED_QUEUES)[number], number | null>;
 }
 
-async function countBy(query: Knex.QueryBuilder, column: string): Promise<Map<string, number>> {
-  const rows = (await query.select(column).count({ n: '*' }).groupBy(column)) as { n: string }[];
-  return new Map(rows.map((r) => [String((r as Record<string, unknown>)[column]), Number(r.n)]));
-}
-
 /** Gathers the figures; a failing source is logged and shown as unknown, never fails the page. */
 export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, logger: Logger, scope: FigureScope = { kind: 'appliance' }): Promise<Figures> {
   const appliance = scope.kind === 'appliance';
@@ -84,11 +80,9 @@ export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, log
     backlog: { [FINALISE_QUEUE]: null, [RETENTION_QUEUE]: null } as Figures['backlog'],
   };
   const organisationId = scope.kind === 'organisation' ? scope.organisationId : undefined;
-  const scoped = (table: string) => (appliance ? knex(table) : knex(table).where({ organisation_id: organisationId }));
   try {
     figures.calls = await countOpenCalls(knex, organisationId);
-    const recordings = await countBy(scoped('recordings').whereIn('status', ['recording', 'processing']), 'status');
-    figures.recordings = { recording: recordings.get('recording') ?? 0, processing: recordings.get('processing') ?? 0 };
+    figures.recordings = await countUnfinishedRecordings(knex, organisationId);
     figures.queueWaiting = await countWaiting(knex, { organisationId, seenSince: new Date(Date.now() - QUEUE_SILENCE_MS) });
   } catch (err) {
     logger.warn({ err }, 'operations figures: the database did not answer');

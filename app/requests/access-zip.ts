@@ -11,6 +11,7 @@ import { decryptRange } from '../recordings/crypto';
 import { RecordingKeyMissingError } from '../recordings/send';
 import { recordingDir } from '../recordings/storage';
 import { countOrganisationCalls, exportedCalls } from '../calls/store';
+import { customerConsentsOf, playableRecordingsOf } from '../recordings/service';
 
 interface ZipRecording {
   id: string;
@@ -47,10 +48,10 @@ export class AccessExport extends OrganisationScopedService {
 
   private async recordings(callIds: string[], dataDir: string): Promise<ZipRecording[]> {
     if (callIds.length === 0) return [];
-    const rows = await this.knex('recordings').where({ organisation_id: this.organisationId }).whereIn('call_id', callIds).whereIn('status', ['ready', 'partial']).whereNotNull('file_name').orderBy('started_at').select('id', 'call_id', 'file_name', 'size', 'sha256', 'encrypted');
+    const rows = await playableRecordingsOf(this.knex, this.organisationId, callIds);
     return rows
       .filter((r) => Number(r.size) > 0)
-      .map((r) => ({ id: r.id, callId: r.call_id, path: path.join(recordingDir(dataDir, this.organisationId, r.id), path.basename(r.file_name)), size: Number(r.size), sha256: r.sha256, encrypted: r.encrypted === true }));
+      .map((r) => ({ id: r.id, callId: r.call_id, path: path.join(recordingDir(dataDir, this.organisationId, r.id), path.basename(r.file_name!)), size: Number(r.size), sha256: r.sha256, encrypted: r.encrypted === true }));
   }
 
   /** Marks the request executed (in progress), recording what the ZIP holds. */
@@ -95,7 +96,7 @@ export class AccessExport extends OrganisationScopedService {
       zip.addBuffer(json(await this.knex('call_items').where({ call_id: call.id }).orderBy('position').select('sku', 'name', 'price_cents', 'currency', 'product_url', 'note', 'position', 'favourite', 'asked_at', 'shown_at', 'withdrawn_at')), `${dir}/selections.json`, { mtime });
       zip.addBuffer(json(await this.knex('call_messages').where({ call_id: call.id }).orderBy('created_at').select('sender', 'kind', 'body', 'item_id', 'created_at')), `${dir}/chat.json`, { mtime });
       zip.addBuffer(json(await this.knex('call_notes').where({ call_id: call.id }).select('body', 'updated_at')), `${dir}/notes.json`, { mtime });
-      zip.addBuffer(json(await this.knex('recording_consents').where({ call_id: call.id, role: 'customer' }).orderBy('answered_at').select('recording_id', 'answer', 'notice_text', 'notice_version', 'language', 'ip', 'answered_at')), `${dir}/consents.json`, { mtime });
+      zip.addBuffer(json(await customerConsentsOf(this.knex, call.id)), `${dir}/consents.json`, { mtime });
       zip.addBuffer(json(await this.customerEvents(call.id)), `${dir}/events.json`, { mtime });
       const own = recordings.filter((r) => r.callId === call.id);
       zip.addBuffer(json(own.map((r) => ({ id: r.id, file: `recordings/${r.id}.mp4`, size: r.size, sha256: r.sha256 }))), `${dir}/recordings.json`, { mtime });

@@ -4,6 +4,7 @@ import { ConflictError, NotFoundError } from '../errors';
 import { LegalHolds } from '../holds/service';
 import { removeRecordingFiles } from '../recordings/storage';
 import { lockOrganisationCalls, revokeCallLinkOnce } from '../calls/store';
+import { deleteRecording, eraseConsentIps, recordingIdsOfCall } from '../recordings/service';
 
 /** What an erasure did and what it held back, kept with the request and in the audit trail. */
 export interface ErasureResult {
@@ -56,15 +57,15 @@ export class ErasureExecution extends OrganisationScopedService {
           continue;
         }
         const callHeld = await holds.protects(this.organisationId, { callId: call.id });
-        const recordings = await trx('recordings').where({ call_id: call.id, organisation_id: this.organisationId }).select('id');
+        const recordings = await recordingIdsOfCall(trx, this.organisationId, call.id);
         let kept = 0;
-        for (const recording of recordings) {
-          if (await holds.protects(this.organisationId, { recordingId: recording.id })) {
+        for (const recordingId of recordings) {
+          if (await holds.protects(this.organisationId, { recordingId })) {
             kept++;
             continue;
           }
-          await trx('recordings').where({ id: recording.id }).delete();
-          await removeRecordingFiles(dataDir, this.organisationId, recording.id);
+          await deleteRecording(trx, recordingId);
+          await removeRecordingFiles(dataDir, this.organisationId, recordingId);
           result.erased.recordings++;
         }
         if (callHeld) {
@@ -74,7 +75,7 @@ export class ErasureExecution extends OrganisationScopedService {
         result.erased.messages += await trx('call_messages').where({ call_id: call.id }).delete();
         result.erased.items += await trx('call_items').where({ call_id: call.id }).delete();
         result.erased.notes += await trx('call_notes').where({ call_id: call.id }).delete();
-        result.erased.consent_ips += await trx('recording_consents').where({ call_id: call.id }).whereNotNull('ip').update({ ip: null });
+        result.erased.consent_ips += await eraseConsentIps(trx, call.id);
         await revokeCallLinkOnce(trx, call.id);
         const shredded = await destroyCallKeys(trx, this.organisationId, call.id);
         result.audit_ips_erased.keys += shredded.keys;

@@ -10,11 +10,11 @@ import { RetentionSettingsStore, retentionKinds, type RetentionKind, type Retent
 import { anonymiseDueCalls, deleteDueCalls, dueCallIds } from '../calls/store';
 import { organisationIds } from '../organisations/store';
 import { deleteLoggedRequests, requestsLoggedBefore } from './api-requests';
+import { deleteConsents, deleteFinishedRecording, finishedRecordingsOf, orphanedConsentsOf } from '../recordings/service';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const BATCH = 500;
 /** Recordings whose recorder or finishing job may still write: never touched. */
-const FINISHED = ['ready', 'partial', 'failed'];
 
 /** What one run did to one kind of data of one organisation; written to the audit trail as `retention.deleted`. */
 export interface Receipt {
@@ -150,7 +150,7 @@ class OrganisationRun {
 
   /** Finished recordings of due calls: per recording, the row (with its tracks) and its directory, in one transaction. */
   private async recordings(receipt: Receipt): Promise<void> {
-    const due = () => this.knex('recordings').where('organisation_id', this.organisationId).whereIn('status', FINISHED).whereIn('call_id', this.dueCalls(receipt.cutoff));
+    const due = () => finishedRecordingsOf(this.knex, this.organisationId, this.dueCalls(receipt.cutoff));
     if (this.holds.organisation) {
       receipt.heldSkipped = await count(due());
       return;
@@ -167,11 +167,10 @@ class OrganisationRun {
       const query = due().where('id', '>', after).orderBy('id').limit(BATCH).select('id');
       if (heldCalls.length) query.whereNotIn('call_id', heldCalls);
       if (heldRecordings.length) query.whereNotIn('id', heldRecordings);
-      const batch = (await query).map((r) => r.id as string);
+      const batch = ((await query) as { id: string }[]).map((r) => r.id);
       for (const id of batch) {
         await this.knex.transaction(async (trx) => {
-          const deleted = await trx('recordings').where({ id, organisation_id: this.organisationId }).whereIn('status', FINISHED).del();
-          if (!deleted) return;
+          if (!(await deleteFinishedRecording(trx, this.organisationId, id))) return;
           const dir = recordingDir(this.dataDir, this.organisationId, id);
           const { files, bytes } = await measure(dir);
           await removeRecordingFiles(this.dataDir, this.organisationId, id);
@@ -187,10 +186,7 @@ class OrganisationRun {
 
   /** Consent records of due calls whose recordings are all gone (proof of consent outlives the recording). */
   private async consents(receipt: Receipt): Promise<void> {
-    const due = () => this.knex('recording_consents as rc')
-      .where('rc.organisation_id', this.organisationId)
-      .whereIn('rc.call_id', this.dueCalls(receipt.cutoff))
-      .whereNotExists((q) => q.select(this.knex.raw('1')).from('recordings as r').whereRaw('r.call_id = rc.call_id'));
+    const due = () => orphanedConsentsOf(this.knex, this.organisationId, this.dueCalls(receipt.cutoff));
     if (this.holds.organisation) {
       receipt.heldSkipped = await count(due());
       return;
@@ -199,7 +195,7 @@ class OrganisationRun {
     if (held.length) receipt.heldSkipped = await count(due().whereIn('rc.call_id', held));
     for (;;) {
       const batch = due().modify((q) => (held.length ? q.whereNotIn('rc.call_id', held) : q)).select('rc.id').limit(BATCH);
-      const deleted = await this.knex('recording_consents').whereIn('id', batch).del();
+      const deleted = await deleteConsents(this.knex, batch);
       receipt.rows += deleted;
       if (deleted < BATCH) break;
     }
