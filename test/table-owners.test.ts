@@ -26,7 +26,7 @@ const notYetMoved: string[] = [
   'appliance_info',
   'audit_events', 'audit_checkpoints', 'audit_exports', 'audit_personal_keys',
   'api_keys', 'webhook_endpoints', 'webhook_deliveries',
-  'products', 'product_images', 'call_items', 'call_messages', 'call_notes',
+  'products', 'product_images',
   'legal_holds',
   'subject_requests', 'subject_request_notes', 'privacy_texts',
 ];

@@ -253,3 +253,53 @@ export class CurationService {
     if (status === 'ended') throw new CurationError('call_ended');
   }
 }
+
+// --- For other features (their transaction passed in) ------------------------
+
+/** Whether an image belongs to a card of the call that the customer still sees (not withdrawn). */
+export async function isShownImage(knex: Knex, callId: string, imageId: string): Promise<boolean> {
+  const row = await knex('call_items').where({ call_id: callId, image_id: imageId }).whereNull('withdrawn_at').first('id');
+  return row !== undefined;
+}
+
+/** A call's content as a data-subject access export shows it. */
+export async function exportedCuration(knex: Knex, callId: string) {
+  return {
+    selections: await knex('call_items').where({ call_id: callId }).orderBy('position').select('sku', 'name', 'price_cents', 'currency', 'product_url', 'note', 'position', 'favourite', 'asked_at', 'shown_at', 'withdrawn_at'),
+    chat: await knex('call_messages').where({ call_id: callId }).orderBy('created_at').select('sender', 'kind', 'body', 'item_id', 'created_at'),
+    notes: await knex('call_notes').where({ call_id: callId }).select('body', 'updated_at'),
+  };
+}
+
+/** Erasure: deletes a call's chat, cards and notes; returns how many of each. */
+export async function eraseCuration(trx: Knex.Transaction, callId: string): Promise<{ messages: number; items: number; notes: number }> {
+  const messages = await trx('call_messages').where({ call_id: callId }).delete();
+  const items = await trx('call_items').where({ call_id: callId }).delete();
+  const notes = await trx('call_notes').where({ call_id: callId }).delete();
+  return { messages, items, notes };
+}
+
+/** What retention deletes of a call's content, each kind with its table and the key its rows are deleted by. */
+const CONTENT = {
+  chat: { table: 'call_messages', key: 'id' },
+  notes: { table: 'call_notes', key: 'call_id' },
+  selections: { table: 'call_items', key: 'id' },
+} as const;
+
+export type CurationContent = keyof typeof CONTENT;
+
+/** Retention: the organisation's rows of one kind of content of the calls `dueCalls` selects. */
+export function curationOfCalls(knex: Knex, content: CurationContent, organisationId: string, dueCalls: Knex.QueryBuilder): Knex.QueryBuilder {
+  return knex(CONTENT[content].table).where('organisation_id', organisationId).whereIn('call_id', dueCalls);
+}
+
+/** Retention: the key column `curationOfCalls` rows are deleted by. */
+export function curationKey(content: CurationContent): string {
+  return CONTENT[content].key;
+}
+
+/** Retention: deletes the rows whose key `batch` selects; returns how many. */
+export async function deleteCuration(knex: Knex, content: CurationContent, batch: Knex.QueryBuilder): Promise<number> {
+  return knex(CONTENT[content].table).whereIn(CONTENT[content].key, batch).del();
+}
+

@@ -12,6 +12,7 @@ import { RecordingKeyMissingError } from '../recordings/send';
 import { recordingDir } from '../recordings/storage';
 import { countOrganisationCalls, exportedCalls } from '../calls/store';
 import { customerConsentsOf, playableRecordingsOf } from '../recordings/service';
+import { exportedCuration } from '../curation/service';
 
 interface ZipRecording {
   id: string;
@@ -93,9 +94,10 @@ export class AccessExport extends OrganisationScopedService {
     for (const call of calls) {
       const dir = `calls/${call.id}`;
       zip.addBuffer(json(call), `${dir}/call.json`, { mtime });
-      zip.addBuffer(json(await this.knex('call_items').where({ call_id: call.id }).orderBy('position').select('sku', 'name', 'price_cents', 'currency', 'product_url', 'note', 'position', 'favourite', 'asked_at', 'shown_at', 'withdrawn_at')), `${dir}/selections.json`, { mtime });
-      zip.addBuffer(json(await this.knex('call_messages').where({ call_id: call.id }).orderBy('created_at').select('sender', 'kind', 'body', 'item_id', 'created_at')), `${dir}/chat.json`, { mtime });
-      zip.addBuffer(json(await this.knex('call_notes').where({ call_id: call.id }).select('body', 'updated_at')), `${dir}/notes.json`, { mtime });
+      const curation = await exportedCuration(this.knex, call.id);
+      zip.addBuffer(json(curation.selections), `${dir}/selections.json`, { mtime });
+      zip.addBuffer(json(curation.chat), `${dir}/chat.json`, { mtime });
+      zip.addBuffer(json(curation.notes), `${dir}/notes.json`, { mtime });
       zip.addBuffer(json(await customerConsentsOf(this.knex, call.id)), `${dir}/consents.json`, { mtime });
       zip.addBuffer(json(await this.customerEvents(call.id)), `${dir}/events.json`, { mtime });
       const own = recordings.filter((r) => r.callId === call.id);

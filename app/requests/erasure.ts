@@ -5,6 +5,7 @@ import { LegalHolds } from '../holds/service';
 import { removeRecordingFiles } from '../recordings/storage';
 import { lockOrganisationCalls, revokeCallLinkOnce } from '../calls/store';
 import { deleteRecording, eraseConsentIps, recordingIdsOfCall } from '../recordings/service';
+import { eraseCuration } from '../curation/service';
 
 /** What an erasure did and what it held back, kept with the request and in the audit trail. */
 export interface ErasureResult {
@@ -72,9 +73,10 @@ export class ErasureExecution extends OrganisationScopedService {
           result.held.push({ call_id: call.id, reason: 'legal_hold', recordings_kept: kept });
           continue;
         }
-        result.erased.messages += await trx('call_messages').where({ call_id: call.id }).delete();
-        result.erased.items += await trx('call_items').where({ call_id: call.id }).delete();
-        result.erased.notes += await trx('call_notes').where({ call_id: call.id }).delete();
+        const erased = await eraseCuration(trx, call.id);
+        result.erased.messages += erased.messages;
+        result.erased.items += erased.items;
+        result.erased.notes += erased.notes;
         result.erased.consent_ips += await eraseConsentIps(trx, call.id);
         await revokeCallLinkOnce(trx, call.id);
         const shredded = await destroyCallKeys(trx, this.organisationId, call.id);

@@ -11,6 +11,7 @@ import { anonymiseDueCalls, deleteDueCalls, dueCallIds } from '../calls/store';
 import { organisationIds } from '../organisations/store';
 import { deleteLoggedRequests, requestsLoggedBefore } from './api-requests';
 import { deleteConsents, deleteFinishedRecording, finishedRecordingsOf, orphanedConsentsOf } from '../recordings/service';
+import { curationKey, curationOfCalls, deleteCuration, type CurationContent } from '../curation/service';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const BATCH = 500;
@@ -119,9 +120,10 @@ class OrganisationRun {
     return [...this.holds.calls, ...(withRecordings ? this.holds.recordingCalls : [])];
   }
 
-  /** Deletes `table` rows of due calls in batches; counts the due rows a hold keeps. */
-  private async callContent(receipt: Receipt, table: string, key: string): Promise<void> {
-    const due = () => this.knex(table).where('organisation_id', this.organisationId).whereIn('call_id', this.dueCalls(receipt.cutoff));
+  /** Deletes one kind of content of due calls in batches; counts the due rows a hold keeps. */
+  private async callContent(receipt: Receipt, content: CurationContent): Promise<void> {
+    const key = curationKey(content);
+    const due = () => curationOfCalls(this.knex, content, this.organisationId, this.dueCalls(receipt.cutoff));
     if (this.holds.organisation) {
       receipt.heldSkipped = await count(due());
       return;
@@ -130,22 +132,22 @@ class OrganisationRun {
     if (held.length) receipt.heldSkipped = await count(due().whereIn('call_id', held));
     for (;;) {
       const batch = due().modify((q) => (held.length ? q.whereNotIn('call_id', held) : q)).select(key).limit(BATCH);
-      const deleted = await this.knex(table).whereIn(key, batch).del();
+      const deleted = await deleteCuration(this.knex, content, batch);
       receipt.rows += deleted;
       if (deleted < BATCH) break;
     }
   }
 
   private chat(receipt: Receipt): Promise<void> {
-    return this.callContent(receipt, 'call_messages', 'id');
+    return this.callContent(receipt, 'chat');
   }
 
   private notes(receipt: Receipt): Promise<void> {
-    return this.callContent(receipt, 'call_notes', 'call_id');
+    return this.callContent(receipt, 'notes');
   }
 
   private selections(receipt: Receipt): Promise<void> {
-    return this.callContent(receipt, 'call_items', 'id');
+    return this.callContent(receipt, 'selections');
   }
 
   /** Finished recordings of due calls: per recording, the row (with its tracks) and its directory, in one transaction. */
