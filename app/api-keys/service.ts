@@ -278,3 +278,8 @@ function toApiKey(row: Record<string, unknown>): ApiKey {
     revokedAt: (row.revoked_at as Date | null) ?? null,
   };
 }
+
+/** Deletes the organisation's keys (purging it); returns how many. */
+export async function deleteOrganisationKeys(trx: Knex.Transaction, organisationId: string): Promise<number> {
+  return trx('api_keys').where({ organisation_id: organisationId }).delete();
+}

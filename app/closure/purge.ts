@@ -16,6 +16,8 @@ import { deleteThrottles } from '../auth/throttle';
 import { deleteTokensOfOrganisation, deleteTokensOfUsers } from '../auth/tokens';
 import { deleteRequestLogOf } from '../retention/api-requests';
 import { recordingIdsOfCalls } from '../recordings/service';
+import { deleteOrganisationRequests } from '../requests/service';
+import { deleteOrganisationKeys } from '../api-keys/service';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -90,10 +92,10 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
     await deleteTokensOfOrganisation(trx, organisationId);
     // The API request log (client IPs) goes with the keys.
     await deleteRequestLogOf(trx, organisationId);
-    receipt.apiKeys = await trx('api_keys').where({ organisation_id: organisationId }).delete();
+    receipt.apiKeys = await deleteOrganisationKeys(trx, organisationId);
     receipt.webhooks = await trx('webhook_endpoints').where({ organisation_id: organisationId }).delete();
     receipt.products = await trx('products').where({ organisation_id: organisationId }).delete();
-    receipt.requests = await trx('subject_requests').where({ organisation_id: organisationId }).delete();
+    receipt.requests = await deleteOrganisationRequests(trx, organisationId);
     receipt.completed = held.size === 0;
     await clearPurgedOrganisation(trx, organisationId, now, receipt.completed);
     // Files last, inside the transaction: the rows go only when their files went.

@@ -193,7 +193,7 @@ export interface LegalHoldRow {
   organisation_id: string;
   reason: string;
   recording_id: string | null;
-  scope: string;
+  scope: 'organisation' | 'call' | 'recording';
 }
 
 /** `login_throttles` */

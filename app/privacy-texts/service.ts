@@ -89,3 +89,8 @@ function toText(row: Record<string, unknown>): PrivacyText {
     createdAt: row.created_at as Date,
   };
 }
+
+/** The organisation's latest text of a kind in a language (its version and text), or undefined. */
+export async function latestText(knex: Knex, organisationId: string, kind: PrivacyTextKind, language: string): Promise<{ version: number; text: string } | undefined> {
+  return knex('privacy_texts').where({ organisation_id: organisationId, kind, language }).orderBy('version', 'desc').first('version', 'text');
+}

@@ -6,6 +6,7 @@ import { actorOf, type Caller } from '../auth/caller';
 import { isLanguage, translator, type Language } from '../i18n';
 import { parseBody } from '../http/forms';
 import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettings } from '../organisations/store';
+import { latestText } from '../privacy-texts/service';
 
 export const recordingModes = ['off', 'on_demand', 'always'] as const;
 export type RecordingMode = (typeof recordingModes)[number];
@@ -97,6 +98,6 @@ export function recordingNotice(language: unknown): RecordingNotice {
  */
 export async function organisationRecordingNotice(knex: Knex, organisationId: string, language: unknown): Promise<RecordingNotice> {
   const fallback = recordingNotice(language);
-  const own = await knex('privacy_texts').where({ organisation_id: organisationId, kind: 'recording_notice', language: fallback.language }).orderBy('version', 'desc').first('version', 'text');
-  return own ? { text: own.text as string, version: `org-v${Number(own.version)}`, language: fallback.language } : fallback;
+  const own = await latestText(knex, organisationId, 'recording_notice', fallback.language);
+  return own ? { text: own.text, version: `org-v${Number(own.version)}`, language: fallback.language } : fallback;
 }

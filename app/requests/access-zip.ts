@@ -13,6 +13,7 @@ import { recordingDir } from '../recordings/storage';
 import { countOrganisationCalls, exportedCalls } from '../calls/store';
 import { customerConsentsOf, playableRecordingsOf } from '../recordings/service';
 import { exportedCuration } from '../curation/service';
+import { lockRequest, markExecuted, requestForExecution } from './service';
 
 interface ZipRecording {
   id: string;
@@ -41,10 +42,10 @@ const json = (value: unknown) => Buffer.from(`${JSON.stringify(value, null, 2)}\
  */
 export class AccessExport extends OrganisationScopedService {
   private async request(requestId: string, trx = this.knex) {
-    const request = await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).first('id', 'kind', 'status', 'executed_at', 'call_ids', 'created_at', 'due_at');
+    const request = await requestForExecution(trx, this.organisationId, requestId);
     if (!request) throw new NotFoundError();
     if (request.kind !== 'access') throw new ConflictError('request_kind', { messageKey: 'requests.errors.kind' });
-    return request as { id: string; kind: string; status: string; executed_at: Date | null; call_ids: string[]; created_at: Date; due_at: Date };
+    return request;
   }
 
   private async recordings(callIds: string[], dataDir: string): Promise<ZipRecording[]> {
@@ -58,12 +59,12 @@ export class AccessExport extends OrganisationScopedService {
   /** Marks the request executed (in progress), recording what the ZIP holds. */
   async prepare(requestId: string, dataDir: string): Promise<{ calls: number; recordings: number }> {
     return this.knex.transaction(async (trx) => {
-      await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).forUpdate().first('id');
+      await lockRequest(trx, this.organisationId, requestId);
       const request = await this.request(requestId, trx);
       if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
       const calls = request.call_ids.length ? await countOrganisationCalls(trx, this.organisationId, request.call_ids) : 0;
       const result = { calls, recordings: (await this.recordings(request.call_ids, dataDir)).length };
-      await trx('subject_requests').where({ id: requestId }).update({ executed_at: trx.fn.now(), executed_by: this.caller.user.id, result: JSON.stringify(result), status: request.status === 'open' ? 'in_progress' : request.status, updated_at: trx.fn.now() });
+      await markExecuted(trx, requestId, this.caller.user.id, result, request.status);
       await this.audit.record({ ...this.base(), action: 'subject_request.executed', target: { type: 'subject_request', id: requestId }, details: { kind: 'access', ...result } }, trx);
       return result;
     });

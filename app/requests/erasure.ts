@@ -6,6 +6,7 @@ import { removeRecordingFiles } from '../recordings/storage';
 import { lockOrganisationCalls, revokeCallLinkOnce } from '../calls/store';
 import { deleteRecording, eraseConsentIps, recordingIdsOfCall } from '../recordings/service';
 import { eraseCuration } from '../curation/service';
+import { lockRequestForErasure, markExecuted } from './service';
 
 /** What an erasure did and what it held back, kept with the request and in the audit trail. */
 export interface ErasureResult {
@@ -44,11 +45,11 @@ export class ErasureExecution extends OrganisationScopedService {
   async execute(requestId: string, dataDir: string): Promise<ErasureResult> {
     const holds = new LegalHolds(this.knex);
     return this.knex.transaction(async (trx) => {
-      const request = await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).forUpdate().first('kind', 'status', 'executed_at', 'call_ids');
+      const request = await lockRequestForErasure(trx, this.organisationId, requestId);
       if (!request) throw new NotFoundError();
       if (request.kind !== 'erasure') throw new ConflictError('request_kind', { messageKey: 'requests.errors.kind' });
       if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
-      const callIds = (request.call_ids as string[]) ?? [];
+      const callIds = request.call_ids ?? [];
       const calls = callIds.length ? await lockOrganisationCalls(trx, this.organisationId, callIds) : [];
       const result: ErasureResult = { calls: calls.length, erased: { calls: [], recordings: 0, messages: 0, items: 0, notes: 0, consent_ips: 0 }, held: [], audit_ips_erased: { keys: 0, events: 0 } };
 
@@ -85,13 +86,7 @@ export class ErasureExecution extends OrganisationScopedService {
         result.erased.calls.push(call.id);
       }
 
-      await trx('subject_requests').where({ id: requestId }).update({
-        executed_at: trx.fn.now(),
-        executed_by: this.caller.user.id,
-        result: JSON.stringify(result),
-        status: request.status === 'open' ? 'in_progress' : request.status,
-        updated_at: trx.fn.now(),
-      });
+      await markExecuted(trx, requestId, this.caller.user.id, result, request.status);
       await this.audit.record({ ...this.base(), action: 'subject_request.executed', target: { type: 'subject_request', id: requestId }, details: { kind: 'erasure', ...result } }, trx);
       return result;
     });

@@ -6,6 +6,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
 import { callsWithClerk, identifiedCallIds, type CallIdentification } from '../calls/store';
 import { clerksOf } from '../users/store';
+import { table, type SubjectRequestRow } from '../db/tables';
 
 export const requestKinds = ['erasure', 'access'] as const;
 export type RequestKind = (typeof requestKinds)[number];
@@ -246,3 +247,31 @@ export class SubjectRequests extends OrganisationScopedService {
     return clerksOf(this.knex, this.organisationId);
   }
 }
+
+// --- For the executions and closure (their transaction passed in) ------------
+
+/** The organisation's request with what executing it needs. */
+export async function requestForExecution(db: Knex, organisationId: string, id: string): Promise<Pick<SubjectRequestRow, 'id' | 'kind' | 'status' | 'executed_at' | 'call_ids' | 'created_at' | 'due_at'> | undefined> {
+  return table(db, 'subject_requests').where({ id, organisation_id: organisationId }).first('id', 'kind', 'status', 'executed_at', 'call_ids', 'created_at', 'due_at');
+}
+
+/** Locks the organisation's request for the transaction. */
+export async function lockRequest(trx: Knex.Transaction, organisationId: string, id: string): Promise<void> {
+  await trx('subject_requests').where({ id, organisation_id: organisationId }).forUpdate().first('id');
+}
+
+/** Locks the organisation's request and gives what an erasure needs. */
+export async function lockRequestForErasure(trx: Knex.Transaction, organisationId: string, id: string): Promise<Pick<SubjectRequestRow, 'kind' | 'status' | 'executed_at' | 'call_ids'> | undefined> {
+  return table(trx, 'subject_requests').where({ id, organisation_id: organisationId }).forUpdate().first('kind', 'status', 'executed_at', 'call_ids');
+}
+
+/** Marks the request executed by the user, with its result; an open request is in progress from then on. */
+export async function markExecuted(trx: Knex.Transaction, id: string, userId: string, result: unknown, status: string): Promise<void> {
+  await trx('subject_requests').where({ id }).update({ executed_at: trx.fn.now(), executed_by: userId, result: JSON.stringify(result), status: status === 'open' ? 'in_progress' : status, updated_at: trx.fn.now() });
+}
+
+/** Deletes the organisation's requests (purging it); returns how many. */
+export async function deleteOrganisationRequests(trx: Knex.Transaction, organisationId: string): Promise<number> {
+  return trx('subject_requests').where({ organisation_id: organisationId }).delete();
+}
+

@@ -16,7 +16,7 @@ export const tableOwners: Record<string, string> = {
   audit_exports: 'app/audit/store.ts',
   audit_personal_keys: 'app/audit/store.ts',
   calls: 'app/calls/store.ts',
-  api_keys: 'app/api-keys/store.ts',
+  api_keys: 'app/api-keys/service.ts',
   api_request_log: 'app/retention/api-requests.ts',
   queue_entries: 'app/queue/store.ts',
   webhook_endpoints: 'app/webhooks/store.ts',
@@ -30,9 +30,9 @@ export const tableOwners: Record<string, string> = {
   recording_tracks: 'app/recordings/service.ts',
   recording_consents: 'app/recordings/service.ts',
   legal_holds: 'app/holds/store.ts',
-  subject_requests: 'app/requests/store.ts',
-  subject_request_notes: 'app/requests/store.ts',
-  privacy_texts: 'app/privacy-texts/store.ts',
+  subject_requests: 'app/requests/service.ts',
+  subject_request_notes: 'app/requests/service.ts',
+  privacy_texts: 'app/privacy-texts/service.ts',
 };
 
 /**
