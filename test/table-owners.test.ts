@@ -26,7 +26,6 @@ const notYetMoved: string[] = [
   'appliance_info',
   'audit_events', 'audit_checkpoints', 'audit_exports', 'audit_personal_keys',
   'webhook_endpoints', 'webhook_deliveries',
-  'products', 'product_images',
 ];
 
 /**

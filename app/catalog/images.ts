@@ -5,6 +5,7 @@ import type { AuditAction } from '../audit/actions';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { NotFoundError, ValidationError } from '../errors';
 import { checkedImageType, type ImageType } from '../http/images';
+import { productForImages } from './service';
 
 /** At most this many images per product. */
 export const MAX_IMAGES_PER_PRODUCT = 5;
@@ -113,9 +114,7 @@ export class ProductImages extends OrganisationScopedService {
   /** The product, locked for a change when in a transaction; another organisation's is refused. */
   private async product(productId: string, trx?: Knex.Transaction): Promise<{ id: string; sku: string }> {
     if (!isUuid(productId)) throw new NotFoundError();
-    const query = (trx ?? this.knex)('products').where({ id: productId, organisation_id: this.organisationId });
-    if (trx) query.forUpdate();
-    const row = await query.first('id', 'sku');
+    const row = await productForImages(trx ?? this.knex, this.organisationId, productId, trx !== undefined);
     if (!row) return this.refuseForeign('products', 'product', productId);
     return row;
   }

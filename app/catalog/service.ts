@@ -277,3 +277,32 @@ export function toProduct(row: Record<string, unknown>): Product {
     updatedAt: row.updated_at as Date,
   };
 }
+
+// --- For other features (their transaction passed in) ------------------------
+
+/** Writes products of the organisation, a new SKU inserted and a known one updated (the import). */
+export async function upsertProducts(trx: Knex.Transaction, organisationId: string, products: ProductInput[]): Promise<void> {
+  await trx('products')
+    .insert(products.map((p) => ({ organisation_id: organisationId, ...columns(p) })))
+    .onConflict(['organisation_id', 'sku'])
+    // excluded.updated_at is the column default, now().
+    .merge(['name', 'description', 'price_cents', 'currency', 'product_url', 'category', 'tags', 'active', 'updated_at']);
+}
+
+/** The organisation's product (id and SKU); in a transaction, locked for a change (its images). */
+export async function productForImages(db: Knex, organisationId: string, id: string, lock: boolean): Promise<{ id: string; sku: string } | undefined> {
+  const query = db('products').where({ id, organisation_id: organisationId });
+  if (lock) query.forUpdate();
+  return query.first('id', 'sku');
+}
+
+/** The organisation's active product as a card copies it when shown in a call. */
+export async function productForCard(trx: Knex.Transaction, organisationId: string, id: string): Promise<{ id: string; sku: string; name: string; price_cents: string; currency: string; product_url: string | null } | undefined> {
+  return trx('products').where({ id, organisation_id: organisationId, active: true }).first('id', 'sku', 'name', 'price_cents', 'currency', 'product_url');
+}
+
+/** Deletes the organisation's catalog (purging it; the images go with their products); returns how many products. */
+export async function deleteOrganisationProducts(trx: Knex.Transaction, organisationId: string): Promise<number> {
+  return trx('products').where({ organisation_id: organisationId }).delete();
+}
+

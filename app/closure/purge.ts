@@ -18,6 +18,7 @@ import { deleteRequestLogOf } from '../retention/api-requests';
 import { recordingIdsOfCalls } from '../recordings/service';
 import { deleteOrganisationRequests } from '../requests/service';
 import { deleteOrganisationKeys } from '../api-keys/service';
+import { deleteOrganisationProducts } from '../catalog/service';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -94,7 +95,7 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
     await deleteRequestLogOf(trx, organisationId);
     receipt.apiKeys = await deleteOrganisationKeys(trx, organisationId);
     receipt.webhooks = await trx('webhook_endpoints').where({ organisation_id: organisationId }).delete();
-    receipt.products = await trx('products').where({ organisation_id: organisationId }).delete();
+    receipt.products = await deleteOrganisationProducts(trx, organisationId);
     receipt.requests = await deleteOrganisationRequests(trx, organisationId);
     receipt.completed = held.size === 0;
     await clearPurgedOrganisation(trx, organisationId, now, receipt.completed);

@@ -3,6 +3,7 @@ import { MAX_CARDS, MAX_MESSAGES, type Card, type ChatMessage } from '../calls/p
 import { auditForeignProbe, type Prober } from '../auth/scoped-service';
 import { firstImageIds } from '../catalog/images';
 import { lockCallStatus } from '../calls/store';
+import { productForCard } from '../catalog/service';
 
 /** A refused curation request, with a stable code the signalling layer passes on. */
 export class CurationError extends Error {
@@ -117,7 +118,7 @@ export class CurationService {
   async show(ref: CallRef, productId: string, note?: string): Promise<Card> {
     return this.knex.transaction(async (trx) => {
       await this.lockOpenCall(trx, ref);
-      const product = await trx('products').where({ id: productId, organisation_id: ref.organisationId, active: true }).first('id', 'sku', 'name', 'price_cents', 'currency', 'product_url');
+      const product = await productForCard(trx, ref.organisationId, productId);
       if (!product) throw new CurationError('not_found');
       const existing = await trx('call_items').where({ call_id: ref.callId, product_id: productId }).first('id', 'withdrawn_at', 'note');
       if (existing && !existing.withdrawn_at) {
