@@ -17,25 +17,6 @@ const pending: Record<string, string[]> = {
   'app/recordings/live.ts': ['calls', 'users'],
 };
 
-/**
- * Tables whose queries have not moved to their owner yet (the rest of
- * issue 15, point 3, after calls, users, organisations and queue_entries).
- * Their references are not checked until they are taken off this list.
- */
-const notYetMoved: string[] = [
-  'appliance_info',
-  'audit_events', 'audit_checkpoints', 'audit_exports', 'audit_personal_keys',
-  'webhook_endpoints', 'webhook_deliveries',
-];
-
-/**
- * Joins (reads) of moved tables inside queries on tables of `notYetMoved`:
- * they move with those queries into their owners, where a join is allowed.
- */
-const joinedByNotYetMoved: Record<string, string[]> = {
-  'app/webhooks/dispatcher.ts': ['organisations'],
-};
-
 /** The tables the migrations create (the schema snapshot the migrations test keeps current). */
 function schemaTables(): string[] {
   const snapshot = JSON.parse(fs.readFileSync(snapshotFile, 'utf8')) as { tables: Record<string, string[]> };
@@ -100,7 +81,7 @@ describe('table owners', () => {
   it('every table of the schema has one owner module, which exists', () => {
     assert.deepEqual(tables.filter((t) => !tableOwners[t]), [], 'tables without an owner in test/support/table-owners.ts');
     assert.deepEqual(Object.keys(tableOwners).filter((t) => !tables.includes(t)), [], 'owners of tables the schema does not have');
-    const missing = [...new Set(Object.entries(tableOwners).filter(([t]) => !notYetMoved.includes(t)).map(([, f]) => f))].filter((f) => !fs.existsSync(path.join(ROOT, f)));
+    const missing = [...new Set(Object.entries(tableOwners).map(([, f]) => f))].filter((f) => !fs.existsSync(path.join(ROOT, f)));
     assert.deepEqual(missing, [], 'owner modules that do not exist');
   });
 
@@ -128,15 +109,14 @@ describe('table owners', () => {
       if (generic(file)) continue;
       const refs = tableReferences(file, fs.readFileSync(path.join(ROOT, file), 'utf8'), tables);
       const allowed = pending[file] ?? [];
-      const joinable = joinedByNotYetMoved[file] ?? [];
       const owner = Object.values(tableOwners).includes(file);
       for (const ref of refs) {
-        if (tableOwners[ref.table] === file || allowed.includes(ref.table) || notYetMoved.includes(ref.table)) continue;
+        if (tableOwners[ref.table] === file || allowed.includes(ref.table)) continue;
         // An owner's query may read another table through a join or a subquery; it never writes it.
-        if ((owner || joinable.includes(ref.table)) && ref.joined) continue;
+        if (owner && ref.joined) continue;
         stray.push(`${ref.file}:${ref.line} queries ${ref.table} (owner: ${tableOwners[ref.table] ?? 'none'})`);
       }
-      for (const table of [...allowed, ...joinable]) if (!refs.some((r) => r.table === table)) stale.push(`${file}: ${table}`);
+      for (const table of allowed) if (!refs.some((r) => r.table === table)) stale.push(`${file}: ${table}`);
     }
     assert.deepEqual(stray, [], 'queries outside the table\'s owner: call the owner instead');
     assert.deepEqual(stale, [], 'pending entries no longer needed: remove them');

@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import { canonicalJson } from './chain';
 import { AuditService, chainOf, type VerifyResult } from './service';
 import { ensureApplianceKey, loadApplianceKey, type ApplianceKey } from './signing';
+import { chainHead, hashesAt, listChains } from './store';
 
 /**
  * Anchors for the audit hash chains. A chain verifies by recomputing its
@@ -89,18 +90,6 @@ function fromRow(row: Record<string, unknown>): Checkpoint {
   };
 }
 
-/** The chain names, each once, without reading every row (a loose index scan over (chain, seq)). */
-async function listChains(knex: Knex): Promise<string[]> {
-  const { rows } = await knex.raw(`
-    WITH RECURSIVE c AS (
-      SELECT min(chain) AS chain FROM audit_events
-      UNION ALL
-      SELECT (SELECT min(chain) FROM audit_events WHERE chain > c.chain) FROM c WHERE c.chain IS NOT NULL
-    )
-    SELECT chain FROM c WHERE chain IS NOT NULL`);
-  return (rows as { chain: string }[]).map((r) => r.chain);
-}
-
 export class AuditCheckpoints {
   constructor(private readonly knex: Knex, private readonly dataDir: string, private readonly now: () => Date = () => new Date()) {}
 
@@ -139,7 +128,7 @@ export class AuditCheckpoints {
    */
   async anchor(organisationId: string | null, verified?: { seq: number; hash: string }): Promise<Checkpoint | null> {
     const chain = chainOf(organisationId);
-    const head = verified ?? (await this.knex('audit_events').where({ chain }).orderBy('seq', 'desc').first('seq', 'hash'));
+    const head = verified ?? (await chainHead(this.knex, chain));
     if (!head || Number(head.seq) === 0) return null;
     const newest = await this.knex('audit_checkpoints').where({ chain }).orderBy('seq', 'desc').first('seq');
     if (newest && Number(newest.seq) >= Number(head.seq)) return null;
@@ -167,7 +156,7 @@ export class AuditCheckpoints {
     const hashes = new Map<number, string>();
     const seqs = [...new Set(valid.map((c) => c.seq))];
     for (let i = 0; i < seqs.length; i += 1000) {
-      const rows = (await this.knex('audit_events').where({ chain }).whereIn('seq', seqs.slice(i, i + 1000)).select('seq', 'hash')) as { seq: string; hash: string }[];
+      const rows = await hashesAt(this.knex, chain, seqs.slice(i, i + 1000));
       for (const r of rows) hashes.set(Number(r.seq), r.hash);
     }
     const mismatches: CheckpointMismatch[] = [];

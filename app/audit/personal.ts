@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
+import { countSealedUnder } from './store';
 
 /**
  * Crypto-shredding of customers' personal data in the audit trail. A
@@ -162,11 +163,5 @@ export async function destroyCallKeys(trx: Knex.Transaction, organisationId: str
   const ids = (await trx('audit_personal_keys').where({ organisation_id: organisationId, call_id: callId }).select('id')).map((r) => r.id as string);
   if (!ids.length) return { keys: 0, events: 0 };
   const keys = await trx('audit_personal_keys').whereIn('id', ids).whereNull('destroyed_at').update({ key: null, destroyed_at: trx.fn.now(), destroyed_by: 'erasure' });
-  const [row] = await trx('audit_events')
-    .where({ organisation_id: organisationId })
-    .where((w) => {
-      for (const id of ids) w.orWhere('ip', 'like', `${SEALED_PREFIX}${id}:%`).orWhere('user_agent', 'like', `${SEALED_PREFIX}${id}:%`);
-    })
-    .count({ n: '*' });
-  return { keys, events: Number(row?.n ?? 0) };
+  return { keys, events: await countSealedUnder(trx, organisationId, SEALED_PREFIX, ids) };
 }

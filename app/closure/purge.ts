@@ -19,6 +19,7 @@ import { recordingIdsOfCalls } from '../recordings/service';
 import { deleteOrganisationRequests } from '../requests/service';
 import { deleteOrganisationKeys } from '../api-keys/service';
 import { deleteOrganisationProducts } from '../catalog/service';
+import { deleteOrganisationEndpoints } from '../webhooks/store';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -94,7 +95,7 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
     // The API request log (client IPs) goes with the keys.
     await deleteRequestLogOf(trx, organisationId);
     receipt.apiKeys = await deleteOrganisationKeys(trx, organisationId);
-    receipt.webhooks = await trx('webhook_endpoints').where({ organisation_id: organisationId }).delete();
+    receipt.webhooks = await deleteOrganisationEndpoints(trx, organisationId);
     receipt.products = await deleteOrganisationProducts(trx, organisationId);
     receipt.requests = await deleteOrganisationRequests(trx, organisationId);
     receipt.completed = held.size === 0;

@@ -14,6 +14,7 @@ import { countOrganisationCalls, exportedCalls } from '../calls/store';
 import { customerConsentsOf, playableRecordingsOf } from '../recordings/service';
 import { exportedCuration } from '../curation/service';
 import { lockRequest, markExecuted, requestForExecution } from './service';
+import { customerEventsOfCall } from '../audit/store';
 
 interface ZipRecording {
   id: string;
@@ -72,12 +73,8 @@ export class AccessExport extends OrganisationScopedService {
 
   /** The customer's own audit events of a call (also consent events that name the call in their details), IP and user agent readable or "erased". */
   private async customerEvents(callId: string): Promise<Record<string, unknown>[]> {
-    const rows = await this.knex('audit_events')
-      .where({ organisation_id: this.organisationId, actor_type: 'guest' })
-      .where((w) => w.where({ target_type: 'call', target_id: callId }).orWhereRaw(`details->>'call_id' = ?`, [callId]))
-      .orderBy('seq')
-      .select('occurred_at', 'action', 'ip', 'user_agent', 'details');
-    const revealed = await revealRows(this.knex, rows as { ip: string | null; user_agent: string | null }[]);
+    const rows = await customerEventsOfCall(this.knex, this.organisationId, callId);
+    const revealed = await revealRows(this.knex, rows);
     return revealed.map(({ erased, ...row }) => ({ ...row, ...Object.fromEntries(erased.map((field) => [field, 'erased'])) }));
   }
 

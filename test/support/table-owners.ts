@@ -5,16 +5,17 @@
  * test/table-owners.test.ts checks the sources against this map.
  */
 export const tableOwners: Record<string, string> = {
-  appliance_info: 'app/db/appliance.ts',
+  // Written by its migration, read only by the backup (its instance id goes into the manifest).
+  appliance_info: 'app/backup/create.ts',
   organisations: 'app/organisations/store.ts',
   users: 'app/users/store.ts',
   sessions: 'app/auth/session-store.ts',
   one_time_tokens: 'app/auth/tokens.ts',
   login_throttles: 'app/auth/throttle.ts',
   audit_events: 'app/audit/store.ts',
-  audit_checkpoints: 'app/audit/store.ts',
-  audit_exports: 'app/audit/store.ts',
-  audit_personal_keys: 'app/audit/store.ts',
+  audit_checkpoints: 'app/audit/checkpoints.ts',
+  audit_exports: 'app/audit/export.ts',
+  audit_personal_keys: 'app/audit/personal.ts',
   calls: 'app/calls/store.ts',
   api_keys: 'app/api-keys/service.ts',
   api_request_log: 'app/retention/api-requests.ts',
