@@ -3,6 +3,7 @@ import { ChainVerifier, eventHash, GENESIS_HASH, type ChainBreak, type ChainRow,
 import type { Actor, AuditAction } from './actions';
 import { revealRows, sealCustomerMeta, type CustomerScope } from './personal';
 import { chainEventsAfter, chainHead, insertEvent, listEvents } from './store';
+import type { AuditEventRow } from '../db/tables';
 
 export interface AuditEventInput {
   /** The organisation the event belongs to; null for appliance-wide events. */
@@ -162,26 +163,26 @@ function toChainRow(row: Record<string, unknown>): ChainRow {
 }
 
 /** `audit_events` rows as the pages show them: customers' IPs and user agents decrypted while their key exists. */
-export async function revealEvents(knex: Knex, rows: Record<string, unknown>[]): Promise<AuditEvent[]> {
-  const revealed = await revealRows(knex, rows.map((row) => ({ ip: (row.ip as string | null) ?? null, user_agent: (row.user_agent as string | null) ?? null })));
+export async function revealEvents(knex: Knex, rows: AuditEventRow[]): Promise<AuditEvent[]> {
+  const revealed = await revealRows(knex, rows.map((row) => ({ ip: row.ip ?? null, user_agent: row.user_agent ?? null })));
   return rows.map((row, i) => ({ ...toEvent({ ...row, ...revealed[i] }), personalErased: revealed[i]!.erased.includes('ip') }));
 }
 
 /** An `audit_events` row as stored (customers' IPs and user agents still encrypted: see revealEvents). */
-export function toEvent(row: Record<string, unknown>): AuditEvent {
+export function toEvent(row: AuditEventRow): AuditEvent {
   return {
     id: String(row.id),
     seq: Number(row.seq),
-    occurredAt: row.occurred_at as Date,
-    actorType: row.actor_type as string,
-    actorId: (row.actor_id as string | null) ?? null,
-    actorLabel: (row.actor_label as string | null) ?? null,
-    action: row.action as string,
-    targetType: (row.target_type as string | null) ?? null,
-    targetId: (row.target_id as string | null) ?? null,
-    ip: (row.ip as string | null) ?? null,
-    userAgent: (row.user_agent as string | null) ?? null,
+    occurredAt: row.occurred_at,
+    actorType: row.actor_type,
+    actorId: row.actor_id ?? null,
+    actorLabel: row.actor_label ?? null,
+    action: row.action,
+    targetType: row.target_type ?? null,
+    targetId: row.target_id ?? null,
+    ip: row.ip ?? null,
+    userAgent: row.user_agent ?? null,
     personalErased: false,
-    details: (row.details as Record<string, unknown>) ?? {},
+    details: row.details ?? {},
   };
 }

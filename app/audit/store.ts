@@ -27,11 +27,11 @@ export async function insertEvent(trx: Knex.Transaction, row: Record<string, unk
 }
 
 /** One organisation's events, filtered, newest first, paged, and how many there are. */
-export async function listEvents(db: Knex, organisationId: string, filter: EventFilter, page: { limit: number; offset: number }): Promise<{ rows: Record<string, unknown>[]; total: number }> {
+export async function listEvents(db: Knex, organisationId: string, filter: EventFilter, page: { limit: number; offset: number }): Promise<{ rows: AuditEventRow[]; total: number }> {
   const query = db('audit_events').where({ organisation_id: organisationId });
   filter(query);
   const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
-  const rows = (await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset)) as Record<string, unknown>[];
+  const rows = (await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset)) as AuditEventRow[];
   return { rows, total: Number(total) };
 }
 
@@ -108,7 +108,7 @@ export async function weightedCounts(db: Knex, organisationId: string, actions: 
 }
 
 /** The organisation's events of one action or of any of `actions`, newest first, paged, and how many there are. */
-export async function eventsOfActions(db: Knex, organisationId: string, kind: string | undefined, actions: readonly string[], page: { limit: number; offset: number }): Promise<{ rows: Record<string, unknown>[]; total: number }> {
+export async function eventsOfActions(db: Knex, organisationId: string, kind: string | undefined, actions: readonly string[], page: { limit: number; offset: number }): Promise<{ rows: AuditEventRow[]; total: number }> {
   return listEvents(db, organisationId, (query) => {
     if (kind) query.where({ action: kind });
     else query.whereIn('action', actions);

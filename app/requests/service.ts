@@ -102,26 +102,26 @@ export function tokenFromLink(input: string): string | undefined {
   return match?.[1];
 }
 
-const COLUMNS = ['id', 'kind', 'status', 'identified_by', 'call_reference', 'window_from', 'window_to', 'window_clerk_id', 'call_ids', 'due_at', 'created_at', 'executed_at', 'result', 'closed_at'];
+const COLUMNS = ['id', 'kind', 'status', 'identified_by', 'call_reference', 'window_from', 'window_to', 'window_clerk_id', 'call_ids', 'due_at', 'created_at', 'executed_at', 'result', 'closed_at'] as const;
 
-function toRequest(row: Record<string, unknown>, now: Date): SubjectRequest {
+function toRequest(row: Pick<SubjectRequestRow, (typeof COLUMNS)[number]>, now: Date): SubjectRequest {
   const status = row.status as RequestStatus;
-  const dueAt = row.due_at as Date;
+  const dueAt = row.due_at;
   return {
-    id: row.id as string,
+    id: row.id,
     kind: row.kind as RequestKind,
     status,
     identifiedBy: row.identified_by as Identification,
-    callReference: (row.call_reference as string | null) ?? null,
-    windowFrom: (row.window_from as Date | null) ?? null,
-    windowTo: (row.window_to as Date | null) ?? null,
-    windowClerkId: (row.window_clerk_id as string | null) ?? null,
-    callIds: (row.call_ids as string[] | null) ?? [],
+    callReference: row.call_reference ?? null,
+    windowFrom: row.window_from ?? null,
+    windowTo: row.window_to ?? null,
+    windowClerkId: row.window_clerk_id ?? null,
+    callIds: row.call_ids ?? [],
     dueAt,
-    createdAt: row.created_at as Date,
-    executedAt: (row.executed_at as Date | null) ?? null,
-    result: (row.result as Record<string, unknown> | null) ?? null,
-    closedAt: (row.closed_at as Date | null) ?? null,
+    createdAt: row.created_at,
+    executedAt: row.executed_at ?? null,
+    result: row.result ?? null,
+    closedAt: row.closed_at ?? null,
     overdue: isOverdue(status, dueAt, now),
   };
 }
