@@ -6,6 +6,7 @@ import { canonicalJson } from './chain';
 import { AuditService, chainOf, type VerifyResult } from './service';
 import { ensureApplianceKey, loadApplianceKey, type ApplianceKey } from './signing';
 import { chainHead, hashesAt, listChains } from './store';
+import { table, type AuditCheckpointRow } from '../db/tables';
 
 /**
  * Anchors for the audit hash chains. A chain verifies by recomputing its
@@ -79,14 +80,14 @@ export function checkpointSignatureValid(c: Checkpoint, key: ApplianceKey): bool
   }
 }
 
-function fromRow(row: Record<string, unknown>): Checkpoint {
+function fromRow(row: AuditCheckpointRow): Checkpoint {
   return {
-    chain: row.chain as string,
+    chain: row.chain,
     seq: Number(row.seq),
-    hash: row.hash as string,
-    created_at: (row.created_at as Date).toISOString(),
-    key_id: row.key_id as string,
-    signature: row.signature as string,
+    hash: row.hash,
+    created_at: row.created_at.toISOString(),
+    key_id: row.key_id,
+    signature: row.signature,
   };
 }
 
@@ -132,7 +133,7 @@ export class AuditCheckpoints {
     if (!head || Number(head.seq) === 0) return null;
     const newest = await this.knex('audit_checkpoints').where({ chain }).orderBy('seq', 'desc').first('seq');
     if (newest && Number(newest.seq) >= Number(head.seq)) return null;
-    const checkpoint = signCheckpoint({ chain, seq: Number(head.seq), hash: head.hash as string }, ensureApplianceKey(this.dataDir), this.now());
+    const checkpoint = signCheckpoint({ chain, seq: Number(head.seq), hash: head.hash }, ensureApplianceKey(this.dataDir), this.now());
     await this.knex('audit_checkpoints').insert(checkpoint);
     const file = this.fileOf(chain);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -144,7 +145,7 @@ export class AuditCheckpoints {
   async verify(organisationId: string | null): Promise<ChainCheck> {
     const chain = chainOf(organisationId);
     const result = await new AuditService(this.knex).verify(organisationId);
-    const stored = ((await this.knex('audit_checkpoints').where({ chain }).orderBy('id')) as Record<string, unknown>[]).map(fromRow);
+    const stored = (await table(this.knex, 'audit_checkpoints').where({ chain }).orderBy('id')).map((r) => fromRow(r as AuditCheckpointRow));
     const inFile = this.readFile(chain);
     const known = new Set(stored.map((c) => c.signature));
     const missingFromDatabase = inFile.filter((c) => !known.has(c.signature));
