@@ -8,7 +8,7 @@ import { PASSWORD_MAX } from '../accounts/password-policy';
 import { OneTimeTokens } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { OrganisationStore, SLUG } from '../organisations/service';
-import { emailTaken, insertUser } from '../users/store';
+import { emailTaken, insertUserId } from '../users/store';
 
 export const setupSchema = z
   .object({
@@ -60,11 +60,11 @@ export class SetupService {
         throw new ValidationError([{ field: 'email', code: 'email_taken' }]);
       }
       const organisation = await organisations.create({ name: input.organisation_name, vatNumber: input.vat_number, slug: input.organisation_slug || null }, SYSTEM, trx);
-      const user = await insertUser(trx, { organisation_id: organisation.id, name: input.name, email: input.email, role: 'admin', status: 'active', password_hash: passwordHash, password_changed_at: trx.fn.now() });
+      const userId = await insertUserId(trx, { organisation_id: organisation.id, name: input.name, email: input.email, role: 'admin', status: 'active', password_hash: passwordHash, password_changed_at: trx.fn.now() });
       await new AuditService(this.knex).record(
         {
           organisationId: organisation.id,
-          actor: { type: 'user', id: user.id, label: input.email, organisationId: organisation.id },
+          actor: { type: 'user', id: userId, label: input.email, organisationId: organisation.id },
           action: 'setup.completed',
           target: { type: 'organisation', id: organisation.id },
           ...meta,
@@ -72,7 +72,7 @@ export class SetupService {
         },
         trx,
       );
-      return { userId: user.id as string };
+      return { userId };
     });
   }
 }

@@ -7,7 +7,7 @@ import { OneTimeTokens } from '../auth/tokens';
 import { OrganisationStore } from '../organisations/service';
 import { baseUrl } from '../setup/link';
 import { SetupService } from '../setup/service';
-import { emailTaken, insertUser, userByEmail } from './store';
+import { emailTaken, insertUserId, userByEmail } from './store';
 
 /** The server shell's own actor in the audit trail. */
 const SHELL: Actor = { type: 'system', label: 'vclerk CLI' };
@@ -39,9 +39,9 @@ export class AdminCli {
         organisation = await organisations.create({ name: input.orgName }, SHELL, trx);
       }
       if (await emailTaken(trx, email)) throw new CliError(`a user with the e-mail ${email} already exists: use reset-password`);
-      const user = await insertUser(trx, { organisation_id: organisation.id, name: input.name.trim(), email, role: 'admin', status: 'invited' });
-      const { token } = await new OneTimeTokens(trx).issue('invite', { organisationId: organisation.id, userId: user.id }, this.config.inviteLinkHours, trx);
-      await new AuditService(this.knex).record({ organisationId: organisation.id, actor: SHELL, action: 'user.invited', target: { type: 'user', id: user.id }, details: { email, role: 'admin', via: 'cli' } }, trx);
+      const userId = await insertUserId(trx, { organisation_id: organisation.id, name: input.name.trim(), email, role: 'admin', status: 'invited' });
+      const { token } = await new OneTimeTokens(trx).issue('invite', { organisationId: organisation.id, userId }, this.config.inviteLinkHours, trx);
+      await new AuditService(this.knex).record({ organisationId: organisation.id, actor: SHELL, action: 'user.invited', target: { type: 'user', id: userId }, details: { email, role: 'admin', via: 'cli' } }, trx);
       return `${baseUrl(this.config)}/invite/${token}`;
     });
   }

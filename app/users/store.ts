@@ -48,9 +48,18 @@ export async function userByEmail(db: Knex, email: string): Promise<Pick<UserRow
   return users(db).whereRaw('lower(email) = ?', [email]).first('id', 'organisation_id', 'status');
 }
 
-export async function insertUser(trx: Knex.Transaction, values: Partial<Omit<UserRow, 'password_changed_at'>> & Pick<UserRow, 'organisation_id' | 'name' | 'email' | 'role' | 'status'> & { password_changed_at?: Knex.Raw }): Promise<UserRow> {
+type NewUser = Partial<Omit<UserRow, 'password_changed_at'>> & Pick<UserRow, 'organisation_id' | 'name' | 'email' | 'role' | 'status'> & { password_changed_at?: Knex.Raw };
+
+/** Inserts a user and gives the whole row. */
+export async function insertUser(trx: Knex.Transaction, values: NewUser): Promise<UserRow> {
   const [row] = await users(trx).insert(values).returning('*');
   return row as UserRow;
+}
+
+/** Inserts a user and gives its id. */
+export async function insertUserId(trx: Knex.Transaction, values: NewUser): Promise<string> {
+  const [row] = await users(trx).insert(values).returning(['id']);
+  return row!.id;
 }
 
 /** A user who is not deactivated (a one-time link's form). */
