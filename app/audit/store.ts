@@ -41,13 +41,13 @@ export async function chainEventsAfter(db: Knex, chain: string, after: number, l
 }
 
 /** The export's next batch: the organisation's own chain after `after` up to `headSeq`, filtered, in order. */
-export async function exportBatch(db: Knex, organisationId: string, after: number, headSeq: number, filter: EventFilter, limit: number): Promise<Record<string, unknown>[]> {
+export async function exportBatch(db: Knex, organisationId: string, after: number, headSeq: number, filter: EventFilter, limit: number): Promise<AuditEventRow[]> {
   const query = db('audit_events')
     .where({ chain: organisationId, organisation_id: organisationId })
     .where('seq', '>', after)
     .where('seq', '<=', headSeq);
   filter(query);
-  return (await query.orderBy('seq').limit(limit)) as Record<string, unknown>[];
+  return (await query.orderBy('seq').limit(limit)) as AuditEventRow[];
 }
 
 /** The chain's hashes at the sequence numbers (at most 1000 at a time). */

@@ -53,7 +53,7 @@ export class LoginService {
     const meta = { ip: input.ip, userAgent: input.userAgent };
     const organisationId: string | null = user?.organisation_id ?? null;
     const who = user
-      ? { actor: { type: 'guest' as const, label: user.email as string }, target: { type: 'user', id: user.id as string } }
+      ? { actor: { type: 'guest' as const, label: user.email }, target: { type: 'user', id: user.id } }
       : { actor: { type: 'guest' as const } };
     const baseDetails = user ? {} : { attempted_account: sha256(email).slice(0, 16) };
     const failed = (reason: string) => this.refusals.note({ organisationId, ...who, action: 'auth.login_failed', ...meta, details: { ...baseDetails, reason } });

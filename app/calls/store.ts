@@ -34,7 +34,7 @@ function toCall(row: CallColumns): Call {
     id: row.id,
     organisationId: row.organisation_id,
     clerkId: row.clerk_id ?? null,
-    status: row.status as CallStatus,
+    status: row.status,
     createdAt: row.created_at,
     startedAt: row.started_at ?? null,
     endedAt: row.ended_at ?? null,

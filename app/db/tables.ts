@@ -335,7 +335,7 @@ export interface RecordingRow {
   size: string | null; // bigint
   started_at: Date;
   started_by: string | null;
-  status: string;
+  status: 'recording' | 'processing' | 'ready' | 'partial' | 'failed';
   stop_reason: string | null;
   stopped_at: Date | null;
 }

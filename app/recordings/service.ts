@@ -45,7 +45,7 @@ export function toRecording(row: RecordingRow): Recording {
     id: row.id,
     organisationId: row.organisation_id,
     callId: row.call_id,
-    status: row.status as RecordingStatus,
+    status: row.status,
     startedBy: row.started_by ?? null,
     startedAt: row.started_at,
     stoppedAt: row.stopped_at ?? null,
@@ -155,7 +155,7 @@ export class RecordingStore {
       const row = await trx('recordings').where({ id }).forUpdate().first('organisation_id', 'call_id', 'status', 'stop_reason');
       if (!row || row.status !== 'recording') return;
       await trx('recordings').where({ id }).update({ status: 'processing', stopped_at: trx.fn.now(), stop_reason: partial ? `partial:${reason}` : reason });
-      await this.audit.record({ organisationId: row.organisation_id, actor, action: 'recording.stopped', target: { type: 'recording', id }, ...meta, ...(actor.type === 'guest' ? { customer: { callId: row.call_id as string } } : {}), details: { reason, partial } }, trx);
+      await this.audit.record({ organisationId: row.organisation_id, actor, action: 'recording.stopped', target: { type: 'recording', id }, ...meta, ...(actor.type === 'guest' ? { customer: { callId: row.call_id } } : {}), details: { reason, partial } }, trx);
     });
   }
 
