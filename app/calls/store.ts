@@ -67,6 +67,11 @@ export async function lockCall(trx: Knex.Transaction, where: CallWhere): Promise
   return row ? toCall(row) : undefined;
 }
 
+/** Of the calls, those that ended or whose link was revoked (the signalling hub's sweep). */
+export async function closedCallsAmong(db: Knex, ids: string[]): Promise<Pick<CallRow, 'id' | 'status' | 'end_reason'>[]> {
+  return calls(db).whereIn('id', ids).where((q) => q.where({ status: 'ended' }).orWhereNotNull('link_revoked_at')).select('id', 'status', 'end_reason');
+}
+
 /** The organisation a call belongs to, whatever organisation asks (for the cross-organisation check). */
 export async function callOrganisation(db: Knex, id: string): Promise<string | undefined> {
   return (await calls(db).where({ id }).first('organisation_id'))?.organisation_id;

@@ -39,6 +39,11 @@ export async function recordLogin(trx: Knex.Transaction, id: string, ip: string 
   await users(trx).where({ id }).update({ last_login_at: trx.fn.now(), last_login_ip: ip });
 }
 
+/** A user's name and language (the clerk's side of the recording consent ledger). */
+export async function userNameAndLanguage(db: Knex, id: string): Promise<Pick<UserRow, 'id' | 'name' | 'language'> | undefined> {
+  return users(db).where({ id }).first('id', 'name', 'language');
+}
+
 /** Whether an account with the e-mail (any case) exists. */
 export async function emailTaken(db: Knex, email: string): Promise<boolean> {
   return Boolean(await users(db).whereRaw('lower(email) = ?', [email]).first('id'));

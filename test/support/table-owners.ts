@@ -43,5 +43,6 @@ export const tableOwners: Record<string, string> = {
 export const genericFiles: Record<string, string> = {
   'app/db/migrations/': 'migrations create and change the tables themselves',
   'app/db/roles.ts': 'grants the app role its rights on every table',
+  'app/auth/scoped-service.ts': 'the cross-organisation check reads `organisation_id` of an id in the table its caller names (no literal table of its own)',
   'app/backup/': 'the backup reads every table from one snapshot (and restore checks the audit heads it wrote) before and apart from the running app',
 };
