@@ -8,6 +8,7 @@ import { ipKey, passwordCheckKey, type LoginThrottle } from '../auth/throttle';
 import { NotFoundError, ValidationError } from '../errors';
 import { checkPassword, PASSWORD_MAX } from './password-policy';
 import { hashPassword, verifyPassword } from './passwords';
+import { lockOrganisationUser, lockUsableUser, setLanguage, setPassword, usableUser } from '../users/store';
 
 export const newPasswordSchema = z
   .object({
@@ -49,7 +50,7 @@ export class AccountService {
   async linkUser(purpose: 'invite' | 'password_reset', token: unknown): Promise<{ id: string; name: string; email: string } | undefined> {
     const record = await this.tokens.find(purpose, token);
     if (!record?.userId) return undefined;
-    return this.knex('users').where({ id: record.userId }).whereNot({ status: 'deactivated' }).first('id', 'name', 'email');
+    return usableUser(this.knex, record.userId);
   }
 
   /**
@@ -64,16 +65,10 @@ export class AccountService {
   ): Promise<{ userId: string }> {
     return this.knex.transaction(async (trx) => {
       const record = await this.tokens.consume(purpose, token, trx);
-      const user = record?.userId ? await trx('users').where({ id: record.userId }).whereNot({ status: 'deactivated' }).forUpdate().first() : undefined;
+      const user = record?.userId ? await lockUsableUser(trx, record.userId) : undefined;
       if (!user) throw new NotFoundError('link_invalid');
       enforcePolicy(password, { email: user.email, name: user.name });
-      await trx('users').where({ id: user.id }).update({
-        password_hash: await hashPassword(password),
-        status: 'active',
-        password_changed_at: trx.fn.now(),
-        sessions_valid_after: trx.fn.now(),
-        updated_at: trx.fn.now(),
-      });
+      await setPassword(trx, user.id, await hashPassword(password), true);
       await endUserSessions(trx, user.id);
       await this.audit.record(
         {
@@ -118,19 +113,14 @@ export class AccountService {
 
   private async changeVerified(caller: Caller, current: string, password: string, onVerified: () => void): Promise<void> {
     await this.knex.transaction(async (trx) => {
-      const user = await trx('users').where({ id: caller.user.id, organisation_id: caller.user.organisationId }).forUpdate().first();
+      const user = await lockOrganisationUser(trx, caller.user.organisationId, caller.user.id);
       if (!user || !user.password_hash || !(await verifyPassword(user.password_hash, current))) {
         throw new ValidationError([{ field: 'current_password', code: 'wrong_password' }]);
       }
       onVerified();
       enforcePolicy(password, { email: user.email, name: user.name });
       if (await verifyPassword(user.password_hash, password)) throw new ValidationError([{ field: 'password', code: 'password_unchanged' }]);
-      await trx('users').where({ id: user.id }).update({
-        password_hash: await hashPassword(password),
-        password_changed_at: trx.fn.now(),
-        sessions_valid_after: trx.fn.now(),
-        updated_at: trx.fn.now(),
-      });
+      await setPassword(trx, user.id, await hashPassword(password), false);
       const ended = await endUserSessions(trx, user.id, caller.sessionId);
       await this.audit.record(
         { organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'password.changed', target: { type: 'user', id: user.id }, ip: caller.ip, userAgent: caller.userAgent, details: { other_sessions_ended: ended } },
@@ -141,7 +131,7 @@ export class AccountService {
 
   async setLanguage(caller: Caller, language: 'en' | 'de'): Promise<void> {
     await this.knex.transaction(async (trx) => {
-      await trx('users').where({ id: caller.user.id, organisation_id: caller.user.organisationId }).update({ language, updated_at: trx.fn.now() });
+      await setLanguage(trx, caller.user.organisationId, caller.user.id, language);
       await this.audit.record(
         { organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'user.language_changed', target: { type: 'user', id: caller.user.id }, ip: caller.ip, userAgent: caller.userAgent, details: { language } },
         trx,

@@ -6,6 +6,7 @@ import type { AuditAction } from '../audit/actions';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { sha256 } from '../auth/tokens';
 import { NotFoundError, ValidationError } from '../errors';
+import type { ApiKeyRow } from '../db/tables';
 
 /** What an API key may be allowed to do. */
 export const apiScopes = ['calls:read', 'calls:write', 'recordings:read'] as const;
@@ -256,17 +257,22 @@ function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: unknown })?.code === '23505';
 }
 
-function toApiKey(row: Record<string, unknown>): ApiKey {
+function toApiKey(row: ApiKeyRow): ApiKey {
   return {
-    id: row.id as string,
-    name: row.name as string,
-    prefix: row.prefix as string,
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
     scopes: row.scopes as ApiScope[],
     origin: row.origin as ApiKey['origin'],
-    createdAt: row.created_at as Date,
-    createdBy: (row.created_by as string | null) ?? null,
-    lastUsedAt: (row.last_used_at as Date | null) ?? null,
-    lastUsedIp: (row.last_used_ip as string | null) ?? null,
-    revokedAt: (row.revoked_at as Date | null) ?? null,
+    createdAt: row.created_at,
+    createdBy: row.created_by ?? null,
+    lastUsedAt: row.last_used_at ?? null,
+    lastUsedIp: row.last_used_ip ?? null,
+    revokedAt: row.revoked_at ?? null,
   };
+}
+
+/** Deletes the organisation's keys (purging it); returns how many. */
+export async function deleteOrganisationKeys(trx: Knex.Transaction, organisationId: string): Promise<number> {
+  return trx('api_keys').where({ organisation_id: organisationId }).delete();
 }

@@ -117,9 +117,8 @@ export function queueState(deps: ApiDeps): RequestHandler {
   return async (req, res) => {
     const queue = new QueueService(deps.knex);
     const id = organisationId(req);
-    await queue.expireSilent(id);
-    const [{ n }] = (await deps.knex('queue_entries').where({ organisation_id: id, status: 'waiting' }).count({ n: '*' })) as [{ n: string }];
-    res.set('Cache-Control', 'no-store').json({ waiting: Number(n), availableClerks: await queue.availableClerks(id) });
+    const waiting = await queue.waiting(id);
+    res.set('Cache-Control', 'no-store').json({ waiting, availableClerks: await queue.availableClerks(id) });
   };
 }
 

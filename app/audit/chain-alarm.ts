@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { SYSTEM } from './actions';
 import type { ChainCheck } from './checkpoints';
 import { AuditService } from './service';
+import { alarmRaisedSince } from './store';
 
 const DAY_MS = 24 * 3_600_000;
 
@@ -33,13 +34,7 @@ export function chainFinding(check: ChainCheck): Record<string, unknown> {
  */
 export async function raiseChainAlarm(knex: Knex, organisationId: string | null, check: ChainCheck, now = new Date()): Promise<boolean> {
   const details = chainFinding(check);
-  const recent = await knex('audit_events')
-    .where({ action: 'security.audit_chain_broken' })
-    .andWhere((q) => (organisationId ? q.where({ organisation_id: organisationId }) : q.whereNull('organisation_id')))
-    .andWhere('occurred_at', '>', new Date(now.getTime() - DAY_MS))
-    .andWhereRaw('details @> ?::jsonb', [JSON.stringify(details)])
-    .first('id');
-  if (recent) return false;
+  if (await alarmRaisedSince(knex, organisationId, details, new Date(now.getTime() - DAY_MS))) return false;
   await new AuditService(knex).record({ organisationId, actor: SYSTEM, action: 'security.audit_chain_broken', details });
   return true;
 }

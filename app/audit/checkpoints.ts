@@ -5,6 +5,8 @@ import type { Knex } from 'knex';
 import { canonicalJson } from './chain';
 import { AuditService, chainOf, type VerifyResult } from './service';
 import { ensureApplianceKey, loadApplianceKey, type ApplianceKey } from './signing';
+import { chainHead, hashesAt, listChains } from './store';
+import { table, type AuditCheckpointRow } from '../db/tables';
 
 /**
  * Anchors for the audit hash chains. A chain verifies by recomputing its
@@ -78,27 +80,15 @@ export function checkpointSignatureValid(c: Checkpoint, key: ApplianceKey): bool
   }
 }
 
-function fromRow(row: Record<string, unknown>): Checkpoint {
+function fromRow(row: AuditCheckpointRow): Checkpoint {
   return {
-    chain: row.chain as string,
+    chain: row.chain,
     seq: Number(row.seq),
-    hash: row.hash as string,
-    created_at: (row.created_at as Date).toISOString(),
-    key_id: row.key_id as string,
-    signature: row.signature as string,
+    hash: row.hash,
+    created_at: row.created_at.toISOString(),
+    key_id: row.key_id,
+    signature: row.signature,
   };
-}
-
-/** The chain names, each once, without reading every row (a loose index scan over (chain, seq)). */
-async function listChains(knex: Knex): Promise<string[]> {
-  const { rows } = await knex.raw(`
-    WITH RECURSIVE c AS (
-      SELECT min(chain) AS chain FROM audit_events
-      UNION ALL
-      SELECT (SELECT min(chain) FROM audit_events WHERE chain > c.chain) FROM c WHERE c.chain IS NOT NULL
-    )
-    SELECT chain FROM c WHERE chain IS NOT NULL`);
-  return (rows as { chain: string }[]).map((r) => r.chain);
 }
 
 export class AuditCheckpoints {
@@ -139,11 +129,11 @@ export class AuditCheckpoints {
    */
   async anchor(organisationId: string | null, verified?: { seq: number; hash: string }): Promise<Checkpoint | null> {
     const chain = chainOf(organisationId);
-    const head = verified ?? (await this.knex('audit_events').where({ chain }).orderBy('seq', 'desc').first('seq', 'hash'));
+    const head = verified ?? (await chainHead(this.knex, chain));
     if (!head || Number(head.seq) === 0) return null;
     const newest = await this.knex('audit_checkpoints').where({ chain }).orderBy('seq', 'desc').first('seq');
     if (newest && Number(newest.seq) >= Number(head.seq)) return null;
-    const checkpoint = signCheckpoint({ chain, seq: Number(head.seq), hash: head.hash as string }, ensureApplianceKey(this.dataDir), this.now());
+    const checkpoint = signCheckpoint({ chain, seq: Number(head.seq), hash: head.hash }, ensureApplianceKey(this.dataDir), this.now());
     await this.knex('audit_checkpoints').insert(checkpoint);
     const file = this.fileOf(chain);
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
@@ -155,7 +145,7 @@ export class AuditCheckpoints {
   async verify(organisationId: string | null): Promise<ChainCheck> {
     const chain = chainOf(organisationId);
     const result = await new AuditService(this.knex).verify(organisationId);
-    const stored = ((await this.knex('audit_checkpoints').where({ chain }).orderBy('id')) as Record<string, unknown>[]).map(fromRow);
+    const stored = (await table(this.knex, 'audit_checkpoints').where({ chain }).orderBy('id')).map((r) => fromRow(r as AuditCheckpointRow));
     const inFile = this.readFile(chain);
     const known = new Set(stored.map((c) => c.signature));
     const missingFromDatabase = inFile.filter((c) => !known.has(c.signature));
@@ -167,7 +157,7 @@ export class AuditCheckpoints {
     const hashes = new Map<number, string>();
     const seqs = [...new Set(valid.map((c) => c.seq))];
     for (let i = 0; i < seqs.length; i += 1000) {
-      const rows = (await this.knex('audit_events').where({ chain }).whereIn('seq', seqs.slice(i, i + 1000)).select('seq', 'hash')) as { seq: string; hash: string }[];
+      const rows = await hashesAt(this.knex, chain, seqs.slice(i, i + 1000));
       for (const r of rows) hashes.set(Number(r.seq), r.hash);
     }
     const mismatches: CheckpointMismatch[] = [];

@@ -1,5 +1,6 @@
 import { csvCell } from '../catalog/import';
 import type { ChainRow } from './chain';
+import type { AuditEventRow } from '../db/tables';
 
 /**
  * The rows of an audit export. Each carries every chained field exactly as
@@ -15,24 +16,24 @@ export const exportColumns = [
 export type ExportRow = ChainRow & { id: string };
 
 /** A database row of `audit_events` in the form the hash was computed over (mirrors AuditService.verify). */
-export function toExportRow(row: Record<string, unknown>): ExportRow {
+export function toExportRow(row: AuditEventRow): ExportRow {
   return {
     id: String(row.id),
-    chain: row.chain as string,
+    chain: row.chain,
     seq: Number(row.seq),
-    occurred_at: (row.occurred_at as Date).toISOString(),
-    organisation_id: (row.organisation_id as string | null) ?? null,
-    actor_type: row.actor_type as string,
-    actor_id: (row.actor_id as string | null) ?? null,
-    actor_label: (row.actor_label as string | null) ?? null,
-    action: row.action as string,
-    target_type: (row.target_type as string | null) ?? null,
-    target_id: (row.target_id as string | null) ?? null,
-    ip: (row.ip as string | null) ?? null,
-    user_agent: (row.user_agent as string | null) ?? null,
+    occurred_at: row.occurred_at.toISOString(),
+    organisation_id: row.organisation_id ?? null,
+    actor_type: row.actor_type,
+    actor_id: row.actor_id ?? null,
+    actor_label: row.actor_label ?? null,
+    action: row.action,
+    target_type: row.target_type ?? null,
+    target_id: row.target_id ?? null,
+    ip: row.ip ?? null,
+    user_agent: row.user_agent ?? null,
     details: row.details ?? {},
-    prev_hash: row.prev_hash as string,
-    hash: row.hash as string,
+    prev_hash: row.prev_hash,
+    hash: row.hash,
   };
 }
 

@@ -11,6 +11,7 @@ import { csvHeader, csvLine, ndjsonLine, toExportRow, type ExportRow } from './e
 import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestText, signManifest, type ChainLink, type ExportFormat, type ExportManifest } from './manifest';
 import { applyAuditFilter, type AuditFilter } from './service';
 import { ensureApplianceKey } from './signing';
+import { chainHead, exportBatch } from './store';
 
 /**
  * Audit exports: an organisation's audit events for a period and filter,
@@ -67,7 +68,7 @@ export async function writeAuditExport(
 ): Promise<WrittenExport> {
   const { organisationId, filter, format } = options;
   const batchSize = options.batchSize ?? EXPORT_BATCH;
-  const head = await knex('audit_events').where({ chain: organisationId }).orderBy('seq', 'desc').first('seq', 'hash');
+  const head = await chainHead(knex, organisationId);
   const result: WrittenExport = {
     rowCount: 0, bytes: 0, sha256: '', first: null, last: null, chainHead: head ? { seq: Number(head.seq), hash: head.hash } : null, contiguous: true,
   };
@@ -86,12 +87,7 @@ export async function writeAuditExport(
     if (!head) return;
     let after = 0;
     for (;;) {
-      const query = knex('audit_events')
-        .where({ chain: organisationId, organisation_id: organisationId })
-        .where('seq', '>', after)
-        .where('seq', '<=', result.chainHead!.seq);
-      applyAuditFilter(query, filter);
-      const rows = (await query.orderBy('seq').limit(batchSize)) as Record<string, unknown>[];
+      const rows = await exportBatch(knex, organisationId, after, result.chainHead!.seq, (query) => applyAuditFilter(query, filter), batchSize);
       if (rows.length === 0) return;
       let text = '';
       for (const raw of rows) {

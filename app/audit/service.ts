@@ -2,6 +2,8 @@ import type { Knex } from 'knex';
 import { ChainVerifier, eventHash, GENESIS_HASH, type ChainBreak, type ChainRow, type ChainedContent } from './chain';
 import type { Actor, AuditAction } from './actions';
 import { revealRows, sealCustomerMeta, type CustomerScope } from './personal';
+import { chainEventsAfter, chainHead, insertEvent, listEvents } from './store';
+import type { AuditEventRow } from '../db/tables';
 
 export interface AuditEventInput {
   /** The organisation the event belongs to; null for appliance-wide events. */
@@ -77,7 +79,7 @@ export class AuditService {
     const chain = chainOf(event.organisationId);
     // One writer per chain at a time; the lock ends with the transaction.
     await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`audit:${chain}`]);
-    const last = await trx('audit_events').where({ chain }).orderBy('seq', 'desc').first('seq', 'hash');
+    const last = await chainHead(trx, chain);
     const actor = event.actor;
     const content: ChainedContent = {
       chain,
@@ -99,7 +101,7 @@ export class AuditService {
       Object.assign(content, await sealCustomerMeta(trx, event.organisationId, event.customer, new Date(content.occurred_at), content));
     }
     const prevHash = last?.hash ?? GENESIS_HASH;
-    await trx('audit_events').insert({
+    await insertEvent(trx, {
       ...content,
       details: JSON.stringify(content.details),
       prev_hash: prevHash,
@@ -114,11 +116,8 @@ export class AuditService {
    * the exact actor id.
    */
   async list(organisationId: string, filter: AuditFilter, page: { limit: number; offset: number }): Promise<{ events: AuditEvent[]; total: number }> {
-    const query = this.knex('audit_events').where({ organisation_id: organisationId });
-    applyAuditFilter(query, filter);
-    const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
-    const rows = await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset);
-    return { events: await revealEvents(this.knex, rows), total: Number(total) };
+    const { rows, total } = await listEvents(this.knex, organisationId, (query) => applyAuditFilter(query, filter), page);
+    return { events: await revealEvents(this.knex, rows), total };
   }
 
   /** Recomputes one chain (an organisation's, or the system chain for null) and reports the first broken link. */
@@ -127,7 +126,7 @@ export class AuditService {
     const verifier = new ChainVerifier();
     let after = 0;
     for (;;) {
-      const rows = (await this.knex('audit_events').where({ chain }).where('seq', '>', after).orderBy('seq').limit(batchSize)) as Record<string, unknown>[];
+      const rows = (await chainEventsAfter(this.knex, chain, after, batchSize)) as unknown as Record<string, unknown>[];
       if (rows.length === 0) break;
       if (!verifier.feed(rows.map(toChainRow))) break;
       after = Number(rows[rows.length - 1]!.seq);
@@ -164,26 +163,26 @@ function toChainRow(row: Record<string, unknown>): ChainRow {
 }
 
 /** `audit_events` rows as the pages show them: customers' IPs and user agents decrypted while their key exists. */
-export async function revealEvents(knex: Knex, rows: Record<string, unknown>[]): Promise<AuditEvent[]> {
-  const revealed = await revealRows(knex, rows.map((row) => ({ ip: (row.ip as string | null) ?? null, user_agent: (row.user_agent as string | null) ?? null })));
+export async function revealEvents(knex: Knex, rows: AuditEventRow[]): Promise<AuditEvent[]> {
+  const revealed = await revealRows(knex, rows.map((row) => ({ ip: row.ip ?? null, user_agent: row.user_agent ?? null })));
   return rows.map((row, i) => ({ ...toEvent({ ...row, ...revealed[i] }), personalErased: revealed[i]!.erased.includes('ip') }));
 }
 
 /** An `audit_events` row as stored (customers' IPs and user agents still encrypted: see revealEvents). */
-export function toEvent(row: Record<string, unknown>): AuditEvent {
+export function toEvent(row: AuditEventRow): AuditEvent {
   return {
     id: String(row.id),
     seq: Number(row.seq),
-    occurredAt: row.occurred_at as Date,
-    actorType: row.actor_type as string,
-    actorId: (row.actor_id as string | null) ?? null,
-    actorLabel: (row.actor_label as string | null) ?? null,
-    action: row.action as string,
-    targetType: (row.target_type as string | null) ?? null,
-    targetId: (row.target_id as string | null) ?? null,
-    ip: (row.ip as string | null) ?? null,
-    userAgent: (row.user_agent as string | null) ?? null,
+    occurredAt: row.occurred_at,
+    actorType: row.actor_type,
+    actorId: row.actor_id ?? null,
+    actorLabel: row.actor_label ?? null,
+    action: row.action,
+    targetType: row.target_type ?? null,
+    targetId: row.target_id ?? null,
+    ip: row.ip ?? null,
+    userAgent: row.user_agent ?? null,
     personalErased: false,
-    details: (row.details as Record<string, unknown>) ?? {},
+    details: row.details ?? {},
   };
 }

@@ -3,6 +3,7 @@ import type { SessionData } from 'express-session';
 import type { Knex } from 'knex';
 import type { SessionUser } from './caller';
 import { destroySession } from './session';
+import { sessionUser } from '../users/store';
 
 /**
  * The signed-in user a session stands for, or undefined when the session
@@ -12,14 +13,7 @@ import { destroySession } from './session';
  */
 export async function resolveSessionUser(knex: Knex, data: Partial<SessionData> | undefined, absoluteHours: number): Promise<SessionUser | undefined> {
   if (!data?.userId) return undefined;
-  const row = await knex('users')
-    .join('organisations', 'organisations.id', 'users.organisation_id')
-    .where('users.id', data.userId)
-    .first(
-      'users.id', 'users.organisation_id', 'users.name', 'users.email', 'users.role', 'users.status', 'users.language',
-      'users.sessions_valid_after', 'organisations.slug', 'organisations.name as organisation_name',
-      'organisations.closed_at', 'organisations.updated_at as organisation_updated_at',
-    );
+  const row = await sessionUser(knex, data.userId);
   const authenticatedAt = data.authenticatedAt ?? 0;
   const valid = row
     && row.status === 'active'

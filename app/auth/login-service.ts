@@ -4,6 +4,7 @@ import { refusalsFor, type RefusalRecorder } from '../audit/refusals';
 import { verifyAgainstDummy, verifyPassword } from '../accounts/passwords';
 import { accountKey, ipKey, type LoginThrottle, type Reservation } from './throttle';
 import { sha256 } from './tokens';
+import { recordLogin, signInAccount } from '../users/store';
 
 export interface LoginAttempt {
   email: string;
@@ -48,14 +49,11 @@ export class LoginService {
     const email = input.email.trim().toLowerCase();
     const keys = { account: accountKey(email), ip: ipKey(input.ip ?? 'unknown') };
     const [account, ip] = await Promise.all([this.throttle.reserve(keys.account, 'account'), this.throttle.reserve(keys.ip, 'ip')]);
-    const user = await this.knex('users')
-      .join('organisations', 'organisations.id', 'users.organisation_id')
-      .whereRaw('lower(users.email) = ?', [email])
-      .first('users.id', 'users.organisation_id', 'users.email', 'users.status', 'users.password_hash', 'organisations.closed_at');
+    const user = await signInAccount(this.knex, email);
     const meta = { ip: input.ip, userAgent: input.userAgent };
     const organisationId: string | null = user?.organisation_id ?? null;
     const who = user
-      ? { actor: { type: 'guest' as const, label: user.email as string }, target: { type: 'user', id: user.id as string } }
+      ? { actor: { type: 'guest' as const, label: user.email }, target: { type: 'user', id: user.id } }
       : { actor: { type: 'guest' as const } };
     const baseDetails = user ? {} : { attempted_account: sha256(email).slice(0, 16) };
     const failed = (reason: string) => this.refusals.note({ organisationId, ...who, action: 'auth.login_failed', ...meta, details: { ...baseDetails, reason } });
@@ -72,7 +70,7 @@ export class LoginService {
     const reason = !user ? 'unknown_account' : !passwordOk ? 'wrong_password' : user.status !== 'active' ? 'inactive' : user.closed_at ? 'organisation_closed' : null;
     if (reason === null) {
       await Promise.all([this.throttle.clear(keys.account), this.throttle.release(keys.ip, 'ip')]);
-      return { ok: true, userId: user.id, organisationId: user.organisation_id, email: user.email };
+      return { ok: true, userId: user!.id, organisationId: user!.organisation_id, email: user!.email };
     }
 
     await failed(reason);
@@ -86,7 +84,7 @@ export class LoginService {
   /** Records a successful sign-in: last login time and IP, and the audit event. */
   async succeeded(userId: string, organisationId: string, email: string, meta: { ip: string | null; userAgent: string | null }): Promise<void> {
     await this.knex.transaction(async (trx) => {
-      await trx('users').where({ id: userId }).update({ last_login_at: trx.fn.now(), last_login_ip: meta.ip });
+      await recordLogin(trx, userId, meta.ip);
       await this.audit.record({ organisationId, actor: { type: 'user', id: userId, label: email, organisationId }, action: 'auth.login_succeeded', target: { type: 'user', id: userId }, ...meta }, trx);
     });
   }

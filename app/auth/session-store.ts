@@ -59,3 +59,8 @@ export async function endUserSessions(knex: Knex | Knex.Transaction, userId: str
 export async function pruneExpiredSessions(knex: Knex): Promise<number> {
   return knex('sessions').where('expires_at', '<=', knex.fn.now()).delete();
 }
+
+/** Ends every session of the users (purging an organisation). */
+export async function deleteSessionsOfUsers(trx: Knex.Transaction, userIds: string[]): Promise<void> {
+  await trx('sessions').whereIn('user_id', userIds).delete();
+}

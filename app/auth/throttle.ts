@@ -117,3 +117,8 @@ export class LoginThrottle {
     await this.knex('login_throttles').where({ key }).delete();
   }
 }
+
+/** Deletes the sign-in throttles of the keys (purging an organisation). */
+export async function deleteThrottles(trx: Knex.Transaction, keys: string[]): Promise<void> {
+  await trx('login_throttles').whereIn('key', keys).delete();
+}

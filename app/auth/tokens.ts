@@ -76,3 +76,13 @@ export class OneTimeTokens {
     await trx('one_time_tokens').where({ user_id: userId }).whereNull('used_at').update({ used_at: trx.fn.now() });
   }
 }
+
+/** Deletes the users' one-time links (purging an organisation). */
+export async function deleteTokensOfUsers(trx: Knex.Transaction, userIds: string[]): Promise<void> {
+  await trx('one_time_tokens').whereIn('user_id', userIds).delete();
+}
+
+/** Deletes the organisation's one-time links (purging it). */
+export async function deleteTokensOfOrganisation(trx: Knex.Transaction, organisationId: string): Promise<void> {
+  await trx('one_time_tokens').where({ organisation_id: organisationId }).delete();
+}

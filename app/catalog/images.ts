@@ -5,6 +5,8 @@ import type { AuditAction } from '../audit/actions';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { NotFoundError, ValidationError } from '../errors';
 import { checkedImageType, type ImageType } from '../http/images';
+import { productForImages } from './service';
+import { table, type ProductImageRow } from '../db/tables';
 
 /** At most this many images per product. */
 export const MAX_IMAGES_PER_PRODUCT = 5;
@@ -39,7 +41,7 @@ export interface StoredProductImage {
   sha256: string;
 }
 
-const LIST_COLUMNS = ['id', 'product_id', 'position', 'content_type', 'size', 'sha256', 'created_at'];
+const LIST_COLUMNS = ['id', 'product_id', 'position', 'content_type', 'size', 'sha256', 'created_at'] as const;
 
 /**
  * For each product, the id of its first image (the lowest position): one
@@ -65,10 +67,10 @@ export async function readProductImage(
   imageId: string,
 ): Promise<{ id: string; productId: string; contentType: string; data: Buffer; sha256: string } | undefined> {
   if (!isUuid(imageId)) return undefined;
-  const row = await knex('product_images')
+  const row = await table(knex, 'product_images')
     .where({ id: imageId, organisation_id: organisationId })
     .first('id', 'product_id', 'content_type', 'data', 'sha256');
-  return row ? { id: row.id, productId: row.product_id, contentType: row.content_type, data: row.data as Buffer, sha256: row.sha256 } : undefined;
+  return row ? { id: row.id, productId: row.product_id, contentType: row.content_type, data: row.data, sha256: row.sha256 } : undefined;
 }
 
 /**
@@ -107,15 +109,13 @@ function problem(code: 'image_type' | 'image_too_large' | 'too_many_images' | 'i
  */
 export class ProductImages extends OrganisationScopedService {
   private scoped(trx: Knex | Knex.Transaction = this.knex) {
-    return trx('product_images').where('product_images.organisation_id', this.organisationId);
+    return table(trx, 'product_images').where('product_images.organisation_id', this.organisationId);
   }
 
   /** The product, locked for a change when in a transaction; another organisation's is refused. */
   private async product(productId: string, trx?: Knex.Transaction): Promise<{ id: string; sku: string }> {
     if (!isUuid(productId)) throw new NotFoundError();
-    const query = (trx ?? this.knex)('products').where({ id: productId, organisation_id: this.organisationId });
-    if (trx) query.forUpdate();
-    const row = await query.first('id', 'sku');
+    const row = await productForImages(trx ?? this.knex, this.organisationId, productId, trx !== undefined);
     if (!row) return this.refuseForeign('products', 'product', productId);
     return row;
   }
@@ -123,7 +123,7 @@ export class ProductImages extends OrganisationScopedService {
   /** One image of the product (without its bytes); another organisation's is refused. */
   private async image(trx: Knex.Transaction, productId: string, imageId: string): Promise<ProductImage> {
     if (!isUuid(imageId)) throw new NotFoundError();
-    const row = await this.scoped(trx).where({ id: imageId }).first(LIST_COLUMNS);
+    const row = await this.scoped(trx).where({ id: imageId }).first(...LIST_COLUMNS);
     if (!row) return this.refuseForeign('product_images', 'product_image', imageId);
     if (row.product_id !== productId) throw new NotFoundError();
     return toImage(row);
@@ -132,7 +132,7 @@ export class ProductImages extends OrganisationScopedService {
   /** The product's images, first first. */
   async list(productId: string): Promise<ProductImage[]> {
     const product = await this.product(productId);
-    const rows = await this.scoped().where({ product_id: product.id }).orderBy([{ column: 'position' }, { column: 'created_at' }]).select(LIST_COLUMNS);
+    const rows = await this.scoped().where({ product_id: product.id }).orderBy([{ column: 'position' }, { column: 'created_at' }]).select(...LIST_COLUMNS);
     return rows.map(toImage);
   }
 
@@ -158,13 +158,13 @@ export class ProductImages extends OrganisationScopedService {
     const sha256 = crypto.createHash('sha256').update(data).digest('hex');
     return this.knex.transaction(async (trx) => {
       const product = await this.product(productId, trx);
-      const [counted] = await this.scoped(trx).where({ product_id: product.id })
-        .select(trx.raw('count(*)::int AS n'), trx.raw('coalesce(max(position) + 1, 0)::int AS next'));
+      const [counted] = (await this.scoped(trx).where({ product_id: product.id })
+        .select(trx.raw('count(*)::int AS n'), trx.raw('coalesce(max(position) + 1, 0)::int AS next'))) as unknown as [{ n: number; next: number }];
       if (counted.n >= MAX_IMAGES_PER_PRODUCT) throw problem('too_many_images');
-      const [row] = await trx('product_images')
+      const [row] = await table(trx, 'product_images')
         .insert({ organisation_id: this.organisationId, product_id: product.id, position: counted.next, content_type: type, data, size: data.length, sha256 })
         .returning(LIST_COLUMNS);
-      const image = toImage(row);
+      const image = toImage(row!);
       await this.record(trx, 'catalog.image_added', product, image);
       return image;
     });
@@ -215,14 +215,14 @@ export class ProductImages extends OrganisationScopedService {
   }
 }
 
-function toImage(row: Record<string, unknown>): ProductImage {
+function toImage(row: Pick<ProductImageRow, (typeof LIST_COLUMNS)[number]>): ProductImage {
   return {
-    id: row.id as string,
-    productId: row.product_id as string,
+    id: row.id,
+    productId: row.product_id,
     position: Number(row.position),
     contentType: row.content_type as ImageType,
     size: Number(row.size),
-    sha256: row.sha256 as string,
-    createdAt: row.created_at as Date,
+    sha256: row.sha256,
+    createdAt: row.created_at,
   };
 }

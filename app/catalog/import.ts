@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { PayloadTooLargeError, ValidationError, type FieldProblem } from '../errors';
-import { CatalogService, columns, formatPrice, productSchema, type ProductInput } from './service';
+import { CatalogService, formatPrice, productSchema, upsertProducts, type ProductInput } from './service';
 
 export const MAX_IMPORT_BYTES = 10 * 1024 * 1024;
 export const MAX_IMPORT_ROWS = 20_000;
@@ -260,11 +260,7 @@ export class CatalogImport {
       }
       const { products } = checked;
       for (let i = 0; i < products.length; i += 1000) {
-        await trx('products')
-          .insert(products.slice(i, i + 1000).map((p) => ({ organisation_id: this.catalog.organisationId, ...columns(p) })))
-          .onConflict(['organisation_id', 'sku'])
-          // excluded.updated_at is the column default, now().
-          .merge(['name', 'description', 'price_cents', 'currency', 'product_url', 'category', 'tags', 'active', 'updated_at']);
+        await upsertProducts(trx, this.catalog.organisationId, products.slice(i, i + 1000));
       }
       await this.catalog.record(trx, 'import_applied', null, null, { rows: preview.rows, created: preview.created, updated: preview.updated });
       return preview;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
+import { table, type ProductRow } from '../db/tables';
 
 export interface Product {
   id: string;
@@ -131,7 +132,7 @@ export class CatalogService extends OrganisationScopedService {
   }
 
   scoped(trx: Knex | Knex.Transaction = this.knex) {
-    return trx('products').where('products.organisation_id', this.organisationId);
+    return table(trx, 'products').where('products.organisation_id', this.organisationId);
   }
 
   /**
@@ -189,7 +190,7 @@ export class CatalogService extends OrganisationScopedService {
 
   async categories(): Promise<string[]> {
     const rows = await this.scoped().whereNotNull('category').distinct('category').orderBy('category');
-    return rows.map((r: { category: string }) => r.category);
+    return rows.map((r) => r.category!);
   }
 
   /** One product; an id of another organisation answers like an unknown one, and is audited. */
@@ -217,9 +218,10 @@ export class CatalogService extends OrganisationScopedService {
       if (input.sku !== current.sku && (await this.scoped(trx).where({ sku: input.sku }).first('id'))) {
         throw new ValidationError([{ field: 'sku', code: 'sku_taken' }]);
       }
-      const [row] = await this.scoped(trx).where({ id }).update({ ...columns(input), updated_at: trx.fn.now() }).returning('*');
-      await this.record(trx, 'product_updated', id, row.sku);
-      return toProduct(row);
+      // The input's price is a number; read back, bigint is a string (the typed builder would refuse the number).
+      const [row] = (await trx('products').where('products.organisation_id', this.organisationId).where({ id }).update({ ...columns(input), updated_at: trx.fn.now() }).returning('*')) as ProductRow[];
+      await this.record(trx, 'product_updated', id, row!.sku);
+      return toProduct(row!);
     });
   }
 
@@ -228,8 +230,8 @@ export class CatalogService extends OrganisationScopedService {
       const current = await this.get(id, trx);
       if (current.active === active) return current;
       const [row] = await this.scoped(trx).where({ id }).update({ active, updated_at: trx.fn.now() }).returning('*');
-      await this.record(trx, active ? 'product_activated' : 'product_deactivated', id, row.sku);
-      return toProduct(row);
+      await this.record(trx, active ? 'product_activated' : 'product_deactivated', id, row!.sku);
+      return toProduct(row!);
     });
   }
 
@@ -261,19 +263,48 @@ export function columns(input: ProductInput) {
   };
 }
 
-export function toProduct(row: Record<string, unknown>): Product {
+export function toProduct(row: ProductRow): Product {
   return {
-    id: row.id as string,
-    sku: row.sku as string,
-    name: row.name as string,
-    description: row.description as string,
+    id: row.id,
+    sku: row.sku,
+    name: row.name,
+    description: row.description,
     priceCents: Number(row.price_cents),
-    currency: row.currency as string,
-    url: (row.product_url as string | null) ?? null,
-    category: (row.category as string | null) ?? null,
-    tags: (row.tags as string[]) ?? [],
-    active: row.active as boolean,
-    createdAt: row.created_at as Date,
-    updatedAt: row.updated_at as Date,
+    currency: row.currency,
+    url: row.product_url ?? null,
+    category: row.category ?? null,
+    tags: row.tags ?? [],
+    active: row.active,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
   };
 }
+
+// --- For other features (their transaction passed in) ------------------------
+
+/** Writes products of the organisation, a new SKU inserted and a known one updated (the import). */
+export async function upsertProducts(trx: Knex.Transaction, organisationId: string, products: ProductInput[]): Promise<void> {
+  await trx('products')
+    .insert(products.map((p) => ({ organisation_id: organisationId, ...columns(p) })))
+    .onConflict(['organisation_id', 'sku'])
+    // excluded.updated_at is the column default, now().
+    .merge(['name', 'description', 'price_cents', 'currency', 'product_url', 'category', 'tags', 'active', 'updated_at']);
+}
+
+/** The organisation's product (id and SKU); in a transaction, locked for a change (its images). */
+export async function productForImages(db: Knex, organisationId: string, id: string, lock: boolean): Promise<{ id: string; sku: string } | undefined> {
+  const query = db('products').where({ id, organisation_id: organisationId });
+  if (lock) query.forUpdate();
+  return query.first('id', 'sku');
+}
+
+/** The organisation's active product as a card copies it when shown in a call. */
+export async function productForCard(trx: Knex.Transaction, organisationId: string, id: string): Promise<{ id: string; sku: string; name: string; price_cents: string; currency: string; product_url: string | null } | undefined> {
+  return trx('products').where({ id, organisation_id: organisationId, active: true }).first('id', 'sku', 'name', 'price_cents', 'currency', 'product_url');
+}
+
+/** Deletes the organisation's catalog (purging it; the images go with their products); returns how many products. */
+export async function deleteOrganisationProducts(trx: Knex.Transaction, organisationId: string): Promise<number> {
+  return trx('products').where({ organisation_id: organisationId }).delete();
+}
+

@@ -7,6 +7,19 @@ import { AuditService } from '../audit/service';
 import { LegalHolds } from '../holds/service';
 import { recordingsDir, removeRecordingFiles } from '../recordings/storage';
 import { DAY_MS, PURGE_AFTER_DAYS } from './service';
+import { deleteCalls, organisationCallIds } from '../calls/store';
+import { deleteEntriesOfCalls, deleteEntriesWithoutCall } from '../queue/store';
+import { anonymiseUsers, emailsOf, organisationUserIds } from '../users/store';
+import { clearPurgedOrganisation, lockForPurge, organisationsDueForPurge } from '../organisations/store';
+import { deleteSessionsOfUsers } from '../auth/session-store';
+import { deleteThrottles } from '../auth/throttle';
+import { deleteTokensOfOrganisation, deleteTokensOfUsers } from '../auth/tokens';
+import { deleteRequestLogOf } from '../retention/api-requests';
+import { recordingIdsOfCalls } from '../recordings/service';
+import { deleteOrganisationRequests } from '../requests/service';
+import { deleteOrganisationKeys } from '../api-keys/service';
+import { deleteOrganisationProducts } from '../catalog/service';
+import { deleteOrganisationEndpoints } from '../webhooks/store';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -48,9 +61,9 @@ export interface PurgeReceipt {
 export async function purgeClosedOrganisations(knex: Knex, options: { dataDir: string; now?: Date }): Promise<PurgeReceipt[]> {
   const now = options.now ?? new Date();
   const cutoff = new Date(now.getTime() - PURGE_AFTER_DAYS * DAY_MS);
-  const due = await knex('organisations').whereNotNull('closed_at').where('closed_at', '<=', cutoff).whereNull('purged_at').orderBy('closed_at').select('id');
+  const due = await organisationsDueForPurge(knex, cutoff);
   const receipts: PurgeReceipt[] = [];
-  for (const { id } of due) receipts.push(await purgeOne(knex, id, options.dataDir, now));
+  for (const id of due) receipts.push(await purgeOne(knex, id, options.dataDir, now));
   return receipts;
 }
 
@@ -60,54 +73,35 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
   if (held === 'all') return { ...receipt, held: true };
   receipt.heldCalls = held.size;
   await knex.transaction(async (trx) => {
-    const org = await trx('organisations').where({ id: organisationId }).forUpdate().first('closed_at', 'purged_at');
+    const org = await lockForPurge(trx, organisationId);
     if (!org?.closed_at || org.purged_at) return;
-    const calls = (await trx('calls').where({ organisation_id: organisationId }).select('id')).map((c) => c.id as string).filter((id) => !held.has(id));
-    const recordings = calls.length ? await trx('recordings').whereIn('call_id', calls).select('id') : [];
+    const calls = (await organisationCallIds(trx, organisationId)).filter((id) => !held.has(id));
+    const recordings = calls.length ? await recordingIdsOfCalls(trx, calls) : [];
     if (calls.length) {
-      await trx('queue_entries').whereIn('call_id', calls).delete();
-      receipt.calls = await trx('calls').whereIn('id', calls).delete();
+      await deleteEntriesOfCalls(trx, calls);
+      receipt.calls = await deleteCalls(trx, calls);
     }
-    await trx('queue_entries').where({ organisation_id: organisationId }).whereNull('call_id').delete();
+    await deleteEntriesWithoutCall(trx, organisationId);
     receipt.recordings = recordings.length;
-    const users = await trx('users').where({ organisation_id: organisationId }).select('id');
-    const userIds = users.map((u) => u.id as string);
+    const userIds = await organisationUserIds(trx, organisationId);
     if (userIds.length) {
-      await trx('sessions').whereIn('user_id', userIds).delete();
-      await trx('one_time_tokens').whereIn('user_id', userIds).delete();
-      const emails = await trx('users').whereIn('id', userIds).pluck('email');
-      await trx('login_throttles').whereIn('key', emails.map((e: string) => `account:${sha256(e.toLowerCase())}`)).delete();
-      receipt.users = await trx('users')
-        .whereIn('id', userIds)
-        .update({
-          name: trx.raw(`'Deleted user ' || substr(id::text, 1, 8)`),
-          email: trx.raw(`'deleted-' || id::text || '@invalid'`),
-          password_hash: null,
-          language: null,
-          last_login_ip: null,
-          status: 'deactivated',
-          sessions_valid_after: now,
-          updated_at: now,
-        });
+      await deleteSessionsOfUsers(trx, userIds);
+      await deleteTokensOfUsers(trx, userIds);
+      const emails = await emailsOf(trx, userIds);
+      await deleteThrottles(trx, emails.map((e: string) => `account:${sha256(e.toLowerCase())}`));
+      receipt.users = await anonymiseUsers(trx, userIds, now);
     }
-    await trx('one_time_tokens').where({ organisation_id: organisationId }).delete();
+    await deleteTokensOfOrganisation(trx, organisationId);
     // The API request log (client IPs) goes with the keys.
-    if (await trx.schema.hasTable('api_request_log')) await trx('api_request_log').where({ organisation_id: organisationId }).delete();
-    receipt.apiKeys = await trx('api_keys').where({ organisation_id: organisationId }).delete();
-    receipt.webhooks = await trx('webhook_endpoints').where({ organisation_id: organisationId }).delete();
-    receipt.products = await trx('products').where({ organisation_id: organisationId }).delete();
-    receipt.requests = await trx('subject_requests').where({ organisation_id: organisationId }).delete();
+    await deleteRequestLogOf(trx, organisationId);
+    receipt.apiKeys = await deleteOrganisationKeys(trx, organisationId);
+    receipt.webhooks = await deleteOrganisationEndpoints(trx, organisationId);
+    receipt.products = await deleteOrganisationProducts(trx, organisationId);
+    receipt.requests = await deleteOrganisationRequests(trx, organisationId);
     receipt.completed = held.size === 0;
-    await trx('organisations').where({ id: organisationId }).update({
-      logo: null,
-      logo_type: null,
-      brand_color: null,
-      settings: '{}',
-      updated_at: now,
-      purged_at: receipt.completed ? now : null,
-    });
+    await clearPurgedOrganisation(trx, organisationId, now, receipt.completed);
     // Files last, inside the transaction: the rows go only when their files went.
-    for (const recording of recordings) await removeRecordingFiles(dataDir, organisationId, recording.id);
+    for (const id of recordings) await removeRecordingFiles(dataDir, organisationId, id);
     if (receipt.completed) await fs.promises.rm(path.join(recordingsDir(dataDir), organisationId.toLowerCase()), { recursive: true, force: true });
     const changed = receipt.calls + receipt.users + receipt.apiKeys + receipt.webhooks + receipt.products + receipt.requests > 0;
     if (changed || receipt.completed) {
@@ -117,7 +111,7 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
           actor: SYSTEM,
           action: 'organisation.purged',
           target: { type: 'organisation', id: organisationId },
-          details: { closed_at: (org.closed_at as Date).toISOString(), users_anonymised: receipt.users, calls_deleted: receipt.calls, recordings_deleted: receipt.recordings, api_keys_deleted: receipt.apiKeys, webhooks_deleted: receipt.webhooks, products_deleted: receipt.products, requests_deleted: receipt.requests, calls_held: receipt.heldCalls, completed: receipt.completed },
+          details: { closed_at: org.closed_at.toISOString(), users_anonymised: receipt.users, calls_deleted: receipt.calls, recordings_deleted: receipt.recordings, api_keys_deleted: receipt.apiKeys, webhooks_deleted: receipt.webhooks, products_deleted: receipt.products, requests_deleted: receipt.requests, calls_held: receipt.heldCalls, completed: receipt.completed },
         },
         trx,
       );

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
+import { endOrganisationCalls, revokeOrganisationLinks } from '../calls/store';
+import { closeWaitingEntries } from '../queue/store';
+import { closureOf, lockClosureOf, markClosed } from '../organisations/store';
 
 /** Days between closing an organisation and purging its data. */
 export const PURGE_AFTER_DAYS = 60;
@@ -25,7 +28,7 @@ export interface ClosureResult {
  */
 export class OrganisationClosure extends OrganisationScopedService {
   async status(): Promise<{ name: string; closedAt: Date | null }> {
-    const row = await this.knex('organisations').where({ id: this.organisationId }).first('name', 'closed_at');
+    const row = await closureOf(this.knex, this.organisationId);
     if (!row) throw new NotFoundError();
     return { name: row.name, closedAt: row.closed_at ?? null };
   }
@@ -33,24 +36,24 @@ export class OrganisationClosure extends OrganisationScopedService {
   async close(body: unknown): Promise<ClosureResult> {
     const input = parseBody(closeSchema, body);
     return this.knex.transaction(async (trx) => {
-      const org = await trx('organisations').where({ id: this.organisationId }).forUpdate().first('name', 'closed_at');
+      const org = await lockClosureOf(trx, this.organisationId);
       if (!org) throw new NotFoundError();
       if (org.closed_at) throw new ConflictError('organisation_closed', { messageKey: 'organisation.closed' });
       if (input.confirm_name !== org.name) throw new ValidationError([{ field: 'confirm_name', code: 'name_mismatch' }]);
       const [{ now }] = (await trx.raw('SELECT now() AS now')).rows as [{ now: Date }];
-      await trx('organisations').where({ id: this.organisationId }).update({ closed_at: now, updated_at: now });
-      const ended = await trx('calls').where({ organisation_id: this.organisationId }).whereNot({ status: 'ended' }).update({ status: 'ended', ended_at: now, end_reason: 'organisation_closed' }).returning('id');
-      for (const call of ended) {
-        await this.audit.record({ ...this.base(), action: 'call.ended', target: { type: 'call', id: call.id }, details: { reason: 'organisation_closed' } }, trx);
+      await markClosed(trx, this.organisationId, now);
+      const ended = await endOrganisationCalls(trx, this.organisationId, now, 'organisation_closed');
+      for (const id of ended) {
+        await this.audit.record({ ...this.base(), action: 'call.ended', target: { type: 'call', id }, details: { reason: 'organisation_closed' } }, trx);
       }
-      const revoked = await trx('calls').where({ organisation_id: this.organisationId }).whereNull('link_revoked_at').update({ link_revoked_at: now });
-      const left = await trx('queue_entries').where({ organisation_id: this.organisationId, status: 'waiting' }).update({ status: 'left', ended_at: now });
+      const revoked = await revokeOrganisationLinks(trx, this.organisationId, now);
+      const left = await closeWaitingEntries(trx, this.organisationId, now);
       const purgeAfter = new Date(now.getTime() + PURGE_AFTER_DAYS * DAY_MS);
       await this.audit.record(
         { ...this.base(), action: 'organisation.closed', target: { type: 'organisation', id: this.organisationId }, details: { calls_ended: ended.length, links_revoked: revoked, queue_entries_closed: left, purge_after: purgeAfter.toISOString() } },
         trx,
       );
-      return { closedAt: now, purgeAfter, endedCallIds: ended.map((c: { id: string }) => c.id) };
+      return { closedAt: now, purgeAfter, endedCallIds: ended };
     });
   }
 }

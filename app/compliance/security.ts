@@ -5,6 +5,7 @@ import type { AuditAction } from '../audit/actions';
 import { revealEvents, type AuditEvent } from '../audit/service';
 import { REFUSAL_COUNT_SQL } from '../audit/refusals';
 import { callerOf } from '../auth/caller';
+import { eventsOfActions, weightedCounts } from '../audit/store';
 
 /** The audit actions that signal an attack or a misconfiguration, in the order the page shows them. */
 export const securitySignals = [
@@ -43,18 +44,9 @@ export class SecuritySignals {
 
   async counts(organisationId: string, now = new Date()): Promise<SignalCounts[]> {
     const since = (ms: number) => new Date(now.getTime() - ms);
-    const rows = await this.knex('audit_events')
-      .where({ organisation_id: organisationId })
-      .whereIn('action', securitySignals)
-      .where('occurred_at', '>=', since(windows.month))
-      .where('occurred_at', '<=', now)
-      .groupBy('action')
-      .select('action')
-      // An aggregated refusal row stands for `details.count` refusals (audit/refusals.ts).
-      .select(this.knex.raw(`coalesce(sum(${REFUSAL_COUNT_SQL}) FILTER (WHERE occurred_at >= ?), 0) AS day`, [since(windows.day)]))
-      .select(this.knex.raw(`coalesce(sum(${REFUSAL_COUNT_SQL}) FILTER (WHERE occurred_at >= ?), 0) AS week`, [since(windows.week)]))
-      .select(this.knex.raw(`sum(${REFUSAL_COUNT_SQL}) AS month`));
-    const byAction = new Map(rows.map((r) => [r.action as string, r]));
+    // An aggregated refusal row stands for `details.count` refusals (audit/refusals.ts).
+    const rows = await weightedCounts(this.knex, organisationId, securitySignals, { from: since(windows.month), to: now, day: since(windows.day), week: since(windows.week) }, REFUSAL_COUNT_SQL);
+    const byAction = new Map(rows.map((r) => [r.action, r]));
     return securitySignals.map((kind) => {
       const r = byAction.get(kind);
       return { kind, day: Number(r?.day ?? 0), week: Number(r?.week ?? 0), month: Number(r?.month ?? 0) };
@@ -62,12 +54,8 @@ export class SecuritySignals {
   }
 
   async latest(organisationId: string, kind: SecuritySignal | undefined, page: number): Promise<{ events: AuditEvent[]; total: number }> {
-    const query = this.knex('audit_events').where({ organisation_id: organisationId });
-    if (kind) query.where({ action: kind });
-    else query.whereIn('action', securitySignals);
-    const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
-    const rows = await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(SECURITY_PAGE_SIZE).offset((page - 1) * SECURITY_PAGE_SIZE);
-    return { events: await revealEvents(this.knex, rows), total: Number(total) };
+    const { rows, total } = await eventsOfActions(this.knex, organisationId, kind, securitySignals, { limit: SECURITY_PAGE_SIZE, offset: (page - 1) * SECURITY_PAGE_SIZE });
+    return { events: await revealEvents(this.knex, rows), total };
   }
 }
 

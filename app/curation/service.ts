@@ -3,6 +3,9 @@ import { MAX_CARDS, MAX_MESSAGES, type Card, type ChatMessage } from '../calls/p
 import { CallRefusal } from '../calls/refusal';
 import { auditForeignProbe, type Prober } from '../auth/scoped-service';
 import { firstImageIds } from '../catalog/images';
+import { lockCallStatus } from '../calls/store';
+import { productForCard } from '../catalog/service';
+import { table, type CallItemRow, type CallMessageRow } from '../db/tables';
 
 /** The call a request is about; the signalling layer has already checked that the participant belongs to it. */
 export interface CallRef {
@@ -24,24 +27,24 @@ export interface SummaryCard extends Card {
   withdrawnAt: Date | null;
 }
 
-const CARD_COLUMNS = ['id', 'product_id', 'image_id', 'sku', 'name', 'price_cents', 'currency', 'product_url', 'note', 'position', 'favourite', 'asked_at', 'shown_at', 'withdrawn_at'];
+const CARD_COLUMNS = ['id', 'product_id', 'image_id', 'sku', 'name', 'price_cents', 'currency', 'product_url', 'note', 'position', 'favourite', 'asked_at', 'shown_at', 'withdrawn_at'] as const;
 
-function toCard(row: Record<string, unknown>): SummaryCard {
+function toCard(row: Pick<CallItemRow, (typeof CARD_COLUMNS)[number]>): SummaryCard {
   return {
-    id: row.id as string,
-    productId: (row.product_id as string | null) ?? null,
-    sku: row.sku as string,
-    name: row.name as string,
+    id: row.id,
+    productId: row.product_id ?? null,
+    sku: row.sku,
+    name: row.name,
     priceCents: Number(row.price_cents),
-    currency: row.currency as string,
-    url: (row.product_url as string | null) ?? null,
-    imageId: (row.image_id as string | null) ?? null,
-    note: row.note as string,
-    position: row.position as number,
-    favourite: row.favourite as boolean,
+    currency: row.currency,
+    url: row.product_url ?? null,
+    imageId: row.image_id ?? null,
+    note: row.note,
+    position: row.position,
+    favourite: row.favourite,
     asked: row.asked_at !== null && row.asked_at !== undefined,
-    shownAt: row.shown_at as Date,
-    withdrawnAt: (row.withdrawn_at as Date | null) ?? null,
+    shownAt: row.shown_at,
+    withdrawnAt: row.withdrawn_at ?? null,
   };
 }
 
@@ -51,15 +54,15 @@ export function liveCard(card: SummaryCard): Card {
   return rest;
 }
 
-function toMessage(row: Record<string, unknown>): ChatMessage {
+function toMessage(row: Pick<CallMessageRow, 'id' | 'sender' | 'kind' | 'item_id' | 'body' | 'created_at'> & { item_name: string | null }): ChatMessage {
   return {
-    id: row.id as string,
+    id: row.id,
     from: row.sender as 'clerk' | 'customer',
     kind: row.kind as 'text' | 'question',
-    itemId: (row.item_id as string | null) ?? null,
-    itemName: (row.item_name as string | null) ?? null,
-    body: row.body as string,
-    at: (row.created_at as Date).toISOString(),
+    itemId: row.item_id ?? null,
+    itemName: row.item_name ?? null,
+    body: row.body,
+    at: row.created_at.toISOString(),
   };
 }
 
@@ -81,9 +84,9 @@ export class CurationService {
 
   /** The cards shown now, in order (withdrawn ones too when asked, after them). */
   async cards(callId: string, options: { withdrawn?: boolean } = {}, trx: Knex | Knex.Transaction = this.knex): Promise<SummaryCard[]> {
-    const query = trx('call_items').where({ call_id: callId });
+    const query = table(trx, 'call_items').where({ call_id: callId });
     if (!options.withdrawn) query.whereNull('withdrawn_at');
-    const rows = await query.orderByRaw('withdrawn_at IS NOT NULL, position, shown_at').select(CARD_COLUMNS);
+    const rows = await query.orderByRaw('withdrawn_at IS NOT NULL, position, shown_at').select(...CARD_COLUMNS);
     return rows.map(toCard);
   }
 
@@ -93,12 +96,12 @@ export class CurationService {
       .where('m.call_id', callId)
       .orderBy([{ column: 'm.created_at' }, { column: 'm.id' }])
       .select('m.id', 'm.sender', 'm.kind', 'm.item_id', 'm.body', 'm.created_at', 'i.name as item_name');
-    return rows.map(toMessage);
+    return (rows as Parameters<typeof toMessage>[0][]).map(toMessage);
   }
 
   async notes(callId: string): Promise<string> {
-    const row = await this.knex('call_notes').where({ call_id: callId }).first('body');
-    return (row?.body as string | undefined) ?? '';
+    const row = await table(this.knex, 'call_notes').where({ call_id: callId }).first('body');
+    return row?.body ?? '';
   }
 
   /** A product id that is another organisation's: audited in both organisations' trails (the request answers not_found). */
@@ -114,12 +117,12 @@ export class CurationService {
   async show(ref: CallRef, productId: string, note?: string): Promise<Card> {
     return this.knex.transaction(async (trx) => {
       await this.lockOpenCall(trx, ref);
-      const product = await trx('products').where({ id: productId, organisation_id: ref.organisationId, active: true }).first('id', 'sku', 'name', 'price_cents', 'currency', 'product_url');
+      const product = await productForCard(trx, ref.organisationId, productId);
       if (!product) throw new CallRefusal('not_found');
-      const existing = await trx('call_items').where({ call_id: ref.callId, product_id: productId }).first('id', 'withdrawn_at', 'note');
+      const existing = await table(trx, 'call_items').where({ call_id: ref.callId, product_id: productId }).first('id', 'withdrawn_at', 'note');
       if (existing && !existing.withdrawn_at) {
         if (note !== undefined) await trx('call_items').where({ id: existing.id }).update({ note: cleanText(note), updated_at: trx.fn.now() });
-        return liveCard((await this.card(trx, existing.id as string))!);
+        return liveCard((await this.card(trx, existing.id))!);
       }
       const shown = await trx('call_items').where({ call_id: ref.callId }).whereNull('withdrawn_at').count<{ count: string }[]>({ count: '*' });
       if (Number(shown[0]!.count) >= MAX_CARDS) throw new CallRefusal('limit_reached');
@@ -138,13 +141,13 @@ export class CurationService {
       };
       let id: string;
       if (existing) {
-        id = existing.id as string;
+        id = existing.id;
         await trx('call_items').where({ id }).update({ ...values, note: note === undefined ? existing.note : cleanText(note) });
       } else {
-        const [row] = await trx('call_items')
+        const [row] = (await trx('call_items')
           .insert({ organisation_id: ref.organisationId, call_id: ref.callId, product_id: productId, note: cleanText(note ?? ''), ...values })
-          .returning('id');
-        id = row.id as string;
+          .returning('id')) as Pick<CallItemRow, 'id'>[];
+        id = row!.id;
       }
       return liveCard((await this.card(trx, id))!);
     });
@@ -213,11 +216,11 @@ export class CurationService {
   private async insertMessage(trx: Knex.Transaction, ref: CallRef, sender: Sender, kind: 'text' | 'question', body: string, itemId: string | null): Promise<ChatMessage> {
     const [counted] = await trx('call_messages').where({ call_id: ref.callId }).count<{ count: string }[]>({ count: '*' });
     if (Number(counted!.count) >= MAX_MESSAGES) throw new CallRefusal('limit_reached');
-    const [row] = await trx('call_messages')
+    const [row] = await table(trx, 'call_messages')
       .insert({ organisation_id: ref.organisationId, call_id: ref.callId, sender: sender.role, user_id: sender.role === 'clerk' ? sender.userId : null, kind, item_id: itemId, body })
       .returning(['id', 'sender', 'kind', 'item_id', 'body', 'created_at']);
-    const item = itemId ? await trx('call_items').where({ id: itemId }).first('name') : undefined;
-    return toMessage({ ...row, item_name: item?.name ?? null });
+    const item = itemId ? await table(trx, 'call_items').where({ id: itemId }).first('name') : undefined;
+    return toMessage({ ...row!, item_name: item?.name ?? null });
   }
 
   private async changeShown(ref: CallRef, itemId: string, change: Record<string, unknown>): Promise<void> {
@@ -239,14 +242,64 @@ export class CurationService {
   }
 
   private async card(trx: Knex.Transaction, id: string): Promise<SummaryCard | undefined> {
-    const row = await trx('call_items').where({ id }).first(CARD_COLUMNS);
+    const row = await table(trx, 'call_items').where({ id }).first(...CARD_COLUMNS);
     return row ? toCard(row) : undefined;
   }
 
   /** Serialises changes to one call's cards and refuses them once the call has ended. */
   private async lockOpenCall(trx: Knex.Transaction, ref: CallRef): Promise<void> {
-    const call = await trx('calls').where({ id: ref.callId, organisation_id: ref.organisationId }).forUpdate().first('status');
-    if (!call) throw new CallRefusal('not_found');
-    if (call.status === 'ended') throw new CallRefusal('call_ended');
+    const status = await lockCallStatus(trx, ref.organisationId, ref.callId);
+    if (!status) throw new CallRefusal('not_found');
+    if (status === 'ended') throw new CallRefusal('call_ended');
   }
 }
+
+// --- For other features (their transaction passed in) ------------------------
+
+/** Whether an image belongs to a card of the call that the customer still sees (not withdrawn). */
+export async function isShownImage(knex: Knex, callId: string, imageId: string): Promise<boolean> {
+  const row = await knex('call_items').where({ call_id: callId, image_id: imageId }).whereNull('withdrawn_at').first('id');
+  return row !== undefined;
+}
+
+/** A call's content as a data-subject access export shows it. */
+export async function exportedCuration(knex: Knex, callId: string) {
+  return {
+    selections: await knex('call_items').where({ call_id: callId }).orderBy('position').select('sku', 'name', 'price_cents', 'currency', 'product_url', 'note', 'position', 'favourite', 'asked_at', 'shown_at', 'withdrawn_at'),
+    chat: await knex('call_messages').where({ call_id: callId }).orderBy('created_at').select('sender', 'kind', 'body', 'item_id', 'created_at'),
+    notes: await knex('call_notes').where({ call_id: callId }).select('body', 'updated_at'),
+  };
+}
+
+/** Erasure: deletes a call's chat, cards and notes; returns how many of each. */
+export async function eraseCuration(trx: Knex.Transaction, callId: string): Promise<{ messages: number; items: number; notes: number }> {
+  const messages = await trx('call_messages').where({ call_id: callId }).delete();
+  const items = await trx('call_items').where({ call_id: callId }).delete();
+  const notes = await trx('call_notes').where({ call_id: callId }).delete();
+  return { messages, items, notes };
+}
+
+/** What retention deletes of a call's content, each kind with its table and the key its rows are deleted by. */
+const CONTENT = {
+  chat: { table: 'call_messages', key: 'id' },
+  notes: { table: 'call_notes', key: 'call_id' },
+  selections: { table: 'call_items', key: 'id' },
+} as const;
+
+export type CurationContent = keyof typeof CONTENT;
+
+/** Retention: the organisation's rows of one kind of content of the calls `dueCalls` selects. */
+export function curationOfCalls(knex: Knex, content: CurationContent, organisationId: string, dueCalls: Knex.QueryBuilder): Knex.QueryBuilder {
+  return knex(CONTENT[content].table).where('organisation_id', organisationId).whereIn('call_id', dueCalls);
+}
+
+/** Retention: the key column `curationOfCalls` rows are deleted by. */
+export function curationKey(content: CurationContent): string {
+  return CONTENT[content].key;
+}
+
+/** Retention: deletes the rows whose key `batch` selects; returns how many. */
+export async function deleteCuration(knex: Knex, content: CurationContent, batch: Knex.QueryBuilder): Promise<number> {
+  return knex(CONTENT[content].table).whereIn(CONTENT[content].key, batch).del();
+}
+

@@ -114,8 +114,4 @@ export async function clerkSummary(knex: Knex, call: Call, lang: string): Promis
   };
 }
 
-/** Whether an image belongs to a card of the call that the customer still sees (not withdrawn). */
-export async function isShownImage(knex: Knex, callId: string, imageId: string): Promise<boolean> {
-  const row = await knex('call_items').where({ call_id: callId, image_id: imageId }).whereNull('withdrawn_at').first('id');
-  return row !== undefined;
-}
+export { isShownImage } from './service';

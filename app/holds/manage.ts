@@ -3,6 +3,9 @@ import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
 import { holdScopes, type HoldScope } from './service';
+import { organisationCallId } from '../calls/store';
+import { organisationRecording } from '../recordings/service';
+import { activeHoldExists, insertHold, lockHold, markLifted, organisationHolds } from './store';
 
 export interface ListedHold {
   id: string;
@@ -36,12 +39,7 @@ const uuid = z.uuid();
  */
 export class HoldManager extends OrganisationScopedService {
   async list(): Promise<{ active: ListedHold[]; lifted: ListedHold[] }> {
-    const rows = await this.knex('legal_holds as h')
-      .leftJoin('users as c', 'c.id', 'h.created_by')
-      .leftJoin('users as l', 'l.id', 'h.lifted_by')
-      .where('h.organisation_id', this.organisationId)
-      .orderBy([{ column: 'h.created_at', order: 'desc' }, { column: 'h.id', order: 'desc' }])
-      .select('h.*', 'c.name as created_by_name', 'l.name as lifted_by_name');
+    const rows = await organisationHolds(this.knex, this.organisationId);
     const holds: ListedHold[] = rows.map((r) => ({
       id: r.id,
       scope: r.scope,
@@ -64,18 +62,13 @@ export class HoldManager extends OrganisationScopedService {
     return this.knex.transaction(async (trx) => {
       // One writer per organisation, so two requests cannot both place the same hold.
       await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`holds:${this.organisationId}`]);
-      const existing = trx('legal_holds').where({ organisation_id: this.organisationId, scope: input.scope }).whereNull('lifted_at');
-      if (input.scope === 'call') existing.where({ call_id: target.callId });
-      if (input.scope === 'recording') existing.where({ recording_id: target.recordingId });
-      if (await existing.first('id')) throw new ValidationError([{ field: 'target', code: 'already_held' }]);
-      const [row] = await trx('legal_holds')
-        .insert({ organisation_id: this.organisationId, scope: input.scope, call_id: target.callId, recording_id: target.recordingId, reason: input.reason, created_by: this.caller.user.id })
-        .returning('id');
+      if (await activeHoldExists(trx, this.organisationId, { scope: input.scope, call_id: target.callId, recording_id: target.recordingId })) throw new ValidationError([{ field: 'target', code: 'already_held' }]);
+      const id = await insertHold(trx, { organisation_id: this.organisationId, scope: input.scope, call_id: target.callId, recording_id: target.recordingId, reason: input.reason, created_by: this.caller.user.id });
       await this.audit.record(
-        { ...this.base(), action: 'legal_hold.placed', target: { type: 'legal_hold', id: row.id }, details: { scope: input.scope, call_id: target.callId, recording_id: target.recordingId, reason: input.reason } },
+        { ...this.base(), action: 'legal_hold.placed', target: { type: 'legal_hold', id }, details: { scope: input.scope, call_id: target.callId, recording_id: target.recordingId, reason: input.reason } },
         trx,
       );
-      return row.id as string;
+      return id;
     });
   }
 
@@ -84,10 +77,10 @@ export class HoldManager extends OrganisationScopedService {
     if (!uuid.safeParse(id).success) throw new NotFoundError();
     const input = parseBody(liftSchema, body);
     await this.knex.transaction(async (trx) => {
-      const hold = await trx('legal_holds').where({ id, organisation_id: this.organisationId }).forUpdate().first();
+      const hold = await lockHold(trx, this.organisationId, id);
       if (!hold) return this.refuseForeign('legal_holds', 'legal_hold', id);
       if (hold.lifted_at) throw new ConflictError('hold_already_lifted', { messageKey: 'retention.holds.already_lifted' });
-      await trx('legal_holds').where({ id }).update({ lifted_at: trx.fn.now(), lifted_by: this.caller.user.id, lift_reason: input.lift_reason });
+      await markLifted(trx, id, this.caller.user.id, input.lift_reason);
       await this.audit.record(
         { ...this.base(), action: 'legal_hold.lifted', target: { type: 'legal_hold', id }, details: { scope: hold.scope, call_id: hold.call_id, recording_id: hold.recording_id, reason: input.lift_reason } },
         trx,
@@ -102,14 +95,14 @@ export class HoldManager extends OrganisationScopedService {
     const unknown = new ValidationError([{ field: 'target', code: 'unknown_target' }]);
     if (!uuid.safeParse(target).success) throw unknown;
     if (scope === 'call') {
-      const call = await this.knex('calls').where({ id: target, organisation_id: this.organisationId }).first('id');
-      if (!call) {
+      const callId = await organisationCallId(this.knex, this.organisationId, target);
+      if (!callId) {
         await this.auditForeign('calls', 'call', target);
         throw unknown;
       }
-      return { callId: call.id, recordingId: null };
+      return { callId, recordingId: null };
     }
-    const recording = await this.knex('recordings').where({ id: target, organisation_id: this.organisationId }).first('id', 'call_id');
+    const recording = await organisationRecording(this.knex, this.organisationId, target);
     if (!recording) {
       await this.auditForeign('recordings', 'recording', target);
       throw unknown;

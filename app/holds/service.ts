@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import { organisationRecording } from '../recordings/service';
+import { activeHoldRows } from './store';
 
 export const holdScopes = ['organisation', 'call', 'recording'] as const;
 export type HoldScope = (typeof holdScopes)[number];
@@ -38,7 +40,7 @@ export class LegalHolds {
     if (target.callId && (holds.calls.has(target.callId) || holds.recordingCalls.has(target.callId))) return true;
     if (target.recordingId) {
       if (holds.recordings.has(target.recordingId)) return true;
-      const recording = await this.knex('recordings').where({ id: target.recordingId, organisation_id: organisationId }).first('call_id');
+      const recording = await organisationRecording(this.knex, organisationId, target.recordingId);
       if (recording && holds.calls.has(recording.call_id)) return true;
     }
     return false;
@@ -53,14 +55,14 @@ export class LegalHolds {
 
   /** The organisation's active holds, by what they cover. */
   async active(organisationId: string): Promise<ActiveHolds> {
-    const rows = await this.knex('legal_holds').where({ organisation_id: organisationId }).whereNull('lifted_at').select('scope', 'call_id', 'recording_id');
+    const rows = await activeHoldRows(this.knex, organisationId);
     const holds: ActiveHolds = { organisation: false, calls: new Set(), recordings: new Set(), recordingCalls: new Set() };
     for (const row of rows) {
       if (row.scope === 'organisation') holds.organisation = true;
-      else if (row.scope === 'call') holds.calls.add(row.call_id);
+      else if (row.scope === 'call') holds.calls.add(row.call_id!);
       else {
-        holds.recordings.add(row.recording_id);
-        holds.recordingCalls.add(row.call_id);
+        holds.recordings.add(row.recording_id!);
+        holds.recordingCalls.add(row.call_id!);
       }
     }
     return holds;

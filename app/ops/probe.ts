@@ -7,6 +7,10 @@ import { QUEUE_SILENCE_MS } from '../queue/service';
 import { FINALISE_QUEUE } from '../recordings/live';
 import { freeBytes } from '../recordings/storage';
 import { RETENTION_QUEUE } from '../retention/scheduler';
+import { countOpenCalls } from '../calls/store';
+import { countWaiting } from '../queue/store';
+import { otherOrganisationExists } from '../organisations/store';
+import { countUnfinishedRecordings } from '../recordings/service';
 
 /** One media worker as the pool describes it (media/worker-pool.ts `describe()`). */
 export interface WorkerFigures {
@@ -61,11 +65,6 @@ export interface Figures {
   backlog: Record<(typeof WATCHED_QUEUES)[number], number | null>;
 }
 
-async function countBy(query: Knex.QueryBuilder, column: string): Promise<Map<string, number>> {
-  const rows = (await query.select(column).count({ n: '*' }).groupBy(column)) as { n: string }[];
-  return new Map(rows.map((r) => [String((r as Record<string, unknown>)[column]), Number(r.n)]));
-}
-
 /** Gathers the figures; a failing source is logged and shown as unknown, never fails the page. */
 export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, logger: Logger, scope: FigureScope = { kind: 'appliance' }): Promise<Figures> {
   const appliance = scope.kind === 'appliance';
@@ -80,14 +79,11 @@ export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, log
     queueWaiting: 0,
     backlog: { [FINALISE_QUEUE]: null, [RETENTION_QUEUE]: null } as Figures['backlog'],
   };
-  const scoped = (table: string) => (appliance ? knex(table) : knex(table).where({ organisation_id: scope.organisationId }));
+  const organisationId = scope.kind === 'organisation' ? scope.organisationId : undefined;
   try {
-    const calls = await countBy(scoped('calls').whereIn('status', ['waiting', 'active']), 'status');
-    figures.calls = { waiting: calls.get('waiting') ?? 0, active: calls.get('active') ?? 0 };
-    const recordings = await countBy(scoped('recordings').whereIn('status', ['recording', 'processing']), 'status');
-    figures.recordings = { recording: recordings.get('recording') ?? 0, processing: recordings.get('processing') ?? 0 };
-    const [queue] = (await scoped('queue_entries').where({ status: 'waiting' }).where('last_seen_at', '>=', new Date(Date.now() - QUEUE_SILENCE_MS)).count({ n: '*' })) as [{ n: string }];
-    figures.queueWaiting = Number(queue.n);
+    figures.calls = await countOpenCalls(knex, organisationId);
+    figures.recordings = await countUnfinishedRecordings(knex, organisationId);
+    figures.queueWaiting = await countWaiting(knex, { organisationId, seenSince: new Date(Date.now() - QUEUE_SILENCE_MS) });
   } catch (err) {
     logger.warn({ err }, 'operations figures: the database did not answer');
     figures.database = 'unreachable';
@@ -111,8 +107,7 @@ export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, log
  * appliance's), else their organisation's.
  */
 export async function statusScope(knex: Knex, organisationId: string): Promise<FigureScope> {
-  const others = await knex('organisations').whereNot({ id: organisationId }).first('id');
-  return others ? { kind: 'organisation', organisationId } : { kind: 'appliance' };
+  return (await otherOrganisationExists(knex, organisationId)) ? { kind: 'organisation', organisationId } : { kind: 'appliance' };
 }
 
 /** Bytes free on the filesystem of the data directory; null when unknown. */

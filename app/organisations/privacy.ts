@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
+import { mergeOrganisationSettings, organisationSettings } from './store';
 
 export const privacyContactSchema = z.object({
   privacy_contact: z.string().trim().max(300, 'too_long'),
@@ -15,17 +16,14 @@ export class PrivacyContact {
   constructor(private readonly knex: Knex) {}
 
   async get(organisationId: string): Promise<string> {
-    const row = await this.knex('organisations').where({ id: organisationId }).first('settings');
-    const value = (row?.settings as { privacyContact?: unknown } | undefined)?.privacyContact;
+    const value = (await organisationSettings(this.knex, organisationId))?.privacyContact;
     return typeof value === 'string' ? value : '';
   }
 
   async set(caller: Caller, contact: string): Promise<void> {
     const before = await this.get(caller.user.organisationId);
     await this.knex.transaction(async (trx) => {
-      await trx('organisations')
-        .where({ id: caller.user.organisationId })
-        .update({ settings: trx.raw(`settings || ?::jsonb`, [JSON.stringify({ privacyContact: contact })]), updated_at: trx.fn.now() });
+      await mergeOrganisationSettings(trx, caller.user.organisationId, { privacyContact: contact });
       await new AuditService(this.knex).record(
         { organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'organisation.updated', target: { type: 'organisation', id: caller.user.organisationId }, ip: caller.ip, userAgent: caller.userAgent, details: { privacy_contact: { before, after: contact } } },
         trx,

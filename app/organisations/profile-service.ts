@@ -5,7 +5,8 @@ import type { AuditAction } from '../audit/actions';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError, ValidationError, type FieldProblem } from '../errors';
 import { checkedImageType, imageTypes, type ImageType } from '../http/images';
-import { SLUG, toOrganisation, type Organisation } from './service';
+import { SLUG, type Organisation } from './service';
+import { brandColorBySlug, lockOwnOrganisation, logoBySlug, ownOrganisation, updateOwnOrganisation } from './store';
 
 /** The largest logo accepted, in bytes. */
 export const MAX_LOGO_BYTES = 256 * 1024;
@@ -15,8 +16,6 @@ export type LogoType = ImageType;
 
 /** The colour the appliance uses when an organisation has chosen none (as in public/css/app.css). */
 export const DEFAULT_BRAND_COLOR = '#1d4ed8';
-
-const COLUMNS = ['id', 'slug', 'name', 'vat_number', 'brand_color', 'logo_type', 'settings', 'closed_at', 'updated_at'];
 
 const profileSchema = z.object({
   name: z.string().trim().min(1, 'required').max(200, 'too_long'),
@@ -70,14 +69,10 @@ export interface BrandingChange {
  */
 export class OrganisationProfileService extends OrganisationScopedService {
 
-  private scoped(trx: Knex | Knex.Transaction = this.knex) {
-    return trx('organisations').where('organisations.id', this.organisationId);
-  }
-
   async get(): Promise<Organisation> {
-    const row = await this.scoped().first(COLUMNS);
-    if (!row) throw new NotFoundError();
-    return toOrganisation(row);
+    const organisation = await ownOrganisation(this.knex, this.organisationId);
+    if (!organisation) throw new NotFoundError();
+    return organisation;
   }
 
   async updateProfile(input: { name: string; vatNumber?: string | null }): Promise<Organisation> {
@@ -96,7 +91,7 @@ export class OrganisationProfileService extends OrganisationScopedService {
       const before = { name: current.name as string, vat_number: (current.vat_number as string | null) ?? null };
       const changed = (Object.keys(after) as (keyof typeof after)[]).filter((k) => after[k] !== before[k]);
       if (changed.length === 0) return this.read(trx);
-      await this.scoped(trx).update({ ...pick(after, changed), updated_at: trx.fn.now() });
+      await updateOwnOrganisation(trx, this.organisationId, pick(after, changed));
       await this.record(trx, 'organisation.updated', { before: pick(before, changed), after: pick(after, changed) });
       return this.read(trx);
     });
@@ -171,7 +166,7 @@ export class OrganisationProfileService extends OrganisationScopedService {
         update.logo_type = null;
       }
       if (Object.keys(update).length === 0) return this.read(trx);
-      await this.scoped(trx).update({ ...update, updated_at: trx.fn.now() });
+      await updateOwnOrganisation(trx, this.organisationId, update);
       await this.record(trx, 'organisation.branding_changed', { before, after });
       return this.read(trx);
     });
@@ -179,14 +174,14 @@ export class OrganisationProfileService extends OrganisationScopedService {
 
   /** Locks the organisation's row for the change, and refuses a closed organisation. */
   private async lock(trx: Knex.Transaction, columns: (string | Knex.Raw)[]): Promise<Record<string, any>> {
-    const row = await this.scoped(trx).forUpdate().first(['closed_at', ...columns]);
+    const row = await lockOwnOrganisation(trx, this.organisationId, columns);
     if (!row) throw new NotFoundError();
     if (row.closed_at) throw new ConflictError('organisation_closed', { messageKey: 'organisation.closed' });
     return row;
   }
 
   private async read(trx: Knex.Transaction): Promise<Organisation> {
-    return toOrganisation(await this.scoped(trx).first(COLUMNS));
+    return (await ownOrganisation(trx, this.organisationId))!;
   }
 
   private record(trx: Knex.Transaction, action: AuditAction, details: Record<string, unknown>): Promise<void> {
@@ -213,16 +208,15 @@ export class PublicBranding {
 
   async logo(slug: string): Promise<{ data: Buffer; type: LogoType; sha256: string } | undefined> {
     if (!SLUG.test(slug)) return undefined;
-    const row = await this.knex('organisations').where({ slug }).whereNotNull('logo').whereNotNull('logo_type')
-      .first('logo', 'logo_type', this.knex.raw(`encode(sha256(logo), 'hex') AS sha256`));
-    return row ? { data: row.logo as Buffer, type: row.logo_type as LogoType, sha256: row.sha256 as string } : undefined;
+    const row = await logoBySlug(this.knex, slug);
+    return row ? { data: row.logo, type: row.logo_type as LogoType, sha256: row.sha256 } : undefined;
   }
 
   /** The organisation's colour (null: the default), or undefined for an unknown slug. */
   async color(slug: string): Promise<{ brandColor: string | null } | undefined> {
     if (!SLUG.test(slug)) return undefined;
-    const row = await this.knex('organisations').where({ slug }).first('brand_color');
-    return row ? { brandColor: (row.brand_color as string | null) ?? null } : undefined;
+    const row = await brandColorBySlug(this.knex, slug);
+    return row ? { brandColor: row.brand_color ?? null } : undefined;
   }
 }
 

@@ -4,6 +4,7 @@ import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
 import { languages, type Language } from '../i18n';
 import { parseBody } from '../http/forms';
+import { table, type PrivacyTextRow } from '../db/tables';
 
 export const privacyTextKinds = ['privacy_notice', 'recording_notice'] as const;
 export type PrivacyTextKind = (typeof privacyTextKinds)[number];
@@ -37,8 +38,8 @@ export class PrivacyTexts {
   constructor(private readonly knex: Knex) {}
 
   async latest(organisationId: string, kind: PrivacyTextKind, language: Language): Promise<PrivacyText | undefined> {
-    const row = await this.knex('privacy_texts').where({ organisation_id: organisationId, kind, language }).orderBy('version', 'desc').first();
-    return row ? toText(row) : undefined;
+    const row = await table(this.knex, 'privacy_texts').where({ organisation_id: organisationId, kind, language }).orderBy('version', 'desc').first();
+    return row ? toText(row as PrivacyTextRow) : undefined;
   }
 
   /** Every version of the organisation's texts, newest first, with who saved it. */
@@ -58,8 +59,8 @@ export class PrivacyTexts {
     return this.knex.transaction(async (trx) => {
       // One writer per organisation and text, so versions count up without gaps or clashes.
       await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`privacy_texts:${organisationId}:${input.kind}:${input.language}`]);
-      const last = await trx('privacy_texts').where({ organisation_id: organisationId, kind: input.kind, language: input.language }).orderBy('version', 'desc').first('version', 'text');
-      if (last && last.text === input.text) return { version: last.version as number, changed: false };
+      const last = await table(trx, 'privacy_texts').where({ organisation_id: organisationId, kind: input.kind, language: input.language }).orderBy('version', 'desc').first('version', 'text');
+      if (last && last.text === input.text) return { version: last.version, changed: false };
       const version = (last?.version ?? 0) + 1;
       await trx('privacy_texts').insert({ organisation_id: organisationId, kind: input.kind, language: input.language, version, text: input.text, created_by: caller.user.id });
       await new AuditService(this.knex).record(
@@ -79,13 +80,18 @@ export class PrivacyTexts {
   }
 }
 
-function toText(row: Record<string, unknown>): PrivacyText {
+function toText(row: Pick<PrivacyTextRow, 'kind' | 'language' | 'version' | 'text' | 'created_by' | 'created_at'>): PrivacyText {
   return {
     kind: row.kind as PrivacyTextKind,
     language: row.language as Language,
     version: Number(row.version),
-    text: row.text as string,
-    createdBy: (row.created_by as string | null) ?? null,
-    createdAt: row.created_at as Date,
+    text: row.text,
+    createdBy: row.created_by ?? null,
+    createdAt: row.created_at,
   };
+}
+
+/** The organisation's latest text of a kind in a language (its version and text), or undefined. */
+export async function latestText(knex: Knex, organisationId: string, kind: PrivacyTextKind, language: string): Promise<{ version: number; text: string } | undefined> {
+  return knex('privacy_texts').where({ organisation_id: organisationId, kind, language }).orderBy('version', 'desc').first('version', 'text');
 }

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { clientKey } from '../http/limiter';
+import { waitingTicketHashes } from './store';
 
 /** Clients (IP and organisation) kept at most; the oldest are forgotten first. */
 const MAX_CLIENTS = 20_000;
@@ -21,7 +22,7 @@ export class OpenTicketLimit {
     const key = `${organisationId}|${clientKey(ip)}`;
     const known = [...(this.open.get(key) ?? [])].filter((h) => !h.startsWith('pending:'));
     if (known.length > 0) {
-      const waiting = new Set<string>((await this.knex('queue_entries').whereIn('ticket_hash', known).where({ status: 'waiting' }).pluck('ticket_hash')) as string[]);
+      const waiting = new Set<string>(await waitingTicketHashes(this.knex, known));
       const set = this.open.get(key);
       for (const h of known) if (!waiting.has(h)) set?.delete(h);
     }

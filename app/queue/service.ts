@@ -6,6 +6,8 @@ import { SYSTEM } from '../audit/actions';
 import { CallService } from '../calls/service';
 import { ConflictError, NotFoundError } from '../errors';
 import { QueueSettingsStore } from './settings';
+import { availabilityOf, countAvailableClerks, routableClerk, setAvailability } from '../users/store';
+import { autoRoutedCallId, countAhead, countWaiting, entryByTicketHash, expireEntries, insertEntry, leaveEntry, lockNextEntry, markAccepted, recentWaits, touchEntry, waitingEntries } from './store';
 
 export type Availability = 'available' | 'busy' | 'away';
 export const availabilitySchema = z.object({ availability: z.enum(['available', 'busy', 'away'], 'invalid') });
@@ -37,21 +39,26 @@ export class QueueService {
   constructor(private readonly knex: Knex) {}
 
   async availableClerks(organisationId: string): Promise<number> {
-    const [{ n }] = (await this.knex('users').where({ organisation_id: organisationId, role: 'clerk', status: 'active', availability: 'available' }).count({ n: '*' })) as [{ n: string }];
-    return Number(n);
+    return countAvailableClerks(this.knex, organisationId);
+  }
+
+  /** Customers waiting in the organisation's queue (silent ones expired first). */
+  async waiting(organisationId: string): Promise<number> {
+    await this.expireSilent(organisationId);
+    return countWaiting(this.knex, { organisationId });
   }
 
   /** Enters the queue; the ticket is returned once. */
   async enter(organisationId: string): Promise<{ ticket: string }> {
     const ticket = randomToken();
     await this.expireSilent(organisationId);
-    await this.knex('queue_entries').insert({ organisation_id: organisationId, ticket_hash: sha256(ticket) });
+    await insertEntry(this.knex, organisationId, sha256(ticket));
     return { ticket };
   }
 
   private async entryByTicket(ticket: unknown) {
     if (typeof ticket !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(ticket)) return undefined;
-    return this.knex('queue_entries').where({ ticket_hash: sha256(ticket) }).first();
+    return entryByTicketHash(this.knex, sha256(ticket));
   }
 
   /** Where a ticket stands; asking also keeps the entry alive. */
@@ -60,48 +67,37 @@ export class QueueService {
     if (!entry) return undefined;
     if (entry.status === 'accepted') return { status: 'accepted', joinPath: `/join/${ticket as string}` };
     if (entry.status !== 'waiting') return { status: entry.status };
-    await this.knex('queue_entries').where({ id: entry.id }).update({ last_seen_at: this.knex.fn.now() });
+    await touchEntry(this.knex, entry.id);
     if ((await new QueueSettingsStore(this.knex).get(entry.organisation_id)).autoRouting && (await this.autoRoute(entry.organisation_id))) {
       return this.status(ticket);
     }
     await this.expireSilent(entry.organisation_id);
-    const [{ ahead }] = (await this.knex('queue_entries')
-      .where({ organisation_id: entry.organisation_id, status: 'waiting' })
-      .where('created_at', '<', entry.created_at)
-      .count({ ahead: '*' })) as [{ ahead: string }];
-    const position = Number(ahead) + 1;
+    const position = (await countAhead(this.knex, entry.organisation_id, entry.created_at)) + 1;
     return { status: 'waiting', position, estimatedWaitSeconds: await this.estimate(entry.organisation_id, position) };
   }
 
   /** Average wait of the last accepted customers, times the position, shared among available clerks. */
   private async estimate(organisationId: string, position: number): Promise<number> {
-    const recent = await this.knex('queue_entries')
-      .where({ organisation_id: organisationId, status: 'accepted' })
-      .orderBy('accepted_at', 'desc')
-      .limit(20)
-      .select(this.knex.raw('extract(epoch from accepted_at - created_at) AS waited'));
-    const average = recent.length ? recent.reduce((sum: number, r: { waited: string }) => sum + Number(r.waited), 0) / recent.length : 120;
+    const recent = await recentWaits(this.knex, organisationId);
+    const average = recent.length ? recent.reduce((sum, waited) => sum + waited, 0) / recent.length : 120;
     const clerks = Math.max(1, await this.availableClerks(organisationId));
     return Math.round((average * position) / clerks);
   }
 
   async leave(ticket: unknown): Promise<void> {
     const entry = await this.entryByTicket(ticket);
-    if (entry?.status === 'waiting') await this.knex('queue_entries').where({ id: entry.id, status: 'waiting' }).update({ status: 'left', ended_at: this.knex.fn.now() });
+    if (entry?.status === 'waiting') await leaveEntry(this.knex, entry.id);
   }
 
   /** Entries not seen for a minute leave the queue (the customer closed the page). */
   async expireSilent(organisationId: string): Promise<void> {
-    await this.knex('queue_entries')
-      .where({ organisation_id: organisationId, status: 'waiting' })
-      .where('last_seen_at', '<', new Date(Date.now() - QUEUE_SILENCE_MS))
-      .update({ status: 'expired', ended_at: this.knex.fn.now() });
+    await expireEntries(this.knex, organisationId, new Date(Date.now() - QUEUE_SILENCE_MS));
   }
 
   /** The live queue of the caller's organisation, oldest first. */
   async list(caller: Caller): Promise<QueueEntry[]> {
     await this.expireSilent(caller.user.organisationId);
-    const rows = await this.knex('queue_entries').where({ organisation_id: caller.user.organisationId, status: 'waiting' }).orderBy('created_at').select('id', 'created_at');
+    const rows = await waitingEntries(this.knex, caller.user.organisationId);
     return rows.map((r) => ({ id: r.id, label: label(r.id), waitingSince: r.created_at }));
   }
 
@@ -112,9 +108,7 @@ export class QueueService {
   async accept(caller: Caller, entryId: string | undefined, linkHours: number): Promise<{ callId: string }> {
     if (entryId !== undefined && !z.uuid().safeParse(entryId).success) throw new NotFoundError();
     return this.knex.transaction(async (trx) => {
-      const query = trx('queue_entries').where({ organisation_id: caller.user.organisationId, status: 'waiting' }).where('last_seen_at', '>=', new Date(Date.now() - QUEUE_SILENCE_MS));
-      if (entryId) query.where({ id: entryId });
-      const entry = await query.orderBy('created_at').forUpdate().skipLocked().first();
+      const entry = await lockNextEntry(trx, caller.user.organisationId, new Date(Date.now() - QUEUE_SILENCE_MS), entryId);
       if (!entry) throw new ConflictError(entryId ? 'queue_entry_gone' : 'queue_empty');
       const call = await new CallService(this.knex).startFromQueue(
         trx,
@@ -123,8 +117,8 @@ export class QueueService {
         linkHours,
         { from_queue: true, chosen: entryId !== undefined },
       );
-      await trx('queue_entries').where({ id: entry.id }).update({ status: 'accepted', call_id: call.id, accepted_by: caller.user.id, accepted_at: trx.fn.now() });
-      return { callId: call.id as string };
+      await markAccepted(trx, entry.id, call.id, caller.user.id, false);
+      return { callId: call.id };
     });
   }
 
@@ -134,15 +128,10 @@ export class QueueService {
    * Returns true when someone was routed.
    */
   async autoRoute(organisationId: string): Promise<boolean> {
-    const clerk = await this.knex('users')
-      .where({ organisation_id: organisationId, role: 'clerk', status: 'active', availability: 'available' })
-      .whereNotExists((q) => q.select(1).from('calls').whereRaw('calls.clerk_id = users.id').where('calls.status', 'active'))
-      .whereNotExists((q) => q.select(1).from('queue_entries').whereRaw('queue_entries.accepted_by = users.id').where('queue_entries.auto_routed', true).where('queue_entries.accepted_at', '>', new Date(Date.now() - 120_000)))
-      .orderByRaw('random()')
-      .first('id', 'email', 'name');
+    const clerk = await routableClerk(this.knex, organisationId);
     if (!clerk) return false;
     return this.knex.transaction(async (trx) => {
-      const entry = await trx('queue_entries').where({ organisation_id: organisationId, status: 'waiting' }).where('last_seen_at', '>=', new Date(Date.now() - QUEUE_SILENCE_MS)).orderBy('created_at').forUpdate().skipLocked().first();
+      const entry = await lockNextEntry(trx, organisationId, new Date(Date.now() - QUEUE_SILENCE_MS));
       if (!entry) return false;
       const call = await new CallService(this.knex).startFromQueue(
         trx,
@@ -151,28 +140,21 @@ export class QueueService {
         1,
         { from_queue: true, auto_routed: true, clerk_id: clerk.id },
       );
-      await trx('queue_entries').where({ id: entry.id }).update({ status: 'accepted', call_id: call.id, accepted_by: clerk.id, accepted_at: trx.fn.now(), auto_routed: true });
+      await markAccepted(trx, entry.id, call.id, clerk.id, true);
       return true;
     });
   }
 
   /** A call automatic routing gave this clerk in the last two minutes, for the dashboard to open. */
   async assignedCall(caller: Caller): Promise<string | undefined> {
-    const row = await this.knex('queue_entries')
-      .join('calls', 'calls.id', 'queue_entries.call_id')
-      .where({ 'queue_entries.accepted_by': caller.user.id, 'queue_entries.auto_routed': true, 'calls.status': 'waiting' })
-      .where('queue_entries.accepted_at', '>', new Date(Date.now() - 120_000))
-      .orderBy('queue_entries.accepted_at', 'desc')
-      .first('calls.id');
-    return row?.id;
+    return autoRoutedCallId(this.knex, caller.user.id, new Date(Date.now() - 120_000));
   }
 
   async setAvailability(caller: Caller, availability: Availability): Promise<void> {
-    await this.knex('users').where({ id: caller.user.id, organisation_id: caller.user.organisationId }).update({ availability });
+    await setAvailability(this.knex, caller.user.organisationId, caller.user.id, availability);
   }
 
   async availability(caller: Caller): Promise<Availability> {
-    const row = await this.knex('users').where({ id: caller.user.id }).first('availability');
-    return row?.availability ?? 'away';
+    return (await availabilityOf(this.knex, caller.user.id)) ?? 'away';
   }
 }

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
 import { hoursOf, type OpeningHours } from './hours';
+import { mergeOrganisationSettings, organisationSettings } from '../organisations/store';
 
 export interface QueueSettings {
   hours: OpeningHours | undefined;
@@ -14,8 +15,7 @@ export class QueueSettingsStore {
   constructor(private readonly knex: Knex) {}
 
   async get(organisationId: string): Promise<QueueSettings> {
-    const row = await this.knex('organisations').where({ id: organisationId }).first('settings');
-    const settings = (row?.settings ?? {}) as Record<string, unknown>;
+    const settings = (await organisationSettings(this.knex, organisationId)) ?? {};
     return { hours: hoursOf(settings), autoRouting: settings.autoRouting === true };
   }
 
@@ -25,10 +25,7 @@ export class QueueSettingsStore {
     const before = await this.get(organisationId);
     const meta = { organisationId, actor: actorOf(caller.user), target: { type: 'organisation', id: organisationId }, ip: caller.ip, userAgent: caller.userAgent };
     await this.knex.transaction(async (trx) => {
-      await trx('organisations').where({ id: organisationId }).update({
-        settings: trx.raw(`settings || ?::jsonb`, [JSON.stringify({ openingHours: hours, autoRouting })]),
-        updated_at: trx.fn.now(),
-      });
+      await mergeOrganisationSettings(trx, organisationId, { openingHours: hours, autoRouting });
       const audit = new AuditService(this.knex);
       await audit.record({ ...meta, action: 'organisation.updated', details: { opening_hours: { before: before.hours ?? null, after: hours } } }, trx);
       if (before.autoRouting !== autoRouting) {

@@ -3,6 +3,8 @@ import { OrganisationScopedService } from '../auth/scoped-service';
 import { ForbiddenError, NotFoundError } from '../errors';
 import { RecordingPolicyStore, type RecordingPolicy } from './policy';
 import { RecordingStore, toRecording, type Recording } from './service';
+import type { RecordingRow } from '../db/tables';
+import { recordingOrganisation, recordingsWithCall } from './service';
 
 export interface ListedRecording extends Recording {
   callReference: string | null;
@@ -43,12 +45,7 @@ export class RecordingAccess extends OrganisationScopedService {
   }
 
   private scoped() {
-    const query = this.knex('recordings as r')
-      .join('calls as c', 'c.id', 'r.call_id')
-      .leftJoin('users as u', 'u.id', 'c.clerk_id')
-      .where('r.organisation_id', this.organisationId);
-    if (this.caller.user.role === 'clerk') query.where('c.clerk_id', this.caller.user.id);
-    return query.select('r.*', 'c.reference as call_reference', 'u.name as clerk_name');
+    return recordingsWithCall(this.knex, this.organisationId, this.caller.user.role === 'clerk' ? this.caller.user.id : undefined);
   }
 
   async list(page = 1): Promise<{ recordings: ListedRecording[]; more: boolean }> {
@@ -62,8 +59,8 @@ export class RecordingAccess extends OrganisationScopedService {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
     const row = await this.scoped().where('r.id', id).first();
     if (row) return listed(row);
-    const elsewhere = await this.knex('recordings').where({ id }).first('organisation_id');
-    if (elsewhere && elsewhere.organisation_id !== this.organisationId) return this.refuseForeign('recordings', 'recording', id);
+    const elsewhere = await recordingOrganisation(this.knex, id);
+    if (elsewhere && elsewhere !== this.organisationId) return this.refuseForeign('recordings', 'recording', id);
     throw new NotFoundError();
   }
 
@@ -81,6 +78,6 @@ export class RecordingAccess extends OrganisationScopedService {
   }
 }
 
-function listed(row: Record<string, unknown>): ListedRecording {
-  return { ...toRecording(row), callReference: (row.call_reference as string | null) ?? null, clerkName: (row.clerk_name as string | null) ?? null };
+function listed(row: RecordingRow & { call_reference: string | null; clerk_name: string | null }): ListedRecording {
+  return { ...toRecording(row), callReference: row.call_reference ?? null, clerkName: row.clerk_name ?? null };
 }

@@ -5,6 +5,8 @@ import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
 import { isLanguage, translator, type Language } from '../i18n';
 import { parseBody } from '../http/forms';
+import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettings } from '../organisations/store';
+import { latestText } from '../privacy-texts/service';
 
 export const recordingModes = ['off', 'on_demand', 'always'] as const;
 export type RecordingMode = (typeof recordingModes)[number];
@@ -51,8 +53,7 @@ export class RecordingPolicyStore {
   constructor(private readonly knex: Knex) {}
 
   async get(organisationId: string): Promise<RecordingPolicy> {
-    const row = await this.knex('organisations').where({ id: organisationId }).first('settings');
-    return policyOf((row?.settings ?? {}) as Record<string, unknown>);
+    return policyOf((await organisationSettings(this.knex, organisationId)) ?? {});
   }
 
   /** Saves the policy from the admin form; a change is audited with before and after. */
@@ -61,13 +62,9 @@ export class RecordingPolicyStore {
     const policy: RecordingPolicy = { mode: input.mode, allowUnrecorded: input.allow_unrecorded, adminAccess: input.admin_access, clerkAccess: input.clerk_access };
     const organisationId = caller.user.organisationId;
     await this.knex.transaction(async (trx) => {
-      const row = await trx('organisations').where({ id: organisationId }).forUpdate().first('settings');
-      const before = policyOf((row?.settings ?? {}) as Record<string, unknown>);
+      const before = policyOf((await lockOrganisationSettings(trx, organisationId)) ?? {});
       if (JSON.stringify(before) === JSON.stringify(policy)) return;
-      await trx('organisations').where({ id: organisationId }).update({
-        settings: trx.raw(`settings || ?::jsonb`, [JSON.stringify({ recording: policy })]),
-        updated_at: trx.fn.now(),
-      });
+      await mergeOrganisationSettings(trx, organisationId, { recording: policy });
       await new AuditService(this.knex).record(
         { organisationId, actor: actorOf(caller.user), action: 'organisation.recording_policy_changed', target: { type: 'organisation', id: organisationId }, ip: caller.ip, userAgent: caller.userAgent, details: { before, after: policy } },
         trx,
@@ -101,6 +98,6 @@ export function recordingNotice(language: unknown): RecordingNotice {
  */
 export async function organisationRecordingNotice(knex: Knex, organisationId: string, language: unknown): Promise<RecordingNotice> {
   const fallback = recordingNotice(language);
-  const own = await knex('privacy_texts').where({ organisation_id: organisationId, kind: 'recording_notice', language: fallback.language }).orderBy('version', 'desc').first('version', 'text');
-  return own ? { text: own.text as string, version: `org-v${Number(own.version)}`, language: fallback.language } : fallback;
+  const own = await latestText(knex, organisationId, 'recording_notice', fallback.language);
+  return own ? { text: own.text, version: `org-v${Number(own.version)}`, language: fallback.language } : fallback;
 }

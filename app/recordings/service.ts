@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import { SYSTEM, type Actor } from '../audit/actions';
 import { AuditService } from '../audit/service';
+import { table, type RecordingRow } from '../db/tables';
 import type { RecordingNotice } from './policy';
 
 export type RecordingStatus = 'recording' | 'processing' | 'ready' | 'partial' | 'failed';
@@ -39,23 +40,23 @@ export interface Meta {
   userAgent: string | null;
 }
 
-export function toRecording(row: Record<string, unknown>): Recording {
+export function toRecording(row: RecordingRow): Recording {
   return {
-    id: row.id as string,
-    organisationId: row.organisation_id as string,
-    callId: row.call_id as string,
-    status: row.status as RecordingStatus,
-    startedBy: (row.started_by as string | null) ?? null,
-    startedAt: row.started_at as Date,
-    stoppedAt: (row.stopped_at as Date | null) ?? null,
-    stopReason: (row.stop_reason as string | null) ?? null,
+    id: row.id,
+    organisationId: row.organisation_id,
+    callId: row.call_id,
+    status: row.status,
+    startedBy: row.started_by ?? null,
+    startedAt: row.started_at,
+    stoppedAt: row.stopped_at ?? null,
+    stopReason: row.stop_reason ?? null,
     progress: Number(row.progress ?? 0),
     durationMs: row.duration_ms === null || row.duration_ms === undefined ? null : Number(row.duration_ms),
-    fileName: (row.file_name as string | null) ?? null,
+    fileName: row.file_name ?? null,
     size: row.size === null || row.size === undefined ? null : Number(row.size),
-    sha256: (row.sha256 as string | null) ?? null,
+    sha256: row.sha256 ?? null,
     encrypted: row.encrypted === true,
-    error: (row.error as string | null) ?? null,
+    error: row.error ?? null,
   };
 }
 
@@ -73,17 +74,17 @@ export class RecordingStore {
   }
 
   async get(id: string): Promise<Recording | undefined> {
-    const row = await this.knex('recordings').where({ id }).first();
-    return row ? toRecording(row) : undefined;
+    const row = await table(this.knex, 'recordings').where({ id }).first();
+    return row ? toRecording(row as RecordingRow) : undefined;
   }
 
   /** A new recording of a call; the call's pending consents (asked before joining) are tied to it. */
   async create(call: { id: string; organisationId: string }, actor: Actor, startedBy: string | null, meta: Meta): Promise<Recording> {
     return this.knex.transaction(async (trx) => {
-      const [row] = await trx('recordings').insert({ organisation_id: call.organisationId, call_id: call.id, started_by: startedBy }).returning('*');
-      await trx('recording_consents').where({ call_id: call.id }).whereNull('recording_id').update({ recording_id: row.id });
-      await this.audit.record({ organisationId: call.organisationId, actor, action: 'recording.started', target: { type: 'recording', id: row.id }, ...meta, details: { call_id: call.id } }, trx);
-      return toRecording(row);
+      const [row] = (await trx('recordings').insert({ organisation_id: call.organisationId, call_id: call.id, started_by: startedBy }).returning('*')) as RecordingRow[];
+      await trx('recording_consents').where({ call_id: call.id }).whereNull('recording_id').update({ recording_id: row!.id });
+      await this.audit.record({ organisationId: call.organisationId, actor, action: 'recording.started', target: { type: 'recording', id: row!.id }, ...meta, details: { call_id: call.id } }, trx);
+      return toRecording(row!);
     });
   }
 
@@ -154,7 +155,7 @@ export class RecordingStore {
       const row = await trx('recordings').where({ id }).forUpdate().first('organisation_id', 'call_id', 'status', 'stop_reason');
       if (!row || row.status !== 'recording') return;
       await trx('recordings').where({ id }).update({ status: 'processing', stopped_at: trx.fn.now(), stop_reason: partial ? `partial:${reason}` : reason });
-      await this.audit.record({ organisationId: row.organisation_id, actor, action: 'recording.stopped', target: { type: 'recording', id }, ...meta, ...(actor.type === 'guest' ? { customer: { callId: row.call_id as string } } : {}), details: { reason, partial } }, trx);
+      await this.audit.record({ organisationId: row.organisation_id, actor, action: 'recording.stopped', target: { type: 'recording', id }, ...meta, ...(actor.type === 'guest' ? { customer: { callId: row.call_id } } : {}), details: { reason, partial } }, trx);
     });
   }
 
@@ -188,6 +189,91 @@ export class RecordingStore {
   }
 
   async withStatus(status: RecordingStatus): Promise<Recording[]> {
-    return (await this.knex('recordings').where({ status }).select('*')).map(toRecording);
+    return (await table(this.knex, 'recordings').where({ status }).select('*')).map((r) => toRecording(r as RecordingRow));
   }
+}
+
+// --- For other features (their transaction passed in) ------------------------
+
+const FINISHED = ['ready', 'partial', 'failed'];
+
+/** Ids of the recordings of the calls (purging an organisation). */
+export async function recordingIdsOfCalls(trx: Knex.Transaction, callIds: string[]): Promise<string[]> {
+  return (await trx('recordings').whereIn('call_id', callIds).select('id')).map((r: { id: string }) => r.id);
+}
+
+/** Recordings running and being finished, counted (the status page); `organisationId` limits them to one organisation. */
+export async function countUnfinishedRecordings(db: Knex, organisationId?: string): Promise<{ recording: number; processing: number }> {
+  const query = table(db, 'recordings').whereIn('status', ['recording', 'processing']);
+  if (organisationId) query.where({ organisation_id: organisationId });
+  const rows = (await query.select('status').count({ n: '*' }).groupBy('status')) as unknown as { status: string; n: string }[];
+  const by = new Map(rows.map((r) => [String(r.status), Number(r.n)]));
+  return { recording: by.get('recording') ?? 0, processing: by.get('processing') ?? 0 };
+}
+
+/** The organisation's finished recordings of the calls `dueCalls` selects (retention). */
+export function finishedRecordingsOf(db: Knex, organisationId: string, dueCalls: Knex.QueryBuilder): Knex.QueryBuilder {
+  return db('recordings').where('organisation_id', organisationId).whereIn('status', FINISHED).whereIn('call_id', dueCalls);
+}
+
+/** Deletes one finished recording of the organisation (its tracks go with it); returns whether it did. */
+export async function deleteFinishedRecording(trx: Knex.Transaction, organisationId: string, id: string): Promise<boolean> {
+  return (await trx('recordings').where({ id, organisation_id: organisationId }).whereIn('status', FINISHED).del()) > 0;
+}
+
+/** Consent records of the calls `dueCalls` selects that no recording of their call is left for (retention; aliased `rc`). */
+export function orphanedConsentsOf(db: Knex, organisationId: string, dueCalls: Knex.QueryBuilder): Knex.QueryBuilder {
+  return db('recording_consents as rc')
+    .where('rc.organisation_id', organisationId)
+    .whereIn('rc.call_id', dueCalls)
+    .whereNotExists((q) => q.select(db.raw('1')).from('recordings as r').whereRaw('r.call_id = rc.call_id'));
+}
+
+/** Deletes the consent records `ids` selects; returns how many. */
+export async function deleteConsents(db: Knex, ids: Knex.QueryBuilder): Promise<number> {
+  return db('recording_consents').whereIn('id', ids).del();
+}
+
+/** The organisation's playable recordings (ready or partial, with a file) of the calls, oldest first (data-subject access). */
+export async function playableRecordingsOf(db: Knex, organisationId: string, callIds: string[]): Promise<Pick<RecordingRow, 'id' | 'call_id' | 'file_name' | 'size' | 'sha256' | 'encrypted'>[]> {
+  return table(db, 'recordings').where({ organisation_id: organisationId }).whereIn('call_id', callIds).whereIn('status', ['ready', 'partial']).whereNotNull('file_name').orderBy('started_at').select('id', 'call_id', 'file_name', 'size', 'sha256', 'encrypted');
+}
+
+/** The customer's consent records of a call, as a data-subject access export shows them. */
+export async function customerConsentsOf(db: Knex, callId: string) {
+  return db('recording_consents').where({ call_id: callId, role: 'customer' }).orderBy('answered_at').select('recording_id', 'answer', 'notice_text', 'notice_version', 'language', 'ip', 'answered_at');
+}
+
+/** Ids of the organisation's recordings of a call (erasure). */
+export async function recordingIdsOfCall(trx: Knex.Transaction, organisationId: string, callId: string): Promise<string[]> {
+  return (await trx('recordings').where({ call_id: callId, organisation_id: organisationId }).select('id')).map((r: { id: string }) => r.id);
+}
+
+export async function deleteRecording(trx: Knex.Transaction, id: string): Promise<void> {
+  await trx('recordings').where({ id }).delete();
+}
+
+/** Removes the IP from a call's consent records (erasure); returns how many had one. */
+export async function eraseConsentIps(trx: Knex.Transaction, callId: string): Promise<number> {
+  return trx('recording_consents').where({ call_id: callId }).whereNotNull('ip').update({ ip: null });
+}
+
+/** The organisation's recording: its id as stored and its call, or undefined. */
+export async function organisationRecording(db: Knex, organisationId: string, id: string): Promise<Pick<RecordingRow, 'id' | 'call_id'> | undefined> {
+  return table(db, 'recordings').where({ id, organisation_id: organisationId }).first('id', 'call_id');
+}
+
+/** The organisation a recording belongs to, whatever organisation asks (for the cross-organisation check). */
+export async function recordingOrganisation(db: Knex, id: string): Promise<string | undefined> {
+  return (await table(db, 'recordings').where({ id }).first('organisation_id'))?.organisation_id;
+}
+
+/** The organisation's recordings with their call's reference and clerk's name (aliased `r`); `clerkId` keeps a clerk's own. */
+export function recordingsWithCall(db: Knex, organisationId: string, clerkId?: string): Knex.QueryBuilder {
+  const query = db('recordings as r')
+    .join('calls as c', 'c.id', 'r.call_id')
+    .leftJoin('users as u', 'u.id', 'c.clerk_id')
+    .where('r.organisation_id', organisationId);
+  if (clerkId) query.where('c.clerk_id', clerkId);
+  return query.select('r.*', 'c.reference as call_reference', 'u.name as clerk_name');
 }

@@ -10,6 +10,11 @@ import type { Translate } from '../i18n';
 import { decryptRange } from '../recordings/crypto';
 import { RecordingKeyMissingError } from '../recordings/send';
 import { recordingDir } from '../recordings/storage';
+import { countOrganisationCalls, exportedCalls } from '../calls/store';
+import { customerConsentsOf, playableRecordingsOf } from '../recordings/service';
+import { exportedCuration } from '../curation/service';
+import { lockRequest, markExecuted, requestForExecution } from './service';
+import { customerEventsOfCall } from '../audit/store';
 
 interface ZipRecording {
   id: string;
@@ -38,29 +43,29 @@ const json = (value: unknown) => Buffer.from(`${JSON.stringify(value, null, 2)}\
  */
 export class AccessExport extends OrganisationScopedService {
   private async request(requestId: string, trx = this.knex) {
-    const request = await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).first('id', 'kind', 'status', 'executed_at', 'call_ids', 'created_at', 'due_at');
+    const request = await requestForExecution(trx, this.organisationId, requestId);
     if (!request) throw new NotFoundError();
     if (request.kind !== 'access') throw new ConflictError('request_kind', { messageKey: 'requests.errors.kind' });
-    return request as { id: string; kind: string; status: string; executed_at: Date | null; call_ids: string[]; created_at: Date; due_at: Date };
+    return request;
   }
 
   private async recordings(callIds: string[], dataDir: string): Promise<ZipRecording[]> {
     if (callIds.length === 0) return [];
-    const rows = await this.knex('recordings').where({ organisation_id: this.organisationId }).whereIn('call_id', callIds).whereIn('status', ['ready', 'partial']).whereNotNull('file_name').orderBy('started_at').select('id', 'call_id', 'file_name', 'size', 'sha256', 'encrypted');
+    const rows = await playableRecordingsOf(this.knex, this.organisationId, callIds);
     return rows
       .filter((r) => Number(r.size) > 0)
-      .map((r) => ({ id: r.id, callId: r.call_id, path: path.join(recordingDir(dataDir, this.organisationId, r.id), path.basename(r.file_name)), size: Number(r.size), sha256: r.sha256, encrypted: r.encrypted === true }));
+      .map((r) => ({ id: r.id, callId: r.call_id, path: path.join(recordingDir(dataDir, this.organisationId, r.id), path.basename(r.file_name!)), size: Number(r.size), sha256: r.sha256, encrypted: r.encrypted === true }));
   }
 
   /** Marks the request executed (in progress), recording what the ZIP holds. */
   async prepare(requestId: string, dataDir: string): Promise<{ calls: number; recordings: number }> {
     return this.knex.transaction(async (trx) => {
-      await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).forUpdate().first('id');
+      await lockRequest(trx, this.organisationId, requestId);
       const request = await this.request(requestId, trx);
       if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
-      const calls = request.call_ids.length ? await trx('calls').where({ organisation_id: this.organisationId }).whereIn('id', request.call_ids).count({ n: '*' }) : [{ n: 0 }];
-      const result = { calls: Number(calls[0]!.n), recordings: (await this.recordings(request.call_ids, dataDir)).length };
-      await trx('subject_requests').where({ id: requestId }).update({ executed_at: trx.fn.now(), executed_by: this.caller.user.id, result: JSON.stringify(result), status: request.status === 'open' ? 'in_progress' : request.status, updated_at: trx.fn.now() });
+      const calls = request.call_ids.length ? await countOrganisationCalls(trx, this.organisationId, request.call_ids) : 0;
+      const result = { calls, recordings: (await this.recordings(request.call_ids, dataDir)).length };
+      await markExecuted(trx, requestId, this.caller.user.id, result, request.status);
       await this.audit.record({ ...this.base(), action: 'subject_request.executed', target: { type: 'subject_request', id: requestId }, details: { kind: 'access', ...result } }, trx);
       return result;
     });
@@ -68,12 +73,8 @@ export class AccessExport extends OrganisationScopedService {
 
   /** The customer's own audit events of a call (also consent events that name the call in their details), IP and user agent readable or "erased". */
   private async customerEvents(callId: string): Promise<Record<string, unknown>[]> {
-    const rows = await this.knex('audit_events')
-      .where({ organisation_id: this.organisationId, actor_type: 'guest' })
-      .where((w) => w.where({ target_type: 'call', target_id: callId }).orWhereRaw(`details->>'call_id' = ?`, [callId]))
-      .orderBy('seq')
-      .select('occurred_at', 'action', 'ip', 'user_agent', 'details');
-    const revealed = await revealRows(this.knex, rows as { ip: string | null; user_agent: string | null }[]);
+    const rows = await customerEventsOfCall(this.knex, this.organisationId, callId);
+    const revealed = await revealRows(this.knex, rows);
     return revealed.map(({ erased, ...row }) => ({ ...row, ...Object.fromEntries(erased.map((field) => [field, 'erased'])) }));
   }
 
@@ -87,14 +88,15 @@ export class AccessExport extends OrganisationScopedService {
     const mtime = new Date();
     zip.addBuffer(Buffer.from(readme(options.t), 'utf8'), 'README.txt', { mtime });
     zip.addBuffer(json({ id: request.id, kind: request.kind, registered_at: request.created_at, due_at: request.due_at, calls: request.call_ids.length, exported_at: mtime }), 'request.json', { mtime });
-    const calls = request.call_ids.length ? await this.knex('calls').where({ organisation_id: this.organisationId }).whereIn('id', request.call_ids).orderBy('created_at').select('id', 'reference', 'status', 'created_at', 'scheduled_at', 'started_at', 'ended_at', 'end_reason', 'link_revoked_at') : [];
+    const calls = request.call_ids.length ? await exportedCalls(this.knex, this.organisationId, request.call_ids) : [];
     for (const call of calls) {
       const dir = `calls/${call.id}`;
       zip.addBuffer(json(call), `${dir}/call.json`, { mtime });
-      zip.addBuffer(json(await this.knex('call_items').where({ call_id: call.id }).orderBy('position').select('sku', 'name', 'price_cents', 'currency', 'product_url', 'note', 'position', 'favourite', 'asked_at', 'shown_at', 'withdrawn_at')), `${dir}/selections.json`, { mtime });
-      zip.addBuffer(json(await this.knex('call_messages').where({ call_id: call.id }).orderBy('created_at').select('sender', 'kind', 'body', 'item_id', 'created_at')), `${dir}/chat.json`, { mtime });
-      zip.addBuffer(json(await this.knex('call_notes').where({ call_id: call.id }).select('body', 'updated_at')), `${dir}/notes.json`, { mtime });
-      zip.addBuffer(json(await this.knex('recording_consents').where({ call_id: call.id, role: 'customer' }).orderBy('answered_at').select('recording_id', 'answer', 'notice_text', 'notice_version', 'language', 'ip', 'answered_at')), `${dir}/consents.json`, { mtime });
+      const curation = await exportedCuration(this.knex, call.id);
+      zip.addBuffer(json(curation.selections), `${dir}/selections.json`, { mtime });
+      zip.addBuffer(json(curation.chat), `${dir}/chat.json`, { mtime });
+      zip.addBuffer(json(curation.notes), `${dir}/notes.json`, { mtime });
+      zip.addBuffer(json(await customerConsentsOf(this.knex, call.id)), `${dir}/consents.json`, { mtime });
       zip.addBuffer(json(await this.customerEvents(call.id)), `${dir}/events.json`, { mtime });
       const own = recordings.filter((r) => r.callId === call.id);
       zip.addBuffer(json(own.map((r) => ({ id: r.id, file: `recordings/${r.id}.mp4`, size: r.size, sha256: r.sha256 }))), `${dir}/recordings.json`, { mtime });

@@ -3,6 +3,10 @@ import { OrganisationScopedService } from '../auth/scoped-service';
 import { ConflictError, NotFoundError } from '../errors';
 import { LegalHolds } from '../holds/service';
 import { removeRecordingFiles } from '../recordings/storage';
+import { lockOrganisationCalls, revokeCallLinkOnce } from '../calls/store';
+import { deleteRecording, eraseConsentIps, recordingIdsOfCall } from '../recordings/service';
+import { eraseCuration } from '../curation/service';
+import { lockRequestForErasure, markExecuted } from './service';
 
 /** What an erasure did and what it held back, kept with the request and in the audit trail. */
 export interface ErasureResult {
@@ -41,12 +45,12 @@ export class ErasureExecution extends OrganisationScopedService {
   async execute(requestId: string, dataDir: string): Promise<ErasureResult> {
     const holds = new LegalHolds(this.knex);
     return this.knex.transaction(async (trx) => {
-      const request = await trx('subject_requests').where({ id: requestId, organisation_id: this.organisationId }).forUpdate().first('kind', 'status', 'executed_at', 'call_ids');
+      const request = await lockRequestForErasure(trx, this.organisationId, requestId);
       if (!request) throw new NotFoundError();
       if (request.kind !== 'erasure') throw new ConflictError('request_kind', { messageKey: 'requests.errors.kind' });
       if (request.executed_at || !['open', 'in_progress'].includes(request.status)) throw new ConflictError('request_executed', { messageKey: 'requests.errors.executed' });
-      const callIds = (request.call_ids as string[]) ?? [];
-      const calls = callIds.length ? await trx('calls').where({ organisation_id: this.organisationId }).whereIn('id', callIds).forUpdate().select('id', 'status') : [];
+      const callIds = request.call_ids ?? [];
+      const calls = callIds.length ? await lockOrganisationCalls(trx, this.organisationId, callIds) : [];
       const result: ErasureResult = { calls: calls.length, erased: { calls: [], recordings: 0, messages: 0, items: 0, notes: 0, consent_ips: 0 }, held: [], audit_ips_erased: { keys: 0, events: 0 } };
 
       for (const call of calls) {
@@ -55,39 +59,34 @@ export class ErasureExecution extends OrganisationScopedService {
           continue;
         }
         const callHeld = await holds.protects(this.organisationId, { callId: call.id });
-        const recordings = await trx('recordings').where({ call_id: call.id, organisation_id: this.organisationId }).select('id');
+        const recordings = await recordingIdsOfCall(trx, this.organisationId, call.id);
         let kept = 0;
-        for (const recording of recordings) {
-          if (await holds.protects(this.organisationId, { recordingId: recording.id })) {
+        for (const recordingId of recordings) {
+          if (await holds.protects(this.organisationId, { recordingId })) {
             kept++;
             continue;
           }
-          await trx('recordings').where({ id: recording.id }).delete();
-          await removeRecordingFiles(dataDir, this.organisationId, recording.id);
+          await deleteRecording(trx, recordingId);
+          await removeRecordingFiles(dataDir, this.organisationId, recordingId);
           result.erased.recordings++;
         }
         if (callHeld) {
           result.held.push({ call_id: call.id, reason: 'legal_hold', recordings_kept: kept });
           continue;
         }
-        result.erased.messages += await trx('call_messages').where({ call_id: call.id }).delete();
-        result.erased.items += await trx('call_items').where({ call_id: call.id }).delete();
-        result.erased.notes += await trx('call_notes').where({ call_id: call.id }).delete();
-        result.erased.consent_ips += await trx('recording_consents').where({ call_id: call.id }).whereNotNull('ip').update({ ip: null });
-        await trx('calls').where({ id: call.id }).whereNull('link_revoked_at').update({ link_revoked_at: trx.fn.now() });
+        const erased = await eraseCuration(trx, call.id);
+        result.erased.messages += erased.messages;
+        result.erased.items += erased.items;
+        result.erased.notes += erased.notes;
+        result.erased.consent_ips += await eraseConsentIps(trx, call.id);
+        await revokeCallLinkOnce(trx, call.id);
         const shredded = await destroyCallKeys(trx, this.organisationId, call.id);
         result.audit_ips_erased.keys += shredded.keys;
         result.audit_ips_erased.events += shredded.events;
         result.erased.calls.push(call.id);
       }
 
-      await trx('subject_requests').where({ id: requestId }).update({
-        executed_at: trx.fn.now(),
-        executed_by: this.caller.user.id,
-        result: JSON.stringify(result),
-        status: request.status === 'open' ? 'in_progress' : request.status,
-        updated_at: trx.fn.now(),
-      });
+      await markExecuted(trx, requestId, this.caller.user.id, result, request.status);
       await this.audit.record({ ...this.base(), action: 'subject_request.executed', target: { type: 'subject_request', id: requestId }, details: { kind: 'erasure', ...result } }, trx);
       return result;
     });

@@ -4,6 +4,9 @@ import { OrganisationScopedService } from '../auth/scoped-service';
 import { sha256 } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
+import { callsWithClerk, identifiedCallIds, type CallIdentification } from '../calls/store';
+import { clerksOf } from '../users/store';
+import { table, type SubjectRequestRow } from '../db/tables';
 
 export const requestKinds = ['erasure', 'access'] as const;
 export type RequestKind = (typeof requestKinds)[number];
@@ -99,26 +102,26 @@ export function tokenFromLink(input: string): string | undefined {
   return match?.[1];
 }
 
-const COLUMNS = ['id', 'kind', 'status', 'identified_by', 'call_reference', 'window_from', 'window_to', 'window_clerk_id', 'call_ids', 'due_at', 'created_at', 'executed_at', 'result', 'closed_at'];
+const COLUMNS = ['id', 'kind', 'status', 'identified_by', 'call_reference', 'window_from', 'window_to', 'window_clerk_id', 'call_ids', 'due_at', 'created_at', 'executed_at', 'result', 'closed_at'] as const;
 
-function toRequest(row: Record<string, unknown>, now: Date): SubjectRequest {
+function toRequest(row: Pick<SubjectRequestRow, (typeof COLUMNS)[number]>, now: Date): SubjectRequest {
   const status = row.status as RequestStatus;
-  const dueAt = row.due_at as Date;
+  const dueAt = row.due_at;
   return {
-    id: row.id as string,
+    id: row.id,
     kind: row.kind as RequestKind,
     status,
     identifiedBy: row.identified_by as Identification,
-    callReference: (row.call_reference as string | null) ?? null,
-    windowFrom: (row.window_from as Date | null) ?? null,
-    windowTo: (row.window_to as Date | null) ?? null,
-    windowClerkId: (row.window_clerk_id as string | null) ?? null,
-    callIds: (row.call_ids as string[] | null) ?? [],
+    callReference: row.call_reference ?? null,
+    windowFrom: row.window_from ?? null,
+    windowTo: row.window_to ?? null,
+    windowClerkId: row.window_clerk_id ?? null,
+    callIds: row.call_ids ?? [],
     dueAt,
-    createdAt: row.created_at as Date,
-    executedAt: (row.executed_at as Date | null) ?? null,
-    result: (row.result as Record<string, unknown> | null) ?? null,
-    closedAt: (row.closed_at as Date | null) ?? null,
+    createdAt: row.created_at,
+    executedAt: row.executed_at ?? null,
+    result: row.result ?? null,
+    closedAt: row.closed_at ?? null,
     overdue: isOverdue(status, dueAt, now),
   };
 }
@@ -175,24 +178,23 @@ export class SubjectRequests extends OrganisationScopedService {
 
   /** The calls of the organisation the identification names; none found is a validation problem of that field. */
   private async findCalls(input: z.infer<typeof registerSchema>): Promise<string[]> {
-    const query = this.knex('calls').where({ organisation_id: this.organisationId });
     let field: string;
+    let identification: CallIdentification;
     if (input.identified_by === 'call_link') {
       field = 'call_link';
       const token = tokenFromLink(input.call_link!);
       if (!token) throw new ValidationError([{ field, code: 'invalid_link' }]);
-      query.where({ guest_token_hash: sha256(token) });
+      identification = { by: 'token_hash', hash: sha256(token) };
     } else if (input.identified_by === 'reference') {
       field = 'reference';
-      query.where({ reference: input.reference });
+      identification = { by: 'reference', reference: input.reference };
     } else {
       field = 'window_from';
-      query.where('created_at', '>=', utcDate(input.window_from!)).where('created_at', '<=', utcDate(input.window_to!));
-      if (input.clerk_id) query.where({ clerk_id: input.clerk_id });
+      identification = { by: 'window', from: utcDate(input.window_from!), to: utcDate(input.window_to!), ...(input.clerk_id ? { clerkId: input.clerk_id } : {}) };
     }
-    const rows = await query.orderBy('created_at').limit(1000).select('id');
-    if (rows.length === 0) throw new ValidationError([{ field, code: 'no_calls' }]);
-    return rows.map((r) => r.id as string);
+    const ids = await identifiedCallIds(this.knex, this.organisationId, identification);
+    if (ids.length === 0) throw new ValidationError([{ field, code: 'no_calls' }]);
+    return ids;
   }
 
   async list(): Promise<SubjectRequest[]> {
@@ -221,7 +223,7 @@ export class SubjectRequests extends OrganisationScopedService {
   /** The request's calls as they are now (erased content leaves the call's metadata). */
   async calls(request: SubjectRequest): Promise<RequestCall[]> {
     if (request.callIds.length === 0) return [];
-    const rows = await this.knex('calls as c').leftJoin('users as u', 'u.id', 'c.clerk_id').where('c.organisation_id', this.organisationId).whereIn('c.id', request.callIds).orderBy('c.created_at').select('c.id', 'c.reference', 'c.status', 'c.created_at', 'c.ended_at', 'u.name as clerk_name');
+    const rows = await callsWithClerk(this.knex, this.organisationId, request.callIds);
     return rows.map((r) => ({ id: r.id, reference: r.reference, status: r.status, createdAt: r.created_at, endedAt: r.ended_at, clerkName: r.clerk_name ?? null }));
   }
 
@@ -242,6 +244,34 @@ export class SubjectRequests extends OrganisationScopedService {
 
   /** The organisation's clerks, for the time-window form. */
   async clerks(): Promise<{ id: string; name: string }[]> {
-    return this.knex('users').where({ organisation_id: this.organisationId, role: 'clerk' }).orderBy('name').select('id', 'name');
+    return clerksOf(this.knex, this.organisationId);
   }
 }
+
+// --- For the executions and closure (their transaction passed in) ------------
+
+/** The organisation's request with what executing it needs. */
+export async function requestForExecution(db: Knex, organisationId: string, id: string): Promise<Pick<SubjectRequestRow, 'id' | 'kind' | 'status' | 'executed_at' | 'call_ids' | 'created_at' | 'due_at'> | undefined> {
+  return table(db, 'subject_requests').where({ id, organisation_id: organisationId }).first('id', 'kind', 'status', 'executed_at', 'call_ids', 'created_at', 'due_at');
+}
+
+/** Locks the organisation's request for the transaction. */
+export async function lockRequest(trx: Knex.Transaction, organisationId: string, id: string): Promise<void> {
+  await trx('subject_requests').where({ id, organisation_id: organisationId }).forUpdate().first('id');
+}
+
+/** Locks the organisation's request and gives what an erasure needs. */
+export async function lockRequestForErasure(trx: Knex.Transaction, organisationId: string, id: string): Promise<Pick<SubjectRequestRow, 'kind' | 'status' | 'executed_at' | 'call_ids'> | undefined> {
+  return table(trx, 'subject_requests').where({ id, organisation_id: organisationId }).forUpdate().first('kind', 'status', 'executed_at', 'call_ids');
+}
+
+/** Marks the request executed by the user, with its result; an open request is in progress from then on. */
+export async function markExecuted(trx: Knex.Transaction, id: string, userId: string, result: unknown, status: string): Promise<void> {
+  await trx('subject_requests').where({ id }).update({ executed_at: trx.fn.now(), executed_by: userId, result: JSON.stringify(result), status: status === 'open' ? 'in_progress' : status, updated_at: trx.fn.now() });
+}
+
+/** Deletes the organisation's requests (purging it); returns how many. */
+export async function deleteOrganisationRequests(trx: Knex.Transaction, organisationId: string): Promise<number> {
+  return trx('subject_requests').where({ organisation_id: organisationId }).delete();
+}
+

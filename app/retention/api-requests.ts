@@ -65,3 +65,22 @@ export class ApiRequestLog {
     };
   }
 }
+
+/** Deletes the organisation's API request log (purging it), where the table exists. */
+export async function deleteRequestLogOf(trx: Knex.Transaction, organisationId: string): Promise<void> {
+  if (await trx.schema.hasTable('api_request_log')) await trx('api_request_log').where({ organisation_id: organisationId }).delete();
+}
+
+/** The organisation's requests logged before the cutoff (retention). */
+export function requestsLoggedBefore(db: Knex, organisationId: string, cutoff: Date): Knex.QueryBuilder {
+  return db('api_request_log').where('organisation_id', organisationId).where('occurred_at', '<', cutoff);
+}
+
+/** Deletes the requests `due` selects in batches, telling `deleted` each batch's count (retention). */
+export async function deleteLoggedRequests(db: Knex, due: () => Knex.QueryBuilder, batchSize: number, deleted: (n: number) => void): Promise<void> {
+  for (;;) {
+    const n = await db('api_request_log').whereIn('id', due().select('id').limit(batchSize)).del();
+    deleted(n);
+    if (n < batchSize) break;
+  }
+}

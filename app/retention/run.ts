@@ -7,11 +7,15 @@ import { AuditService } from '../audit/service';
 import { LegalHolds, type ActiveHolds } from '../holds/service';
 import { recordingDir, removeRecordingFiles } from '../recordings/storage';
 import { RetentionSettingsStore, retentionKinds, type RetentionKind, type RetentionSettings } from './settings';
+import { anonymiseDueCalls, deleteDueCalls, dueCallIds } from '../calls/store';
+import { organisationIds } from '../organisations/store';
+import { deleteLoggedRequests, requestsLoggedBefore } from './api-requests';
+import { deleteConsents, deleteFinishedRecording, finishedRecordingsOf, orphanedConsentsOf } from '../recordings/service';
+import { curationKey, curationOfCalls, deleteCuration, type CurationContent } from '../curation/service';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const BATCH = 500;
 /** Recordings whose recorder or finishing job may still write: never touched. */
-const FINISHED = ['ready', 'partial', 'failed'];
 
 /** What one run did to one kind of data of one organisation; written to the audit trail as `retention.deleted`. */
 export interface Receipt {
@@ -52,7 +56,7 @@ export async function runRetention(knex: Knex, options: RetentionOptions): Promi
   const now = options.now ?? new Date();
   const organisations = options.organisationId
     ? [options.organisationId]
-    : (await knex('organisations').orderBy('created_at').select('id')).map((r) => r.id as string);
+    : await organisationIds(knex);
   const receipts: Receipt[] = [];
   for (const organisationId of organisations) {
     const settings = await new RetentionSettingsStore(knex).get(organisationId);
@@ -108,7 +112,7 @@ class OrganisationRun {
 
   /** Ended calls of this organisation that ended before the cutoff. */
   private dueCalls(cutoff: Date): Knex.QueryBuilder {
-    return this.knex('calls').where({ organisation_id: this.organisationId, status: 'ended' }).where('ended_at', '<', cutoff).select('id');
+    return dueCallIds(this.knex, this.organisationId, cutoff);
   }
 
   /** Calls a hold keeps whole (`whole`), or also those with a held recording. */
@@ -116,9 +120,10 @@ class OrganisationRun {
     return [...this.holds.calls, ...(withRecordings ? this.holds.recordingCalls : [])];
   }
 
-  /** Deletes `table` rows of due calls in batches; counts the due rows a hold keeps. */
-  private async callContent(receipt: Receipt, table: string, key: string): Promise<void> {
-    const due = () => this.knex(table).where('organisation_id', this.organisationId).whereIn('call_id', this.dueCalls(receipt.cutoff));
+  /** Deletes one kind of content of due calls in batches; counts the due rows a hold keeps. */
+  private async callContent(receipt: Receipt, content: CurationContent): Promise<void> {
+    const key = curationKey(content);
+    const due = () => curationOfCalls(this.knex, content, this.organisationId, this.dueCalls(receipt.cutoff));
     if (this.holds.organisation) {
       receipt.heldSkipped = await count(due());
       return;
@@ -127,27 +132,27 @@ class OrganisationRun {
     if (held.length) receipt.heldSkipped = await count(due().whereIn('call_id', held));
     for (;;) {
       const batch = due().modify((q) => (held.length ? q.whereNotIn('call_id', held) : q)).select(key).limit(BATCH);
-      const deleted = await this.knex(table).whereIn(key, batch).del();
+      const deleted = await deleteCuration(this.knex, content, batch);
       receipt.rows += deleted;
       if (deleted < BATCH) break;
     }
   }
 
   private chat(receipt: Receipt): Promise<void> {
-    return this.callContent(receipt, 'call_messages', 'id');
+    return this.callContent(receipt, 'chat');
   }
 
   private notes(receipt: Receipt): Promise<void> {
-    return this.callContent(receipt, 'call_notes', 'call_id');
+    return this.callContent(receipt, 'notes');
   }
 
   private selections(receipt: Receipt): Promise<void> {
-    return this.callContent(receipt, 'call_items', 'id');
+    return this.callContent(receipt, 'selections');
   }
 
   /** Finished recordings of due calls: per recording, the row (with its tracks) and its directory, in one transaction. */
   private async recordings(receipt: Receipt): Promise<void> {
-    const due = () => this.knex('recordings').where('organisation_id', this.organisationId).whereIn('status', FINISHED).whereIn('call_id', this.dueCalls(receipt.cutoff));
+    const due = () => finishedRecordingsOf(this.knex, this.organisationId, this.dueCalls(receipt.cutoff));
     if (this.holds.organisation) {
       receipt.heldSkipped = await count(due());
       return;
@@ -164,11 +169,10 @@ class OrganisationRun {
       const query = due().where('id', '>', after).orderBy('id').limit(BATCH).select('id');
       if (heldCalls.length) query.whereNotIn('call_id', heldCalls);
       if (heldRecordings.length) query.whereNotIn('id', heldRecordings);
-      const batch = (await query).map((r) => r.id as string);
+      const batch = ((await query) as { id: string }[]).map((r) => r.id);
       for (const id of batch) {
         await this.knex.transaction(async (trx) => {
-          const deleted = await trx('recordings').where({ id, organisation_id: this.organisationId }).whereIn('status', FINISHED).del();
-          if (!deleted) return;
+          if (!(await deleteFinishedRecording(trx, this.organisationId, id))) return;
           const dir = recordingDir(this.dataDir, this.organisationId, id);
           const { files, bytes } = await measure(dir);
           await removeRecordingFiles(this.dataDir, this.organisationId, id);
@@ -184,10 +188,7 @@ class OrganisationRun {
 
   /** Consent records of due calls whose recordings are all gone (proof of consent outlives the recording). */
   private async consents(receipt: Receipt): Promise<void> {
-    const due = () => this.knex('recording_consents as rc')
-      .where('rc.organisation_id', this.organisationId)
-      .whereIn('rc.call_id', this.dueCalls(receipt.cutoff))
-      .whereNotExists((q) => q.select(this.knex.raw('1')).from('recordings as r').whereRaw('r.call_id = rc.call_id'));
+    const due = () => orphanedConsentsOf(this.knex, this.organisationId, this.dueCalls(receipt.cutoff));
     if (this.holds.organisation) {
       receipt.heldSkipped = await count(due());
       return;
@@ -196,7 +197,7 @@ class OrganisationRun {
     if (held.length) receipt.heldSkipped = await count(due().whereIn('rc.call_id', held));
     for (;;) {
       const batch = due().modify((q) => (held.length ? q.whereNotIn('rc.call_id', held) : q)).select('rc.id').limit(BATCH);
-      const deleted = await this.knex('recording_consents').whereIn('id', batch).del();
+      const deleted = await deleteConsents(this.knex, batch);
       receipt.rows += deleted;
       if (deleted < BATCH) break;
     }
@@ -218,31 +219,21 @@ class OrganisationRun {
     const held = this.heldCalls(true);
     if (held.length) receipt.heldSkipped = await count(due().whereIn('id', held));
     const free = () => due().modify((q) => (held.length ? q.whereNotIn('id', held) : q));
-    const anchored = (q: Knex.QueryBuilder) => q.where((w) => w
-      .whereExists((e) => e.select(this.knex.raw('1')).from('recordings as r').whereRaw('r.call_id = calls.id'))
-      .orWhereExists((e) => e.select(this.knex.raw('1')).from('recording_consents as rc').whereRaw('rc.call_id = calls.id')));
-    for (;;) {
-      const batch = free().whereNot((w) => anchored(w)).select('id').limit(BATCH);
-      const deleted = await this.knex('calls').whereIn('id', batch).where({ status: 'ended' }).del();
+    await deleteDueCalls(this.knex, free, BATCH, (deleted) => {
       receipt.rows += deleted;
-      if (deleted < BATCH) break;
-    }
-    receipt.anonymised = await anchored(free())
-      .where((w) => w.whereNotNull('reference').orWhereNotNull('guest_token_hash').orWhereNotNull('clerk_id'))
-      .update({ reference: null, guest_token_hash: null, guest_token_expires_at: null, clerk_id: null });
+    });
+    receipt.anonymised = await anonymiseDueCalls(this.knex, free);
   }
 
   private async api_requests(receipt: Receipt): Promise<void> {
-    const due = () => this.knex('api_request_log').where('organisation_id', this.organisationId).where('occurred_at', '<', receipt.cutoff);
+    const due = () => requestsLoggedBefore(this.knex, this.organisationId, receipt.cutoff);
     if (this.holds.organisation) {
       receipt.heldSkipped = await count(due());
       return;
     }
-    for (;;) {
-      const deleted = await this.knex('api_request_log').whereIn('id', due().select('id').limit(BATCH)).del();
+    await deleteLoggedRequests(this.knex, due, BATCH, (deleted) => {
       receipt.rows += deleted;
-      if (deleted < BATCH) break;
-    }
+    });
   }
 
   /**

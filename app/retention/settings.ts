@@ -4,6 +4,7 @@ import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
 import { ValidationError } from '../errors';
 import { parseBody } from '../http/forms';
+import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettings } from '../organisations/store';
 
 /**
  * How long each kind of data is kept, in whole days, per organisation
@@ -69,8 +70,7 @@ export class RetentionSettingsStore {
   constructor(private readonly knex: Knex) {}
 
   async get(organisationId: string): Promise<RetentionSettings> {
-    const row = await this.knex('organisations').where({ id: organisationId }).first('settings');
-    return settingsOf((row?.settings as Record<string, unknown> | undefined)?.retention);
+    return settingsOf((await organisationSettings(this.knex, organisationId))?.retention);
   }
 
   /** Saves the form; a change is audited with before and after. */
@@ -79,13 +79,9 @@ export class RetentionSettingsStore {
     crossCheck(after);
     const organisationId = caller.user.organisationId;
     await this.knex.transaction(async (trx) => {
-      const row = await trx('organisations').where({ id: organisationId }).forUpdate().first('settings');
-      const before = settingsOf((row?.settings as Record<string, unknown> | undefined)?.retention);
+      const before = settingsOf((await lockOrganisationSettings(trx, organisationId))?.retention);
       if (retentionKinds.every((k) => before[k] === after[k])) return;
-      await trx('organisations').where({ id: organisationId }).update({
-        settings: trx.raw(`settings || ?::jsonb`, [JSON.stringify({ retention: after })]),
-        updated_at: trx.fn.now(),
-      });
+      await mergeOrganisationSettings(trx, organisationId, { retention: after });
       await new AuditService(this.knex).record(
         { organisationId, actor: actorOf(caller.user), action: 'retention.settings_changed', target: { type: 'organisation', id: organisationId }, ip: caller.ip, userAgent: caller.userAgent, details: { before, after } },
         trx,

@@ -8,6 +8,7 @@ import { PASSWORD_MAX } from '../accounts/password-policy';
 import { OneTimeTokens } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { OrganisationStore, SLUG } from '../organisations/service';
+import { emailTaken, insertUserId } from '../users/store';
 
 export const setupSchema = z
   .object({
@@ -55,17 +56,15 @@ export class SetupService {
       if (!(await this.tokens.consume('setup', token, trx))) throw new NotFoundError('link_invalid');
       const organisations = new OrganisationStore(trx);
       if ((await organisations.count()) > 0) throw new ConflictError('setup_done');
-      if (await trx('users').whereRaw('lower(email) = ?', [input.email]).first('id')) {
+      if (await emailTaken(trx, input.email)) {
         throw new ValidationError([{ field: 'email', code: 'email_taken' }]);
       }
       const organisation = await organisations.create({ name: input.organisation_name, vatNumber: input.vat_number, slug: input.organisation_slug || null }, SYSTEM, trx);
-      const [user] = await trx('users')
-        .insert({ organisation_id: organisation.id, name: input.name, email: input.email, role: 'admin', status: 'active', password_hash: passwordHash, password_changed_at: trx.fn.now() })
-        .returning(['id']);
+      const userId = await insertUserId(trx, { organisation_id: organisation.id, name: input.name, email: input.email, role: 'admin', status: 'active', password_hash: passwordHash, password_changed_at: trx.fn.now() });
       await new AuditService(this.knex).record(
         {
           organisationId: organisation.id,
-          actor: { type: 'user', id: user.id, label: input.email, organisationId: organisation.id },
+          actor: { type: 'user', id: userId, label: input.email, organisationId: organisation.id },
           action: 'setup.completed',
           target: { type: 'organisation', id: organisation.id },
           ...meta,
@@ -73,7 +72,7 @@ export class SetupService {
         },
         trx,
       );
-      return { userId: user.id as string };
+      return { userId };
     });
   }
 }

@@ -7,6 +7,7 @@ import { OneTimeTokens } from '../auth/tokens';
 import { OrganisationStore } from '../organisations/service';
 import { baseUrl } from '../setup/link';
 import { SetupService } from '../setup/service';
+import { emailTaken, insertUserId, userByEmail } from './store';
 
 /** The server shell's own actor in the audit trail. */
 const SHELL: Actor = { type: 'system', label: 'vclerk CLI' };
@@ -37,10 +38,10 @@ export class AdminCli {
         }
         organisation = await organisations.create({ name: input.orgName }, SHELL, trx);
       }
-      if (await trx('users').whereRaw('lower(email) = ?', [email]).first('id')) throw new CliError(`a user with the e-mail ${email} already exists: use reset-password`);
-      const [user] = await trx('users').insert({ organisation_id: organisation.id, name: input.name.trim(), email, role: 'admin', status: 'invited' }).returning(['id']);
-      const { token } = await new OneTimeTokens(trx).issue('invite', { organisationId: organisation.id, userId: user.id }, this.config.inviteLinkHours, trx);
-      await new AuditService(this.knex).record({ organisationId: organisation.id, actor: SHELL, action: 'user.invited', target: { type: 'user', id: user.id }, details: { email, role: 'admin', via: 'cli' } }, trx);
+      if (await emailTaken(trx, email)) throw new CliError(`a user with the e-mail ${email} already exists: use reset-password`);
+      const userId = await insertUserId(trx, { organisation_id: organisation.id, name: input.name.trim(), email, role: 'admin', status: 'invited' });
+      const { token } = await new OneTimeTokens(trx).issue('invite', { organisationId: organisation.id, userId }, this.config.inviteLinkHours, trx);
+      await new AuditService(this.knex).record({ organisationId: organisation.id, actor: SHELL, action: 'user.invited', target: { type: 'user', id: userId }, details: { email, role: 'admin', via: 'cli' } }, trx);
       return `${baseUrl(this.config)}/invite/${token}`;
     });
   }
@@ -48,7 +49,7 @@ export class AdminCli {
   async resetPassword(emailInput: string): Promise<string> {
     const email = emailInput.trim().toLowerCase();
     const link = await this.knex.transaction(async (trx) => {
-      const user = await trx('users').whereRaw('lower(email) = ?', [email]).first('id', 'organisation_id', 'status');
+      const user = await userByEmail(trx, email);
       if (!user) throw new CliError(`no user with the e-mail ${email}`);
       if (user.status === 'deactivated') throw new CliError(`${email} is deactivated; an admin of the organisation can reactivate the account`);
       const purpose = user.status === 'invited' ? 'invite' : 'password_reset';

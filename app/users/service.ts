@@ -6,6 +6,8 @@ import { endUserSessions } from '../auth/session-store';
 import { LoginThrottle, accountKey } from '../auth/throttle';
 import { OneTimeTokens } from '../auth/tokens';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import type { UserRow } from '../db/tables';
+import { activeClerkRows, emailTaken, insertUser, lockOtherActiveAdmins, organisationUserWithLock, organisationUsersWithLock, passwordHashOf, updateOrganisationUser } from './store';
 
 export interface StaffUser {
   id: string;
@@ -46,15 +48,8 @@ export class UserService extends OrganisationScopedService {
     this.tokens = new OneTimeTokens(knex);
   }
 
-  private scoped(trx: Knex | Knex.Transaction = this.knex) {
-    return trx('users').where('users.organisation_id', this.organisationId);
-  }
-
   async list(): Promise<StaffUser[]> {
-    const rows = await this.scoped()
-      .leftJoin('login_throttles', 'login_throttles.key', this.knex.raw(`'account:' || encode(sha256(convert_to(lower(users.email), 'UTF8')), 'hex')`))
-      .orderByRaw(`CASE users.status WHEN 'deactivated' THEN 1 ELSE 0 END, lower(users.name)`)
-      .select('users.*', 'login_throttles.locked_until');
+    const rows = await organisationUsersWithLock(this.knex, this.organisationId);
     return rows.map(toStaffUser);
   }
 
@@ -65,10 +60,7 @@ export class UserService extends OrganisationScopedService {
    */
   async get(id: string, trx: Knex | Knex.Transaction = this.knex): Promise<StaffUser> {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
-    const row = await this.scoped(trx)
-      .leftJoin('login_throttles', 'login_throttles.key', this.knex.raw(`'account:' || encode(sha256(convert_to(lower(users.email), 'UTF8')), 'hex')`))
-      .where('users.id', id)
-      .first('users.*', 'login_throttles.locked_until');
+    const row = await organisationUserWithLock(trx, this.organisationId, id);
     if (!row) return this.refuseForeign('users', 'user', id);
     return toStaffUser(row);
   }
@@ -76,12 +68,10 @@ export class UserService extends OrganisationScopedService {
   /** Creates an invited user and returns the one-time link token for setting a password. */
   async invite(input: z.infer<typeof inviteSchema>): Promise<{ user: StaffUser; token: string; expiresAt: Date }> {
     return this.knex.transaction(async (trx) => {
-      if (await trx('users').whereRaw('lower(email) = ?', [input.email]).first('id')) {
+      if (await emailTaken(trx, input.email)) {
         throw new ValidationError([{ field: 'email', code: 'email_taken' }]);
       }
-      const [row] = await trx('users')
-        .insert({ organisation_id: this.organisationId, name: input.name, email: input.email, role: input.role, status: 'invited' })
-        .returning('*');
+      const row = await insertUser(trx, { organisation_id: this.organisationId, name: input.name, email: input.email, role: input.role, status: 'invited' });
       const { token, expiresAt } = await this.tokens.issue('invite', { organisationId: this.organisationId, userId: row.id }, this.options.inviteLinkHours, trx);
       await this.record(trx, 'user.invited', row.id, { email: input.email, role: input.role });
       return { user: toStaffUser(row), token, expiresAt };
@@ -93,7 +83,7 @@ export class UserService extends OrganisationScopedService {
       const user = await this.get(id, trx);
       if (user.role === role) return;
       if (user.role === 'admin') await this.keepAnAdmin(trx, id);
-      await this.scoped(trx).where({ id }).update({ role, updated_at: trx.fn.now() });
+      await updateOrganisationUser(trx, this.organisationId, id, { role, updated_at: trx.fn.now() });
       await this.record(trx, 'user.role_changed', id, { from: user.role, to: role });
     });
   }
@@ -104,7 +94,7 @@ export class UserService extends OrganisationScopedService {
       const user = await this.get(id, trx);
       if (user.status === 'deactivated') return;
       if (user.role === 'admin') await this.keepAnAdmin(trx, id);
-      await this.scoped(trx).where({ id }).update({ status: 'deactivated', sessions_valid_after: trx.fn.now(), updated_at: trx.fn.now() });
+      await updateOrganisationUser(trx, this.organisationId, id, { status: 'deactivated', sessions_valid_after: trx.fn.now(), updated_at: trx.fn.now() });
       const ended = await endUserSessions(trx, id);
       await this.tokens.revokeForUser(id, trx);
       await this.record(trx, 'user.deactivated', id, { sessions_ended: ended });
@@ -115,8 +105,8 @@ export class UserService extends OrganisationScopedService {
     await this.knex.transaction(async (trx) => {
       const user = await this.get(id, trx);
       if (user.status !== 'deactivated') return;
-      const row = await this.scoped(trx).where({ id }).first('password_hash');
-      await this.scoped(trx).where({ id }).update({ status: row.password_hash ? 'active' : 'invited', updated_at: trx.fn.now() });
+      const passwordHash = await passwordHashOf(trx, this.organisationId, id);
+      await updateOrganisationUser(trx, this.organisationId, id, { status: passwordHash ? 'active' : 'invited', updated_at: trx.fn.now() });
       await this.record(trx, 'user.reactivated', id, {});
     });
   }
@@ -142,7 +132,7 @@ export class UserService extends OrganisationScopedService {
 
   private async keepAnAdmin(trx: Knex.Transaction, leavingId: string): Promise<void> {
     // Lock the organisation's admin rows so two admins cannot demote each other at once.
-    const admins = await this.scoped(trx).where({ role: 'admin', status: 'active' }).whereNot({ id: leavingId }).forUpdate().select('id');
+    const admins = await lockOtherActiveAdmins(trx, this.organisationId, leavingId);
     if (admins.length === 0) throw new ConflictError('last_admin');
   }
 
@@ -151,18 +141,18 @@ export class UserService extends OrganisationScopedService {
   }
 }
 
-function toStaffUser(row: Record<string, unknown>): StaffUser {
-  const lockedUntil = (row.locked_until as Date | null) ?? null;
+function toStaffUser(row: UserRow & { locked_until?: Date | null }): StaffUser {
+  const lockedUntil = row.locked_until ?? null;
   return {
-    id: row.id as string,
-    name: row.name as string,
-    email: row.email as string,
-    role: row.role as Role,
-    status: row.status as StaffUser['status'],
-    lastLoginAt: (row.last_login_at as Date | null) ?? null,
-    lastLoginIp: (row.last_login_ip as string | null) ?? null,
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    role: row.role,
+    status: row.status,
+    lastLoginAt: row.last_login_at ?? null,
+    lastLoginIp: row.last_login_ip ?? null,
     lockedUntil: lockedUntil && lockedUntil > new Date() ? lockedUntil : null,
-    createdAt: row.created_at as Date,
+    createdAt: row.created_at,
   };
 }
 
@@ -178,9 +168,6 @@ export interface ClerkListing {
  * invited and deactivated users and other roles are left out.
  */
 export async function activeClerks(knex: Knex, organisationId: string): Promise<ClerkListing[]> {
-  const rows = await knex('users')
-    .where({ organisation_id: organisationId, role: 'clerk', status: 'active' })
-    .orderByRaw('lower(name), id')
-    .select('id', 'name');
-  return rows.map((r: { id: string; name: string }) => ({ id: r.id, name: r.name }));
+  const rows = await activeClerkRows(knex, organisationId);
+  return rows.map((r) => ({ id: r.id, name: r.name }));
 }

@@ -2,6 +2,8 @@ import type { Knex } from 'knex';
 import type { Logger } from '../logger';
 import { sign } from './verify';
 import { webhookEvents } from './service';
+import { activeEndpointIds, advanceCursor, claimDeliveries, insertDeliveries, lockEndpointForEnqueue, markAttemptFailed, markDelivered, type ClaimedDelivery } from './store';
+import { eventsAfterId } from '../audit/store';
 
 export interface DispatcherOptions {
   /** The HTTP client (tests may pass their own); the global fetch by default. */
@@ -29,20 +31,7 @@ const MAX_ERROR = 200;
 /** Never forwarded, whatever an event's details hold. */
 const PERSONAL_KEYS = new Set(['ip', 'user_agent', 'userAgent', 'client_ip', 'email']);
 
-interface Claimed {
-  id: string;
-  endpoint_id: string;
-  audit_event_id: string;
-  event: string;
-  attempt: number;
-  url: string;
-  secret: string;
-  occurred_at: Date;
-  target_type: string | null;
-  target_id: string | null;
-  details: Record<string, unknown>;
-  slug: string;
-}
+type Claimed = ClaimedDelivery;
 
 /**
  * Sends the organisations' call events to their own webhook endpoints.
@@ -117,15 +106,11 @@ export class WebhookDispatcher {
 
   /** Step 1: new matching audit events become pending deliveries; each endpoint's cursor advances with them. */
   async enqueue(): Promise<number> {
-    const endpoints = await this.knex('webhook_endpoints as e')
-      .join('organisations as o', 'o.id', 'e.organisation_id')
-      .where('e.enabled', true)
-      .whereNull('o.closed_at')
-      .select('e.id');
+    const endpoints = await activeEndpointIds(this.knex);
     let queued = 0;
-    for (const { id } of endpoints) {
+    for (const id of endpoints) {
       for (;;) {
-        const { count, more } = await this.enqueueFor(id as string);
+        const { count, more } = await this.enqueueFor(id);
         queued += count;
         if (!more) break;
       }
@@ -136,19 +121,14 @@ export class WebhookDispatcher {
   private enqueueFor(endpointId: string): Promise<{ count: number; more: boolean }> {
     return this.knex.transaction(async (trx) => {
       // Another instance on the same endpoint: skip it this time.
-      const endpoint = await trx('webhook_endpoints').where({ id: endpointId, enabled: true }).forUpdate().skipLocked().first('organisation_id', 'events', 'last_event_id');
+      const endpoint = await lockEndpointForEnqueue(trx, endpointId);
       if (!endpoint) return { count: 0, more: false };
-      const events = await trx('audit_events')
-        .where('organisation_id', endpoint.organisation_id)
-        .where('id', '>', endpoint.last_event_id)
-        .orderBy('id')
-        .limit(this.batchSize)
-        .select('id', 'action');
+      const events = await eventsAfterId(trx, endpoint.organisation_id, endpoint.last_event_id, this.batchSize);
       if (events.length === 0) return { count: 0, more: false };
-      const wanted = new Set<string>((endpoint.events as string[]).filter((e) => (webhookEvents as readonly string[]).includes(e)));
+      const wanted = new Set<string>(endpoint.events.filter((e) => (webhookEvents as readonly string[]).includes(e)));
       const rows = events.filter((e) => wanted.has(e.action)).map((e) => ({ endpoint_id: endpointId, audit_event_id: e.id, event: e.action }));
-      if (rows.length > 0) await trx('webhook_deliveries').insert(rows).onConflict(['endpoint_id', 'audit_event_id']).ignore();
-      await trx('webhook_endpoints').where({ id: endpointId }).update({ last_event_id: events[events.length - 1]!.id });
+      if (rows.length > 0) await insertDeliveries(trx, rows);
+      await advanceCursor(trx, endpointId, events[events.length - 1]!.id);
       return { count: rows.length, more: events.length === this.batchSize };
     });
   }
@@ -166,32 +146,8 @@ export class WebhookDispatcher {
     return claimed.length;
   }
 
-  private async claim(): Promise<Claimed[]> {
-    const result = await this.knex.raw(
-      `UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => ?)
-       FROM (
-         SELECT d2.id FROM webhook_deliveries d2
-         JOIN webhook_endpoints e ON e.id = d2.endpoint_id
-         JOIN organisations o ON o.id = e.organisation_id
-         WHERE d2.status = 'pending' AND d2.next_attempt_at <= now() AND e.enabled AND o.closed_at IS NULL
-         ORDER BY d2.id
-         LIMIT ?
-         FOR UPDATE OF d2 SKIP LOCKED
-       ) due
-       WHERE d.id = due.id
-       RETURNING d.id`,
-      [LEASE_SECONDS, this.batchSize],
-    );
-    const ids = (result.rows as { id: string }[]).map((r) => r.id);
-    if (ids.length === 0) return [];
-    const rows = await this.knex('webhook_deliveries as d')
-      .join('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
-      .join('organisations as o', 'o.id', 'e.organisation_id')
-      .join('audit_events as a', 'a.id', 'd.audit_event_id')
-      .whereIn('d.id', ids)
-      .orderBy('d.audit_event_id')
-      .select('d.id', 'd.endpoint_id', 'd.audit_event_id', 'd.event', 'd.attempt', 'e.url', 'e.secret', 'a.occurred_at', 'a.target_type', 'a.target_id', 'a.details', 'o.slug');
-    return rows as Claimed[];
+  private claim(): Promise<Claimed[]> {
+    return claimDeliveries(this.knex, LEASE_SECONDS, this.batchSize);
   }
 
   private async send(delivery: Claimed): Promise<void> {
@@ -223,19 +179,17 @@ export class WebhookDispatcher {
     }
 
     if (error === null) {
-      await this.knex('webhook_deliveries').where({ id: delivery.id }).update({ status: 'delivered', attempt, response_status: status, error: null, delivered_at: this.knex.fn.now() });
+      await markDelivered(this.knex, delivery.id, attempt, status);
       return;
     }
     const failed = attempt >= this.maxAttempts;
-    await this.knex('webhook_deliveries')
-      .where({ id: delivery.id })
-      .update({
-        status: failed ? 'failed' : 'pending',
-        attempt,
-        response_status: status,
-        error,
-        next_attempt_at: new Date(Date.now() + (failed ? 0 : this.backoff(attempt))),
-      });
+    await markAttemptFailed(this.knex, delivery.id, {
+      status: failed ? 'failed' : 'pending',
+      attempt,
+      response_status: status,
+      error,
+      next_attempt_at: new Date(Date.now() + (failed ? 0 : this.backoff(attempt))),
+    });
     // The URL's host only: a path or query may carry something the organisation considers secret.
     this.logger.warn({ delivery: String(delivery.id), endpoint: delivery.endpoint_id, host: hostOf(delivery.url), attempt, error, failed }, failed ? 'webhook delivery failed for good' : 'webhook delivery failed; will retry');
   }

@@ -3,6 +3,8 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { OrganisationScopedService } from '../auth/scoped-service';
 import { NotFoundError } from '../errors';
+import type { WebhookDeliveryRow } from '../db/tables';
+import { deleteEndpoint, insertEndpoint, listEndpoints, organisationDeliveries, organisationEndpoint, setEndpointEnabled, setEndpointSecret, type EndpointListing } from './store';
 
 /** The audit actions a webhook can carry, in the order a call goes through them. */
 export const webhookEvents = ['call.started', 'call.joined', 'call.left', 'call.ended', 'call.link_revoked'] as const;
@@ -98,12 +100,8 @@ export class WebhookService extends OrganisationScopedService {
     });
   }
 
-  private scoped(trx: Knex | Knex.Transaction = this.knex) {
-    return trx('webhook_endpoints').where('webhook_endpoints.organisation_id', this.organisationId);
-  }
-
   async list(): Promise<WebhookEndpoint[]> {
-    const rows = await this.scoped().orderBy([{ column: 'created_at' }, { column: 'id' }]).select('id', 'url', 'events', 'enabled', 'created_at');
+    const rows = await listEndpoints(this.knex, this.organisationId);
     return rows.map(toEndpoint);
   }
 
@@ -114,16 +112,7 @@ export class WebhookService extends OrganisationScopedService {
    */
   async create(input: CreateEndpointInput): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
     const secret = generateSecret();
-    const [row] = await this.knex('webhook_endpoints')
-      .insert({
-        organisation_id: this.organisationId,
-        url: input.url,
-        secret,
-        events: input.events,
-        enabled: true,
-        last_event_id: this.latestEventId(),
-      })
-      .returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    const row = await insertEndpoint(this.knex, { organisation_id: this.organisationId, url: input.url, secret, events: input.events, enabled: true });
     await this.audited('webhook.created', row);
     return { endpoint: toEndpoint(row), secret };
   }
@@ -135,9 +124,7 @@ export class WebhookService extends OrganisationScopedService {
    */
   async setEnabled(id: string, enabled: boolean): Promise<WebhookEndpoint> {
     await this.mustOwn(id);
-    const update: Record<string, unknown> = { enabled };
-    if (enabled) update.last_event_id = this.knex.raw('GREATEST(last_event_id, (?))', [this.latestEventId()]);
-    const [row] = await this.scoped().where({ id }).update(update).returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    const row = await setEndpointEnabled(this.knex, this.organisationId, id, enabled);
     await this.audited(enabled ? 'webhook.enabled' : 'webhook.disabled', row);
     return toEndpoint(row);
   }
@@ -151,7 +138,7 @@ export class WebhookService extends OrganisationScopedService {
   async rotateSecret(id: string): Promise<{ endpoint: WebhookEndpoint; secret: string }> {
     await this.mustOwn(id);
     const secret = generateSecret();
-    const [row] = await this.scoped().where({ id }).update({ secret }).returning(['id', 'url', 'events', 'enabled', 'created_at']);
+    const row = await setEndpointSecret(this.knex, this.organisationId, id, secret);
     await this.audited('webhook.secret_rotated', row);
     return { endpoint: toEndpoint(row), secret };
   }
@@ -159,56 +146,47 @@ export class WebhookService extends OrganisationScopedService {
   /** Deletes an endpoint and its delivery log. */
   async remove(id: string): Promise<void> {
     const row = await this.mustOwn(id);
-    await this.scoped().where({ id }).delete();
+    await deleteEndpoint(this.knex, this.organisationId, id);
     await this.audited('webhook.deleted', row);
   }
 
   /** The latest deliveries of all the organisation's endpoints, newest first. */
   async deliveries(limit = DELIVERY_LOG_SIZE): Promise<WebhookDelivery[]> {
-    const rows = await this.knex('webhook_deliveries as d')
-      .join('webhook_endpoints as e', 'e.id', 'd.endpoint_id')
-      .where('e.organisation_id', this.organisationId)
-      .orderBy('d.id', 'desc')
-      .limit(limit)
-      .select('d.*', 'e.url');
+    const rows = await organisationDeliveries(this.knex, this.organisationId, limit);
     return rows.map(toDelivery);
-  }
-
-  private latestEventId(): Knex.Raw {
-    return this.knex.raw('(SELECT COALESCE(MAX(id), 0) FROM audit_events WHERE organisation_id = ?)', [this.organisationId]);
   }
 
   private async mustOwn(id: string): Promise<{ id: string; url: string; enabled: boolean }> {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
-    const row = await this.scoped().where({ id }).first('id', 'url', 'enabled');
+    const row = await organisationEndpoint(this.knex, this.organisationId, id);
     if (row) return row;
     return this.refuseForeign('webhook_endpoints', 'webhook_endpoint', id);
   }
 }
 
-function toEndpoint(row: Record<string, unknown>): WebhookEndpoint {
+function toEndpoint(row: EndpointListing): WebhookEndpoint {
   return {
-    id: row.id as string,
-    url: row.url as string,
+    id: row.id,
+    url: row.url,
     events: row.events as WebhookEvent[],
-    enabled: row.enabled as boolean,
-    createdAt: row.created_at as Date,
+    enabled: row.enabled,
+    createdAt: row.created_at,
   };
 }
 
-function toDelivery(row: Record<string, unknown>): WebhookDelivery {
+function toDelivery(row: WebhookDeliveryRow & { url: string }): WebhookDelivery {
   return {
     id: String(row.id),
-    endpointId: row.endpoint_id as string,
-    url: row.url as string,
+    endpointId: row.endpoint_id,
+    url: row.url,
     auditEventId: String(row.audit_event_id),
-    event: row.event as string,
+    event: row.event,
     attempt: Number(row.attempt),
     status: row.status as DeliveryStatus,
-    responseStatus: (row.response_status as number | null) ?? null,
-    error: (row.error as string | null) ?? null,
-    nextAttemptAt: row.next_attempt_at as Date,
-    createdAt: row.created_at as Date,
-    deliveredAt: (row.delivered_at as Date | null) ?? null,
+    responseStatus: row.response_status ?? null,
+    error: row.error ?? null,
+    nextAttemptAt: row.next_attempt_at,
+    createdAt: row.created_at,
+    deliveredAt: row.delivered_at ?? null,
   };
 }

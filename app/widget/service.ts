@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../auth/caller';
+import { organisationSettings, setWidgetOrigins } from '../organisations/store';
 
 /** An origin as browsers send it: scheme, host, optional port; nothing else. */
 const ORIGIN = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/;
@@ -24,17 +25,14 @@ export class WidgetSettings {
   constructor(private readonly knex: Knex) {}
 
   async origins(organisationId: string): Promise<string[]> {
-    const row = await this.knex('organisations').where({ id: organisationId }).first('settings');
-    const list = (row?.settings as { widgetOrigins?: unknown } | undefined)?.widgetOrigins;
+    const list = (await organisationSettings(this.knex, organisationId))?.widgetOrigins;
     return Array.isArray(list) ? list.filter((o): o is string => typeof o === 'string' && ORIGIN.test(o)) : [];
   }
 
   async setOrigins(caller: Caller, origins: string[]): Promise<void> {
     const before = await this.origins(caller.user.organisationId);
     await this.knex.transaction(async (trx) => {
-      await trx('organisations')
-        .where({ id: caller.user.organisationId })
-        .update({ settings: trx.raw(`jsonb_set(settings, '{widgetOrigins}', ?::jsonb)`, [JSON.stringify(origins)]), updated_at: trx.fn.now() });
+      await setWidgetOrigins(trx, caller.user.organisationId, origins);
       await new AuditService(this.knex).record(
         { organisationId: caller.user.organisationId, actor: actorOf(caller.user), action: 'organisation.updated', target: { type: 'organisation', id: caller.user.organisationId }, ip: caller.ip, userAgent: caller.userAgent, details: { widget_origins: { before, after: origins } } },
         trx,

@@ -1,0 +1,472 @@
+/**
+ * The rows of every table as PostgreSQL hands them to knex (node-postgres):
+ * bigint as a string, timestamps as Date, jsonb parsed, bytea as Buffer,
+ * arrays as arrays. Declared once here; each table's owner module builds its
+ * queries through `table(db, name)`, so rows are typed by the table's name
+ * and no mapper casts a column.
+ *
+ * The columns follow the migrations (test/fixtures/schema-snapshot.json is
+ * the schema they produce); a column that may be NULL is `| null`, and a
+ * column a CHECK constraint limits to a few values has them as its type.
+ */
+import type { Knex } from 'knex';
+
+/** A jsonb value as read (parsed by the driver). */
+export type Json = Record<string, unknown>;
+
+/** `api_keys` */
+export interface ApiKeyRow {
+  created_at: Date;
+  created_by: string | null;
+  id: string;
+  key_hash: string;
+  last_used_at: Date | null;
+  last_used_ip: string | null;
+  name: string;
+  organisation_id: string;
+  origin: string;
+  prefix: string;
+  revoked_at: Date | null;
+  revoked_by: string | null;
+  scopes: string[];
+}
+
+/** `api_request_log` */
+export interface ApiRequestLogRow {
+  aborted: boolean;
+  api_key_id: string | null;
+  id: string; // bigint
+  ip: string | null;
+  key_prefix: string;
+  method: string;
+  occurred_at: Date;
+  organisation_id: string;
+  path: string;
+  status: number;
+  user_agent: string | null;
+}
+
+/** `appliance_info` */
+export interface ApplianceInfoRow {
+  created_at: Date;
+  instance_id: string;
+  singleton: boolean;
+}
+
+/** `audit_checkpoints` */
+export interface AuditCheckpointRow {
+  chain: string;
+  created_at: Date;
+  hash: string;
+  id: string; // bigint
+  key_id: string;
+  seq: string; // bigint
+  signature: string;
+}
+
+/** `audit_events` */
+export interface AuditEventRow {
+  action: string;
+  actor_id: string | null;
+  actor_label: string | null;
+  actor_type: string;
+  chain: string;
+  details: Json;
+  hash: string;
+  id: string; // bigint
+  ip: string | null;
+  occurred_at: Date;
+  organisation_id: string | null;
+  prev_hash: string;
+  seq: string; // bigint
+  target_id: string | null;
+  target_type: string | null;
+  user_agent: string | null;
+}
+
+/** `audit_exports` */
+export interface AuditExportRow {
+  bytes: string; // bigint
+  complete_chain: boolean;
+  created_at: Date;
+  created_by: string | null;
+  created_by_label: string | null;
+  expires_at: Date;
+  file_name: string;
+  file_removed_at: Date | null;
+  filters: Json;
+  first_hash: string | null;
+  first_seq: string | null; // bigint
+  format: string;
+  id: string;
+  key_fingerprint: string;
+  last_hash: string | null;
+  last_seq: string | null; // bigint
+  manifest: string;
+  organisation_id: string;
+  row_count: string; // bigint
+  sha256: string;
+}
+
+/** `audit_personal_keys` */
+export interface AuditPersonalKeyRow {
+  call_id: string | null;
+  created_at: Date;
+  destroyed_at: Date | null;
+  destroyed_by: string | null;
+  id: string;
+  key: Buffer | null;
+  last_used_at: Date;
+  organisation_id: string;
+  period: string | null;
+}
+
+/** `call_items` */
+export interface CallItemRow {
+  asked_at: Date | null;
+  call_id: string;
+  currency: string;
+  favourite: boolean;
+  id: string;
+  image_id: string | null;
+  name: string;
+  note: string;
+  organisation_id: string;
+  position: number;
+  price_cents: string; // bigint
+  product_id: string | null;
+  product_url: string | null;
+  shown_at: Date;
+  sku: string;
+  updated_at: Date;
+  withdrawn_at: Date | null;
+}
+
+/** `call_messages` */
+export interface CallMessageRow {
+  body: string;
+  call_id: string;
+  created_at: Date;
+  id: string;
+  item_id: string | null;
+  kind: string;
+  organisation_id: string;
+  sender: string;
+  user_id: string | null;
+}
+
+/** `call_notes` */
+export interface CallNoteRow {
+  body: string;
+  call_id: string;
+  organisation_id: string;
+  updated_at: Date;
+  updated_by: string | null;
+}
+
+/** `calls` */
+export interface CallRow {
+  clerk_id: string | null;
+  created_at: Date;
+  end_reason: string | null;
+  ended_at: Date | null;
+  guest_token_expires_at: Date | null;
+  guest_token_hash: string | null;
+  id: string;
+  link_revoked_at: Date | null;
+  organisation_id: string;
+  reference: string | null;
+  scheduled_at: Date | null;
+  started_at: Date | null;
+  status: 'waiting' | 'active' | 'ended';
+}
+
+/** `legal_holds` */
+export interface LegalHoldRow {
+  call_id: string | null;
+  created_at: Date;
+  created_by: string | null;
+  id: string;
+  lift_reason: string | null;
+  lifted_at: Date | null;
+  lifted_by: string | null;
+  organisation_id: string;
+  reason: string;
+  recording_id: string | null;
+  scope: 'organisation' | 'call' | 'recording';
+}
+
+/** `login_throttles` */
+export interface LoginThrottleRow {
+  failures: number;
+  key: string;
+  locked_until: Date | null;
+  updated_at: Date;
+  window_started_at: Date;
+}
+
+/** `one_time_tokens` */
+export interface OneTimeTokenRow {
+  created_at: Date;
+  expires_at: Date;
+  id: string;
+  organisation_id: string | null;
+  purpose: string;
+  token_hash: string;
+  used_at: Date | null;
+  user_id: string | null;
+}
+
+/** `organisations` */
+export interface OrganisationRow {
+  brand_color: string | null;
+  closed_at: Date | null;
+  created_at: Date;
+  id: string;
+  logo: Buffer | null;
+  logo_type: string | null;
+  name: string;
+  purged_at: Date | null;
+  settings: Json;
+  slug: string;
+  updated_at: Date;
+  vat_number: string | null;
+}
+
+/** `privacy_texts` */
+export interface PrivacyTextRow {
+  created_at: Date;
+  created_by: string | null;
+  id: string;
+  kind: string;
+  language: string;
+  organisation_id: string;
+  text: string;
+  version: number;
+}
+
+/** `product_images` */
+export interface ProductImageRow {
+  content_type: string;
+  created_at: Date;
+  data: Buffer;
+  id: string;
+  organisation_id: string;
+  position: number;
+  product_id: string;
+  sha256: string;
+  size: number;
+}
+
+/** `products` */
+export interface ProductRow {
+  active: boolean;
+  category: string | null;
+  created_at: Date;
+  currency: string;
+  description: string;
+  id: string;
+  name: string;
+  organisation_id: string;
+  price_cents: string; // bigint
+  product_url: string | null;
+  search: string | null;
+  sku: string;
+  tags: string[];
+  updated_at: Date;
+}
+
+/** `queue_entries` */
+export interface QueueEntryRow {
+  accepted_at: Date | null;
+  accepted_by: string | null;
+  auto_routed: boolean;
+  call_id: string | null;
+  created_at: Date;
+  ended_at: Date | null;
+  id: string;
+  last_seen_at: Date;
+  organisation_id: string;
+  status: 'waiting' | 'accepted' | 'left' | 'expired';
+  ticket_hash: string;
+}
+
+/** `recording_consents` */
+export interface RecordingConsentRow {
+  answer: string;
+  answered_at: Date;
+  call_id: string;
+  id: string;
+  ip: string | null;
+  language: string;
+  notice_text: string;
+  notice_version: string;
+  organisation_id: string;
+  recording_id: string | null;
+  role: string;
+  user_id: string | null;
+}
+
+/** `recording_tracks` */
+export interface RecordingTrackRow {
+  ended_at_ms: string | null; // bigint
+  exit_code: number | null;
+  file_name: string;
+  id: string;
+  kinds: string[];
+  partial: boolean;
+  recording_id: string;
+  role: string;
+  started_at_ms: string; // bigint
+}
+
+/** `recordings` */
+export interface RecordingRow {
+  call_id: string;
+  duration_ms: string | null; // bigint
+  encrypted: boolean;
+  error: string | null;
+  file_name: string | null;
+  finalised_at: Date | null;
+  id: string;
+  organisation_id: string;
+  progress: number;
+  sha256: string | null;
+  size: string | null; // bigint
+  started_at: Date;
+  started_by: string | null;
+  status: 'recording' | 'processing' | 'ready' | 'partial' | 'failed';
+  stop_reason: string | null;
+  stopped_at: Date | null;
+}
+
+/** `sessions` */
+export interface SessionRow {
+  created_at: Date;
+  data: Json;
+  expires_at: Date;
+  sid: string;
+  user_id: string | null;
+}
+
+/** `subject_request_notes` */
+export interface SubjectRequestNoteRow {
+  created_at: Date;
+  created_by: string | null;
+  id: string;
+  note: string;
+  request_id: string;
+  status: string;
+}
+
+/** `subject_requests` */
+export interface SubjectRequestRow {
+  call_ids: string[];
+  call_reference: string | null;
+  closed_at: Date | null;
+  created_at: Date;
+  created_by: string | null;
+  due_at: Date;
+  executed_at: Date | null;
+  executed_by: string | null;
+  id: string;
+  identified_by: string;
+  kind: string;
+  organisation_id: string;
+  result: Json | null;
+  status: string;
+  updated_at: Date;
+  window_clerk_id: string | null;
+  window_from: Date | null;
+  window_to: Date | null;
+}
+
+/** `users` */
+export interface UserRow {
+  availability: 'available' | 'busy' | 'away';
+  created_at: Date;
+  email: string;
+  id: string;
+  language: 'en' | 'de' | null;
+  last_login_at: Date | null;
+  last_login_ip: string | null;
+  name: string;
+  organisation_id: string;
+  password_changed_at: Date | null;
+  password_hash: string | null;
+  role: 'admin' | 'clerk' | 'compliance';
+  sessions_valid_after: Date;
+  status: 'invited' | 'active' | 'deactivated';
+  updated_at: Date;
+}
+
+/** `webhook_deliveries` */
+export interface WebhookDeliveryRow {
+  attempt: number;
+  audit_event_id: string; // bigint
+  created_at: Date;
+  delivered_at: Date | null;
+  endpoint_id: string;
+  error: string | null;
+  event: string;
+  id: string; // bigint
+  next_attempt_at: Date;
+  response_status: number | null;
+  status: string;
+}
+
+/** `webhook_endpoints` */
+export interface WebhookEndpointRow {
+  created_at: Date;
+  enabled: boolean;
+  events: string[];
+  id: string;
+  last_event_id: string; // bigint
+  organisation_id: string;
+  secret: string;
+  url: string;
+}
+
+/** Each table's row. */
+export interface TableRows {
+  api_keys: ApiKeyRow;
+  api_request_log: ApiRequestLogRow;
+  appliance_info: ApplianceInfoRow;
+  audit_checkpoints: AuditCheckpointRow;
+  audit_events: AuditEventRow;
+  audit_exports: AuditExportRow;
+  audit_personal_keys: AuditPersonalKeyRow;
+  call_items: CallItemRow;
+  call_messages: CallMessageRow;
+  call_notes: CallNoteRow;
+  calls: CallRow;
+  legal_holds: LegalHoldRow;
+  login_throttles: LoginThrottleRow;
+  one_time_tokens: OneTimeTokenRow;
+  organisations: OrganisationRow;
+  privacy_texts: PrivacyTextRow;
+  product_images: ProductImageRow;
+  products: ProductRow;
+  queue_entries: QueueEntryRow;
+  recording_consents: RecordingConsentRow;
+  recording_tracks: RecordingTrackRow;
+  recordings: RecordingRow;
+  sessions: SessionRow;
+  subject_request_notes: SubjectRequestNoteRow;
+  subject_requests: SubjectRequestRow;
+  users: UserRow;
+  webhook_deliveries: WebhookDeliveryRow;
+  webhook_endpoints: WebhookEndpointRow;
+}
+
+export type TableName = keyof TableRows;
+
+/**
+ * A query builder on one table, typed by its row: what `select`, `first`
+ * and `returning` give back, and which columns `where`, `insert` and
+ * `update` take. Only the table's owner module calls it
+ * (test/support/table-owners.ts).
+ */
+export function table<N extends TableName>(db: Knex, name: N) {
+  return db<TableRows[N]>(name);
+}

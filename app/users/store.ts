@@ -1,0 +1,194 @@
+import type { Knex } from 'knex';
+import { table, type UserRow } from '../db/tables';
+
+/**
+ * The owner of `users`: every query on the table is built here; sign-in,
+ * accounts, staff management, setup, the CLI, the queue and closure call
+ * these functions, passing their transaction. Rules and audit stay with
+ * the callers.
+ */
+
+const users = (db: Knex) => table(db, 'users');
+
+/** The key of an account's sign-in throttle, computed in SQL from the e-mail (auth/throttle.ts `accountKey`). */
+const accountThrottleKey = (db: Knex) => db.raw(`'account:' || encode(sha256(convert_to(lower(users.email), 'UTF8')), 'hex')`);
+
+export type UserWithLock = UserRow & { locked_until: Date | null };
+
+/** The user a session stands for, with what the session check needs of the organisation. */
+export async function sessionUser(db: Knex, id: string) {
+  return users(db)
+    .join('organisations', 'organisations.id', 'users.organisation_id')
+    .where('users.id', id)
+    .first(
+      'users.id', 'users.organisation_id', 'users.name', 'users.email', 'users.role', 'users.status', 'users.language',
+      'users.sessions_valid_after', 'organisations.slug', 'organisations.name as organisation_name',
+      'organisations.closed_at', 'organisations.updated_at as organisation_updated_at',
+    ) as Promise<(Pick<UserRow, 'id' | 'organisation_id' | 'name' | 'email' | 'role' | 'status' | 'language' | 'sessions_valid_after'> & { slug: string; organisation_name: string; closed_at: Date | null; organisation_updated_at: Date }) | undefined>;
+}
+
+/** The account an e-mail signs in to, with its organisation's closure. */
+export async function signInAccount(db: Knex, email: string) {
+  return users(db)
+    .join('organisations', 'organisations.id', 'users.organisation_id')
+    .whereRaw('lower(users.email) = ?', [email])
+    .first('users.id', 'users.organisation_id', 'users.email', 'users.status', 'users.password_hash', 'organisations.closed_at') as Promise<(Pick<UserRow, 'id' | 'organisation_id' | 'email' | 'status' | 'password_hash'> & { closed_at: Date | null }) | undefined>;
+}
+
+export async function recordLogin(trx: Knex.Transaction, id: string, ip: string | null): Promise<void> {
+  await users(trx).where({ id }).update({ last_login_at: trx.fn.now(), last_login_ip: ip });
+}
+
+/** A user's name and language (the clerk's side of the recording consent ledger). */
+export async function userNameAndLanguage(db: Knex, id: string): Promise<Pick<UserRow, 'id' | 'name' | 'language'> | undefined> {
+  return users(db).where({ id }).first('id', 'name', 'language');
+}
+
+/** Whether an account with the e-mail (any case) exists. */
+export async function emailTaken(db: Knex, email: string): Promise<boolean> {
+  return Boolean(await users(db).whereRaw('lower(email) = ?', [email]).first('id'));
+}
+
+export async function userByEmail(db: Knex, email: string): Promise<Pick<UserRow, 'id' | 'organisation_id' | 'status'> | undefined> {
+  return users(db).whereRaw('lower(email) = ?', [email]).first('id', 'organisation_id', 'status');
+}
+
+type NewUser = Partial<Omit<UserRow, 'password_changed_at'>> & Pick<UserRow, 'organisation_id' | 'name' | 'email' | 'role' | 'status'> & { password_changed_at?: Knex.Raw };
+
+/** Inserts a user and gives the whole row. */
+export async function insertUser(trx: Knex.Transaction, values: NewUser): Promise<UserRow> {
+  const [row] = await users(trx).insert(values).returning('*');
+  return row as UserRow;
+}
+
+/** Inserts a user and gives its id. */
+export async function insertUserId(trx: Knex.Transaction, values: NewUser): Promise<string> {
+  const [row] = await users(trx).insert(values).returning(['id']);
+  return row!.id;
+}
+
+/** A user who is not deactivated (a one-time link's form). */
+export async function usableUser(db: Knex, id: string): Promise<Pick<UserRow, 'id' | 'name' | 'email'> | undefined> {
+  return users(db).where({ id }).whereNot({ status: 'deactivated' }).first('id', 'name', 'email');
+}
+
+/** The same, locked for the transaction (setting a password through a link). */
+export async function lockUsableUser(trx: Knex.Transaction, id: string): Promise<UserRow | undefined> {
+  return users(trx).where({ id }).whereNot({ status: 'deactivated' }).forUpdate().first() as Promise<UserRow | undefined>;
+}
+
+/** A user of the organisation, locked for the transaction (changing one's own password). */
+export async function lockOrganisationUser(trx: Knex.Transaction, organisationId: string, id: string): Promise<UserRow | undefined> {
+  return users(trx).where({ id, organisation_id: organisationId }).forUpdate().first() as Promise<UserRow | undefined>;
+}
+
+/** A new password: every earlier session ends; `activate` makes an invited user active. */
+export async function setPassword(trx: Knex.Transaction, id: string, passwordHash: string, activate: boolean): Promise<void> {
+  await users(trx).where({ id }).update({
+    password_hash: passwordHash,
+    ...(activate ? { status: 'active' } : {}),
+    password_changed_at: trx.fn.now(),
+    sessions_valid_after: trx.fn.now(),
+    updated_at: trx.fn.now(),
+  });
+}
+
+export async function setLanguage(trx: Knex.Transaction, organisationId: string, id: string, language: UserRow['language']): Promise<void> {
+  await users(trx).where({ id, organisation_id: organisationId }).update({ language, updated_at: trx.fn.now() });
+}
+
+export async function setAvailability(db: Knex, organisationId: string, id: string, availability: UserRow['availability']): Promise<void> {
+  await users(db).where({ id, organisation_id: organisationId }).update({ availability });
+}
+
+export async function availabilityOf(db: Knex, id: string): Promise<UserRow['availability'] | undefined> {
+  return (await users(db).where({ id }).first('availability'))?.availability;
+}
+
+/** Whether the organisation has the user as an active clerk. */
+export async function isActiveClerk(db: Knex, organisationId: string, id: string): Promise<boolean> {
+  return Boolean(await users(db).where({ id, organisation_id: organisationId, role: 'clerk', status: 'active' }).first('id'));
+}
+
+/** The organisation's active clerks, by name (REST API). */
+export async function activeClerkRows(db: Knex, organisationId: string): Promise<{ id: string; name: string }[]> {
+  return users(db).where({ organisation_id: organisationId, role: 'clerk', status: 'active' }).orderByRaw('lower(name), id').select('id', 'name');
+}
+
+/** Every clerk of the organisation, any status, by name. */
+export async function clerksOf(db: Knex, organisationId: string): Promise<{ id: string; name: string }[]> {
+  return users(db).where({ organisation_id: organisationId, role: 'clerk' }).orderBy('name').select('id', 'name');
+}
+
+export async function countAvailableClerks(db: Knex, organisationId: string): Promise<number> {
+  const [row] = (await users(db).where({ organisation_id: organisationId, role: 'clerk', status: 'active', availability: 'available' }).count({ n: '*' })) as unknown as [{ n: string }];
+  return Number(row.n);
+}
+
+/**
+ * An available clerk of the organisation, at random, who has no active call
+ * and was not given a customer by automatic routing in the last two minutes.
+ */
+export async function routableClerk(db: Knex, organisationId: string): Promise<Pick<UserRow, 'id' | 'email' | 'name'> | undefined> {
+  return users(db)
+    .where({ organisation_id: organisationId, role: 'clerk', status: 'active', availability: 'available' })
+    .whereNotExists((q) => q.select(db.raw('1')).from('calls').whereRaw('calls.clerk_id = users.id').where('calls.status', 'active'))
+    .whereNotExists((q) => q.select(db.raw('1')).from('queue_entries').whereRaw('queue_entries.accepted_by = users.id').where('queue_entries.auto_routed', true).where('queue_entries.accepted_at', '>', new Date(Date.now() - 120_000)))
+    .orderByRaw('random()')
+    .first('id', 'email', 'name');
+}
+
+/** The organisation's users with their sign-in lock, the deactivated last, by name. */
+export async function organisationUsersWithLock(db: Knex, organisationId: string): Promise<UserWithLock[]> {
+  return users(db)
+    .where('users.organisation_id', organisationId)
+    .leftJoin('login_throttles', 'login_throttles.key', accountThrottleKey(db))
+    .orderByRaw(`CASE users.status WHEN 'deactivated' THEN 1 ELSE 0 END, lower(users.name)`)
+    .select('users.*', 'login_throttles.locked_until') as Promise<UserWithLock[]>;
+}
+
+export async function organisationUserWithLock(db: Knex, organisationId: string, id: string): Promise<UserWithLock | undefined> {
+  return users(db)
+    .where('users.organisation_id', organisationId)
+    .leftJoin('login_throttles', 'login_throttles.key', accountThrottleKey(db))
+    .where('users.id', id)
+    .first('users.*', 'login_throttles.locked_until') as Promise<UserWithLock | undefined>;
+}
+
+/** Changes one user of the organisation (role, status, ...); `updated_at` is the caller's to set. */
+export async function updateOrganisationUser(trx: Knex.Transaction, organisationId: string, id: string, values: Partial<Pick<UserRow, 'role' | 'status'>> & { updated_at?: Knex.Raw; sessions_valid_after?: Knex.Raw }): Promise<void> {
+  await users(trx).where('users.organisation_id', organisationId).where({ id }).update(values);
+}
+
+export async function passwordHashOf(db: Knex, organisationId: string, id: string): Promise<string | null | undefined> {
+  return (await users(db).where('users.organisation_id', organisationId).where({ id }).first('password_hash'))?.password_hash;
+}
+
+/** Locks the organisation's active admins other than `exceptId` and gives their ids. */
+export async function lockOtherActiveAdmins(trx: Knex.Transaction, organisationId: string, exceptId: string): Promise<string[]> {
+  return (await users(trx).where('users.organisation_id', organisationId).where({ role: 'admin', status: 'active' }).whereNot({ id: exceptId }).forUpdate().select('id')).map((u) => u.id);
+}
+
+export async function organisationUserIds(db: Knex, organisationId: string): Promise<string[]> {
+  return (await users(db).where({ organisation_id: organisationId }).select('id')).map((u) => u.id);
+}
+
+export async function emailsOf(db: Knex, ids: string[]): Promise<string[]> {
+  return users(db).whereIn('id', ids).pluck('email');
+}
+
+/** Purging an organisation: its users lose name, e-mail, password, language and last sign-in IP, and are deactivated; returns how many. */
+export async function anonymiseUsers(trx: Knex.Transaction, ids: string[], now: Date): Promise<number> {
+  return users(trx)
+    .whereIn('id', ids)
+    .update({
+      name: trx.raw(`'Deleted user ' || substr(id::text, 1, 8)`),
+      email: trx.raw(`'deleted-' || id::text || '@invalid'`),
+      password_hash: null,
+      language: null,
+      last_login_ip: null,
+      status: 'deactivated',
+      sessions_valid_after: now,
+      updated_at: now,
+    });
+}
