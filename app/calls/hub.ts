@@ -17,6 +17,7 @@ import type { ServerEvents } from './protocol';
 import { CallRefusal } from './refusal';
 import { guarded } from './safe-handler';
 import { CallService } from './service';
+import { closedCallsAmong } from './store';
 import { HEARTBEAT_INTERVAL_MS } from './shared';
 import { identify, type SocketIdentity } from './signalling-auth';
 
@@ -268,7 +269,7 @@ export class CallHub {
     if (callIds.length === 0) return;
     this.sweeping = true;
     try {
-      const closed = await this.options.knex('calls').whereIn('id', callIds).where((q) => q.where({ status: 'ended' }).orWhereNotNull('link_revoked_at')).select('id', 'status', 'end_reason');
+      const closed = await closedCallsAmong(this.options.knex, callIds);
       for (const call of closed) {
         if (call.status === 'ended') await this.endCall(call.id, call.end_reason ?? 'ended');
         else await this.removeCustomers(call.id, 'link_revoked');

@@ -6,6 +6,8 @@ import { SYSTEM, type Actor } from '../audit/actions';
 import type { RecordingState, ServerEvents } from '../calls/protocol';
 import { CallRefusal } from '../calls/refusal';
 import type { SocketIdentity } from '../calls/signalling-auth';
+import { callOrganisation, findCall } from '../calls/store';
+import { userNameAndLanguage } from '../users/store';
 import type { JobQueue } from '../jobs/queue';
 import type { Logger } from '../logger';
 import { organisationRecordingNotice, RecordingPolicyStore, type RecordingPolicy } from './policy';
@@ -95,8 +97,7 @@ export class RecordingLive {
   }
 
   async state(callId: string, policy?: RecordingPolicy): Promise<RecordingState> {
-    const organisation = await this.deps.knex('calls').where({ id: callId }).first('organisation_id');
-    const p = policy ?? (await this.policies.get(organisation?.organisation_id));
+    const p = policy ?? (await this.policies.get((await callOrganisation(this.deps.knex, callId)) as string));
     const state = this.call(callId);
     const active = state.active && !state.active.stopping ? state.active : null;
     return {
@@ -211,9 +212,9 @@ export class RecordingLive {
       if (state.active && !state.active.stopping) return;
       state.requested = false;
       await this.checkDisk();
-      const call = await this.deps.knex('calls').where({ id: callId }).first('clerk_id', 'status');
+      const call = await findCall(this.deps.knex, { id: callId });
       if (!call || call.status === 'ended') return;
-      const recording = await this.store.create({ id: callId, organisationId }, SYSTEM, call.clerk_id ?? null, { ip: null, userAgent: null });
+      const recording = await this.store.create({ id: callId, organisationId }, SYSTEM, call.clerkId ?? null, { ip: null, userAgent: null });
       const dir = recordingDir(this.deps.dataDir, organisationId, recording.id);
       const tracksDir = path.join(dir, 'tracks');
       await fs.mkdir(tracksDir, { recursive: true, mode: 0o700 });
@@ -221,7 +222,7 @@ export class RecordingLive {
       state.active = active;
       state.reason = null;
       // The clerk's side of the ledger: recording is their organisation's decision, noted with the same notice.
-      const clerk = call.clerk_id ? await this.deps.knex('users').where({ id: call.clerk_id }).first('id', 'name', 'language') : undefined;
+      const clerk = call.clerkId ? await userNameAndLanguage(this.deps.knex, call.clerkId) : undefined;
       if (clerk) {
         await this.store.consent({ id: callId, organisationId }, { recordingId: recording.id, role: 'clerk', userId: clerk.id, answer: 'granted', notice: await organisationRecordingNotice(this.deps.knex, organisationId, clerk.language) }, { type: 'user', id: clerk.id, label: clerk.name, organisationId }, { ip: null, userAgent: null });
       }
