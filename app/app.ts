@@ -1,11 +1,12 @@
 import express, { type Express } from 'express';
-import { loadCurrentUser } from './auth/current-user';
-import { csrfProtection } from './auth/csrf';
-import { guard } from './auth/guards';
-import { LoginService } from './auth/login-service';
-import { createPassport } from './auth/passport';
-import { sessionMiddleware } from './auth/session';
-import { LoginThrottle } from './auth/throttle';
+import { loadCurrentUser } from './access/current-user';
+import { resolveSessionUser } from './staff/session-user';
+import { csrfProtection } from './access/csrf';
+import { guard } from './access/guards';
+import { LoginService } from './sign-in/login-service';
+import { createPassport } from './sign-in/passport';
+import { sessionMiddleware } from './access/session';
+import { LoginThrottle } from './sign-in/throttle';
 import { refusalsFor } from './audit/refusals';
 import { limiterFor } from './http/limiter';
 import type { AppContext } from './context';
@@ -55,7 +56,7 @@ export function createApp(ctx: AppContext, options: AppOptions = {}): Express {
   app.use(responseCompression());
   app.use('/static', staticAssets());
   app.use(ctx.session ?? sessionMiddleware(db, { secret: ctx.sessionSecret, idleMinutes: config.sessionIdleMinutes }));
-  app.use(loadCurrentUser(db, { absoluteHours: config.sessionAbsoluteHours }));
+  app.use(loadCurrentUser((data) => resolveSessionUser(db, data, config.sessionAbsoluteHours)));
   app.use(languageNegotiation(config.defaultLanguage));
   app.use(flashMessages());
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));

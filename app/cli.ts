@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
 import { ConfigError, loadConfig, redactConfig, type Config } from '../config';
-import { AdminCli, CliError } from './users/admin-cli';
-import { describeVerification, verifyExport, VerifyInputError } from './audit/offline-verify';
+import { AdminCli, CliError } from './staff/admin-cli';
+import { describeVerification, verifyExport, VerifyInputError } from './compliance/audit-offline-verify';
 import { ensureApplianceKey } from './audit/signing';
 import { createBackup } from './backup/create';
 import { BackupError, EXIT as BACKUP_EXIT } from './backup/manifest';
@@ -13,7 +13,7 @@ import { openDatabase } from './db/connection';
 import { openDatabaseBesideAppliance } from './db/running';
 import { migrationStatus } from './db/migrations';
 import { migrateDatabase } from './db/prepare';
-import { createLogger } from './logger';
+import { createLogger } from './core/logger';
 import { restrictNewFiles } from './lifecycle/private-files';
 
 const USAGE = `Usage: vclerk <command>

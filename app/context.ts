@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import type { CallHub } from './calls/hub';
 import type { Config } from '../config';
-import type { Logger } from './logger';
+import type { Logger } from './core/logger';
 import type { OpsProbe } from './ops/probe';
 
 /** What the app factory needs from the outside world; tests build their own. */

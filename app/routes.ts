@@ -1,19 +1,19 @@
 import type { Request, RequestHandler } from 'express';
-import { setPassword, setPasswordPage } from './accounts/routes';
-import { accountPage, changeLanguage, changePassword } from './account/routes';
+import { setPassword, setPasswordPage } from './staff/password-routes';
+import { accountPage, changeLanguage, changePassword } from './staff/account-routes';
 import {
   changeRole, deactivateUser, inviteUser, listUsers, reactivateUser, resetPassword, showUser, unlockUser, type AdminDeps,
-} from './admin/users-routes';
+} from './staff/routes';
 import { apiKeyAuth } from './api-keys/middleware';
 import { createApiKey, listApiKeys, revokeApiKey, whoami } from './api-keys/routes';
 import { perKeyRateLimit } from './api/rate-limit';
 import { limitRefusals } from './http/limiter';
 import { createCallLink, getCall, listCalls, listClerks, openApi, queueState, revokeLink } from './api/routes';
-import type { Access } from './auth/guards';
-import { login, loginPage, logout } from './auth/routes';
-import type { PassportInstance } from './auth/passport';
-import type { LoginService } from './auth/login-service';
-import type { LoginThrottle } from './auth/throttle';
+import type { Access } from './access/guards';
+import { login, loginPage, logout } from './sign-in/routes';
+import type { PassportInstance } from './sign-in/passport';
+import type { LoginService } from './sign-in/login-service';
+import type { LoginThrottle } from './sign-in/throttle';
 import type { AppContext } from './context';
 import { auditLog, verifyAudit } from './compliance/routes';
 import { applianceKeyPem, createExport, exportFile, exportManifest, exportPage } from './compliance/export-routes';
@@ -25,8 +25,8 @@ import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
 import { home } from './home/routes';
 import { chooseLanguage } from './language/routes';
-import { savePrivacyContact } from './organisations/privacy-routes';
-import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisations/routes';
+import { savePrivacyContact } from './organisation/privacy-routes';
+import { brandingLogo, brandingTheme, organisationPage, updateOrganisationBranding, updateOrganisationProfile } from './organisation/routes';
 import { acceptFromQueue, enterQueue, leaveQueue, liveQueue, queueLanding, saveQueueSettings, setAvailability, ticketStatus, waitingPage } from './queue/routes';
 import { parseRecordingKey } from './recordings/crypto';
 import { listRecordings, recordingMedia, recordingsOpen, saveRecordingPolicy, showRecording } from './recordings/routes';

@@ -18,7 +18,7 @@
  */
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
-import type { Caller } from '../app/auth/caller';
+import type { Caller } from '../app/access/caller';
 import { CatalogService } from '../app/catalog/service';
 import { seedOrganisation, seedUser } from '../test/support/accounts';
 import { createTestDatabase, startTestServer, stopTestServer } from '../test/support/database';

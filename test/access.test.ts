@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { roles, type Role } from '../app/auth/caller';
+import { roles, type Role } from '../app/access/caller';
 import { routes, type Route, type RouteDeps } from '../app/routes';
 import { anonymous, seedOrganisation, seedUser, signIn, type Browser, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';

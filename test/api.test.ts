@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { ApiKeyService } from '../app/api-keys/service';
 import { openApiDocument } from '../app/api/openapi';
-import type { Caller } from '../app/auth/caller';
+import type { Caller } from '../app/access/caller';
 import { routes, type RouteDeps } from '../app/routes';
 import { seedOrganisation, seedUser, signIn, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';

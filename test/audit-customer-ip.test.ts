@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Express } from 'express';
 import type { Knex } from 'knex';
 import { io, type Socket } from 'socket.io-client';
-import { verifyExport } from '../app/audit/offline-verify';
+import { verifyExport } from '../app/compliance/audit-offline-verify';
 import { AuditService } from '../app/audit/service';
 import { CallService } from '../app/calls/service';
 import { runRetention } from '../app/retention/run';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { passwordVerifications } from '../app/accounts/passwords';
+import { passwordVerifications } from '../app/security/passwords';
 import { csrfFrom, PASSWORD, seedOrganisation, seedUser, signIn, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Express } from 'express';
 import request from 'supertest';
-import { sha256 } from '../app/auth/tokens';
+import { sha256 } from '../app/security/tokens';
 import { purgeClosedOrganisations } from '../app/closure/purge';
 import { CallService } from '../app/calls/service';
 import { recordingDir } from '../app/recordings/storage';

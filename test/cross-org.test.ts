@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { ApiKeyService } from '../app/api-keys/service';
-import type { Caller } from '../app/auth/caller';
+import type { Caller } from '../app/access/caller';
 import { AuditService } from '../app/audit/service';
 import { CallService } from '../app/calls/service';
 import { SecuritySignals } from '../app/compliance/security';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import type { Express } from 'express';
 import request from 'supertest';
-import { maskToken, unmaskToken } from '../app/auth/csrf';
+import { maskToken, unmaskToken } from '../app/access/csrf';
 import { anonymous, csrfFrom, PASSWORD, seedOrganisation, seedUser, signIn, type Browser, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';

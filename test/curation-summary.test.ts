@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type { Express } from 'express';
 import request from 'supertest';
-import { actorOf, type Caller } from '../app/auth/caller';
+import { actorOf, type Caller } from '../app/access/caller';
 import { CallService } from '../app/calls/service';
 import { CurationService, type CallRef } from '../app/curation/service';
 import { embeddableImage, winAnsi } from '../app/curation/summary-pdf';

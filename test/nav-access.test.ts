@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Express } from 'express';
-import type { Role } from '../app/auth/caller';
+import type { Role } from '../app/access/caller';
 import { seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { attributeUrls, isExternal } from './support/crawl';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import type { Express } from 'express';
 import request from 'supertest';
-import { MAX_LOGO_BYTES } from '../app/organisations/profile-service';
+import { MAX_LOGO_BYTES } from '../app/organisation/profile-service';
 import { seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';

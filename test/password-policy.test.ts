@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { checkPassword } from '../app/accounts/password-policy';
-import { hashPassword, verifyPassword } from '../app/accounts/passwords';
+import { checkPassword } from '../app/security/password-policy';
+import { hashPassword, verifyPassword } from '../app/security/passwords';
 
 describe('password policy (OWASP ASVS 5)', () => {
   it('needs at least 12 characters and allows at least 128', () => {

@@ -10,7 +10,7 @@ import { finished } from 'node:stream/promises';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import pino from 'pino';
 import request from 'supertest';
-import { AppError } from '../app/errors';
+import { AppError } from '../app/core/errors';
 import {
   DEFAULT_CHUNK_SIZE,
   HEADER_SIZE,

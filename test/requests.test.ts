@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Express } from 'express';
-import { sha256 } from '../app/auth/tokens';
+import { sha256 } from '../app/security/tokens';
 import { RecordingStore } from '../app/recordings/service';
 import { finaliseFile, recordingDir } from '../app/recordings/storage';
 import { tokenFromLink } from '../app/requests/service';

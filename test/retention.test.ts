@@ -5,7 +5,7 @@ import path from 'node:path';
 import request from 'supertest';
 import type { Express } from 'express';
 import { ApiKeyService } from '../app/api-keys/service';
-import type { Caller } from '../app/auth/caller';
+import type { Caller } from '../app/access/caller';
 import { runRetention } from '../app/retention/run';
 import { RETENTION_QUEUE, startRetention } from '../app/retention/scheduler';
 import { DEFAULT_RETENTION } from '../app/retention/settings';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { SYSTEM } from '../app/audit/actions';
 import { originAllowed } from '../app/calls/origin';
 import { CallService } from '../app/calls/service';
-import { trustProxyFunction } from '../app/ops/addresses';
+import { trustProxyFunction } from '../app/net/addresses';
 import { csrfFrom, seedOrganisation, seedUser, type SeededUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
 import { useTestDatabase } from './support/database';

@@ -5,7 +5,7 @@ import type { Socket } from 'socket.io';
 import { CallService } from '../app/calls/service';
 import { CallRefusal } from '../app/calls/refusal';
 import { identify } from '../app/calls/signalling-auth';
-import { clientAddress, trustProxyFunction } from '../app/ops/addresses';
+import { clientAddress, trustProxyFunction } from '../app/net/addresses';
 import { csrfFrom, seedOrganisation, seedUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';

@@ -7,8 +7,8 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls, { type TLSSocket } from 'node:tls';
-import { createServer, type TlsSetup } from '../app/http/tls';
-import { createSelfSignedCertificate } from '../app/ops/self-signed';
+import { createServer, type TlsSetup } from '../app/net/tls';
+import { createSelfSignedCertificate } from '../app/net/self-signed';
 import { useTestDatabase } from './support/database';
 import { assertBuilt, cleanEnv, compiledServer, freePort, mediaEnv, run, type Running } from './support/process';
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Knex } from 'knex';
 import type { Response } from 'supertest';
-import { actorOf, type Caller } from '../app/auth/caller';
+import { actorOf, type Caller } from '../app/access/caller';
 import { CallService } from '../app/calls/service';
 import { routes, type Route } from '../app/routes';
 import { WebhookDispatcher } from '../app/webhooks/dispatcher';

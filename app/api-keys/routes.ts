@@ -1,7 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import type { Knex } from 'knex';
-import { callerOf } from '../auth/caller';
-import { UnauthorizedError } from '../errors';
+import { callerOf } from '../access/caller';
+import { UnauthorizedError } from '../core/errors';
 import { formAction, showPage, type FormPage } from '../http/form-page';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';

@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { commonPasswords } from '../accounts/common-passwords';
+import { commonPasswords } from '../security/common-passwords';
 import type { AuditAction } from '../audit/actions';
-import { OrganisationScopedService } from '../auth/scoped-service';
-import { sha256 } from '../auth/tokens';
-import { NotFoundError, ValidationError } from '../errors';
+import { OrganisationScopedService } from '../access/scoped-service';
+import { sha256 } from '../security/tokens';
+import { NotFoundError, ValidationError } from '../core/errors';
 import type { ApiKeyRow } from '../db/tables';
 
 /** What an API key may be allowed to do. */

@@ -1,4 +1,4 @@
-import { appVersion } from '../paths';
+import { appVersion } from '../core/paths';
 
 const error = {
   description: 'Refused, with a stable error code',

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import { TokenBucket } from '../calls/rate-limit';
-import { TooManyRequestsError } from '../errors';
+import { TooManyRequestsError } from '../core/errors';
 
 /**
  * Per-key rate limit for the REST API: `rate` requests per second on

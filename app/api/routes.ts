@@ -3,16 +3,16 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../../config';
 import { apiKeyActor } from '../api-keys/middleware';
-import { requestMeta } from '../auth/caller';
-import { auditForeignProbe, type Prober } from '../auth/scoped-service';
+import { requestMeta } from '../access/caller';
+import { auditForeignProbe, type Prober } from '../access/scoped-service';
 import { CallService, callReferenceSchema } from '../calls/service';
-import { NotFoundError } from '../errors';
+import { NotFoundError } from '../core/errors';
 import { parseBody } from '../http/forms';
 import { publicBase } from '../http/links';
 import { parseQuery } from '../http/query';
 import { openApiDocument } from './openapi';
 import { QueueService } from '../queue/service';
-import { activeClerks } from '../users/service';
+import { activeClerks } from '../staff/service';
 import { callResource, clerkResource } from './serialize';
 
 export interface ApiDeps {

@@ -1,5 +1,5 @@
 import type { Call } from '../calls/service';
-import type { ClerkListing } from '../users/service';
+import type { ClerkListing } from '../staff/service';
 
 /** A call as the REST API shows it (stable field names, ISO times, no token or hash). */
 export function callResource(call: Call) {

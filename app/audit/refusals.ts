@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import type { Actor, AuditAction } from './actions';
 import { AuditService, type AuditEventInput } from './service';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import type { Knex } from 'knex';
 import { KEY_FILE } from '../audit/signing';
-import { appVersion } from '../paths';
+import { appVersion } from '../core/paths';
 import { recordingDir, recordingsDir } from '../recordings/storage';
 import { dumpDatabase } from './dump';
 import { BackupError, DATA_PREFIX, DATABASE_NAME, EXIT, FORMAT, FORMAT_VERSION, MANIFEST_NAME, type Manifest, type ManifestFile } from './manifest';

@@ -1,7 +1,7 @@
 import type { Socket } from 'socket.io';
 import type { ZodType } from 'zod';
 import type { Room } from '../../media';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import type { CallModule, CallRequest, EmitToCall } from './module';
 import { CallRefusal, errorReply, refusalReply } from './refusal';
 import { TokenBucket } from './rate-limit';

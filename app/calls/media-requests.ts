@@ -1,6 +1,6 @@
 import { MediaError, type Room } from '../../media';
-import type { Logger } from '../logger';
-import type { TurnIssuer } from '../ops/turn';
+import type { Logger } from '../core/logger';
+import type { TurnIssuer } from './turn';
 import { ANYONE, callRequests, CLERK, type CallModule, type CallRequests } from './module';
 import { CallRefusal } from './refusal';
 import type { CallService } from './service';

@@ -1,8 +1,8 @@
 import os from 'node:os';
 import type { Config } from '../../config';
 import { RoomRegistry, WorkerPool, resolveWorkerBinary } from '../../media';
-import type { Logger } from '../logger';
-import { projectRoot } from '../paths';
+import type { Logger } from '../core/logger';
+import { projectRoot } from '../core/paths';
 
 /**
  * The address browsers are told to send media to: the configured one, the

@@ -3,8 +3,8 @@ import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import type { Socket } from 'socket.io';
 import { refusalsFor } from '../audit/refusals';
-import type { Logger } from '../logger';
-import type { TrustProxy } from '../ops/addresses';
+import type { Logger } from '../core/logger';
+import type { TrustProxy } from '../net/addresses';
 import { clientIp } from './signalling-auth';
 
 function first(value: string | string[] | undefined): string | undefined {

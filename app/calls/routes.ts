@@ -1,12 +1,12 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import type { Config } from '../../config';
-import { callerOf } from '../auth/caller';
+import { callerOf } from '../access/caller';
 import { flash } from '../http/flash';
 import { publicBase } from '../http/links';
-import { PrivacyContact } from '../organisations/privacy';
+import { PrivacyContact } from '../organisation/privacy';
 import { PrivacyTexts } from '../privacy-texts/service';
-import { brandingOf, OrganisationStore } from '../organisations/service';
+import { brandingOf, OrganisationStore } from '../organisation/service';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
 import { formAction } from '../http/form-page';

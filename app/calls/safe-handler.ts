@@ -1,4 +1,4 @@
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { INTERNAL_ERROR } from './refusal';
 
 /** A request's name as it may appear in a log line (socket.io allows numbers; strings may be long). */

@@ -2,15 +2,15 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
 import { SYSTEM, type Actor } from '../audit/actions';
-import { actorOf, type Caller } from '../auth/caller';
-import { refuseForeign } from '../auth/scoped-service';
-import { randomToken, sha256 } from '../auth/tokens';
-import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { actorOf, type Caller } from '../access/caller';
+import { refuseForeign } from '../access/scoped-service';
+import { randomToken, sha256 } from '../security/tokens';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors';
 import { customerAccess, joinAccess } from './customer-access';
 import { callEvents } from './events';
 import { CALL_REFERENCE_MAX, CALL_REFERENCE_PATTERN } from './shared';
 import { activeCalls, callOrganisation, endedCallsOf, findCall, insertCall, listOrganisationCalls, lockCall, markCallActive, markCallEnded, markCallWaiting, openCallsOf, revokeCallLink, staleWaitingCallIds, type Call, type CallStatus } from './store';
-import { isActiveClerk } from '../users/store';
+import { isActiveClerk } from '../staff/store';
 
 export type { Call, CallStatus } from './store';
 

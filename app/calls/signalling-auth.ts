@@ -4,10 +4,10 @@ import type { Knex } from 'knex';
 import type { Socket } from 'socket.io';
 import { z } from 'zod';
 import { refusalsFor } from '../audit/refusals';
-import { resolveSessionUser } from '../auth/current-user';
-import { auditForeignProbe, proberOf } from '../auth/scoped-service';
+import { resolveSessionUser } from '../staff/session-user';
+import { auditForeignProbe, proberOf } from '../access/scoped-service';
 import { limiterFor } from '../http/limiter';
-import { clientAddress, type TrustProxy } from '../ops/addresses';
+import { clientAddress, type TrustProxy } from '../net/addresses';
 import { CallRefusal } from './refusal';
 import type { CallService, Participant } from './service';
 

@@ -1,8 +1,8 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { Knex } from 'knex';
 import multer from 'multer';
-import { callerOf } from '../auth/caller';
-import { ValidationError } from '../errors';
+import { callerOf } from '../access/caller';
+import { ValidationError } from '../core/errors';
 import { receiveMultipart } from '../http/multipart';
 import { flash } from '../http/flash';
 import { IMAGE_FIELD, MAX_IMAGE_BYTES, ProductImages, sendProductImage } from './images';

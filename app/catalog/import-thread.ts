@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { PayloadTooLargeError, ServiceUnavailableError, ValidationError, type FieldProblem } from '../errors';
+import { PayloadTooLargeError, ServiceUnavailableError, ValidationError, type FieldProblem } from '../core/errors';
 import type { CheckedImport, ImportSummary } from './import';
 
 /**

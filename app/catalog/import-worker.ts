@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { PayloadTooLargeError, ValidationError } from '../errors';
+import { PayloadTooLargeError, ValidationError } from '../core/errors';
 import { checkImport, summarise } from './import';
 import type { ThreadAnswer, ThreadJob } from './import-thread';
 

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
-import { PayloadTooLargeError, ValidationError, type FieldProblem } from '../errors';
+import { PayloadTooLargeError, ValidationError, type FieldProblem } from '../core/errors';
 import { CatalogService, formatPrice, productSchema, upsertProducts, type ProductInput } from './service';
+import { csvCell, unneutralise } from '../core/csv';
 
 export const MAX_IMPORT_BYTES = 10 * 1024 * 1024;
 export const MAX_IMPORT_ROWS = 20_000;
@@ -109,13 +110,6 @@ function detectDelimiter(text: string): ',' | ';' {
     else if (!quoted && c === ';') semicolons++;
   }
   return semicolons > commas ? ';' : ',';
-}
-
-/** A cell of the export that a spreadsheet would run as a formula gets a leading apostrophe; the import drops it again. */
-const FORMULA_START = /^[=+\-@\t\r]/;
-
-function unneutralise(value: unknown): unknown {
-  return typeof value === 'string' && value.startsWith("'") && FORMULA_START.test(value.slice(1)) ? value.slice(1) : value;
 }
 
 /**
@@ -280,9 +274,4 @@ export class CatalogImport {
     }
     return `${lines.join('\r\n')}\r\n`;
   }
-}
-
-export function csvCell(value: string): string {
-  const safe = FORMULA_START.test(value) ? `'${value}` : value;
-  return /[",\r\n;]|^\s|\s$/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }

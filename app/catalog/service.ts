@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { OrganisationScopedService } from '../auth/scoped-service';
-import { NotFoundError, ValidationError } from '../errors';
+import { OrganisationScopedService } from '../access/scoped-service';
+import { NotFoundError, ValidationError } from '../core/errors';
 import { parseBody } from '../http/forms';
 import { table, type ProductRow } from '../db/tables';
 

@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
-import { callerOf } from '../auth/caller';
-import { destroySession } from '../auth/session';
+import { callerOf } from '../access/caller';
+import { destroySession } from '../access/session';
 import type { CallHub } from '../calls/hub';
 import { formAction, showPage, type Form } from '../http/form-page';
 import { OrganisationClosure, PURGE_AFTER_DAYS } from './service';

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { OrganisationScopedService } from '../auth/scoped-service';
-import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { OrganisationScopedService } from '../access/scoped-service';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors';
 import { parseBody } from '../http/forms';
 import { endOrganisationCalls, revokeOrganisationLinks } from '../calls/store';
 import { closeWaitingEntries } from '../queue/store';
-import { closureOf, lockClosureOf, markClosed } from '../organisations/store';
+import { closureOf, lockClosureOf, markClosed } from '../organisation/store';
 
 /** Days between closing an organisation and purging its data. */
 export const PURGE_AFTER_DAYS = 60;

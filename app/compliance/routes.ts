@@ -1,4 +1,4 @@
-import { selectionFilter } from '../audit/export';
+import { selectionFilter } from './audit-export';
 import type { Request, RequestHandler } from 'express';
 import type { Config } from '../../config';
 import type { Knex } from 'knex';
@@ -6,8 +6,8 @@ import { z } from 'zod';
 import { auditActions } from '../audit/actions';
 import { AuditCheckpoints } from '../audit/checkpoints';
 import { AuditService, type AuditFilter } from '../audit/service';
-import { callerOf } from '../auth/caller';
-import { ValidationError } from '../errors';
+import { callerOf } from '../access/caller';
+import { ValidationError } from '../core/errors';
 import { fieldErrors } from '../http/forms';
 import { parseQuery } from '../http/query';
 

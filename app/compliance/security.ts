@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { AuditAction } from '../audit/actions';
 import { revealEvents, type AuditEvent } from '../audit/service';
 import { REFUSAL_COUNT_SQL } from '../audit/refusals';
-import { callerOf } from '../auth/caller';
+import { callerOf } from '../access/caller';
 import { eventsOfActions, weightedCounts } from '../audit/store';
 
 /** The audit actions that signal an attack or a misconfiguration, in the order the page shows them. */

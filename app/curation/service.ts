@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { MAX_CARDS, MAX_MESSAGES, type Card, type ChatMessage } from '../calls/protocol';
 import { CallRefusal } from '../calls/refusal';
-import { auditForeignProbe, type Prober } from '../auth/scoped-service';
+import { auditForeignProbe, type Prober } from '../access/scoped-service';
 import { firstImageIds } from '../catalog/images';
 import { lockCallStatus } from '../calls/store';
 import { productForCard } from '../catalog/service';

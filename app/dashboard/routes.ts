@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import type { Config } from '../../config';
-import { callerOf } from '../auth/caller';
+import { callerOf } from '../access/caller';
 import { CallService } from '../calls/service';
 import { showPage, type Form, type FormPage } from '../http/form-page';
 import { publicBase } from '../http/links';

@@ -1,6 +1,6 @@
 import knexFactory, { type Knex } from 'knex';
 import type { Config } from '../../config';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from './embedded';
 import { setUpEmbeddedRoleUse, setUpExternalRoleUse, type RoleSetup } from './role-setup';
 

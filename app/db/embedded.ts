@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { withUmask } from '../lifecycle/private-files';
 import { readOrCreateSecret } from '../lifecycle/secrets';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { clusterDirFor, embeddedPostgresModule } from './postgres-user';
 
 /**

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 
 /**
  * As root, the embedded PostgreSQL runs as the system user `postgres`

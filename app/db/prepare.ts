@@ -1,5 +1,5 @@
 import { installJobSchema } from '../jobs/queue';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import type { Database } from './connection';
 import { migrateLatest } from './migrations';
 import { grantAppRole, inspectRole, type RoleInspection } from './roles';

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Config } from '../../config';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import type { EmbeddedPostgresHandle } from './embedded';
 import { embeddedRoles, setUpEmbeddedRoles } from './embedded-roles';
 import { ensureLoginRole, mayCreateRoles } from './roles';

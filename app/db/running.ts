@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Config } from '../../config';
 import { createKnex, EMBEDDED_DATABASE, openDatabase, type Database } from './connection';
 import { readEmbeddedRoles } from './embedded-roles';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 
 /**
  * The database for command-line tools that may run while the appliance

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 
 /** What the watchdog needs of the embedded server (app/db/embedded.ts). */
 export interface RestartableServer {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { OrganisationScopedService } from '../auth/scoped-service';
-import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { OrganisationScopedService } from '../access/scoped-service';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors';
 import { parseBody } from '../http/forms';
 import { holdScopes, type HoldScope } from './service';
 import { organisationCallId } from '../calls/store';

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
-import { callerOf } from '../auth/caller';
+import { callerOf } from '../access/caller';
 import { flash } from '../http/flash';
 import { formAction, showPage, type FormPage } from '../http/form-page';
 import { HoldManager } from './manage';

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Request, Response } from 'express';
-import { AppError, fromFrameworkError } from '../errors';
+import { AppError, fromFrameworkError } from '../core/errors';
 import { translator } from '../i18n';
 
 interface ErrorBody {

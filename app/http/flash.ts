@@ -1,6 +1,6 @@
 import type { Request, RequestHandler } from 'express';
 import type { SessionData } from 'express-session';
-import '../auth/session-data';
+import '../access/session-data';
 
 type Flash = NonNullable<SessionData['flash']>[number];
 

@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
-import { ValidationError } from '../errors';
+import { ValidationError } from '../core/errors';
 import { fieldErrors } from './forms';
 
 /**

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ValidationError, type FieldProblem } from '../errors';
+import { ValidationError, type FieldProblem } from '../core/errors';
 import { catalogKeys } from '../i18n';
 
 /**

@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import { BadRequestError } from '../errors';
+import { BadRequestError } from '../core/errors';
 
 /** The longest value a query string parameter may have (a return path counts up to 2,000; encoded, it may be longer). */
 export const MAX_QUERY_VALUE = 4096;

@@ -1,7 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { refusalsFor } from '../audit/refusals';
-import { TooManyRequestsError } from '../errors';
+import { TooManyRequestsError } from '../core/errors';
 
 /**
  * What a client may be refused for, each with its own bucket per client IP:

@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import type { Access } from '../auth/guards';
+import type { Access } from '../access/guards';
 
 /** What the navigation needs of a route of the table (app/routes.ts). */
 export interface NavigableRoute {

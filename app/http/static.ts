@@ -1,5 +1,5 @@
 import express, { type RequestHandler } from 'express';
-import { publicDir } from '../paths';
+import { publicDir } from '../core/paths';
 import { vendorFiles } from './views';
 
 const ONE_YEAR = 365 * 24 * 3600;

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import ejs from 'ejs';
 import type { Express } from 'express';
-import { appVersion, publicDir, viewsDir } from '../paths';
+import { appVersion, publicDir, viewsDir } from '../core/paths';
 import { languages } from '../i18n';
 
 const LAYOUT = path.join(viewsDir, 'layout.ejs');

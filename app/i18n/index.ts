@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectRoot } from '../paths';
+import { projectRoot } from '../core/paths';
 
 export const languages = ['en', 'de'] as const;
 export type Language = (typeof languages)[number];

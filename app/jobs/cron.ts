@@ -1,4 +1,4 @@
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import type { JobQueue } from './queue';
 
 /** A periodic job on the appliance's job queue. */

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import PgBoss from 'pg-boss';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 
 /** What a job handler gets: the job's id and data. */
 export interface Job<T> {

@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { BadRequestError } from '../errors';
+import { BadRequestError } from '../core/errors';
 import { isLanguage } from '../i18n';
 import { LANGUAGE_COOKIE } from '../http/i18n';
 import { safeReturnPath } from '../http/redirect';

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 
 /** A step of the shutdown; `timeoutMs` bounds it (default: ShutdownOptions.stepTimeoutMs). */
 export interface ShutdownStep {

@@ -2,14 +2,14 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config';
 import { migrationStatus } from '../db/migrations';
 import type { DatabaseHealth } from '../db/watchdog';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { QUEUE_SILENCE_MS } from '../queue/service';
 import { FINALISE_QUEUE } from '../recordings/live';
 import { freeBytes } from '../recordings/storage';
 import { RETENTION_QUEUE } from '../retention/scheduler';
 import { countOpenCalls } from '../calls/store';
 import { countWaiting } from '../queue/store';
-import { otherOrganisationExists } from '../organisations/store';
+import { otherOrganisationExists } from '../organisation/store';
 import { countUnfinishedRecordings } from '../recordings/service';
 
 /** One media worker as the pool describes it (media/worker-pool.ts `describe()`). */

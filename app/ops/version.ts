@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { appVersion, projectRoot } from '../paths';
+import { appVersion, projectRoot } from '../core/paths';
 
 export interface VersionInfo {
   version: string;

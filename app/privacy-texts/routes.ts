@@ -1,7 +1,7 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { AuditService } from '../audit/service';
-import { callerOf } from '../auth/caller';
+import { callerOf } from '../access/caller';
 import { formAction, showPage, type FormPage } from '../http/form-page';
 import { flash } from '../http/flash';
 import { languages } from '../i18n';

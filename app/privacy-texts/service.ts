@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
-import { actorOf, type Caller } from '../auth/caller';
+import { actorOf, type Caller } from '../access/caller';
 import { languages, type Language } from '../i18n';
 import { parseBody } from '../http/forms';
 import { table, type PrivacyTextRow } from '../db/tables';

@@ -1,12 +1,12 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { actorOf, type Caller } from '../auth/caller';
-import { randomToken, sha256 } from '../auth/tokens';
+import { actorOf, type Caller } from '../access/caller';
+import { randomToken, sha256 } from '../security/tokens';
 import { SYSTEM } from '../audit/actions';
 import { CallService } from '../calls/service';
-import { ConflictError, NotFoundError } from '../errors';
+import { ConflictError, NotFoundError } from '../core/errors';
 import { QueueSettingsStore } from './settings';
-import { availabilityOf, countAvailableClerks, routableClerk, setAvailability } from '../users/store';
+import { availabilityOf, countAvailableClerks, routableClerk, setAvailability } from '../staff/store';
 import { autoRoutedCallId, countAhead, countWaiting, entryByTicketHash, expireEntries, insertEntry, leaveEntry, lockNextEntry, markAccepted, recentWaits, touchEntry, waitingEntries } from './store';
 
 export type Availability = 'available' | 'busy' | 'away';

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import { AuditService } from '../audit/service';
-import { actorOf, type Caller } from '../auth/caller';
+import { actorOf, type Caller } from '../access/caller';
 import { hoursOf, type OpeningHours } from './hours';
-import { mergeOrganisationSettings, organisationSettings } from '../organisations/store';
+import { mergeOrganisationSettings, organisationSettings } from '../organisation/store';
 
 export interface QueueSettings {
   hours: OpeningHours | undefined;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { OrganisationScopedService } from '../auth/scoped-service';
-import { ForbiddenError, NotFoundError } from '../errors';
+import { OrganisationScopedService } from '../access/scoped-service';
+import { ForbiddenError, NotFoundError } from '../core/errors';
 import { RecordingPolicyStore, type RecordingPolicy } from './policy';
 import { RecordingStore, toRecording, type Recording } from './service';
 import type { RecordingRow } from '../db/tables';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { composeRecording, MediaError, type RecordingTrack } from '../../media';
 import type { Job, JobQueue } from '../jobs/queue';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { FINALISE_QUEUE } from './live';
 import { RecordingStore } from './service';
 import { finaliseFile, recordingDir } from './storage';

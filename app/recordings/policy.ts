@@ -2,10 +2,10 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
-import { actorOf, type Caller } from '../auth/caller';
+import { actorOf, type Caller } from '../access/caller';
 import { isLanguage, translator, type Language } from '../i18n';
 import { parseBody } from '../http/forms';
-import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettings } from '../organisations/store';
+import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettings } from '../organisation/store';
 import { latestText } from '../privacy-texts/service';
 
 export const recordingModes = ['off', 'on_demand', 'always'] as const;

@@ -23,7 +23,7 @@
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
-import { AppError, ServiceUnavailableError } from '../errors';
+import { AppError, ServiceUnavailableError } from '../core/errors';
 import { RecordingIntegrityError, decryptRange, encryptedPlainSize } from './crypto';
 
 /** The recording is stored encrypted and VCLERK_RECORDING_KEY is not configured. */

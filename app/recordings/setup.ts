@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config';
 import { PortAllocator, resolveFfmpeg } from '../../media';
 import type { JobQueue } from '../jobs/queue';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { parseRecordingKey } from './crypto';
 import { finaliseRecording, reconcileRecordings } from './finalise';
 import { FINALISE_QUEUE, RecordingLive } from './live';

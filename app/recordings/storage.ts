@@ -20,7 +20,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { AppError } from '../errors';
+import { AppError } from '../core/errors';
 import { encryptFile, syncDirectory } from './crypto';
 
 export const PLAIN_FILE_NAME = 'recording.mp4';

@@ -1,6 +1,6 @@
 import { destroyCallKeys } from '../audit/personal';
-import { OrganisationScopedService } from '../auth/scoped-service';
-import { ConflictError, NotFoundError } from '../errors';
+import { OrganisationScopedService } from '../access/scoped-service';
+import { ConflictError, NotFoundError } from '../core/errors';
 import { LegalHolds } from '../holds/service';
 import { removeRecordingFiles } from '../recordings/storage';
 import { lockOrganisationCalls, revokeCallLinkOnce } from '../calls/store';

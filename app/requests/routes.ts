@@ -1,7 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import type { Config } from '../../config';
-import { callerOf } from '../auth/caller';
+import { callerOf } from '../access/caller';
 import { formAction, showPage, type FormFields, type FormPage } from '../http/form-page';
 import { flash } from '../http/flash';
 import { AccessExport } from './access-zip';

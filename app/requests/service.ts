@@ -1,11 +1,11 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { OrganisationScopedService } from '../auth/scoped-service';
-import { sha256 } from '../auth/tokens';
-import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import { OrganisationScopedService } from '../access/scoped-service';
+import { sha256 } from '../security/tokens';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors';
 import { parseBody } from '../http/forms';
 import { callsWithClerk, identifiedCallIds, type CallIdentification } from '../calls/store';
-import { clerksOf } from '../users/store';
+import { clerksOf } from '../staff/store';
 import { table, type SubjectRequestRow } from '../db/tables';
 
 export const requestKinds = ['erasure', 'access'] as const;

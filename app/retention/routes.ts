@@ -2,7 +2,7 @@ import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import type { Config } from '../../config';
-import { callerOf } from '../auth/caller';
+import { callerOf } from '../access/caller';
 import { flash } from '../http/flash';
 import { parseQuery } from '../http/query';
 import { formAction, showPage, type Form, type FormFields } from '../http/form-page';

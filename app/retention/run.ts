@@ -8,7 +8,7 @@ import { LegalHolds, type ActiveHolds } from '../holds/service';
 import { recordingDir, removeRecordingFiles } from '../recordings/storage';
 import { RetentionSettingsStore, retentionKinds, type RetentionKind, type RetentionSettings } from './settings';
 import { anonymiseDueCalls, deleteDueCalls, dueCallIds } from '../calls/store';
-import { organisationIds } from '../organisations/store';
+import { organisationIds } from '../organisation/store';
 import { deleteLoggedRequests, requestsLoggedBefore } from './api-requests';
 import { deleteConsents, deleteFinishedRecording, finishedRecordingsOf, orphanedConsentsOf } from '../recordings/service';
 import { curationKey, curationOfCalls, deleteCuration, type CurationContent } from '../curation/service';

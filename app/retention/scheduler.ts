@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { scheduleCronJob, type CronJob } from '../jobs/cron';
 import type { JobQueue } from '../jobs/queue';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { purgeClosedOrganisations } from '../closure/purge';
 import { runRetention } from './run';
 

@@ -1,4 +1,4 @@
-import { OrganisationScopedService } from '../auth/scoped-service';
+import { OrganisationScopedService } from '../access/scoped-service';
 import type { AuditEvent } from '../audit/service';
 import { LegalHolds } from '../holds/service';
 import { runRetention, type Receipt } from './run';

@@ -1,10 +1,10 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
-import { actorOf, type Caller } from '../auth/caller';
-import { ValidationError } from '../errors';
+import { actorOf, type Caller } from '../access/caller';
+import { ValidationError } from '../core/errors';
 import { parseBody } from '../http/forms';
-import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettings } from '../organisations/store';
+import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettings } from '../organisation/store';
 
 /**
  * How long each kind of data is kept, in whole days, per organisation

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { Config } from '../../config';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { SetupService } from './service';
 
 /** Where the appliance can be reached, for links printed to the log or the shell. */

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
-import { requestMeta } from '../auth/caller';
-import { startSession } from '../auth/sign-in';
+import { requestMeta } from '../access/caller';
+import { startSession } from '../access/sign-in';
 import { parseBody } from '../http/forms';
 import { renderPage, submitForm, type Form } from '../http/form-page';
 import { flash } from '../http/flash';

@@ -2,13 +2,13 @@ import type { Knex } from 'knex';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
 import { SYSTEM } from '../audit/actions';
-import { enforcePolicy } from '../accounts/service';
-import { hashPassword } from '../accounts/passwords';
-import { PASSWORD_MAX } from '../accounts/password-policy';
-import { OneTimeTokens } from '../auth/tokens';
-import { ConflictError, NotFoundError, ValidationError } from '../errors';
-import { OrganisationStore, SLUG } from '../organisations/service';
-import { emailTaken, insertUserId } from '../users/store';
+import { enforcePolicy } from '../staff/password-service';
+import { hashPassword } from '../security/passwords';
+import { PASSWORD_MAX } from '../security/password-policy';
+import { OneTimeTokens } from '../access/one-time-tokens';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors';
+import { OrganisationStore, SLUG } from '../organisation/service';
+import { emailTaken, insertUserId } from '../staff/store';
 
 export const setupSchema = z
   .object({

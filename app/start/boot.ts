@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
 import { ConfigError } from '../../config';
-import { TlsConfigError } from '../http/tls';
+import { TlsConfigError } from '../net/tls';
 import { createShutdown, StopRegistry, type ShutdownStep } from '../lifecycle/shutdown';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 
 /** Exit code for an invalid configuration (EX_CONFIG from sysexits.h). */
 export const EXIT_CONFIG = 78;

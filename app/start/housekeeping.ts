@@ -1,9 +1,9 @@
 import type { Knex } from 'knex';
-import { pruneExpiredSessions } from '../auth/session-store';
+import { pruneExpiredSessions } from '../access/session-store';
 import { CallService } from '../calls/service';
 import { scheduleCronJob, type CronJob } from '../jobs/cron';
 import type { JobQueue } from '../jobs/queue';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 
 export const HOUSEKEEPING_QUEUE = 'housekeeping';
 /** Every 15 minutes. */

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Logger } from '../logger';
+import type { Logger } from '../core/logger';
 import { sign } from './verify';
 import { webhookEvents } from './service';
 import { activeEndpointIds, advanceCursor, claimDeliveries, insertDeliveries, lockEndpointForEnqueue, markAttemptFailed, markDelivered, type ClaimedDelivery } from './store';

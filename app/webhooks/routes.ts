@@ -1,6 +1,6 @@
 import type { Request, RequestHandler } from 'express';
 import type { Knex } from 'knex';
-import { callerOf } from '../auth/caller';
+import { callerOf } from '../access/caller';
 import { formAction, showPage, type FormPage } from '../http/form-page';
 import { flash } from '../http/flash';
 import { parseBody } from '../http/forms';

@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { z } from 'zod';
-import { OrganisationScopedService } from '../auth/scoped-service';
-import { NotFoundError } from '../errors';
+import { OrganisationScopedService } from '../access/scoped-service';
+import { NotFoundError } from '../core/errors';
 import type { WebhookDeliveryRow } from '../db/tables';
 import { deleteEndpoint, insertEndpoint, listEndpoints, organisationDeliveries, organisationEndpoint, setEndpointEnabled, setEndpointSecret, type EndpointListing } from './store';
 

@@ -1,8 +1,8 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
-import { actorOf, type Caller } from '../auth/caller';
-import { organisationSettings, setWidgetOrigins } from '../organisations/store';
+import { actorOf, type Caller } from '../access/caller';
+import { organisationSettings, setWidgetOrigins } from '../organisation/store';
 
 /** An origin as browsers send it: scheme, host, optional port; nothing else. */
 const ORIGIN = /^https?:\/\/[a-z0-9.-]+(:\d{1,5})?$/;

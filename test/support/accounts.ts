@@ -3,8 +3,8 @@ import type { Express } from 'express';
 import type { Knex } from 'knex';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
-import { hashPassword } from '../../app/accounts/passwords';
-import type { Role } from '../../app/auth/caller';
+import { hashPassword } from '../../app/security/passwords';
+import type { Role } from '../../app/access/caller';
 
 export const PASSWORD = 'correct horse battery staple';
 let passwordHash: Promise<string> | undefined;

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createApp } from '../../app/app';
 import { callModules } from '../../app/call-modules';
-import { sessionMiddleware } from '../../app/auth/session';
+import { sessionMiddleware } from '../../app/access/session';
 import { CallHub } from '../../app/calls/hub';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
 import { RoomRegistry, WorkerPool, resolveWorkerBinary } from '../../media';

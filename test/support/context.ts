@@ -2,7 +2,7 @@ import type { Express } from 'express';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../config';
 import { createApp, type AppOptions } from '../../app/app';
-import type { Logger } from '../../app/logger';
+import type { Logger } from '../../app/core/logger';
 import type { TestDatabase } from './database';
 
 export const TEST_SECRET = 'test-session-secret-0123456789abcdefghijklmnop';

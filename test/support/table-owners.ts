@@ -7,14 +7,14 @@
 export const tableOwners: Record<string, string> = {
   // Written by its migration, read only by the backup (its instance id goes into the manifest).
   appliance_info: 'app/backup/create.ts',
-  organisations: 'app/organisations/store.ts',
-  users: 'app/users/store.ts',
-  sessions: 'app/auth/session-store.ts',
-  one_time_tokens: 'app/auth/tokens.ts',
-  login_throttles: 'app/auth/throttle.ts',
+  organisations: 'app/organisation/store.ts',
+  users: 'app/staff/store.ts',
+  sessions: 'app/access/session-store.ts',
+  one_time_tokens: 'app/access/one-time-tokens.ts',
+  login_throttles: 'app/sign-in/throttle.ts',
   audit_events: 'app/audit/store.ts',
   audit_checkpoints: 'app/audit/checkpoints.ts',
-  audit_exports: 'app/audit/export.ts',
+  audit_exports: 'app/compliance/audit-export.ts',
   audit_personal_keys: 'app/audit/personal.ts',
   calls: 'app/calls/store.ts',
   api_keys: 'app/api-keys/service.ts',
@@ -43,6 +43,6 @@ export const tableOwners: Record<string, string> = {
 export const genericFiles: Record<string, string> = {
   'app/db/migrations/': 'migrations create and change the tables themselves',
   'app/db/roles.ts': 'grants the app role its rights on every table',
-  'app/auth/scoped-service.ts': 'the cross-organisation check reads `organisation_id` of an id in the table its caller names (no literal table of its own)',
+  'app/access/scoped-service.ts': 'the cross-organisation check reads `organisation_id` of an id in the table its caller names (no literal table of its own)',
   'app/backup/': 'the backup reads every table from one snapshot (and restore checks the audit heads it wrote) before and apart from the running app',
 };
