@@ -1,14 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CONFIG_FILE_ENV, schema, type Config, type SettingKey, type SettingSpec } from './schema';
-import { crossFieldProblems } from './rules';
+import { crossFieldProblems, type ConfigProblem } from './rules';
 
-export interface ConfigProblem {
-  /** Where the bad value came from: an environment variable or `file:<key>`. */
-  source: string;
-  key?: SettingKey;
-  reason: string;
-}
+export type { ConfigProblem };
 
 /** Thrown when the configuration is invalid; names every offending key. */
 export class ConfigError extends Error {

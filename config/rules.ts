@@ -1,5 +1,12 @@
-import type { ConfigProblem } from './load';
-import type { Config } from './schema';
+import type { Config, SettingKey } from './schema';
+
+/** One thing wrong with the configuration, as `ConfigError` and `vclerk config check` name it. */
+export interface ConfigProblem {
+  /** Where the bad value came from: an environment variable or `file:<key>`. */
+  source: string;
+  key?: SettingKey;
+  reason: string;
+}
 
 /**
  * Rules across settings, checked wherever the configuration is loaded (the

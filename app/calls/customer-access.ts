@@ -1,4 +1,9 @@
-import type { Call, CallService } from './service';
+import type { Call } from './store';
+
+/** Finds the call of a customer link token (CallService.byCustomerToken). */
+export interface CallByToken {
+  byCustomerToken(token: unknown): Promise<Call | undefined>;
+}
 
 /**
  * What a customer's link token opens, decided in one place for the call
@@ -21,7 +26,7 @@ export type CustomerAccess =
   | { outcome: 'ended' };
 
 /** The one loader of a customer link: what `token` opens now. */
-export async function customerAccess(calls: Pick<CallService, 'byCustomerToken'>, token: unknown, summaryDays: number, now: Date = new Date()): Promise<CustomerAccess> {
+export async function customerAccess(calls: CallByToken, token: unknown, summaryDays: number, now: Date = new Date()): Promise<CustomerAccess> {
   const call = await calls.byCustomerToken(token);
   if (!call) return { outcome: 'unknown' };
   const ended = call.status === 'ended';
