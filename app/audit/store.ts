@@ -31,7 +31,7 @@ export async function listEvents(db: Knex, organisationId: string, filter: Event
   const query = db('audit_events').where({ organisation_id: organisationId });
   filter(query);
   const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
-  const rows = (await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset));
+  const rows = await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset);
   return { rows, total: Number(total) };
 }
 

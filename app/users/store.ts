@@ -58,7 +58,7 @@ type NewUser = Partial<Omit<UserRow, 'password_changed_at'>> & Pick<UserRow, 'or
 /** Inserts a user and gives the whole row. */
 export async function insertUser(trx: Knex.Transaction, values: NewUser): Promise<UserRow> {
   const [row] = await users(trx).insert(values).returning('*');
-  return row as UserRow;
+  return row!;
 }
 
 /** Inserts a user and gives its id. */
