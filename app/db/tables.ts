@@ -471,9 +471,8 @@ export type TableName = keyof TableRows;
  * time as the ISO text it signs.
  */
 interface WrittenAs {
-  api_request_log: { id: number };
-  audit_checkpoints: { created_at: string; id: number; seq: number };
-  audit_events: { details: string; id: number; seq: number };
+  audit_checkpoints: { created_at: string; seq: number };
+  audit_events: { details: string };
   audit_exports: { bytes: number; filters: string; first_seq: number | null; last_seq: number | null; row_count: number };
   call_items: { price_cents: number };
   organisations: { settings: string };
@@ -482,8 +481,6 @@ interface WrittenAs {
   recordings: { duration_ms: number | null; size: number | null };
   sessions: { data: string };
   subject_requests: { result: string | null };
-  webhook_deliveries: { audit_event_id: number; id: number };
-  webhook_endpoints: { last_event_id: number };
 }
 
 /** What a write takes for a row: any column may be left out (its default applies) or be a raw SQL expression. */
