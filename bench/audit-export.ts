@@ -135,8 +135,8 @@ async function writeManifest(file: string, organisationId: string, knex: ReturnT
       format: MANIFEST_FORMAT, version: MANIFEST_VERSION, export_id: crypto.randomUUID(), organisation_id: organisationId, created_at: new Date().toISOString(),
       created_by: { id: 'bench', label: 'bench' }, file: { name: path.basename(file), format: 'ndjson', bytes: fs.statSync(file).size, sha256 },
       period: { from: null, to: null, from_time: null, to_time: null }, filters: { actor: null, action: null }, complete_chain: true,
-      row_count: Number(n), first: { seq: Number(first.seq), prev_hash: first.prev_hash, hash: first.hash }, last: { seq: Number(last.seq), hash: last.hash },
-      chain_head: { seq: Number(last.seq), hash: last.hash },
+      row_count: Number(n), first: { seq: Number(first!.seq), prev_hash: first!.prev_hash, hash: first!.hash }, last: { seq: Number(last!.seq), hash: last!.hash },
+      chain_head: { seq: Number(last!.seq), hash: last!.hash },
     },
     { privateKey, publicKey, info: publicKeyInfo(publicKey) },
   );

@@ -39,9 +39,9 @@ describe('first run: setup link to first admin to invited clerk', () => {
     assert.match(dashboard.text, /Your organisation is set up/);
 
     const organisation = await db.current.knex('organisations').first();
-    assert.equal(organisation.slug, 'sparkasse-musterstadt');
-    assert.equal(organisation.vat_number, 'DE123456789');
-    assert.equal((await db.current.knex('audit_events').where({ action: 'setup.completed', organisation_id: organisation.id })).length, 1);
+    assert.equal(organisation!.slug, 'sparkasse-musterstadt');
+    assert.equal(organisation!.vat_number, 'DE123456789');
+    assert.equal((await db.current.knex('audit_events').where({ action: 'setup.completed', organisation_id: organisation!.id })).length, 1);
 
     await request(app).get(`/setup/${issued.token}`).expect(404);
     assert.equal(await new SetupService(db.current.knex).issueLink(24), undefined, 'no new setup link once set up');
@@ -52,7 +52,7 @@ describe('first run: setup link to first admin to invited clerk', () => {
     const invitePath = linkIn(invited.text);
     assert.match(invitePath, /^\/invite\/[A-Za-z0-9_-]{43}$/);
     const [row] = await db.current.knex('one_time_tokens').where({ purpose: 'invite' });
-    assert.notEqual(row.token_hash, invitePath.split('/')[2], 'only the hash is stored');
+    assert.notEqual(row!.token_hash, invitePath.split('/')[2], 'only the hash is stored');
 
     const carl = request.agent(app);
     const choose = await carl.get(invitePath).expect(200);
@@ -64,7 +64,7 @@ describe('first run: setup link to first admin to invited clerk', () => {
     const { agent: signedIn } = await signIn(app, { email: 'carl@sparkasse.example' }, 'carl chooses a passphrase');
     const carlDashboard = await signedIn.get('/dashboard').expect(200);
     assert.match(carlDashboard.text, /You serve customers/);
-    const actions = (await db.current.knex('audit_events').where({ organisation_id: organisation.id }).orderBy('seq')).map((e) => e.action);
+    const actions = (await db.current.knex('audit_events').where({ organisation_id: organisation!.id }).orderBy('seq')).map((e) => e.action);
     assert.deepEqual(actions, ['organisation.created', 'setup.completed', 'user.invited', 'user.activated', 'auth.login_succeeded']);
   });
 
@@ -103,16 +103,16 @@ describe('managing staff', () => {
     const clerk = await seedUser(db.current.knex, org, 'clerk');
     const { agent, csrf } = await signIn(app, admin);
     await agent.post(`/admin/users/${clerk.id}/role`).type('form').send({ _csrf: csrf, role: 'compliance' }).expect(303);
-    assert.equal((await db.current.knex('users').where({ id: clerk.id }).first()).role, 'compliance');
+    assert.equal((await db.current.knex('users').where({ id: clerk.id }).first())!.role, 'compliance');
     const [event] = await db.current.knex('audit_events').where({ action: 'user.role_changed', target_id: clerk.id });
-    assert.deepEqual(event.details, { from: 'clerk', to: 'compliance' });
+    assert.deepEqual(event!.details, { from: 'clerk', to: 'compliance' });
 
     const lonely = await seedOrganisation(db.current.knex, 'Lonely Org');
     const onlyAdmin = await seedUser(db.current.knex, lonely, 'admin');
     const solo = await signIn(app, onlyAdmin);
     const res = await solo.agent.post(`/admin/users/${onlyAdmin.id}/role`).set('Accept', 'application/json').type('form').send({ _csrf: solo.csrf, role: 'clerk' }).expect(409);
     assert.equal(res.body.error.code, 'last_admin');
-    assert.equal((await db.current.knex('users').where({ id: onlyAdmin.id }).first()).role, 'admin');
+    assert.equal((await db.current.knex('users').where({ id: onlyAdmin.id }).first())!.role, 'admin');
   });
 
   it('deactivating a user ends all their sessions at once; reactivation lets them back in', async () => {

@@ -65,7 +65,7 @@ describe('API keys', () => {
     const res = await create({ name: `Key ${crypto.randomUUID().slice(0, 6)}`, scopes: ['calls:read'], ...fields }, 201);
     const key = keyIn(res.text);
     const row = await knex()('api_keys').where({ key_hash: sha256(key) }).first('id');
-    return { key, id: row.id, html: res.text };
+    return { key, id: row!.id, html: res.text };
   }
 
   async function revoke(id: string, status: number, as: Browser = admin): Promise<Response> {
@@ -127,21 +127,21 @@ describe('API keys', () => {
     assert.match(key, /^vck_[A-Za-z0-9_-]{43}$/);
 
     const row = await knex()('api_keys').where({ organisation_id: org.id, name: 'Booking system' }).first();
-    assert.equal(row.key_hash, sha256(key));
-    assert.equal(row.prefix, key.slice(0, 12));
-    assert.deepEqual(row.scopes, ['calls:read', 'calls:write']);
-    assert.equal(row.origin, 'generated');
+    assert.equal(row!.key_hash, sha256(key));
+    assert.equal(row!.prefix, key.slice(0, 12));
+    assert.deepEqual(row!.scopes, ['calls:read', 'calls:write']);
+    assert.equal(row!.origin, 'generated');
     assert.ok(!JSON.stringify(row).includes(key), 'the key itself is not stored');
 
     const list = await admin.agent.get('/admin/api-keys').expect(200);
     assert.match(list.text, /Booking system/);
-    assert.ok(list.text.includes(row.prefix), 'the list shows the prefix');
+    assert.ok(list.text.includes(row!.prefix), 'the list shows the prefix');
     assert.ok(!list.text.includes(key), 'the list never shows the key again');
 
-    const [event] = await knex()('audit_events').where({ action: 'api_key.created', target_id: row.id });
-    assert.equal(event.organisation_id, org.id);
-    assert.deepEqual(event.details.scopes, ['calls:read', 'calls:write']);
-    assert.ok(event.ip);
+    const [event] = await knex()('audit_events').where({ action: 'api_key.created', target_id: row!.id });
+    assert.equal(event!.organisation_id, org.id);
+    assert.deepEqual(event!.details.scopes, ['calls:read', 'calls:write']);
+    assert.ok(event!.ip);
   });
 
   it('an organisation\'s own strong key is accepted and works', async () => {
@@ -149,8 +149,8 @@ describe('API keys', () => {
     const res = await create({ name: 'Own key', scopes: 'calls:read', own_key: own }, 201);
     assert.equal(keyIn(res.text), own);
     const row = await knex()('api_keys').where({ key_hash: sha256(own) }).first();
-    assert.equal(row.origin, 'provided');
-    assert.equal(row.prefix, own.slice(0, 12));
+    assert.equal(row!.origin, 'provided');
+    assert.equal(row!.prefix, own.slice(0, 12));
     const who = await request(app).get('/api/v1/whoami').set('X-API-Key', own).expect(200);
     assert.deepEqual(who.body, { organisation: { slug: org.slug }, key: { prefix: own.slice(0, 12), scopes: ['calls:read'] } });
   });
@@ -190,13 +190,13 @@ describe('API keys', () => {
     assert.deepEqual(res.body, { organisation: { slug: org.slug }, key: { prefix: key.slice(0, 12), scopes: ['calls:read', 'recordings:read'] } });
 
     const row = await knex()('api_keys').where({ id }).first();
-    assert.ok(row.last_used_at instanceof Date);
-    assert.match(row.last_used_ip, /127\.0\.0\.1/);
+    assert.ok(row!.last_used_at instanceof Date);
+    assert.match(row!.last_used_ip!, /127\.0\.0\.1/);
 
     const logged = await eventually(() => knex()('api_request_log').where({ api_key_id: id }).first());
     assert.equal(logged.organisation_id, org.id);
     assert.equal(logged.key_prefix, key.slice(0, 12));
-    assert.match(logged.ip, /127\.0\.0\.1/);
+    assert.match(logged.ip!, /127\.0\.0\.1/);
     assert.deepEqual([logged.method, logged.path, logged.status, logged.aborted], ['GET', '/api/v1/whoami', 200, false]);
 
     const list = await admin.agent.get('/admin/api-keys').expect(200);
@@ -217,10 +217,10 @@ describe('API keys', () => {
       assert.equal(res.body.error.code, 'api_key_missing');
       assert.match(res.headers['www-authenticate'] ?? '', /^Bearer/);
       const event = await refusal('missing', since);
-      assert.equal(event.organisation_id, null);
-      assert.equal(event.chain, 'system');
-      assert.match(event.ip, /127\.0\.0\.1/);
-      assert.equal(event.details.path, '/api/v1/whoami');
+      assert.equal(event!.organisation_id, null);
+      assert.equal(event!.chain, 'system');
+      assert.match(event!.ip!, /127\.0\.0\.1/);
+      assert.equal(event!.details.path, '/api/v1/whoami');
     });
 
     it('a malformed or unknown key: 401 api_key_invalid, audited appliance-wide', async () => {
@@ -234,13 +234,13 @@ describe('API keys', () => {
       assert.equal(res.body.error.code, 'api_key_invalid');
       // The first refusal of a source and reason is written at once, the others are counted and written in aggregate (issue 13).
       const [first] = await knex()('audit_events').where({ action: 'api.refused' }).where('id', '>', since).whereRaw(`details->>'reason' = 'malformed'`);
-      assert.equal(first.details.path, '/api/v1/whoami');
+      assert.equal(first!.details.path, '/api/v1/whoami');
       await refusalsFor(knex()).flush();
       const malformed = await knex()('audit_events').where({ action: 'api.refused' }).where('id', '>', since).whereRaw(`details->>'reason' = 'malformed'`).sum({ n: knex().raw(REFUSAL_COUNT_SQL) });
       assert.equal(Number(malformed[0]?.n), 3);
       const event = await refusal('unknown', since);
-      assert.equal(event.organisation_id, null);
-      assert.match(event.ip, /127\.0\.0\.1/);
+      assert.equal(event!.organisation_id, null);
+      assert.match(event!.ip!, /127\.0\.0\.1/);
       assert.ok(!JSON.stringify(event).includes(unknown), 'the presented key is not in the trail');
     });
 
@@ -250,9 +250,9 @@ describe('API keys', () => {
       const res = await request(app).get('/api/v1/test/recordings').set('Authorization', `Bearer ${key}`).expect(403);
       assert.equal(res.body.error.code, 'api_scope_missing');
       const event = await refusal('scope', since);
-      assert.equal(event.organisation_id, org.id);
-      assert.equal(event.actor_id, id);
-      assert.equal(event.details.scope, 'recordings:read');
+      assert.equal(event!.organisation_id, org.id);
+      assert.equal(event!.actor_id, id);
+      assert.equal(event!.details.scope, 'recordings:read');
 
       const scoped = await createKey({ scopes: ['recordings:read'] });
       await request(app).get('/api/v1/test/recordings').set('X-API-Key', scoped.key).expect(200, { ok: true });
@@ -266,7 +266,7 @@ describe('API keys', () => {
     assert.equal(revoked.headers.location, '/admin/api-keys');
 
     const row = await knex()('api_keys').where({ id }).first();
-    assert.ok(row.revoked_at instanceof Date);
+    assert.ok(row!.revoked_at instanceof Date);
     const revokedEvents = await knex()('audit_events').where({ action: 'api_key.revoked', target_id: id });
     assert.equal(revokedEvents.length, 1);
     const list = await admin.agent.get('/admin/api-keys').expect(200);
@@ -276,8 +276,8 @@ describe('API keys', () => {
     const res = await request(app).get('/api/v1/whoami').set('Authorization', `Bearer ${key}`).expect(401);
     assert.equal(res.body.error.code, 'api_key_invalid');
     const refused = await knex()('audit_events').where({ action: 'api.refused', actor_id: id }).first();
-    assert.equal(refused.details.reason, 'revoked');
-    assert.equal(refused.organisation_id, org.id);
+    assert.equal(refused!.details.reason, 'revoked');
+    assert.equal(refused!.organisation_id, org.id);
 
     await revoke(id, 303);
     assert.equal((await knex()('audit_events').where({ action: 'api_key.revoked', target_id: id })).length, 1, 'revoking twice changes nothing');
@@ -292,7 +292,7 @@ describe('API keys', () => {
       await revoke(id, 403, browser);
     }
     assert.equal(await countKeys(), before);
-    assert.equal((await knex()('api_keys').where({ id }).first()).revoked_at, null);
+    assert.equal((await knex()('api_keys').where({ id }).first())!.revoked_at, null);
   });
 
   it('another organisation\'s admin cannot see or revoke this organisation\'s key (404, unchanged, audited)', async () => {
@@ -301,7 +301,7 @@ describe('API keys', () => {
     assert.doesNotMatch(list.text, /Private integration/);
     const res = await revoke(id, 404, foreignAdmin);
     assert.equal(res.body.error.code, 'not_found');
-    assert.equal((await knex()('api_keys').where({ id }).first()).revoked_at, null);
+    assert.equal((await knex()('api_keys').where({ id }).first())!.revoked_at, null);
     const denied = await knex()('audit_events').where({ action: 'security.cross_organisation_denied', target_id: id });
     assert.equal(denied.length, 2, 'in the prober\'s organisation and in this one');
     assert.ok(denied.every((e) => e.target_type === 'api_key'));

@@ -51,11 +51,11 @@ describe('REST API v1', () => {
     const token = res.body.url.split('/').pop();
     await request(app).get(`/join/${token}`).expect(200);
     const [started] = await db.current.knex('audit_events').where({ action: 'call.started', target_id: res.body.call.id });
-    assert.equal(started.actor_type, 'api_key');
-    assert.match(started.ip, /127\.0\.0\.1/);
+    assert.equal(started!.actor_type, 'api_key');
+    assert.match(started!.ip!, /127\.0\.0\.1/);
     const [logged] = await db.current.knex('api_request_log').where({ path: '/api/v1/call-links', method: 'POST' });
-    assert.equal(logged.status, 201);
-    assert.match(logged.ip, /127\.0\.0\.1/);
+    assert.equal(logged!.status, 201);
+    assert.match(logged!.ip!, /127\.0\.0\.1/);
     assert.equal(await db.current.knex('audit_events').where({ action: 'api.request' }).first(), undefined, 'accepted requests are not in the audit trail');
   });
 
@@ -122,7 +122,7 @@ describe('REST API v1', () => {
     await seedUser(db.current.knex, org, 'clerk', { name: 'Ivo Eingeladen', status: 'invited' });
     await seedUser(db.current.knex, org, 'compliance', { name: 'Carla Compliance' });
     const other = await db.current.knex('organisations').where({ slug: 'api-insurer' }).first('id');
-    const foreignClerk = await seedUser(db.current.knex, other, 'clerk', { name: 'Fremd Clerk' });
+    const foreignClerk = await seedUser(db.current.knex, other!, 'clerk', { name: 'Fremd Clerk' });
 
     const res = await api(readKey).get('/api/v1/clerks').expect(200);
     assert.equal(res.headers['cache-control'], 'no-store');

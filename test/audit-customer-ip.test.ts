@@ -122,10 +122,10 @@ describe("audit trail: customers' IP addresses and browsers (crypto-shredding)",
     assert.ok(customer.every((e) => String(e.ip).startsWith('enc1:') && String(e.user_agent).startsWith('enc1:')));
     const keys = await knex()('audit_personal_keys').where({ organisation_id: o.org.id });
     assert.equal(keys.length, 1, 'one key for the call');
-    assert.equal(keys[0].call_id, callId);
+    assert.equal(keys[0]!.call_id, callId);
 
     const clerkJoin = await knex()('audit_events').where({ organisation_id: o.org.id, target_id: callId, actor_type: 'user', action: 'call.joined' }).first();
-    assert.match(clerkJoin.ip, /127\.0\.0\.1/, "the clerk's IP is the staff's security log: plain");
+    assert.match(clerkJoin!.ip!, /127\.0\.0\.1/, "the clerk's IP is the staff's security log: plain");
 
     const { events } = await new AuditService(knex()).list(o.org.id, { action: 'call.joined' }, { limit: 10, offset: 0 });
     const shown = events.find((e) => e.actorType === 'guest')!;
@@ -146,11 +146,11 @@ describe("audit trail: customers' IP addresses and browsers (crypto-shredding)",
 
     const requestId = await register(o, 'erasure', token);
     const key = await knex()('audit_personal_keys').where({ call_id: callId }).first();
-    assert.equal(key.key, null, 'the key is gone');
-    assert.equal(key.destroyed_by, 'erasure');
-    assert.ok((await knex()('audit_personal_keys').where({ call_id: other.callId }).first()).key, "another call's key stays");
-    const result = (await knex()('subject_requests').where({ id: requestId }).first()).result;
-    assert.deepEqual(result.audit_ips_erased, { keys: 1, events: 2 });
+    assert.equal(key!.key, null, 'the key is gone');
+    assert.equal(key!.destroyed_by, 'erasure');
+    assert.ok((await knex()('audit_personal_keys').where({ call_id: other.callId }).first())!.key, "another call's key stays");
+    const result = (await knex()('subject_requests').where({ id: requestId }).first())!.result;
+    assert.deepEqual(result!.audit_ips_erased, { keys: 1, events: 2 });
     assert.deepEqual(await customerEvents(o, callId), before, 'the audit rows themselves are unchanged');
 
     const { events } = await new AuditService(knex()).list(o.org.id, { action: 'call.joined' }, { limit: 10, offset: 0 });
@@ -168,7 +168,7 @@ describe("audit trail: customers' IP addresses and browsers (crypto-shredding)",
     const exported = await exportVerifies(o, 'erasure');
     assert.equal(exported.ok, true, 'the export verifies offline');
     const joinedRow = exported.rows.map((l) => JSON.parse(l)).find((r) => r.action === 'call.joined' && r.target_id === callId && r.actor_type === 'guest');
-    assert.equal(joinedRow.ip, before[0].ip, 'the export carries the stored (encrypted) value');
+    assert.equal(joinedRow.ip, before[0]!.ip, 'the export carries the stored (encrypted) value');
   });
 
   it('retention destroys keys older than the setting (receipt written): page, access ZIP and export follow, the chain stays intact', async () => {
@@ -177,7 +177,7 @@ describe("audit trail: customers' IP addresses and browsers (crypto-shredding)",
     // A customer event without a call is kept under the organisation's key of the month.
     await new AuditService(knex()).record({ organisationId: o.org.id, actor: { type: 'guest', label: 'Customer' }, action: 'recording.consent', ip: '198.51.100.23', userAgent: CUSTOMER_UA, customer: { callId: null } });
     const monthKey = await knex()('audit_personal_keys').where({ organisation_id: o.org.id }).whereNotNull('period').first();
-    assert.equal(monthKey.period, new Date().toISOString().slice(0, 7));
+    assert.equal(monthKey!.period, new Date().toISOString().slice(0, 7));
     const consentRow = await knex()('audit_events').where({ organisation_id: o.org.id, action: 'recording.consent' }).first();
     assert.ok(!JSON.stringify(consentRow).includes('198.51.100.23'));
 
@@ -195,8 +195,8 @@ describe("audit trail: customers' IP addresses and browsers (crypto-shredding)",
     const keys = await knex()('audit_personal_keys').where({ organisation_id: o.org.id });
     assert.ok(keys.every((k) => k.key === null && k.destroyed_by === 'retention'));
     const [receipt] = await knex()('audit_events').where({ organisation_id: o.org.id, action: 'retention.deleted' }).whereRaw(`details->>'kind' = 'audit_customer_ips'`);
-    assert.equal(receipt.details.keys_destroyed, 2);
-    assert.equal(receipt.details.days, 1);
+    assert.equal(receipt!.details.keys_destroyed, 2);
+    assert.equal(receipt!.details.days, 1);
 
     const erased = await zipEvents(o, access, callId);
     assert.ok(erased.every((e) => e.ip === 'erased' && e.user_agent === 'erased'), 'the access ZIP says erased');

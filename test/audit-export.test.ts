@@ -114,20 +114,20 @@ describe('audit export and offline verification', function () {
     it('holds the whole chain, every chained field as stored, and nothing of another organisation', async () => {
       // Everything before the export's own audit event.
       const exported = await knex()('audit_events').where({ chain: org.id, action: 'audit.exported', target_id: full.id }).first('seq');
-      const chain = await knex()('audit_events').where({ chain: org.id, seq: Number(exported.seq) - 1 }).first('seq', 'hash');
+      const chain = await knex()('audit_events').where({ chain: org.id, seq: String(Number(exported!.seq) - 1) }).first('seq', 'hash');
       const lines = full.text.trimEnd().split('\n');
       assert.ok(lines.length > SEEDED);
-      assert.equal(lines.length, Number(chain.seq));
+      assert.equal(lines.length, Number(chain!.seq));
       const first = JSON.parse(lines[0]!);
       assert.deepEqual(Object.keys(first), [...exportColumns]);
       assert.equal(first.seq, 1);
       assert.equal(first.prev_hash, GENESIS_HASH);
-      const stored = await knex()('audit_events').where({ chain: org.id, seq: 5 }).first();
+      const stored = await knex()('audit_events').where({ chain: org.id, seq: '5' }).first();
       const row5 = JSON.parse(lines[4]!);
-      assert.equal(row5.occurred_at, (stored.occurred_at as Date).toISOString());
-      assert.deepEqual(row5.details, stored.details);
-      assert.equal(row5.hash, stored.hash);
-      assert.equal(JSON.parse(lines.at(-1)!).hash, chain.hash);
+      assert.equal(row5.occurred_at, (stored!.occurred_at as Date).toISOString());
+      assert.deepEqual(row5.details, stored!.details);
+      assert.equal(row5.hash, stored!.hash);
+      assert.equal(JSON.parse(lines.at(-1)!).hash, chain!.hash);
       assert.ok(!full.text.includes(FOREIGN_MARKER));
     });
 

@@ -72,8 +72,8 @@ describe('the audit trail against the app\'s own database role', function () {
       disableTrigger: await refusal(app.raw('ALTER TABLE audit_events DISABLE TRIGGER ALL')),
       disableUserTriggers: await refusal(app.raw('ALTER TABLE audit_events DISABLE TRIGGER USER')),
       replicationRole: await refusal(app.raw(`SET session_replication_role = replica`)),
-      update: await refusal(app('audit_events').where({ chain: orgId, seq: 2 }).update({ action: 'forged' })),
-      delete: await refusal(app('audit_events').where({ chain: orgId, seq: 5 }).delete()),
+      update: await refusal(app('audit_events').where({ chain: orgId, seq: '2' }).update({ action: 'forged' })),
+      delete: await refusal(app('audit_events').where({ chain: orgId, seq: '5' }).delete()),
       truncate: await refusal(app.raw('TRUNCATE audit_events')),
       dropTable: await refusal(app.raw('DROP TABLE audit_events')),
       dropTrigger: await refusal(app.raw('DROP TRIGGER audit_events_no_update_delete ON audit_events')),
@@ -122,7 +122,7 @@ describe('the audit trail against the app\'s own database role', function () {
 async function rewriteAndRehash(owner: Knex, chain: string, seq: number, action: string): Promise<void> {
   await owner.transaction(async (trx) => {
     await trx.raw('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete');
-    const rows = (await trx('audit_events').where({ chain }).orderBy('seq')) as Record<string, unknown>[];
+    const rows = await trx('audit_events').where({ chain }).orderBy('seq');
     let prev = GENESIS_HASH;
     for (const raw of rows) {
       const row = { ...(raw as unknown as ChainRow), seq: Number(raw.seq), occurred_at: (raw.occurred_at as Date).toISOString() };

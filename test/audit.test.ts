@@ -76,7 +76,7 @@ describe('audit trail', () => {
       const audit = new AuditService(knex());
       await audit.record({ organisationId: null, actor: SYSTEM, action: 'setup.completed' });
       const row = await knex()('audit_events').where({ action: 'setup.completed' }).first();
-      assert.equal(row.chain, 'system');
+      assert.equal(row!.chain, 'system');
       assert.equal((await audit.verify(null)).ok, true);
     });
   });

@@ -101,7 +101,7 @@ describe('brute-force protection under concurrency', () => {
     for (let i = 0; i < MAX_ACCOUNT; i++) await attempt(f, ip, locked.email, `wrong guess ${i}`);
     for (let i = 0; i < MAX_IP; i++) await attempt(f, ip, locked.email, PASSWORD).expect(429);
     const row = await db.current.knex('login_throttles').where({ key: `ip:${ip}` }).first();
-    assert.equal(row.failures, MAX_ACCOUNT, 'only the evaluated attempts count');
+    assert.equal(row!.failures, MAX_ACCOUNT, 'only the evaluated attempts count');
     await attempt(f, ip, colleague.email, PASSWORD).expect(303);
   });
 
@@ -117,7 +117,7 @@ describe('brute-force protection under concurrency', () => {
     assert.equal(limited.length, 30, 'beyond the burst of 10, every attempt is refused by the limiter');
     assert.ok(limited.every((r) => Number(r.headers['retry-after']) >= 1));
     const row = await db.current.knex('login_throttles').where({ key: `ip:${ip}` }).first();
-    assert.equal(row.failures, 10, 'only the 10 within the burst reached the database');
+    assert.equal(row!.failures, 10, 'only the 10 within the burst reached the database');
   });
 
   describe('the current-password check of the password change', () => {
@@ -140,13 +140,13 @@ describe('brute-force protection under concurrency', () => {
       const right = await change(PASSWORD).expect(400);
       assert.match(right.text, /Too many wrong attempts/);
       const unchanged = await db.current.knex('users').where({ id: clerk.id }).first('password_changed_at');
-      assert.equal(unchanged.password_changed_at, null, 'the right password did not pass the lock');
+      assert.equal(unchanged!.password_changed_at, null, 'the right password did not pass the lock');
       assert.equal((await db.current.knex('audit_events').where({ action: 'auth.lockout', target_id: clerk.id })).length, 1);
 
       // The window passes (for the user's key and the IP's, which the 30 attempts locked too).
       await db.current.knex('login_throttles').whereIn('key', [`password:${clerk.id}`, `ip:${ip}`]).update({ locked_until: new Date(Date.now() - 1000) });
       await change(PASSWORD).expect(303);
-      assert.ok((await db.current.knex('users').where({ id: clerk.id }).first('password_changed_at')).password_changed_at instanceof Date);
+      assert.ok((await db.current.knex('users').where({ id: clerk.id }).first('password_changed_at'))!.password_changed_at instanceof Date);
       assert.equal(await db.current.knex('login_throttles').where({ key: `password:${clerk.id}` }).first(), undefined, 'cleared by the right password');
     });
   });

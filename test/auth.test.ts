@@ -28,11 +28,11 @@ describe('sign-in and sessions', () => {
     const dashboard = await agent.get('/dashboard').expect(200);
     assert.match(dashboard.text, new RegExp(`Hello, ${user.name}`));
     const row = await db.current.knex('users').where({ id: user.id }).first();
-    assert.ok(row.last_login_at instanceof Date);
-    assert.match(row.last_login_ip, /127\.0\.0\.1/);
+    assert.ok(row!.last_login_at instanceof Date);
+    assert.match(row!.last_login_ip!, /127\.0\.0\.1/);
     const [event] = await audit('auth.login_succeeded').where({ actor_id: user.id });
-    assert.equal(event.organisation_id, org.id);
-    assert.match(event.ip, /127\.0\.0\.1/);
+    assert.equal(event!.organisation_id, org.id);
+    assert.match(event!.ip!, /127\.0\.0\.1/);
   });
 
   it('sets HttpOnly, SameSite=Lax cookies (CSRF for the form, session at sign-in), Secure behind HTTPS', async () => {
@@ -104,7 +104,7 @@ describe('sign-in and sessions', () => {
     const failures = await audit('auth.login_failed');
     const known = failures.find((e) => e.target_id === user.id)!;
     assert.equal(known.details.reason, 'wrong_password');
-    assert.match(known.ip, /127\.0\.0\.1/);
+    assert.match(known.ip!, /127\.0\.0\.1/);
     const stranger = failures.find((e) => e.details.reason === 'unknown_account')!;
     assert.equal(stranger.organisation_id, null);
     assert.doesNotMatch(JSON.stringify(stranger), /nobody@example\.org/);
@@ -112,7 +112,7 @@ describe('sign-in and sessions', () => {
 
   it('refuses deactivated and invited users with the same answer', async () => {
     const app = buildApp(db.current);
-    for (const status of ['deactivated', 'invited']) {
+    for (const status of ['deactivated', 'invited'] as const) {
       const user = await seedUser(db.current.knex, org, 'clerk', { status });
       const { agent, csrf } = await anonymous(app);
       const res = await agent.post('/login').type('form').send({ _csrf: csrf, email: user.email, password: PASSWORD }).expect(401);
@@ -143,7 +143,7 @@ describe('sign-in and sessions', () => {
       await signedIn.agent.post('/account/language').type('form').send({ language: 'de' }).expect(403);
       await signedIn.agent.get('/dashboard').expect(200);
       const row = await db.current.knex('users').where({ id: user.id }).first('language');
-      assert.equal(row.language, null, 'nothing changed');
+      assert.equal(row!.language, null, 'nothing changed');
       // Refusals are audited in aggregate: the first of a source at once, the rest counted until the window ends.
       await refusalsFor(db.current.knex).flush();
       const total = await audit('security.csrf_rejected').clearOrder().sum({ n: db.current.knex.raw(REFUSAL_COUNT_SQL) });
@@ -203,8 +203,8 @@ describe('brute-force protection', () => {
     assert.equal(right.status, 429, 'the right password does not pass a lock');
 
     const [lockout] = await db.current.knex('audit_events').where({ action: 'auth.lockout', target_id: clerk.id });
-    assert.equal(lockout.details.scope, 'account');
-    assert.equal(lockout.organisation_id, org.id);
+    assert.equal(lockout!.details.scope, 'account');
+    assert.equal(lockout!.organisation_id, org.id);
 
     const adminBrowser = await signIn(app, admin);
     const list = await adminBrowser.agent.get('/admin/users').expect(200);

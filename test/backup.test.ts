@@ -66,22 +66,22 @@ describe('vclerk backup', () => {
       const [call] = await knex('calls')
         .insert({ organisation_id: org.id, clerk_id: clerk.id, status: 'ended', guest_token_hash: crypto.randomBytes(32).toString('hex'), started_at: new Date(), ended_at: new Date(), end_reason: 'clerk_ended' })
         .returning('id');
-      calls.push(call.id as string);
+      calls.push(call!.id as string);
     }
     for (const [i, encrypted] of [false, true].entries()) {
       const [rec] = await knex('recordings').insert({ organisation_id: org.id, call_id: calls[i], status: 'processing' }).returning('id');
       const src = path.join(tmp, `composed-${i}.mp4`);
       fs.copyFileSync(mp4, src);
-      const stored = await finaliseFile(src, recordingDir(dataDir, org.id, rec.id), encrypted ? KEY : null);
-      await knex('recordings').where({ id: rec.id }).update({ status: 'ready', file_name: path.basename(stored.path), size: stored.size, sha256: stored.sha256, encrypted, finalised_at: new Date(), progress: 100 });
+      const stored = await finaliseFile(src, recordingDir(dataDir, org.id, rec!.id), encrypted ? KEY : null);
+      await knex('recordings').where({ id: rec!.id }).update({ status: 'ready', file_name: path.basename(stored.path), size: stored.size, sha256: stored.sha256, encrypted, finalised_at: new Date(), progress: 100 });
     }
     // One still being recorded: its row is backed up, its (growing) files are not.
     const [live] = await knex('recordings').insert({ organisation_id: org.id, call_id: calls[2], status: 'recording' }).returning('id');
-    fs.mkdirSync(path.join(recordingDir(dataDir, org.id, live.id), 'tracks'), { recursive: true });
-    fs.writeFileSync(path.join(recordingDir(dataDir, org.id, live.id), 'tracks', 'clerk-1.mkv'), 'growing');
+    fs.mkdirSync(path.join(recordingDir(dataDir, org.id, live!.id), 'tracks'), { recursive: true });
+    fs.writeFileSync(path.join(recordingDir(dataDir, org.id, live!.id), 'tracks', 'clerk-1.mkv'), 'growing');
 
     await seedAuditChain(knex, org.id, 40);
-    await new AuditService(knex).record({ organisationId: org.id, actor: SYSTEM, action: 'recording.started', target: { type: 'recording', id: live.id }, details: { note: 'ünïcode "quoted"\nline' } });
+    await new AuditService(knex).record({ organisationId: org.id, actor: SYSTEM, action: 'recording.started', target: { type: 'recording', id: live!.id }, details: { note: 'ünïcode "quoted"\nline' } });
     ensureApplianceKey(dataDir);
     fs.writeFileSync(path.join(dataDir, 'session.secret'), 'a-session-secret-for-the-backup-test-0123456789\n', { mode: 0o600 });
   });
@@ -103,7 +103,7 @@ describe('vclerk backup', () => {
     assert.equal(manifest.files.filter((f) => f.kind === 'recording').length, 2);
     assert.deepEqual(manifest.excludedRecordings.map((r) => r.status), ['recording']);
     const head = await db.current.knex('audit_events').where({ chain: orgId }).orderBy('seq', 'desc').first('seq', 'hash');
-    assert.deepEqual(manifest.auditChainHeads.find((h) => h.chain === orgId), { chain: orgId, seq: Number(head.seq), hash: head.hash });
+    assert.deepEqual(manifest.auditChainHeads.find((h) => h.chain === orgId), { chain: orgId, seq: Number(head!.seq), hash: head!.hash });
     assert.match(manifest.database.sha256, /^[0-9a-f]{64}$/);
     const names = (await listTar(file)).map((e) => e.name);
     assert.ok(!names.some((n) => n.includes('tracks')), 'a recording in progress is left out');
@@ -120,7 +120,7 @@ describe('vclerk backup', () => {
     const recordings = await target.knex('recordings').where({ status: 'ready' });
     assert.equal(recordings.length, 2);
     for (const rec of recordings) {
-      const stored = path.join(recordingDir(restoredDir, rec.organisation_id, rec.id), rec.file_name);
+      const stored = path.join(recordingDir(restoredDir, rec.organisation_id, rec.id), rec.file_name!);
       assert.equal(await plainSha256(stored, rec.encrypted), rec.sha256, `recording ${rec.id} (encrypted: ${rec.encrypted})`);
     }
     assert.deepEqual(fs.readFileSync(path.join(restoredDir, KEY_FILE)), fs.readFileSync(path.join(dataDir, KEY_FILE)));
@@ -131,7 +131,7 @@ describe('vclerk backup', () => {
     const audit = new AuditService(target.knex);
     const verified = await audit.verify(orgId);
     assert.equal(verified.ok, true);
-    assert.equal(verified.count, Number(head.seq));
+    assert.equal(verified.count, Number(head!.seq));
     // Sequences continue after the restored rows: the chain grows and still verifies.
     await audit.record({ organisationId: orgId, actor: SYSTEM, action: 'recording.stopped', details: {} });
     assert.equal((await audit.verify(orgId)).ok, true);

@@ -33,11 +33,11 @@ describe('call pages', () => {
   it('a clerk starts a call: stored waiting, token only as a hash, audited', async () => {
     const { id, token } = await startCall();
     const row = await db.current.knex('calls').where({ id }).first();
-    assert.equal(row.status, 'waiting');
-    assert.equal(row.clerk_id, clerk.id);
-    assert.notEqual(row.guest_token_hash, token);
-    assert.equal(row.guest_token_hash.length, 64);
-    assert.ok(row.guest_token_expires_at > new Date());
+    assert.equal(row!.status, 'waiting');
+    assert.equal(row!.clerk_id, clerk.id);
+    assert.notEqual(row!.guest_token_hash, token);
+    assert.equal(row!.guest_token_hash!.length, 64);
+    assert.ok(row!.guest_token_expires_at! > new Date());
     assert.equal((await db.current.knex('audit_events').where({ action: 'call.started', target_id: id })).length, 1);
     const page = await clerkBrowser.agent.get(`/calls/${id}`).expect(200);
     assert.match(page.text, new RegExp(`data-call-id="${id}"`));
@@ -49,13 +49,13 @@ describe('call pages', () => {
     await otherClerk.agent.get(`/calls/${id}`).set('Accept', 'application/json').expect(404);
     await foreignClerk.agent.get(`/calls/${id}`).set('Accept', 'application/json').expect(404);
     await foreignClerk.agent.post(`/calls/${id}/end`).set('X-CSRF-Token', foreignClerk.csrf).set('Accept', 'application/json').expect(404);
-    assert.equal((await db.current.knex('calls').where({ id }).first()).status, 'waiting');
+    assert.equal((await db.current.knex('calls').where({ id }).first())!.status, 'waiting');
     const denied = await db.current.knex('audit_events').where({ action: 'security.cross_organisation_denied', target_id: id });
     assert.ok(denied.length >= 2);
   });
 
   it('the customer page opens with a valid link, and shows a clear page for a wrong, expired or ended one', async () => {
-    const admin = await signIn(app, await seedUser(db.current.knex, (await db.current.knex('organisations').where({ name: 'Calls Bank' }).first()), 'admin'));
+    const admin = await signIn(app, await seedUser(db.current.knex, (await db.current.knex('organisations').where({ name: 'Calls Bank' }).first())!, 'admin'));
     await admin.agent.post('/admin/organisation/privacy').type('form').send({ _csrf: admin.csrf, privacy_contact: 'privacy@calls-bank.example' }).expect(303);
     const { id, token } = await startCall();
     const page = await request(app).get(`/join/${token}`).expect(200);
@@ -77,8 +77,8 @@ describe('call pages', () => {
     await request(app).get(`/join/${second.token}`).expect(200, /Your selection from Calls Bank/); // the customer's summary (test/curation-summary.test.ts)
     await request(buildApp(db.current, { env: { VCLERK_SUMMARY_DAYS: '0' } })).get(`/join/${second.token}`).expect(410);
     const row = await db.current.knex('calls').where({ id: second.id }).first();
-    assert.equal(row.status, 'ended');
-    assert.equal(row.end_reason, 'ended_by_clerk');
+    assert.equal(row!.status, 'ended');
+    assert.equal(row!.end_reason, 'ended_by_clerk');
     const history = await clerkBrowser.agent.get('/dashboard').expect(200);
     assert.match(history.text, /My recent calls/);
     assert.match(history.text, /Ended by you/);
@@ -93,9 +93,9 @@ describe('call pages', () => {
       .expect(303);
     const id = /\/calls\/([0-9a-f-]{36})#/.exec(res.headers.location!)![1]!;
     const row = await db.current.knex('calls').where({ id }).first();
-    assert.equal(row.reference, 'CASE-2026/0042');
-    assert.ok(row.scheduled_at);
-    const hoursAfterSchedule = (row.guest_token_expires_at.getTime() - row.scheduled_at.getTime()) / 3600_000;
+    assert.equal(row!.reference, 'CASE-2026/0042');
+    assert.ok(row!.scheduled_at);
+    const hoursAfterSchedule = (row!.guest_token_expires_at!.getTime() - row!.scheduled_at.getTime()) / 3600_000;
     assert.ok(hoursAfterSchedule > 3.9 && hoursAfterSchedule <= 4.01, 'valid for 4 hours from the scheduled time');
     const dashboard = await clerkBrowser.agent.get('/dashboard').expect(200);
     assert.match(dashboard.text, /CASE-2026\/0042/);

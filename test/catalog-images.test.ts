@@ -47,7 +47,7 @@ describe('product images', () => {
   async function addPng(productId: string, data: Buffer): Promise<string> {
     await upload(productId, data, { filename: 'photo.png', contentType: 'image/png' }).expect(303).expect('Location', `/admin/catalog/${productId}#images`);
     const row = await knex()('product_images').where({ product_id: productId }).orderBy('created_at', 'desc').first('id');
-    return row.id as string;
+    return row!.id as string;
   }
 
   async function expectStatus(res: Promise<Response>, status: number): Promise<Response> {
@@ -84,28 +84,28 @@ describe('product images', () => {
     const imageId = await addPng(product, data);
 
     const row = await knex()('product_images').where({ id: imageId }).first();
-    assert.equal(row.organisation_id, org.id);
-    assert.equal(row.position, 0);
-    assert.equal(row.content_type, 'image/png');
-    assert.equal(row.size, data.length);
-    assert.ok(Buffer.from(row.data).equals(data));
+    assert.equal(row!.organisation_id, org.id);
+    assert.equal(row!.position, 0);
+    assert.equal(row!.content_type, 'image/png');
+    assert.equal(row!.size, data.length);
+    assert.ok(Buffer.from(row!.data).equals(data));
 
     const event = await knex()('audit_events').where({ action: 'catalog.image_added', target_id: product }).first();
-    assert.equal(event.organisation_id, org.id);
-    assert.equal(event.details.sku, 'IMG-1');
-    assert.equal(event.details.type, 'image/png');
-    assert.equal(event.details.size, data.length);
-    assert.equal(event.details.sha256, row.sha256);
-    assert.deepEqual(Object.keys(event.details).sort(), ['catalog', 'image', 'sha256', 'size', 'sku', 'type'], 'facts only, never the bytes');
+    assert.equal(event!.organisation_id, org.id);
+    assert.equal(event!.details.sku, 'IMG-1');
+    assert.equal(event!.details.type, 'image/png');
+    assert.equal(event!.details.size, data.length);
+    assert.equal(event!.details.sha256, row!.sha256);
+    assert.deepEqual(Object.keys(event!.details).sort(), ['catalog', 'image', 'sha256', 'size', 'sku', 'type'], 'facts only, never the bytes');
 
     const res = await admin.agent.get(`/catalog/images/${imageId}`).buffer(true).parse(binary).expect(200);
     assert.equal(res.headers['content-type'], 'image/png');
     assert.equal(res.headers['x-content-type-options'], 'nosniff');
     assert.equal(res.headers['content-disposition'], 'inline');
     assert.equal(res.headers['cache-control'], 'private, max-age=86400');
-    assert.equal(res.headers.etag, `"${row.sha256}"`);
+    assert.equal(res.headers.etag, `"${row!.sha256}"`);
     assert.ok((res.body as Buffer).equals(data), 'the same bytes come back');
-    await admin.agent.get(`/catalog/images/${imageId}`).set('If-None-Match', `"${row.sha256}"`).expect(304);
+    await admin.agent.get(`/catalog/images/${imageId}`).set('If-None-Match', `"${row!.sha256}"`).expect(304);
 
     const page = await admin.agent.get(`/admin/catalog/${product}`).expect(200);
     assert.match(page.text, new RegExp(`<img class="product-image" src="/catalog/images/${imageId}" alt="Hausrat Komfort">`));
@@ -189,8 +189,8 @@ describe('product images', () => {
       .expect(303).expect('Location', `/admin/catalog/${product}#images`);
     assert.deepEqual(await imagesOf(product), [c, a, b]);
     const moved = await knex()('audit_events').where({ action: 'catalog.image_made_first', target_id: product }).first();
-    assert.equal(moved.details.image, c);
-    assert.equal(moved.details.sku, 'IMG-ORDER');
+    assert.equal(moved!.details.image, c);
+    assert.equal(moved!.details.sku, 'IMG-ORDER');
 
     const removedRow = await knex()('product_images').where({ id: a }).first('sha256', 'size');
     await admin.agent.post(`/admin/catalog/${product}/images/${a}/delete`).type('form').send({ _csrf: admin.csrf }).expect(303);
@@ -198,8 +198,8 @@ describe('product images', () => {
     assert.deepEqual(await knex()('product_images').where({ product_id: product }).orderBy('position').pluck('position'), [0, 1]);
     const removed = await knex()('audit_events').where({ action: 'catalog.image_removed', target_id: product }).first();
     assert.deepEqual(
-      { image: removed.details.image, type: removed.details.type, size: removed.details.size, sha256: removed.details.sha256, sku: removed.details.sku },
-      { image: a, type: 'image/png', size: removedRow.size, sha256: removedRow.sha256, sku: 'IMG-ORDER' },
+      { image: removed!.details.image, type: removed!.details.type, size: removed!.details.size, sha256: removed!.details.sha256, sku: removed!.details.sku },
+      { image: a, type: 'image/png', size: removedRow!.size, sha256: removedRow!.sha256, sku: 'IMG-ORDER' },
     );
 
     // The first image has no "make first" button; the others do.

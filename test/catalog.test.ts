@@ -78,14 +78,14 @@ describe('product catalog', () => {
     it('an admin creates a product: stored in cents and upper-case currency, audited', async () => {
       const id = await create({ sku: 'BU-7', name: 'Berufsunfähigkeit', price: '19,99', currency: 'eur', url: 'https://example.org/bu', tags: 'leben| vorsorge |leben' });
       const row = await knex()('products').where({ id }).first();
-      assert.equal(row.organisation_id, org.id);
-      assert.equal(Number(row.price_cents), 1999);
-      assert.equal(row.currency, 'EUR');
-      assert.deepEqual(row.tags, ['leben', 'vorsorge']);
-      assert.equal(row.active, true);
+      assert.equal(row!.organisation_id, org.id);
+      assert.equal(Number(row!.price_cents), 1999);
+      assert.equal(row!.currency, 'EUR');
+      assert.deepEqual(row!.tags, ['leben', 'vorsorge']);
+      assert.equal(row!.active, true);
       const event = await knex()('audit_events').where({ target_id: id }).first();
-      assert.equal(event.action, 'catalog.product_created');
-      assert.deepEqual(event.details, { catalog: 'product_created', sku: 'BU-7' });
+      assert.equal(event!.action, 'catalog.product_created');
+      assert.deepEqual(event!.details, { catalog: 'product_created', sku: 'BU-7' });
       const page = await admin.agent.get(`/admin/catalog/${id}`).expect(200);
       assert.match(page.text, /value="19.99"/);
     });
@@ -103,25 +103,25 @@ describe('product catalog', () => {
       const id = await create({ sku: 'TMP-1', name: 'Reiseversicherung', price: '9' });
       await admin.agent.post(`/admin/catalog/${id}`).type('form').send({ _csrf: await csrf(admin), sku: 'TMP-1', name: 'Reiseversicherung Welt', price: '11,00', currency: 'CHF' }).expect(303);
       const row = await knex()('products').where({ id }).first();
-      assert.equal(row.name, 'Reiseversicherung Welt');
-      assert.equal(row.currency, 'CHF');
+      assert.equal(row!.name, 'Reiseversicherung Welt');
+      assert.equal(row!.currency, 'CHF');
       assert.ok((await search('Reise')).includes('Reiseversicherung Welt'));
       await admin.agent.post(`/admin/catalog/${id}/toggle`).type('form').send({ _csrf: await csrf(admin) }).expect(303);
-      assert.equal((await knex()('products').where({ id }).first()).active, false);
+      assert.equal((await knex()('products').where({ id }).first())!.active, false);
       assert.ok(!(await search('Reise')).includes('Reiseversicherung Welt'));
       const list = await admin.agent.get('/admin/catalog').query({ active: 'inactive' }).expect(200);
       assert.match(list.text, /Reiseversicherung Welt/);
       assert.doesNotMatch(list.text, /Hausratversicherung Basis/);
-      const details = (await knex()('audit_events').where({ target_id: id }).orderBy('seq')).map((e: { details: { catalog: string } }) => e.details.catalog);
+      const details = (await knex()('audit_events').where({ target_id: id }).orderBy('seq')).map((e) => e.details.catalog);
       assert.deepEqual(details, ['product_created', 'product_updated', 'product_deactivated']);
     });
 
     it('another organisation\'s product answers 404, and is audited', async () => {
       const foreign = await knex()('products').where({ organisation_id: other.id }).first('id');
-      await admin.agent.get(`/admin/catalog/${foreign.id}`).expect(404);
-      await admin.agent.post(`/admin/catalog/${foreign.id}/toggle`).type('form').send({ _csrf: await csrf(admin) }).expect(404);
-      assert.equal((await knex()('products').where({ id: foreign.id }).first()).active, true);
-      assert.ok(await knex()('audit_events').where({ action: 'security.cross_organisation_denied', target_id: foreign.id }).first());
+      await admin.agent.get(`/admin/catalog/${foreign!.id}`).expect(404);
+      await admin.agent.post(`/admin/catalog/${foreign!.id}/toggle`).type('form').send({ _csrf: await csrf(admin) }).expect(404);
+      assert.equal((await knex()('products').where({ id: foreign!.id }).first())!.active, true);
+      assert.ok(await knex()('audit_events').where({ action: 'security.cross_organisation_denied', target_id: foreign!.id }).first());
     });
 
     it('a clerk cannot use the admin pages but can search', async () => {
@@ -188,7 +188,7 @@ describe('product catalog', () => {
       assert.deepEqual(problems, ['3:name:required', '3:price:invalid_price', '3:currency:invalid_currency', '3:url:invalid_url', '3:active:invalid_active', '4:sku:duplicate_sku']);
       assert.doesNotMatch(res.text, /name="payload"/, 'no apply button');
       assert.equal(await count(), before);
-      assert.equal((await knex()('products').where({ organisation_id: org.id, sku: 'HR-1' }).first()).name, 'Hausratversicherung Basis');
+      assert.equal((await knex()('products').where({ organisation_id: org.id, sku: 'HR-1' }).first())!.name, 'Hausratversicherung Basis');
       const missing = await expectStatus(preview('sku,name\nA,B\n'), 400);
       assert.match(missing.text, /price, currency/);
     });
@@ -201,11 +201,11 @@ describe('product catalog', () => {
       await importFile(csv);
       assert.equal(await count(), before + 2);
       const imp1 = await knex()('products').where({ organisation_id: org.id, sku: 'IMP-1' }).first();
-      assert.equal(imp1.name, 'Wohngebäude; Premium');
-      assert.equal(imp1.description, 'Zeile 1\nZeile 2');
-      assert.equal(Number(imp1.price_cents), 19990);
-      assert.deepEqual(imp1.tags, ['haus', 'gebäude']);
-      assert.equal((await knex()('products').where({ organisation_id: org.id, sku: 'IMP-2' }).first()).active, false);
+      assert.equal(imp1!.name, 'Wohngebäude; Premium');
+      assert.equal(imp1!.description, 'Zeile 1\nZeile 2');
+      assert.equal(Number(imp1!.price_cents), 19990);
+      assert.deepEqual(imp1!.tags, ['haus', 'gebäude']);
+      assert.equal((await knex()('products').where({ organisation_id: org.id, sku: 'IMP-2' }).first())!.active, false);
 
       const json = JSON.stringify([{ sku: 'IMP-1', name: 'Wohngebäude Premium+', price: 210, currency: 'EUR' }, { SKU: 'IMP-3', Name: 'Tierhalter', price: '7.10', currency: 'EUR', tags: ['hund'] }]);
       const again = await expectStatus(preview(json, admin, 'catalog.json'), 200);
@@ -213,10 +213,10 @@ describe('product catalog', () => {
       await importFile(json, 'catalog.json');
       assert.equal(await count(), before + 3);
       const updated = await knex()('products').where({ organisation_id: org.id, sku: 'IMP-1' }).first();
-      assert.equal(updated.id, imp1.id);
-      assert.equal(updated.name, 'Wohngebäude Premium+');
-      assert.equal(Number(updated.price_cents), 21000);
-      assert.ok(updated.updated_at > imp1.updated_at);
+      assert.equal(updated!.id, imp1!.id);
+      assert.equal(updated!.name, 'Wohngebäude Premium+');
+      assert.equal(Number(updated!.price_cents), 21000);
+      assert.ok(updated!.updated_at > imp1!.updated_at);
       assert.ok(await knex()('audit_events').whereRaw(`details->>'catalog' = 'import_applied'`).where({ organisation_id: org.id }).first());
     });
 
@@ -379,7 +379,7 @@ describe('product catalog', () => {
       assert.ok(list.text.includes('Schutzbrief &lt;script&gt;alert(1)&lt;/script&gt;'));
       assert.ok(!list.text.includes('<b>cat</b>'));
       const row = await knex()('products').where({ organisation_id: org.id, sku: 'XSS-1' }).first('id');
-      const edit = await admin.agent.get(`/admin/catalog/${row.id}`).expect(200);
+      const edit = await admin.agent.get(`/admin/catalog/${row!.id}`).expect(200);
       assert.ok(!edit.text.includes(XSS));
       assert.ok(!edit.text.includes('<img src=x'));
       assert.ok(edit.text.includes('&lt;img src=x onerror=alert(2)&gt;'));

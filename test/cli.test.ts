@@ -33,11 +33,11 @@ describe('vclerk user commands', () => {
     const form = await agent.get(link).expect(200);
     await agent.post(link).type('form').send({ _csrf: csrfFrom(form.text), password: 'the shell gave me this', password_confirm: 'the shell gave me this' }).expect(303);
     const user = await db.current.knex('users').where({ email: 'it@bank.example' }).first();
-    assert.equal(user.role, 'admin');
-    assert.equal(user.status, 'active');
-    const events = await db.current.knex('audit_events').where({ target_id: user.id }).orderBy('seq');
-    assert.equal(events[0].actor_type, 'system');
-    assert.equal(events[0].details.via, 'cli');
+    assert.equal(user!.role, 'admin');
+    assert.equal(user!.status, 'active');
+    const events = await db.current.knex('audit_events').where({ target_id: user!.id }).orderBy('seq');
+    assert.equal(events[0]!.actor_type, 'system');
+    assert.equal(events[0]!.details.via, 'cli');
   });
 
   it('reset-password prints a reset link and lifts a lockout', async () => {

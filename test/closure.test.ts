@@ -36,13 +36,13 @@ describe('account closure and the purge 60 days later', function () {
     const token = crypto.randomBytes(32).toString('base64url');
     const [open] = await knex('calls').insert({ organisation_id: org.id, clerk_id: clerk.id, guest_token_hash: sha256(token), guest_token_expires_at: new Date(Date.now() + 3600_000) }).returning('id');
     const [ended] = await knex('calls').insert({ organisation_id: org.id, clerk_id: clerk.id, status: 'ended', ended_at: new Date(), guest_token_hash: crypto.randomBytes(32).toString('hex') }).returning('id');
-    await knex('call_messages').insert({ organisation_id: org.id, call_id: ended.id, sender: 'customer', body: 'hello' });
-    const [recording] = await knex('recordings').insert({ organisation_id: org.id, call_id: ended.id, status: 'ready', file_name: 'recording.mp4', size: 3 }).returning('id');
-    const dir = recordingDir(dataDir, org.id, recording.id);
+    await knex('call_messages').insert({ organisation_id: org.id, call_id: ended!.id, sender: 'customer', body: 'hello' });
+    const [recording] = await knex('recordings').insert({ organisation_id: org.id, call_id: ended!.id, status: 'ready', file_name: 'recording.mp4', size: 3 }).returning('id');
+    const dir = recordingDir(dataDir, org.id, recording!.id);
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'recording.mp4'), 'abc');
     await knex('api_keys').insert({ organisation_id: org.id, name: 'shop', prefix: `vck_${crypto.randomBytes(4).toString('hex')}`, key_hash: sha256(crypto.randomUUID()), scopes: ['calls:read'], origin: 'generated' });
-    return { org, admin, clerk, token, openCallId: open.id as string, endedCallId: ended.id as string, recordingId: recording.id as string, dir };
+    return { org, admin, clerk, token, openCallId: open!.id as string, endedCallId: ended!.id as string, recordingId: recording!.id as string, dir };
   }
 
   async function close(org: SeededOrganisation, admin: SeededUser) {
@@ -50,7 +50,7 @@ describe('account closure and the purge 60 days later', function () {
     const page = await browser.agent.get('/admin/organisation/close').expect(200);
     assert.match(page.text, new RegExp(org.name));
     await browser.agent.post('/admin/organisation/close').type('form').send({ _csrf: browser.csrf, confirm_name: 'Wrong name' }).expect(400);
-    assert.equal((await db.current.knex('organisations').where({ id: org.id }).first()).closed_at, null);
+    assert.equal((await db.current.knex('organisations').where({ id: org.id }).first())!.closed_at, null);
     const closed = await browser.agent.post('/admin/organisation/close').type('form').send({ _csrf: browser.csrf, confirm_name: org.name }).expect(200);
     assert.match(closed.text, /<h1>/);
     return browser;
@@ -61,15 +61,15 @@ describe('account closure and the purge 60 days later', function () {
     const o = await populated('Closing Shop');
     const clerkBrowser = await signIn(app, o.clerk);
     const admin = await close(o.org, o.admin);
-    assert.ok((await knex('organisations').where({ id: o.org.id }).first()).closed_at);
+    assert.ok((await knex('organisations').where({ id: o.org.id }).first())!.closed_at);
     await admin.agent.get('/dashboard').set('Accept', 'text/html').expect(303).expect('Location', /^\/login/);
     await clerkBrowser.agent.get('/dashboard').set('Accept', 'text/html').expect(303).expect('Location', /^\/login/);
     const { agent, csrf } = await anonymous(app);
     const login = await agent.post('/login').type('form').send({ _csrf: csrf, email: o.clerk.email, password: PASSWORD });
     assert.notEqual(login.headers.location, '/dashboard', 'no sign-in');
     const call = await knex('calls').where({ id: o.openCallId }).first();
-    assert.equal(call.status, 'ended');
-    assert.equal(call.end_reason, 'organisation_closed');
+    assert.equal(call!.status, 'ended');
+    assert.equal(call!.end_reason, 'organisation_closed');
     assert.deepEqual(await new CallService(knex).byGuestToken(o.token), { error: 'call_ended' });
     const join = await request(app).get(`/join/${o.token}`);
     assert.ok([404, 410].includes(join.status), `the customer link answers ${join.status}`);
@@ -84,7 +84,7 @@ describe('account closure and the purge 60 days later', function () {
     const knex = db.current.knex;
     const o = await populated('Purged Shop');
     await close(o.org, o.admin);
-    const closedAt = (await knex('organisations').where({ id: o.org.id }).first()).closed_at as Date;
+    const closedAt = (await knex('organisations').where({ id: o.org.id }).first())!.closed_at as Date;
 
     assert.deepEqual(await purgeClosedOrganisations(knex, { dataDir, now: new Date(closedAt.getTime() + 59 * DAY) }), [], 'not before 60 days');
     assert.ok(await knex('calls').where({ id: o.endedCallId }).first());
@@ -105,10 +105,10 @@ describe('account closure and the purge 60 days later', function () {
       assert.ok(![o.admin.name, o.clerk.name].includes(user.name));
     }
     const shell = await knex('organisations').where({ id: o.org.id }).first();
-    assert.equal(shell.name, 'Purged Shop');
-    assert.ok(shell.purged_at);
+    assert.equal(shell!.name, 'Purged Shop');
+    assert.ok(shell!.purged_at);
     const receiptEvent = await knex('audit_events').where({ organisation_id: o.org.id, action: 'organisation.purged' }).first();
-    assert.equal(receiptEvent.details.calls_deleted, 2);
+    assert.equal(receiptEvent!.details.calls_deleted, 2);
     assert.ok((await knex('audit_events').where({ organisation_id: o.org.id, action: 'organisation.closed' })).length === 1, 'the audit trail stays');
     assert.deepEqual(await purgeClosedOrganisations(knex, { dataDir, now: new Date(closedAt.getTime() + 90 * DAY) }), [], 'once');
   });
@@ -123,8 +123,8 @@ describe('account closure and the purge 60 days later', function () {
     assert.equal(receipt!.held, true);
     assert.ok(await knex('calls').where({ id: o.endedCallId }).first());
     assert.ok(fs.existsSync(o.dir));
-    assert.ok((await knex('users').where({ id: o.clerk.id }).first()).password_hash);
-    await knex('legal_holds').where({ id: hold.id }).update({ lifted_at: new Date(), lift_reason: 'Settled' });
+    assert.ok((await knex('users').where({ id: o.clerk.id }).first())!.password_hash);
+    await knex('legal_holds').where({ id: hold!.id }).update({ lifted_at: new Date(), lift_reason: 'Settled' });
     const [after] = await purgeClosedOrganisations(knex, { dataDir, now: later });
     assert.equal(after!.completed, true);
     assert.equal(await knex('calls').where({ id: o.endedCallId }).first(), undefined);
@@ -140,6 +140,6 @@ describe('account closure and the purge 60 days later', function () {
     assert.ok(await knex('calls').where({ id: o.endedCallId }).first());
     assert.ok(fs.existsSync(o.dir));
     assert.equal(await knex('calls').where({ id: o.openCallId }).first(), undefined);
-    assert.equal((await knex('organisations').where({ id: o.org.id }).first()).purged_at, null);
+    assert.equal((await knex('organisations').where({ id: o.org.id }).first())!.purged_at, null);
   });
 });

@@ -278,13 +278,13 @@ describe('compliance: audit trail pages', () => {
       const victim = await knex('audit_events').where({ chain: orgId, action: 'organisation.updated' }).orderBy('seq').offset(1).first();
       await knex.transaction(async (trx) => {
         await trx.raw('ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update_delete');
-        await trx('audit_events').where({ id: victim.id }).update({ details: JSON.stringify({ n: 'forged' }) });
+        await trx('audit_events').where({ id: victim!.id }).update({ details: JSON.stringify({ n: 'forged' }) });
         await trx.raw('ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update_delete');
       });
       const res = await auditor.agent.get('/compliance/audit/verify').expect(200);
       assert.match(res.text, /has been tampered with/);
-      assert.match(res.text, new RegExp(`<code>${victim.id}</code>`));
-      assert.match(res.text, new RegExp(`<dd>${victim.seq}</dd>`));
+      assert.match(res.text, new RegExp(`<code>${victim!.id}</code>`));
+      assert.match(res.text, new RegExp(`<dd>${victim!.seq}</dd>`));
       assert.match(res.text, /content was changed after it was recorded/);
       const de = await auditor.agent.get('/compliance/audit/verify').set('Accept-Language', 'de').expect(200);
       assert.match(de.text, /wurde nach der Aufzeichnung verändert/);

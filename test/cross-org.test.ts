@@ -64,9 +64,9 @@ describe('ids of another organisation', () => {
     users.complianceA = await seedUser(knex, a, 'compliance');
     users.clerkB = await seedUser(knex, b, 'clerk');
     users.complianceB = await seedUser(knex, b, 'compliance');
-    [{ id: productB }] = await knex('products').insert({ organisation_id: b.id, sku: 'B-1', name: 'Target product', price_cents: 100, currency: 'EUR' }).returning('id');
+    productB = (await knex('products').insert({ organisation_id: b.id, sku: 'B-1', name: 'Target product', price_cents: 100, currency: 'EUR' }).returning('id'))[0]!.id;
     callB = (await new CallService(knex).start(callerFor(users.clerkB, b), 1)).call.id;
-    [{ id: recordingB }] = await knex('recordings').insert({ organisation_id: b.id, call_id: callB, status: 'ready' }).returning('id');
+    recordingB = (await knex('recordings').insert({ organisation_id: b.id, call_id: callB, status: 'ready' }).returning('id'))[0]!.id;
     const created = await new ApiKeyService(knex, callerFor(users.adminA, a)).create({ name: 'CRM', scopes: ['calls:read', 'calls:write'], own_key: undefined });
     keyA = { id: created.apiKey.id, key: created.key };
   });

@@ -76,7 +76,7 @@ describe('curation and chat in a call (signalling, real server)', () => {
   it('showing the same product again keeps one card', async () => {
     const { card } = await ok<{ card: Card }>(clerkSocket, 'curation.show', { productId: products['ACC-1'] });
     assert.equal(card.id, account.id);
-    assert.equal(await db.current.knex('call_items').where({ call_id: callId }).count('* as n').first().then((r) => Number(r!.n)), 2);
+    assert.equal(await db.current.knex('call_items').where({ call_id: callId }).count({ n: '*' }).first().then((r) => Number(r!.n)), 2);
   });
 
   it('refuses inactive products, other organisations\' products, and the customer showing anything', async () => {
@@ -171,6 +171,6 @@ describe('curation and chat in a call (signalling, real server)', () => {
     await assert.rejects(service.send(ref, { role: 'customer' }, 'late'), (err: unknown) => err instanceof CallRefusal && err.code === 'call_ended');
     await assert.rejects(service.show(ref, products['ACC-1']!), (err: unknown) => err instanceof CallRefusal && err.code === 'call_ended');
     // Another organisation cannot reach this call's cards at all.
-    await assert.rejects(service.withdraw({ callId, organisationId: (await db.current.knex('organisations').where({ name: 'Other Bank' }).first()).id }, account.id), (err: unknown) => err instanceof CallRefusal && err.code === 'not_found');
+    await assert.rejects(service.withdraw({ callId, organisationId: (await db.current.knex('organisations').where({ name: 'Other Bank' }).first())!.id }, account.id), (err: unknown) => err instanceof CallRefusal && err.code === 'not_found');
   });
 });

@@ -84,14 +84,14 @@ describe('after-call summaries', () => {
 
   async function product(organisationId: string, sku: string, name: string, url: string | null = null): Promise<string> {
     const [row] = await knex()('products').insert({ organisation_id: organisationId, sku, name, price_cents: 123450, currency: 'EUR', product_url: url }).returning('id');
-    return row.id;
+    return row!.id;
   }
 
   async function image(organisationId: string, productId: string, data: Buffer, contentType = 'image/png'): Promise<string> {
     const [row] = await knex()('product_images')
       .insert({ organisation_id: organisationId, product_id: productId, position: 0, content_type: contentType, data, size: data.length, sha256: crypto.createHash('sha256').update(data).digest('hex') })
       .returning('id');
-    return row.id;
+    return row!.id;
   }
 
   /** A call of the clerk with one card shown (the kept product); ended unless asked otherwise. */
@@ -276,7 +276,7 @@ describe('after-call summaries', () => {
       await knex()('product_images').where({ id: images.unrelated }).update({ position: 1 });
       await new CurationService(knex()).show(ref, products.unrelated);
       await new CallService(knex()).end(id, 'ended_by_clerk', actorOf(callerFor(clerk).user));
-      assert.equal((await knex()('call_items').where({ call_id: id, product_id: products.unrelated }).first()).image_id, broken);
+      assert.equal((await knex()('call_items').where({ call_id: id, product_id: products.unrelated }).first())!.image_id, broken);
       const res = await request(app).get(`/join/${token}/summary.pdf`).buffer(true).parse(binary).expect(200);
       assert.match(flat(pdfText(res.body as Buffer)), /Leben/);
       await knex()('product_images').where({ id: broken }).delete();
@@ -334,15 +334,15 @@ describe('after-call summaries', () => {
       await clerkBrowser.agent.post(`/calls/${main.id}/notes`).type('form').send({ _csrf: clerkBrowser.csrf, notes: `Call back\r\n${SCRIPT}` })
         .expect(303).expect('Location', `/calls/${main.id}`);
       const row = await knex()('call_notes').where({ call_id: main.id }).first();
-      assert.equal(row.body, `Call back\n${SCRIPT}`);
-      assert.equal(row.updated_by, clerk.id);
+      assert.equal(row!.body, `Call back\n${SCRIPT}`);
+      assert.equal(row!.updated_by, clerk.id);
       const page = await clerkBrowser.agent.get(`/calls/${main.id}`).expect(200);
       assert.match(page.text, /Your notes have been saved/);
       assert.match(page.text, /<textarea[^>]*>Call back\n&lt;script&gt;alert\(1\)&lt;\/script&gt;<\/textarea>/);
       const tooLong = await clerkBrowser.agent.post(`/calls/${main.id}/notes`).type('form').send({ _csrf: clerkBrowser.csrf, notes: 'x'.repeat(5001) }).expect(400);
       assert.match(tooLong.text, /aria-invalid="true"/);
       assert.match(tooLong.text, /This is too long/);
-      assert.equal((await knex()('call_notes').where({ call_id: main.id }).first()).body, `Call back\n${SCRIPT}`);
+      assert.equal((await knex()('call_notes').where({ call_id: main.id }).first())!.body, `Call back\n${SCRIPT}`);
       const customer = await request(app).get(`/join/${main.token}`).expect(200);
       assert.doesNotMatch(customer.text, /Call back/, 'the private notes never reach the customer');
       await clerkBrowser.agent.post(`/calls/${main.id}/notes`).type('form').send({ _csrf: clerkBrowser.csrf, notes: '  ' }).expect(303);

@@ -88,9 +88,9 @@ describe('forms', () => {
       const place = (reason: string) => compliance.agent.post('/compliance/holds').type('form').send({ _csrf: compliance.csrf, scope: 'organisation', reason }).expect(303);
       await place('Litigation A');
       const hold = await knex()('legal_holds').where({ organisation_id: org.id }).whereNull('lifted_at').first('id');
-      const res = await compliance.agent.post(`/compliance/holds/${hold.id}/lift`).type('form').send({ _csrf: compliance.csrf, lift_reason: '' }).expect(400);
-      assert.match(res.text, new RegExp(`id="f-lift-${hold.id}"[^>]*aria-invalid="true"`));
-      assert.match(res.text, new RegExp(`id="f-lift-${hold.id}-error" class="field-error">Please give a reason\\.`));
+      const res = await compliance.agent.post(`/compliance/holds/${hold!.id}/lift`).type('form').send({ _csrf: compliance.csrf, lift_reason: '' }).expect(400);
+      assert.match(res.text, new RegExp(`id="f-lift-${hold!.id}"[^>]*aria-invalid="true"`));
+      assert.match(res.text, new RegExp(`id="f-lift-${hold!.id}-error" class="field-error">Please give a reason\\.`));
       assert.doesNotMatch(res.text, /id="f-reason"[^>]*aria-invalid/, 'the place form shows no error');
       assert.match(res.text, /Litigation A/, 'the active holds are listed');
       const placed = await compliance.agent.post('/compliance/holds').type('form').send({ _csrf: compliance.csrf, scope: 'call', target: 'not-an-id', reason: 'Case B' }).expect(400);
@@ -100,7 +100,7 @@ describe('forms', () => {
       // A code with its own words for one field (forms.errors.by_field).
       const scope = await compliance.agent.post('/compliance/holds').type('form').send({ _csrf: compliance.csrf, scope: 'everything', reason: 'Case C' }).expect(400);
       assert.match(scope.text, /id="f-scope-error" class="field-error">Please choose what to hold\./);
-      await compliance.agent.post(`/compliance/holds/${hold.id}/lift`).type('form').send({ _csrf: compliance.csrf, lift_reason: 'Settled' }).expect(303);
+      await compliance.agent.post(`/compliance/holds/${hold!.id}/lift`).type('form').send({ _csrf: compliance.csrf, lift_reason: 'Settled' }).expect(303);
     });
 
     it('a privacy text too long: the message at that text and language only, as typed', async () => {
@@ -123,7 +123,7 @@ describe('forms', () => {
       assert.match(res.text, /id="f-note"[^>]*aria-invalid="true"/);
       assert.match(res.text, /This is too long\./);
       assert.match(res.text, /REQ-0007/, 'the request\'s own page');
-      assert.equal((await knex()('subject_requests').where({ id: path.split('/').pop() }).first('status')).status, 'open');
+      assert.equal((await knex()('subject_requests').where({ id: path.split('/').pop() }).first('status'))!.status, 'open');
     });
   });
 

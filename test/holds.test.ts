@@ -47,8 +47,8 @@ describe('legal holds', () => {
     const free = await old();
     await place(compliance, { scope: 'call', target: held.callId, reason: 'Case 4711: court order' });
     const hold = await holdOf({ call_id: held.callId });
-    assert.equal(hold.scope, 'call');
-    assert.equal(hold.created_by, complianceUser.id);
+    assert.equal(hold!.scope, 'call');
+    assert.equal(hold!.created_by, complianceUser.id);
 
     const receipts = await run();
     assert.deepEqual(await remaining(knex(), held.callId), everything);
@@ -58,9 +58,9 @@ describe('legal holds', () => {
     const chat = receipts.find((r) => r.kind === 'chat')!;
     assert.deepEqual([chat.rows, chat.heldSkipped], [2, 2]);
     const [receipt] = await knex()('audit_events').where({ action: 'retention.deleted' }).whereRaw(`details->>'kind' = 'chat'`);
-    assert.equal(receipt.details.held_skipped, 2);
+    assert.equal(receipt!.details.held_skipped, 2);
 
-    await lift(compliance, hold.id, { lift_reason: 'Case closed' });
+    await lift(compliance, hold!.id, { lift_reason: 'Case closed' });
     await run();
     assert.deepEqual(await remaining(knex(), held.callId), nothing);
     assert.equal(fs.existsSync(held.recordingDir!), false);
@@ -70,15 +70,15 @@ describe('legal holds', () => {
     const held = await old();
     await place(admin, { scope: 'recording', target: held.recordingId!, reason: 'Complaint 12' });
     const hold = await holdOf({ recording_id: held.recordingId! });
-    assert.equal(hold.call_id, held.callId, 'the recording resolves to its call');
+    assert.equal(hold!.call_id, held.callId, 'the recording resolves to its call');
 
     await run();
     assert.deepEqual(await remaining(knex(), held.callId), { call: 1, items: 0, messages: 0, notes: 0, recordings: 1, consents: 1 });
     assert.ok(fs.existsSync(path.join(held.recordingDir!, 'recording.mp4')));
     const call = await knex()('calls').where({ id: held.callId }).first();
-    assert.equal(call.reference, 'CASE-1', 'a held call is not anonymised');
+    assert.equal(call!.reference, 'CASE-1', 'a held call is not anonymised');
 
-    await lift(admin, hold.id, { lift_reason: 'Complaint withdrawn' });
+    await lift(admin, hold!.id, { lift_reason: 'Complaint withdrawn' });
     await run();
     assert.deepEqual(await remaining(knex(), held.callId), nothing);
   });
@@ -97,7 +97,7 @@ describe('legal holds', () => {
     assert.equal(receipts.find((r) => r.kind === 'api_requests')!.heldSkipped, 1);
 
     const hold = await holdOf({ scope: 'organisation' });
-    await lift(compliance, hold.id, { lift_reason: 'Inquiry finished' });
+    await lift(compliance, hold!.id, { lift_reason: 'Inquiry finished' });
     await run();
     assert.deepEqual(await remaining(knex(), call.callId), nothing);
     assert.equal((await knex()('api_request_log').where({ organisation_id: org.id })).length, 0);
@@ -107,12 +107,12 @@ describe('legal holds', () => {
     const call = await seedCall(knex(), org.id, { endedDaysAgo: 1 });
     await place(compliance, { scope: 'call', target: call.callId, reason: 'Audit reason A' });
     const hold = await holdOf({ call_id: call.callId });
-    await lift(compliance, hold.id, { lift_reason: 'Lift reason B' });
-    const [placed] = await knex()('audit_events').where({ action: 'legal_hold.placed', target_id: hold.id });
-    assert.equal(placed.actor_id, complianceUser.id);
-    assert.deepEqual(placed.details, { scope: 'call', call_id: call.callId, recording_id: null, reason: 'Audit reason A' });
-    const [lifted] = await knex()('audit_events').where({ action: 'legal_hold.lifted', target_id: hold.id });
-    assert.equal(lifted.details.reason, 'Lift reason B');
+    await lift(compliance, hold!.id, { lift_reason: 'Lift reason B' });
+    const [placed] = await knex()('audit_events').where({ action: 'legal_hold.placed', target_id: hold!.id });
+    assert.equal(placed!.actor_id, complianceUser.id);
+    assert.deepEqual(placed!.details, { scope: 'call', call_id: call.callId, recording_id: null, reason: 'Audit reason A' });
+    const [lifted] = await knex()('audit_events').where({ action: 'legal_hold.lifted', target_id: hold!.id });
+    assert.equal(lifted!.details.reason, 'Lift reason B');
 
     const page = await compliance.agent.get('/compliance/holds').expect(200);
     assert.match(page.text, /Audit reason A/);
@@ -144,18 +144,18 @@ describe('legal holds', () => {
     const call = await seedCall(knex(), org.id, { endedDaysAgo: 1 });
     await place(compliance, { scope: 'call', target: call.callId, reason: 'keep' });
     const hold = await holdOf({ call_id: call.callId });
-    const res = await lift(compliance, hold.id, { lift_reason: '' }, 400);
+    const res = await lift(compliance, hold!.id, { lift_reason: '' }, 400);
     assert.match(res.text, /Please give a reason/);
-    assert.equal((await knex()('legal_holds').where({ id: hold.id }).first()).lifted_at, null);
+    assert.equal((await knex()('legal_holds').where({ id: hold!.id }).first())!.lifted_at, null);
 
     const foreignAdmin = await signIn(app, await seedUser(knex(), other, 'admin'));
-    const foreign = await foreignAdmin.agent.post(`/compliance/holds/${hold.id}/lift`).set('X-CSRF-Token', foreignAdmin.csrf).set('Accept', 'application/json').send({ lift_reason: 'mine now' }).expect(404);
+    const foreign = await foreignAdmin.agent.post(`/compliance/holds/${hold!.id}/lift`).set('X-CSRF-Token', foreignAdmin.csrf).set('Accept', 'application/json').send({ lift_reason: 'mine now' }).expect(404);
     assert.equal(foreign.body.error.code, 'not_found');
-    assert.ok(await knex()('audit_events').where({ action: 'security.cross_organisation_denied', target_id: hold.id }).first());
-    assert.equal((await knex()('legal_holds').where({ id: hold.id }).first()).lifted_at, null);
+    assert.ok(await knex()('audit_events').where({ action: 'security.cross_organisation_denied', target_id: hold!.id }).first());
+    assert.equal((await knex()('legal_holds').where({ id: hold!.id }).first())!.lifted_at, null);
 
-    await lift(compliance, hold.id, { lift_reason: 'done' });
-    const again = await compliance.agent.post(`/compliance/holds/${hold.id}/lift`).set('X-CSRF-Token', compliance.csrf).set('Accept', 'application/json').send({ lift_reason: 'again' }).expect(409);
+    await lift(compliance, hold!.id, { lift_reason: 'done' });
+    const again = await compliance.agent.post(`/compliance/holds/${hold!.id}/lift`).set('X-CSRF-Token', compliance.csrf).set('Accept', 'application/json').send({ lift_reason: 'again' }).expect(409);
     assert.equal(again.body.error.code, 'hold_already_lifted');
     await compliance.agent.post('/compliance/holds/not-a-uuid/lift').set('X-CSRF-Token', compliance.csrf).set('Accept', 'application/json').send({ lift_reason: 'x' }).expect(404);
   });

@@ -16,8 +16,8 @@ describe('housekeeping job', function () {
     const org = await seedOrganisation(knex, 'Housekeeping Bank');
     const clerk = await seedUser(knex, org, 'clerk');
     await knex('sessions').insert([
-      { sid: 'expired', data: {}, expires_at: new Date(Date.now() - 60_000) },
-      { sid: 'current', data: {}, expires_at: new Date(Date.now() + 3_600_000) },
+      { sid: 'expired', data: '{}', expires_at: new Date(Date.now() - 60_000) },
+      { sid: 'current', data: '{}', expires_at: new Date(Date.now() + 3_600_000) },
     ]);
     const [stale] = await knex('calls')
       .insert({ organisation_id: org.id, clerk_id: clerk.id, status: 'waiting', guest_token_hash: crypto.randomBytes(32).toString('hex'), guest_token_expires_at: new Date(Date.now() - 60_000) })
@@ -30,7 +30,7 @@ describe('housekeeping job', function () {
       assert.ok(await job.runSoon());
       let status = '';
       for (let i = 0; i < 150 && status !== 'ended'; i++) {
-        status = (await knex('calls').where({ id: stale.id }).first('status')).status;
+        status = (await knex('calls').where({ id: stale!.id }).first('status'))!.status;
         if (status !== 'ended') await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(status, 'ended');

@@ -33,7 +33,7 @@ describe('organisation profile and branding', () => {
   /** Everything about an organisation a request could change. */
   const snapshot = async (id: string) => {
     const row = await knex()('organisations').where({ id }).first('name', 'vat_number', 'brand_color', 'logo', 'logo_type', 'updated_at');
-    return { ...row, logo: row.logo ? sha256(row.logo) : null, updated_at: row.updated_at.toISOString() };
+    return { ...row, logo: row!.logo ? sha256(row!.logo) : null, updated_at: row!.updated_at.toISOString() };
   };
   const auditOf = (organisationId: string, action: string) =>
     knex()('audit_events').where({ organisation_id: organisationId, action }).orderBy('id');
@@ -53,10 +53,10 @@ describe('organisation profile and branding', () => {
       assert.ok(after.updated_at > before.updated_at, 'updated_at moves on');
       const [event, ...more] = await auditOf(org.id, 'organisation.updated');
       assert.equal(more.length, 0);
-      assert.equal(event.actor_id, admin.id);
-      assert.equal(event.target_type, 'organisation');
-      assert.equal(event.target_id, org.id);
-      assert.deepEqual(event.details, {
+      assert.equal(event!.actor_id, admin.id);
+      assert.equal(event!.target_type, 'organisation');
+      assert.equal(event!.target_id, org.id);
+      assert.deepEqual(event!.details, {
         before: { name: before.name, vat_number: before.vat_number },
         after: { name: 'Branding Bank AG', vat_number: 'DE 123 456 789' },
       });
@@ -180,7 +180,7 @@ describe('organisation profile and branding', () => {
       await brandingPost(browser).field('brand_color', '#AB12CD').expect(303).expect('Location', '/admin/organisation');
       assert.equal((await snapshot(mine.id)).brand_color, '#ab12cd');
       const [event] = await auditOf(mine.id, 'organisation.branding_changed');
-      assert.deepEqual(event.details, { before: { brand_color: null }, after: { brand_color: '#ab12cd' } });
+      assert.deepEqual(event!.details, { before: { brand_color: null }, after: { brand_color: '#ab12cd' } });
 
       const css = await request(app).get(`/branding/${mine.slug}/theme.css`).expect(200)
         .expect('Content-Type', /^text\/css/).expect('Cache-Control', 'public, max-age=300');
@@ -223,8 +223,8 @@ describe('organisation profile and branding', () => {
 
       const events = await auditOf(org.id, 'organisation.branding_changed');
       const event = events[events.length - 1];
-      assert.deepEqual(event.details.after, { logo: { type: 'image/png', size: PNG.length, sha256: sha256(PNG) } });
-      assert.doesNotMatch(JSON.stringify(event.details), new RegExp(PNG.toString('base64').slice(0, 20)));
+      assert.deepEqual(event!.details.after, { logo: { type: 'image/png', size: PNG.length, sha256: sha256(PNG) } });
+      assert.doesNotMatch(JSON.stringify(event!.details), new RegExp(PNG.toString('base64').slice(0, 20)));
 
       const page = await browser.agent.get('/admin/organisation').expect(200);
       const img = /<img src="\/branding\/branding-bank\/logo\?v=(\d+)" alt="([^"]+)">/.exec(page.text);
@@ -282,7 +282,7 @@ describe('organisation profile and branding', () => {
       assert.equal(row.logo_type, null);
       await request(app).get(`/branding/${mine.slug}/logo`).expect(404);
       const events = await auditOf(mine.id, 'organisation.branding_changed');
-      assert.deepEqual(events[events.length - 1].details, {
+      assert.deepEqual(events[events.length - 1]!.details, {
         before: { logo: { type: 'image/png', size: PNG.length, sha256: sha256(PNG) } },
         after: { logo: null },
       });

@@ -52,7 +52,7 @@ describe('privacy texts: versioned notices, shown to customers, named in the con
     await save('recording_notice', 'de', '', 400);
     const rows = await knex('privacy_texts').where({ organisation_id: org.id, kind: 'recording_notice', language: 'en' }).orderBy('version');
     assert.deepEqual(rows.map((r) => r.version), [1, 2], 'an unchanged text is not a new version');
-    await assert.rejects(knex('privacy_texts').where({ id: rows[0].id }).update({ text: 'changed' }), /cannot be changed/);
+    await assert.rejects(knex('privacy_texts').where({ id: rows[0]!.id }).update({ text: 'changed' }), /cannot be changed/);
     const notice = await organisationRecordingNotice(knex, org.id, 'en');
     assert.deepEqual(notice, { text: 'We record this call for quality and training.', version: 'org-v2', language: 'en' });
     assert.deepEqual(await organisationRecordingNotice(knex, org.id, 'de'), recordingNotice('de'), 'no German text: the builtin one');
@@ -80,8 +80,8 @@ describe('privacy texts: versioned notices, shown to customers, named in the con
     assert.equal(await refusedCode(customerSocket, 'recording.consent', { answer: 'declined', noticeVersion: recordingNotice('en').version, language: 'en' }), 'invalid_message', 'an outdated notice is refused');
     await ok(customerSocket, 'recording.consent', { answer: 'declined', noticeVersion: 'org-v2', language: 'en' });
     const [entry] = await knex('recording_consents').where({ call_id: call.id });
-    assert.equal(entry.notice_version, 'org-v2');
-    assert.equal(entry.notice_text, 'We record this call for quality and training.');
+    assert.equal(entry!.notice_version, 'org-v2');
+    assert.equal(entry!.notice_text, 'We record this call for quality and training.');
   });
 
   it('shows the automated-routing opt-in with its audit history', async () => {

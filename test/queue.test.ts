@@ -64,7 +64,7 @@ describe('waiting queue', () => {
     assert.deepEqual(moved, { status: 'accepted', joinPath: `/join/${first}` });
     await request(app).get(moved.joinPath).expect(200);
     const call = await db.current.knex('calls').where({ id: callId }).first();
-    assert.equal(call.status, 'waiting');
+    assert.equal(call!.status, 'waiting');
     assert.equal((await status(second)).position, 1, 'the next customer moves up');
   });
 
@@ -130,7 +130,7 @@ describe('waiting queue', () => {
     const admin = await signIn(app, await seedUser(db.current.knex, org, 'admin'));
     await admin.agent.post('/admin/organisation/queue').type('form').send({ _csrf: admin.csrf, timezone: 'UTC', auto_routing: 'on' }).expect(303);
     const [event] = await db.current.knex('audit_events').where({ action: 'organisation.auto_routing_changed', organisation_id: org.id });
-    assert.deepEqual(event.details, { automated_decision: true, enabled: true });
+    assert.deepEqual(event!.details, { automated_decision: true, enabled: true });
     const routed = await status(waiting);
     assert.equal(routed.status, 'accepted');
     const live = await clerk.agent.get('/queue.json').expect(200);

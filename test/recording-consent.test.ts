@@ -79,15 +79,15 @@ describe('recording consent (signalling, real server)', function () {
     await ok(customerSocket, 'recording.consent', consent('declined'));
     await told;
     const [entry] = await db.current.knex('recording_consents').where({ call_id: callId });
-    assert.equal(entry.answer, 'declined');
-    assert.equal(entry.role, 'customer');
-    assert.equal(entry.notice_text, NOTICE.text);
-    assert.equal(entry.notice_version, NOTICE.version);
-    assert.equal(entry.ip, '127.0.0.1');
-    assert.equal(entry.recording_id, null);
+    assert.equal(entry!.answer, 'declined');
+    assert.equal(entry!.role, 'customer');
+    assert.equal(entry!.notice_text, NOTICE.text);
+    assert.equal(entry!.notice_version, NOTICE.version);
+    assert.equal(entry!.ip, '127.0.0.1');
+    assert.equal(entry!.recording_id, null);
     assert.equal((await db.current.knex('recordings').where({ call_id: callId })).length, 0, 'no consent, no recording');
     const audited = await db.current.knex('audit_events').where({ action: 'recording.consent', target_id: callId }).first();
-    assert.equal(audited.details.answer, 'declined');
+    assert.equal(audited!.details.answer, 'declined');
   });
 
   it('on demand: consent to an outdated notice is refused; to the current one it starts the recording; withdrawing stops it', async () => {
@@ -99,19 +99,19 @@ describe('recording consent (signalling, real server)', function () {
     await ok(customerSocket, 'recording.consent', consent('granted'));
     const state = await started;
     const recording = await db.current.knex('recordings').where({ call_id: callId }).first();
-    assert.equal(state.recordingId, recording.id);
-    assert.equal(recording.status, 'recording');
+    assert.equal(state.recordingId, recording!.id);
+    assert.equal(recording!.status, 'recording');
     const ledger = await db.current.knex('recording_consents').where({ call_id: callId }).orderBy('answered_at');
-    assert.deepEqual(ledger.map((c) => [c.role, c.answer, c.recording_id]), [['customer', 'granted', recording.id], ['clerk', 'granted', recording.id]]);
+    assert.deepEqual(ledger.map((c) => [c.role, c.answer, c.recording_id]), [['customer', 'granted', recording!.id], ['clerk', 'granted', recording!.id]]);
 
     const stopped = next(clerkSocket, (s) => s.status === 'idle' && s.reason === 'withdrawn');
     await ok(customerSocket, 'recording.consent', consent('withdrawn'));
     await stopped;
-    const after = await db.current.knex('recordings').where({ id: recording.id }).first();
-    assert.notEqual(after.status, 'recording');
-    assert.equal(after.stop_reason, 'consent_withdrawn');
+    const after = await db.current.knex('recordings').where({ id: recording!.id }).first();
+    assert.notEqual(after!.status, 'recording');
+    assert.equal(after!.stop_reason, 'consent_withdrawn');
     const withdrawn = await db.current.knex('recording_consents').where({ call_id: callId, answer: 'withdrawn' }).first();
-    assert.equal(withdrawn.recording_id, recording.id);
+    assert.equal(withdrawn!.recording_id, recording!.id);
   });
 
   it('below the free-space reserve no recording starts, with a clear code', async () => {
@@ -147,6 +147,6 @@ describe('recording consent (signalling, real server)', function () {
     const started = next(call.customerSocket, (s) => s.status === 'recording');
     await join(call.clerkSocket);
     await started;
-    assert.equal((await db.current.knex('recordings').where({ call_id: call.callId }).first()).status, 'recording');
+    assert.equal((await db.current.knex('recordings').where({ call_id: call.callId }).first())!.status, 'recording');
   });
 });

@@ -79,7 +79,7 @@ describe('recording files: modes and the raw tracks\' lifetime', function () {
     const clerk = await seedUser(knex, org, 'clerk');
     const [call] = await knex('calls').insert({ organisation_id: org.id, clerk_id: clerk.id, status: 'active', guest_token_hash: crypto.randomBytes(32).toString('hex') }).returning('id');
     const store = new RecordingStore(knex);
-    const recording = await store.create({ id: call.id, organisationId: org.id }, { type: 'system' }, clerk.id, { ip: null, userAgent: null });
+    const recording = await store.create({ id: call!.id, organisationId: org.id }, { type: 'system' }, clerk.id, { ip: null, userAgent: null });
     return { id: recording.id, organisationId: org.id, store };
   }
 
@@ -118,8 +118,8 @@ describe('recording files: modes and the raw tracks\' lifetime', function () {
 
     await finalise(crypto.randomBytes(32))({ id: 'job-1', data: { recordingId: id } });
     const row = await db.current.knex('recordings').where({ id }).first();
-    assert.equal(row.status, 'ready', String(row.error));
-    assert.equal(row.encrypted, true);
+    assert.equal(row!.status, 'ready', String(row!.error));
+    assert.equal(row!.encrypted, true);
     assert.equal(fs.existsSync(liveDir), false, 'the raw tracks are gone');
     assert.deepEqual(fs.readdirSync(dir), ['recording.mp4.enc']);
     assert.equal(mode(path.join(dir, 'recording.mp4.enc')), 0o600);
@@ -139,7 +139,7 @@ describe('recording files: modes and the raw tracks\' lifetime', function () {
 
     await finalise(null)({ id: 'job-2', data: { recordingId: id } });
     const row = await db.current.knex('recordings').where({ id }).first();
-    assert.equal(row.status, 'failed');
+    assert.equal(row!.status, 'failed');
     assert.equal(fs.existsSync(path.join(dir, 'tracks')), false, 'no plaintext tracks wait for retention');
   });
 

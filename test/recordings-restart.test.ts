@@ -40,7 +40,7 @@ describe('recordings after a crash or restart', function () {
     const clerk = await seedUser(knex, org, 'clerk');
     const [call] = await knex('calls').insert({ organisation_id: org.id, clerk_id: clerk.id, status: 'active', guest_token_hash: crypto.randomBytes(32).toString('hex') }).returning('id');
     const store = new RecordingStore(knex);
-    const recording = await store.create({ id: call.id, organisationId: org.id }, { type: 'system' }, clerk.id, { ip: null, userAgent: null });
+    const recording = await store.create({ id: call!.id, organisationId: org.id }, { type: 'system' }, clerk.id, { ip: null, userAgent: null });
     const dir = recordingDir(dataDir, org.id, recording.id);
     fs.mkdirSync(path.join(dir, 'tracks'), { recursive: true });
     const now = Date.now();
@@ -52,7 +52,7 @@ describe('recordings after a crash or restart', function () {
     // The next start: reconciliation, then the job queue finishes it.
     jobs = await startTestJobs(knex);
     await startRecordings(testConfig({ VCLERK_DATA_DIR: dataDir }), knex, silentLogger, jobs);
-    let row: Record<string, unknown> | undefined;
+    let row: import('../app/db/tables').RecordingRow | undefined;
     for (let i = 0; i < 120; i++) {
       row = await knex('recordings').where({ id: recording.id }).first();
       if (row!.status === 'partial' || row!.status === 'failed' || row!.status === 'ready') break;

@@ -43,7 +43,7 @@ describe('recordings: policy, access, playback and download', function () {
     const knex = db.current.knex;
     const [call] = await knex('calls').insert({ organisation_id: organisationId, clerk_id: clerkId, status: 'ended', guest_token_hash: crypto.randomBytes(32).toString('hex'), ended_at: new Date() }).returning('id');
     const store = new RecordingStore(knex);
-    const recording = await store.create({ id: call.id, organisationId }, { type: 'system' }, clerkId, { ip: null, userAgent: null });
+    const recording = await store.create({ id: call!.id, organisationId }, { type: 'system' }, clerkId, { ip: null, userAgent: null });
     await store.stopped(recording.id, 'stopped', false);
     const dir = recordingDir(dataDir, organisationId, recording.id);
     fs.mkdirSync(dir, { recursive: true });
@@ -87,16 +87,16 @@ describe('recordings: policy, access, playback and download', function () {
     assert.match(page.text, /id="f-mode-off"[^>]*checked/);
     await admin.agent.post('/admin/organisation/recording').type('form').send({ _csrf: admin.csrf, mode: 'on_demand', clerk_access: 'on' }).expect(303);
     const org2 = await db.current.knex('organisations').where({ id: org.id }).first('settings');
-    assert.deepEqual(org2.settings.recording, { mode: 'on_demand', allowUnrecorded: false, adminAccess: false, clerkAccess: true });
+    assert.deepEqual(org2!.settings.recording, { mode: 'on_demand', allowUnrecorded: false, adminAccess: false, clerkAccess: true });
     const event = await db.current.knex('audit_events').where({ action: 'organisation.recording_policy_changed' }).first();
-    assert.equal(event.details.after.mode, 'on_demand');
-    assert.equal(event.details.before.mode, 'off');
+    assert.equal((event!.details.after as Record<string, unknown>).mode, 'on_demand');
+    assert.equal((event!.details.before as Record<string, unknown>).mode, 'off');
   });
 
   it('a bad policy is refused and changes nothing', async () => {
     await admin.agent.post('/admin/organisation/recording').type('form').set('Accept', 'application/json').send({ _csrf: admin.csrf, mode: 'sometimes' }).expect(400);
     const row = await db.current.knex('organisations').where({ id: org.id }).first('settings');
-    assert.equal(row.settings.recording.mode, 'on_demand');
+    assert.equal((row!.settings.recording as Record<string, unknown>).mode, 'on_demand');
     await clerk.agent.post('/admin/organisation/recording').type('form').send({ _csrf: clerk.csrf, mode: 'always' }).expect(403);
   });
 
@@ -151,15 +151,15 @@ describe('recordings: policy, access, playback and download', function () {
     assert.match(String(res.headers['content-disposition']), /^attachment; filename="recording-\d{4}-\d{2}-\d{2}-[0-9a-f]{8}\.mp4"/);
     assert.equal(sha256(res.body as Buffer), plain.sha256);
     const event = await db.current.knex('audit_events').where({ action: 'recording.downloaded', target_id: plain.id }).first();
-    assert.equal(event.details.sha256, plain.sha256);
+    assert.equal(event!.details.sha256, plain.sha256);
     const finalised = await db.current.knex('audit_events').where({ action: 'recording.finalised', target_id: plain.id }).first();
-    assert.equal(finalised.details.sha256, plain.sha256);
+    assert.equal(finalised!.details.sha256, plain.sha256);
   });
 
   it('an encrypted recording is stored encrypted and decrypted on the fly, ranges too', async () => {
     const row = await db.current.knex('recordings').where({ id: encrypted.id }).first();
-    assert.equal(row.encrypted, true);
-    const onDisk = fs.readFileSync(path.join(recordingDir(dataDir, org.id, encrypted.id), row.file_name));
+    assert.equal(row!.encrypted, true);
+    const onDisk = fs.readFileSync(path.join(recordingDir(dataDir, org.id, encrypted.id), row!.file_name!));
     assert.equal(onDisk.subarray(0, 8).toString('latin1'), 'VCLERKE1');
     const res = await compliance.agent.get(`/recordings/${encrypted.id}/download`).buffer(true).parse((r, cb) => {
       const chunks: Buffer[] = [];

@@ -28,15 +28,15 @@ describe('data-subject requests: erasure and access', function () {
   async function fullCall(token: string, reference: string | null = null): Promise<{ callId: string; recordingId: string; sha256: string; bytes: Buffer }> {
     const knex = db.current.knex;
     const [call] = await knex('calls').insert({ organisation_id: org.id, clerk_id: clerk.id, status: 'ended', ended_at: new Date(), guest_token_hash: sha256(token), reference, guest_token_expires_at: new Date(Date.now() + 3600_000) }).returning('id');
-    const [item] = await knex('call_items').insert({ organisation_id: org.id, call_id: call.id, sku: 'SKU-1', name: 'Blue sofa', price_cents: 99900, currency: 'EUR', position: 1, favourite: true }).returning('id');
+    const [item] = await knex('call_items').insert({ organisation_id: org.id, call_id: call!.id, sku: 'SKU-1', name: 'Blue sofa', price_cents: 99900, currency: 'EUR', position: 1, favourite: true }).returning('id');
     await knex('call_messages').insert([
-      { organisation_id: org.id, call_id: call.id, sender: 'customer', body: 'Is it available in green?' },
-      { organisation_id: org.id, call_id: call.id, sender: 'customer', kind: 'question', item_id: item.id, body: '' },
+      { organisation_id: org.id, call_id: call!.id, sender: 'customer', body: 'Is it available in green?' },
+      { organisation_id: org.id, call_id: call!.id, sender: 'customer', kind: 'question', item_id: item!.id, body: '' },
     ]);
-    await knex('call_notes').insert({ call_id: call.id, organisation_id: org.id, body: 'Customer prefers delivery on Fridays.', updated_by: clerk.id });
+    await knex('call_notes').insert({ call_id: call!.id, organisation_id: org.id, body: 'Customer prefers delivery on Fridays.', updated_by: clerk.id });
     const store = new RecordingStore(knex);
-    const recording = await store.create({ id: call.id, organisationId: org.id }, { type: 'system' }, clerk.id, { ip: null, userAgent: null });
-    await store.consent({ id: call.id, organisationId: org.id }, { recordingId: recording.id, role: 'customer', userId: null, answer: 'granted', notice: { text: 'We record.', version: 'builtin-x', language: 'en' } }, { type: 'guest', label: 'Customer' }, { ip: '203.0.113.7', userAgent: 'test' });
+    const recording = await store.create({ id: call!.id, organisationId: org.id }, { type: 'system' }, clerk.id, { ip: null, userAgent: null });
+    await store.consent({ id: call!.id, organisationId: org.id }, { recordingId: recording.id, role: 'customer', userId: null, answer: 'granted', notice: { text: 'We record.', version: 'builtin-x', language: 'en' } }, { type: 'guest', label: 'Customer' }, { ip: '203.0.113.7', userAgent: 'test' });
     await store.stopped(recording.id, 'stopped', false);
     const dir = recordingDir(dataDir, org.id, recording.id);
     fs.mkdirSync(dir, { recursive: true });
@@ -44,7 +44,7 @@ describe('data-subject requests: erasure and access', function () {
     fs.writeFileSync(path.join(dir, 'composed.mp4'), bytes);
     const file = await finaliseFile(path.join(dir, 'composed.mp4'), dir, KEY);
     await store.finalised(recording.id, { fileName: path.basename(file.path), size: file.size, sha256: file.sha256, encrypted: file.encrypted, durationMs: 2000 });
-    return { callId: call.id, recordingId: recording.id, sha256: file.sha256, bytes };
+    return { callId: call!.id, recordingId: recording.id, sha256: file.sha256, bytes };
   }
 
   async function register(fields: Record<string, string>): Promise<string> {
@@ -82,9 +82,9 @@ describe('data-subject requests: erasure and access', function () {
     const call = await fullCall(token);
     const id = await register({ kind: 'erasure', identified_by: 'call_link', call_link: `https://vclerk.example/join/${token}` });
     const request = await knex('subject_requests').where({ id }).first();
-    assert.deepEqual(request.call_ids, [call.callId]);
-    assert.equal(request.status, 'open');
-    assert.ok(Math.abs(new Date(request.due_at).getTime() - (Date.now() + 30 * 86_400_000)) < 60_000, 'due in 30 days');
+    assert.deepEqual(request!.call_ids, [call.callId]);
+    assert.equal(request!.status, 'open');
+    assert.ok(Math.abs(new Date(request!.due_at).getTime() - (Date.now() + 30 * 86_400_000)) < 60_000, 'due in 30 days');
     assert.doesNotMatch(JSON.stringify(request), new RegExp(token), 'the token is not stored');
 
     await execute(id);
@@ -96,18 +96,18 @@ describe('data-subject requests: erasure and access', function () {
     const consents = await knex('recording_consents').where({ call_id: call.callId });
     assert.ok(consents.length > 0, 'the proof of consent stays');
     assert.ok(consents.every((c) => c.ip === null), 'without IP');
-    assert.ok((await knex('calls').where({ id: call.callId }).first()).link_revoked_at, 'the link opens nothing any more');
+    assert.ok((await knex('calls').where({ id: call.callId }).first())!.link_revoked_at, 'the link opens nothing any more');
 
     const done = await knex('subject_requests').where({ id }).first();
-    assert.equal(done.status, 'in_progress');
-    assert.equal(done.result.erased.recordings, 1);
-    assert.equal(done.result.held.length, 0);
+    assert.equal(done!.status, 'in_progress');
+    assert.equal((done!.result!.erased as Record<string, unknown>).recordings, 1);
+    assert.equal((done!.result!.held as unknown[]).length, 0);
     const page = await compliance.agent.get(`/compliance/requests/${id}`).expect(200);
     assert.match(page.text, /erasure-result/);
     await execute(id, 409);
 
     await compliance.agent.post(`/compliance/requests/${id}/status`).type('form').send({ _csrf: compliance.csrf, status: 'completed', note: 'Answered the customer' }).expect(303);
-    assert.equal((await knex('subject_requests').where({ id }).first()).status, 'completed');
+    assert.equal((await knex('subject_requests').where({ id }).first())!.status, 'completed');
     const actions = (await knex('audit_events').where({ target_type: 'subject_request', target_id: id }).orderBy('seq')).map((e) => e.action);
     assert.deepEqual(actions, ['subject_request.registered', 'subject_request.executed', 'subject_request.status_changed']);
   });
@@ -124,8 +124,8 @@ describe('data-subject requests: erasure and access', function () {
     assert.equal((await knex('call_messages').where({ call_id: held.callId })).length, 2);
     assert.ok((await knex('recording_consents').where({ call_id: held.callId })).every((c) => c.ip === '203.0.113.7'));
     assert.equal(await knex('recordings').where({ id: free.recordingId }).first(), undefined, 'the other call is erased');
-    const result = (await knex('subject_requests').where({ id }).first()).result;
-    assert.deepEqual(result.held, [{ call_id: held.callId, reason: 'legal_hold', recordings_kept: 1 }]);
+    const result = (await knex('subject_requests').where({ id }).first())!.result;
+    assert.deepEqual(result!.held, [{ call_id: held.callId, reason: 'legal_hold', recordings_kept: 1 }]);
     const page = await compliance.agent.get(`/compliance/requests/${id}`).expect(200);
     assert.match(page.text, new RegExp(`id="held-back"[\\s\\S]*${held.callId}`));
   });
@@ -194,7 +194,7 @@ describe('data-subject requests: erasure and access', function () {
     const from = new Date(Date.now() - 3600_000).toISOString().slice(0, 16);
     const to = new Date(Date.now() + 3600_000).toISOString().slice(0, 16);
     const id = await register({ kind: 'access', identified_by: 'window', window_from: from, window_to: to, clerk_id: clerk.id });
-    assert.ok((await knex('subject_requests').where({ id }).first()).call_ids.includes(call.callId));
+    assert.ok((await knex('subject_requests').where({ id }).first())!.call_ids.includes(call.callId));
     const other = await seedOrganisation(knex, 'Other Request Org');
     const foreign = await signIn(app, await seedUser(knex, other, 'compliance'));
     await foreign.agent.get(`/compliance/requests/${id}`).set('Accept', 'application/json').expect(404);

@@ -37,7 +37,7 @@ describe('retention during a live call (real server)', function () {
 
   it('a run with the shortest retention, even a year ahead, leaves the active call, its chat and notes alone', async () => {
     const knex = db.current.knex;
-    assert.equal((await knex('calls').where({ id: callId }).first()).status, 'active');
+    assert.equal((await knex('calls').where({ id: callId }).first())!.status, 'active');
     await ok(clerkSocket, 'chat.send', { text: 'Before the run' });
     await ok(clerkSocket, 'notes.save', { text: 'note before the run' });
     // Placed far in the past, as if the call had been going on for a year.
@@ -49,8 +49,8 @@ describe('retention during a live call (real server)', function () {
     const left = await remaining(knex, callId);
     assert.deepEqual([left.call, left.messages, left.notes], [1, 1, 1]);
     const call = await knex('calls').where({ id: callId }).first();
-    assert.equal(call.status, 'active');
-    assert.ok(call.guest_token_hash, 'the customer link still works');
+    assert.equal(call!.status, 'active');
+    assert.ok(call!.guest_token_hash, 'the customer link still works');
 
     // The call goes on: both sides still talk, and the state includes the earlier message.
     const { message } = await ok<{ message: ChatMessage }>(customerSocket, 'chat.send', { text: 'After the run' });

@@ -34,24 +34,24 @@ export async function seedCall(
   const [call] = await knex('calls')
     .insert({ organisation_id: organisationId, clerk_id: options.clerkId ?? null, status, reference: 'CASE-1', guest_token_hash: crypto.randomBytes(32).toString('hex'), created_at: created, started_at: created, ended_at: ended, end_reason: ended ? 'clerk_ended' : null })
     .returning('id');
-  const callId = call.id as string;
+  const callId = call!.id as string;
   const [item] = await knex('call_items').insert({ organisation_id: organisationId, call_id: callId, sku: 'SKU-1', name: 'Sofa', price_cents: 9900, currency: 'EUR', position: 1 }).returning('id');
   await knex('call_messages').insert([
     { organisation_id: organisationId, call_id: callId, sender: 'customer', body: 'Hello' },
-    { organisation_id: organisationId, call_id: callId, sender: 'customer', kind: 'question', item_id: item.id, body: '' },
+    { organisation_id: organisationId, call_id: callId, sender: 'customer', kind: 'question', item_id: item!.id, body: '' },
   ]);
   await knex('call_notes').insert({ organisation_id: organisationId, call_id: callId, body: 'private note' });
   if (!options.recording) return { callId };
   const [recording] = await knex('recordings')
     .insert({ organisation_id: organisationId, call_id: callId, status: options.recording, started_at: created, stopped_at: options.recording === 'recording' ? null : created, file_name: options.recording === 'ready' ? 'recording.mp4' : null, size: 10 })
     .returning('id');
-  await knex('recording_tracks').insert({ recording_id: recording.id, role: 'customer', file_name: 'tracks/customer-1.mkv', kinds: ['audio', 'video'], started_at_ms: 0 });
-  await knex('recording_consents').insert({ organisation_id: organisationId, call_id: callId, recording_id: recording.id, role: 'customer', answer: 'granted', notice_text: 'We record.', notice_version: 'v1', language: 'en', ip: '203.0.113.7', answered_at: created });
-  const dir = recordingDir(options.dataDir!, organisationId, recording.id);
+  await knex('recording_tracks').insert({ recording_id: recording!.id, role: 'customer', file_name: 'tracks/customer-1.mkv', kinds: ['audio', 'video'], started_at_ms: 0 });
+  await knex('recording_consents').insert({ organisation_id: organisationId, call_id: callId, recording_id: recording!.id, role: 'customer', answer: 'granted', notice_text: 'We record.', notice_version: 'v1', language: 'en', ip: '203.0.113.7', answered_at: created });
+  const dir = recordingDir(options.dataDir!, organisationId, recording!.id);
   fs.mkdirSync(path.join(dir, 'tracks'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'recording.mp4'), Buffer.alloc(10, 1));
   fs.writeFileSync(path.join(dir, 'tracks', 'customer-1.mkv'), Buffer.alloc(6, 2));
-  return { callId, recordingId: recording.id, recordingDir: dir };
+  return { callId, recordingId: recording!.id, recordingDir: dir };
 }
 
 /** How many rows of each kind a call still has. */

@@ -43,7 +43,7 @@ describe('retention: the job', () => {
     assert.equal(fs.existsSync(old.recordingDir!), false, 'the recording directory is gone');
     assert.equal(await knex()('recording_tracks').where({ recording_id: old.recordingId }).first(), undefined);
     const consent = await knex()('recording_consents').where({ call_id: old.callId }).first();
-    assert.equal(consent.recording_id, null, 'the consent record outlives its recording');
+    assert.equal(consent!.recording_id, null, 'the consent record outlives its recording');
     assert.deepEqual(await remaining(knex(), recent.callId), { call: 1, items: 1, messages: 2, notes: 1, recordings: 1, consents: 1 });
     assert.ok(fs.existsSync(path.join(recent.recordingDir!, 'recording.mp4')));
 
@@ -57,11 +57,11 @@ describe('retention: the job', () => {
     const events = await receiptsOf(knex(), org.id);
     assert.deepEqual(events.map((e) => e.details.kind), ['recordings', 'chat'], 'a receipt for each kind that deleted anything');
     const [rec, chat] = events;
-    assert.equal(rec.actor_type, 'system');
-    assert.deepEqual(Object.keys(rec.details).sort(), ['bytes', 'cutoff', 'days', 'files', 'held_skipped', 'kind', 'rows']);
-    assert.deepEqual([rec.details.rows, rec.details.files, rec.details.bytes, rec.details.days, rec.details.held_skipped], [1, 2, 16, DEFAULT_RETENTION.recordings, 0]);
-    assert.deepEqual([chat.details.rows, chat.details.days], [2, DEFAULT_RETENTION.chat]);
-    assert.ok(Date.parse(chat.details.cutoff) < daysAgo(89).getTime());
+    assert.equal(rec!.actor_type, 'system');
+    assert.deepEqual(Object.keys(rec!.details).sort(), ['bytes', 'cutoff', 'days', 'files', 'held_skipped', 'kind', 'rows']);
+    assert.deepEqual([rec!.details.rows, rec!.details.files, rec!.details.bytes, rec!.details.days, rec!.details.held_skipped], [1, 2, 16, DEFAULT_RETENTION.recordings, 0]);
+    assert.deepEqual([chat!.details.rows, chat!.details.days], [2, DEFAULT_RETENTION.chat]);
+    assert.ok(Date.parse(chat!.details.cutoff as string) < daysAgo(89).getTime());
     assert.ok(!JSON.stringify(events).includes('Hello'), 'no content in a receipt');
     assert.ok(!JSON.stringify(events).includes(old.recordingId!), 'no ids in a receipt');
 
@@ -82,8 +82,8 @@ describe('retention: the job', () => {
     assert.deepEqual(await remaining(knex(), active.callId), { call: 1, items: 1, messages: 2, notes: 1, recordings: 1, consents: 1 });
     assert.ok(fs.existsSync(path.join(active.recordingDir!, 'recording.mp4')));
     const call = await knex()('calls').where({ id: active.callId }).first();
-    assert.equal(call.reference, 'CASE-1', 'an open call is not anonymised either');
-    assert.ok(call.guest_token_hash);
+    assert.equal(call!.reference, 'CASE-1', 'an open call is not anonymised either');
+    assert.ok(call!.guest_token_hash);
     // The ended call's chat goes, but its recording is still being finished: the recording, its consent and the call stay.
     assert.deepEqual(await remaining(knex(), finishing.callId), { call: 1, items: 0, messages: 0, notes: 0, recordings: 1, consents: 1 });
     assert.ok(fs.existsSync(finishing.recordingDir!));
@@ -98,7 +98,7 @@ describe('retention: the job', () => {
     const receipts = await runRetention(knex(), { dataDir, organisationId: org.id });
     assert.deepEqual(await remaining(knex(), call.callId), { call: 1, items: 0, messages: 0, notes: 0, recordings: 0, consents: 1 });
     const row = await knex()('calls').where({ id: call.callId }).first();
-    assert.deepEqual([row.reference, row.guest_token_hash, row.clerk_id, row.status], [null, null, null, 'ended'], 'the call is anonymised: it only anchors the consent record');
+    assert.deepEqual([row!.reference, row!.guest_token_hash, row!.clerk_id, row!.status], [null, null, null, 'ended'], 'the call is anonymised: it only anchors the consent record');
     assert.equal(receipts.find((r) => r.kind === 'calls')!.anonymised, 1);
     const callReceipt = (await receiptsOf(knex(), org.id)).find((e) => e.details.kind === 'calls')!;
     assert.deepEqual([callReceipt.details.rows, callReceipt.details.anonymised], [0, 1]);
@@ -113,7 +113,7 @@ describe('retention: the job', () => {
   it('deletes in batches: many rows of many calls', async () => {
     const org = await seedOrganisation(knex(), 'Batch Bank');
     const [call] = await knex()('calls').insert({ organisation_id: org.id, status: 'ended', ended_at: daysAgo(200) }).returning('id');
-    await knex()('call_messages').insert(Array.from({ length: 1234 }, (_, i) => ({ organisation_id: org.id, call_id: call.id, sender: 'clerk', body: `m${i}` })));
+    await knex()('call_messages').insert(Array.from({ length: 1234 }, (_, i) => ({ organisation_id: org.id, call_id: call!.id, sender: 'clerk', body: `m${i}` })));
     const receipts = await runRetention(knex(), { dataDir, organisationId: org.id });
     assert.equal(receipts.find((r) => r.kind === 'chat')!.rows, 1234);
     assert.equal((await receiptsOf(knex(), org.id)).filter((e) => e.details.kind === 'chat').length, 1, 'one receipt for all batches');
@@ -202,10 +202,10 @@ describe('retention: the compliance pages', () => {
     const page = await admin.agent.get('/compliance/retention').expect(200);
     assert.match(page.text, /name="chat" type="number" value="30"/);
     const [event] = await knex()('audit_events').where({ action: 'retention.settings_changed' });
-    assert.equal(event.actor_id, adminUser.id);
-    assert.equal(event.details.before.chat, 90);
-    assert.equal(event.details.after.chat, 30);
-    assert.equal(event.details.after.api_requests, 14);
+    assert.equal(event!.actor_id, adminUser.id);
+    assert.equal((event!.details.before as Record<string, unknown>).chat, 90);
+    assert.equal((event!.details.after as Record<string, unknown>).chat, 30);
+    assert.equal((event!.details.after as Record<string, unknown>).api_requests, 14);
     await admin.agent.post('/compliance/retention').type('form').send({ _csrf: admin.csrf, ...form({ chat: '30', api_requests: '14' }) }).expect(303);
     assert.equal((await knex()('audit_events').where({ action: 'retention.settings_changed' })).length, 1, 'saving the same values audits nothing');
   });
@@ -219,7 +219,7 @@ describe('retention: the compliance pages', () => {
     assert.equal((await remaining(knex(), call.callId)).recordings, 1, 'recordings (90 days) kept');
     assert.equal((await remaining(knex(), foreign.callId)).messages, 2, 'another organisation is not run');
     const [requested] = await knex()('audit_events').where({ action: 'retention.run_requested', organisation_id: org.id });
-    assert.equal(requested.actor_type, 'user');
+    assert.equal(requested!.actor_type, 'user');
     const page = await compliance.agent.get('/compliance/retention').expect(200);
     assert.match(page.text, /Retention finished: 2 records and 0 files deleted/);
     assert.match(page.text, /Chat messages/);
@@ -248,7 +248,7 @@ describe('retention: the API request log', () => {
     key = (await new ApiKeyService(knex(), caller).create({ name: 'CRM', scopes: ['calls:read'], own_key: undefined })).key;
   });
 
-  async function logged(): Promise<Record<string, unknown>[]> {
+  async function logged() {
     for (let i = 0; i < 50; i++) {
       const rows = await knex()('api_request_log').where({ organisation_id: org.id }).orderBy('id');
       if (rows.length) return rows;
@@ -284,6 +284,6 @@ describe('retention: the API request log', () => {
     assert.equal(receipts.find((r) => r.kind === 'api_requests')!.rows, 1);
     assert.equal((await knex()('api_request_log').where({ organisation_id: org.id })).length, 1, 'the recent request stays');
     const [receipt] = await knex()('audit_events').where({ action: 'retention.deleted' });
-    assert.equal(receipt.details.kind, 'api_requests');
+    assert.equal(receipt!.details.kind, 'api_requests');
   });
 });

@@ -73,8 +73,8 @@ describe('security signals', () => {
     await refusalsFor(knex).flush();
     const rows = await knex('audit_events').where({ organisation_id: target.id, action: 'auth.login_failed' }).orderBy('seq');
     assert.equal(rows.length, 2);
-    assert.deepEqual([rows[1].details.aggregated, rows[1].details.count, rows[1].details.reasons], [true, 6, { wrong_password: 6 }]);
-    assert.ok(rows[1].details.window_start <= rows[1].details.window_end);
+    assert.deepEqual([rows[1]!.details.aggregated, rows[1]!.details.count, rows[1]!.details.reasons], [true, 6, { wrong_password: 6 }]);
+    assert.ok((rows[1]!.details.window_start as string) <= (rows[1]!.details.window_end as string));
     const counts = await new SecuritySignals(knex).counts(target.id);
     assert.deepEqual({ ...counts.find((c) => c.kind === 'auth.login_failed')! }, { kind: 'auth.login_failed', day: 7, week: 7, month: 7 });
   });

@@ -44,7 +44,7 @@ describe('signalling: revoked links and foreign origins', function () {
     const state = await server.hub.describeCall(callId);
     assert.deepEqual(state!.peers.map((p) => p.role), ['clerk'], 'the customer\'s media is closed');
     // peerLeft goes out before the leave is recorded: wait (bounded) for the audit row.
-    let left: { details: { reason: string } } | undefined;
+    let left: { details: Record<string, unknown> } | undefined;
     for (let i = 0; i < 100 && !left; i++) {
       [left] = await db.current.knex('audit_events').where({ action: 'call.left', target_id: callId });
       if (!left) await new Promise((r) => setTimeout(r, 50));

@@ -53,7 +53,7 @@ describe('signalling', () => {
       await assert.rejects(connect(server.url, { token }), /token_invalid/);
       // The first refusal of a source is written at once, the rest are counted and written per window.
       await refusalsFor(db.current.knex).flush();
-      const events = await db.current.knex('audit_events').where({ action: 'security.signalling_refused' }).select('ip', db.current.knex.raw(`${REFUSAL_COUNT_SQL} AS n`));
+      const events = await db.current.knex('audit_events').where({ action: 'security.signalling_refused' }).select<{ ip: string | null; n: string }[]>('ip', db.current.knex.raw(`${REFUSAL_COUNT_SQL} AS n`));
       assert.ok(events.reduce((sum, e) => sum + Number(e.n), 0) >= 3 && events.every((e) => e.ip));
     });
 
@@ -169,7 +169,7 @@ describe('signalling', () => {
       await closed;
       assert.equal(await server.hub.describeCall(call.callId), undefined, 'the empty room is closed');
       const [event] = await db.current.knex('audit_events').where({ action: 'call.left', target_id: call.callId });
-      assert.equal(event.details.reason, 'left');
+      assert.equal(event!.details.reason, 'left');
     });
 
     it('a dropped connection keeps its media for the grace period, then frees it', async () => {
@@ -194,7 +194,7 @@ describe('signalling', () => {
       await new Promise((r) => setTimeout(r, 500));
       assert.equal(await server.hub.describeCall(call.callId), undefined, 'transports closed after the grace period');
       const [event] = await db.current.knex('audit_events').where({ action: 'call.left', target_id: call.callId });
-      assert.equal(event.details.reason, 'connection_lost');
+      assert.equal(event!.details.reason, 'connection_lost');
     });
 
     it('reconnecting within the grace period replaces the old peer', async () => {

@@ -69,7 +69,7 @@ describe('client addresses behind a reverse proxy', () => {
     const refusedIp = async (address: string, trust?: string) => {
       await assert.rejects(identify(socket(address), { knex: db.current.knex, calls, absoluteHours: 12, trustProxy: trust === undefined ? undefined : trustProxyFunction(trust) }), CallRefusal);
       const event = await db.current.knex('audit_events').where({ action: 'security.signalling_refused' }).orderBy('seq', 'desc').first('ip');
-      return event.ip as string;
+      return event!.ip as string;
     };
     assert.equal(await refusedIp('::ffff:127.0.0.1'), '::ffff:127.0.0.1', 'without a trust setting: the socket address');
     assert.equal(await refusedIp('::ffff:127.0.0.1', ''), '::ffff:127.0.0.1', 'no proxy trusted');

@@ -109,7 +109,7 @@ describe('TURN servers in the signalling answers', () => {
       await ok(forwarded, 'join', { rtpCapabilities });
       const event = await db.current.knex('audit_events').where({ action: 'call.joined', target_id: call.id }).first('ip', 'user_agent');
       // A customer's address is stored encrypted under the call's key (audit/personal.ts).
-      const [revealed] = await revealRows(db.current.knex, [event]);
+      const [revealed] = await revealRows(db.current.knex, [event!]);
       assert.equal(revealed?.ip, '203.0.113.9');
     } finally {
       forwarded.close();

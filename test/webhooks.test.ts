@@ -82,7 +82,7 @@ describe('webhooks', () => {
     const secret = /id="issued-secret" type="text" value="([^"]+)"/.exec(res.text)?.[1];
     assert.ok(secret, 'the secret is on the page');
     const row = await knex()('webhook_endpoints').where({ url: `${receiver.url}${path}` }).first('id');
-    return { id: row.id, path, secret, html: res.text };
+    return { id: row!.id, path, secret, html: res.text };
   }
 
   function callerFor(user: SeededUser): Caller {
@@ -119,9 +119,9 @@ describe('webhooks', () => {
     assert.match(secret, /^[A-Za-z0-9_-]{43}$/);
     assert.match(html, /X-VClerk-Signature/);
     const row = await knex()('webhook_endpoints').where({ id }).first();
-    assert.equal(row.organisation_id, org.id);
-    assert.deepEqual(row.events, ALL_EVENTS);
-    assert.equal(row.enabled, true);
+    assert.equal(row!.organisation_id, org.id);
+    assert.deepEqual(row!.events, ALL_EVENTS);
+    assert.equal(row!.enabled, true);
 
     const list = await admin.agent.get('/admin/webhooks').expect(200);
     assert.ok(list.text.includes(path), 'the endpoint is listed');
@@ -151,9 +151,9 @@ describe('webhooks', () => {
       assert.equal(body.organisation, org.slug);
       assert.deepEqual(body.call, { id: callId });
       assert.ok(!Number.isNaN(Date.parse(body.occurredAt)));
-      const delivery = await knex()('webhook_deliveries').where({ id: r.headers['x-vclerk-delivery'] }).first();
-      assert.equal(delivery.endpoint_id, id);
-      assert.equal(String(delivery.audit_event_id), String(body.id));
+      const delivery = await knex()('webhook_deliveries').where({ id: r.headers['x-vclerk-delivery'] as string }).first();
+      assert.equal(delivery!.endpoint_id, id);
+      assert.equal(String(delivery!.audit_event_id), String(body.id));
       ids.push(body.id);
     }
     assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'in the order they happened');
@@ -180,18 +180,18 @@ describe('webhooks', () => {
       await d.runOnce();
       assert.equal(at(path).length, attempt);
       const row = await knex()('webhook_deliveries').where({ endpoint_id: id }).first();
-      assert.equal(row.attempt, attempt);
-      assert.equal(row.response_status, 500);
-      assert.equal(row.error, 'HTTP 500');
+      assert.equal(row!.attempt, attempt);
+      assert.equal(row!.response_status, 500);
+      assert.equal(row!.error, 'HTTP 500');
       if (attempt < 3) {
-        assert.equal(row.status, 'pending');
-        const wait = new Date(row.next_attempt_at).getTime() - before;
+        assert.equal(row!.status, 'pending');
+        const wait = new Date(row!.next_attempt_at).getTime() - before;
         assert.ok(wait >= attempt * 60_000 - 1000 && wait <= attempt * 60_000 + 5000, `backoff after attempt ${attempt}: ${wait} ms`);
         await d.runOnce();
         assert.equal(at(path).length, attempt, 'nothing is sent before the next attempt is due');
         await knex()('webhook_deliveries').where({ endpoint_id: id }).update({ next_attempt_at: new Date(Date.now() - 1000) });
       } else {
-        assert.equal(row.status, 'failed');
+        assert.equal(row!.status, 'failed');
       }
     }
     await knex()('webhook_deliveries').where({ endpoint_id: id }).update({ next_attempt_at: new Date(Date.now() - 1000) });
@@ -200,7 +200,7 @@ describe('webhooks', () => {
 
     const page = await admin.agent.get('/admin/webhooks').expect(200);
     const delivery = await knex()('webhook_deliveries').where({ endpoint_id: id }).first('id');
-    assert.match(page.text, new RegExp(`data-delivery="${delivery.id}" data-status="failed"`));
+    assert.match(page.text, new RegExp(`data-delivery="${delivery!.id}" data-status="failed"`));
     assert.match(page.text, /HTTP 500/);
   });
 
@@ -215,7 +215,7 @@ describe('webhooks', () => {
   it('a disabled endpoint gets nothing; enabled again, it gets what happens from then on', async () => {
     const { id, path } = await createEndpoint();
     await post(admin, `/admin/webhooks/${id}/toggle`, {}, 303);
-    assert.equal((await knex()('webhook_endpoints').where({ id }).first('enabled')).enabled, false);
+    assert.equal((await knex()('webhook_endpoints').where({ id }).first('enabled'))!.enabled, false);
     const changes = await knex()('audit_events').where({ target_id: id }).orderBy('seq').pluck('action');
     assert.deepEqual(changes, ['webhook.created', 'webhook.disabled'], 'changes to endpoints are audited');
     await callLifecycle(clerk);
@@ -305,7 +305,7 @@ describe('webhooks', () => {
 
     await post(foreignAdmin, `/admin/webhooks/${id}/toggle`, {}, 404);
     await post(foreignAdmin, `/admin/webhooks/${id}/delete`, {}, 404);
-    assert.equal((await knex()('webhook_endpoints').where({ id }).first('enabled')).enabled, true);
+    assert.equal((await knex()('webhook_endpoints').where({ id }).first('enabled'))!.enabled, true);
     const denied = await knex()('audit_events').where({ action: 'security.cross_organisation_denied', target_id: id });
     assert.equal(denied.length, 4, 'each attempt in the prober\'s organisation and in this one');
     const page = await foreignAdmin.agent.get('/admin/webhooks').expect(200);

@@ -16,7 +16,7 @@ export class PgSessionStore extends session.Store {
       .where({ sid })
       .where('expires_at', '>', this.knex.fn.now())
       .first('data')
-      .then((row) => callback(null, row ? (row.data as session.SessionData) : null), callback);
+      .then((row) => callback(null, row ? row.data : null), callback);
   }
 
   override set(sid: string, data: session.SessionData, callback?: (err?: unknown) => void): void {

@@ -204,7 +204,7 @@ export class ApiKeyService extends OrganisationScopedService {
           created_by: this.caller.user.id,
         })
         .returning('*');
-      const apiKey = toApiKey(row);
+      const apiKey = toApiKey(row!);
       await this.record(trx, 'api_key.created', apiKey.id, { name: apiKey.name, prefix: apiKey.prefix, scopes: apiKey.scopes, origin: apiKey.origin });
       return { apiKey, key };
     });
@@ -224,7 +224,7 @@ export class ApiKeyService extends OrganisationScopedService {
       if (row.revoked_at) return toApiKey(row);
       const [updated] = await this.scoped(trx).where({ id }).update({ revoked_at: trx.fn.now(), revoked_by: this.caller.user.id }).returning('*');
       await this.record(trx, 'api_key.revoked', id, { name: row.name, prefix: row.prefix });
-      return toApiKey(updated);
+      return toApiKey(updated!);
     });
   }
 
@@ -257,13 +257,16 @@ function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: unknown })?.code === '23505';
 }
 
-function toApiKey(row: ApiKeyRow): ApiKey {
+/** The columns a key is listed with (neither its hash nor who revoked it). */
+type ListedKeyRow = Pick<ApiKeyRow, 'id' | 'name' | 'prefix' | 'scopes' | 'origin' | 'created_at' | 'created_by' | 'last_used_at' | 'last_used_ip' | 'revoked_at'>;
+
+function toApiKey(row: ListedKeyRow): ApiKey {
   return {
     id: row.id,
     name: row.name,
     prefix: row.prefix,
     scopes: row.scopes as ApiScope[],
-    origin: row.origin as ApiKey['origin'],
+    origin: row.origin,
     createdAt: row.created_at,
     createdBy: row.created_by ?? null,
     lastUsedAt: row.last_used_at ?? null,

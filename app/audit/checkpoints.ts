@@ -145,7 +145,7 @@ export class AuditCheckpoints {
   async verify(organisationId: string | null): Promise<ChainCheck> {
     const chain = chainOf(organisationId);
     const result = await new AuditService(this.knex).verify(organisationId);
-    const stored = (await table(this.knex, 'audit_checkpoints').where({ chain }).orderBy('id')).map((r) => fromRow(r as AuditCheckpointRow));
+    const stored = (await table(this.knex, 'audit_checkpoints').where({ chain }).orderBy('id')).map(fromRow);
     const inFile = this.readFile(chain);
     const known = new Set(stored.map((c) => c.signature));
     const missingFromDatabase = inFile.filter((c) => !known.has(c.signature));

@@ -126,7 +126,7 @@ export class AuditService {
     const verifier = new ChainVerifier();
     let after = 0;
     for (;;) {
-      const rows = (await chainEventsAfter(this.knex, chain, after, batchSize)) as unknown as Record<string, unknown>[];
+      const rows = await chainEventsAfter(this.knex, chain, after, batchSize);
       if (rows.length === 0) break;
       if (!verifier.feed(rows.map(toChainRow))) break;
       after = Number(rows[rows.length - 1]!.seq);
@@ -158,8 +158,8 @@ export function applyAuditFilter(query: Knex.QueryBuilder, filter: AuditFilter):
   }
 }
 
-function toChainRow(row: Record<string, unknown>): ChainRow {
-  return { ...(row as unknown as ChainRow), seq: Number(row.seq), occurred_at: (row.occurred_at as Date).toISOString() };
+function toChainRow(row: AuditEventRow): ChainRow {
+  return { ...row, seq: Number(row.seq), occurred_at: row.occurred_at.toISOString() };
 }
 
 /** `audit_events` rows as the pages show them: customers' IPs and user agents decrypted while their key exists. */

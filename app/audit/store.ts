@@ -31,13 +31,13 @@ export async function listEvents(db: Knex, organisationId: string, filter: Event
   const query = db('audit_events').where({ organisation_id: organisationId });
   filter(query);
   const [{ total }] = (await query.clone().count({ total: '*' })) as [{ total: string }];
-  const rows = (await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset)) as AuditEventRow[];
+  const rows = await query.orderBy([{ column: 'occurred_at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(page.limit).offset(page.offset);
   return { rows, total: Number(total) };
 }
 
 /** The chain's events after `after`, in order, at most `limit`. */
 export async function chainEventsAfter(db: Knex, chain: string, after: number, limit: number): Promise<AuditEventRow[]> {
-  return (await events(db).where({ chain }).where('seq', '>', after).orderBy('seq').limit(limit)) as AuditEventRow[];
+  return events(db).where({ chain }).where('seq', '>', after).orderBy('seq').limit(limit);
 }
 
 /** The export's next batch: the organisation's own chain after `after` up to `headSeq`, filtered, in order. */
@@ -47,7 +47,7 @@ export async function exportBatch(db: Knex, organisationId: string, after: numbe
     .where('seq', '>', after)
     .where('seq', '<=', headSeq);
   filter(query);
-  return (await query.orderBy('seq').limit(limit)) as AuditEventRow[];
+  return query.orderBy('seq').limit(limit);
 }
 
 /** The chain's hashes at the sequence numbers (at most 1000 at a time). */

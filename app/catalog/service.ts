@@ -206,8 +206,8 @@ export class CatalogService extends OrganisationScopedService {
     return this.knex.transaction(async (trx) => {
       if (await this.scoped(trx).where({ sku: input.sku }).first('id')) throw new ValidationError([{ field: 'sku', code: 'sku_taken' }]);
       const [row] = await trx('products').insert({ organisation_id: this.organisationId, ...columns(input) }).returning('*');
-      await this.record(trx, 'product_created', row.id, row.sku);
-      return toProduct(row);
+      await this.record(trx, 'product_created', row!.id, row!.sku);
+      return toProduct(row!);
     });
   }
 
@@ -218,8 +218,7 @@ export class CatalogService extends OrganisationScopedService {
       if (input.sku !== current.sku && (await this.scoped(trx).where({ sku: input.sku }).first('id'))) {
         throw new ValidationError([{ field: 'sku', code: 'sku_taken' }]);
       }
-      // The input's price is a number; read back, bigint is a string (the typed builder would refuse the number).
-      const [row] = (await trx('products').where('products.organisation_id', this.organisationId).where({ id }).update({ ...columns(input), updated_at: trx.fn.now() }).returning('*')) as ProductRow[];
+      const [row] = await this.scoped(trx).where({ id }).update({ ...columns(input), updated_at: trx.fn.now() }).returning('*');
       await this.record(trx, 'product_updated', id, row!.sku);
       return toProduct(row!);
     });

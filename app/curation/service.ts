@@ -57,8 +57,8 @@ export function liveCard(card: SummaryCard): Card {
 function toMessage(row: Pick<CallMessageRow, 'id' | 'sender' | 'kind' | 'item_id' | 'body' | 'created_at'> & { item_name: string | null }): ChatMessage {
   return {
     id: row.id,
-    from: row.sender as 'clerk' | 'customer',
-    kind: row.kind as 'text' | 'question',
+    from: row.sender,
+    kind: row.kind,
     itemId: row.item_id ?? null,
     itemName: row.item_name ?? null,
     body: row.body,
@@ -146,7 +146,7 @@ export class CurationService {
       } else {
         const [row] = (await trx('call_items')
           .insert({ organisation_id: ref.organisationId, call_id: ref.callId, product_id: productId, note: cleanText(note ?? ''), ...values })
-          .returning('id')) as Pick<CallItemRow, 'id'>[];
+          .returning('id'));
         id = row!.id;
       }
       return liveCard((await this.card(trx, id))!);
@@ -170,7 +170,7 @@ export class CurationService {
   async reorder(ref: CallRef, itemIds: string[]): Promise<void> {
     await this.knex.transaction(async (trx) => {
       await this.lockOpenCall(trx, ref);
-      const shown = (await trx('call_items').where({ call_id: ref.callId }).whereNull('withdrawn_at').pluck('id')) as string[];
+      const shown = (await trx('call_items').where({ call_id: ref.callId }).whereNull('withdrawn_at').pluck('id'));
       const wanted = new Set(itemIds);
       if (wanted.size !== itemIds.length || wanted.size !== shown.length || !shown.every((id) => wanted.has(id))) throw new CallRefusal('invalid_message');
       for (const [position, id] of itemIds.entries()) await trx('call_items').where({ id }).update({ position, updated_at: trx.fn.now() });

@@ -1,14 +1,18 @@
 /**
  * The rows of every table as PostgreSQL hands them to knex (node-postgres):
  * bigint as a string, timestamps as Date, jsonb parsed, bytea as Buffer,
- * arrays as arrays. Declared once here; each table's owner module builds its
- * queries through `table(db, name)`, so rows are typed by the table's name
- * and no mapper casts a column.
+ * arrays as arrays. Declared to knex once, at the end of this file
+ * (`knex/types/tables`), so every `db('table')` query is typed by the
+ * table's name: what `select`, `first` and `returning` give back, and which
+ * columns `where`, `insert` and `update` take. No mapper casts a column.
  *
  * The columns follow the migrations (test/fixtures/schema-snapshot.json is
  * the schema they produce); a column that may be NULL is `| null`, and a
  * column a CHECK constraint limits to a few values has them as its type.
+ * A column written in another type than it is read in (a bigint written as
+ * a number, jsonb written as JSON text) is listed in `WrittenAs`.
  */
+import type { SessionData } from 'express-session';
 import type { Knex } from 'knex';
 
 /** A jsonb value as read (parsed by the driver). */
@@ -24,7 +28,7 @@ export interface ApiKeyRow {
   last_used_ip: string | null;
   name: string;
   organisation_id: string;
-  origin: string;
+  origin: 'generated' | 'provided';
   prefix: string;
   revoked_at: Date | null;
   revoked_by: string | null;
@@ -97,7 +101,7 @@ export interface AuditExportRow {
   filters: Json;
   first_hash: string | null;
   first_seq: string | null; // bigint
-  format: string;
+  format: 'ndjson' | 'csv';
   id: string;
   key_fingerprint: string;
   last_hash: string | null;
@@ -149,9 +153,9 @@ export interface CallMessageRow {
   created_at: Date;
   id: string;
   item_id: string | null;
-  kind: string;
+  kind: 'text' | 'question';
   organisation_id: string;
-  sender: string;
+  sender: 'clerk' | 'customer';
   user_id: string | null;
 }
 
@@ -211,7 +215,7 @@ export interface OneTimeTokenRow {
   expires_at: Date;
   id: string;
   organisation_id: string | null;
-  purpose: string;
+  purpose: 'setup' | 'invite' | 'password_reset';
   token_hash: string;
   used_at: Date | null;
   user_id: string | null;
@@ -238,7 +242,7 @@ export interface PrivacyTextRow {
   created_at: Date;
   created_by: string | null;
   id: string;
-  kind: string;
+  kind: 'privacy_notice' | 'recording_notice';
   language: string;
   organisation_id: string;
   text: string;
@@ -293,7 +297,7 @@ export interface QueueEntryRow {
 
 /** `recording_consents` */
 export interface RecordingConsentRow {
-  answer: string;
+  answer: 'granted' | 'declined' | 'withdrawn';
   answered_at: Date;
   call_id: string;
   id: string;
@@ -303,7 +307,7 @@ export interface RecordingConsentRow {
   notice_version: string;
   organisation_id: string;
   recording_id: string | null;
-  role: string;
+  role: 'clerk' | 'customer';
   user_id: string | null;
 }
 
@@ -316,7 +320,7 @@ export interface RecordingTrackRow {
   kinds: string[];
   partial: boolean;
   recording_id: string;
-  role: string;
+  role: 'clerk' | 'customer';
   started_at_ms: string; // bigint
 }
 
@@ -343,7 +347,7 @@ export interface RecordingRow {
 /** `sessions` */
 export interface SessionRow {
   created_at: Date;
-  data: Json;
+  data: SessionData; // as the session store wrote it
   expires_at: Date;
   sid: string;
   user_id: string | null;
@@ -370,11 +374,11 @@ export interface SubjectRequestRow {
   executed_at: Date | null;
   executed_by: string | null;
   id: string;
-  identified_by: string;
-  kind: string;
+  identified_by: 'call_link' | 'reference' | 'window';
+  kind: 'erasure' | 'access';
   organisation_id: string;
   result: Json | null;
-  status: string;
+  status: 'open' | 'in_progress' | 'completed' | 'rejected';
   updated_at: Date;
   window_clerk_id: string | null;
   window_from: Date | null;
@@ -412,7 +416,7 @@ export interface WebhookDeliveryRow {
   id: string; // bigint
   next_attempt_at: Date;
   response_status: number | null;
-  status: string;
+  status: 'pending' | 'delivered' | 'failed';
 }
 
 /** `webhook_endpoints` */
@@ -462,11 +466,42 @@ export interface TableRows {
 export type TableName = keyof TableRows;
 
 /**
- * A query builder on one table, typed by its row: what `select`, `first`
- * and `returning` give back, and which columns `where`, `insert` and
- * `update` take. Only the table's owner module calls it
- * (test/support/table-owners.ts).
+ * The columns that writes (`insert`, `update`) may give in another type than
+ * reads return: bigint as a JS number, jsonb as JSON text, the checkpoint's
+ * time as the ISO text it signs.
+ */
+interface WrittenAs {
+  audit_checkpoints: { created_at: string; seq: number };
+  audit_events: { details: string };
+  audit_exports: { bytes: number; filters: string; first_seq: number | null; last_seq: number | null; row_count: number };
+  call_items: { price_cents: number };
+  organisations: { settings: string };
+  products: { price_cents: number };
+  recording_tracks: { ended_at_ms: number | null; started_at_ms: number };
+  recordings: { duration_ms: number | null; size: number | null };
+  sessions: { data: string };
+  subject_requests: { result: string | null };
+}
+
+/** What a write takes for a row: any column may be left out (its default applies) or be a raw SQL expression. */
+type Write<Row, As> = { [C in keyof Row]?: Row[C] | Knex.Raw | (C extends keyof As ? As[C] : never) };
+
+/** Each table as knex sees it: its row, and for the tables of `WrittenAs` what inserts and updates take. */
+type KnexTables = {
+  [N in TableName]: N extends keyof WrittenAs
+    ? Knex.CompositeTableType<TableRows[N], Write<TableRows[N], WrittenAs[N]>, Write<TableRows[N], WrittenAs[N]>>
+    : TableRows[N];
+};
+
+/**
+ * A query builder on one table, typed by its row (an alias of `db(name)`,
+ * which knex types by itself through the declaration below). Only the
+ * table's owner module calls it (test/support/table-owners.ts).
  */
 export function table<N extends TableName>(db: Knex, name: N) {
-  return db<TableRows[N]>(name);
+  return db(name);
+}
+
+declare module 'knex/types/tables' {
+  interface Tables extends KnexTables {}
 }

@@ -41,7 +41,7 @@ export async function insertHold(trx: Knex.Transaction, values: Pick<LegalHoldRo
 
 /** The organisation's hold, locked for the transaction. */
 export async function lockHold(trx: Knex.Transaction, organisationId: string, id: string): Promise<LegalHoldRow | undefined> {
-  return holds(trx).where({ id, organisation_id: organisationId }).forUpdate().first() as Promise<LegalHoldRow | undefined>;
+  return holds(trx).where({ id, organisation_id: organisationId }).forUpdate().first();
 }
 
 export async function markLifted(trx: Knex.Transaction, id: string, liftedBy: string, reason: string): Promise<void> {

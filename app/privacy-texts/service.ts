@@ -39,7 +39,7 @@ export class PrivacyTexts {
 
   async latest(organisationId: string, kind: PrivacyTextKind, language: Language): Promise<PrivacyText | undefined> {
     const row = await table(this.knex, 'privacy_texts').where({ organisation_id: organisationId, kind, language }).orderBy('version', 'desc').first();
-    return row ? toText(row as PrivacyTextRow) : undefined;
+    return row ? toText(row) : undefined;
   }
 
   /** Every version of the organisation's texts, newest first, with who saved it. */
@@ -82,7 +82,7 @@ export class PrivacyTexts {
 
 function toText(row: Pick<PrivacyTextRow, 'kind' | 'language' | 'version' | 'text' | 'created_by' | 'created_at'>): PrivacyText {
   return {
-    kind: row.kind as PrivacyTextKind,
+    kind: row.kind,
     language: row.language as Language,
     version: Number(row.version),
     text: row.text,

@@ -14,7 +14,7 @@ export async function insertEntry(db: Knex, organisationId: string, ticketHash: 
 }
 
 export async function entryByTicketHash(db: Knex, ticketHash: string): Promise<QueueEntryRow | undefined> {
-  return entries(db).where({ ticket_hash: ticketHash }).first() as Promise<QueueEntryRow | undefined>;
+  return entries(db).where({ ticket_hash: ticketHash }).first();
 }
 
 export async function touchEntry(db: Knex, id: string): Promise<void> {
@@ -71,7 +71,7 @@ export async function waitingEntries(db: Knex, organisationId: string): Promise<
 export async function lockNextEntry(trx: Knex.Transaction, organisationId: string, seenSince: Date, entryId?: string): Promise<QueueEntryRow | undefined> {
   const query = entries(trx).where({ organisation_id: organisationId, status: 'waiting' }).where('last_seen_at', '>=', seenSince);
   if (entryId) query.where({ id: entryId });
-  return query.orderBy('created_at').forUpdate().skipLocked().first() as Promise<QueueEntryRow | undefined>;
+  return query.orderBy('created_at').forUpdate().skipLocked().first();
 }
 
 export async function markAccepted(trx: Knex.Transaction, id: string, callId: string, acceptedBy: string, autoRouted: boolean): Promise<void> {
@@ -82,7 +82,9 @@ export async function markAccepted(trx: Knex.Transaction, id: string, callId: st
 export async function autoRoutedCallId(db: Knex, clerkId: string, since: Date): Promise<string | undefined> {
   const row = (await entries(db)
     .join('calls', 'calls.id', 'queue_entries.call_id')
-    .where({ 'queue_entries.accepted_by': clerkId, 'queue_entries.auto_routed': true, 'calls.status': 'waiting' })
+    .where('queue_entries.accepted_by', clerkId)
+    .where('queue_entries.auto_routed', true)
+    .where('calls.status', 'waiting')
     .where('queue_entries.accepted_at', '>', since)
     .orderBy('queue_entries.accepted_at', 'desc')
     .first('calls.id')) as { id: string } | undefined;

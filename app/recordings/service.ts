@@ -75,13 +75,13 @@ export class RecordingStore {
 
   async get(id: string): Promise<Recording | undefined> {
     const row = await table(this.knex, 'recordings').where({ id }).first();
-    return row ? toRecording(row as RecordingRow) : undefined;
+    return row ? toRecording(row) : undefined;
   }
 
   /** A new recording of a call; the call's pending consents (asked before joining) are tied to it. */
   async create(call: { id: string; organisationId: string }, actor: Actor, startedBy: string | null, meta: Meta): Promise<Recording> {
     return this.knex.transaction(async (trx) => {
-      const [row] = (await trx('recordings').insert({ organisation_id: call.organisationId, call_id: call.id, started_by: startedBy }).returning('*')) as RecordingRow[];
+      const [row] = (await trx('recordings').insert({ organisation_id: call.organisationId, call_id: call.id, started_by: startedBy }).returning('*'));
       await trx('recording_consents').where({ call_id: call.id }).whereNull('recording_id').update({ recording_id: row!.id });
       await this.audit.record({ organisationId: call.organisationId, actor, action: 'recording.started', target: { type: 'recording', id: row!.id }, ...meta, details: { call_id: call.id } }, trx);
       return toRecording(row!);
@@ -119,7 +119,7 @@ export class RecordingStore {
           ...meta,
           // The customer's IP and user agent: encrypted under the call's key (audit/personal.ts).
           ...(entry.role === 'customer' ? { customer: { callId: call.id } } : {}),
-          details: { consent_id: row.id, call_id: call.id, role: entry.role, answer: entry.answer, notice_version: entry.notice.version },
+          details: { consent_id: row!.id, call_id: call.id, role: entry.role, answer: entry.answer, notice_version: entry.notice.version },
         },
         trx,
       );
@@ -129,7 +129,7 @@ export class RecordingStore {
   /** The customer's latest answer in this call (before joining or during it). */
   async latestAnswer(callId: string, role: 'clerk' | 'customer'): Promise<ConsentAnswer | undefined> {
     const row = await this.knex('recording_consents').where({ call_id: callId, role }).orderBy([{ column: 'answered_at', order: 'desc' }, { column: 'id', order: 'desc' }]).first('answer');
-    return row?.answer as ConsentAnswer | undefined;
+    return row?.answer;
   }
 
   async consents(recordingId: string): Promise<{ role: string; answer: ConsentAnswer; noticeVersion: string; noticeText: string; language: string; ip: string | null; answeredAt: Date }[]> {
@@ -146,7 +146,7 @@ export class RecordingStore {
 
   async tracks(recordingId: string): Promise<TrackRow[]> {
     const rows = await this.knex('recording_tracks').where({ recording_id: recordingId }).orderBy('started_at_ms');
-    return rows.map((r) => ({ role: r.role, fileName: r.file_name, kinds: r.kinds, startedAtMs: Number(r.started_at_ms), endedAtMs: r.ended_at_ms === null ? null : Number(r.ended_at_ms), exitCode: r.exit_code, partial: r.partial }));
+    return rows.map((r) => ({ role: r.role, fileName: r.file_name, kinds: r.kinds as TrackRow['kinds'], startedAtMs: Number(r.started_at_ms), endedAtMs: r.ended_at_ms === null ? null : Number(r.ended_at_ms), exitCode: r.exit_code, partial: r.partial }));
   }
 
   /** Recording stopped: the final file is to be made (status processing). `partial` marks an interrupted one. */
@@ -189,7 +189,7 @@ export class RecordingStore {
   }
 
   async withStatus(status: RecordingStatus): Promise<Recording[]> {
-    return (await table(this.knex, 'recordings').where({ status }).select('*')).map((r) => toRecording(r as RecordingRow));
+    return (await table(this.knex, 'recordings').where({ status }).select('*')).map(toRecording);
   }
 }
 

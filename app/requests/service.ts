@@ -105,13 +105,13 @@ export function tokenFromLink(input: string): string | undefined {
 const COLUMNS = ['id', 'kind', 'status', 'identified_by', 'call_reference', 'window_from', 'window_to', 'window_clerk_id', 'call_ids', 'due_at', 'created_at', 'executed_at', 'result', 'closed_at'] as const;
 
 function toRequest(row: Pick<SubjectRequestRow, (typeof COLUMNS)[number]>, now: Date): SubjectRequest {
-  const status = row.status as RequestStatus;
+  const status = row.status;
   const dueAt = row.due_at;
   return {
     id: row.id,
-    kind: row.kind as RequestKind,
+    kind: row.kind,
     status,
-    identifiedBy: row.identified_by as Identification,
+    identifiedBy: row.identified_by,
     callReference: row.call_reference ?? null,
     windowFrom: row.window_from ?? null,
     windowTo: row.window_to ?? null,
@@ -167,12 +167,12 @@ export class SubjectRequests extends OrganisationScopedService {
           created_by: this.caller.user.id,
         })
         .returning(COLUMNS);
-      await trx('subject_request_notes').insert({ request_id: row.id, status: 'open', note: input.note, created_by: this.caller.user.id });
+      await trx('subject_request_notes').insert({ request_id: row!.id, status: 'open', note: input.note, created_by: this.caller.user.id });
       await this.audit.record(
-        { ...this.base(), action: 'subject_request.registered', target: { type: 'subject_request', id: row.id }, details: { kind: input.kind, identified_by: input.identified_by, calls: callIds.length, due_at: dueAt.toISOString() } },
+        { ...this.base(), action: 'subject_request.registered', target: { type: 'subject_request', id: row!.id }, details: { kind: input.kind, identified_by: input.identified_by, calls: callIds.length, due_at: dueAt.toISOString() } },
         trx,
       );
-      return toRequest(row, this.now());
+      return toRequest(row!, this.now());
     });
   }
 
@@ -202,7 +202,7 @@ export class SubjectRequests extends OrganisationScopedService {
       .where({ organisation_id: this.organisationId })
       .orderByRaw(`CASE WHEN status IN ('open', 'in_progress') THEN 0 ELSE 1 END, due_at ASC, created_at DESC`)
       .limit(500)
-      .select(COLUMNS);
+      .select(...COLUMNS);
     const now = this.now();
     return rows.map((r) => toRequest(r, now));
   }
@@ -210,7 +210,7 @@ export class SubjectRequests extends OrganisationScopedService {
   /** One request of the organisation; another organisation's id answers 404 and is audited. */
   async get(id: string): Promise<SubjectRequest> {
     if (!z.uuid().safeParse(id).success) throw new NotFoundError();
-    const row = await this.knex('subject_requests').where({ id, organisation_id: this.organisationId }).first(COLUMNS);
+    const row = await this.knex('subject_requests').where({ id, organisation_id: this.organisationId }).first(...COLUMNS);
     if (!row) return this.refuseForeign('subject_requests', 'subject_request', id);
     return toRequest(row, this.now());
   }
@@ -266,7 +266,7 @@ export async function lockRequestForErasure(trx: Knex.Transaction, organisationI
 }
 
 /** Marks the request executed by the user, with its result; an open request is in progress from then on. */
-export async function markExecuted(trx: Knex.Transaction, id: string, userId: string, result: unknown, status: string): Promise<void> {
+export async function markExecuted(trx: Knex.Transaction, id: string, userId: string, result: unknown, status: SubjectRequestRow['status']): Promise<void> {
   await trx('subject_requests').where({ id }).update({ executed_at: trx.fn.now(), executed_by: userId, result: JSON.stringify(result), status: status === 'open' ? 'in_progress' : status, updated_at: trx.fn.now() });
 }
 

@@ -58,7 +58,7 @@ type NewUser = Partial<Omit<UserRow, 'password_changed_at'>> & Pick<UserRow, 'or
 /** Inserts a user and gives the whole row. */
 export async function insertUser(trx: Knex.Transaction, values: NewUser): Promise<UserRow> {
   const [row] = await users(trx).insert(values).returning('*');
-  return row as UserRow;
+  return row!;
 }
 
 /** Inserts a user and gives its id. */
@@ -74,12 +74,12 @@ export async function usableUser(db: Knex, id: string): Promise<Pick<UserRow, 'i
 
 /** The same, locked for the transaction (setting a password through a link). */
 export async function lockUsableUser(trx: Knex.Transaction, id: string): Promise<UserRow | undefined> {
-  return users(trx).where({ id }).whereNot({ status: 'deactivated' }).forUpdate().first() as Promise<UserRow | undefined>;
+  return users(trx).where({ id }).whereNot({ status: 'deactivated' }).forUpdate().first();
 }
 
 /** A user of the organisation, locked for the transaction (changing one's own password). */
 export async function lockOrganisationUser(trx: Knex.Transaction, organisationId: string, id: string): Promise<UserRow | undefined> {
-  return users(trx).where({ id, organisation_id: organisationId }).forUpdate().first() as Promise<UserRow | undefined>;
+  return users(trx).where({ id, organisation_id: organisationId }).forUpdate().first();
 }
 
 /** A new password: every earlier session ends; `activate` makes an invited user active. */

@@ -60,8 +60,8 @@ describe('a video call between a clerk and a customer (two real browsers)', func
     await assertFlowing(customerPage);
     await assertFlowing(clerkPage);
     const call = await db.current.knex('calls').where({ id: callId }).first();
-    assert.equal(call.status, 'active');
-    assert.ok(call.started_at);
+    assert.equal(call!.status, 'active');
+    assert.ok(call!.started_at);
     const state = await server.hub.describeCall(callId);
     assert.deepEqual(state!.peers.map((p) => p.role).sort(), ['clerk', 'customer']);
   });
@@ -118,8 +118,8 @@ describe('a video call between a clerk and a customer (two real browsers)', func
     await clerkPage.click('button#end-call, form[action$="/end"] button');
     await clerkPage.waitForURL('**/dashboard');
     const call = await db.current.knex('calls').where({ id: callId }).first();
-    assert.equal(call.status, 'ended');
-    assert.equal(call.end_reason, 'ended_by_clerk');
+    assert.equal(call!.status, 'ended');
+    assert.equal(call!.end_reason, 'ended_by_clerk');
     assert.equal(await server.hub.describeCall(callId), undefined);
   });
 });

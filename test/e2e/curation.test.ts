@@ -54,7 +54,7 @@ describe('curating products in a call (two real browsers)', function () {
         { organisation_id: org.id, sku: 'LOAN-1', name: 'Student loan', price_cents: 0, currency: 'EUR', category: 'Loans' },
       ])
       .returning('id');
-    await knex('product_images').insert(imageRow(org.id, account.id, png(120, { green: 200 })));
+    await knex('product_images').insert(imageRow(org.id, account!.id, png(120, { green: 200 })));
     [clerkBrowser, customerBrowser] = await Promise.all([launchBrowser(), launchBrowser()]);
   });
 
@@ -147,7 +147,7 @@ describe('curating products in a call (two real browsers)', function () {
   it('the clerk\'s private notes are saved and never reach the customer', async () => {
     await clerkPage.fill('#private-notes', 'Wants to move the salary account next month.');
     await clerkPage.locator('#notes-status', { hasText: 'Saved.' }).waitFor({ timeout: 10000 });
-    assert.equal((await db.current.knex('call_notes').where({ call_id: callId }).first()).body, 'Wants to move the salary account next month.');
+    assert.equal((await db.current.knex('call_notes').where({ call_id: callId }).first())!.body, 'Wants to move the salary account next month.');
     assert.equal(await customerPage.locator('#private-notes').count(), 0);
   });
 

@@ -72,12 +72,12 @@ describe('recording a call with consent (two real browsers)', function () {
   let callId: string;
   let organisationId: string;
 
-  async function waitForRecording(id: string, statuses: string[], timeoutMs = 120_000): Promise<Record<string, unknown>> {
+  async function waitForRecording(id: string, statuses: string[], timeoutMs = 120_000) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const row = await db.current.knex('recordings').where({ id }).first();
-      if (statuses.includes(row.status)) return row;
-      if (Date.now() > deadline) throw new Error(`recording stayed ${row.status}`);
+      if (statuses.includes(row!.status)) return row!;
+      if (Date.now() > deadline) throw new Error(`recording stayed ${row!.status}`);
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -145,7 +145,7 @@ describe('recording a call with consent (two real browsers)', function () {
     assert.ok(left > 40 && right > 40, `both participants visible (colour left ${left}, right ${right})`);
     assert.equal(sha256File(file), row.sha256);
     const audited = await db.current.knex('audit_events').where({ action: 'recording.finalised', target_id: id }).first();
-    assert.equal(audited.details.sha256, row.sha256);
+    assert.equal(audited!.details.sha256, row.sha256);
   });
 
   it('when the recorder dies mid-call, the clerk is told and the partial file plays', async () => {

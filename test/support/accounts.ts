@@ -26,18 +26,18 @@ export interface SeededUser {
 export async function seedOrganisation(knex: Knex, name = `Org ${crypto.randomUUID().slice(0, 8)}`): Promise<SeededOrganisation> {
   const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
   const [row] = await knex('organisations').insert({ name, slug }).returning(['id', 'slug', 'name']);
-  return row;
+  return row!;
 }
 
 /** An active user with the shared test password (hashed once per run). */
-export async function seedUser(knex: Knex, organisation: { id: string }, role: Role, overrides: Partial<{ email: string; name: string; status: string }> = {}): Promise<SeededUser> {
+export async function seedUser(knex: Knex, organisation: { id: string }, role: Role, overrides: Partial<{ email: string; name: string; status: 'invited' | 'active' | 'deactivated' }> = {}): Promise<SeededUser> {
   passwordHash ??= hashPassword(PASSWORD);
   const email = overrides.email ?? `${role}-${crypto.randomUUID().slice(0, 8)}@example.org`;
   const name = overrides.name ?? `${role[0]!.toUpperCase()}${role.slice(1)} ${email.slice(0, 4)}`;
   const [row] = await knex('users')
     .insert({ organisation_id: organisation.id, email, name, role, status: overrides.status ?? 'active', password_hash: await passwordHash })
     .returning(['id', 'email', 'name', 'role', 'organisation_id']);
-  return { id: row.id, email: row.email, name: row.name, role: row.role, organisationId: row.organisation_id };
+  return { id: row!.id, email: row!.email, name: row!.name, role: row!.role, organisationId: row!.organisation_id };
 }
 
 export function csrfFrom(html: string): string {
