@@ -48,12 +48,12 @@ export interface TableReference {
  * Every place a file builds a query on a table: a query builder started or
  * joined on it (`knex('t')`, `trx('t as x')`, `.from('t')`, `.into('t')`,
  * `.join('t', ...)`, `.leftJoin(...)`, `.hasTable('t')`, any call whose
- * first argument is the table's name, `table(db, 't')` of app/db/tables.ts)
+ * first argument is the table's name, a helper's `table(db, 't')`)
  * and SQL text naming it after FROM, JOIN, INTO, UPDATE or TABLE. A
  * reference is `joined` when it only reads the table through a join or a
  * subquery (`.join`, `.from`, SQL `FROM`/`JOIN`). Naming a table for the
  * generic cross-organisation check (`refuseForeign('users', ...)` in
- * auth/scoped-service.ts) builds no query of the caller's.
+ * access/scoped-service.ts) builds no query of the caller's.
  */
 export function tableReferences(file: string, text: string, tables: string[]): TableReference[] {
   const names = [...tables].sort((a, b) => b.length - a.length).join('|');

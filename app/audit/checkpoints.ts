@@ -6,7 +6,7 @@ import { canonicalJson } from './chain';
 import { AuditService, chainOf, type VerifyResult } from './service';
 import { ensureApplianceKey, loadApplianceKey, type ApplianceKey } from './signing';
 import { chainHead, hashesAt, listChains } from './store';
-import { table, type AuditCheckpointRow } from '../db/tables';
+import { type AuditCheckpointRow } from '../db/tables';
 
 /**
  * Anchors for the audit hash chains. A chain verifies by recomputing its
@@ -145,7 +145,7 @@ export class AuditCheckpoints {
   async verify(organisationId: string | null): Promise<ChainCheck> {
     const chain = chainOf(organisationId);
     const result = await new AuditService(this.knex).verify(organisationId);
-    const stored = (await table(this.knex, 'audit_checkpoints').where({ chain }).orderBy('id')).map(fromRow);
+    const stored = (await this.knex('audit_checkpoints').where({ chain }).orderBy('id')).map(fromRow);
     const inFile = this.readFile(chain);
     const known = new Set(stored.map((c) => c.signature));
     const missingFromDatabase = inFile.filter((c) => !known.has(c.signature));

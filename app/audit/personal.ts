@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { countSealedUnder } from './store';
-import { table } from '../db/tables';
 
 /**
  * Crypto-shredding of customers' personal data in the audit trail. A
@@ -69,14 +68,14 @@ async function liveKey(trx: Knex.Transaction, organisationId: string, scope: Cus
   const where = scope.callId ? { organisation_id: organisationId, call_id: scope.callId } : { organisation_id: organisationId, period: period(at) };
   // Locked, so that retention or an erasure destroying this key waits for this event (and then, by
   // its newer last use, retention leaves it): no event is sealed under a key destroyed at the same moment.
-  const found = await table(trx, 'audit_personal_keys').where(where).whereNull('destroyed_at').forUpdate().first('id', 'key');
+  const found = await trx('audit_personal_keys').where(where).whereNull('destroyed_at').forUpdate().first('id', 'key');
   if (found) {
     await trx('audit_personal_keys').where({ id: found.id }).whereNull('destroyed_at').where('last_used_at', '<', at).update({ last_used_at: at });
     // A key not destroyed still has its bytes.
     return { id: found.id, key: found.key! };
   }
   const key = crypto.randomBytes(32);
-  const [row] = await table(trx, 'audit_personal_keys').insert({ ...where, key, created_at: at, last_used_at: at }).returning('id');
+  const [row] = await trx('audit_personal_keys').insert({ ...where, key, created_at: at, last_used_at: at }).returning('id');
   return { id: row!.id, key };
 }
 
@@ -109,7 +108,7 @@ export async function revealAll(knex: Knex, items: { field: PersonalField; value
   }
   const keys = new Map<string, Buffer | null>();
   if (ids.size) {
-    for (const row of await table(knex, 'audit_personal_keys').whereIn('id', [...ids]).select('id', 'key')) keys.set(row.id, row.key ?? null);
+    for (const row of await knex('audit_personal_keys').whereIn('id', [...ids]).select('id', 'key')) keys.set(row.id, row.key ?? null);
   }
   return items.map(({ field, value }) => {
     if (value === null) return null;
@@ -162,7 +161,7 @@ export async function countKeysUsedBefore(knex: Knex, organisationId: string, cu
  * a value under them.
  */
 export async function destroyCallKeys(trx: Knex.Transaction, organisationId: string, callId: string): Promise<{ keys: number; events: number }> {
-  const ids = (await table(trx, 'audit_personal_keys').where({ organisation_id: organisationId, call_id: callId }).select('id')).map((r) => r.id);
+  const ids = (await trx('audit_personal_keys').where({ organisation_id: organisationId, call_id: callId }).select('id')).map((r) => r.id);
   if (!ids.length) return { keys: 0, events: 0 };
   const keys = await trx('audit_personal_keys').whereIn('id', ids).whereNull('destroyed_at').update({ key: null, destroyed_at: trx.fn.now(), destroyed_by: 'erasure' });
   return { keys, events: await countSealedUnder(trx, organisationId, SEALED_PREFIX, ids) };

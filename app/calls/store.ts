@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { table, type CallRow } from '../db/tables';
+import { type CallRow } from '../db/tables';
 
 /**
  * The owner of `calls`: every query on the table is built here; services
@@ -46,7 +46,7 @@ function toCall(row: CallColumns): Call {
   };
 }
 
-const calls = (db: Knex) => table(db, 'calls');
+const calls = (db: Knex) => db('calls');
 
 /** Which call a lookup names: by id, within an organisation, of a clerk, or by the customer token's hash. */
 export type CallWhere = Partial<Pick<CallRow, 'id' | 'organisation_id' | 'clerk_id' | 'guest_token_hash'>>;

@@ -6,7 +6,7 @@ import { OrganisationScopedService } from '../access/scoped-service';
 import { NotFoundError, ValidationError } from '../core/errors';
 import { checkedImageType, type ImageType } from '../http/images';
 import { productForImages } from './service';
-import { table, type ProductImageRow } from '../db/tables';
+import { type ProductImageRow } from '../db/tables';
 
 /** At most this many images per product. */
 export const MAX_IMAGES_PER_PRODUCT = 5;
@@ -67,7 +67,7 @@ export async function readProductImage(
   imageId: string,
 ): Promise<{ id: string; productId: string; contentType: string; data: Buffer; sha256: string } | undefined> {
   if (!isUuid(imageId)) return undefined;
-  const row = await table(knex, 'product_images')
+  const row = await knex('product_images')
     .where({ id: imageId, organisation_id: organisationId })
     .first('id', 'product_id', 'content_type', 'data', 'sha256');
   return row ? { id: row.id, productId: row.product_id, contentType: row.content_type, data: row.data, sha256: row.sha256 } : undefined;
@@ -109,7 +109,7 @@ function problem(code: 'image_type' | 'image_too_large' | 'too_many_images' | 'i
  */
 export class ProductImages extends OrganisationScopedService {
   private scoped(trx: Knex | Knex.Transaction = this.knex) {
-    return table(trx, 'product_images').where('product_images.organisation_id', this.organisationId);
+    return trx('product_images').where('product_images.organisation_id', this.organisationId);
   }
 
   /** The product, locked for a change when in a transaction; another organisation's is refused. */
@@ -161,7 +161,7 @@ export class ProductImages extends OrganisationScopedService {
       const [counted] = (await this.scoped(trx).where({ product_id: product.id })
         .select(trx.raw('count(*)::int AS n'), trx.raw('coalesce(max(position) + 1, 0)::int AS next'))) as unknown as [{ n: number; next: number }];
       if (counted.n >= MAX_IMAGES_PER_PRODUCT) throw problem('too_many_images');
-      const [row] = await table(trx, 'product_images')
+      const [row] = await trx('product_images')
         .insert({ organisation_id: this.organisationId, product_id: product.id, position: counted.next, content_type: type, data, size: data.length, sha256 })
         .returning(LIST_COLUMNS);
       const image = toImage(row!);

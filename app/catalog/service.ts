@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { OrganisationScopedService } from '../access/scoped-service';
 import { NotFoundError, ValidationError } from '../core/errors';
 import { parseBody } from '../http/forms';
-import { table, type ProductRow } from '../db/tables';
+import { type ProductRow } from '../db/tables';
 
 export interface Product {
   id: string;
@@ -132,7 +132,7 @@ export class CatalogService extends OrganisationScopedService {
   }
 
   scoped(trx: Knex | Knex.Transaction = this.knex) {
-    return table(trx, 'products').where('products.organisation_id', this.organisationId);
+    return trx('products').where('products.organisation_id', this.organisationId);
   }
 
   /**

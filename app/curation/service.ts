@@ -5,7 +5,7 @@ import { auditForeignProbe, type Prober } from '../access/scoped-service';
 import { firstImageIds } from '../catalog/images';
 import { lockCallStatus } from '../calls/store';
 import { productForCard } from '../catalog/service';
-import { table, type CallItemRow, type CallMessageRow } from '../db/tables';
+import { type CallItemRow, type CallMessageRow } from '../db/tables';
 
 /** The call a request is about; the signalling layer has already checked that the participant belongs to it. */
 export interface CallRef {
@@ -84,7 +84,7 @@ export class CurationService {
 
   /** The cards shown now, in order (withdrawn ones too when asked, after them). */
   async cards(callId: string, options: { withdrawn?: boolean } = {}, trx: Knex | Knex.Transaction = this.knex): Promise<SummaryCard[]> {
-    const query = table(trx, 'call_items').where({ call_id: callId });
+    const query = trx('call_items').where({ call_id: callId });
     if (!options.withdrawn) query.whereNull('withdrawn_at');
     const rows = await query.orderByRaw('withdrawn_at IS NOT NULL, position, shown_at').select(...CARD_COLUMNS);
     return rows.map(toCard);
@@ -100,7 +100,7 @@ export class CurationService {
   }
 
   async notes(callId: string): Promise<string> {
-    const row = await table(this.knex, 'call_notes').where({ call_id: callId }).first('body');
+    const row = await this.knex('call_notes').where({ call_id: callId }).first('body');
     return row?.body ?? '';
   }
 
@@ -119,7 +119,7 @@ export class CurationService {
       await this.lockOpenCall(trx, ref);
       const product = await productForCard(trx, ref.organisationId, productId);
       if (!product) throw new CallRefusal('not_found');
-      const existing = await table(trx, 'call_items').where({ call_id: ref.callId, product_id: productId }).first('id', 'withdrawn_at', 'note');
+      const existing = await trx('call_items').where({ call_id: ref.callId, product_id: productId }).first('id', 'withdrawn_at', 'note');
       if (existing && !existing.withdrawn_at) {
         if (note !== undefined) await trx('call_items').where({ id: existing.id }).update({ note: cleanText(note), updated_at: trx.fn.now() });
         return liveCard((await this.card(trx, existing.id))!);
@@ -216,10 +216,10 @@ export class CurationService {
   private async insertMessage(trx: Knex.Transaction, ref: CallRef, sender: Sender, kind: 'text' | 'question', body: string, itemId: string | null): Promise<ChatMessage> {
     const [counted] = await trx('call_messages').where({ call_id: ref.callId }).count<{ count: string }[]>({ count: '*' });
     if (Number(counted!.count) >= MAX_MESSAGES) throw new CallRefusal('limit_reached');
-    const [row] = await table(trx, 'call_messages')
+    const [row] = await trx('call_messages')
       .insert({ organisation_id: ref.organisationId, call_id: ref.callId, sender: sender.role, user_id: sender.role === 'clerk' ? sender.userId : null, kind, item_id: itemId, body })
       .returning(['id', 'sender', 'kind', 'item_id', 'body', 'created_at']);
-    const item = itemId ? await table(trx, 'call_items').where({ id: itemId }).first('name') : undefined;
+    const item = itemId ? await trx('call_items').where({ id: itemId }).first('name') : undefined;
     return toMessage({ ...row!, item_name: item?.name ?? null });
   }
 
@@ -242,7 +242,7 @@ export class CurationService {
   }
 
   private async card(trx: Knex.Transaction, id: string): Promise<SummaryCard | undefined> {
-    const row = await table(trx, 'call_items').where({ id }).first(...CARD_COLUMNS);
+    const row = await trx('call_items').where({ id }).first(...CARD_COLUMNS);
     return row ? toCard(row) : undefined;
   }
 

@@ -493,15 +493,6 @@ type KnexTables = {
     : TableRows[N];
 };
 
-/**
- * A query builder on one table, typed by its row (an alias of `db(name)`,
- * which knex types by itself through the declaration below). Only the
- * table's owner module calls it (test/support/table-owners.ts).
- */
-export function table<N extends TableName>(db: Knex, name: N) {
-  return db(name);
-}
-
 declare module 'knex/types/tables' {
   interface Tables extends KnexTables {}
 }

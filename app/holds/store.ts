@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { table, type LegalHoldRow } from '../db/tables';
+import { type LegalHoldRow } from '../db/tables';
 
 /**
  * The owner of `legal_holds`: every query on the table is built here;
@@ -7,7 +7,7 @@ import { table, type LegalHoldRow } from '../db/tables';
  * HoldManager call these functions, passing their transaction.
  */
 
-const holds = (db: Knex) => table(db, 'legal_holds');
+const holds = (db: Knex) => db('legal_holds');
 
 /** The organisation's holds not lifted, with what they cover. */
 export async function activeHoldRows(db: Knex, organisationId: string): Promise<Pick<LegalHoldRow, 'scope' | 'call_id' | 'recording_id'>[]> {

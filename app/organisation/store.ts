@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { table, type Json, type OrganisationRow } from '../db/tables';
+import { type Json, type OrganisationRow } from '../db/tables';
 
 /**
  * The owner of `organisations`: every query on the table is built here.
@@ -39,7 +39,7 @@ export function toOrganisation(row: OrganisationColumns): Organisation {
   };
 }
 
-const organisations = (db: Knex) => table(db, 'organisations');
+const organisations = (db: Knex) => db('organisations');
 
 export async function countOrganisations(db: Knex): Promise<number> {
   const [row] = (await organisations(db).count({ n: '*' })) as unknown as [{ n: string }];

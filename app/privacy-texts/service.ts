@@ -4,7 +4,7 @@ import { AuditService } from '../audit/service';
 import { actorOf, type Caller } from '../access/caller';
 import { languages, type Language } from '../i18n';
 import { parseBody } from '../http/forms';
-import { table, type PrivacyTextRow } from '../db/tables';
+import { type PrivacyTextRow } from '../db/tables';
 
 export const privacyTextKinds = ['privacy_notice', 'recording_notice'] as const;
 export type PrivacyTextKind = (typeof privacyTextKinds)[number];
@@ -38,7 +38,7 @@ export class PrivacyTexts {
   constructor(private readonly knex: Knex) {}
 
   async latest(organisationId: string, kind: PrivacyTextKind, language: Language): Promise<PrivacyText | undefined> {
-    const row = await table(this.knex, 'privacy_texts').where({ organisation_id: organisationId, kind, language }).orderBy('version', 'desc').first();
+    const row = await this.knex('privacy_texts').where({ organisation_id: organisationId, kind, language }).orderBy('version', 'desc').first();
     return row ? toText(row) : undefined;
   }
 
@@ -59,7 +59,7 @@ export class PrivacyTexts {
     return this.knex.transaction(async (trx) => {
       // One writer per organisation and text, so versions count up without gaps or clashes.
       await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`privacy_texts:${organisationId}:${input.kind}:${input.language}`]);
-      const last = await table(trx, 'privacy_texts').where({ organisation_id: organisationId, kind: input.kind, language: input.language }).orderBy('version', 'desc').first('version', 'text');
+      const last = await trx('privacy_texts').where({ organisation_id: organisationId, kind: input.kind, language: input.language }).orderBy('version', 'desc').first('version', 'text');
       if (last && last.text === input.text) return { version: last.version, changed: false };
       const version = (last?.version ?? 0) + 1;
       await trx('privacy_texts').insert({ organisation_id: organisationId, kind: input.kind, language: input.language, version, text: input.text, created_by: caller.user.id });

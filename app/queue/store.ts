@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { table, type QueueEntryRow } from '../db/tables';
+import { type QueueEntryRow } from '../db/tables';
 
 /**
  * The owner of `queue_entries`: every query on the table is built here;
@@ -7,7 +7,7 @@ import { table, type QueueEntryRow } from '../db/tables';
  * and closure call these functions, passing their transaction.
  */
 
-const entries = (db: Knex) => table(db, 'queue_entries');
+const entries = (db: Knex) => db('queue_entries');
 
 export async function insertEntry(db: Knex, organisationId: string, ticketHash: string): Promise<void> {
   await entries(db).insert({ organisation_id: organisationId, ticket_hash: ticketHash });

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import { SYSTEM, type Actor } from '../audit/actions';
 import { AuditService } from '../audit/service';
-import { table, type RecordingRow } from '../db/tables';
+import { type RecordingRow } from '../db/tables';
 import type { RecordingNotice } from './policy';
 
 export type RecordingStatus = 'recording' | 'processing' | 'ready' | 'partial' | 'failed';
@@ -74,7 +74,7 @@ export class RecordingStore {
   }
 
   async get(id: string): Promise<Recording | undefined> {
-    const row = await table(this.knex, 'recordings').where({ id }).first();
+    const row = await this.knex('recordings').where({ id }).first();
     return row ? toRecording(row) : undefined;
   }
 
@@ -189,7 +189,7 @@ export class RecordingStore {
   }
 
   async withStatus(status: RecordingStatus): Promise<Recording[]> {
-    return (await table(this.knex, 'recordings').where({ status }).select('*')).map(toRecording);
+    return (await this.knex('recordings').where({ status }).select('*')).map(toRecording);
   }
 }
 
@@ -204,7 +204,7 @@ export async function recordingIdsOfCalls(trx: Knex.Transaction, callIds: string
 
 /** Recordings running and being finished, counted (the status page); `organisationId` limits them to one organisation. */
 export async function countUnfinishedRecordings(db: Knex, organisationId?: string): Promise<{ recording: number; processing: number }> {
-  const query = table(db, 'recordings').whereIn('status', ['recording', 'processing']);
+  const query = db('recordings').whereIn('status', ['recording', 'processing']);
   if (organisationId) query.where({ organisation_id: organisationId });
   const rows = (await query.select('status').count({ n: '*' }).groupBy('status')) as unknown as { status: string; n: string }[];
   const by = new Map(rows.map((r) => [String(r.status), Number(r.n)]));
@@ -236,7 +236,7 @@ export async function deleteConsents(db: Knex, ids: Knex.QueryBuilder): Promise<
 
 /** The organisation's playable recordings (ready or partial, with a file) of the calls, oldest first (data-subject access). */
 export async function playableRecordingsOf(db: Knex, organisationId: string, callIds: string[]): Promise<Pick<RecordingRow, 'id' | 'call_id' | 'file_name' | 'size' | 'sha256' | 'encrypted'>[]> {
-  return table(db, 'recordings').where({ organisation_id: organisationId }).whereIn('call_id', callIds).whereIn('status', ['ready', 'partial']).whereNotNull('file_name').orderBy('started_at').select('id', 'call_id', 'file_name', 'size', 'sha256', 'encrypted');
+  return db('recordings').where({ organisation_id: organisationId }).whereIn('call_id', callIds).whereIn('status', ['ready', 'partial']).whereNotNull('file_name').orderBy('started_at').select('id', 'call_id', 'file_name', 'size', 'sha256', 'encrypted');
 }
 
 /** The customer's consent records of a call, as a data-subject access export shows them. */
@@ -260,12 +260,12 @@ export async function eraseConsentIps(trx: Knex.Transaction, callId: string): Pr
 
 /** The organisation's recording: its id as stored and its call, or undefined. */
 export async function organisationRecording(db: Knex, organisationId: string, id: string): Promise<Pick<RecordingRow, 'id' | 'call_id'> | undefined> {
-  return table(db, 'recordings').where({ id, organisation_id: organisationId }).first('id', 'call_id');
+  return db('recordings').where({ id, organisation_id: organisationId }).first('id', 'call_id');
 }
 
 /** The organisation a recording belongs to, whatever organisation asks (for the cross-organisation check). */
 export async function recordingOrganisation(db: Knex, id: string): Promise<string | undefined> {
-  return (await table(db, 'recordings').where({ id }).first('organisation_id'))?.organisation_id;
+  return (await db('recordings').where({ id }).first('organisation_id'))?.organisation_id;
 }
 
 /** The organisation's recordings with their call's reference and clerk's name (aliased `r`); `clerkId` keeps a clerk's own. */

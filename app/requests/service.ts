@@ -6,7 +6,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/errors';
 import { parseBody } from '../http/forms';
 import { callsWithClerk, identifiedCallIds, type CallIdentification } from '../calls/store';
 import { clerksOf } from '../staff/store';
-import { table, type SubjectRequestRow } from '../db/tables';
+import { type SubjectRequestRow } from '../db/tables';
 
 export const requestKinds = ['erasure', 'access'] as const;
 export type RequestKind = (typeof requestKinds)[number];
@@ -252,7 +252,7 @@ export class SubjectRequests extends OrganisationScopedService {
 
 /** The organisation's request with what executing it needs. */
 export async function requestForExecution(db: Knex, organisationId: string, id: string): Promise<Pick<SubjectRequestRow, 'id' | 'kind' | 'status' | 'executed_at' | 'call_ids' | 'created_at' | 'due_at'> | undefined> {
-  return table(db, 'subject_requests').where({ id, organisation_id: organisationId }).first('id', 'kind', 'status', 'executed_at', 'call_ids', 'created_at', 'due_at');
+  return db('subject_requests').where({ id, organisation_id: organisationId }).first('id', 'kind', 'status', 'executed_at', 'call_ids', 'created_at', 'due_at');
 }
 
 /** Locks the organisation's request for the transaction. */
@@ -262,7 +262,7 @@ export async function lockRequest(trx: Knex.Transaction, organisationId: string,
 
 /** Locks the organisation's request and gives what an erasure needs. */
 export async function lockRequestForErasure(trx: Knex.Transaction, organisationId: string, id: string): Promise<Pick<SubjectRequestRow, 'kind' | 'status' | 'executed_at' | 'call_ids'> | undefined> {
-  return table(trx, 'subject_requests').where({ id, organisation_id: organisationId }).forUpdate().first('kind', 'status', 'executed_at', 'call_ids');
+  return trx('subject_requests').where({ id, organisation_id: organisationId }).forUpdate().first('kind', 'status', 'executed_at', 'call_ids');
 }
 
 /** Marks the request executed by the user, with its result; an open request is in progress from then on. */

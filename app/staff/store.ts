@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { table, type UserRow } from '../db/tables';
+import { type UserRow } from '../db/tables';
 
 /**
  * The owner of `users`: every query on the table is built here; sign-in,
@@ -8,7 +8,7 @@ import { table, type UserRow } from '../db/tables';
  * the callers.
  */
 
-const users = (db: Knex) => table(db, 'users');
+const users = (db: Knex) => db('users');
 
 /** The key of an account's sign-in throttle, computed in SQL from the e-mail (auth/throttle.ts `accountKey`). */
 const accountThrottleKey = (db: Knex) => db.raw(`'account:' || encode(sha256(convert_to(lower(users.email), 'UTF8')), 'hex')`);

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { table, type WebhookDeliveryRow, type WebhookEndpointRow } from '../db/tables';
+import { type WebhookDeliveryRow, type WebhookEndpointRow } from '../db/tables';
 
 /**
  * The owner of `webhook_endpoints` and `webhook_deliveries`: every query
@@ -8,8 +8,8 @@ import { table, type WebhookDeliveryRow, type WebhookEndpointRow } from '../db/t
  * joins and subqueries (the endpoint's cursor, a delivery's event).
  */
 
-const endpoints = (db: Knex) => table(db, 'webhook_endpoints');
-const deliveries = (db: Knex) => table(db, 'webhook_deliveries');
+const endpoints = (db: Knex) => db('webhook_endpoints');
+const deliveries = (db: Knex) => db('webhook_deliveries');
 
 const ENDPOINT = ['id', 'url', 'events', 'enabled', 'created_at'] as const;
 
