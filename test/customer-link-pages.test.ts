@@ -78,7 +78,7 @@ describe('customer pages for a link that opens nothing', () => {
   }
 
   const cases: { name: string; status: number; make: (clerk: Browser) => Promise<string>; text: RegExp; de: RegExp; summariesOff?: boolean }[] = [
-    { name: 'revoked', status: 404, make: revoked, text: /This link was withdrawn/, de: /Dieser Link wurde zurückgezogen/ },
+    { name: 'revoked', status: 404, make: revoked, text: /This link was withdrawn/, de: /Dieser Link wurde von Link Bakery zurückgezogen/ },
     { name: 'expired', status: 404, make: expired, text: /This link has expired/, de: /Dieser Link ist abgelaufen/ },
     { name: 'ended without a summary', status: 410, make: ended, text: /This call has ended/, de: /Dieses Gespräch ist beendet/, summariesOff: true },
   ];
