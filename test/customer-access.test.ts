@@ -25,16 +25,16 @@ describe('what a customer link opens (one loader for the call page, the summary 
     assert.equal((await opens(call({}))).outcome, 'open');
     assert.equal((await opens(call({ status: 'active' }))).outcome, 'open');
     assert.deepEqual(await opens(undefined), { outcome: 'unknown' });
-    assert.deepEqual(await opens(call({ guestTokenExpiresAt: new Date(NOW.getTime() - 1) })), { outcome: 'expired' });
-    assert.deepEqual(await opens(call({ guestTokenExpiresAt: null })), { outcome: 'expired' });
-    assert.deepEqual(await opens(call({ linkRevokedAt: NOW })), { outcome: 'revoked', ended: false });
-    assert.deepEqual(await opens(ended(1, { linkRevokedAt: NOW })), { outcome: 'revoked', ended: true });
+    assert.deepEqual(await opens(call({ guestTokenExpiresAt: new Date(NOW.getTime() - 1) })), { outcome: 'expired', organisationId: 'o1' });
+    assert.deepEqual(await opens(call({ guestTokenExpiresAt: null })), { outcome: 'expired', organisationId: 'o1' });
+    assert.deepEqual(await opens(call({ linkRevokedAt: NOW })), { outcome: 'revoked', ended: false, organisationId: 'o1' });
+    assert.deepEqual(await opens(ended(1, { linkRevokedAt: NOW })), { outcome: 'revoked', ended: true, organisationId: 'o1' });
     assert.equal((await opens(ended(13))).outcome, 'summary');
     // The link's own expiry is for joining; the summary counts from the call's end.
     assert.equal((await opens(ended(1, { guestTokenExpiresAt: new Date(NOW.getTime() - DAY) }))).outcome, 'summary');
-    assert.deepEqual(await opens(ended(15)), { outcome: 'ended' });
-    assert.deepEqual(await opens(ended(1), 0), { outcome: 'ended' });
-    assert.deepEqual(await opens(call({ status: 'ended', endedAt: null })), { outcome: 'ended' });
+    assert.deepEqual(await opens(ended(15)), { outcome: 'ended', organisationId: 'o1' });
+    assert.deepEqual(await opens(ended(1), 0), { outcome: 'ended', organisationId: 'o1' });
+    assert.deepEqual(await opens(call({ status: 'ended', endedAt: null })), { outcome: 'ended', organisationId: 'o1' });
   });
 
   it('the signalling admits only an open call: any ended call is call_ended, the rest token_invalid', async () => {

@@ -16,26 +16,29 @@ export interface CallByToken {
  * - `revoked`: the clerk revoked the link (`ended`: the call has ended since, or before).
  * - `expired`: the link's time for joining passed, and the call has not ended.
  * - `ended`: the call ended and its summary can no longer be seen (the window passed, or is 0 days).
+ *
+ * The last three name the call's organisation, whose page (calls/link-page.ts) tells the customer what to do next.
  */
 export type CustomerAccess =
   | { outcome: 'open'; call: Call }
   | { outcome: 'summary'; call: Call }
   | { outcome: 'unknown' }
-  | { outcome: 'revoked'; ended: boolean }
-  | { outcome: 'expired' }
-  | { outcome: 'ended' };
+  | { outcome: 'revoked'; ended: boolean; organisationId: string }
+  | { outcome: 'expired'; organisationId: string }
+  | { outcome: 'ended'; organisationId: string };
 
 /** The one loader of a customer link: what `token` opens now. */
 export async function customerAccess(calls: CallByToken, token: unknown, summaryDays: number, now: Date = new Date()): Promise<CustomerAccess> {
   const call = await calls.byCustomerToken(token);
   if (!call) return { outcome: 'unknown' };
   const ended = call.status === 'ended';
-  if (call.linkRevokedAt) return { outcome: 'revoked', ended };
+  const { organisationId } = call;
+  if (call.linkRevokedAt) return { outcome: 'revoked', ended, organisationId };
   if (ended) {
     const within = summaryDays > 0 && call.endedAt !== null && call.endedAt.getTime() + summaryDays * 86_400_000 > now.getTime();
-    return within ? { outcome: 'summary', call } : { outcome: 'ended' };
+    return within ? { outcome: 'summary', call } : { outcome: 'ended', organisationId };
   }
-  if (!call.guestTokenExpiresAt || call.guestTokenExpiresAt <= now) return { outcome: 'expired' };
+  if (!call.guestTokenExpiresAt || call.guestTokenExpiresAt <= now) return { outcome: 'expired', organisationId };
   return { outcome: 'open', call };
 }
 

@@ -13,6 +13,7 @@ import { formAction } from '../http/form-page';
 import { dashboardForms } from '../dashboard/routes';
 import { secretResponse } from '../http/security';
 import { customerAccess } from './customer-access';
+import { renderClosedLink } from './link-page';
 import { CallService, callLinkSchema } from './service';
 import { TYPED_LIMITS } from './shared';
 import { CatalogService } from '../catalog/service';
@@ -93,7 +94,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
     if (access.outcome !== 'open') {
       // An ended call (revoked or not) answers 410, a link that opens nothing else 404.
       const gone = access.outcome === 'ended' || (access.outcome === 'revoked' && access.ended);
-      return res.status(gone ? 410 : 404).render('auth/link-invalid', { title: req.t('links.invalid_title') });
+      return renderClosedLink(deps.knex, req, res, access, gone ? 410 : 404);
     }
     const found = access;
     const organisation = await new OrganisationStore(deps.knex).byId(found.call.organisationId);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { Config } from '../../config';
 import { callerOf } from '../access/caller';
 import { customerAccess } from '../calls/customer-access';
+import { renderClosedLink, type ClosedLink } from '../calls/link-page';
 import { CallService, type Call } from '../calls/service';
 import { PRIVATE_NOTES_MAX, TYPED_LIMITS } from '../calls/shared';
 import { imageUrl } from '../catalog/routes';
@@ -33,17 +34,12 @@ const END_REASONS = ['ended_by_clerk', 'all_left', 'expired'];
 /** At most this many bytes of pictures go into one PDF (a call may show 100 cards); the cards after that come without. */
 const PDF_IMAGE_BYTES = 8 * 1024 * 1024;
 
-/** The page for a link that opens nothing (any more): 404 unknown or revoked, 410 ended. */
-function linkInvalid(req: Request, res: Response, status: 404 | 410): void {
-  res.status(status).set('Cache-Control', 'no-store').render('auth/link-invalid', { title: req.t('links.invalid_title') });
-}
-
-/** The call a customer token opens here (calls/customer-access.ts): the open call, or the ended one while its summary may be seen; else 404, or 410 for an ended call whose summary is over. */
-async function customerCall(deps: SummaryDeps, token: unknown): Promise<{ call: Call; ended: boolean } | { status: 404 | 410 }> {
+/** The call a customer token opens here (calls/customer-access.ts): the open call, or the ended one while its summary may be seen; else what it is, with 404, or 410 for an ended call whose summary is over. */
+async function customerCall(deps: SummaryDeps, token: unknown): Promise<{ call: Call; ended: boolean } | { closed: ClosedLink; status: 404 | 410 }> {
   const access = await customerAccess(new CallService(deps.knex), token, deps.config.summaryDays);
   if (access.outcome === 'open') return { call: access.call, ended: false };
   if (access.outcome === 'summary') return { call: access.call, ended: true };
-  return { status: access.outcome === 'ended' ? 410 : 404 };
+  return { closed: access, status: access.outcome === 'ended' ? 410 : 404 };
 }
 
 function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
@@ -75,7 +71,7 @@ export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res
 export function customerSummaryPdf(deps: SummaryDeps): RequestHandler {
   return async (req, res) => {
     const access = await customerCall(deps, req.params.token);
-    if ('status' in access) return linkInvalid(req, res, access.status);
+    if ('closed' in access) return renderClosedLink(deps.knex, req, res, access.closed, access.status);
     if (!access.ended) throw new NotFoundError();
     const { call } = access;
     const organisation = await new OrganisationStore(deps.knex).byId(call.organisationId);
@@ -113,7 +109,7 @@ export function customerCardImage(deps: SummaryDeps): RequestHandler {
   return async (req, res) => {
     const access = await customerCall(deps, req.params.token);
     const imageId = String(req.params.imageId);
-    if ('status' in access || !isUuid(imageId)) throw new NotFoundError();
+    if ('closed' in access || !isUuid(imageId)) throw new NotFoundError();
     if (!(await isShownImage(deps.knex, access.call.id, imageId))) throw new NotFoundError();
     const image = await readProductImage(deps.knex, access.call.organisationId, imageId);
     if (!image) throw new NotFoundError();
