@@ -130,7 +130,7 @@ describe('data-subject requests: erasure and access', function () {
     assert.match(page.text, new RegExp(`id="held-back"[\\s\\S]*${held.callId}`));
   });
 
-  it('an access request gives a ZIP with the call, chat, selections, consents and the decrypted recording', async () => {
+  it('an access request gives a ZIP with the call, chat, selections, the clerk\'s notes, consents and the decrypted recording', async () => {
     const knex = db.current.knex;
     const token = crypto.randomBytes(32).toString('base64url');
     const call = await fullCall(token, 'ACCESS-1');
@@ -154,6 +154,9 @@ describe('data-subject requests: erasure and access', function () {
     assert.equal(JSON.parse(entries.get(`${dir}/chat.json`)!.toString())[0].body, 'Is it available in green?');
     assert.equal(JSON.parse(entries.get(`${dir}/selections.json`)!.toString())[0].name, 'Blue sofa');
     assert.equal(JSON.parse(entries.get(`${dir}/consents.json`)!.toString())[0].ip, '203.0.113.7');
+    // The clerk's notes are in the copy, as the notes field tells the clerk, and the README names them.
+    assert.equal(JSON.parse(entries.get(`${dir}/notes.json`)!.toString())[0].body, 'Customer prefers delivery on Fridays.');
+    assert.match(entries.get('README.txt')!.toString(), /notes\.json: the clerk's notes/);
     const media = entries.get(`${dir}/recordings/${call.recordingId}.mp4`)!;
     assert.equal(crypto.createHash('sha256').update(media).digest('hex'), call.sha256);
     assert.ok(media.equals(call.bytes));

@@ -24,6 +24,9 @@ export class RecordingControls {
   private readonly toggle = byId('record-toggle', HTMLButtonElement);
   private readonly prompt = byId('recording-consent', HTMLElement);
   private readonly withdraw = byId('consent-withdraw', HTMLButtonElement);
+  /** The customer's privacy note, prepared twice by the page: one shown at a time. */
+  private readonly privacyRecording = byId('privacy-recording', HTMLElement);
+  private readonly privacyUnrecorded = byId('privacy-unrecorded', HTMLElement);
   private state: RecordingState | null = null;
   /** The answer given before joining, sent before each join. */
   private prejoinAnswer: Answer | null = null;
@@ -121,6 +124,10 @@ export class RecordingControls {
     }
     if (this.prompt) this.prompt.hidden = !(this.config.role === 'customer' && state.status === 'requested');
     if (this.withdraw) this.withdraw.hidden = !recording;
+    if (this.privacyRecording && this.privacyUnrecorded) {
+      this.privacyRecording.hidden = !recording;
+      this.privacyUnrecorded.hidden = recording;
+    }
     if (state.status === 'idle' && state.reason && REASONS.has(state.reason)) this.showMessage(state.reason);
     else if (state.status !== 'idle') this.showMessage(null);
   }

@@ -88,6 +88,9 @@ describe('recording a call with consent (two real browsers)', function () {
     await customerPage.click('#consent-grant');
     await clerkPage.locator('#recording-indicator').waitFor({ state: 'visible' });
     await customerPage.locator('#recording-indicator').waitFor({ state: 'visible' });
+    // The customer's privacy note now says the call is being recorded.
+    await customerPage.locator('#privacy-recording').waitFor({ state: 'visible' });
+    assert.equal(await customerPage.isVisible('#privacy-unrecorded'), false, 'the "not recorded" note is hidden while recording');
     const row = await db.current.knex('recordings').where({ call_id: callId, status: 'recording' }).first();
     assert.ok(row, 'a recording runs');
     return row.id as string;
@@ -117,12 +120,16 @@ describe('recording a call with consent (two real browsers)', function () {
   });
 
   it('declining means no recording and no file', async () => {
+    assert.equal(await customerPage.isVisible('#privacy-unrecorded'), true, 'not recording: the customer reads that nothing is being recorded');
+    assert.equal(await customerPage.isVisible('#privacy-recording'), false);
     await clerkPage.click('#record-toggle');
     await customerPage.locator('#recording-consent').waitFor({ state: 'visible' });
     await customerPage.click('#consent-decline');
     await clerkPage.locator('#recording-message', { hasText: 'did not agree' }).waitFor();
     assert.equal(await clerkPage.isVisible('#recording-indicator'), false);
     assert.equal((await db.current.knex('recordings').where({ call_id: callId })).length, 0);
+    assert.equal(await customerPage.isVisible('#privacy-recording'), false, 'declined: the note still says not recorded');
+    assert.equal(await customerPage.isVisible('#privacy-unrecorded'), true);
     assert.equal(fs.existsSync(path.join(server.dataDir, 'recordings', organisationId)), false);
   });
 
@@ -133,6 +140,8 @@ describe('recording a call with consent (two real browsers)', function () {
     await clerkPage.click('#record-toggle');
     const recordedMs = Date.now() - started;
     await clerkPage.locator('#recording-indicator').waitFor({ state: 'hidden' });
+    await customerPage.locator('#privacy-unrecorded').waitFor({ state: 'visible' });
+    assert.equal(await customerPage.isVisible('#privacy-recording'), false, 'stopped: the recording note is hidden again');
     const row = await waitForRecording(id, ['ready', 'partial', 'failed']);
     assert.equal(row.status, 'ready', `finished as ${row.status}: ${row.error}`);
     const file = path.join(recordingDir(server.dataDir, organisationId, id), row.file_name as string);
