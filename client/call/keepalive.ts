@@ -26,8 +26,8 @@ export class SessionKeepalive {
     const url = element?.dataset.keepaliveUrl;
     const intervalMs = Number(element?.dataset.keepaliveMs);
     const csrf = element?.dataset.csrf ?? '';
-    // Same-site paths only, and never more often than every 10 seconds.
-    if (!element || !url || !url.startsWith('/') || url.startsWith('//') || !Number.isFinite(intervalMs) || intervalMs < 10_000) return null;
+    // Same-site paths only, and never more often than every second.
+    if (!element || !url || !url.startsWith('/') || url.startsWith('//') || !Number.isFinite(intervalMs) || intervalMs < 1_000) return null;
     return new SessionKeepalive(element, url, intervalMs, csrf);
   }
 
