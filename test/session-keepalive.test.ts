@@ -114,6 +114,12 @@ describe('session keep-alive during calls, and the expired-form page', () => {
       .send({ _csrf: 'expired' }).expect(403);
     assert.match(page.text, /The form has expired/);
     assert.match(page.text, new RegExp(`<a href="/calls/${id}"[^>]*data-retry`), 'a link back to the call page');
+    // As a browser sends it: no Referer (the pages' referrer policy is no-referrer), the form's own `_back` field.
+    const html = await browser.agent.get(`/calls/${id}`).expect(200);
+    const back = /<input type="hidden" name="_back" value="([^"]+)">/.exec(html.text)?.[1];
+    assert.equal(back, `/calls/${id}`, 'the End-call form names its page');
+    const noReferer = await browser.agent.post(`/calls/${id}/end`).type('form').set('Accept', 'text/html').send({ _csrf: 'expired', _back: back }).expect(403);
+    assert.match(noReferer.text, new RegExp(`<a href="/calls/${id}"[^>]*data-retry`));
     const json = await browser.agent.post(`/calls/${id}/end`).set('Accept', 'application/json').set('X-CSRF-Token', 'expired').expect(403);
     assert.equal(json.body.error.code, 'csrf_invalid');
     const call = await db.current.knex('calls').where({ id }).first('status');
@@ -131,6 +137,12 @@ describe('session keep-alive during calls, and the expired-form page', () => {
       .post('/account/language').type('form').set('Accept', 'text/html').set('Host', '127.0.0.1')
       .set('Referer', 'http://127.0.0.1//evil.example/x').send({ _csrf: 'expired', language: 'de' }).expect(403);
     assert.doesNotMatch(sneaky.text, /href="\/\/evil/);
+    for (const back of ['//evil.example/x', 'https://evil.example/', '/\\evil.example', 'javascript:alert(1)']) {
+      const page = await browser.agent.post('/account/language').type('form').set('Accept', 'text/html')
+        .send({ _csrf: 'expired', language: 'de', _back: back }).expect(403);
+      assert.doesNotMatch(page.text, /data-retry/, `no retry link for _back=${back}`);
+      assert.doesNotMatch(page.text, /evil\.example|javascript:/);
+    }
     const same = await browser.agent
       .post('/account/language').type('form').set('Accept', 'text/html').set('Host', '127.0.0.1')
       .set('Referer', 'http://127.0.0.1/account?tab=1').send({ _csrf: 'expired', language: 'de' }).expect(403);

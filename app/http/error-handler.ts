@@ -66,10 +66,14 @@ function sendError(req: Request, res: Response, status: number, body: ErrorBody)
 
 /**
  * Where an expired form's page offers to go back to: the page the form was
- * on, from the Referer, only when that is this site (same origin) and a safe
- * path; else nothing (the page then offers only the start page).
+ * on. Forms that matter name it in a hidden `_back` field (pages send no
+ * Referer: the referrer policy is no-referrer); else a Referer of this same
+ * origin counts. Only a safe same-site path (`safeReturnPath`) is offered,
+ * else nothing (the page then offers only the start page).
  */
 export function retryPath(req: Request): string | undefined {
+  const back = (req.body as Record<string, unknown> | undefined)?._back;
+  if (typeof back === 'string') return sameSitePath(back);
   const referer = req.get('referer');
   const host = req.get('host');
   if (!referer || !host) return undefined;
@@ -80,6 +84,10 @@ export function retryPath(req: Request): string | undefined {
     return undefined;
   }
   if (url.origin !== `${req.protocol}://${host}`) return undefined;
-  const path = safeReturnPath(`${url.pathname}${url.search}`);
-  return path === '/' && url.pathname !== '/' ? undefined : path;
+  return sameSitePath(`${url.pathname}${url.search}`);
+}
+
+function sameSitePath(value: string): string | undefined {
+  const path = safeReturnPath(value);
+  return path === value ? path : undefined;
 }
