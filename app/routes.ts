@@ -159,7 +159,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/api/v1/calls/:id/revoke-link', access: 'public', handlers: [apiKeyAuth(db, 'calls:write'), limit, revokeLink(api)] },
 
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
-    { method: 'get', path: '/calls/:id', access: CLERK, handlers: [offerKeepalive(deps.config), clerkCallPage(calls)] },
+    { method: 'get', path: '/calls/:id', access: CLERK, handlers: [offerKeepalive(deps), clerkCallPage(calls)] },
     { method: 'post', path: '/calls/:id/end', access: CLERK, handlers: [endCall(calls)] },
     { method: 'post', path: '/calls/:id/revoke', access: CLERK, handlers: [revokeCallLink(calls)] },
     { method: 'post', path: '/calls/:id/notes', access: CLERK, handlers: [saveCallNotes(calls)] },

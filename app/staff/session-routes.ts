@@ -27,10 +27,9 @@ export const keepalive: RequestHandler = (_req, res) => {
  * gives its view `keepalive` { url, intervalMs } for the page's data
  * attributes.
  */
-export function offerKeepalive(config: Pick<Config, 'sessionIdleMinutes'>): RequestHandler {
-  const intervalMs = keepaliveIntervalMs(config);
+export function offerKeepalive(deps: { config: Pick<Config, 'sessionIdleMinutes'> }): RequestHandler {
   return (_req, res, next) => {
-    res.locals.keepalive = { url: KEEPALIVE_PATH, intervalMs };
+    res.locals.keepalive = { url: KEEPALIVE_PATH, intervalMs: keepaliveIntervalMs(deps.config) };
     next();
   };
 }
