@@ -14,9 +14,10 @@ export function keepaliveIntervalMs(config: Pick<Config, 'sessionIdleMinutes'>):
  * session's idle expiry and nothing else. The session middleware is rolling,
  * so answering is enough: it pushes the cookie's and the stored row's expiry
  * a full idle time ahead. The sign-in time (`authenticatedAt`) is untouched,
- * so the absolute lifetime still ends the session; the guard has already
- * refused an expired or over-age session (401) and csrfProtection a forged
- * request (403 csrf_invalid).
+ * so the absolute lifetime still ends the session. Without a live session
+ * (expired, over-age, never signed in) or without the token the request is
+ * refused before it gets here: 403 csrf_invalid (the token belongs to the
+ * session), else the guard's 401. Cheap: no query beyond the session's own.
  */
 export const keepalive: RequestHandler = (_req, res) => {
   res.set('Cache-Control', 'no-store').status(204).end();
