@@ -17,7 +17,8 @@ export function keepaliveIntervalMs(config: Pick<Config, 'sessionIdleMinutes'>):
  * so the absolute lifetime still ends the session. Without a live session
  * (expired, over-age, never signed in) or without the token the request is
  * refused before it gets here: 403 csrf_invalid (the token belongs to the
- * session), else the guard's 401. Cheap: no query beyond the session's own.
+ * session), else the guard's 401. Cheap: nothing beyond loading the session
+ * and its user, as for every request, and the store's touch.
  */
 export const keepalive: RequestHandler = (_req, res) => {
   res.set('Cache-Control', 'no-store').status(204).end();
