@@ -1,6 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import { setPassword, setPasswordPage } from './staff/password-routes';
 import { accountPage, changeLanguage, changePassword } from './staff/account-routes';
+import { keepalive, KEEPALIVE_PATH, offerKeepalive } from './staff/session-routes';
 import {
   changeRole, deactivateUser, inviteUser, listUsers, reactivateUser, resetPassword, showUser, unlockUser, type AdminDeps,
 } from './staff/routes';
@@ -102,6 +103,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/account', access: 'staff', handlers: [accountPage] },
     { method: 'post', path: '/account/password', access: 'staff', handlers: [changePassword(db, deps.throttle)] },
     { method: 'post', path: '/account/language', access: 'staff', handlers: [changeLanguage(db)] },
+    { method: 'post', path: KEEPALIVE_PATH, access: 'staff', handlers: [keepalive] },
 
     { method: 'get', path: '/admin/users', access: ADMIN, handlers: [listUsers(admin)] },
     { method: 'post', path: '/admin/users', access: ADMIN, handlers: [inviteUser(admin)] },
@@ -157,7 +159,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/api/v1/calls/:id/revoke-link', access: 'public', handlers: [apiKeyAuth(db, 'calls:write'), limit, revokeLink(api)] },
 
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
-    { method: 'get', path: '/calls/:id', access: CLERK, handlers: [clerkCallPage(calls)] },
+    { method: 'get', path: '/calls/:id', access: CLERK, handlers: [offerKeepalive(deps), clerkCallPage(calls)] },
     { method: 'post', path: '/calls/:id/end', access: CLERK, handlers: [endCall(calls)] },
     { method: 'post', path: '/calls/:id/revoke', access: CLERK, handlers: [revokeCallLink(calls)] },
     { method: 'post', path: '/calls/:id/notes', access: CLERK, handlers: [saveCallNotes(calls)] },

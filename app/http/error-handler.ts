@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, Request, Response } from 'express';
 import { AppError, fromFrameworkError } from '../core/errors';
 import { translator } from '../i18n';
+import { safeReturnPath } from './redirect';
 
 interface ErrorBody {
   code: string;
@@ -48,7 +49,8 @@ function sendError(req: Request, res: Response, status: number, body: ErrorBody)
     html: () => {
       const t = req.t ?? translator('en');
       const titleKey = TITLED.has(status) ? `errors.titles.${status}` : 'errors.titles.default';
-      res.render('errors/error', { status, error: body, title: t(titleKey) }, (renderErr, html) => {
+      const retry = body.code === 'csrf_invalid' ? retryPath(req) : undefined;
+      res.render('errors/error', { status, error: body, title: t(titleKey), retry }, (renderErr, html) => {
         if (renderErr) {
           req.log?.error({ err: renderErr }, 'the error page could not be rendered');
           res.type('text/plain').send(`${body.message} (${body.code}, ${body.requestId})`);
@@ -60,4 +62,32 @@ function sendError(req: Request, res: Response, status: number, body: ErrorBody)
     json: () => res.json({ error: body }),
     default: () => res.type('text/plain').send(`${body.message} (${body.code}, ${body.requestId})`),
   });
+}
+
+/**
+ * Where an expired form's page offers to go back to: the page the form was
+ * on. Forms that matter name it in a hidden `_back` field (pages send no
+ * Referer: the referrer policy is no-referrer); else a Referer of this same
+ * origin counts. Only a safe same-site path (`safeReturnPath`) is offered,
+ * else nothing (the page then offers only the start page).
+ */
+export function retryPath(req: Request): string | undefined {
+  const back = (req.body as Record<string, unknown> | undefined)?._back;
+  if (typeof back === 'string') return sameSitePath(back);
+  const referer = req.get('referer');
+  const host = req.get('host');
+  if (!referer || !host) return undefined;
+  let url: URL;
+  try {
+    url = new URL(referer);
+  } catch {
+    return undefined;
+  }
+  if (url.origin !== `${req.protocol}://${host}`) return undefined;
+  return sameSitePath(`${url.pathname}${url.search}`);
+}
+
+function sameSitePath(value: string): string | undefined {
+  const path = safeReturnPath(value);
+  return path === value ? path : undefined;
 }

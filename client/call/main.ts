@@ -7,6 +7,7 @@ import { RecordingControls } from './recording';
 import { CallSession, type CallState } from './session';
 import { Signalling } from './signalling';
 import { CallUi } from './ui';
+import { SessionKeepalive } from './keepalive';
 
 /**
  * Test hook, on `window.vclerkCall` from page load on (browser tests read it
@@ -77,6 +78,9 @@ function start(): void {
   }
   ui.setState('idle');
   ui.setQuality('unknown');
+  // The clerk's session is renewed while the page is open and the call not over (customers have none).
+  const keepalive = config.role === 'clerk' ? SessionKeepalive.fromPage(document) : null;
+  keepalive?.start();
   const recording = new RecordingControls(config, t);
 
   // ---- camera and microphone ----------------------------------------------
@@ -185,6 +189,7 @@ function start(): void {
         if (ui.shareScreen) ui.setPressed(ui.shareScreen, false);
       },
       finished: (state) => {
+        if (state === 'ended') keepalive?.stop();
         quality.stop();
         stopLocal();
         ui.showFinished(state, state === 'left' || sessionProblem === 'connection_refused');
@@ -276,7 +281,10 @@ function start(): void {
   ui.rejoin.addEventListener('click', () => window.location.reload());
 
   // Closing or leaving the page: disconnect now so the other side sees it at once.
-  window.addEventListener('pagehide', () => session?.close());
+  window.addEventListener('pagehide', (event) => {
+    session?.close();
+    if (!event.persisted) keepalive?.stop();
+  });
 
   ui.join.disabled = false;
 }
