@@ -182,7 +182,7 @@ export const schema = {
   }),
   sessionIdleMinutes: setting({
     env: 'VCLERK_SESSION_IDLE_MINUTES',
-    description: 'A staff session ends after this many minutes without a request.',
+    description: "A staff session ends after this many minutes without a request. A clerk's open call page renews it (every half of this time) until the call ends; the absolute lifetime still applies.",
     type: integer(5, 1440),
     default: 30,
   }),
