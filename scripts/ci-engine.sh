@@ -46,12 +46,20 @@ default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [engine]
 runtime = "runc"
 EOF
-# The API service reads the settings when it starts.
-if [ "$old" != "$(cat "$conf")" ]; then pkill -f "podman system service .*$socket" 2>/dev/null || true; sleep 1; fi
+# The API service reads the settings when it starts. Its containers' conmon
+# inherits its working directory: a service started from a checkout that has
+# since been deleted (an earlier CI clone) can start no container ("conmon:
+# Failed to get working directory"), so such a service is replaced too.
+restart=""
+[ "$old" != "$(cat "$conf")" ] && restart=yes
+for pid in $(pgrep -f "podman system service .*$socket" 2>/dev/null); do
+  case "$(readlink "/proc/$pid/cwd" 2>/dev/null)" in /) ;; *) restart=yes ;; esac
+done
+if [ -n "$restart" ]; then pkill -f "podman system service .*$socket" 2>/dev/null || true; sleep 1; fi
 
 if ! curl -fsS --unix-socket "$socket" http://d/_ping >/dev/null 2>&1; then
   mkdir -p /run/podman
-  setsid nohup podman system service --time=0 "unix://$socket" >/var/log/vclerk-ci-podman.log 2>&1 < /dev/null &
+  setsid nohup sh -c 'cd / && exec podman system service --time=0 "$1"' sh "unix://$socket" >/var/log/vclerk-ci-podman.log 2>&1 < /dev/null &
   for _ in $(seq 1 50); do
     curl -fsS --unix-socket "$socket" http://d/_ping >/dev/null 2>&1 && break
     sleep 0.2
