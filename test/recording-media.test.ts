@@ -332,6 +332,34 @@ describe('CallRecorder and composeRecording (real mediasoup worker, real ffmpeg)
     assert.deepEqual(room.describe(), before);
   });
 
+  it('starts on other ports when another process takes a checked port before ffmpeg binds it', async () => {
+    const { room, tracksDir } = await call(['clerk']);
+    // The race made certain: the first pair handed out is bound by someone else right after the check.
+    const racy = new PortAllocator(47600, 47799);
+    const take = racy.take.bind(racy);
+    let intruder: dgram.Socket | undefined;
+    racy.take = async () => {
+      const port = await take();
+      if (!intruder) {
+        intruder = dgram.createSocket('udp4');
+        await new Promise<void>((resolve) => intruder!.bind(port, '127.0.0.1', resolve));
+      }
+      return port;
+    };
+    try {
+      const recorder = await CallRecorder.start(room, { dir: tracksDir, ffmpegPath: FFMPEG, ports: racy, logger: silentLogger });
+      const [p] = recorder.processes();
+      assert.ok(p, 'recording');
+      assert.ok(!p.ports.includes(intruder!.address().port), 'not on the taken port');
+      const held = udpPortsOf(p.pid);
+      for (const port of p.ports) assert.ok(held.has(port) && held.has(port + 1), `ffmpeg holds ${port} and ${port + 1}`);
+      await recorder.stop();
+    } finally {
+      intruder?.close();
+    }
+    assert.equal(racy.inUse, 0, 'every port released, the taken one too');
+  });
+
   it('gives concurrent recordings separate ports, each held by its own ffmpeg', async () => {
     const a = await call();
     const b = await call();

@@ -84,8 +84,23 @@ export class Segment {
     this.track = { role: options.role, file: options.file, startedAt, endedAt: null, kinds: streams.map((s) => s.kind), exitCode: null, partial: false };
   }
 
-  /** Starts recording these producers; throws MediaError('no_ports' | 'ffmpeg_failed') or a room error. Producers that cannot be recorded are left out; none left: undefined. */
+  /**
+   * Starts recording these producers; throws MediaError('no_ports' | 'ffmpeg_failed') or a room error. Producers that cannot be recorded are left out; none left: undefined.
+   * The ports are checked free before ffmpeg binds them, but another process (any UDP client: the range lies inside Linux's
+   * ephemeral ports) may take one in between: then ffmpeg fails to bind, and the segment is started again on other ports.
+   */
   static async start(options: SegmentOptions, producers: ProducerSummary[], onWriting: () => void): Promise<Segment | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await Segment.attempt(options, producers, onWriting);
+      } catch (err) {
+        if (attempt >= BIND_ATTEMPTS || !(err instanceof MediaError && err.code === 'ffmpeg_failed' && isBindFailure(err))) throw err;
+        options.logger.warn({ attempt }, 'a recorder port was taken before ffmpeg bound it: trying other ports');
+      }
+    }
+  }
+
+  private static async attempt(options: SegmentOptions, producers: ProducerSummary[], onWriting: () => void): Promise<Segment | undefined> {
     const { room, ports, logger } = options;
     const streams: Stream[] = [];
     let ffmpeg: FfmpegProcess | undefined;
@@ -234,6 +249,14 @@ export class Segment {
     }
     void fs.rm(this.options.sdpFile, { force: true });
   }
+}
+
+/** How often a segment is started on new ports when ffmpeg could not bind its ports. */
+const BIND_ATTEMPTS = 3;
+
+/** Whether ffmpeg failed because a port was in use (its log says so). */
+export function isBindFailure(err: MediaError): boolean {
+  return /bind failed|address already in use/i.test(String((err.cause as Error | undefined)?.message ?? ''));
 }
 
 export function describeExit(exit: FfmpegExit | undefined): string {
