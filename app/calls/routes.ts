@@ -9,6 +9,8 @@ import { PrivacyTexts } from '../privacy-texts/service';
 import { brandingOf, OrganisationStore } from '../organisation/service';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
+import { timeZoneOf } from '../http/i18n';
+import { wallTimeToIso } from '../i18n/dates';
 import { formAction } from '../http/form-page';
 import { dashboardForms } from '../dashboard/routes';
 import { secretResponse } from '../http/security';
@@ -40,6 +42,8 @@ export interface CallDeps {
 export function startCall(deps: CallDeps): RequestHandler {
   return formAction(dashboardForms(deps.knex, deps.config).startCall, async (req, res) => {
     const input = parseBody(callLinkSchema, req.body);
+    // The form's time (datetime-local) is the organisation's wall time.
+    if (input.scheduled_at) input.scheduled_at = wallTimeToIso(input.scheduled_at, timeZoneOf(res));
     const { call, token } = await new CallService(deps.knex, deps.links).start(callerOf(req), deps.config.callLinkHours, input);
     res.redirect(303, `/calls/${call.id}#customer=${token}`);
   });

@@ -72,3 +72,26 @@ export function dateFormat(lang: string, timeZone: string): DateFormat {
     time: (value, options = {}) => format(value, { timeStyle: options.seconds ? 'medium' : 'short' }),
   };
 }
+
+const WALL_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/;
+
+/** How far `timeZone` is ahead of UTC at `at`, in milliseconds. */
+function offsetAt(at: number, timeZone: string): number {
+  const parts = formatter('en', timeZone, { year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(at));
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
+  return Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second')) - Math.floor(at / 1000) * 1000;
+}
+
+/**
+ * A time as a person typed it (`YYYY-MM-DDTHH:MM`, a `datetime-local`
+ * field) read in `timeZone`, as an ISO UTC string; a value with its own
+ * offset or `Z` (or anything else) is returned unchanged.
+ */
+export function wallTimeToIso(value: string, timeZone: string): string {
+  const m = WALL_TIME.exec(value.trim());
+  if (!m) return value;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0));
+  let utc = wall - offsetAt(wall, timeZone);
+  utc = wall - offsetAt(utc, timeZone); // once more, for a time near a change to or from summer time
+  return new Date(utc).toISOString();
+}
