@@ -13,10 +13,14 @@ import { randomToken } from '../security/tokens';
  * unchanged) but they can no longer be shown again: `matches` tells.
  */
 export class CallLinkTokens {
-  private readonly key: Buffer;
+  private derived: Buffer | undefined;
 
-  constructor(sessionSecret: string) {
-    this.key = Buffer.from(crypto.hkdfSync('sha256', sessionSecret, 'vclerk', 'call-link-token-v1', 32));
+  constructor(private readonly sessionSecret: string) {}
+
+  /** Derived at the first use (a route table built without a secret, as some tests do, never needs it). */
+  private get key(): Buffer {
+    this.derived ??= Buffer.from(crypto.hkdfSync('sha256', this.sessionSecret, 'vclerk', 'call-link-token-v1', 32));
+    return this.derived;
   }
 
   /** A new call's id, nonce and token. */
