@@ -132,6 +132,6 @@ describe('call links shown again to their clerk', () => {
   it('the call page tells the clerk the link can be shown again from the dashboard', async () => {
     const { id } = await startCall();
     const page = await clerkBrowser.agent.get(`/calls/${id}`).expect(200);
-    assert.match(page.text, /show this link again/);
+    assert.match(page.text, /open it again, with a QR code, from your dashboard/);
   });
 });
