@@ -37,7 +37,7 @@ describe('call links shown again to their clerk', () => {
   it('the dashboard offers "Show link"; the page shows the same link, a QR code of it and a copy button; the view is audited', async () => {
     const { id, token } = await startCall({ reference: 'LINK-0001' });
     const row = await db.current.knex('calls').where({ id }).first();
-    assert.match(row!.link_nonce, /^[A-Za-z0-9_-]{43}$/);
+    assert.match(row!.link_nonce ?? '', /^[A-Za-z0-9_-]{43}$/);
     assert.ok(!JSON.stringify(row).includes(token), 'the token is not stored');
 
     const dashboard = await clerkBrowser.agent.get('/dashboard').expect(200);
@@ -63,9 +63,9 @@ describe('call links shown again to their clerk', () => {
 
     const events = await db.current.knex('audit_events').where({ action: 'call.link_viewed', target_id: id });
     assert.equal(events.length, 1);
-    assert.equal(events[0].actor_id, clerk.id);
-    assert.ok(events[0].ip, 'with the client address');
-    assert.equal(events[0].user_agent, 'reshow-test');
+    assert.equal(events[0]!.actor_id, clerk.id);
+    assert.ok(events[0]!.ip, 'with the client address');
+    assert.equal(events[0]!.user_agent, 'reshow-test');
   });
 
   it('links made by the API can be shown again too', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import request from 'supertest';
 import { dateFormat, wallTimeToIso } from '../app/i18n/dates';
 import { seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
@@ -53,9 +54,12 @@ describe('dates in the organisation\'s time zone and the reader\'s language', ()
     const res = await clerk.agent.post('/calls').type('form').send({ _csrf: clerk.csrf, reference: 'ZONE-1', scheduled_at: '2026-03-02T00:30' }).expect(303);
     const id = /^\/calls\/([0-9a-f-]{36})#/.exec(res.headers.location ?? '')![1]!;
     const row = await db.current.knex('calls').where({ id }).first();
-    assert.equal(row!.scheduled_at.toISOString(), '2026-03-01T23:30:00.000Z');
+    assert.equal(row!.scheduled_at!.toISOString(), '2026-03-01T23:30:00.000Z');
     const dashboard = await clerk.agent.get('/dashboard').expect(200);
     assert.match(dashboard.text, /<td>02\.03\.2026, 00:30<\/td>/);
+    const token = /#customer=([A-Za-z0-9_-]{43})$/.exec(res.headers.location ?? '')![1]!;
+    const customer = await request(app).get(`/join/${token}`).expect(200);
+    assert.match(customer.text, /<html lang="en" data-time-zone="Europe\/Berlin">/, "the customer page's chat times in the organisation's zone");
 
     await admin.agent.post('/admin/organisation/queue').type('form').send({ _csrf: admin.csrf, timezone: 'Asia/Tokyo' }).expect(303);
     const tokyo = await clerk.agent.get('/dashboard').expect(200);

@@ -7,6 +7,7 @@ import { publicBase } from '../http/links';
 import { PrivacyContact } from '../organisation/privacy';
 import { PrivacyTexts } from '../privacy-texts/service';
 import { brandingOf, OrganisationStore } from '../organisation/service';
+import { showDatesOf } from '../organisation/time-zone';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
 import { timeZoneOf } from '../http/i18n';
@@ -125,6 +126,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
       return renderClosedLink(deps.knex, req, res, access, gone ? 410 : 404);
     }
     const found = access;
+    await showDatesOf(deps.knex, res, found.call.organisationId);
     const organisation = await new OrganisationStore(deps.knex).byId(found.call.organisationId);
     secretResponse(res);
     res.render('calls/customer', {
