@@ -9,7 +9,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/errors';
 import { customerAccess, joinAccess } from './customer-access';
 import { callEvents } from './events';
 import { CALL_REFERENCE_MAX, CALL_REFERENCE_PATTERN } from './shared';
-import { CallLinkTokens } from './link-token';
+import type { CallLinkTokens } from './link-token';
 import { activeCalls, callLinkSecret, callOrganisation, endedCallsOf, findCall, insertCall, listOrganisationCalls, lockCall, markCallActive, markCallEnded, markCallWaiting, openCallsOf, revokeCallLink, staleWaitingCallIds, type Call, type CallStatus } from './store';
 import { isActiveClerk } from '../staff/store';
 
