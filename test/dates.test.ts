@@ -59,7 +59,7 @@ describe('dates in the organisation\'s time zone and the reader\'s language', ()
     assert.match(dashboard.text, /<td>02\.03\.2026, 00:30<\/td>/);
     const token = /#customer=([A-Za-z0-9_-]{43})$/.exec(res.headers.location ?? '')![1]!;
     const customer = await request(app).get(`/join/${token}`).expect(200);
-    assert.match(customer.text, /<html lang="en" data-time-zone="Europe\/Berlin">/, "the customer page's chat times in the organisation's zone");
+    assert.match(customer.text, /<meta name="vclerk-time-zone" content="Europe\/Berlin">/, "the customer page's chat times in the organisation's zone");
 
     await admin.agent.post('/admin/organisation/queue').type('form').send({ _csrf: admin.csrf, timezone: 'Asia/Tokyo' }).expect(303);
     const tokyo = await clerk.agent.get('/dashboard').expect(200);
