@@ -15,6 +15,7 @@ import { flashMessages } from './http/flash';
 import { inputGuard } from './http/input-guard';
 import { navigation } from './http/navigation';
 import { languageNegotiation } from './http/i18n';
+import { staffTimeZone } from './organisation/time-zone';
 import { notFound } from './http/not-found';
 import { requestContext } from './http/request-context';
 import { responseCompression, securityHeaders } from './http/security';
@@ -58,6 +59,7 @@ export function createApp(ctx: AppContext, options: AppOptions = {}): Express {
   app.use(ctx.session ?? sessionMiddleware(db, { secret: ctx.sessionSecret, idleMinutes: config.sessionIdleMinutes }));
   app.use(loadCurrentUser((data) => resolveSessionUser(db, data, config.sessionAbsoluteHours)));
   app.use(languageNegotiation(config.defaultLanguage));
+  app.use(staffTimeZone(db));
   app.use(flashMessages());
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
   app.use(express.json({ limit: '100kb' }));

@@ -20,7 +20,8 @@ import { auditLog, verifyAudit } from './compliance/routes';
 import { applianceKeyPem, createExport, exportFile, exportManifest, exportPage } from './compliance/export-routes';
 import { applyImport, createProduct, exportCatalog, importPage, listProducts, newProductPage, previewImport, searchCatalog, showProduct, toggleProduct, updateProduct } from './catalog/routes';
 import { makeImageFirst, productImage, removeImage, uploadImage } from './catalog/image-routes';
-import { clerkCallPage, customerCallPage, endCall, revokeCallLink, startCall } from './calls/routes';
+import { callLinkPage, clerkCallPage, customerCallPage, endCall, revokeCallLink, startCall } from './calls/routes';
+import { CallLinkTokens } from './calls/link-token';
 import { customerCardImage, customerSummaryPdf, saveCallNotes } from './curation/summary-routes';
 import { dashboard } from './dashboard/routes';
 import { liveness, readiness } from './health/routes';
@@ -76,8 +77,9 @@ const RECORDINGS = ['compliance', 'admin', 'clerk'] as const;
 export function routes(deps: RouteDeps): Route[] {
   const { db } = deps;
   const admin: AdminDeps = { knex: db, config: deps.config, throttle: deps.throttle };
-  const calls = { knex: db, config: deps.config, hub: deps.hub };
-  const api = { knex: db, config: deps.config };
+  const links = new CallLinkTokens(deps.sessionSecret);
+  const calls = { knex: db, config: deps.config, hub: deps.hub, links };
+  const api = { knex: db, config: deps.config, links };
   const limit = perKeyRateLimit();
   const ops = { knex: db, config: deps.config, logger: deps.logger, ops: deps.ops };
   const recordings = { knex: db, config: deps.config, recordingKey: deps.config?.recordingKey ? parseRecordingKey(deps.config.recordingKey) : null };
@@ -160,6 +162,7 @@ export function routes(deps: RouteDeps): Route[] {
 
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
     { method: 'get', path: '/calls/:id', access: CLERK, handlers: [offerKeepalive(deps), clerkCallPage(calls)] },
+    { method: 'get', path: '/calls/:id/link', access: CLERK, handlers: [callLinkPage(calls)] },
     { method: 'post', path: '/calls/:id/end', access: CLERK, handlers: [endCall(calls)] },
     { method: 'post', path: '/calls/:id/revoke', access: CLERK, handlers: [revokeCallLink(calls)] },
     { method: 'post', path: '/calls/:id/notes', access: CLERK, handlers: [saveCallNotes(calls)] },

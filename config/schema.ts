@@ -176,7 +176,7 @@ export const schema = {
   sessionSecret: optional({
     env: 'VCLERK_SESSION_SECRET',
     description:
-      'Secret that signs session cookies (at least 32 characters). When unset, VClerk generates one at first start and keeps it in <dataDir>/session.secret.',
+      "Secret that signs session cookies (at least 32 characters); customer call links are derived under a key made from it, so that their clerk can be shown them again. When unset, VClerk generates one at first start and keeps it in <dataDir>/session.secret. Changing it signs everyone out, and calls' links keep working but can no longer be shown again.",
     type: text({ minLength: 32 }),
     secret: true,
   }),

@@ -6,6 +6,7 @@ import { apiKeyActor } from '../api-keys/middleware';
 import { requestMeta } from '../access/caller';
 import { auditForeignProbe, type Prober } from '../access/scoped-service';
 import { CallService, callReferenceSchema } from '../calls/service';
+import type { CallLinkTokens } from '../calls/link-token';
 import { NotFoundError } from '../core/errors';
 import { parseBody } from '../http/forms';
 import { publicBase } from '../http/links';
@@ -18,6 +19,8 @@ import { callResource, clerkResource } from './serialize';
 export interface ApiDeps {
   knex: Knex;
   config: Config;
+  /** Derives customer tokens the clerk can be shown again (calls/link-token.ts). */
+  links?: CallLinkTokens;
 }
 
 const createLinkSchema = z
@@ -62,7 +65,7 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefin
 export function createCallLink(deps: ApiDeps): RequestHandler {
   return async (req, res) => {
     const input = parseBody(createLinkSchema, req.body);
-    const { call, token } = await new CallService(deps.knex).startForClerk(
+    const { call, token } = await new CallService(deps.knex, deps.links).startForClerk(
       { organisationId: organisationId(req), clerkId: input.clerkId, actor: apiKeyActor(req.apiKey!), ...requestMeta(req) },
       deps.config.callLinkHours,
       { reference: input.reference, valid_hours: input.validHours, scheduled_at: input.scheduledAt },

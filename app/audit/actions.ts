@@ -26,6 +26,7 @@ export const auditActions = [
   'organisation.recording_policy_changed',
   'call.started',
   'call.link_revoked',
+  'call.link_viewed',
   'call.joined',
   'call.left',
   'call.ended',

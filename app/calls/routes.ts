@@ -7,13 +7,18 @@ import { publicBase } from '../http/links';
 import { PrivacyContact } from '../organisation/privacy';
 import { PrivacyTexts } from '../privacy-texts/service';
 import { brandingOf, OrganisationStore } from '../organisation/service';
+import { showDatesOf } from '../organisation/time-zone';
 import type { CallHub } from './hub';
 import { parseBody } from '../http/forms';
+import { timeZoneOf } from '../http/i18n';
+import { wallTimeToIso } from '../i18n/dates';
 import { formAction } from '../http/form-page';
 import { dashboardForms } from '../dashboard/routes';
 import { secretResponse } from '../http/security';
 import { customerAccess } from './customer-access';
 import { renderClosedLink } from './link-page';
+import { qrSvg } from './link-qr';
+import type { CallLinkTokens } from './link-token';
 import { CallService, callLinkSchema } from './service';
 import { TYPED_LIMITS } from './shared';
 import { CatalogService } from '../catalog/service';
@@ -24,6 +29,8 @@ export interface CallDeps {
   knex: Knex;
   config: Config;
   hub?: CallHub;
+  /** Derives customer tokens the clerk can be shown again (link-token.ts). */
+  links?: CallLinkTokens;
 }
 
 /**
@@ -36,7 +43,9 @@ export interface CallDeps {
 export function startCall(deps: CallDeps): RequestHandler {
   return formAction(dashboardForms(deps.knex, deps.config).startCall, async (req, res) => {
     const input = parseBody(callLinkSchema, req.body);
-    const { call, token } = await new CallService(deps.knex).start(callerOf(req), deps.config.callLinkHours, input);
+    // The form's time (datetime-local) is the organisation's wall time.
+    if (input.scheduled_at) input.scheduled_at = wallTimeToIso(input.scheduled_at, timeZoneOf(res));
+    const { call, token } = await new CallService(deps.knex, deps.links).start(callerOf(req), deps.config.callLinkHours, input);
     res.redirect(303, `/calls/${call.id}#customer=${token}`);
   });
 }
@@ -53,6 +62,26 @@ export function revokeCallLink(deps: CallDeps): RequestHandler {
     await new CallService(deps.knex).revokeLink(callerOf(req), String(req.params.id));
     flash(req, 'success', 'calls.link_revoked_flash');
     res.redirect(303, '/dashboard');
+  };
+}
+
+/**
+ * GET /calls/:id/link: the customer link of one of the clerk's calls shown
+ * again (after the call's tab was closed), with a copy button and a QR code,
+ * while it opens the call; else why not. Others' calls are not found.
+ */
+export function callLinkPage(deps: CallDeps): RequestHandler {
+  return async (req, res) => {
+    const view = await new CallService(deps.knex, deps.links).showLink(callerOf(req), String(req.params.id));
+    const link = view.state === 'open' ? `${publicBase(req, deps.config)}/join/${view.token}` : null;
+    secretResponse(res);
+    res.render('calls/link-show', {
+      title: req.t('calls.show_link.title'),
+      call: { id: view.call.id, reference: view.call.reference, status: view.call.status, expiresAt: view.call.guestTokenExpiresAt },
+      state: view.state,
+      link,
+      qr: link ? await qrSvg(link) : null,
+    });
   };
 }
 
@@ -97,6 +126,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
       return renderClosedLink(deps.knex, req, res, access, gone ? 410 : 404);
     }
     const found = access;
+    await showDatesOf(deps.knex, res, found.call.organisationId);
     const organisation = await new OrganisationStore(deps.knex).byId(found.call.organisationId);
     secretResponse(res);
     res.render('calls/customer', {

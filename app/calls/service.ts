@@ -9,7 +9,8 @@ import { ConflictError, NotFoundError, ValidationError } from '../core/errors';
 import { customerAccess, joinAccess } from './customer-access';
 import { callEvents } from './events';
 import { CALL_REFERENCE_MAX, CALL_REFERENCE_PATTERN } from './shared';
-import { activeCalls, callOrganisation, endedCallsOf, findCall, insertCall, listOrganisationCalls, lockCall, markCallActive, markCallEnded, markCallWaiting, openCallsOf, revokeCallLink, staleWaitingCallIds, type Call, type CallStatus } from './store';
+import type { CallLinkTokens } from './link-token';
+import { activeCalls, callLinkSecret, callOrganisation, endedCallsOf, findCall, insertCall, listOrganisationCalls, lockCall, markCallActive, markCallEnded, markCallWaiting, openCallsOf, revokeCallLink, staleWaitingCallIds, type Call, type CallStatus } from './store';
 import { isActiveClerk } from '../staff/store';
 
 export type { Call, CallStatus } from './store';
@@ -33,6 +34,16 @@ export const callLinkSchema = z.object({
 });
 
 export type CallLinkInput = z.infer<typeof callLinkSchema>;
+
+/**
+ * A call's customer link as its clerk may see it again: `open` with the
+ * token while the link opens the call; otherwise why not (`unavailable`: the
+ * link cannot be derived again, as for links made before links could be
+ * shown again, queue calls, or after the session secret changed).
+ */
+export type LinkView =
+  | { state: 'open'; call: Call; token: string }
+  | { state: 'ended' | 'revoked' | 'expired' | 'unavailable'; call: Call };
 
 /** Who a new call belongs to and who started it. */
 export type CallScope = { organisationId: string; clerkId: string; actor: Actor } & Meta;
@@ -64,13 +75,15 @@ function customerOf(participant: Participant, callId: string): { customer?: { ca
 export class CallService {
   private readonly audit: AuditService;
 
-  constructor(private readonly knex: Knex) {
+  /** `links`: derives tokens that can be shown again (link-token.ts); without it a new call's token is random and shown once. */
+  constructor(private readonly knex: Knex, private readonly links?: CallLinkTokens) {
     this.audit = new AuditService(knex);
   }
 
   /**
-   * A new call of the caller (a clerk) and its customer link: 256 random
-   * bits, of which only the SHA-256 is stored; valid for `validHours`
+   * A new call of the caller (a clerk) and its customer link: 256 bits
+   * (derived, see link-token.ts, or random), of which only the SHA-256 is
+   * stored; valid for `validHours`
    * (default `linkHours`), with an optional reference and scheduled time.
    */
   async start(caller: Caller, linkHours: number, input: CallLinkInput = {}): Promise<{ call: Call; token: string }> {
@@ -84,8 +97,10 @@ export class CallService {
   }
 
   private async create(scope: CallScope, linkHours: number, input: CallLinkInput): Promise<{ call: Call; token: string }> {
-    const token = randomToken();
-    const call = await this.knex.transaction((trx) => this.insert(trx, scope, sha256(token), linkHours, input));
+    const issued = this.links?.issue();
+    const token = issued?.token ?? randomToken();
+    const link = issued ? { id: issued.id, link_nonce: issued.nonce } : {};
+    const call = await this.knex.transaction((trx) => this.insert(trx, scope, sha256(token), linkHours, input, {}, link));
     return { call, token };
   }
 
@@ -98,11 +113,12 @@ export class CallService {
     return this.insert(trx, scope, ticketHash, linkHours, {}, details);
   }
 
-  private async insert(trx: Knex.Transaction, scope: CallScope, tokenHash: string, linkHours: number, input: CallLinkInput, details: Record<string, unknown> = {}): Promise<Call> {
+  private async insert(trx: Knex.Transaction, scope: CallScope, tokenHash: string, linkHours: number, input: CallLinkInput, details: Record<string, unknown> = {}, link: { id?: string; link_nonce?: string } = {}): Promise<Call> {
     const hours = input.valid_hours ?? linkHours;
     const scheduledAt = input.scheduled_at ? new Date(input.scheduled_at) : null;
     const expiresAt = new Date(Math.max(Date.now(), scheduledAt?.getTime() ?? 0) + hours * 3600_000);
     const call = await insertCall(trx, {
+      ...link,
       organisation_id: scope.organisationId,
       clerk_id: scope.clerkId,
       guest_token_hash: tokenHash,
@@ -158,6 +174,24 @@ export class CallService {
       await this.audit.record({ organisationId: call.organisationId, actor: actorOf(caller.user), action: 'call.link_revoked', target: { type: 'call', id: call.id }, ip: caller.ip, userAgent: caller.userAgent }, trx);
     });
     callEvents.emit('linkRevoked', call.id);
+  }
+
+  /**
+   * One of the caller's calls with its customer link, while the link still
+   * opens the call (not revoked, not expired, call not ended); each time
+   * the link is shown is audited (`call.link_viewed`). Others' calls 404.
+   */
+  async showLink(caller: Caller, id: string, now: Date = new Date()): Promise<LinkView> {
+    const call = await this.getOwn(caller, id);
+    if (call.status === 'ended') return { state: 'ended', call };
+    if (call.linkRevokedAt) return { state: 'revoked', call };
+    if (!call.guestTokenExpiresAt || call.guestTokenExpiresAt <= now) return { state: 'expired', call };
+    const secret = await callLinkSecret(this.knex, call.id);
+    const token = secret?.nonce && this.links ? this.links.token(call.id, secret.nonce) : undefined;
+    // The derived token must be the one issued (the session secret may have changed since).
+    if (!token || sha256(token) !== secret?.tokenHash) return { state: 'unavailable', call };
+    await this.audit.record({ organisationId: call.organisationId, actor: actorOf(caller.user), action: 'call.link_viewed', target: { type: 'call', id: call.id }, ip: caller.ip, userAgent: caller.userAgent });
+    return { state: 'open', call, token };
   }
 
   /** A call of the caller's organisation that the caller runs; others answer 404 (and other organisations' are audited). */

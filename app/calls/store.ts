@@ -51,7 +51,7 @@ const calls = (db: Knex) => db('calls');
 /** Which call a lookup names: by id, within an organisation, of a clerk, or by the customer token's hash. */
 export type CallWhere = Partial<Pick<CallRow, 'id' | 'organisation_id' | 'clerk_id' | 'guest_token_hash'>>;
 
-export async function insertCall(trx: Knex.Transaction, values: Pick<CallRow, 'organisation_id' | 'clerk_id' | 'guest_token_hash' | 'guest_token_expires_at' | 'reference' | 'scheduled_at'>): Promise<Call> {
+export async function insertCall(trx: Knex.Transaction, values: Pick<CallRow, 'organisation_id' | 'clerk_id' | 'guest_token_hash' | 'guest_token_expires_at' | 'reference' | 'scheduled_at'> & Partial<Pick<CallRow, 'id' | 'link_nonce'>>): Promise<Call> {
   const [row] = await calls(trx).insert(values).returning(COLUMNS);
   return toCall(row!);
 }
@@ -99,6 +99,12 @@ export async function openCallsOf(db: Knex, organisationId: string, clerkId: str
 export async function endedCallsOf(db: Knex, organisationId: string, clerkId: string, limit: number): Promise<Call[]> {
   const rows = await calls(db).where({ organisation_id: organisationId, clerk_id: clerkId, status: 'ended' }).orderBy('ended_at', 'desc').limit(limit).select(...COLUMNS);
   return rows.map(toCall);
+}
+
+/** What re-showing a call's customer link needs: its nonce and the stored hash to check the derived token against. */
+export async function callLinkSecret(db: Knex, id: string): Promise<{ nonce: string | null; tokenHash: string | null } | undefined> {
+  const row = await calls(db).where({ id }).first('link_nonce', 'guest_token_hash');
+  return row ? { nonce: row.link_nonce ?? null, tokenHash: row.guest_token_hash ?? null } : undefined;
 }
 
 export async function revokeCallLink(trx: Knex.Transaction, id: string): Promise<void> {
@@ -235,6 +241,6 @@ export async function deleteDueCalls(db: Knex, due: () => Knex.QueryBuilder, bat
 /** Retention: due calls a recording or consent record still hangs on lose their reference, customer link and clerk; returns how many. */
 export async function anonymiseDueCalls(db: Knex, due: () => Knex.QueryBuilder): Promise<number> {
   return anchored(db, due())
-    .where((w) => w.whereNotNull('reference').orWhereNotNull('guest_token_hash').orWhereNotNull('clerk_id'))
-    .update({ reference: null, guest_token_hash: null, guest_token_expires_at: null, clerk_id: null });
+    .where((w) => w.whereNotNull('reference').orWhereNotNull('guest_token_hash').orWhereNotNull('clerk_id').orWhereNotNull('link_nonce'))
+    .update({ reference: null, guest_token_hash: null, guest_token_expires_at: null, clerk_id: null, link_nonce: null });
 }

@@ -40,9 +40,8 @@ export function closeOrganisation(deps: ClosureDeps): RequestHandler {
     const result = await new OrganisationClosure(deps.knex, callerOf(req)).close(req.body);
     for (const callId of result.endedCallIds) await deps.hub?.endCall(callId, 'organisation_closed');
     const t = req.t;
-    const lang = req.lang;
     await destroySession(req);
     res.locals.user = undefined;
-    res.render('closure/closed', { title: t('requests.closure.closed_title'), purgeAfter: result.purgeAfter.toLocaleDateString(lang, { timeZone: 'UTC', dateStyle: 'long' }) });
+    res.render('closure/closed', { title: t('requests.closure.closed_title'), purgeAfter: result.purgeAfter });
   });
 }

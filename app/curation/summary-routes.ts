@@ -15,6 +15,7 @@ import { parseBody } from '../http/forms';
 import { renderPage, submitForm, type FormPage, type PageData } from '../http/form-page';
 import { secretResponse } from '../http/security';
 import { brandingOf, OrganisationStore } from '../organisation/service';
+import { organisationTimeZone, showDatesOf } from '../organisation/time-zone';
 import { CurationService } from './service';
 import { clerkSummary, customerSummary, formatDate, formatDateTime, formatDuration, isShownImage } from './summary';
 import { embeddableImage, summaryPdf } from './summary-pdf';
@@ -42,8 +43,8 @@ async function customerCall(deps: SummaryDeps, token: unknown): Promise<{ call: 
   return { closed: access, status: access.outcome === 'ended' ? 410 : 404 };
 }
 
-function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
-  return formatDate(new Date(call.endedAt!.getTime() + deps.config.summaryDays * 86_400_000), lang);
+function availableUntil(deps: SummaryDeps, call: Call, lang: string, timeZone: string): string {
+  return formatDate(new Date(call.endedAt!.getTime() + deps.config.summaryDays * 86_400_000), lang, timeZone);
 }
 
 /**
@@ -53,7 +54,8 @@ function availableUntil(deps: SummaryDeps, call: Call, lang: string): string {
  */
 export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res: Response, call: Call, token: string): Promise<void> {
   const organisation = await new OrganisationStore(deps.knex).byId(call.organisationId);
-  const summary = await customerSummary(deps.knex, call, req.lang);
+  const timeZone = await showDatesOf(deps.knex, res, call.organisationId);
+  const summary = await customerSummary(deps.knex, call, req.lang, timeZone);
   secretResponse(res);
   res.set({ 'X-Robots-Tag': 'noindex, nofollow' }).render('curation/customer-summary', {
     title: req.t('curation.customer_title'),
@@ -62,7 +64,7 @@ export async function renderCustomerSummary(deps: SummaryDeps, req: Request, res
     organisationName: organisation?.name ?? '',
     branding: organisation ? brandingOf(organisation) : undefined,
     date: summary.date,
-    availableUntil: availableUntil(deps, call, req.lang),
+    availableUntil: availableUntil(deps, call, req.lang, timeZone),
     cards: summary.cards.map((card) => ({ ...card, imageUrl: card.imageId ? `/join/${token}/images/${card.imageId}` : null })),
   });
 }
@@ -75,7 +77,8 @@ export function customerSummaryPdf(deps: SummaryDeps): RequestHandler {
     if (!access.ended) throw new NotFoundError();
     const { call } = access;
     const organisation = await new OrganisationStore(deps.knex).byId(call.organisationId);
-    const summary = await customerSummary(deps.knex, call, req.lang);
+    const timeZone = await organisationTimeZone(deps.knex, call.organisationId);
+    const summary = await customerSummary(deps.knex, call, req.lang, timeZone);
     const images = new Map<string, Buffer>();
     let bytes = 0;
     for (const card of summary.cards) {
@@ -89,7 +92,7 @@ export function customerSummaryPdf(deps: SummaryDeps): RequestHandler {
       t: req.t,
       organisationName: organisation?.name ?? '',
       date: summary.date,
-      availableUntil: availableUntil(deps, call, req.lang),
+      availableUntil: availableUntil(deps, call, req.lang, timeZone),
       cards: summary.cards,
       images,
     });
@@ -123,15 +126,16 @@ function clerkSummaryPage(deps: SummaryDeps): FormPage<Call> {
 }
 
 async function clerkSummaryData(deps: SummaryDeps, req: Request, call: Call): Promise<PageData> {
-  const summary = await clerkSummary(deps.knex, call, req.lang);
+  const timeZone = await organisationTimeZone(deps.knex, call.organisationId);
+  const summary = await clerkSummary(deps.knex, call, req.lang, timeZone);
   return {
     title: req.t('curation.clerk_title'),
     limits: TYPED_LIMITS,
     call: {
       id: call.id,
       reference: call.reference,
-      startedAt: call.startedAt ? formatDateTime(call.startedAt, req.lang) : null,
-      endedAt: call.endedAt ? formatDateTime(call.endedAt, req.lang) : null,
+      startedAt: call.startedAt ? formatDateTime(call.startedAt, req.lang, timeZone) : null,
+      endedAt: call.endedAt ? formatDateTime(call.endedAt, req.lang, timeZone) : null,
       duration: formatDuration(call, req.t) ?? null,
       endReason: END_REASONS.includes(call.endReason ?? '') ? call.endReason : 'other',
     },

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Call } from '../calls/service';
 import type { Translate } from '../i18n';
+import { dateFormat, DEFAULT_TIME_ZONE } from '../i18n/dates';
 import { CurationService, type SummaryCard } from './service';
 
 /**
@@ -57,12 +58,13 @@ export function safeLink(url: string | null): string | null {
   }
 }
 
-export function formatDate(date: Date, lang: string): string {
-  return new Intl.DateTimeFormat(lang, { dateStyle: 'long' }).format(date);
+/** In the organisation's time zone (organisation/time-zone.ts). */
+export function formatDate(date: Date, lang: string, timeZone = DEFAULT_TIME_ZONE): string {
+  return dateFormat(lang, timeZone).date(date, { style: 'long' });
 }
 
-export function formatDateTime(date: Date, lang: string): string {
-  return new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' }).format(date);
+export function formatDateTime(date: Date, lang: string, timeZone = DEFAULT_TIME_ZONE): string {
+  return dateFormat(lang, timeZone).dateTime(date);
 }
 
 /** How long the call ran, from both being there to its end; undefined when it never started. */
@@ -87,25 +89,25 @@ function customerCard(card: SummaryCard, lang: string): CustomerCard {
 }
 
 /** The customer's summary: the cards that were not withdrawn, in their order. */
-export async function customerSummary(knex: Knex, call: Call, lang: string): Promise<{ date: string; cards: CustomerCard[] }> {
+export async function customerSummary(knex: Knex, call: Call, lang: string, timeZone = DEFAULT_TIME_ZONE): Promise<{ date: string; cards: CustomerCard[] }> {
   const cards = await new CurationService(knex).cards(call.id);
   return {
-    date: formatDate(call.startedAt ?? call.endedAt ?? call.createdAt, lang),
+    date: formatDate(call.startedAt ?? call.endedAt ?? call.createdAt, lang, timeZone),
     cards: cards.map((card) => customerCard(card, lang)),
   };
 }
 
 /** The clerk's summary: every card (withdrawn ones last), the chat, and the private notes. */
-export async function clerkSummary(knex: Knex, call: Call, lang: string): Promise<{ cards: ClerkCard[]; transcript: TranscriptLine[]; notes: string }> {
+export async function clerkSummary(knex: Knex, call: Call, lang: string, timeZone = DEFAULT_TIME_ZONE): Promise<{ cards: ClerkCard[]; transcript: TranscriptLine[]; notes: string }> {
   const curation = new CurationService(knex);
   const [cards, messages, notes] = await Promise.all([curation.cards(call.id, { withdrawn: true }), curation.messages(call.id), curation.notes(call.id)]);
-  const time = new Intl.DateTimeFormat(lang, { timeStyle: 'short' });
+  const time = dateFormat(lang, timeZone);
   return {
     cards: cards.map((card) => ({ ...customerCard(card, lang), sku: card.sku, asked: card.asked, withdrawn: card.withdrawnAt !== null })),
     transcript: messages.map((m) => ({
       from: m.from,
       at: new Date(m.at),
-      time: time.format(new Date(m.at)),
+      time: time.time(m.at),
       question: m.kind === 'question',
       itemName: m.itemName,
       body: m.body,

@@ -177,6 +177,7 @@ export interface CallRow {
   guest_token_expires_at: Date | null;
   guest_token_hash: string | null;
   id: string;
+  link_nonce: string | null;
   link_revoked_at: Date | null;
   organisation_id: string;
   reference: string | null;

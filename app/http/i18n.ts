@@ -1,5 +1,6 @@
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import { isLanguage, languages, translator, type Language, type Translate } from '../i18n';
+import { dateFormat, DEFAULT_TIME_ZONE, type DateFormat } from '../i18n/dates';
 
 export const LANGUAGE_COOKIE = 'vclerk_lang';
 
@@ -36,7 +37,22 @@ export function languageNegotiation(defaultLanguage: Language): RequestHandler {
     res.locals.lang = lang;
     res.locals.t = req.t;
     res.locals.currentPath = req.originalUrl;
+    // In the time zone set later for the request (useTimeZone), read when a view formats.
+    const dates = (): DateFormat => dateFormat(lang, timeZoneOf(res));
+    res.locals.formatDateTime = (...args: Parameters<DateFormat['dateTime']>) => dates().dateTime(...args);
+    res.locals.formatDate = (...args: Parameters<DateFormat['date']>) => dates().date(...args);
+    res.locals.formatTime = (...args: Parameters<DateFormat['time']>) => dates().time(...args);
     res.vary('Accept-Language');
     next();
   };
+}
+
+/** Dates on this response are shown in `timeZone` (the organisation's: organisation/time-zone.ts). */
+export function useTimeZone(res: Response, timeZone: string): void {
+  res.locals.timeZone = timeZone;
+}
+
+/** The time zone dates on this response are shown in. */
+export function timeZoneOf(res: Response): string {
+  return typeof res.locals.timeZone === 'string' ? res.locals.timeZone : DEFAULT_TIME_ZONE;
 }

@@ -6,6 +6,8 @@ import { weekdays } from '../queue/hours';
 import { QueueSettingsStore } from '../queue/settings';
 import { RecordingPolicyStore } from '../recordings/policy';
 import { PrivacyContact } from './privacy';
+import { supportedTimeZones } from '../i18n/dates';
+import { organisationTimeZone } from './time-zone';
 import multer from 'multer';
 import { callerOf } from '../access/caller';
 import { NotFoundError, ValidationError } from '../core/errors';
@@ -60,6 +62,7 @@ function pageOf(knex: Knex): FormPage {
         queueSettings,
         recordingPolicy: await new RecordingPolicyStore(knex).get(organisation.id),
         weekdays,
+        timeZones: supportedTimeZones(),
         defaultBrandColor: DEFAULT_BRAND_COLOR,
         values: {
           name: organisation.name,
@@ -67,7 +70,7 @@ function pageOf(knex: Knex): FormPage {
           brand_color: organisation.brandColor ?? '',
           brand_color_picker: organisation.brandColor ?? DEFAULT_BRAND_COLOR,
           widget_origins: (await new WidgetSettings(knex).origins(organisation.id)).join('\n'),
-          timezone: queueSettings.hours?.timezone ?? 'Europe/Berlin',
+          timezone: await organisationTimeZone(knex, organisation.id),
           ...hours,
           privacy_contact: await new PrivacyContact(knex).get(organisation.id),
         },
