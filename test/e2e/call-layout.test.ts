@@ -17,6 +17,8 @@ interface Fit {
   viewport: { width: number; height: number };
   scrollHeight: number;
   scrollWidth: number;
+  /** Controls of the bar that are shown but lie (partly) outside the viewport, e.g. scrolled away. */
+  outside: string[];
 }
 
 /** Where the control bar is, and how tall and wide the document is, against the viewport. */
@@ -30,6 +32,15 @@ function measure(page: Page): Promise<Fit> {
       viewport: { width: w.innerWidth, height: w.innerHeight },
       scrollHeight: w.document.documentElement.scrollHeight,
       scrollWidth: w.document.documentElement.scrollWidth,
+      outside: bar
+        ? [...bar.querySelectorAll('.control')]
+            .filter((control: any) => control.getClientRects().length > 0)
+            .filter((control: any) => {
+              const r = control.getBoundingClientRect();
+              return r.left < 0 || r.top < 0 || r.right > w.innerWidth + 0.5 || r.bottom > w.innerHeight + 0.5;
+            })
+            .map((control: any) => control.id || control.textContent.trim())
+        : [],
     };
   });
 }
@@ -43,6 +54,7 @@ async function assertFits(page: Page, who: string, inCall = true): Promise<void>
   if (!inCall) return;
   assert.ok(fit.bar, `${where}: the control bar is shown`);
   assert.ok(fit.bar.top >= 0 && fit.bar.left >= 0 && fit.bar.bottom <= fit.viewport.height && fit.bar.right <= fit.viewport.width, `${where}: the control bar ${JSON.stringify(fit.bar)} is not inside the viewport`);
+  assert.deepEqual(fit.outside, [], `${where}: every control of the bar is in view`);
 }
 
 function activeInside(page: Page, selector: string): Promise<boolean> {
