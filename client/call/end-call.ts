@@ -27,16 +27,15 @@ export function installEndCall(t: Translate): void {
     error.hidden = true;
     const body = new URLSearchParams();
     for (const [name, value] of new FormData(form)) if (typeof value === 'string') body.append(name, value);
-    fetch(form.action, { method: 'POST', body, credentials: 'same-origin', redirect: 'follow', headers: { Accept: 'text/html' } })
+    // The answer to success is a redirect to the dashboard: not followed here, so its flash ("The call has ended.") shows there.
+    fetch(form.action, { method: 'POST', body, credentials: 'same-origin', redirect: 'manual', headers: { Accept: 'text/html' } })
       .then((response) => {
-        const landed = new URL(response.url, window.location.href).pathname;
-        if (response.ok && response.redirected && landed === '/dashboard') {
-          window.location.assign(response.url);
+        if (response.type === 'opaqueredirect' || (response.status >= 300 && response.status < 400)) {
+          window.location.assign('/dashboard');
           return;
         }
-        // 403: the form (session) expired; a redirect to the sign-in page means the same.
-        const expired = response.status === 403 || (response.redirected && landed !== '/dashboard');
-        throw new Error(expired ? 'end_call_expired' : 'end_call_failed');
+        // 403: the form's token (the session) expired; 401: signed out.
+        throw new Error(response.status === 403 || response.status === 401 ? 'end_call_expired' : 'end_call_failed');
       })
       .catch((failure: unknown) => {
         error.textContent = t(failure instanceof Error && failure.message === 'end_call_expired' ? 'end_call_expired' : 'end_call_failed');

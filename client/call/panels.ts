@@ -60,7 +60,8 @@ export class Panels {
     if (!panel) return;
     if (!this.wide.matches) for (const other of [...this.opened]) if (other !== name) this.close(other, false);
     this.set(panel, true);
-    if (focus) (panel.section.querySelector<HTMLElement>('input:not([type=hidden]), textarea') ?? panel.section).focus();
+    // Beside the stage the panel's field takes focus; in a phone's sheet the panel itself (no keyboard popping up).
+    if (focus) ((this.wide.matches ? panel.section.querySelector<HTMLElement>('input:not([type=hidden]), textarea') : null) ?? panel.section).focus();
   }
 
   close(name: string, returnFocus: boolean): void {

@@ -233,6 +233,7 @@ describe('the call page layout (two real browsers, laptop and phone)', function 
 
     await clerkPage.click('#end-call-confirm');
     await clerkPage.waitForURL('**/dashboard');
+    await clerkPage.locator('text=The call has ended.').first().waitFor();
     await customerPage.waitForSelector('#call-status[data-state="ended"]');
   });
 });
