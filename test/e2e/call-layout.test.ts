@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { PASSWORD, seedOrganisation, seedUser, type SeededUser } from '../support/accounts';
 import { clerkStartsCall, launchBrowser } from '../support/browser';
@@ -8,6 +9,29 @@ import { useTestDatabase } from '../support/database';
 /* eslint-disable @typescript-eslint/no-explicit-any -- in-page code: the tests' TypeScript has no DOM types */
 /** The page's window, as seen by the functions handed to page.evaluate (self-contained: the CSP forbids eval). */
 type InPage = { document: any; innerWidth: number; innerHeight: number };
+
+/**
+ * axe-core's browser script, when the package is installed (issue 16 adds it for the page checks):
+ * the call's states a crawl of the routes cannot reach (in the call, a sheet, the dialogs) are checked here too.
+ */
+const AXE = (() => {
+  try {
+    return fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  } catch {
+    return null;
+  }
+})();
+
+/** No axe violation of serious or critical impact in the page as it is now. */
+async function assertAccessible(page: Page, label: string): Promise<void> {
+  if (!AXE) return;
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => (globalThis as unknown as { axe: { run(options: object): Promise<any> } }).axe.run({ resultTypes: ['violations'] }));
+  const serious = (result.violations as { id: string; impact: string; nodes: { target: string[] }[] }[])
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  assert.deepEqual(serious, [], `${label}: axe violations`);
+}
 
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -97,14 +121,17 @@ describe('the call page layout (two real browsers, laptop and phone)', function 
   });
 
   it('the pre-join check fits the laptop and the phone, and the tab names the call', async () => {
-    clerkPage = await clerkBrowser.newPage({ viewport: LAPTOP });
+    // bypassCSP only lets the test inject axe-core; the pages' own code runs as always.
+    clerkPage = await clerkBrowser.newPage({ viewport: LAPTOP, bypassCSP: AXE !== null });
     link = await clerkStartsCall(clerkPage, server.url, clerk, PASSWORD);
     // Wide screens start with every panel open beside the stage.
     for (const panel of ['catalog', 'cards', 'chat', 'notes']) assert.equal(await clerkPage.getAttribute(`#toggle-${panel}`, 'aria-expanded'), 'true', `${panel} open at first`);
     assert.match(await clerkPage.title(), /^Call [0-9A-F]{6} · /);
-    customerPage = await customerBrowser.newPage({ viewport: PHONE });
+    customerPage = await customerBrowser.newPage({ viewport: PHONE, bypassCSP: AXE !== null });
     await customerPage.goto(link);
     await customerPage.waitForSelector('#join:not([disabled])');
+    await assertAccessible(clerkPage, 'clerk before joining');
+    await assertAccessible(customerPage, 'customer before joining');
     for (const size of [LAPTOP, PHONE]) {
       await clerkPage.setViewportSize(size);
       await customerPage.setViewportSize(size);
@@ -149,6 +176,7 @@ describe('the call page layout (two real browsers, laptop and phone)', function 
     await customerPage.click('#toggle-chat');
     await customerPage.locator('#panel-chat').waitFor({ state: 'visible' });
     await assertFits(customerPage, 'customer with the chat sheet open');
+    await assertAccessible(customerPage, 'customer in the call, chat sheet open');
     await customerPage.fill('#chat-input', 'Hello from the phone');
     await customerPage.press('#chat-input', 'Enter');
 
@@ -159,7 +187,8 @@ describe('the call page layout (two real browsers, laptop and phone)', function 
     await clerkPage.click('#toggle-chat');
     await clerkPage.locator('#chat-log .chat-body', { hasText: 'Hello from the phone' }).waitFor();
     assert.equal(await badge.isVisible(), false, 'opening the panel clears the badge');
-    await assertFits(clerkPage, 'clerk with all panels open');
+    await assertFits(clerkPage, 'clerk with panels open');
+    await assertAccessible(clerkPage, 'clerk in the call, panels open');
 
     // Escape closes the customer's sheet (focus is not in a field then).
     await customerPage.locator('#toggle-chat').focus();
@@ -209,6 +238,7 @@ describe('the call page layout (two real browsers, laptop and phone)', function 
     await customerPage.keyboard.press('Escape');
     assert.equal(await customerPage.isVisible('#recording-consent'), true);
     await assertFits(customerPage, 'customer with the consent dialog');
+    await assertAccessible(customerPage, 'customer with the consent dialog');
 
     await customerPage.click('#consent-decline');
     await customerPage.locator('#recording-consent').waitFor({ state: 'hidden' });
@@ -221,6 +251,7 @@ describe('the call page layout (two real browsers, laptop and phone)', function 
     await clerkPage.click('#end-call');
     await clerkPage.locator('#end-call-dialog').waitFor({ state: 'visible' });
     assert.ok(await activeInside(clerkPage, '#end-call-dialog'));
+    await assertAccessible(clerkPage, 'clerk with the End call dialog');
     await clerkPage.click('#end-call-cancel');
     await clerkPage.locator('#end-call-dialog').waitFor({ state: 'hidden' });
 
