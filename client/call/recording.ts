@@ -126,7 +126,9 @@ export class RecordingControls {
     document.getElementById('call')?.setAttribute('data-recording', state.status);
     if (this.toggle) {
       this.toggle.setAttribute('aria-pressed', String(recording));
-      (this.toggle.querySelector('.control-label') ?? this.toggle).textContent = this.t(recording ? 'record_stop' : state.status === 'requested' ? 'record_waiting' : 'record_start');
+      const words = this.t(recording ? 'record_stop' : state.status === 'requested' ? 'record_waiting' : 'record_start');
+      (this.toggle.querySelector('.control-label') ?? this.toggle).textContent = words;
+      this.toggle.title = words;
     }
     if (this.pending) this.pending.hidden = state.status !== 'requested';
     if (this.prompt) {

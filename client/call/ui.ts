@@ -70,6 +70,11 @@ export class CallUi {
     this.remoteScreen.muted = true;
     this.preview.muted = true;
     this.localVideo.muted = true;
+    // Where the bar shows icons only (narrow screens), each control's name is its tooltip too.
+    for (const control of document.querySelectorAll<HTMLElement>('.call-controls .control')) {
+      const label = control.querySelector('.control-label')?.textContent?.trim();
+      if (label && !control.title) control.title = label;
+    }
   }
 
   get currentState(): CallState {
@@ -198,6 +203,7 @@ export class CallUi {
     this.setPressed(button, pressed);
     const label = button.querySelector('.control-label') ?? button;
     label.textContent = this.t(pressed ? words.on : words.off);
+    button.title = label.textContent; // the name as a tooltip where the bar shows icons only
   }
 
   setMicrophoneMuted(muted: boolean): void {

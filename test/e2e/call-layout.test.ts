@@ -35,6 +35,7 @@ async function assertAccessible(page: Page, label: string): Promise<void> {
 
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
+const TABLET = { width: 768, height: 1024 };
 
 interface Fit {
   bar: { top: number; bottom: number; left: number; right: number } | null;
@@ -145,8 +146,8 @@ describe('the call page layout (two real browsers, laptop and phone)', function 
     await customerPage.waitForSelector('#call-status[data-state="connected"]');
   });
 
-  it('in the call, the control bar is inside the viewport and nothing scrolls, on the laptop and the phone', async () => {
-    for (const size of [LAPTOP, PHONE]) {
+  it('in the call, the control bar is inside the viewport and nothing scrolls, on the laptop and the phone (and a tablet)', async () => {
+    for (const size of [LAPTOP, TABLET, PHONE]) {
       await clerkPage.setViewportSize(size);
       await customerPage.setViewportSize(size);
       await clerkPage.waitForTimeout(200);
