@@ -93,10 +93,14 @@ export class RecordingControls {
 
   private async answer(answer: Answer): Promise<void> {
     if (!this.signalling) return;
+    const failed = byId('recording-consent-error', HTMLElement);
+    if (failed) failed.hidden = true;
     try {
       this.render(await this.signalling.request('recording.consent', this.consentPayload(answer)));
     } catch (error) {
       this.showMessage(errorCode(error));
+      // The question stays open (the page behind it is inert): say there that the answer did not arrive.
+      if (failed && this.prompt?.isOpen) failed.hidden = false;
     }
   }
 
