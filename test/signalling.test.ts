@@ -144,9 +144,12 @@ describe('signalling', () => {
       await callUnharmed();
     });
 
-    it('refuses screen sharing by the customer', async () => {
+    it('lets the customer share a screen too (issue 16: the grant is the same for both roles)', async () => {
       const vp8 = { codecs: [{ mimeType: 'video/VP8', payloadType: 96, clockRate: 90000, parameters: {}, rtcpFeedback: [] }], encodings: [{ ssrc: 2222 }], headerExtensions: [], rtcp: { cname: 'x' } };
-      assert.equal(await refusedCode(customerA, 'produce', { transportId: customerTransports.send, kind: 'video', rtpParameters: vp8, source: 'screen' }), 'forbidden');
+      const { producerId } = await ok(customerA, 'produce', { transportId: customerTransports.send, kind: 'video', rtpParameters: vp8, source: 'screen' });
+      assert.ok(producerId);
+      await ok(customerA, 'closeProducer', { producerId: String(producerId) });
+      await callUnharmed();
     });
 
     it('rate-limits a flooding connection', async () => {

@@ -1,7 +1,7 @@
 import { MediaError, type Room } from '../../media';
 import type { Logger } from '../core/logger';
 import type { TurnIssuer } from './turn';
-import { ANYONE, callRequests, CLERK, type CallModule, type CallRequests } from './module';
+import { ANYONE, callRequests, type CallModule, type CallRequests } from './module';
 import { CallRefusal } from './refusal';
 import type { CallService } from './service';
 import type { SocketIdentity } from './signalling-auth';
@@ -31,7 +31,7 @@ async function refusing<T>(operation: Promise<T>): Promise<T> {
  * The built-in module of the call's media (joining, transports, producers,
  * consumers, heartbeat, leaving): each validated payload is passed to the
  * participant's own objects in the call's Room. Anyone in the call may send
- * them; sharing the screen is the clerk's.
+ * them, sharing a screen included (the clerk's and the customer's alike).
  */
 export function mediaModule(deps: MediaModuleDeps): CallModule {
   const requests: CallRequests = callRequests({
@@ -72,8 +72,8 @@ export function mediaModule(deps: MediaModuleDeps): CallModule {
     },
     restartIce: { roles: ANYONE, handle: async ({ peerId, room, payload }) => ({ iceParameters: await refusing(room.restartIce(peerId, payload.transportId)) }) },
     produce: {
-      // What each role may publish, declared here (livekit's canPublishSources): the screen is the clerk's.
-      roles: (payload) => (payload.source === 'screen' ? CLERK : ANYONE),
+      // What each role may publish, declared here (livekit's canPublishSources): every source, for both roles.
+      roles: ANYONE,
       handle: async ({ peerId, room, payload }) => {
         const producer = await refusing(room.produce(peerId, payload.transportId, payload.kind, payload.rtpParameters as never, payload.source));
         return { producerId: producer.id };

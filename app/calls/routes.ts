@@ -92,7 +92,9 @@ export function clerkCallPage(deps: CallDeps): RequestHandler {
     const call = await new CallService(deps.knex).getOwn(caller, String(req.params.id));
     if (call.status === 'ended') return renderClerkSummary(deps, req, res, call);
     res.set('Cache-Control', 'no-store').render('calls/clerk', {
-      title: req.t('calls.clerk_title'),
+      // The tab names the call: its reference, else the start of its id ("Call 3F2A9C").
+      title: req.t('calls.clerk_title_named', { name: call.reference || call.id.slice(0, 6).toUpperCase() }),
+      bodyClass: 'call-page',
       call: { id: call.id, status: call.status, linkBase: `${publicBase(req, deps.config)}/join/` },
       categories: await new CatalogService(deps.knex, caller).categories(),
       recording: await recordingForPage(deps.knex, call.organisationId, req.lang),
@@ -133,6 +135,7 @@ export function customerCallPage(deps: CallDeps): RequestHandler {
       recording: await recordingForPage(deps.knex, found.call.organisationId, req.lang),
       limits: TYPED_LIMITS,
       title: req.t('calls.customer_title'),
+      bodyClass: 'call-page',
       token: req.params.token,
       organisationName: organisation?.name ?? '',
       branding: organisation ? brandingOf(organisation) : undefined,

@@ -64,6 +64,8 @@ interface Entry {
 export class CardList {
   private readonly entries = new Map<string, Entry>();
   private cards: Card[] = [];
+  /** Whether the first render (the state after joining) has happened: only later cards count as new. */
+  private rendered = false;
 
   constructor(
     private readonly list: HTMLOListElement,
@@ -79,7 +81,13 @@ export class CardList {
     return this.cards;
   }
 
+  /**
+   * Shows the cards in order. Cards not seen before (after the first render)
+   * fire `vclerk:new-cards` on the list with their number (the unread badge, panels.ts).
+   */
   render(cards: Card[]): void {
+    const fresh = this.rendered ? cards.filter((c) => !this.entries.has(c.id)).length : 0;
+    this.rendered = true;
     this.cards = cards;
     const keep = new Set(cards.map((c) => c.id));
     for (const [id, entry] of this.entries) {
@@ -94,6 +102,7 @@ export class CardList {
       this.list.append(entry.item); // moves it into place
     });
     this.empty.hidden = cards.length > 0;
+    if (fresh > 0) this.list.dispatchEvent(new CustomEvent('vclerk:new-cards', { detail: fresh }));
   }
 
   private create(card: Card): Entry {

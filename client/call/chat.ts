@@ -32,14 +32,15 @@ export class ChatPanel {
     });
   }
 
-  /** All messages so far (after joining or reconnecting). */
+  /** All messages so far (after joining or reconnecting): none of them counts as new. */
   reset(messages: ChatMessage[]): void {
     this.seen.clear();
     this.log.replaceChildren();
-    for (const message of messages) this.add(message);
+    for (const message of messages) this.add(message, false);
   }
 
-  add(message: ChatMessage): void {
+  /** Adds a message once; one from the other side fires `vclerk:incoming` on the log (the unread badge, panels.ts). */
+  add(message: ChatMessage, announce = true): void {
     if (this.seen.has(message.id)) return;
     this.seen.add(message.id);
     const item = document.createElement('li');
@@ -70,6 +71,7 @@ export class ChatPanel {
     }
     this.log.append(item);
     this.log.scrollTop = this.log.scrollHeight;
+    if (announce && message.from !== this.role) this.log.dispatchEvent(new CustomEvent('vclerk:incoming'));
   }
 }
 

@@ -22,6 +22,13 @@ export interface LocalTracks {
 export interface DeviceLists {
   cameras: MediaDeviceInfo[];
   microphones: MediaDeviceInfo[];
+  /** Audio outputs: listed only where the page can choose one (setSinkId). */
+  speakers: MediaDeviceInfo[];
+}
+
+/** Whether the browser lets a page choose the speaker (HTMLMediaElement.setSinkId; Chromium, Firefox 116+). */
+export function canChooseSpeaker(): boolean {
+  return typeof HTMLMediaElement !== 'undefined' && 'setSinkId' in HTMLMediaElement.prototype;
 }
 
 const AUDIO: MediaTrackConstraints = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
@@ -67,15 +74,16 @@ function missingOf(audio: MediaStreamTrack | null, video: MediaStreamTrack | nul
 /** The cameras and microphones the browser reports (labels are empty until permission is granted). */
 export async function listDevices(): Promise<DeviceLists> {
   const md = mediaDevices();
-  if (!md?.enumerateDevices) return { cameras: [], microphones: [] };
+  if (!md?.enumerateDevices) return { cameras: [], microphones: [], speakers: [] };
   try {
     const all = await md.enumerateDevices();
     return {
       cameras: all.filter((d) => d.kind === 'videoinput'),
       microphones: all.filter((d) => d.kind === 'audioinput'),
+      speakers: canChooseSpeaker() ? all.filter((d) => d.kind === 'audiooutput') : [],
     };
   } catch {
-    return { cameras: [], microphones: [] };
+    return { cameras: [], microphones: [], speakers: [] };
   }
 }
 

@@ -1,4 +1,4 @@
-import { canShareScreen, listDevices, openLocalTracks, openScreen, openTrack, problemCode, type DeviceKind, type MediaProblem, type MediaProblemCode, type Missing } from './devices';
+import { canChooseSpeaker, canShareScreen, listDevices, openLocalTracks, openScreen, openTrack, problemCode, type DeviceKind, type MediaProblem, type MediaProblemCode, type Missing } from './devices';
 import { readPageConfig, readStrings, type Translate } from './page';
 import { LevelMeter } from './level';
 import { QualityMonitor } from './quality';
@@ -8,6 +8,10 @@ import { CallSession, type CallState } from './session';
 import { Signalling } from './signalling';
 import { CallUi } from './ui';
 import { SessionKeepalive } from './keepalive';
+import { Panels } from './panels';
+import { installShortcuts } from './shortcuts';
+import { installEndCall } from './end-call';
+import { installViewControls } from './view-controls';
 
 /**
  * Test hook, on `window.vclerkCall` from page load on (browser tests read it
@@ -82,6 +86,9 @@ function start(): void {
   const keepalive = config.role === 'clerk' ? SessionKeepalive.fromPage(document) : null;
   keepalive?.start();
   const recording = new RecordingControls(config, t);
+  const panels = new Panels(t);
+  installEndCall(t);
+  const view = installViewControls(ui, t);
 
   // ---- camera and microphone ----------------------------------------------
 
@@ -91,6 +98,10 @@ function start(): void {
     const lists = await listDevices();
     ui.fillDevices(ui.cameraSelect, lists.cameras, local.video?.getSettings().deviceId, 'camera');
     ui.fillDevices(ui.microphoneSelect, lists.microphones, local.audio?.getSettings().deviceId, 'microphone');
+    if (canChooseSpeaker() && lists.speakers.length > 0) {
+      ui.fillDevices(ui.speakerSelect, lists.speakers, ui.remoteAudio.sinkId || undefined, 'speaker');
+      ui.speakerSetting.hidden = false;
+    }
   };
 
   const levelMeter = new LevelMeter(document.getElementById('mic-level') as HTMLMeterElement);
@@ -151,6 +162,9 @@ function start(): void {
 
   ui.cameraSelect.addEventListener('change', () => void switchDevice('video', ui.cameraSelect.value));
   ui.microphoneSelect.addEventListener('change', () => void switchDevice('audio', ui.microphoneSelect.value));
+  ui.speakerSelect.addEventListener('change', () => {
+    ui.remoteAudio.setSinkId(ui.speakerSelect.value).catch((error: unknown) => console.warn('vclerk: choosing the speaker failed', error));
+  });
   navigator.mediaDevices?.addEventListener?.('devicechange', () => void refreshDeviceLists());
 
   // ---- the call -----------------------------------------------------------
@@ -185,10 +199,10 @@ function start(): void {
         sessionProblem = code;
         renderProblem();
       },
-      screenShareEnded: () => {
-        if (ui.shareScreen) ui.setPressed(ui.shareScreen, false);
-      },
+      screenShareEnded: () => ui.setSharing(false),
       finished: (state) => {
+        for (const open of document.querySelectorAll<HTMLDialogElement>('#call dialog[open]')) open.close();
+        view.exitAll();
         if (state === 'ended') keepalive?.stop();
         quality.stop();
         stopLocal();
@@ -197,12 +211,10 @@ function start(): void {
     });
     ui.enterCall();
     showLocal();
-    ui.setPressed(ui.toggleMicrophone, false);
-    ui.setPressed(ui.toggleCamera, false);
-    if (ui.shareScreen) {
-      ui.setPressed(ui.shareScreen, false);
-      ui.shareScreen.hidden = !canShareScreen();
-    }
+    ui.setMicrophoneMuted(false);
+    ui.setCameraOff(false);
+    ui.setSharing(false);
+    if (ui.shareScreen) ui.shareScreen.hidden = !canShareScreen();
     session.start({ audio: local.audio, video: local.video });
     quality.start();
   };
@@ -240,35 +252,34 @@ function start(): void {
   ui.toggleMicrophone.addEventListener('click', () => {
     if (!session) return;
     const muted = !session.isMuted('microphone');
-    ui.setPressed(ui.toggleMicrophone, muted);
+    ui.setMicrophoneMuted(muted);
     void session.setMuted('microphone', muted);
   });
 
   ui.toggleCamera.addEventListener('click', () => {
     if (!session) return;
     const off = !session.isMuted('camera');
-    ui.setPressed(ui.toggleCamera, off);
+    ui.setCameraOff(off);
     ui.setLocalVideo(local.video, off);
     void session.setMuted('camera', off);
   });
 
   ui.shareScreen?.addEventListener('click', () => {
-    const button = ui.shareScreen!;
     if (!session) return;
     if (session.isSharingScreen()) {
-      ui.setPressed(button, false);
+      ui.setSharing(false);
       void session.stopScreenShare(false);
       return;
     }
     const current = session;
     openScreen()
       .then(async (track) => {
-        ui.setPressed(button, true);
+        ui.setSharing(true);
         await current.startScreenShare(track);
       })
       .catch((error: unknown) => {
         // Cancelling the browser's picker is not an error worth showing.
-        ui.setPressed(button, current.isSharingScreen());
+        ui.setSharing(current.isSharingScreen());
         if (!(error instanceof DOMException && error.name === 'NotAllowedError')) console.warn('vclerk: screen sharing failed', error);
       });
   });
@@ -279,6 +290,21 @@ function start(): void {
   });
 
   ui.rejoin.addEventListener('click', () => window.location.reload());
+
+  // Keyboard shortcuts, only while in the call (the buttons exist and act then).
+  installShortcuts({
+    microphone: () => {
+      if (session && !ui.stage.hidden) ui.toggleMicrophone.click();
+    },
+    camera: () => {
+      if (session && !ui.stage.hidden) ui.toggleCamera.click();
+    },
+    chat: () => {
+      if (!ui.stage.hidden) panels.toggle('chat');
+    },
+    help: () => view.openShortcuts(),
+    escape: () => view.closeMenus() || (!ui.stage.hidden && panels.closeLast()),
+  });
 
   // Closing or leaving the page: disconnect now so the other side sees it at once.
   window.addEventListener('pagehide', (event) => {

@@ -1,6 +1,7 @@
 import type { RecordingState } from '../../app/calls/protocol';
 import type { PageConfig, Translate } from './page';
 import { errorCode, Signalling } from './signalling';
+import { ModalQuestion } from './consent-dialog';
 
 function byId<T extends HTMLElement>(id: string, type: { new (): T }): T | null {
   const el = document.getElementById(id);
@@ -22,7 +23,10 @@ export class RecordingControls {
   private readonly indicator = byId('recording-indicator', HTMLElement);
   private readonly message = byId('recording-message', HTMLElement);
   private readonly toggle = byId('record-toggle', HTMLButtonElement);
-  private readonly prompt = byId('recording-consent', HTMLElement);
+  /** The customer's consent question: a modal dialog that takes focus and must be answered. */
+  private readonly prompt: ModalQuestion | null;
+  /** The clerk's "waiting for the customer's answer" while consent is asked. */
+  private readonly pending = byId('recording-pending', HTMLElement);
   private readonly withdraw = byId('consent-withdraw', HTMLButtonElement);
   /** The customer's privacy note, prepared twice by the page: one shown at a time. */
   private readonly privacyRecording = byId('privacy-recording', HTMLElement);
@@ -33,6 +37,8 @@ export class RecordingControls {
   private signalling: Signalling | null = null;
 
   constructor(private readonly config: PageConfig, private readonly t: Translate) {
+    const dialog = byId('recording-consent', HTMLDialogElement);
+    this.prompt = dialog ? new ModalQuestion(dialog, { mustAnswer: true }) : null;
     this.toggle?.addEventListener('click', () => {
       const recording = this.state?.status === 'recording' || this.state?.status === 'requested';
       void this.send(recording ? 'recording.stop' : 'recording.start');
@@ -87,10 +93,14 @@ export class RecordingControls {
 
   private async answer(answer: Answer): Promise<void> {
     if (!this.signalling) return;
+    const failed = byId('recording-consent-error', HTMLElement);
+    if (failed) failed.hidden = true;
     try {
       this.render(await this.signalling.request('recording.consent', this.consentPayload(answer)));
     } catch (error) {
       this.showMessage(errorCode(error));
+      // The question stays open (the page behind it is inert): say there that the answer did not arrive.
+      if (failed && this.prompt?.isOpen) failed.hidden = false;
     }
   }
 
@@ -120,9 +130,15 @@ export class RecordingControls {
     document.getElementById('call')?.setAttribute('data-recording', state.status);
     if (this.toggle) {
       this.toggle.setAttribute('aria-pressed', String(recording));
-      this.toggle.textContent = this.t(recording ? 'record_stop' : state.status === 'requested' ? 'record_waiting' : 'record_start');
+      const words = this.t(recording ? 'record_stop' : state.status === 'requested' ? 'record_waiting' : 'record_start');
+      (this.toggle.querySelector('.control-label') ?? this.toggle).textContent = words;
+      this.toggle.title = words;
     }
-    if (this.prompt) this.prompt.hidden = !(this.config.role === 'customer' && state.status === 'requested');
+    if (this.pending) this.pending.hidden = state.status !== 'requested';
+    if (this.prompt) {
+      if (this.config.role === 'customer' && state.status === 'requested') this.prompt.open(byId('consent-grant', HTMLButtonElement));
+      else this.prompt.close();
+    }
     if (this.withdraw) this.withdraw.hidden = !recording;
     if (this.privacyRecording && this.privacyUnrecorded) {
       this.privacyRecording.hidden = !recording;

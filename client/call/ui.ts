@@ -42,12 +42,17 @@ export class CallUi {
   readonly deviceSettings = byId('device-settings', HTMLElement);
   readonly stage = byId('stage', HTMLElement);
   readonly stageMedia = byId('stage-media', HTMLElement);
-  readonly stageSettings = byId('stage-settings', HTMLElement);
+  readonly stageSettings = byId('stage-settings', HTMLDialogElement);
+  readonly stageSettingsBody = byId('stage-settings-body', HTMLElement);
+  readonly speakerSetting = byId('speaker-setting', HTMLElement);
+  readonly speakerSelect = byId('speaker-select', HTMLSelectElement);
   readonly remoteVideo = byId('remote-video', HTMLVideoElement);
   readonly remoteScreen = byId('remote-screen', HTMLVideoElement);
   readonly remoteAudio = byId('remote-audio', HTMLAudioElement);
   readonly remotePlaceholder = byId('remote-placeholder', HTMLElement);
   readonly localVideo = byId('local-video', HTMLVideoElement);
+  readonly selfView = byId('self-view', HTMLElement);
+  readonly selfPlaceholder = byId('self-placeholder', HTMLElement);
   readonly toggleMicrophone = byId('toggle-microphone', HTMLButtonElement);
   readonly toggleCamera = byId('toggle-camera', HTMLButtonElement);
   readonly shareScreen = optionalById('share-screen', HTMLButtonElement);
@@ -65,6 +70,11 @@ export class CallUi {
     this.remoteScreen.muted = true;
     this.preview.muted = true;
     this.localVideo.muted = true;
+    // Where the bar shows icons only (narrow screens), each control's name is its tooltip too.
+    for (const control of document.querySelectorAll<HTMLElement>('.call-controls .control')) {
+      const label = control.querySelector('.control-label')?.textContent?.trim();
+      if (label && !control.title) control.title = label;
+    }
   }
 
   get currentState(): CallState {
@@ -103,7 +113,7 @@ export class CallUi {
     this.problem.hidden = false;
   }
 
-  fillDevices(select: HTMLSelectElement, devices: MediaDeviceInfo[], selectedId: string | undefined, kind: 'camera' | 'microphone'): void {
+  fillDevices(select: HTMLSelectElement, devices: MediaDeviceInfo[], selectedId: string | undefined, kind: 'camera' | 'microphone' | 'speaker'): void {
     const options = devices.map((device, i) => {
       const option = document.createElement('option');
       option.value = device.deviceId;
@@ -130,14 +140,17 @@ export class CallUi {
   enterCall(): void {
     this.prejoin.hidden = true;
     attach(this.preview, null);
-    this.stageSettings.append(this.deviceSettings);
+    this.stageSettingsBody.append(this.deviceSettings);
     this.stage.hidden = false;
     this.renderRemote();
   }
 
+  /** The self-view; with no camera or the camera off a placeholder takes its place (it does not vanish). */
   setLocalVideo(track: MediaStreamTrack | null, cameraOff: boolean): void {
     attach(this.localVideo, track);
-    this.localVideo.classList.toggle('is-off', !track || cameraOff);
+    const off = !track || cameraOff;
+    this.selfView.classList.toggle('is-off', off);
+    this.selfPlaceholder.hidden = !off;
   }
 
   setRemoteTrack(source: Source, track: MediaStreamTrack | null): void {
@@ -183,6 +196,26 @@ export class CallUi {
 
   setPressed(button: HTMLButtonElement, pressed: boolean): void {
     button.setAttribute('aria-pressed', String(pressed));
+  }
+
+  /** A control's pressed state and its words: "Mute" / "Unmute" and the like (aria-pressed="true" = muted, off, sharing). */
+  setControl(button: HTMLButtonElement, pressed: boolean, words: { off: string; on: string }): void {
+    this.setPressed(button, pressed);
+    const label = button.querySelector('.control-label') ?? button;
+    label.textContent = this.t(pressed ? words.on : words.off);
+    button.title = label.textContent; // the name as a tooltip where the bar shows icons only
+  }
+
+  setMicrophoneMuted(muted: boolean): void {
+    this.setControl(this.toggleMicrophone, muted, { off: 'toggle_microphone', on: 'microphone_unmute' });
+  }
+
+  setCameraOff(off: boolean): void {
+    this.setControl(this.toggleCamera, off, { off: 'toggle_camera', on: 'camera_turn_on' });
+  }
+
+  setSharing(sharing: boolean): void {
+    if (this.shareScreen) this.setControl(this.shareScreen, sharing, { off: 'share_screen', on: 'share_screen_stop' });
   }
 
   /** The call is over: the stage goes, the status (and any problem) stays; rejoining is offered after leaving. */

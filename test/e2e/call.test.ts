@@ -116,6 +116,8 @@ describe('a video call between a clerk and a customer (two real browsers)', func
 
   it('the clerk ends the call', async () => {
     await clerkPage.click('button#end-call, form[action$="/end"] button');
+    // End call asks first (issue 16), in a dialog.
+    await clerkPage.click('#end-call-confirm');
     await clerkPage.waitForURL('**/dashboard');
     const call = await db.current.knex('calls').where({ id: callId }).first();
     assert.equal(call!.status, 'ended');

@@ -161,6 +161,7 @@ describe('curating products in a call (two real browsers)', function () {
 
   it('after the call, the customer\'s link shows the summary with the card, the note and the favourite', async () => {
     await clerkPage.click('#end-call');
+    await clerkPage.click('#end-call-confirm'); // End call asks first (issue 16)
     await clerkPage.waitForURL('**/dashboard');
     // The customer's page offers the summary at once; it is the same link.
     await customerPage.locator('#open-summary').click();
