@@ -3,7 +3,7 @@ import type { Socket } from 'socket.io-client';
 import { seedOrganisation, seedUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
 import { useTestDatabase } from './support/database';
-import { connect, join, openCall, sessionCookie } from './support/signal-client';
+import { connect, join, ok, openCall, sessionCookie } from './support/signal-client';
 
 /** The next `event` on `socket` within `ms`, or null. */
 function next<T>(socket: Socket, event: string, ms: number): Promise<T | null> {
@@ -80,5 +80,36 @@ describe('peer presence: left and away', function () {
     call.customerSocket.io.engine.close();
     assert.ok(await left, 'peerLeft once the grace period is over');
     call.clerkSocket.disconnect();
+  });
+});
+
+describe('peer presence: producers of a leaving peer', function () {
+  this.timeout(30_000);
+  const db = useTestDatabase();
+  let server: CallServer;
+  let clerk: { id: string; organisationId: string; email: string };
+  let cookie: string;
+  const OPUS = { codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: {}, rtcpFeedback: [] }], encodings: [{ ssrc: 11111111 }], headerExtensions: [], rtcp: { cname: 'test' } };
+
+  before(async () => {
+    server = await startCallServer(db.current, { graceMs: 4000 });
+    const org = await seedOrganisation(db.current.knex, 'Presence Bank');
+    clerk = await seedUser(db.current.knex, org, 'clerk');
+    cookie = await sessionCookie(server.url, clerk);
+  });
+  after(async () => server?.close());
+
+  it('a clerk replaced by a new connection: the customer hears producerClosed for the old producers', async () => {
+    const call = await openCall(db.current.knex, server.url, clerk, cookie);
+    await join(call.customerSocket);
+    await join(call.clerkSocket);
+    const send = await ok<{ id: string }>(call.clerkSocket, 'createTransport', { direction: 'send' });
+    const { producerId } = await ok<{ producerId: string }>(call.clerkSocket, 'produce', { transportId: send.id, kind: 'audio', rtpParameters: OPUS, source: 'microphone' });
+    const closed = next<{ producerId: string }>(call.customerSocket, 'producerClosed', 3000);
+    call.clerkSocket.io.engine.close();
+    const again = await connect(server.url, { callId: call.callId }, cookie);
+    assert.deepEqual(await closed, { producerId });
+    again.disconnect();
+    call.customerSocket.disconnect();
   });
 });
