@@ -8,6 +8,8 @@ import { CallSession, type CallState } from './session';
 import { Signalling } from './signalling';
 import { CallUi } from './ui';
 import { SessionKeepalive } from './keepalive';
+import { takeAutojoin } from './autojoin';
+import { SoundUnlock } from './sound';
 
 /**
  * Test hook, on `window.vclerkCall` from page load on (browser tests read it
@@ -82,6 +84,7 @@ function start(): void {
   const keepalive = config.role === 'clerk' ? SessionKeepalive.fromPage(document) : null;
   keepalive?.start();
   const recording = new RecordingControls(config, t);
+  const sound = new SoundUnlock(ui.remoteAudio, t, ui.problem);
 
   // ---- camera and microphone ----------------------------------------------
 
@@ -178,7 +181,10 @@ function start(): void {
           recording.sync();
         }
       },
-      remoteTrack: (source, track) => ui.setRemoteTrack(source, track),
+      remoteTrack: (source, track) => {
+        ui.setRemoteTrack(source, track);
+        if (source === 'microphone') sound.check();
+      },
       remotePaused: (source, paused) => ui.setRemotePaused(source, paused),
       remotePresent: (present, reason) => ui.setRemotePresent(present, reason),
       problem: (code) => {
@@ -287,6 +293,8 @@ function start(): void {
   });
 
   ui.join.disabled = false;
+  // Accepted from the queue: join at once (not where joining is the recording consent, which needs its own click).
+  if (takeAutojoin() && !alwaysRecorded) ui.join.click();
 }
 
 if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
