@@ -82,4 +82,36 @@ describe('the waiting queue, live (two real browsers)', function () {
     assert.equal(await callState(customerPage), 'connected');
     assert.doesNotMatch(clerkPage.url(), /#autojoin/, 'a reload shows the device check again');
   });
+
+  it('where the browser blocks sound without a click, a button turns it on', async () => {
+    // Headless Chromium plays sound anyway: the page gets the browsers' rule (no sound before a click on it) by a stub.
+    const context = await customerBrowser.newContext();
+    await context.addInitScript(() => {
+      const g = globalThis as unknown as { HTMLMediaElement: { prototype: { play(): Promise<void>; muted: boolean } }; DOMException: new (m: string, n: string) => Error };
+      // `autoplay` would start the sound past the stub: taken off as the page is parsed.
+      type Observer = new (f: () => void) => { observe(node: unknown, options: object): void };
+      const w = globalThis as unknown as { MutationObserver: Observer; document: { querySelectorAll(s: string): { removeAttribute(n: string): void }[] } };
+      new w.MutationObserver(() => w.document.querySelectorAll('audio[autoplay]').forEach((a) => a.removeAttribute('autoplay'))).observe(w.document, { childList: true, subtree: true });
+      let clicked = false;
+      (globalThis as unknown as { addEventListener(t: string, f: (e: { isTrusted: boolean }) => void, c: boolean): void }).addEventListener('click', (e) => (clicked ||= e.isTrusted), true);
+      const play = g.HTMLMediaElement.prototype.play;
+      g.HTMLMediaElement.prototype.play = function (this: { muted: boolean }) {
+        if (!this.muted && !clicked) return Promise.reject(new g.DOMException('needs a click', 'NotAllowedError'));
+        return play.call(this);
+      };
+    });
+    // The customer's link opened afresh (no click on the page) after closing the first tab.
+    const link = customerPage.url().replace(/#.*$/, '');
+    await customerPage.close();
+    const page = await context.newPage();
+    await page.goto(`${link}#autojoin`);
+    const button = await page.waitForSelector('#enable-sound:not([hidden])', { timeout: 20_000 });
+    assert.equal(await button.textContent(), 'Turn on the sound');
+    const paused = () => page.evaluate(() => (globalThis as unknown as { document: { getElementById(id: string): { paused: boolean } } }).document.getElementById('remote-audio').paused);
+    assert.equal(await paused(), true);
+    await button.click();
+    await page.waitForSelector('#enable-sound', { state: 'hidden' });
+    assert.equal(await paused(), false, 'the other side\'s sound plays');
+    await context.close();
+  });
 });
