@@ -18,7 +18,7 @@ export const STALL_MS = 2000;
 export const STALL_SAMPLE_MS = 500;
 
 export class MediaStallWatch {
-  private timer: number | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
   private busy = false;
   private stalled = false;
   /** Per consumer: the last packet count and when it last grew (or became active). */
@@ -32,11 +32,11 @@ export class MediaStallWatch {
 
   start(): void {
     if (this.timer !== undefined) return;
-    this.timer = window.setInterval(() => void this.tick(), STALL_SAMPLE_MS);
+    this.timer = setInterval(() => void this.check(), STALL_SAMPLE_MS);
   }
 
   stop(): void {
-    window.clearInterval(this.timer);
+    clearInterval(this.timer);
     this.timer = undefined;
     this.seen.clear();
     this.report(false);
@@ -48,7 +48,8 @@ export class MediaStallWatch {
     this.onChange(stalled);
   }
 
-  private async tick(): Promise<void> {
+  /** One sample (the timer takes one every STALL_SAMPLE_MS). */
+  async check(): Promise<void> {
     if (this.busy) return;
     this.busy = true;
     try {
