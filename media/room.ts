@@ -115,15 +115,16 @@ export class Room extends EventEmitter<RoomEvents> {
   }
 
   private clearMedia(peer: Peer): void {
-    for (const transport of peer.transports.values()) transport.close();
-    peer.transports.clear();
-    for (const transport of peer.ingest.values()) transport.close();
-    peer.ingest.clear();
-    for (const producer of peer.producers.values()) {
+    // The producers first, while they are listed: closing a transport closes its producers and unlists them unannounced.
+    for (const producer of [...peer.producers.values()]) {
       producer.close();
       this.emit('producerClosed', { producerId: producer.id, peerId: peer.id });
     }
     peer.producers.clear();
+    for (const transport of peer.transports.values()) transport.close();
+    peer.transports.clear();
+    for (const transport of peer.ingest.values()) transport.close();
+    peer.ingest.clear();
     peer.consumers.clear();
     peer.pending = nothingPending();
     peer.rtpCapabilities = undefined;

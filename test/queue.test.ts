@@ -59,7 +59,7 @@ describe('waiting queue', () => {
     assert.match(dashboard.text, /2 customers waiting/);
 
     const accepted = await clerk.agent.post('/queue/accept').type('form').send({ _csrf: clerk.csrf }).expect(303);
-    const callId = /^\/calls\/([0-9a-f-]{36})$/.exec(accepted.headers.location ?? '')![1];
+    const callId = /^\/calls\/([0-9a-f-]{36})#autojoin$/.exec(accepted.headers.location ?? '')![1];
     const moved = await status(first);
     assert.deepEqual(moved, { status: 'accepted', joinPath: `/join/${first}` });
     await request(app).get(moved.joinPath).expect(200);

@@ -196,6 +196,9 @@ export class CallHub {
       return setup.then((room) => {
         const entry = this.peers.get(key);
         if (!entry || entry.socket !== socket || socket.data.left) return;
+        // The other side hears at once: a page that closed its own connection (Leave, the tab closed)
+        // has left; any other loss (a crashed tab, a lost network, silence) may come back in the grace period.
+        this.emitToCall(who.callId, reason === 'client namespace disconnect' ? 'peerLeft' : 'peerAway', { peerId }, peerId);
         log.info({ peerId, reason }, 'participant disconnected; waiting for a reconnect');
         entry.grace = setTimeout(
           guarded(log, 'grace period', () => {

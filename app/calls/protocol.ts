@@ -207,7 +207,10 @@ export interface ServerEvents {
   producerPaused: { producerId: string };
   producerResumed: { producerId: string };
   peerJoined: { peerId: string; role: 'clerk' | 'customer'; label: string };
+  /** The participant left: by a leave request, by closing their own connection (the page went), or their grace period ran out. */
   peerLeft: { peerId: string };
+  /** The participant's connection dropped without leaving (a crashed tab, a lost network): peerJoined if they come back, else peerLeft. */
+  peerAway: { peerId: string };
   /**
    * The media server under this call failed and was replaced. Close the
    * device's transports and join again (getRouterRtpCapabilities, join, ...).

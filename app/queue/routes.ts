@@ -122,12 +122,13 @@ export function liveQueue(deps: QueueDeps): RequestHandler {
   };
 }
 
-/** POST /queue/accept (optional entry_id): takes the next or the chosen customer into a new call. */
+/** POST /queue/accept (optional entry_id): takes the next or the chosen customer into a new call, which the clerk's call page joins at once. */
 export function acceptFromQueue(deps: QueueDeps): RequestHandler {
   return async (req, res) => {
     const entryId = typeof req.body?.entry_id === 'string' && req.body.entry_id !== '' ? req.body.entry_id : undefined;
     const { callId } = await new QueueService(deps.knex).accept(callerOf(req), entryId, deps.config.callLinkHours);
-    res.redirect(303, `/calls/${callId}`);
+    // The clerk chose to talk: the call page joins at once (client/call/autojoin.ts).
+    res.redirect(303, `/calls/${callId}#autojoin`);
   };
 }
 

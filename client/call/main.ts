@@ -12,6 +12,8 @@ import { Panels } from './panels';
 import { installShortcuts } from './shortcuts';
 import { installEndCall } from './end-call';
 import { installViewControls } from './view-controls';
+import { takeAutojoin } from './autojoin';
+import { SoundUnlock } from './sound';
 
 /**
  * Test hook, on `window.vclerkCall` from page load on (browser tests read it
@@ -89,6 +91,7 @@ function start(): void {
   const panels = new Panels(t);
   installEndCall(t);
   const view = installViewControls(ui, t);
+  const sound = new SoundUnlock(ui.remoteAudio, t, ui.problem);
 
   // ---- camera and microphone ----------------------------------------------
 
@@ -192,7 +195,10 @@ function start(): void {
           recording.sync();
         }
       },
-      remoteTrack: (source, track) => ui.setRemoteTrack(source, track),
+      remoteTrack: (source, track) => {
+        ui.setRemoteTrack(source, track);
+        if (source === 'microphone') sound.check();
+      },
       remotePaused: (source, paused) => ui.setRemotePaused(source, paused),
       remotePresent: (present, reason) => ui.setRemotePresent(present, reason),
       problem: (code) => {
@@ -313,6 +319,8 @@ function start(): void {
   });
 
   ui.join.disabled = false;
+  // Accepted from the queue: join at once (not where joining is the recording consent, which needs its own click).
+  if (takeAutojoin() && !alwaysRecorded) ui.join.click();
 }
 
 if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

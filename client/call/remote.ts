@@ -1,6 +1,7 @@
 import type { types } from 'mediasoup-client';
 import type { ProducerInfo } from '../../app/calls/protocol';
 import type { Signalling } from './signalling';
+import type { ConsumerActivity } from './stall';
 
 export type Source = ProducerInfo['source'];
 
@@ -105,6 +106,26 @@ export class RemoteMedia {
     this.consumers.clear();
     this.closedProducers.clear();
     for (const source of sources) this.listener.remoteTrack(source, null);
+  }
+
+  /** Packets received so far by each open consumer, and whether its producer is paused (for MediaStallWatch). */
+  async activity(): Promise<ConsumerActivity[]> {
+    const entries = [...this.consumers.values()].filter((c) => !c.consumer.closed);
+    const counts = await Promise.all(
+      entries.map((c) =>
+        c.consumer.getStats().then(
+          (report) => {
+            let packets = 0;
+            report.forEach((stat: Record<string, unknown>) => {
+              if (stat.type === 'inbound-rtp' && typeof stat.packetsReceived === 'number') packets += stat.packetsReceived;
+            });
+            return packets;
+          },
+          () => 0,
+        ),
+      ),
+    );
+    return entries.map((c, i) => ({ id: c.consumer.id, active: !c.paused, packets: counts[i]! }));
   }
 
   /**

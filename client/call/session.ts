@@ -5,6 +5,7 @@ import { HEARTBEAT_INTERVAL_MS } from '../../app/calls/shared';
 import { LocalMedia } from './local';
 import { RemoteMedia, type ReceiveStats, type RemoteListener, type Source } from './remote';
 import { errorCode, RequestError, type Signalling } from './signalling';
+import { MediaStallWatch } from './stall';
 
 export type { Source } from './remote';
 
@@ -55,7 +56,10 @@ export class CallSession {
   private recvTransport: types.Transport | null = null;
   private readonly local: LocalMedia;
   private readonly remote: RemoteMedia;
-  private readonly remotePeers = new Set<string>();
+  /** The other participants by peer id; `away` while their connection is lost (they may come back). */
+  private readonly remotePeers = new Map<string, { role: string; away: boolean }>();
+  /** Their media stopped arriving while it should (a crashed tab, a lost network). */
+  private readonly stall: MediaStallWatch;
   /** Producers announced while a join is running; consumed when it is done. */
   private pendingProducers: ProducerInfo[] | null = null;
   private generation = 0;
@@ -75,6 +79,7 @@ export class CallSession {
   constructor(private readonly signalling: Signalling, private readonly listener: SessionListener) {
     this.local = new LocalMedia(signalling, () => listener.screenShareEnded());
     this.remote = new RemoteMedia(signalling, listener);
+    this.stall = new MediaStallWatch(() => this.remote.activity(), () => this.refreshState());
     this.wireSocket();
     this.wireServerEvents();
   }
@@ -98,6 +103,7 @@ export class CallSession {
     this.wanted = true;
     this.local.setTracks(tracks);
     this.setState('joining');
+    this.stall.start();
     if (this.signalling.connected) void this.rejoin();
     else this.signalling.connect();
   }
@@ -155,11 +161,16 @@ export class CallSession {
     this.listener.state(state);
   }
 
-  /** connected when joined, the socket is up and no transport is recovering; else reconnecting. */
+  /**
+   * connected when joined, the socket is up, no transport is recovering and
+   * the other side is not lost (its connection dropped, or its media stopped
+   * arriving); else reconnecting.
+   */
   private refreshState(): void {
     if (this.done || !this.wanted) return;
     const healthy = this.signalling.connected && this.joinedGeneration === this.generation && this.iceTimers.size === 0;
-    if (healthy) this.setState('connected');
+    const otherSideLost = this.stall.isStalled || [...this.remotePeers.values()].some((p) => p.away);
+    if (healthy) this.setState(otherSideLost ? 'reconnecting' : 'connected');
     else if (this.everJoined) this.setState('reconnecting');
     else this.setState('joining');
   }
@@ -172,6 +183,7 @@ export class CallSession {
     window.clearTimeout(this.retryTimer);
     window.clearTimeout(this.reconnectTimer);
     this.stopHeartbeat();
+    this.stall.stop();
     this.teardownMedia();
     void this.local.stopScreenShare(false);
     this.signalling.close();
@@ -261,15 +273,29 @@ export class CallSession {
     });
     s.on('producerPaused', ({ producerId }) => this.remote.markPaused(producerId, true));
     s.on('producerResumed', ({ producerId }) => this.remote.markPaused(producerId, false));
-    s.on('peerJoined', ({ peerId }) => {
+    s.on('peerJoined', ({ peerId, role }) => {
       if (peerId === this.ownPeerId) return;
-      this.remotePeers.add(peerId);
+      // One peer per participant: a new one of the same role replaces the one that was away.
+      for (const [id, peer] of [...this.remotePeers]) {
+        if (peer.role !== role || id === peerId) continue;
+        this.remotePeers.delete(id);
+        this.remote.dropPeer(id);
+      }
+      this.remotePeers.set(peerId, { role, away: false });
       this.listener.remotePresent(true, 'joined');
+      this.refreshState();
     });
     s.on('peerLeft', ({ peerId }) => {
       this.remotePeers.delete(peerId);
       this.remote.dropPeer(peerId);
       this.listener.remotePresent(this.remotePeers.size > 0, 'left');
+      this.refreshState();
+    });
+    s.on('peerAway', ({ peerId }) => {
+      const peer = this.remotePeers.get(peerId);
+      if (!peer) return;
+      peer.away = true;
+      this.refreshState();
     });
     s.on('mediaReset', () => {
       if (this.wanted && !this.done) void this.rejoin();
@@ -339,7 +365,7 @@ export class CallSession {
     check();
     this.ownPeerId = joined.peerId;
     this.remotePeers.clear();
-    for (const peer of joined.peers) if (peer.peerId !== joined.peerId) this.remotePeers.add(peer.peerId);
+    for (const peer of joined.peers) if (peer.peerId !== joined.peerId) this.remotePeers.set(peer.peerId, { role: peer.role, away: false });
     this.listener.remotePresent(this.remotePeers.size > 0, 'sync');
 
     // TURN servers (time-limited credentials) for networks that cannot reach the media port directly.

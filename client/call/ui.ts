@@ -89,7 +89,8 @@ export class CallUi {
 
   private renderStatus(): void {
     const waiting = this.state === 'connected' && !this.remote.present;
-    this.status.textContent = this.t(waiting ? 'status_waiting' : `status_${this.state}`);
+    this.status.dataset.remote = this.remote.present ? 'present' : this.remote.hasLeft ? 'left' : 'waiting';
+    this.status.textContent = this.t(!waiting ? `status_${this.state}` : this.remote.hasLeft ? 'remote_left' : 'status_waiting');
   }
 
   setQuality(quality: Quality): void {

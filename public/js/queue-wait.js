@@ -1,7 +1,7 @@
 // The waiting page: polls the ticket's status (the ticket is in the URL
 // fragment and goes to the server only in a request header), shows the
 // position and estimate, and moves the customer into the call once a clerk
-// accepts. Strings come from data attributes (translated by the server).
+// accepts (the call page then joins by itself). Strings come from data attributes (translated by the server).
 (function () {
   var root = document.getElementById('queue-wait');
   var match = /^#ticket=([A-Za-z0-9_-]{43})$/.exec(location.hash);
@@ -26,7 +26,8 @@
         } else if (data.status === 'accepted') {
           status.textContent = text('accepted');
           estimate.textContent = '';
-          location.href = data.joinPath;
+          // The customer waited to talk: the call page joins without another click.
+          location.href = data.joinPath + '#autojoin';
         } else {
           status.textContent = text(data.status === 'left' ? 'left' : 'gone');
           estimate.textContent = '';
