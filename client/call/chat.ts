@@ -52,7 +52,7 @@ export class ChatPanel {
     const time = document.createElement('time');
     time.className = 'chat-time';
     time.dateTime = message.at;
-    time.textContent = new Date(message.at).toLocaleTimeString(document.documentElement.lang || undefined, { hour: '2-digit', minute: '2-digit', timeZone: document.querySelector<HTMLMetaElement>('meta[name="vclerk-time-zone"]')?.content || undefined });
+    time.textContent = new Date(message.at).toLocaleTimeString(document.documentElement.lang === 'en' ? 'en-GB' : document.documentElement.lang || undefined, { hour: '2-digit', minute: '2-digit', timeZone: document.querySelector<HTMLMetaElement>('meta[name="vclerk-time-zone"]')?.content || undefined });
     const head = document.createElement('p');
     head.className = 'chat-head';
     head.append(who, ' ', time);
