@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { SetupService } from '../../app/setup/service';
 import { csrfFrom, PASSWORD, seedOrganisation, seedUser, signIn, type Browser as Agent, type SeededOrganisation, type SeededUser } from '../support/accounts';
-import { assertNoFindings, axeFindings, type AxeFinding } from '../support/axe';
+import { assertNoFindings, axeFindings, LAYOUT_RULES, type AxeFinding } from '../support/axe';
 import { launchBrowser } from '../support/browser';
 import { startCallServer, type CallServer } from '../support/call-server';
 import { pageRoutes, routedTo } from '../support/crawl';
@@ -113,7 +113,7 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
     return paths;
   }
 
-  /** axe on the page at 1280×800 and again at 390×844; nothing for answers that are not pages (JSON). */
+  /** axe on the page at 1280×800, and its layout rules again at 390×844; nothing for answers that are not pages (JSON). */
   async function visit(page: Page, path: string, where: string): Promise<AxeFinding[]> {
     await page.setViewportSize(LAPTOP);
     const res = await page.goto(`${server.url}${path}`, { waitUntil: 'load' });
@@ -123,7 +123,28 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
     if (/^\/(calls|join)\//.test(path) && await page.$('#join')) await page.waitForSelector('#join:not([disabled])', { timeout: 15_000 }).catch(() => undefined);
     const findings = await axeFindings(page, `${where} (1280×800)`);
     await page.setViewportSize(PHONE);
-    findings.push(...(await axeFindings(page, `${where} (390×844)`)));
+    findings.push(...(await axeFindings(page, `${where} (390×844)`, LAYOUT_RULES)));
+    return findings;
+  }
+
+  /** Pages only a form leads to: a refused form with its messages, an invitation link and a new API key (each shown once). */
+  async function formResults(page: Page, lang: string): Promise<AxeFinding[]> {
+    const findings: AxeFinding[] = [];
+    await page.goto(`${server.url}/admin/users`);
+    await page.click('form[action="/admin/users"] button[type=submit]');
+    await page.waitForSelector('[aria-invalid=true]');
+    findings.push(...(await axeFindings(page, `admin ${lang} POST /admin/users (refused, with field messages)`)));
+    await page.fill('#f-name', `Nina ${lang}`);
+    await page.fill('#f-email', `nina-${lang}@axe-bank.example`);
+    await page.click('form[action="/admin/users"] button[type=submit]');
+    await page.waitForSelector('#issued-link');
+    findings.push(...(await axeFindings(page, `admin ${lang} POST /admin/users (invitation link)`)));
+    await page.goto(`${server.url}/admin/api-keys`);
+    await page.fill('#f-name', `CRM ${lang}`);
+    await page.check('input[name=scopes] >> nth=0');
+    await page.click('form[action="/admin/api-keys"] button[type=submit]');
+    await page.waitForSelector('#issued-key');
+    findings.push(...(await axeFindings(page, `admin ${lang} POST /admin/api-keys (the new key)`)));
     return findings;
   }
 
@@ -146,15 +167,7 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
           await page.waitForURL('**/dashboard');
           const paths = staffPages(role);
           for (const path of paths) findings.push(...(await visit(page, path, `${role} ${lang} ${path.replace(/#.*/, '')}`)));
-          if (role === 'admin') {
-            // A page only a form leads to: the invitation link, shown once.
-            await page.goto(`${server.url}/admin/users`);
-            await page.fill('#f-name', `Nina ${lang}`);
-            await page.fill('#f-email', `nina-${lang}@axe-bank.example`);
-            await page.click('form[action="/admin/users"] button[type=submit]');
-            await page.waitForSelector('#issued-link');
-            findings.push(...(await axeFindings(page, `${role} ${lang} POST /admin/users (invitation link)`)));
-          }
+          if (role === 'admin') findings.push(...(await formResults(page, lang)));
           assert.ok(paths.length >= 5, `visited ${paths.length} pages`);
         } finally {
           await context.close();

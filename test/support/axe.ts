@@ -22,15 +22,26 @@ interface AxeResult {
   violations: { id: string; impact?: string | null; help: string; nodes: { target: unknown[] }[] }[];
 }
 
-/** The serious and critical violations axe finds on the page as it is now. */
-export async function axeFindings(page: Page, where: string): Promise<AxeFinding[]> {
+/** The rules whose outcome depends on the viewport: enough for a second look at another size. */
+export const LAYOUT_RULES = ['target-size', 'scrollable-region-focusable', 'color-contrast'];
+
+/**
+ * The serious and critical violations axe finds on the page as it is now:
+ * all rules (and target-size, WCAG 2.2 AA, which axe 4 leaves off by
+ * default), or only `rules`.
+ */
+export async function axeFindings(page: Page, where: string, rules?: string[]): Promise<AxeFinding[]> {
   const loaded = await page.evaluate(() => typeof (globalThis as { axe?: unknown }).axe !== 'undefined');
   if (!loaded) await page.evaluate(AXE_SOURCE);
-  const result = await page.evaluate(() => {
+  const options = rules
+    ? { resultTypes: ['violations'], runOnly: { type: 'rule', values: rules } }
+    : { resultTypes: ['violations'], rules: { 'target-size': { enabled: true } } };
+  const started = Date.now();
+  const result = await page.evaluate((opts) => {
     const axe = (globalThis as unknown as { axe: { run(context: unknown, options: unknown): Promise<unknown> } }).axe;
-    // target-size (WCAG 2.2 AA) is off by default in axe 4; the issue asks for it.
-    return axe.run((globalThis as unknown as { document: unknown }).document, { resultTypes: ['violations'], rules: { 'target-size': { enabled: true } } });
-  }) as AxeResult;
+    return axe.run((globalThis as unknown as { document: unknown }).document, opts);
+  }, options) as AxeResult;
+  if (process.env.AXE_TIMING) console.log(`${Date.now() - started} ms ${where}`);
   return result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => ({ where, rule: v.id, impact: v.impact!, help: v.help, targets: v.nodes.map((n) => n.target.map(String).join(' ')) }));
