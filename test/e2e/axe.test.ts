@@ -21,8 +21,9 @@ type Role = (typeof ROLES)[number];
  * clerk's call page before joining and an ended call's summary; the
  * customer's join page before joining, its summary, and the pages of an
  * expired, revoked and unknown link; the queue landing and waiting pages;
- * the setup and invitation pages. One browser; one context per role and
- * language.
+ * the setup and invitation pages. Each page at 1280×800 (all rules, and
+ * contrast in dark mode too) and at 390×844 (the rules that depend on the
+ * layout). One browser; one context per role and language.
  */
 describe('accessibility: axe-core finds nothing serious or critical (every page, each role, both languages)', function () {
   this.timeout(300_000);
@@ -113,7 +114,7 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
     return paths;
   }
 
-  /** axe on the page at 1280×800, and its layout rules again at 390×844; nothing for answers that are not pages (JSON). */
+  /** axe on the page at 1280×800, contrast again in dark mode, the layout rules again at 390×844; nothing for answers that are not pages (JSON). */
   async function visit(page: Page, path: string, where: string): Promise<AxeFinding[]> {
     await page.setViewportSize(LAPTOP);
     const res = await page.goto(`${server.url}${path}`, { waitUntil: 'load' });
@@ -122,6 +123,10 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
     // Call pages finish their set-up (devices, signalling) after load: wait for the join button.
     if (/^\/(calls|join)\//.test(path) && await page.$('#join')) await page.waitForSelector('#join:not([disabled])', { timeout: 15_000 }).catch(() => undefined);
     const findings = await axeFindings(page, `${where} (1280×800)`);
+    // The pages follow the system's dark mode (color-scheme: light dark): contrast again in dark.
+    await page.emulateMedia({ colorScheme: 'dark' });
+    findings.push(...(await axeFindings(page, `${where} (1280×800, dark)`, ['color-contrast'])));
+    await page.emulateMedia({ colorScheme: 'light' });
     await page.setViewportSize(PHONE);
     findings.push(...(await axeFindings(page, `${where} (390×844)`, LAYOUT_RULES)));
     return findings;
@@ -149,7 +154,8 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
   }
 
   async function newContext(lang: string): Promise<BrowserContext> {
-    return browser.newContext({ locale: lang === 'de' ? 'de-DE' : 'en-GB', viewport: LAPTOP });
+    // Reduced motion: no colour transitions (app.css), so that a switch to dark mode is complete at once.
+    return browser.newContext({ locale: lang === 'de' ? 'de-DE' : 'en-GB', viewport: LAPTOP, reducedMotion: 'reduce' });
   }
 
   for (const lang of ['en', 'de'] as const) {

@@ -18,7 +18,7 @@ function boxes(page: Page, selector: string): Promise<Box[]> {
   return page.$$eval(selector, (elements) => elements.map((e) => {
     const r = e.getBoundingClientRect();
     return { label: `${e.tagName.toLowerCase()}${e.className ? `.${String(e.className).split(' ')[0]}` : ''} "${(e.textContent ?? '').trim().slice(0, 30)}"`, x: r.x, y: r.y, width: r.width, height: r.height };
-  }).filter((b) => b.width > 0 && b.height > 0));
+  }).filter((b) => b.width > 1 && b.height > 1));
 }
 
 function overlaps(a: Box, b: Box): boolean {
