@@ -16,10 +16,12 @@ export interface AxeFinding {
   impact: string;
   help: string;
   targets: string[];
+  /** axe's explanation for the first element (e.g. the contrast it measured). */
+  detail: string;
 }
 
 interface AxeResult {
-  violations: { id: string; impact?: string | null; help: string; nodes: { target: unknown[] }[] }[];
+  violations: { id: string; impact?: string | null; help: string; nodes: { target: unknown[]; failureSummary?: string }[] }[];
 }
 
 /** The rules whose outcome depends on the viewport: enough for a second look at another size. */
@@ -44,7 +46,11 @@ export async function axeFindings(page: Page, where: string, rules?: string[]): 
   if (process.env.AXE_TIMING) console.log(`${Date.now() - started} ms ${where}`);
   return result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => ({ where, rule: v.id, impact: v.impact!, help: v.help, targets: v.nodes.map((n) => n.target.map(String).join(' ')) }));
+    .map((v) => ({
+      where, rule: v.id, impact: v.impact!, help: v.help,
+      targets: v.nodes.map((n) => n.target.map(String).join(' ')),
+      detail: (v.nodes[0]?.failureSummary ?? '').replace(/\s+/g, ' ').trim().slice(0, 300),
+    }));
 }
 
 /** Fails with the list of findings, if any. */
@@ -54,5 +60,5 @@ export function assertNoFindings(findings: AxeFinding[]): void {
 
 /** One line per finding, for an assertion message a person can act on. */
 export function describeFindings(findings: AxeFinding[]): string {
-  return findings.map((f) => `- ${f.where}: ${f.rule} (${f.impact}) ${f.help}\n    ${f.targets.slice(0, 6).join('\n    ')}${f.targets.length > 6 ? `\n    … and ${f.targets.length - 6} more` : ''}`).join('\n');
+  return findings.map((f) => `- ${f.where}: ${f.rule} (${f.impact}) ${f.help}\n    ${f.detail}\n    ${f.targets.slice(0, 6).join('\n    ')}${f.targets.length > 6 ? `\n    … and ${f.targets.length - 6} more` : ''}`).join('\n');
 }
