@@ -120,7 +120,6 @@ describe('page layout at 1280×800 and 390×844 (real browser)', function () {
             const where = `${path} at ${viewport.width}×${viewport.height}`;
             const items = await boxes(page, '.brand, .org-name, .header-end button, .main-nav a');
             assert.ok(items.filter((b) => b.label.startsWith('a "')).length >= 8, `${where}: the admin's menu has its links`);
-            if (process.env.DEBUG_LAYOUT) console.log(JSON.stringify(items));
             assertNoOverlap(items, where);
             assertInsideWidth(items, viewport.width, where);
             // Each link on one line: a wrapped label is what looked like overlap.

@@ -38,12 +38,10 @@ export async function axeFindings(page: Page, where: string, rules?: string[]): 
   const options = rules
     ? { resultTypes: ['violations'], runOnly: { type: 'rule', values: rules } }
     : { resultTypes: ['violations'], rules: { 'target-size': { enabled: true } } };
-  const started = Date.now();
   const result = await page.evaluate((opts) => {
     const axe = (globalThis as unknown as { axe: { run(context: unknown, options: unknown): Promise<unknown> } }).axe;
     return axe.run((globalThis as unknown as { document: unknown }).document, opts);
   }, options) as AxeResult;
-  if (process.env.AXE_TIMING) console.log(`${Date.now() - started} ms ${where}`);
   return result.violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => ({
