@@ -268,6 +268,16 @@ function inverseOf(color: Rgb): Rgb {
   return contrast(WHITE, color) >= contrast(BLACK, color) ? WHITE : BLACK;
 }
 
+/**
+ * A button in the brand colour outside the appliance's pages (the website
+ * widget): the colour (the default when none is set) and white or black
+ * text, whichever reads better on it.
+ */
+export function brandButtonColors(brandColor: string | null): { background: string; text: string } {
+  const background = brandColor && /^#[0-9a-f]{6}$/.test(brandColor) ? brandColor : DEFAULT_BRAND_COLOR;
+  return { background, text: toHex(inverseOf(parseHex(background))) };
+}
+
 function rgba(rgb: Rgb, alpha: number): string {
   return `rgba(${rgb.map(Math.round).join(', ')}, ${alpha})`;
 }

@@ -10,6 +10,7 @@ import { formAction } from '../http/form-page';
 import { organisationForms } from '../organisation/routes';
 import { contentSecurityPolicy } from '../http/security';
 import { OrganisationStore } from '../organisation/service';
+import { brandButtonColors } from '../organisation/profile-service';
 import { publicDir } from '../core/paths';
 import { isOpen } from '../queue/hours';
 import { QueueService } from '../queue/service';
@@ -32,7 +33,7 @@ export const widgetJs: RequestHandler = (_req, res) => {
     .send(widgetScript());
 };
 
-/** GET /q/:slug/widget.json: whether anyone is available, and the button's text; CORS for allowed origins only. */
+/** GET /q/:slug/widget.json: whether anyone is available, the button's text and the brand colours; CORS for allowed origins only. */
 export function widgetData(knex: Knex): RequestHandler {
   return async (req, res) => {
     const organisation = typeof req.params.slug === 'string' ? await new OrganisationStore(knex).bySlug(req.params.slug) : undefined;
@@ -43,7 +44,8 @@ export function widgetData(knex: Knex): RequestHandler {
     if (origin && allowed.includes(origin.toLowerCase())) res.set('Access-Control-Allow-Origin', origin);
     const open = isOpen((await new QueueSettingsStore(knex).get(organisation.id)).hours);
     const available = open && (await new QueueService(knex).availableClerks(organisation.id)) > 0;
-    res.json({ available, label: req.t(available ? 'widget.talk' : 'widget.unavailable'), url: `/q/${organisation.slug}` });
+    const colors = brandButtonColors(organisation.brandColor);
+    res.json({ available, label: req.t(available ? 'widget.talk' : 'widget.unavailable'), url: `/q/${organisation.slug}`, color: colors.background, textColor: colors.text });
   };
 }
 

@@ -23,7 +23,10 @@
       var s = button.style;
       s.position = 'fixed'; s.right = '1.5rem'; s.bottom = '1.5rem'; s.zIndex = '2147483000';
       s.padding = '0.8rem 1.2rem'; s.border = '0'; s.borderRadius = '999px'; s.font = '600 1rem system-ui, sans-serif';
-      s.background = data.available ? '#1d4ed8' : '#6b7280'; s.color = '#fff'; s.cursor = data.available ? 'pointer' : 'default';
+      // The organisation's brand colour (checked: it goes into a style), grey while nobody is available.
+      var hex = /^#[0-9a-f]{6}$/i;
+      s.background = !data.available ? '#6b7280' : hex.test(data.color) ? data.color : '#1d4ed8';
+      s.color = data.available && hex.test(data.textColor) ? data.textColor : '#fff'; s.cursor = data.available ? 'pointer' : 'default';
       s.boxShadow = '0 4px 14px rgba(0,0,0,.25)';
       button.addEventListener('click', function () {
         window.open(base + data.url, 'vclerk-' + org, 'noopener');

@@ -25,21 +25,24 @@ function pngChunk(type: string, data: Buffer): Buffer {
 }
 
 /**
- * A valid 1x1 PNG of one colour (different colours, different bytes): RGB,
+ * A valid PNG of one colour (1x1 unless `width` and `height` are given) (different colours, different bytes): RGB,
  * or RGBA with `alpha`; `idat` replaces the pixel data (a corrupt file).
  */
-export function png(red: number, options: { green?: number; blue?: number; alpha?: boolean; idat?: Buffer } = {}): Buffer {
+export function png(red: number, options: { green?: number; blue?: number; alpha?: boolean; idat?: Buffer; width?: number; height?: number } = {}): Buffer {
+  const width = options.width ?? 1;
+  const height = options.height ?? 1;
   const header = Buffer.alloc(13);
-  header.writeUInt32BE(1, 0); // width
-  header.writeUInt32BE(1, 4); // height
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
   header[8] = 8; // bit depth
   header[9] = options.alpha ? 6 : 2; // truecolour (with alpha)
   const rgb = [red, options.green ?? 0, options.blue ?? 0];
-  const pixel = [0, ...rgb, ...(options.alpha ? [255] : [])];
+  const pixel = [...rgb, ...(options.alpha ? [255] : [])];
+  const row = [0, ...Array.from({ length: width }, () => pixel).flat()];
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
     pngChunk('IHDR', header),
-    pngChunk('IDAT', options.idat ?? zlib.deflateSync(Buffer.from(pixel))),
+    pngChunk('IDAT', options.idat ?? zlib.deflateSync(Buffer.from(Array.from({ length: height }, () => row).flat()))),
     pngChunk('IEND', Buffer.alloc(0)),
   ]);
 }
