@@ -110,7 +110,7 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
     if (role === 'admin' || role === 'compliance') paths.push(`/compliance/requests/${ids.request}`);
     paths.push(`/recordings/${ids.recording}`);
     // The clerk's call page before joining, and the clerk's summary of an ended call.
-    if (role === 'clerk') paths.push(`/calls/${ids.openCall}#customer=${tokens.open}`, `/calls/${ids.endedCall}`);
+    if (role === 'clerk') paths.push(`/calls/${ids.openCall}#customer=${tokens.open}`, `/calls/${ids.openCall}/link`, `/calls/${ids.endedCall}`, `/calls/${ids.endedCall}/link`);
     return paths;
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
+import { assertNoFindings, axeFindings } from '../support/axe';
 import { PASSWORD, seedOrganisation, seedUser, type SeededUser } from '../support/accounts';
 import { clerkStartsCall, launchBrowser } from '../support/browser';
 import { startCallServer, type CallServer } from '../support/call-server';
@@ -10,27 +10,9 @@ import { useTestDatabase } from '../support/database';
 /** The page's window, as seen by the functions handed to page.evaluate (self-contained: the CSP forbids eval). */
 type InPage = { document: any; innerWidth: number; innerHeight: number };
 
-/**
- * axe-core's browser script, when the package is installed (issue 16 adds it for the page checks):
- * the call's states a crawl of the routes cannot reach (in the call, a sheet, the dialogs) are checked here too.
- */
-const AXE = (() => {
-  try {
-    return fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-  } catch {
-    return null;
-  }
-})();
-
-/** No axe violation of serious or critical impact in the page as it is now. */
+/** No axe violation of serious or critical impact in the page as it is now (the call's states a crawl of the routes cannot reach: in the call, a sheet, the dialogs). */
 async function assertAccessible(page: Page, label: string): Promise<void> {
-  if (!AXE) return;
-  await page.evaluate(AXE);
-  const result = await page.evaluate(() => (globalThis as unknown as { axe: { run(options: object): Promise<any> } }).axe.run({ resultTypes: ['violations'] }));
-  const serious = (result.violations as { id: string; impact: string; nodes: { target: string[] }[] }[])
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  assert.deepEqual(serious, [], `${label}: axe violations`);
+  assertNoFindings(await axeFindings(page, label));
 }
 
 const LAPTOP = { width: 1280, height: 800 };
@@ -122,13 +104,12 @@ describe('the call page layout (two real browsers, laptop and phone)', function 
   });
 
   it('the pre-join check fits the laptop and the phone, and the tab names the call', async () => {
-    // bypassCSP only lets the test inject axe-core; the pages' own code runs as always.
-    clerkPage = await clerkBrowser.newPage({ viewport: LAPTOP, bypassCSP: AXE !== null });
+    clerkPage = await clerkBrowser.newPage({ viewport: LAPTOP });
     link = await clerkStartsCall(clerkPage, server.url, clerk, PASSWORD);
     // Wide screens start with every panel open beside the stage.
     for (const panel of ['catalog', 'cards', 'chat', 'notes']) assert.equal(await clerkPage.getAttribute(`#toggle-${panel}`, 'aria-expanded'), 'true', `${panel} open at first`);
     assert.match(await clerkPage.title(), /^Call [0-9A-F]{6} · /);
-    customerPage = await customerBrowser.newPage({ viewport: PHONE, bypassCSP: AXE !== null });
+    customerPage = await customerBrowser.newPage({ viewport: PHONE });
     await customerPage.goto(link);
     await customerPage.waitForSelector('#join:not([disabled])');
     await assertAccessible(clerkPage, 'clerk before joining');
