@@ -4,10 +4,11 @@
  * output in <dir>/janus.log, readiness by polling the HTTP API's /info on
  * 127.0.0.1, and a stop that ends it (SIGTERM, then SIGKILL) and deletes
  * the folder. If this process exits without stopping it, Janus is killed
- * on the way out.
+ * on the way out (and, through setpriv's parent-death signal, also when
+ * this process is killed).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,12 +64,18 @@ export async function startJanus(options: { eventLoops: number; debugLevel?: num
   const logFd = openSync(logPath, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(install.bin, ['-F', dir, '-C', configFile], { stdio: ['ignore', logFd, logFd], cwd: dir });
+    const args = ['-F', dir, '-C', configFile];
+    // With util-linux's setpriv, Janus also gets SIGKILL when this process dies by a signal (no 'exit' handler runs then); setpriv execs, so the pid is Janus's.
+    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+    child = setpriv
+      ? spawn(setpriv, ['--pdeathsig', 'KILL', '--', install.bin, ...args], { stdio: ['ignore', logFd, logFd], cwd: dir })
+      : spawn(install.bin, args, { stdio: ['ignore', logFd, logFd], cwd: dir });
   } finally {
     closeSync(logFd);
   }
   const killOnExit = (): void => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (!process.env.JANUS_KEEP_DIR) rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', killOnExit);
   const spawnError = new Promise<never>((_, reject) => {
