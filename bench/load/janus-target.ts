@@ -17,6 +17,7 @@
  *
  * Recording is not compared: `record: true` throws.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { JanusApiError } from './janus/api';
 import { type JanusServer, startJanus } from './janus/server';
 import type { LoadTarget, ParticipantReceivers, ParticipantSend, ReceiveEndpoint, SendStream, TargetOptions } from './target';
@@ -29,6 +30,47 @@ export const PAYLOAD_TYPE = { audio: 111, video: 96 } as const;
 /** The SSRC a forwarder writes on the packets it sends to a receiver: distinct per call, participant and kind. */
 export function forwardedSsrc(callIndex: number, fromParticipant: 0 | 1, kind: 'audio' | 'video'): number {
   return 0x4a000000 + callIndex * 4 + fromParticipant * 2 + (kind === 'video' ? 1 : 0);
+}
+
+/** Per participant: RTP and RTCP sockets, a wake-up pipe (2), the forwarders' send socket and their 2 RTCP sockets. */
+const FDS_PER_CALL = 2 * 7;
+
+function openFilesLimit(): string {
+  try {
+    return /Max open files\s+(\S+)/.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Janus's "no such feed": the videoroom error code for an unknown publisher id. */
+const NO_SUCH_FEED = 428;
+const LISTED_TIMEOUT_MS = 5_000;
+
+/**
+ * Runs `request` until the remote publisher it names is listed in its room.
+ * `add_remote_publisher` answers before the publisher's thread has put it
+ * in the room's participant list, so an `rtp_forward` right after it can
+ * get "no such feed" (seen with a few calls on a busy machine).
+ */
+async function whenListed<T>(request: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LISTED_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return await request();
+    } catch (err) {
+      if (!(err instanceof JanusApiError) || err.code !== NO_SUCH_FEED || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+function openFiles(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
 }
 
 class JanusTarget implements LoadTarget {
@@ -47,6 +89,19 @@ class JanusTarget implements LoadTarget {
   }
 
   async addCall(index: number, receivers: [ParticipantReceivers, ParticipantReceivers]): Promise<[ParticipantSend, ParticipantSend]> {
+    try {
+      return await this.wireCall(index, receivers);
+    } catch (err) {
+      const limit = Number(openFilesLimit());
+      const open = this.server ? openFiles(this.server.pid) : 0;
+      if (Number.isFinite(limit) && open >= limit - 2 * FDS_PER_CALL) {
+        throw new Error(`${(err as Error).message} at call ${index + 1}: Janus has ${open} files open of its limit ${limit} (inherited from this process; it needs about ${FDS_PER_CALL} per call); raise ulimit -n`, { cause: err });
+      }
+      throw err;
+    }
+  }
+
+  private async wireCall(index: number, receivers: [ParticipantReceivers, ParticipantReceivers]): Promise<[ParticipantSend, ParticipantSend]> {
     const api = this.api;
     const room = index + 1;
     await api.videoroom({
@@ -103,14 +158,16 @@ class JanusTarget implements LoadTarget {
         ssrc: forwardedSsrc(index, p, kind),
         pt: PAYLOAD_TYPE[kind],
       });
-      const forwarded = await api.videoroom({
-        request: 'rtp_forward',
-        room,
-        publisher_id: p + 1,
-        host: '127.0.0.1',
-        host_family: 'ipv4',
-        streams: [stream('0', 'audio', to.audio), stream('1', 'video', to.video)],
-      });
+      const forwarded = await whenListed(() =>
+        api.videoroom({
+          request: 'rtp_forward',
+          room,
+          publisher_id: p + 1,
+          host: '127.0.0.1',
+          host_family: 'ipv4',
+          streams: [stream('0', 'audio', to.audio), stream('1', 'video', to.video)],
+        }),
+      );
       const forwarders = forwarded.forwarders;
       if (!Array.isArray(forwarders) || forwarders.length !== 2) {
         throw new JanusApiError('rtp_forward', undefined, `expected 2 forwarders, got ${JSON.stringify(forwarded)}`);
