@@ -10,7 +10,7 @@
  *
  * Options (bench/README.md): --targets vclerk,janus  --workers 1  --record
  * --step 10  --max-calls 150  --hold 8  --settle 3  --max-seconds 300
- * --generators 1  --tick 4  --loss 1  --cpu 95  --gen-cpu 95
+ * --generators 1  --tick 4  --loss 1  --cpu 95  --gen-cpu 95  --gen-late 10
  * Everything runs on 127.0.0.1 and stops by itself.
  */
 import fs from 'node:fs';
@@ -34,7 +34,7 @@ function parseArgs(argv: string[]): { targets: string[]; options: Omit<RampOptio
     else if (argv[i + 1] !== undefined) values.set(name, argv[++i]!);
     else throw new Error(`--${name} needs a value`);
   }
-  const known = ['targets', 'workers', 'step', 'max-calls', 'hold', 'settle', 'max-seconds', 'generators', 'tick', 'loss', 'cpu', 'gen-cpu'];
+  const known = ['targets', 'workers', 'step', 'max-calls', 'hold', 'settle', 'max-seconds', 'generators', 'tick', 'loss', 'cpu', 'gen-cpu', 'gen-late'];
   for (const name of values.keys()) if (!known.includes(name)) throw new Error(`unknown option --${name} (known: ${known.map((k) => `--${k}`).join(' ')} --record)`);
   const num = (name: string, fallback: number, min: number, max: number) => {
     const v = values.has(name) ? Number(values.get(name)) : fallback;
@@ -56,7 +56,7 @@ function parseArgs(argv: string[]): { targets: string[]; options: Omit<RampOptio
       lossLimit: num('loss', 1, 0, 100),
       cpuLimit: num('cpu', 95, 1, 1000),
       generatorCpuLimit: num('gen-cpu', 95, 1, 1000),
-      generatorLateLimitMs: 10,
+      generatorLateLimitMs: num('gen-late', 10, 1, 10000),
     },
   };
 }

@@ -31,7 +31,7 @@ export interface RampOptions {
 export interface Step {
   calls: number;
   seconds: number;
-  /** Forwarded streams: 4 per call (each participant receives the other's audio and video). */
+  /** Forwarded streams: 4 per call (each participant receives the other's audio and video), 8 when recorded (4 more to the recorder). */
   streams: number;
   workerCpu: number;
   workerCpuMax: number;
@@ -140,7 +140,7 @@ export async function ramp(target: LoadTarget, o: RampOptions, print: (line: str
       const step: Step = {
         calls,
         seconds,
-        streams: calls * 4,
+        streams: calls * (o.record ? 8 : 4),
         workerCpu: meters.worker.end(pids.worker),
         workerCpuMax: Math.max(0, ...pids.worker.map((pid, i) => perWorker[i]!.end([pid]))),
         nodeCpu: meters.node.end([process.pid]),
@@ -165,7 +165,7 @@ export async function ramp(target: LoadTarget, o: RampOptions, print: (line: str
       if (step.lossMean > o.lossLimit) step.saturated.push(`loss ${step.lossMean.toFixed(2)} % > ${o.lossLimit} %`);
       if (step.silentStreams > 0) step.saturated.push(`${step.silentStreams} stream(s) received nothing`);
       if (step.generatorCpuMax >= o.generatorCpuLimit) step.saturated.push(`generator CPU ${step.generatorCpuMax.toFixed(0)} % >= ${o.generatorCpuLimit} %`);
-      if (step.lateMeanMs >= o.generatorLateLimitMs) step.saturated.push(`generator sends ${step.lateMeanMs.toFixed(1)} ms late on average`);
+      if (step.lateMeanMs >= o.generatorLateLimitMs) step.saturated.push(`generator sends ${step.lateMeanMs.toFixed(1)} ms late on average${step.machineCpu - measured(step) > 20 ? ' (other processes busy the machine)' : ''}`);
       steps.push(step);
       print(row(step));
       if (step.saturated.length > 0) {
@@ -188,7 +188,12 @@ export async function ramp(target: LoadTarget, o: RampOptions, print: (line: str
   }
 }
 
-const Header = 'calls  worker CPU %  per stream %  node %  gen CPU %  late ms  rec CPU %  machine %  rx Mbit/s   rx pkt/s  loss % mean/worst  jitter ms mean/worst  worker RSS MB';
+/** CPU of the processes the ramp knows (worker, this process, generators, recorder), % of one core. */
+function measured(s: Step): number {
+  return s.workerCpu + s.nodeCpu + s.generatorCpu + s.auxCpu;
+}
+
+const Header = 'calls  worker CPU %  per stream %  node %  gen CPU %  late ms  rec CPU %  others %  rx Mbit/s   rx pkt/s  loss % mean/worst  jitter ms mean/worst  worker RSS MB';
 
 function row(s: Step): string {
   const f = (n: number, d: number, w: number) => n.toFixed(d).padStart(w);
@@ -200,7 +205,7 @@ function row(s: Step): string {
     f(s.generatorCpu, 1, 10),
     f(s.lateMeanMs, 1, 8),
     f(s.auxCpu, 1, 10),
-    f(s.machineCpu, 0, 10),
+    f(Math.max(0, s.machineCpu - measured(s)), 0, 9),
     f(s.rxMbps, 1, 10),
     f(s.rxPps, 0, 10),
     `${f(s.lossMean, 2, 8)} /${f(s.lossWorst, 2, 7)}`.padStart(18),
