@@ -7,6 +7,7 @@
  * receivers). Driven over IPC by the ramp in the parent.
  */
 import dgram from 'node:dgram';
+import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { readClip, type Clip } from './clip';
 import { StreamReceiver, StreamSender } from './rtp';
@@ -37,6 +38,8 @@ export interface GeneratorStats {
   /** RTCP packets from the SFU at the senders (receiver reports, NACK, PLI). */
   rtcpIn: number;
   sockets: number;
+  /** Datagrams the kernel dropped at this process's receive sockets since the last call (its buffers overflowed: the generator fell behind). */
+  drops: number;
 }
 
 let clip: Clip;
@@ -44,6 +47,23 @@ const senders: StreamSender[] = [];
 const receivers: StreamReceiver[] = [];
 const sockets: dgram.Socket[] = [];
 let rtcpIn = 0;
+const receivePorts = new Set<string>();
+let dropsMark = 0;
+
+/** Drops at our receive sockets, from /proc/net/udp (its last column), by local port. */
+function socketDrops(): number {
+  let drops = 0;
+  try {
+    for (const line of fs.readFileSync('/proc/net/udp', 'utf8').split('\n')) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 13 || !f[1]!.startsWith('0100007F:')) continue;
+      if (receivePorts.has(f[1]!.slice(9))) drops += Number(f[12]);
+    }
+  } catch {
+    return 0;
+  }
+  return drops;
+}
 let sentMark = 0;
 let tickTimer: NodeJS.Timeout | undefined;
 let rtcpTimer: NodeJS.Timeout | undefined;
@@ -66,6 +86,7 @@ async function receiver(kind: StreamKind): Promise<{ port: number; rtcpPort: num
   rtp.on('message', (msg) => r.onRtp(msg, performance.now()));
   rtcp.on('message', (msg, rinfo) => r.onRtcp(msg, rinfo, performance.now()));
   receivers.push(r);
+  for (const socket of [rtp, rtcp]) receivePorts.add(socket.address().port.toString(16).toUpperCase().padStart(4, '0'));
   return { port: rtp.address().port, rtcpPort: rtcp.address().port };
 }
 
@@ -158,7 +179,11 @@ function stats(): GeneratorStats {
     sent: sent - sentMark,
     rtcpIn,
     sockets: sockets.length,
+    drops: 0,
   };
+  const drops = socketDrops();
+  result.drops = drops - dropsMark;
+  dropsMark = drops;
   sentMark = sent;
   rtcpIn = 0;
   return result;

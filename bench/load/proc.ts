@@ -62,3 +62,30 @@ export class CpuMeter {
     return seconds > 0 ? (used / seconds) * 100 : 0;
   }
 }
+
+/** Datagrams the kernel dropped so far at the UDP sockets these processes hold (their receive buffers overflowed), from /proc/net/udp. */
+export function udpDrops(pids: number[]): number {
+  const inodes = new Set<string>();
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  let drops = 0;
+  for (const line of fs.readFileSync('/proc/net/udp', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 13 && inodes.has(f[9]!)) drops += Number(f[12]);
+  }
+  return drops;
+}

@@ -4,7 +4,7 @@
  * loss and jitter), until the worker saturates, loss passes the limit, the
  * generator saturates, or the bounds (calls, duration) are reached.
  */
-import { CpuMeter, machineBusySeconds, rssMb } from './proc';
+import { CpuMeter, machineBusySeconds, rssMb, udpDrops } from './proc';
 import { Generators } from './generators';
 import type { GeneratorStats } from './generator';
 import type { LoadTarget } from './target';
@@ -51,6 +51,10 @@ export interface Step {
   silentStreams: number;
   lateMeanMs: number;
   lateMaxMs: number;
+  /** Datagrams dropped at the generators' own receive sockets (they fell behind). */
+  generatorDrops: number;
+  /** Datagrams dropped at the SFU processes' sockets (their receive buffers overflowed). */
+  sfuDrops: number;
   saturated: string[];
 }
 
@@ -84,6 +88,7 @@ function combine(stats: GeneratorStats[]): Omit<GeneratorStats, 'sockets' | 'rtc
     lateMeanMs: stats.length ? sum((s) => s.lateMeanMs) / stats.length : 0,
     lateMaxMs: Math.max(0, ...stats.map((s) => s.lateMaxMs)),
     sent: sum((s) => s.sent),
+    drops: sum((s) => s.drops),
   };
 }
 
@@ -133,6 +138,7 @@ export async function ramp(target: LoadTarget, o: RampOptions, print: (line: str
       pids.worker.forEach((pid, i) => perWorker[i]!.begin([pid]));
       pids.gen.forEach((pid, i) => perGen[i]!.begin([pid]));
       const machine0 = machineBusySeconds();
+      const drops0 = udpDrops(pids.worker);
       const t0 = performance.now();
       await sleep(o.holdSeconds * 1000);
       const seconds = (performance.now() - t0) / 1000;
@@ -159,12 +165,15 @@ export async function ramp(target: LoadTarget, o: RampOptions, print: (line: str
         silentStreams: stats.silent,
         lateMeanMs: stats.lateMeanMs,
         lateMaxMs: stats.lateMaxMs,
+        generatorDrops: stats.drops,
+        sfuDrops: udpDrops(pids.worker) - drops0,
         saturated: [],
       };
       if (step.workerCpuMax >= o.cpuLimit) step.saturated.push(`worker CPU ${step.workerCpuMax.toFixed(0)} % >= ${o.cpuLimit} %`);
-      if (step.lossMean > o.lossLimit) step.saturated.push(`loss ${step.lossMean.toFixed(2)} % > ${o.lossLimit} %`);
+      if (step.lossMean > o.lossLimit) step.saturated.push(`loss ${step.lossMean.toFixed(2)} % > ${o.lossLimit} %${step.sfuDrops > 0 ? ` (the SFU's sockets dropped ${step.sfuDrops} datagrams)` : ''}`);
       if (step.silentStreams > 0) step.saturated.push(`${step.silentStreams} stream(s) received nothing`);
       if (step.generatorCpuMax >= o.generatorCpuLimit) step.saturated.push(`generator CPU ${step.generatorCpuMax.toFixed(0)} % >= ${o.generatorCpuLimit} %`);
+      if (step.generatorDrops > 0) step.saturated.push(`generator's receive sockets dropped ${step.generatorDrops} datagrams`);
       if (step.lateMeanMs >= o.generatorLateLimitMs) step.saturated.push(`generator sends ${step.lateMeanMs.toFixed(1)} ms late on average${step.machineCpu - measured(step) > 20 ? ' (other processes busy the machine)' : ''}`);
       steps.push(step);
       print(row(step));
