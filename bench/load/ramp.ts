@@ -202,7 +202,7 @@ function measured(s: Step): number {
   return s.workerCpu + s.nodeCpu + s.generatorCpu + s.auxCpu;
 }
 
-const Header = 'calls  worker CPU %  per stream %  node %  gen CPU %  late ms  rec CPU %  others %  rx Mbit/s   rx pkt/s  loss % mean/worst  jitter ms mean/worst  worker RSS MB';
+const Header = 'calls  worker CPU %  per stream %  node %  gen CPU %  late ms  rec CPU %  others %  rx Mbit/s   rx pkt/s  loss % mean/worst  jitter ms mean/worst  worker RSS MB  drops gen/SFU';
 
 function row(s: Step): string {
   const f = (n: number, d: number, w: number) => n.toFixed(d).padStart(w);
@@ -220,5 +220,6 @@ function row(s: Step): string {
     `${f(s.lossMean, 2, 8)} /${f(s.lossWorst, 2, 7)}`.padStart(18),
     `${f(s.jitterMeanMs, 2, 8)} /${f(s.jitterWorstMs, 2, 7)}`.padStart(21),
     f(s.workerRssMb, 1, 14),
+    `${s.generatorDrops}/${s.sfuDrops}`.padStart(14),
   ].join(' ') + (s.saturated.length ? `  <- ${s.saturated.join('; ')}` : '');
 }
