@@ -40,6 +40,8 @@ export interface GeneratorStats {
   sockets: number;
   /** Datagrams the kernel dropped at this process's receive sockets since the last call (its buffers overflowed: the generator fell behind). */
   drops: number;
+  /** Times a stream's schedule slipped because the process ran more than 200 ms late. */
+  slips: number;
 }
 
 let clip: Clip;
@@ -49,6 +51,7 @@ const sockets: dgram.Socket[] = [];
 let rtcpIn = 0;
 const receivePorts = new Set<string>();
 let dropsMark = 0;
+let slipsMark = 0;
 
 /** Drops at our receive sockets, from /proc/net/udp (its last column), by local port. */
 function socketDrops(): number {
@@ -158,7 +161,9 @@ function stats(): GeneratorStats {
   let lateCount = 0;
   let lateMax = 0;
   let sent = 0;
+  let slips = 0;
   for (const s of senders) {
+    slips += s.slips;
     lateSum += s.lateSum;
     lateCount += s.lateCount;
     lateMax = Math.max(lateMax, s.lateMax);
@@ -180,7 +185,9 @@ function stats(): GeneratorStats {
     rtcpIn,
     sockets: sockets.length,
     drops: 0,
+    slips: slips - slipsMark,
   };
+  slipsMark = slips;
   const drops = socketDrops();
   result.drops = drops - dropsMark;
   dropsMark = drops;

@@ -22,6 +22,14 @@ function ntp(buf: Buffer, at: number, nowMs: number): void {
 /** Slots in each stream's ring of send buffers: more than the packets of a key frame sent in one tick. */
 const RING = { audio: 8, video: 192 } as const;
 
+/**
+ * A stream more than this late (ms: the generator was not scheduled) slips:
+ * its schedule moves on by the delay instead of sending the backlog in one
+ * burst that would overflow the SFU's socket buffers. Receivers then see a
+ * pause (jitter), and the lateness is still counted.
+ */
+const SLIP_MS = 200;
+
 export class StreamSender {
   private readonly ring: Buffer[];
   private slot = 0;
@@ -38,8 +46,10 @@ export class StreamSender {
   lateSum = 0;
   lateMax = 0;
   lateCount = 0;
+  /** Times the schedule slipped (see SLIP_MS). */
+  slips = 0;
 
-  constructor(private readonly clip: ClipStream, private readonly ssrc: number, private readonly payloadType: number, private readonly socket: dgram.Socket, private readonly rtcp: dgram.Socket | undefined, private readonly start: number) {
+  constructor(private readonly clip: ClipStream, private readonly ssrc: number, private readonly payloadType: number, private readonly socket: dgram.Socket, private readonly rtcp: dgram.Socket | undefined, private start: number) {
     this.ring = Array.from({ length: RING[clip.kind] }, () => Buffer.alloc(clip.maxLength));
     this.periodMs = (clip.period / clip.clockRate) * 1000;
     this.offsetsMs = Float64Array.from(clip.offsets, (o) => (o / clip.clockRate) * 1000);
@@ -56,6 +66,10 @@ export class StreamSender {
       const due = this.start + this.loop * this.periodMs + this.offsetsMs[this.index]!;
       if (due > now) return;
       const late = now - due;
+      if (late > SLIP_MS) {
+        this.start += late;
+        this.slips++;
+      }
       this.lateSum += late;
       this.lateCount++;
       if (late > this.lateMax) this.lateMax = late;
