@@ -175,7 +175,7 @@ export async function ramp(target: LoadTarget, o: RampOptions, print: (line: str
       if (step.silentStreams > 0) step.saturated.push(`${step.silentStreams} stream(s) received nothing`);
       if (step.generatorCpuMax >= o.generatorCpuLimit) step.saturated.push(`generator CPU ${step.generatorCpuMax.toFixed(0)} % >= ${o.generatorCpuLimit} %`);
       if (step.generatorDrops > 0) step.saturated.push(`generator's receive sockets dropped ${step.generatorDrops} datagrams`);
-      if (stats.slips > 0) step.saturated.push(`generator streams slipped ${stats.slips} times (over 200 ms late)`);
+      if (stats.slips > 0 && o.generatorLateLimitMs < 200) step.saturated.push(`generator streams slipped ${stats.slips} times (over 200 ms late)`);
       if (step.lateMeanMs >= o.generatorLateLimitMs) step.saturated.push(`generator sends ${step.lateMeanMs.toFixed(1)} ms late on average${step.machineCpu - measured(step) > 20 ? ' (other processes busy the machine)' : ''}`);
       steps.push(step);
       print(row(step));
