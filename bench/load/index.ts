@@ -22,7 +22,7 @@ import { ramp, type RampOptions, type RampResult } from './ramp';
 import { summarise } from './report';
 import type { LoadTarget } from './target';
 
-function parseArgs(argv: string[]): { targets: string[]; options: Omit<RampOptions, 'clipFile'> } {
+function parseArgs(argv: string[]): { targets: string[]; options: Omit<RampOptions, 'clipFile' | 'nominalPpsPerCall'> } {
   const values = new Map<string, string>();
   const flags = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
@@ -97,7 +97,8 @@ async function main(): Promise<void> {
       continue;
     }
     try {
-      results.push(await ramp(target, { ...options, clipFile: file }, (l) => console.log(l)));
+      const nominalPpsPerCall = 2 * ((clip.video.packets.length * clip.video.clockRate) / clip.video.period + (clip.audio.packets.length * clip.audio.clockRate) / clip.audio.period);
+      results.push(await ramp(target, { ...options, clipFile: file, nominalPpsPerCall }, (l) => console.log(l)));
     } catch (err) {
       console.log(`${name}: failed: ${(err as Error).stack ?? String(err)}`);
       if (name === 'vclerk') process.exitCode = 1;

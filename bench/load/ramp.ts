@@ -26,6 +26,8 @@ export interface RampOptions {
   generatorCpuLimit: number;
   generatorLateLimitMs: number;
   clipFile: string;
+  /** Packets per second one call's receivers should get (both participants' audio and video). */
+  nominalPpsPerCall: number;
 }
 
 export interface Step {
@@ -44,6 +46,8 @@ export interface Step {
   workerRssMb: number;
   rxMbps: number;
   rxPps: number;
+  /** rxPps as % of what the calls nominally send: below 100 the offered load was not there (generator behind) or lost. */
+  deliveredPercent: number;
   lossMean: number;
   lossWorst: number;
   jitterMeanMs: number;
@@ -159,6 +163,7 @@ export async function ramp(target: LoadTarget, o: RampOptions, print: (line: str
         workerRssMb: pids.worker.reduce((n, pid) => n + rssMb(pid), 0),
         rxMbps: (stats.bytes * 8) / seconds / 1e6,
         rxPps: stats.received / seconds,
+        deliveredPercent: (stats.received / seconds / (calls * o.nominalPpsPerCall)) * 100,
         lossMean: stats.lossMean,
         lossWorst: stats.lossWorst,
         jitterMeanMs: stats.jitterMeanMs,
@@ -172,6 +177,7 @@ export async function ramp(target: LoadTarget, o: RampOptions, print: (line: str
       };
       if (step.workerCpuMax >= o.cpuLimit) step.saturated.push(`worker CPU ${step.workerCpuMax.toFixed(0)} % >= ${o.cpuLimit} %`);
       if (step.lossMean > o.lossLimit) step.saturated.push(`loss ${step.lossMean.toFixed(2)} % > ${o.lossLimit} %${step.sfuDrops > 0 ? ` (the SFU's sockets dropped ${step.sfuDrops} datagrams)` : ''}`);
+      if (step.deliveredPercent < 95) step.saturated.push(`receivers got ${step.deliveredPercent.toFixed(0)} % of the nominal packet rate`);
       if (step.silentStreams > 0) step.saturated.push(`${step.silentStreams} stream(s) received nothing`);
       if (step.generatorCpuMax >= o.generatorCpuLimit) step.saturated.push(`generator CPU ${step.generatorCpuMax.toFixed(0)} % >= ${o.generatorCpuLimit} %`);
       if (step.generatorDrops > 0) step.saturated.push(`generator's receive sockets dropped ${step.generatorDrops} datagrams`);
@@ -204,7 +210,7 @@ function measured(s: Step): number {
   return s.workerCpu + s.nodeCpu + s.generatorCpu + s.auxCpu;
 }
 
-const Header = 'calls  worker CPU %  per stream %  node %  gen CPU %  late ms  rec CPU %  others %  rx Mbit/s   rx pkt/s  loss % mean/worst  jitter ms mean/worst  worker RSS MB  drops gen/SFU';
+const Header = 'calls  worker CPU %  per stream %  node %  gen CPU %  late ms  rec CPU %  others %  rx Mbit/s   rx pkt/s  load %  loss % mean/worst  jitter ms mean/worst  worker RSS MB  drops gen/SFU';
 
 function row(s: Step): string {
   const f = (n: number, d: number, w: number) => n.toFixed(d).padStart(w);
@@ -219,6 +225,7 @@ function row(s: Step): string {
     f(Math.max(0, s.machineCpu - measured(s)), 0, 9),
     f(s.rxMbps, 1, 10),
     f(s.rxPps, 0, 10),
+    f(s.deliveredPercent, 0, 7),
     `${f(s.lossMean, 2, 8)} /${f(s.lossWorst, 2, 7)}`.padStart(18),
     `${f(s.jitterMeanMs, 2, 8)} /${f(s.jitterWorstMs, 2, 7)}`.padStart(21),
     f(s.workerRssMb, 1, 14),
