@@ -70,7 +70,6 @@ function socketDrops(): number {
 let sentMark = 0;
 let tickTimer: NodeJS.Timeout | undefined;
 let rtcpTimer: NodeJS.Timeout | undefined;
-const pendingReceivers = new Map<number, ParticipantReceivers[]>();
 
 async function bind(recvBufferSize?: number): Promise<dgram.Socket> {
   const socket = dgram.createSocket({ type: 'udp4', ...(recvBufferSize ? { recvBufferSize } : {}) });
@@ -93,10 +92,9 @@ async function receiver(kind: StreamKind): Promise<{ port: number; rtcpPort: num
   return { port: rtp.address().port, rtcpPort: rtcp.address().port };
 }
 
-async function makeReceivers(call: number): Promise<ParticipantReceivers[]> {
+async function makeReceivers(): Promise<ParticipantReceivers[]> {
   const out: ParticipantReceivers[] = [];
   for (let p = 0; p < 2; p++) out.push({ audio: { kind: 'audio', ...(await receiver('audio')) }, video: { kind: 'video', ...(await receiver('video')) } });
-  pendingReceivers.set(call, out);
   return out;
 }
 
@@ -204,9 +202,8 @@ async function handle(req: GeneratorRequest): Promise<unknown> {
       rtcpTimer = setInterval(rtcpRound, 1000);
       return {};
     case 'receivers':
-      return makeReceivers(req.call);
+      return makeReceivers();
     case 'send':
-      pendingReceivers.delete(req.call);
       await startSending(req.sends);
       return {};
     case 'stats':
