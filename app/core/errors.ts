@@ -98,6 +98,8 @@ export class ServiceUnavailableError extends AppError {
 export function fromFrameworkError(err: unknown): AppError | undefined {
   if (err instanceof AppError) return err;
   const e = err as { type?: unknown; status?: unknown };
+  // The router could not percent-decode a path parameter (overlong UTF-8 such as %c0%ae, a lone %): the client's fault.
+  if (err instanceof URIError && e.status === 400) return new BadRequestError('invalid_input', { cause: err });
   if (typeof e?.type !== 'string') return undefined;
   switch (e.type) {
     case 'entity.parse.failed':

@@ -1,7 +1,9 @@
 import type { Knex } from 'knex';
 import { AuditService } from '../audit/service';
 import { refusalsFor, type RefusalRecorder } from '../audit/refusals';
+import { clientKey } from '../http/limiter';
 import { verifyAgainstDummy, verifyPassword } from '../security/passwords';
+import { signInChecks } from '../security/verify-gate';
 import { accountKey, ipKey, type LoginThrottle, type Reservation } from './throttle';
 import { sha256 } from '../security/tokens';
 import { recordLogin, signInAccount } from '../staff/store';
@@ -66,7 +68,8 @@ export class LoginService {
       return { ok: false, reason: 'locked', lockedUntil: lockEnd([account, ip]) };
     }
 
-    const passwordOk = user?.password_hash ? await verifyPassword(user.password_hash, input.password) : await verifyAgainstDummy(input.password);
+    // Fairly across clients: a flood from many addresses must not queue a colleague's sign-in behind all of its argon2 work.
+    const passwordOk = await signInChecks.run(clientKey(input.ip), () => (user?.password_hash ? verifyPassword(user.password_hash, input.password) : verifyAgainstDummy(input.password)));
     const reason = !user ? 'unknown_account' : !passwordOk ? 'wrong_password' : user.status !== 'active' ? 'inactive' : user.closed_at ? 'organisation_closed' : null;
     if (reason === null) {
       await Promise.all([this.throttle.clear(keys.account), this.throttle.release(keys.ip, 'ip')]);

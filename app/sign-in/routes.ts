@@ -28,7 +28,10 @@ export function login(passport: PassportInstance, service: LoginService, knex: K
     if (outcome.ok) slot.refund();
     if (!outcome.ok) {
       const locked = outcome.reason === 'locked';
-      const minutes = locked ? Math.max(1, Math.ceil((outcome.lockedUntil.getTime() - Date.now()) / 60_000)) : 0;
+      const seconds = locked ? Math.max(1, Math.ceil((outcome.lockedUntil.getTime() - Date.now()) / 1000)) : 0;
+      const minutes = Math.ceil(seconds / 60);
+      // A lock is a 429 like the limiter's: it says when to come back.
+      if (locked) res.setHeader('Retry-After', String(seconds));
       return res.status(locked ? 429 : outcome.reason === 'missing' ? 400 : 401).render('auth/login', {
         title: req.t('auth.login_title'),
         values: { email },

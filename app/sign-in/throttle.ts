@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { clientKey } from '../http/limiter';
 import { sha256 } from '../security/tokens';
 
 export interface ThrottleLimits {
@@ -27,8 +28,9 @@ export function accountKey(email: string): string {
   return `account:${sha256(email.trim().toLowerCase())}`;
 }
 
+/** A client's key: its IPv4 address, or an IPv6 client's /64 (as the refusal limiter counts it), so that rotating addresses in one network is one client. */
 export function ipKey(ip: string): string {
-  return `ip:${ip}`;
+  return `ip:${clientKey(ip)}`;
 }
 
 /** The key of a signed-in user's current-password check (password change). */
