@@ -68,7 +68,6 @@ function httpError(res: request.Response): { code: string | null; message: strin
   // An error page shows the message (in the reader's language: English here), not the code.
   const text = res.text ?? '';
   const message = /<h1 id="error-title">[^<]*<\/h1>\s*<p>([^<]*)<\/p>/.exec(text)?.[1] ?? null;
-  if (process.env.FAULT_DUMP && !message) console.error('PAGE', res.status, res.headers['content-type'], text.slice(0, 3000));
   return { code: message === escapeHtml(translator('en')(`errors.${UNAVAILABLE}`)) ? UNAVAILABLE : `page ${res.status}`, message };
 }
 
@@ -85,7 +84,6 @@ describe('fault: PostgreSQL restarts during joins, chat and audit writes', funct
   const sockets: Socket[] = [];
 
   before(async () => {
-    const t0 = Date.now();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-fault-db-'));
     fs.chmodSync(dir, 0o755);
     pg = await startEmbeddedPostgres({ dataDir: dir, port: await freePort(), logger: silentLogger });
@@ -97,7 +95,6 @@ describe('fault: PostgreSQL restarts during joins, chat and audit writes', funct
     clerk = await seedUser(knex, org, 'clerk');
     apiKey = (await new ApiKeyService(knex, callerFor(admin, org) as never).create({ name: 'CRM', scopes: ['calls:read', 'calls:write'], own_key: undefined })).key;
     server = await startCallServer({ knex } as TestDatabase);
-    if (process.env.FAULT_DUMP) console.log('before took', Date.now() - t0);
   });
 
   after(async () => {
@@ -248,7 +245,6 @@ describe('fault: PostgreSQL restarts during joins, chat and audit writes', funct
       const counts = Object.entries(refusals.reduce<Record<string, number>>((m, r) => ({ ...m, [r]: (m[r] ?? 0) + 1 }), {})).map(([r, c]) => `${c}× ${r}`);
       report.push(`${kind.padEnd(6)} ${mine.filter((o) => o.ok).length} done, ${mine.length - mine.filter((o) => o.ok).length} refused (${counts.join(', ') || 'none'}), slowest ${Math.max(...mine.map((o) => o.ms))} ms, first success ${recovery[kind]} ms after PostgreSQL was back`);
     }
-    if (process.env.FAULT_DUMP) fs.writeFileSync(process.env.FAULT_DUMP, JSON.stringify({ killedAt, backAt, outcomes }, null, 1));
     console.log(`      PostgreSQL down ${backAt - killedAt} ms\n${report.map((l) => `      ${l}`).join('\n')}`);
 
     // Every answer in bound; every refusal a clean one with the stable code.
