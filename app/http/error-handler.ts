@@ -22,13 +22,17 @@ interface ErrorBody {
 export function errorHandler(defaultLanguage: Language = 'en'): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) {
-      // express-session saves (or touches) the session after the response is written and reports a failure then:
-      // with the database out of reach, the answer the client got stands; passing it on would cut the connection mid-body.
-      if (res.writableEnded && isDatabaseUnavailable(err)) {
-        req.log?.warn({ err }, 'the session could not be saved after the response');
-        return;
-      }
-      return next(err);
+      if (!isDatabaseUnavailable(err)) return next(err);
+      // express-session saves (or touches) the session once the handler has ended the response and reports a failure
+      // then, while the body may still be flushing (compression): passing it on at once would cut the connection
+      // mid-body. The answer the client got stands; only a response that does not finish is cut (Express's handler).
+      req.log?.warn({ err }, 'the database failed after the response had begun');
+      if (res.writableFinished) return;
+      const timer = setTimeout(() => next(err), 2000);
+      const done = () => clearTimeout(timer);
+      res.once('finish', done);
+      res.once('close', done);
+      return;
     }
     // A request that failed before the language was chosen (its session could not be read) still gets a page in its language.
     if (!res.locals.t) negotiateLanguage(req, res, defaultLanguage);
