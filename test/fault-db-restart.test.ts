@@ -249,9 +249,9 @@ describe('fault: PostgreSQL restarts during joins, chat and audit writes', funct
 
     // Every answer in bound; every refusal a clean one with the stable code.
     const slow = outcomes.filter((o) => o.ms > BOUND_MS);
-    assert.deepEqual(slow, [], 'no answer took longer than the bound');
+    assert.deepEqual(slow.map((o) => `${o.kind} #${o.n}: ${o.ms} ms`), [], 'no answer took longer than the bound');
     const unclean = outcomes.filter((o) => !o.ok && !((o.status === 503 || o.status === 0) && o.code === UNAVAILABLE));
-    assert.deepEqual(unclean, [], 'every refusal is a 503 or an ack with database_unavailable');
+    assert.deepEqual(unclean.map((o) => `${o.kind} #${o.n} at ${o.startedAt - killedAt} ms: ${o.status} ${o.code} ${o.message}`), [], 'every refusal is a 503 or an ack with database_unavailable');
     for (const o of outcomes.filter((x) => !x.ok && x.status === 503)) assert.ok(o.message && o.message.length > 0, 'a 503 says what happened');
     for (const kind of kinds) assert.notEqual(recovery[kind], null, `${kind} works again after PostgreSQL is back`);
 
