@@ -75,7 +75,7 @@ export function createApp(ctx: AppContext, options: AppOptions = {}): Express {
   }
 
   app.use(notFound());
-  app.use(errorHandler());
+  app.use(errorHandler(config.defaultLanguage));
   return app;
 }
 

@@ -14,7 +14,7 @@ import { mediaModule } from './media-requests';
 import type { CallModule, EmitToCall } from './module';
 import { originGate } from './origin';
 import type { ServerEvents } from './protocol';
-import { CallRefusal } from './refusal';
+import { refusalCodeOf } from './refusal';
 import { guarded } from './safe-handler';
 import { CallService } from './service';
 import { closedCallsAmong } from './store';
@@ -127,8 +127,9 @@ export class CallHub {
           next();
         })
         .catch((err) => {
-          if (!(err instanceof CallRefusal)) this.options.logger.error({ err }, 'signalling authentication failed');
-          next(new Error(err instanceof CallRefusal ? err.code : 'internal_error'));
+          const code = refusalCodeOf(err);
+          if (code === null) this.options.logger.error({ err }, 'signalling authentication failed');
+          next(new Error(code ?? 'internal_error'));
         });
     });
     io.on(

@@ -12,7 +12,8 @@ export { HEARTBEAT_INTERVAL_MS, MAX_CARDS, MAX_MESSAGES, MAX_PAYLOAD_BYTES, MESS
  * clerk (the session cookie identifies them), or `auth: { token }` for a
  * customer holding the call link's token. A refused connection gets a
  * `connect_error` whose `message` is a stable code: `unauthenticated`,
- * `token_invalid`, `call_not_found`, `call_ended`.
+ * `token_invalid`, `call_not_found`, `call_ended` (or `database_unavailable`
+ * while the database is out of reach: try again).
  *
  * Requests: `socket.emit(type, payload, ack)`. Every ack is either
  * `{ ok: true, data }` or `{ ok: false, error: { code, message } }` with a
@@ -20,6 +21,7 @@ export { HEARTBEAT_INTERVAL_MS, MAX_CARDS, MAX_MESSAGES, MAX_PAYLOAD_BYTES, MESS
  * `not_found`, `forbidden`, `call_ended`, `media_unavailable`,
  * `limit_reached` (too many transports, producers or consumers for one
  * participant), `consent_required`, `disk_full`, `recording_unavailable`,
+ * `database_unavailable` (the database is out of reach for now: try again),
  * `internal_error`. A request name that is not a string is refused with
  * `invalid_message` like an unknown one.
  *

@@ -1,4 +1,5 @@
 import type { MediaErrorCode } from '../../media';
+import { isDatabaseUnavailable } from '../db/unavailable';
 
 /**
  * The stable codes a call participant can be refused with, on the wire:
@@ -24,6 +25,8 @@ export type RefusalCode =
   | 'consent_required'
   | 'disk_full'
   | 'recording_unavailable'
+  // The database is out of reach for now (restarting, a lost connection): try again
+  | 'database_unavailable'
   // The media layer's own (media/errors.ts), passed on by the media module
   | MediaErrorCode;
 
@@ -43,6 +46,12 @@ export class CallRefusal extends Error {
   }
 }
 
+/** The code a refused connection (`connect_error`) or request is answered with for `err`; null: an unexpected failure (`internal_error`). */
+export function refusalCodeOf(err: unknown): RefusalCode | null {
+  if (err instanceof CallRefusal) return err.code;
+  return isDatabaseUnavailable(err) ? 'database_unavailable' : null;
+}
+
 /** The answer to a request that failed unexpectedly: details go only to the log. */
 export const INTERNAL_ERROR = { ok: false, error: { code: 'internal_error', message: 'internal error' } } as const;
 
@@ -53,8 +62,14 @@ export function refusalReply(code: string, message: string = code): ErrorReply {
   return { ok: false, error: { code, message } };
 }
 
-/** What a failed request answers: a CallRefusal its code, anything else `internal_error` (`expected` false: the caller logs it). */
+/**
+ * What a failed request answers: a CallRefusal its code, a database out of
+ * reach `database_unavailable` (`expected` true: the outage is logged once
+ * by the database watchdog, not per request), anything else
+ * `internal_error` (`expected` false: the caller logs it).
+ */
 export function errorReply(err: unknown): { reply: ErrorReply; expected: boolean } {
   if (err instanceof CallRefusal) return { reply: refusalReply(err.code), expected: true };
+  if (isDatabaseUnavailable(err)) return { reply: refusalReply('database_unavailable'), expected: true };
   return { reply: INTERNAL_ERROR, expected: false };
 }

@@ -1,6 +1,8 @@
 import type { ErrorRequestHandler, Request, Response } from 'express';
-import { AppError, fromFrameworkError } from '../core/errors';
-import { translator } from '../i18n';
+import { AppError, fromFrameworkError, ServiceUnavailableError } from '../core/errors';
+import { isDatabaseUnavailable } from '../db/unavailable';
+import { translator, type Language } from '../i18n';
+import { negotiateLanguage } from './i18n';
 import { safeReturnPath } from './redirect';
 
 interface ErrorBody {
@@ -12,14 +14,30 @@ interface ErrorBody {
 
 /**
  * The one error handler. Typed errors answer with their status and stable
- * code; anything else is logged with its stack and answered with a generic
+ * code; a database out of reach answers 503 `database_unavailable` (with
+ * Retry-After); anything else is logged with its stack and answered with a generic
  * 500 that shows only the tracking id (the request id). The body is JSON or
  * an HTML page, whichever the client prefers.
  */
-export function errorHandler(): ErrorRequestHandler {
+export function errorHandler(defaultLanguage: Language = 'en'): ErrorRequestHandler {
   return (err, req, res, next) => {
-    if (res.headersSent) return next(err);
-    const known = fromFrameworkError(err);
+    if (res.headersSent) {
+      if (!isDatabaseUnavailable(err)) return next(err);
+      // express-session saves (or touches) the session once the handler has ended the response and reports a failure
+      // then, while the body may still be flushing (compression): passing it on at once would cut the connection
+      // mid-body. The answer the client got stands; only a response that does not finish is cut (Express's handler).
+      req.log?.warn({ err }, 'the database failed after the response had begun');
+      if (res.writableFinished) return;
+      const timer = setTimeout(() => next(err), 2000);
+      const done = () => clearTimeout(timer);
+      res.once('finish', done);
+      res.once('close', done);
+      return;
+    }
+    // A request that failed before the language was chosen (its session could not be read) still gets a page in its language.
+    if (!res.locals.t) negotiateLanguage(req, res, defaultLanguage);
+    // The database out of reach (restarting, a lost connection) is a passing outage: 503, not a 500.
+    const known = fromFrameworkError(err) ?? (isDatabaseUnavailable(err) ? new ServiceUnavailableError('database_unavailable', { cause: err }) : undefined);
     const error = known ?? new AppError(500, 'internal_error');
     const requestId = String(req.id ?? '');
     if (known) {

@@ -6,7 +6,7 @@ import type { Job, JobQueue } from '../jobs/queue';
 import type { Logger } from '../core/logger';
 import { FINALISE_QUEUE } from './live';
 import { RecordingStore } from './service';
-import { finaliseFile, recordingDir } from './storage';
+import { DiskFullError, finaliseFile, freeBytes, recordingDir } from './storage';
 
 export interface FinaliseDeps {
   knex: Knex;
@@ -23,7 +23,8 @@ export interface FinaliseDeps {
  * audio mixed), hashed (SHA-256 of the plaintext, kept in the database and
  * the audit trail), encrypted when a key is configured. Progress shows in
  * the recordings list. A recording whose tracks hold nothing usable is
- * marked failed. The raw tracks (plaintext, 0600) are removed once the
+ * marked failed. Without disk space for the final file, the recording
+ * stays `processing` with its raw tracks and the job is tried again. The raw tracks (plaintext, 0600) are removed once the
  * final file exists, and also when they hold nothing usable; only when
  * composing fails with media in them are they kept, for an operator to
  * recover, until retention removes the recording with its directory.
@@ -57,14 +58,31 @@ export function finaliseRecording(deps: FinaliseDeps): (job: Job<{ recordingId: 
       await removeTracks(dir);
       log.info({ durationMs, tookMs: Date.now() - started, size: file.size, encrypted: file.encrypted }, 'recording finalised');
     } catch (err) {
-      log.error({ err }, 'could not make the recording\'s final file');
       await fs.rm(composed, { force: true });
+      if (await outOfSpace(err, dir)) {
+        // Nothing is wrong with the recording: it stays `processing` with its raw tracks, and the job is tried again
+        // (the queue's retries; every start queues it anew) until space is freed.
+        log.warn({ err, dir: path.join(dir, 'tracks') }, 'no disk space to make the recording\'s final file: the raw tracks are kept and it is tried again');
+        throw err;
+      }
+      log.error({ err }, 'could not make the recording\'s final file');
       await store.failed(recording.id, err instanceof Error ? err.message : String(err));
       if (err instanceof MediaError && err.code === 'nothing_to_compose') await removeTracks(dir);
       else log.warn({ dir: path.join(dir, 'tracks') }, 'the raw tracks are kept (plaintext, readable by VClerk only) until retention removes the recording');
     }
   };
 }
+
+/** Whether making the final file failed for want of disk space (ENOSPC anywhere in the error, or less than 1 MiB free now). */
+async function outOfSpace(err: unknown, dir: string): Promise<boolean> {
+  if (err instanceof DiskFullError) return true;
+  let text = '';
+  for (let e: unknown = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) text += ` ${(e as Error).message ?? ''} ${(e as { code?: string }).code ?? ''}`;
+  if (/No space left on device|ENOSPC/.test(text)) return true;
+  return freeBytes(dir).then((free) => free < MIN_FREE_BYTES, () => false);
+}
+
+const MIN_FREE_BYTES = 1024 * 1024;
 
 /** Removes a recording's raw tracks (and SDP files left by a crash). */
 async function removeTracks(dir: string): Promise<void> {

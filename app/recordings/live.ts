@@ -206,6 +206,12 @@ export class RecordingLive {
     }
   }
 
+  /** Whether a recorder's failure came from a full disk: ffmpeg said so, or the free space is below the reserve now. */
+  private async diskFull(reason: string): Promise<boolean> {
+    if (/No space left on device|ENOSPC/i.test(reason)) return true;
+    return assertDiskSpace(this.deps.dataDir, this.deps.minFreeMb).then(() => false, (err: unknown) => err instanceof DiskFullError);
+  }
+
   private async start(callId: string, organisationId: string, room: Room): Promise<void> {
     await this.serial(callId, async () => {
       const state = this.call(callId);
@@ -236,8 +242,14 @@ export class RecordingLive {
         recorder.on('trackStarted', (track) => void save(track));
         recorder.on('trackEnded', (track) => void save(track));
         recorder.on('failed', ({ reason }) => {
-          this.deps.logger.warn({ callId, recordingId: recording.id, reason }, 'recorder failed: recording stopped, kept as partial');
-          void this.stop(callId, 'failed', true).then(() => this.announce(callId)).catch((err: unknown) => this.deps.logger.error({ err, callId }, 'could not stop a failed recording'));
+          // ffmpeg ends with ENOSPC when the disk fills between two disk checks: that is the reason to give, not "failed".
+          void this.diskFull(reason)
+            .then((full) => {
+              this.deps.logger.warn({ callId, recordingId: recording.id, reason, diskFull: full }, 'recorder failed: recording stopped, kept as partial');
+              return this.stop(callId, full ? 'disk_full' : 'failed', true);
+            })
+            .then(() => this.announce(callId))
+            .catch((err: unknown) => this.deps.logger.error({ err, callId }, 'could not stop a failed recording'));
         });
         for (const track of recorder.tracks) await save(track);
       } catch (err) {

@@ -9,6 +9,7 @@ import { SESSION_COOKIE } from '../access/session';
 import { startSession } from '../access/sign-in';
 import { limiterFor, rateLimited } from '../http/limiter';
 import type { Knex } from 'knex';
+import { isDatabaseUnavailable } from '../db/unavailable';
 
 /** GET /login */
 export const loginPage: RequestHandler = (req, res) => {
@@ -24,7 +25,11 @@ export function login(passport: PassportInstance, service: LoginService, knex: K
     // Per client IP, before any database work: a flood of wrong sign-ins ends here.
     const slot = limiterFor(knex).take('sign_in', req.ip);
     if (!slot.ok) throw rateLimited(knex, req, 'sign_in', slot.retryAfterSeconds);
-    const outcome = await authenticate(passport, req);
+    const outcome = await authenticate(passport, req).catch((err: unknown) => {
+      // The appliance's own outage (its database out of reach) does not count against the visitor.
+      if (isDatabaseUnavailable(err)) slot.refund();
+      throw err;
+    });
     if (outcome.ok) slot.refund();
     if (!outcome.ok) {
       const locked = outcome.reason === 'locked';
