@@ -232,8 +232,8 @@ describe('abuse: UDP junk and spoofed RTP at the media and recorder ports during
       const due = Math.floor(((Date.now() - junkStarted) / 1000) * JUNK_RATE);
       for (; i < due; i++) {
         const { kind, packet } = junk(i, spoofable);
-        // Spoofed RTP goes where it could pass: a producer's SSRC to the WebRtcServer, a recorder consumer's to ffmpeg; junk everywhere.
-        const port = targets[i % targets.length]!;
+        // Every port gets every kind in turn (six kinds, then the next port).
+        const port = targets[Math.floor(i / 6) % targets.length]!;
         senders[i % senders.length]!.send(packet, port, '127.0.0.1');
         sent[kind] = (sent[kind] ?? 0) + 1;
       }
