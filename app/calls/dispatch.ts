@@ -28,6 +28,21 @@ export function requestTable(modules: readonly CallModule[]): RequestTable {
 
 type Reply = (response: unknown) => void;
 
+/** Why a connection's request was refused for its volume (audited in aggregate by the hub), or why it was cut off. */
+export type FloodRefusal = 'rate_limited' | 'too_large' | 'cut_off';
+
+/**
+ * A connection's volume limits: `rate` requests a second, bursts of `burst`
+ * (messages without an ack count too); of these, the valid requests of the
+ * feature modules (chat, curation, notes, recording: each a database
+ * transaction) `moduleRate` a second, bursts of `moduleBurst`, at most
+ * `moduleInFlight` at once (further ones wait their turn), so that valid
+ * chat from many connections cannot queue up the database pool for
+ * everyone else. Refusals for volume beyond `strikeRate` a second (bursts
+ * of `strikes`) cut the connection off.
+ */
+export const REQUEST_LIMITS = { rate: 20, burst: 60, moduleRate: 2, moduleBurst: 10, moduleInFlight: 1, strikeRate: 5, strikes: 120 } as const;
+
 export interface RequestListenerOptions {
   table: RequestTable;
   log: Logger;
@@ -36,32 +51,44 @@ export interface RequestListenerOptions {
   /** The participant's room, once it is set up (requests wait for it). */
   setup: Promise<Room>;
   emitToCall: EmitToCall;
+  /** Hears each refusal for volume and the cut-off (the hub audits them in aggregate). */
+  onFlood?: (reason: FloodRefusal) => void;
 }
 
 /**
  * Listens for one connection's requests: every request must carry an ack
- * and is answered once. In order: 20 requests/s per connection, a known
- * name (a string the table holds; `__proto__` or a number is none), not
- * after leaving, 32 kB, the request's schema, the roles that may send it,
- * then its handler. A CallRefusal answers its code; anything else is
- * logged and answered `internal_error`.
+ * and is answered once. In order: the connection's volume limits
+ * (REQUEST_LIMITS: a flood is answered `rate_limited`, and a connection that
+ * keeps flooding is disconnected), a known name (a string the table holds;
+ * `__proto__` or a number is none), not after leaving, 32 kB, the request's
+ * schema, the roles that may send it, then its handler. A CallRefusal
+ * answers its code; anything else is logged and answered `internal_error`.
  */
 export function listenForRequests(socket: Socket, options: RequestListenerOptions): void {
   const { table, log, who, peerId, setup } = options;
-  const bucket = new TokenBucket(20, 60);
-  let refusedInARow = 0;
+  const bucket = new TokenBucket(REQUEST_LIMITS.rate, REQUEST_LIMITS.burst);
+  const moduleBucket = new TokenBucket(REQUEST_LIMITS.moduleRate, REQUEST_LIMITS.moduleBurst);
+  const strikes = new TokenBucket(REQUEST_LIMITS.strikeRate, REQUEST_LIMITS.strikes);
+  const moduleSlots = new Slots(REQUEST_LIMITS.moduleInFlight);
+  let cutOff = false;
+  const refuse = (reason: FloodRefusal, reply: Reply | undefined, message: string) => {
+    options.onFlood?.(reason);
+    reply?.(refusalReply(reason, message));
+    if (reason === 'too_large' || cutOff || strikes.take()) return;
+    cutOff = true;
+    options.onFlood?.('cut_off');
+    log.warn({ peerId, ip: who.ip }, 'signalling flood: connection cut off');
+    socket.disconnect(true);
+  };
   // socket.io names an event by a string or a number, and calls this on a later tick: whatever it throws is caught by `guarded`.
   socket.onAny(guarded(log, (event: unknown) => `request ${loggableName(event)}`, (event: unknown, ...args: unknown[]) => {
+    if (cutOff) return;
     socket.data.lastSeen = Date.now();
     const ack = args[args.length - 1];
-    if (typeof ack !== 'function') return; // requests without an ack are ignored
-    const reply = ack as Reply;
-    if (!bucket.take()) {
-      reply(refusalReply('rate_limited', 'too many requests'));
-      if (++refusedInARow > 200) socket.disconnect(true);
-      return;
-    }
-    refusedInARow = 0;
+    const reply = typeof ack === 'function' ? (ack as Reply) : undefined;
+    // Messages without an ack are ignored, but count against the rate.
+    if (!bucket.take()) return refuse('rate_limited', reply, 'too many requests');
+    if (!reply) return;
     const route = typeof event === 'string' ? table.get(event) : undefined;
     if (!route) return reply(refusalReply('invalid_message', `unknown request ${loggableName(event)}`));
     if (socket.data.left) return reply(refusalReply('call_ended'));
@@ -72,15 +99,19 @@ export function listenForRequests(socket: Socket, options: RequestListenerOption
     } catch {
       size = Infinity;
     }
-    if (size > MAX_PAYLOAD_BYTES) return reply(refusalReply('too_large', `payload over ${MAX_PAYLOAD_BYTES} bytes`));
+    if (size > MAX_PAYLOAD_BYTES) return refuse('too_large', reply, `payload over ${MAX_PAYLOAD_BYTES} bytes`);
     const { request } = route;
     const parsed = (request.schema as ZodType).safeParse(payload);
     if (!parsed.success) {
       return reply(refusalReply('invalid_message', parsed.error.issues.map((i) => `${i.path.join('.') || '(payload)'}: ${i.code}`).join('; ').slice(0, 300)));
     }
+    const isModule = route.module !== 'media';
+    if (isModule && !moduleBucket.take()) return refuse('rate_limited', reply, 'too many requests');
     const data = parsed.data as never;
+    let release = () => {};
     return setup
-      .then((room) => {
+      .then(async (room) => {
+        if (isModule) release = await moduleSlots.acquire();
         const roles = typeof request.roles === 'function' ? request.roles(data) : request.roles;
         if (!roles.includes(who.participant.role)) throw new CallRefusal('forbidden');
         return request.handle({ who, peerId, room, payload: data, emit: (e, d, except) => options.emitToCall(who.callId, e, d, except) });
@@ -90,6 +121,30 @@ export function listenForRequests(socket: Socket, options: RequestListenerOption
         const { reply: answer, expected } = errorReply(err);
         if (!expected) log.error({ err, event }, 'signalling request failed');
         reply(answer);
-      });
+      })
+      .finally(() => release());
   }));
+}
+
+/** At most `size` holders at once; the others wait in order. */
+class Slots {
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
 }

@@ -5,10 +5,11 @@ import type { Knex } from 'knex';
 import { Server, type Socket } from 'socket.io';
 import type { Room, RoomRegistry } from '../../media';
 import { SYSTEM } from '../audit/actions';
+import { refusalsFor } from '../audit/refusals';
 import type { Logger } from '../core/logger';
 import type { TrustProxy } from '../net/addresses';
 import type { TurnIssuer } from './turn';
-import { listenForRequests, requestTable, type RequestTable } from './dispatch';
+import { listenForRequests, requestTable, type FloodRefusal, type RequestTable } from './dispatch';
 import { callEvents } from './events';
 import { mediaModule } from './media-requests';
 import type { CallModule, EmitToCall } from './module';
@@ -189,7 +190,7 @@ export class CallHub {
       socket.disconnect(true);
     });
 
-    listenForRequests(socket, { table: this.table, log, who, peerId, setup, emitToCall: this.emit });
+    listenForRequests(socket, { table: this.table, log, who, peerId, setup, emitToCall: this.emit, onFlood: (reason) => this.auditFlood(who, reason) });
 
     socket.on('disconnect', guarded(log, 'disconnect', (reason: string) => {
       members!.delete(socket);
@@ -211,6 +212,28 @@ export class CallHub {
         entry.grace.unref();
       }, () => undefined);
     }));
+  }
+
+  /**
+   * A participant's request refused for its volume, or their connection cut
+   * off for flooding: a security signal of the call's organisation, counted
+   * and written in aggregate (audit/refusals.ts: one row per participant and
+   * reason a window), so a flood costs no database write of its own while
+   * it lasts (the audit chain's lock would queue up the pool).
+   */
+  private auditFlood(who: SocketIdentity, reason: FloodRefusal): void {
+    const { participant } = who;
+    const actor = participant.role === 'clerk' ? { type: 'user' as const, id: participant.userId, label: participant.label, organisationId: participant.organisationId } : { type: 'guest' as const, label: participant.label };
+    void refusalsFor(this.options.knex).note({
+      organisationId: who.organisationId,
+      actor,
+      action: 'security.signalling_refused',
+      target: { type: 'call', id: who.callId },
+      ip: who.ip,
+      userAgent: who.userAgent,
+      ...(participant.role === 'customer' ? { customer: { callId: who.callId } } : {}),
+      details: { kind: 'request', reason },
+    }, { aggregateOnly: true });
   }
 
   private async removeParticipant(who: SocketIdentity, key: string, room: Room, reason: string): Promise<void> {
