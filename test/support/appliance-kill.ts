@@ -92,6 +92,29 @@ async function sendChat(page: Page, text: string): Promise<void> {
   await page.locator('#chat-log .chat-message.from-me .chat-body', { hasText: text }).waitFor({ timeout: 30_000 });
 }
 
+/**
+ * The clerk starts recording, the customer consents, both see the indicator.
+ * On a heavily loaded machine ffmpeg may not bind its ports within the
+ * recorder's 5 s (the recording then fails and the clerk is told): the clerk
+ * tries again, as a clerk would, up to 3 times.
+ */
+async function startRecording(knex: TestDatabase['knex'], call: FaultCall, log: (m: string) => void): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await call.clerk.click('#record-toggle');
+    await call.customer.locator('#recording-consent').waitFor({ state: 'visible', timeout: 60_000 });
+    await call.customer.click('#consent-grant');
+    const outcome = await until('the recording to start or fail', 90_000, async () => {
+      if ((await call.clerk.isVisible('#recording-indicator')) && (await call.customer.isVisible('#recording-indicator'))) return 'started';
+      const failed = await knex('recordings').where({ call_id: call.callId }).whereIn('status', ['failed', 'partial', 'processing']).count({ n: '*' });
+      return Number(failed[0]!.n) >= attempt ? 'failed' : undefined;
+    });
+    if (outcome === 'started') return;
+    log(`call ${call.index}: the recording did not start (attempt ${attempt}); the clerk tries again`);
+    if (attempt === 3) throw new Error(`call ${call.index}: the recording did not start in 3 attempts`);
+    await call.clerk.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 30_000 });
+  }
+}
+
 export async function applianceKill(db: TestDatabase, options: { calls: number; boundMs: number; log?: (m: string) => void }): Promise<ApplianceKillResult> {
   assertBuilt();
   const log = options.log ?? (() => undefined);
@@ -127,13 +150,7 @@ export async function applianceKill(db: TestDatabase, options: { calls: number; 
     log(`${calls.length} calls flowing`);
 
     // Recording with the customer's consent, in every call.
-    for (const call of calls) {
-      await call.clerk.click('#record-toggle');
-      await call.customer.locator('#recording-consent').waitFor({ state: 'visible' });
-      await call.customer.click('#consent-grant');
-      await call.clerk.locator('#recording-indicator').waitFor({ state: 'visible' });
-      await call.customer.locator('#recording-indicator').waitFor({ state: 'visible' });
-    }
+    for (const call of calls) await startRecording(knex, call, log);
     const recordingIds: string[] = [];
     for (const call of calls) {
       const row = await until('the recording row', 10_000, () => knex('recordings').where({ call_id: call.callId, status: 'recording' }).first('id') as Promise<{ id: string } | undefined>);
@@ -221,6 +238,11 @@ export async function applianceKill(db: TestDatabase, options: { calls: number; 
       chatAcknowledged: chat.length,
       chatStoredCounts,
     };
+  } catch (err) {
+    // The appliance's own log says why, e.g. a recorder that would not start.
+    const tail = started.map((s, i) => `--- appliance run ${i + 1} ---\n${s.output().split('\n').filter((l) => !/"msg":"request completed"/.test(l)).slice(-40).join('\n')}`).join('\n');
+    log(tail);
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tail}`, { cause: err });
   } finally {
     await Promise.allSettled(browsers.map((b) => b.close()));
     for (const s of started) {
