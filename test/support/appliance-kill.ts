@@ -8,7 +8,7 @@ import { recordingDir } from '../../app/recordings/storage';
 import { seedOrganisation } from './accounts';
 import type { TestDatabase } from './database';
 import { framesNow, launchFaultBrowser, measureRecovery, smallFakeVideo, startCalls, waitAllFlowing, type FaultCall } from './fault-calls';
-import { assertBuilt, cleanEnv, compiledServer, freePort, mediaEnv, run, type Running } from './process';
+import { assertBuilt, cleanEnv, compiledServer, freePort, freePortBlock, mediaEnv, run, type Running } from './process';
 
 /**
  * Fault: SIGKILL of the appliance process during recorded calls, then a
@@ -101,9 +101,9 @@ async function sendChat(page: Page, text: string): Promise<void> {
 async function startRecording(knex: TestDatabase['knex'], call: FaultCall, log: (m: string) => void): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     await call.clerk.click('#record-toggle');
-    await call.customer.locator('#recording-consent').waitFor({ state: 'visible', timeout: 60_000 });
-    await call.customer.click('#consent-grant');
-    const outcome = await until('the recording to start or fail', 90_000, async () => {
+    // The customer is asked (not again when they consented earlier in this call).
+    const outcome = await until('the recording to start or fail', 120_000, async () => {
+      if (await call.customer.isVisible('#consent-grant')) await call.customer.click('#consent-grant', { timeout: 2000 }).catch(() => undefined);
       if ((await call.clerk.isVisible('#recording-indicator')) && (await call.customer.isVisible('#recording-indicator'))) return 'started';
       const failed = await knex('recordings').where({ call_id: call.callId }).whereIn('status', ['failed', 'partial', 'processing']).count({ n: '*' });
       return Number(failed[0]!.n) >= attempt ? 'failed' : undefined;
@@ -122,6 +122,9 @@ export async function applianceKill(db: TestDatabase, options: { calls: number; 
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-fault-appliance-'));
   const dataDir = path.join(home, 'data');
   const port = await freePort();
+  // Its own recorder and worker port ranges, away from the defaults other runs on this machine use.
+  const recordingPorts = await freePortBlock(80);
+  const rtcPorts = recordingPorts + 40;
   const env = cleanEnv({
     ...(await mediaEnv()),
     NODE_ENV: 'production',
@@ -130,6 +133,10 @@ export async function applianceKill(db: TestDatabase, options: { calls: number; 
     VCLERK_HOST: '127.0.0.1',
     VCLERK_DATA_DIR: dataDir,
     VCLERK_RECORDING_MIN_FREE_MB: '1',
+    VCLERK_RECORDING_PORT_MIN: String(recordingPorts),
+    VCLERK_RECORDING_PORT_MAX: String(recordingPorts + 39),
+    VCLERK_MEDIA_RTC_PORT_MIN: String(rtcPorts),
+    VCLERK_MEDIA_RTC_PORT_MAX: String(rtcPorts + 39),
     VCLERK_LOG_LEVEL: 'info',
   });
   const baseUrl = `http://127.0.0.1:${port}`;
