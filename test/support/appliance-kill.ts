@@ -104,7 +104,8 @@ async function startRecording(knex: TestDatabase['knex'], call: FaultCall, log: 
     // The customer is asked (not again when they consented earlier in this call).
     const outcome = await until('the recording to start or fail', 120_000, async () => {
       if (await call.customer.isVisible('#consent-grant')) await call.customer.click('#consent-grant', { timeout: 2000 }).catch(() => undefined);
-      if ((await call.clerk.isVisible('#recording-indicator')) && (await call.customer.isVisible('#recording-indicator'))) return 'started';
+      const running = await knex('recordings').where({ call_id: call.callId, status: 'recording' }).first('id');
+      if (running && (await call.clerk.isVisible('#recording-indicator')) && (await call.customer.isVisible('#recording-indicator'))) return 'started';
       const failed = await knex('recordings').where({ call_id: call.callId }).whereIn('status', ['failed', 'partial', 'processing']).count({ n: '*' });
       return Number(failed[0]!.n) >= attempt ? 'failed' : undefined;
     });
@@ -112,6 +113,7 @@ async function startRecording(knex: TestDatabase['knex'], call: FaultCall, log: 
     log(`call ${call.index}: the recording did not start (attempt ${attempt}); the clerk tries again`);
     if (attempt === 3) throw new Error(`call ${call.index}: the recording did not start in 3 attempts`);
     await call.clerk.locator('#recording-indicator').waitFor({ state: 'hidden', timeout: 30_000 });
+    await until('the record button to be ready again', 30_000, async () => ((await call.clerk.getAttribute('#record-toggle', 'aria-pressed')) === 'false' ? true : undefined));
   }
 }
 
