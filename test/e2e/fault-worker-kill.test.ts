@@ -18,7 +18,7 @@ const BOUND_MS = 30_000;
  * join again by themselves (bench/faults.ts runs the same with 20 calls).
  */
 describe('kill -9 of the media worker during several calls (real browsers)', function () {
-  this.timeout(90_000);
+  this.timeout(150_000);
   const db = useTestDatabase();
   let server: CallServer;
   let tmp: string;
