@@ -223,7 +223,8 @@ export async function applianceKill(db: TestDatabase, options: { calls: number; 
     const auditCounts: Record<string, number[]> = {
       'call.started': await count('call.started', callIds),
       'call.interrupted': await count('call.interrupted', callIds),
-      'recording.consent': await count('recording.consent', recordingIds),
+      // One answer per participant (the clerk's start and the customer's consent): counted per recording and role.
+      'recording.consent': (await Promise.all(recordingIds.map(async (t) => (await knex('audit_events').where({ action: 'recording.consent', target_id: t }).select(knex.raw("details->>'role' AS role")).count({ n: '*' }).groupByRaw("details->>'role'")).map((r) => Number(r.n))))).flat(),
       'recording.started': await count('recording.started', recordingIds),
       'recording.stopped': await count('recording.stopped', recordingIds),
       'recording.finalised': await count('recording.finalised', recordingIds),
