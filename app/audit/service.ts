@@ -66,13 +66,35 @@ export function chainOf(organisationId: string | null): string {
  * organisation's hash chain; pass the caller's transaction so that the
  * event is written if and only if the change it describes is.
  */
+/** Per pool, the tail of each chain's in-process queue of standalone writes (shared by every AuditService on that pool). */
+const chainQueues = new WeakMap<Knex, Map<string, Promise<unknown>>>();
+
 export class AuditService {
   /** `now` is the clock for `occurred_at`; tests pass a fixed one to place events in time. */
   constructor(private readonly knex: Knex, private readonly now: () => Date = () => new Date()) {}
 
   async record(event: AuditEventInput, trx?: Knex.Transaction): Promise<void> {
     if (trx) return this.append(trx, event);
-    return this.knex.transaction((t) => this.append(t, event));
+    // Writers of one chain wait here, without a pool connection: waiting for
+    // the chain's lock inside a transaction held a connection each, and a
+    // burst (many participants leaving at once) used up the pool.
+    return this.inTurn(chainOf(event.organisationId), () => this.knex.transaction((t) => this.append(t, event)));
+  }
+
+  private inTurn<T>(chain: string, work: () => Promise<T>): Promise<T> {
+    let queues = chainQueues.get(this.knex);
+    if (!queues) chainQueues.set(this.knex, (queues = new Map()));
+    const previous = queues.get(chain) ?? Promise.resolve();
+    const result = previous.then(work, work);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    queues.set(chain, tail);
+    void tail.then(() => {
+      if (queues.get(chain) === tail) queues.delete(chain);
+    });
+    return result;
   }
 
   private async append(trx: Knex.Transaction, event: AuditEventInput): Promise<void> {
