@@ -19,6 +19,21 @@ export function resolveFfmpeg(configured?: string): string {
   return 'ffmpeg';
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+let setprivAvailable: boolean | undefined;
+
+/**
+ * ffmpeg must not outlive the appliance: one left behind by a crash (SIGKILL,
+ * OOM) would hold the recorder's ports and keep writing into the tracks the
+ * next start reconciles. Linux's parent-death signal (util-linux `setpriv`,
+ * part of every Debian system) sends it SIGINT when this process dies, which
+ * it answers by finalising its file. Without setpriv, ffmpeg runs as is.
+ */
+export function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
+  setprivAvailable ??= fs.existsSync(SETPRIV);
+  return setprivAvailable ? [SETPRIV, ['--pdeathsig', 'INT', '--', command, ...args]] : [command, args];
+}
+
 export interface FfmpegExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -42,7 +57,8 @@ export class FfmpegProcess {
   private stopping: Promise<StopMethod> | undefined;
 
   constructor(ffmpegPath: string, args: string[], handlers: { onProgress?: (report: Record<string, string>) => void; onLine?: (line: string) => void } = {}) {
-    this.child = spawn(ffmpegPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const [command, argv] = withParentDeathSignal(ffmpegPath, args);
+    this.child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => {
       this.child.once('error', (error) => {
         // A spawn failure emits no 'exit'; a failure after the start (e.g. kill) does.

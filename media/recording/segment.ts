@@ -162,7 +162,7 @@ export class Segment {
       });
       ffmpeg = process;
       try {
-        await waitUntilBound(streams.flatMap((s) => [s.port, s.port + 1]), { timeoutMs: 5000, gone: process.exited });
+        await waitUntilBound(streams.flatMap((s) => [s.port, s.port + 1]), { timeoutMs: BIND_TIMEOUT_MS, gone: process.exited });
       } catch (err) {
         const exit = process.hasExited ? await process.exited : undefined;
         throw new MediaError('ffmpeg_failed', { cause: new Error(`ffmpeg did not start (${describeExit(exit)}): ${exit?.error?.message ?? process.logTail()}`, { cause: err }) });
@@ -253,6 +253,13 @@ export class Segment {
 
 /** How often a segment is started on new ports when ffmpeg could not bind its ports. */
 const BIND_ATTEMPTS = 3;
+
+/**
+ * How long ffmpeg may take to bind its ports. Alone it binds in well under a
+ * second, but on a busy machine (two cores carrying calls, composing and a
+ * test suite) 5 s ran out and the recording failed before it began.
+ */
+const BIND_TIMEOUT_MS = 15_000;
 
 /** Whether ffmpeg failed because a port was in use (its log says so). */
 export function isBindFailure(err: MediaError): boolean {
