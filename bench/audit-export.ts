@@ -17,6 +17,8 @@
  *   verify     the offline verifier (app/audit/offline-verify.ts) over the
  *              exported file: signature, file hash, every row's hash and link.
  *
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of each variant there (<variant>.cpuprofile).
+ *
  * Printed: rows/s, peak RSS and peak heap used above the child's idle
  * figures, and the ratios export/baseline.
  */
@@ -114,7 +116,11 @@ async function child(variant: string, url: string, organisationId: string, file:
 function runChild(variant: string, url: string, organisationId: string, file: string): Promise<Figures> {
   const tsx = path.join(__dirname, '..', 'node_modules', 'tsx', 'dist', 'cli.mjs');
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--expose-gc', tsx, __filename, '--child', variant, url, organisationId, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // BENCH_CPU_PROF=<dir>: each variant writes a V8 CPU profile there (open it in Chrome's DevTools).
+    // Profiled, the script runs in this node process through tsx's loader (tsx's launcher would start another process).
+    const dir = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
+    const runner = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${variant}.cpuprofile`, '--import', 'tsx'] : [tsx];
+    const proc = spawn(process.execPath, ['--expose-gc', ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...runner, __filename, '--child', variant, url, organisationId, file], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
     proc.on('error', reject);
