@@ -7,6 +7,7 @@ import { launchBrowser } from '../support/browser';
 import { startCallServer, type CallServer } from '../support/call-server';
 import { useTestDatabase } from '../support/database';
 import { png } from '../support/images';
+import { randomToken, sha256 } from '../../app/security/tokens';
 
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -106,6 +107,40 @@ describe('page layout at 1280×800 and 390×844 (real browser)', function () {
       }
     } finally {
       await context.close();
+    }
+  });
+
+  it("a customer's expired or revoked link opens a page in the organisation's branding, on the laptop and the phone", async () => {
+    const knex = db.current.knex;
+    const tokens = { expired: randomToken(), revoked: randomToken() };
+    const hour = 60 * 60 * 1000;
+    await knex('calls').insert([
+      { organisation_id: org.id, clerk_id: clerk.id, status: 'waiting', guest_token_hash: sha256(tokens.expired), guest_token_expires_at: new Date(Date.now() - hour) },
+      { organisation_id: org.id, clerk_id: clerk.id, status: 'waiting', guest_token_hash: sha256(tokens.revoked), guest_token_expires_at: new Date(Date.now() + hour), link_revoked_at: new Date() },
+    ]);
+    for (const viewport of [LAPTOP, PHONE]) {
+      const context = await browser.newContext({ viewport, locale: 'en-GB' });
+      try {
+        const page = await context.newPage();
+        for (const [kind, token] of Object.entries(tokens)) {
+          const where = `${kind} link at ${viewport.width}×${viewport.height}`;
+          const res = await page.goto(`${server.url}/join/${token}`);
+          assert.equal(res?.status(), 404, where);
+          assert.match(await page.textContent('main') ?? '', kind === 'expired' ? /This link has expired/ : /This link was withdrawn/, where);
+          await page.waitForFunction(() => {
+            const img = (globalThis as unknown as { document: { querySelector(s: string): { complete: boolean; naturalWidth: number } | null } }).document.querySelector('.org-logo');
+            return img !== null && img.complete && img.naturalWidth > 0;
+          });
+          const [logo] = await boxes(page, '.org-logo');
+          assert.ok(logo && logo.width > 0 && logo.y >= 0 && logo.x + logo.width <= viewport.width, `${where}: the organisation's logo is in view`);
+          assert.match(await page.textContent('main') ?? '', /Sparkasse Musterstadt-Nordwest/, `${where}: names the organisation`);
+          const brand = await page.evaluate(() => (globalThis as unknown as { getComputedStyle(e: unknown): { getPropertyValue(n: string): string }; document: { documentElement: unknown } }).getComputedStyle((globalThis as unknown as { document: { documentElement: unknown } }).document.documentElement).getPropertyValue('--pico-primary-background').trim());
+          assert.equal(brand.toLowerCase(), '#0f766e', `${where}: in the brand colour`);
+          await assertNoSidewaysScroll(page, where);
+        }
+      } finally {
+        await context.close();
+      }
     }
   });
 
