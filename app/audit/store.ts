@@ -141,10 +141,13 @@ export async function eventsAfterId(trx: Knex.Transaction, organisationId: strin
  */
 export function exportCopySql(db: Knex, organisationId: string, headSeq: number, filter: EventFilter): string {
   const json = (column: string) => `COALESCE(to_json(${column})::text, 'null')`;
+  // chain and organisation_id are the organisation's id (the WHERE below): one JSON string, written once;
+  // actor_type is one of four plain words (a CHECK constraint): quoted as it is.
+  const organisation = JSON.stringify(organisationId);
   const query = db('audit_events')
-    .select(db.raw(`'{"id":"' || id || '","chain":' || to_json(chain)::text || ',"seq":' || seq || ',"occurred_at":"'`))
+    .select(db.raw(`'{"id":"' || id || ?::text || seq || ',"occurred_at":"'`, [`","chain":${organisation},"seq":`]))
     .select('occurred_at')
-    .select(db.raw(`'","organisation_id":' || ${json('organisation_id')} || ',"actor_type":' || ${json('actor_type')} || ',"actor_id":' || ${json('actor_id')} || ',"actor_label":' || ${json('actor_label')} || ',"action":' || ${json('action')} || ',"target_type":' || ${json('target_type')} || ',"target_id":' || ${json('target_id')} || ',"ip":' || ${json('ip')} || ',"user_agent":' || ${json('user_agent')} || ',"details":'`))
+    .select(db.raw(`? || actor_type || '","actor_id":' || ${json('actor_id')} || ',"actor_label":' || ${json('actor_label')} || ',"action":' || ${json('action')} || ',"target_type":' || ${json('target_type')} || ',"target_id":' || ${json('target_id')} || ',"ip":' || ${json('ip')} || ',"user_agent":' || ${json('user_agent')} || ',"details":'`, [`","organisation_id":${organisation},"actor_type":"`]))
     .select(db.raw('details::text'))
     .select(db.raw('to_json(prev_hash)::text'))
     .select(db.raw('to_json(hash)::text'))

@@ -5,10 +5,10 @@ import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestSignatureValid, type ExportM
 import { parsePublicKey, publicKeyInfo } from '../audit/signing';
 import { RowChecker, type BreakReason, type RowBreak } from './audit-verify-rows';
 
-const READ_SIZE = 4 << 20;
+const READ_SIZE = 1 << 20;
 
 /**
- * Reads the file in large pieces: each piece to `bytes` (the file hash),
+ * Reads the file in pieces of 1 MB: each piece to `bytes` (the file hash),
  * and, when `line` is given, each line to it, split as readline does with
  * `crlfDelay: Infinity` (at "\n", "\r\n" and a lone "\r"; the last line
  * without its newline; an empty last piece dropped), decoded as UTF-8.
