@@ -11,6 +11,7 @@ import { writeAuditExport, type WrittenExport } from '../app/compliance/audit-ex
 import { compactDetails } from '../app/compliance/audit-export-lines';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestText, signManifest } from '../app/compliance/audit-export-manifest';
 import { verifyExport } from '../app/compliance/audit-offline-verify';
+import { fileHash, THREAD_HASH_MIN_BYTES } from '../app/compliance/audit-verify-hash';
 import type { AuditFilter } from '../app/audit/service';
 import { seedOrganisation } from './support/accounts';
 import { seedAuditChain } from './support/audit-seed';
@@ -213,6 +214,26 @@ describe('audit export from COPY: the same bytes as row by row', function () {
         if (name === 'intact') assert.equal(quick.ok, true, JSON.stringify(quick.problems));
         if (name === 'changed_label') assert.deepEqual(quick.breaks.map((b) => [b.line, b.reason]), [[3, 'hash_mismatch']]);
       }
+    }
+  });
+
+  it('the verifier\'s file hash on a worker thread (large files) equals SHA-256 of the bytes, pieces handed over in order', async () => {
+    const hash = fileHash(THREAD_HASH_MIN_BYTES);
+    const reference = crypto.createHash('sha256');
+    try {
+      for (let i = 0; i < 12; i++) {
+        const piece = Buffer.allocUnsafe(1 << 20);
+        piece.fill(i * 7 + 1);
+        const part = piece.subarray(i, (1 << 20) - i * 3);
+        reference.update(part);
+        await hash.update(part);
+      }
+      const small = Buffer.from('a small pooled piece');
+      reference.update(small);
+      await hash.update(small);
+      assert.equal(await hash.digest(), reference.digest('hex'));
+    } finally {
+      await hash.close();
     }
   });
 });

@@ -1,19 +1,20 @@
-import crypto from 'node:crypto';
 import { isAscii } from 'node:buffer';
 import fs from 'node:fs';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestSignatureValid, type ExportManifest } from './audit-export-manifest';
 import { parsePublicKey, publicKeyInfo } from '../audit/signing';
+import { fileHash } from './audit-verify-hash';
 import { RowChecker, type BreakReason, type RowBreak } from './audit-verify-rows';
 
 const READ_SIZE = 1 << 20;
 
 /**
- * Reads the file in pieces of 1 MB: each piece to `bytes` (the file hash),
- * and, when `line` is given, each line to it, split as readline does with
- * `crlfDelay: Infinity` (at "\n", "\r\n" and a lone "\r"; the last line
- * without its newline; an empty last piece dropped), decoded as UTF-8.
+ * Reads the file in pieces of 1 MB: each piece's lines to `line`, split as
+ * readline does with `crlfDelay: Infinity` (at "\n", "\r\n" and a lone
+ * "\r"; the last line without its newline; an empty last piece dropped),
+ * decoded as UTF-8; then the piece to `bytes` (the file hash), which may
+ * take its memory.
  */
-async function readLines(handle: fs.promises.FileHandle, bytes: (piece: Buffer) => void, line: ((text: string) => void) | null): Promise<void> {
+async function readLines(handle: fs.promises.FileHandle, bytes: (piece: Buffer) => Promise<void> | void, line: ((text: string) => void) | null): Promise<void> {
   let rest: Buffer | null = null;
   for (;;) {
     // The unfinished line of the last piece first, then the next bytes of the file after it.
@@ -22,17 +23,18 @@ async function readLines(handle: fs.promises.FileHandle, bytes: (piece: Buffer) 
     if (rest) rest.copy(piece, 0);
     const { bytesRead } = await handle.read(piece, kept, piece.length - kept, null);
     if (bytesRead === 0) break;
-    bytes(piece.subarray(kept, kept + bytesRead));
-    if (!line) continue;
-    const buf = piece.subarray(0, kept + bytesRead);
-    const end = buf.lastIndexOf(10);
-    if (end < 0) {
-      rest = buf;
-      continue;
+    if (line) {
+      const buf = piece.subarray(0, kept + bytesRead);
+      const end = buf.lastIndexOf(10);
+      if (end < 0) {
+        rest = Buffer.from(buf);
+      } else {
+        const complete = buf.subarray(0, end);
+        splitLines(complete.toString(isAscii(complete) ? 'latin1' : 'utf8'), line);
+        rest = end + 1 < buf.length ? Buffer.from(buf.subarray(end + 1)) : null;
+      }
     }
-    const complete = buf.subarray(0, end);
-    splitLines(complete.toString(isAscii(complete) ? 'latin1' : 'utf8'), line);
-    rest = end + 1 < buf.length ? buf.subarray(end + 1) : null;
+    await bytes(piece.subarray(kept, kept + bytesRead));
   }
   if (line && rest) {
     const lines = rest.toString('utf8').split('\r');
@@ -160,7 +162,6 @@ export async function verifyExport(exportFile: string, manifestFile: string, opt
   }
 
   const checkHash = options.checkFileHash !== false;
-  const hash = crypto.createHash('sha256');
   const checker = manifest.file.format === 'ndjson' ? new RowChecker(manifest, { quick: options.quickRows }) : null;
   let handle: fs.promises.FileHandle;
   try {
@@ -168,14 +169,21 @@ export async function verifyExport(exportFile: string, manifestFile: string, opt
   } catch (err) {
     throw new VerifyInputError(`cannot read the export ${exportFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+  let fileSha256 = '';
   try {
-    await readLines(handle, (bytes) => checkHash && hash.update(bytes), checker ? (line) => checker.line(line) : null);
+    const hash = checkHash ? fileHash((await handle.stat()).size) : null;
+    try {
+      await readLines(handle, (piece) => hash?.update(piece), checker ? (line) => checker.line(line) : null);
+      if (hash) fileSha256 = await hash.digest();
+    } finally {
+      await hash?.close();
+    }
   } finally {
     await handle.close();
   }
 
   if (checkHash) {
-    result.fileHash = hash.digest('hex') === manifest.file.sha256 ? 'matches' : 'mismatch';
+    result.fileHash = fileSha256 === manifest.file.sha256 ? 'matches' : 'mismatch';
     if (result.fileHash === 'mismatch') result.problems.push('file_hash_mismatch');
   }
   if (checker) {
