@@ -14,12 +14,17 @@ const READ_SIZE = 1 << 20;
  * decoded as UTF-8; then the piece to `bytes` (the file hash), which may
  * take its memory.
  */
-async function readLines(handle: fs.promises.FileHandle, bytes: (piece: Buffer) => Promise<void> | void, line: ((text: string) => void) | null): Promise<void> {
+async function readLines(
+  handle: fs.promises.FileHandle,
+  take: (size: number) => Buffer,
+  bytes: (piece: Buffer) => Promise<void> | void,
+  line: ((text: string) => void) | null,
+): Promise<void> {
   let rest: Buffer | null = null;
   for (;;) {
     // The unfinished line of the last piece first, then the next bytes of the file after it.
     const kept = rest ? rest.length : 0;
-    const piece = Buffer.allocUnsafe(Math.max(READ_SIZE, kept * 2));
+    const piece = take(Math.max(READ_SIZE, kept * 2));
     if (rest) rest.copy(piece, 0);
     const { bytesRead } = await handle.read(piece, kept, piece.length - kept, null);
     if (bytesRead === 0) break;
@@ -173,7 +178,7 @@ export async function verifyExport(exportFile: string, manifestFile: string, opt
   try {
     const hash = checkHash ? fileHash((await handle.stat()).size) : null;
     try {
-      await readLines(handle, (piece) => hash?.update(piece), checker ? (line) => checker.line(line) : null);
+      await readLines(handle, (size) => (hash ? hash.take(size) : Buffer.allocUnsafe(size)), (piece) => hash?.update(piece), checker ? (line) => checker.line(line) : null);
       if (hash) fileSha256 = await hash.digest();
     } finally {
       await hash?.close();

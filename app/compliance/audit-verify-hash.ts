@@ -5,7 +5,8 @@ import { Worker } from 'node:worker_threads';
  * The export file's SHA-256 for the offline verifier, computed on a worker
  * thread (the other core) while the main thread checks the rows of the same
  * pieces: each piece's memory is handed over (transferred, not copied), at
- * most four in flight, in order. Small files are hashed on the main thread
+ * most four in flight, in order, and handed back to be read into again (so
+ * memory stays at a few pieces whatever the file's size). Small files are hashed on the main thread
  * (starting a thread costs more than it saves).
  */
 const WORKER = `
@@ -13,7 +14,7 @@ const { parentPort } = require('node:worker_threads');
 const hash = require('node:crypto').createHash('sha256');
 parentPort.on('message', (m) => {
   if (m === null) parentPort.postMessage({ digest: hash.digest('hex') });
-  else { hash.update(new Uint8Array(m.buffer, m.offset, m.length)); parentPort.postMessage({ done: true }); }
+  else { hash.update(new Uint8Array(m.buffer, m.offset, m.length)); parentPort.postMessage({ buffer: m.buffer }, [m.buffer]); }
 });`;
 const IN_FLIGHT = 4;
 /** Below this, one thread. */
@@ -23,6 +24,8 @@ export interface FileHash {
   /** Adds a piece; with a thread the piece's memory moves there (the caller must not use it again). */
   update(piece: Buffer): Promise<void> | void;
   digest(): Promise<string>;
+  /** A buffer of at least `size` bytes to read into: one handed back by the thread, or a new one. */
+  take(size: number): Buffer;
   /** Ends the thread, if any (after digest, or on failure). */
   close(): Promise<void>;
 }
@@ -30,7 +33,7 @@ export interface FileHash {
 export function fileHash(bytes: number): FileHash {
   if (bytes < THREAD_HASH_MIN_BYTES) {
     const hash = crypto.createHash('sha256');
-    return { update: (piece) => void hash.update(piece), digest: async () => hash.digest('hex'), close: async () => undefined };
+    return { update: (piece) => void hash.update(piece), digest: async () => hash.digest('hex'), take: (size) => Buffer.allocUnsafe(size), close: async () => undefined };
   }
   const worker = new Worker(WORKER, { eval: true });
   worker.unref();
@@ -39,9 +42,14 @@ export function fileHash(bytes: number): FileHash {
   let wake: (() => void) | null = null;
   let digested: ((hex: string) => void) | null = null;
   const waitForWorker = () => new Promise<void>((resolve) => (wake = resolve));
-  worker.on('message', (m: { digest?: string }) => {
-    if (m.digest) digested?.(m.digest);
-    else inFlight--;
+  const free: ArrayBuffer[] = [];
+  worker.on('message', (m: { digest?: string; buffer?: ArrayBuffer }) => {
+    if (m.digest) {
+      digested?.(m.digest);
+    } else {
+      inFlight--;
+      if (m.buffer && free.length < IN_FLIGHT) free.push(m.buffer);
+    }
     const w = wake;
     wake = null;
     w?.();
@@ -61,6 +69,10 @@ export function fileHash(bytes: number): FileHash {
       const shared = piece.buffer.byteLength <= Buffer.poolSize;
       const buffer = (shared ? new Uint8Array(piece).buffer : piece.buffer) as ArrayBuffer;
       worker.postMessage({ buffer, offset: shared ? 0 : piece.byteOffset, length: piece.length }, [buffer]);
+    },
+    take(size) {
+      const buffer = free.pop();
+      return buffer && buffer.byteLength >= size ? Buffer.from(buffer, 0, size) : Buffer.allocUnsafe(size);
     },
     async digest() {
       const hex = new Promise<string>((resolve) => (digested = resolve));
