@@ -10,12 +10,18 @@
  * process, so that one's memory does not count against the other's, one
  * after the other, sampling process.memoryUsage() every 100 ms:
  *
- *   export     writeAuditExport (app/audit/export.ts) to NDJSON: keyset
- *              batches of 5,000, backpressure, SHA-256 while writing;
+ *   export     writeAuditExport (app/compliance/audit-export.ts) to NDJSON:
+ *              one binary COPY turned into lines without row objects,
+ *              backpressure, SHA-256 while writing;
+ *   rows       the same function row by row (`rowByRow`: keyset batches of
+ *              5,000, toExportRow + ndjsonLine; how every export was
+ *              written before, and the CSV still is);
  *   baseline   the naive way: one SELECT of all rows into an array, then
  *              the same NDJSON lines written from it;
- *   verify     the offline verifier (app/audit/offline-verify.ts) over the
+ *   verify     the offline verifier (app/compliance/audit-offline-verify.ts) over the
  *              exported file: signature, file hash, every row's hash and link.
+ *
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of each variant there (<variant>.cpuprofile).
  *
  * Printed: rows/s, peak RSS and peak heap used above the child's idle
  * figures, and the ratios export/baseline.
@@ -74,9 +80,9 @@ async function child(variant: string, url: string, organisationId: string, file:
   const knex = createKnex(url, 2);
   await knex.raw('SELECT 1');
   try {
-    if (variant === 'export') {
+    if (variant === 'export' || variant === 'rows') {
       await measured(async () => {
-        const written = await writeAuditExport(knex, { organisationId, filter: {}, format: 'ndjson', file });
+        const written = await writeAuditExport(knex, { organisationId, filter: {}, format: 'ndjson', file, rowByRow: variant === 'rows' });
         return { rows: written.rowCount, bytes: written.bytes };
       });
     } else if (variant === 'baseline') {
@@ -114,7 +120,11 @@ async function child(variant: string, url: string, organisationId: string, file:
 function runChild(variant: string, url: string, organisationId: string, file: string): Promise<Figures> {
   const tsx = path.join(__dirname, '..', 'node_modules', 'tsx', 'dist', 'cli.mjs');
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--expose-gc', tsx, __filename, '--child', variant, url, organisationId, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // BENCH_CPU_PROF=<dir>: each variant writes a V8 CPU profile there (open it in Chrome's DevTools).
+    // Profiled, the script runs in this node process through tsx's loader (tsx's launcher would start another process).
+    const dir = process.env.BENCH_CPU_PROF ? path.resolve(process.env.BENCH_CPU_PROF) : undefined;
+    const runner = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${variant}.cpuprofile`, '--import', 'tsx'] : [tsx];
+    const proc = spawn(process.execPath, ['--expose-gc', ...(process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), ...runner, __filename, '--child', variant, url, organisationId, file], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
     proc.on('error', reject);
@@ -162,20 +172,30 @@ async function main(): Promise<void> {
 
     const exportFile = path.join(work, 'export.ndjson');
     const baselineFile = path.join(work, 'baseline.ndjson');
+    const rowsFile = path.join(work, 'rows.ndjson');
+    const fileHash = (f: string) => crypto.createHash('sha256').update(fs.readFileSync(f)).digest('hex');
     const exported = await runChild('export', db.url, org.id, exportFile);
+    const rows = await runChild('rows', db.url, org.id, rowsFile);
+    const sameRows = fileHash(exportFile) === fileHash(rowsFile);
+    fs.rmSync(rowsFile);
     const baseline = await runChild('baseline', db.url, org.id, baselineFile);
-    const same = crypto.createHash('sha256').update(fs.readFileSync(exportFile)).digest('hex') === crypto.createHash('sha256').update(fs.readFileSync(baselineFile)).digest('hex');
+    const same = sameRows && fileHash(exportFile) === fileHash(baselineFile);
+    fs.rmSync(baselineFile);
     await writeManifest(exportFile, org.id, db.knex);
     const verified = await runChild('verify', db.url, org.id, exportFile);
 
     const row = (name: string, f: Figures) =>
       `${name.padEnd(28)}${fmt(f.rows).padStart(11)}${fmt(f.ms / 1000, 1).padStart(9)}${fmt(f.rows / (f.ms / 1000)).padStart(11)}${fmt((f.peakRss - f.idleRss) / MB).padStart(14)}${fmt(f.peakRss / MB).padStart(12)}${fmt((f.peakHeap - f.idleHeap) / MB).padStart(15)}`;
     console.log(`\n${'variant'.padEnd(28)}${'rows'.padStart(11)}${'s'.padStart(9)}${'rows/s'.padStart(11)}${'peak RSS +MB'.padStart(14)}${'peak RSS MB'.padStart(12)}${'peak heap +MB'.padStart(15)}`);
-    console.log(row('export (streamed, keyset)', exported));
+    console.log(row('export (COPY, streamed)', exported));
+    console.log(row('export row by row (keyset)', rows));
     console.log(row('baseline (SELECT all)', baseline));
     console.log(row('offline verify', verified));
     console.log(`\nratios export/baseline: rows/s ${fmt(exported.ms ? baseline.ms / exported.ms : 0, 2)}x, peak RSS growth ${fmt((exported.peakRss - exported.idleRss) / Math.max(1, baseline.peakRss - baseline.idleRss), 3)}x, peak heap growth ${fmt((exported.peakHeap - exported.idleHeap) / Math.max(1, baseline.peakHeap - baseline.idleHeap), 3)}x`);
-    console.log(`file: ${fmt(exported.bytes / MB, 1)} MB; export and baseline files identical: ${same ? 'yes' : 'NO'}`);
+    console.log(`file: ${fmt(exported.bytes / MB, 1)} MB; export, row-by-row and baseline files identical: ${same ? 'yes' : 'NO'}`);
+    const exportRate = exported.rows / (exported.ms / 1000);
+    const verifyRate = verified.rows / (verified.ms / 1000);
+    console.log(`targets (issue 17): export >= 200,000 rows/s: ${fmt(exportRate)} ${exportRate >= 200_000 ? 'met' : 'NOT met'}; peak RSS growth <= 150 MB: ${fmt((exported.peakRss - exported.idleRss) / MB)} ${exported.peakRss - exported.idleRss <= 150 * MB ? 'met' : 'NOT met'}; verify at least as fast as the export: ${verifyRate >= exportRate ? 'met' : 'NOT met'}`);
     if (!same || exported.rows !== events || verified.rows !== events) process.exitCode = 1;
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,7 +12,9 @@ import { csvHeader, csvLine, ndjsonLine, toExportRow, type ExportRow } from './a
 import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestText, signManifest, type ChainLink, type ExportFormat, type ExportManifest } from './audit-export-manifest';
 import { applyAuditFilter, type AuditFilter } from '../audit/service';
 import { ensureApplianceKey } from '../audit/signing';
-import { chainHead, exportBatch } from '../audit/store';
+import { chainHead, exportBatch, exportCopySql } from '../audit/store';
+import { copyOut } from '../db/copy-out';
+import { CopyToNdjson } from './audit-export-lines';
 
 /**
  * Audit exports: an organisation's audit events for a period and filter,
@@ -56,22 +59,64 @@ export interface WrittenExport {
 }
 
 /**
- * Streams one organisation's filtered events, in seq order, into `file`:
- * batches of `batchSize` by keyset (`seq > last`) on the (chain, seq)
- * index, each pulled only when the file has taken the one before
- * (backpressure), so memory stays flat however many rows there are. Events
+ * Streams one organisation's filtered events, in seq order, into `file`.
+ * NDJSON: one `COPY ... TO STDOUT (FORMAT binary)` (audit/store.ts
+ * `exportCopySql`), its bytes turned into lines by CopyToNdjson without an
+ * object per row, hashed and written in 1 MB pieces; the socket is read only
+ * as fast as the file takes the lines (backpressure), so memory stays flat
+ * however many rows there are. CSV (for reading): keyset batches of
+ * `batchSize` rows on the (chain, seq) index, formatted row by row. Events
  * recorded after the start (beyond the chain's head then) are left out.
  */
 export async function writeAuditExport(
   knex: Knex,
+  options: { organisationId: string; filter: AuditFilter; format: ExportFormat; file: string; batchSize?: number; rowByRow?: boolean },
+): Promise<WrittenExport> {
+  const head = await chainHead(knex, options.organisationId);
+  const chainHeadLink = head ? { seq: Number(head.seq), hash: head.hash } : null;
+  if (options.format === 'csv' || options.rowByRow) return writeRowByRow(knex, chainHeadLink, options);
+  const result: WrittenExport = { rowCount: 0, bytes: 0, sha256: '', first: null, last: null, chainHead: chainHeadLink, contiguous: true };
+  const hash = crypto.createHash('sha256');
+  const lines = new CopyToNdjson();
+  const file = fs.createWriteStream(options.file, { mode: 0o600 });
+  const failed = new Promise<never>((_, reject) => file.once('error', reject));
+  failed.catch(() => undefined);
+  const write = async (pieces: Buffer[]) => {
+    for (const piece of pieces) {
+      hash.update(piece);
+      result.bytes += piece.length;
+      if (!file.write(piece)) await Promise.race([once(file, 'drain'), failed]);
+    }
+  };
+  try {
+    if (chainHeadLink) {
+      const sql = exportCopySql(knex, options.organisationId, chainHeadLink.seq, (query) => applyAuditFilter(query, options.filter));
+      for await (const chunk of copyOut(knex, sql)) await write(lines.push(chunk));
+      await write(lines.end());
+    }
+    await Promise.race([new Promise<void>((resolve) => file.end(resolve)), failed]);
+  } finally {
+    file.destroy();
+  }
+  result.sha256 = hash.digest('hex');
+  result.rowCount = lines.rows;
+  result.first = lines.first;
+  const last = lines.last;
+  if (last) result.last = { seq: last.seq, hash: last.hash };
+  // Contiguous: every prev_hash links, and the seqs, strictly increasing, step by one.
+  result.contiguous = lines.linked && (!lines.first || !last || last.seq - lines.first.seq === lines.rows - 1);
+  return result;
+}
+
+/** The export row by row from keyset batches (CSV; and NDJSON for the tests' comparison). */
+async function writeRowByRow(
+  knex: Knex,
+  head: ChainLink | null,
   options: { organisationId: string; filter: AuditFilter; format: ExportFormat; file: string; batchSize?: number },
 ): Promise<WrittenExport> {
   const { organisationId, filter, format } = options;
   const batchSize = options.batchSize ?? EXPORT_BATCH;
-  const head = await chainHead(knex, organisationId);
-  const result: WrittenExport = {
-    rowCount: 0, bytes: 0, sha256: '', first: null, last: null, chainHead: head ? { seq: Number(head.seq), hash: head.hash } : null, contiguous: true,
-  };
+  const result: WrittenExport = { rowCount: 0, bytes: 0, sha256: '', first: null, last: null, chainHead: head, contiguous: true };
   const hash = crypto.createHash('sha256');
   const line = format === 'ndjson' ? ndjsonLine : csvLine;
   let previous: ExportRow | undefined;
@@ -87,7 +132,7 @@ export async function writeAuditExport(
     if (!head) return;
     let after = 0;
     for (;;) {
-      const rows = await exportBatch(knex, organisationId, after, result.chainHead!.seq, (query) => applyAuditFilter(query, filter), batchSize);
+      const rows = await exportBatch(knex, organisationId, after, head.seq, (query) => applyAuditFilter(query, filter), batchSize);
       if (rows.length === 0) return;
       let text = '';
       for (const raw of rows) {
