@@ -4,6 +4,8 @@ export type MediaErrorCode =
   | 'forbidden'
   | 'media_unavailable'
   | 'cannot_consume'
+  /** Parameters from a participant (DTLS, RTP) that mediasoup cannot read: a client's mistake or an attack, not a failure of ours. */
+  | 'invalid_parameters'
   /** A participant asked for more than it may hold at once (transports, producers per source, consumers per producer; see limits.ts). */
   | 'limit_reached'
   /** A participant creates transports faster than a browser ever needs to. */

@@ -269,7 +269,8 @@ export class Room extends EventEmitter<RoomEvents> {
 
   async connectTransport(peerId: string, transportId: string, dtlsParameters: types.DtlsParameters): Promise<void> {
     await this.ready();
-    await this.transport(this.peer(peerId), transportId).connect({ dtlsParameters });
+    const transport = this.transport(this.peer(peerId), transportId);
+    await clientParameters(() => transport.connect({ dtlsParameters }));
   }
 
   async restartIce(peerId: string, transportId: string): Promise<types.IceParameters> {
@@ -287,7 +288,7 @@ export class Room extends EventEmitter<RoomEvents> {
     pending.sources.add(source);
     let producer: types.Producer;
     try {
-      producer = await transport.produce({ kind, rtpParameters, appData: { peerId, source, transportId } });
+      producer = await clientParameters(() => transport.produce({ kind, rtpParameters, appData: { peerId, source, transportId } }));
     } finally {
       pending.sources.delete(source);
     }
@@ -403,5 +404,20 @@ export class Room extends EventEmitter<RoomEvents> {
     for (const id of [...this.peers.keys()]) this.removePeer(id);
     this.router.close();
     this.emit('closed');
+  }
+}
+
+/**
+ * Runs a mediasoup call on parameters a participant sent. mediasoup checks
+ * them (in Node and in the worker) and throws a TypeError for what it cannot
+ * read: that is the participant's mistake, answered `invalid_parameters`,
+ * not a failure of the appliance.
+ */
+async function clientParameters<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof TypeError) throw new MediaError('invalid_parameters', { cause: err });
+    throw err;
   }
 }

@@ -36,7 +36,7 @@ function prng(seed: number): () => number {
 const OPUS = { codecs: [{ mimeType: 'audio/opus', payloadType: 111, clockRate: 48000, channels: 2, parameters: {}, rtcpFeedback: [] }], encodings: [{ ssrc: 11111111 }], headerExtensions: [], rtcp: { cname: 'test' } };
 
 const HOSTILE_NAMES: unknown[] = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__', 'isPrototypeOf', 'curation.__proto__', 'recording.constructor', 'chat.toString', 0, 42, -1, 1.5, 2 ** 53, '', ' ', 'x'.repeat(10_000), 'join\u0000', 'héllo ☃'];
-const STABLE_CODES = new Set(['invalid_message', 'too_large', 'rate_limited', 'not_joined', 'not_found', 'forbidden', 'call_ended', 'media_unavailable', 'limit_reached', 'cannot_consume', 'consent_required', 'disk_full', 'recording_unavailable', 'database_unavailable', 'internal_error']);
+const STABLE_CODES = new Set(['invalid_message', 'invalid_parameters', 'too_large', 'rate_limited', 'not_joined', 'not_found', 'forbidden', 'call_ended', 'media_unavailable', 'limit_reached', 'cannot_consume', 'consent_required', 'disk_full', 'recording_unavailable', 'database_unavailable', 'internal_error']);
 
 describe('signalling fuzz: hostile names and random payloads', function () {
   this.timeout(120_000);

@@ -159,6 +159,15 @@ describe('signalling', () => {
       assert.ok(acks.filter((a) => a.ok).length >= 50, 'a burst is allowed');
       await callUnharmed();
     });
+
+    it('refuses parameters mediasoup cannot read with invalid_parameters, not internal_error (issue 17: a flood of them)', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 2000)); // the flood test before used up this connection's requests
+      const fresh = await joinWithTransports(customerB);
+      assert.equal(await refusedCode(customerB, 'connectTransport', { transportId: fresh.send, dtlsParameters: { role: 'auto' } }), 'invalid_parameters');
+      assert.equal(await refusedCode(customerB, 'connectTransport', { transportId: fresh.send, dtlsParameters: { role: 'auto', fingerprints: [{ algorithm: 'md0', value: 'zz' }] } }), 'invalid_parameters');
+      assert.equal(await refusedCode(customerB, 'produce', { transportId: fresh.send, kind: 'audio', rtpParameters: { codecs: 'none' }, source: 'microphone' }), 'invalid_parameters');
+      await callUnharmed();
+    });
   });
 
   describe('leaving', () => {

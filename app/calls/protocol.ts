@@ -17,7 +17,8 @@ export { HEARTBEAT_INTERVAL_MS, MAX_CARDS, MAX_MESSAGES, MAX_PAYLOAD_BYTES, MESS
  *
  * Requests: `socket.emit(type, payload, ack)`. Every ack is either
  * `{ ok: true, data }` or `{ ok: false, error: { code, message } }` with a
- * stable code: `invalid_message`, `too_large`, `rate_limited`, `not_joined`,
+ * stable code: `invalid_message`, `invalid_parameters` (DTLS or RTP
+ * parameters mediasoup cannot read), `too_large`, `rate_limited`, `not_joined`,
  * `not_found`, `forbidden`, `call_ended`, `media_unavailable`,
  * `limit_reached` (too many transports, producers or consumers for one
  * participant), `consent_required`, `disk_full`, `recording_unavailable`,

@@ -48,7 +48,7 @@ const FLOOD_RATE = 200;
  * request) over ~30k messages would pass it by far.
  */
 const RSS_BOUND_MB = 100;
-const STABLE_CODES = new Set(['invalid_message', 'too_large', 'rate_limited', 'not_joined', 'not_found', 'forbidden', 'call_ended', 'media_unavailable', 'limit_reached', 'cannot_consume', 'internal_error']);
+const STABLE_CODES = new Set(['invalid_message', 'invalid_parameters', 'too_large', 'rate_limited', 'not_joined', 'not_found', 'forbidden', 'call_ended', 'media_unavailable', 'limit_reached', 'cannot_consume', 'internal_error']);
 const CONNECT_CODES = new Set(['token_invalid', 'unauthenticated', 'rate_limited', 'call_not_found']);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const tally = (xs: string[]) => xs.reduce<Record<string, number>>((acc, x) => ({ ...acc, [x]: (acc[x] ?? 0) + 1 }), {});
