@@ -41,7 +41,7 @@ export type FloodRefusal = 'rate_limited' | 'too_large' | 'cut_off';
  * everyone else. Refusals for volume beyond `strikeRate` a second (bursts
  * of `strikes`) cut the connection off.
  */
-export const REQUEST_LIMITS = { rate: 20, burst: 60, moduleRate: 2, moduleBurst: 10, moduleInFlight: 1, strikeRate: 5, strikes: 120 } as const;
+export const REQUEST_LIMITS = { rate: 20, burst: 60, moduleRate: 5, moduleBurst: 30, moduleInFlight: 1, strikeRate: 5, strikes: 120 } as const;
 
 export interface RequestListenerOptions {
   table: RequestTable;
