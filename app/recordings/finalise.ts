@@ -53,6 +53,9 @@ export function finaliseRecording(deps: FinaliseDeps): (job: Job<{ recordingId: 
           void store.setProgress(recording.id, percent).catch(() => undefined);
         },
       });
+      // ffmpeg may end with 0 although its last writes (the MP4's index at the end) failed for want
+      // of space: a disk that is full now means the file is not to be trusted.
+      if (await freeBytes(dir).then((free) => free < MIN_FREE_BYTES, () => false)) throw new Error('ENOSPC: the disk filled up while the final file was written');
       const file = await finaliseFile(composed, dir, deps.key);
       await store.finalised(recording.id, { fileName: path.basename(file.path), size: file.size, sha256: file.sha256, encrypted: file.encrypted, durationMs });
       await removeTracks(dir);

@@ -31,7 +31,21 @@ let setprivAvailable: boolean | undefined;
  */
 export function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
   setprivAvailable ??= fs.existsSync(SETPRIV);
-  return setprivAvailable ? [SETPRIV, ['--pdeathsig', 'INT', '--', command, ...args]] : [command, args];
+  // A command that cannot run is started as is, so that its failure stays spawn's ENOENT.
+  return setprivAvailable && executable(command) ? [SETPRIV, ['--pdeathsig', 'INT', '--', command, ...args]] : [command, args];
+}
+
+/** Whether `command` (a path, or a name looked up in PATH) names an executable file. */
+function executable(command: string): boolean {
+  const candidates = command.includes('/') ? [command] : (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => `${dir}/${command}`);
+  return candidates.some((file) => {
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      return fs.statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  });
 }
 
 export interface FfmpegExit {
