@@ -1,3 +1,4 @@
+import { REQUEST_LIMITS } from '../../app/calls/dispatch';
 import assert from 'node:assert/strict';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Browser, Page } from 'playwright-core';
@@ -183,7 +184,13 @@ describe('abuse: 200 sockets flood signalling while a real call runs (two browse
     assert.ok((codes.rate_limited ?? 0) > 0 && (codes.too_large ?? 0) > 0);
     // Every flooder is cut off or throttled; how many are cut off depends on how fast their messages arrive (over about 25 a second each).
     assert.ok(flooders.every((f, i) => cutOff.includes(f) || (f.codes.rate_limited ?? 0) > 0 || (specs[i]!.oversizedFrame && f.cutOff !== null)), 'every authenticated flooder is cut off or throttled');
-    assert.ok(cutOff.filter((f) => f.cutOff === 'io server disconnect').length > 0, 'flooders are cut off');
+    // A flooder is disconnected once its refusals outrun the strikes' refill (REQUEST_LIMITS): every
+    // one that sent at more than twice the connection's rate for the whole flood must be. On a busy
+    // 2-core machine the flooders may not reach that rate; they are then throttled (asserted above).
+    const seconds = result.ms / 1000;
+    const fast = flooders.filter((f) => f.cutOff === null && f.sent / seconds > 2 * REQUEST_LIMITS.rate);
+    console.log(`      flooders above twice the rate: ${fast.length} not cut off; cut off by the server: ${cutOff.filter((f) => f.cutOff === 'io server disconnect').length}`);
+    assert.deepEqual(fast.length, 0, 'every flooder above twice the rate is cut off');
     assert.ok(result.raw.every((r) => !r.outcome.startsWith('not opened')), 'every raw connection opened');
     assert.ok(result.raw.every((r) => r.refused === null || CONNECT_CODES.has(r.refused)), 'raw connections refused with stable codes');
     assert.ok(result.raw.filter((r) => r.kind !== 'unjoined events').every((r) => r.outcome === 'cut off'), 'undecodable and oversized raw traffic closes the connection');
