@@ -8,7 +8,10 @@ import { eventHash, GENESIS_HASH, type ChainedContent } from '../app/audit/chain
 import { publicKeyInfo } from '../app/audit/signing';
 import { createKnex } from '../app/db/connection';
 import { writeAuditExport, type WrittenExport } from '../app/compliance/audit-export';
-import { compactDetails } from '../app/compliance/audit-export-lines';
+import { compactDetails } from '../app/compliance/audit-export-fields';
+import { CopyToNdjson } from '../app/compliance/audit-export-lines';
+import { exportCopySql } from '../app/audit/store';
+import { copyOut } from '../app/db/copy-out';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestText, signManifest } from '../app/compliance/audit-export-manifest';
 import { verifyExport } from '../app/compliance/audit-offline-verify';
 import { fileHash, THREAD_HASH_MIN_BYTES } from '../app/compliance/audit-verify-hash';
@@ -42,7 +45,8 @@ const times = [
   '2026-03-29 02:30:00.000001+02', '1969-12-31 23:59:59.9995+00', '1970-01-01 00:00:00+00', '1900-02-28 12:00:00.57+00', '0001-01-01 00:00:00+00',
   '0044-03-15 12:00:00.25+00', '9999-12-31 23:59:59.999999+00', '12000-06-01 00:00:00+00', '0010-06-01 10:00:00 BC', '1600-01-01 00:00:00.000999+00', '2285-06-01 00:00:00.001+00',
 ];
-const labels = ['Anna "A" Müller', 'back\\slash', 'tab\tnew\nline\r\u0001\u001f', '😀 \u2028\u2029 é', "O'Brien", '', '=cmd'];
+const everyControl = Array.from({ length: 31 }, (_, i) => String.fromCharCode(i + 1)).join('') + '\u007f"\\/';
+const labels = ['Anna "A" Müller', 'back\\slash', 'tab\tnew\nline\r\u0001\u001f', '😀 \u2028\u2029 é', "O'Brien", '', '=cmd', everyControl];
 
 describe('audit export from COPY: the same bytes as row by row', function () {
   this.timeout(120_000);
@@ -150,6 +154,39 @@ describe('audit export from COPY: the same bytes as row by row', function () {
     assertSame(r);
   });
 
+  it('the same lines whichever way the COPY stream is cut into chunks (rows, fields and the header split anywhere)', async () => {
+    const head = await knex()('audit_events').where({ chain: orgId }).max('seq as seq').first();
+    const chunks: Buffer[] = [];
+    for await (const chunk of copyOut(knex(), exportCopySql(knex(), orgId, Number((head as unknown as { seq: string }).seq), () => undefined))) chunks.push(chunk);
+    const stream = Buffer.concat(chunks);
+    const convert = (cut: (at: number) => number) => {
+      const lines = new CopyToNdjson(orgId);
+      const out: Buffer[] = [];
+      for (let at = 0; at < stream.length; ) {
+        const size = Math.max(1, Math.min(cut(at), stream.length - at));
+        out.push(...lines.push(stream.subarray(at, at + size)));
+        at += size;
+      }
+      out.push(...lines.end());
+      return { text: Buffer.concat(out), rows: lines.rows, linked: lines.linked, last: lines.last };
+    };
+    const whole = convert(() => stream.length);
+    assert.ok(whole.rows > 300 && whole.linked);
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (const cut of [() => 1, () => 5, () => 19, () => 64, () => 1 + Math.floor(random() * 2000), () => 1 + Math.floor(random() * 200_000)]) {
+      const r = convert(cut);
+      assert.ok(r.text.equals(whole.text));
+      assert.deepEqual([r.rows, r.linked, r.last], [whole.rows, whole.linked, whole.last]);
+    }
+    // A stream cut short, or with bytes after its trailer, is refused.
+    assert.throws(() => new CopyToNdjson(orgId).end(), /ended early/);
+    const short = new CopyToNdjson(orgId);
+    short.push(stream.subarray(0, stream.length - 100));
+    assert.throws(() => short.end(), /ended early/);
+    assert.throws(() => new CopyToNdjson(orgId).push(Buffer.concat([stream, Buffer.from([0])])), /after its trailer/);
+  });
+
   it('compacts jsonb text as JSON.stringify(JSON.parse(...) ?? {}) would write it, or hands it to JSON.parse', async () => {
     const { rows } = await knex().raw(`SELECT d::jsonb::text AS t FROM unnest(?::text[]) AS d`, [details]);
     for (const { t } of rows as { t: string }[]) {
@@ -201,6 +238,10 @@ describe('audit export from COPY: the same bytes as row by row', function () {
       extra_key: at(12, (l) => l.replace('{"id":', '{"x":1,"id":')),
       dropped_row: lines.filter((_, i) => i !== 13).join('\n') + '\n',
       swapped: lines.map((l, i) => (i === 14 ? lines[15] : i === 15 ? lines[14] : l)).join('\n') + '\n',
+      many_changed: lines.map((l, i) => (i % 9 === 0 ? l.replace('seed-', 'Seed-') : l)).join('\n') + '\n',
+      many_invalid: lines.map((l, i) => (i % 5 === 0 ? `x${i}\n${l}` : l)).join('\n') + '\n',
+      first_dropped: lines.slice(1).join('\n') + '\n',
+      reversed_tail: [...lines.slice(0, 100), ...lines.slice(100).reverse()].join('\n') + '\n',
       details_prev_hash_key: at(2, (l) => l.replace(/"details":\{[^}]*\}/, `"details":{"x":1,"prev_hash":"${'a'.repeat(64)}","hash":"${'b'.repeat(64)}"}`)),
     };
     for (const [name, text] of Object.entries(variants)) {
@@ -211,8 +252,13 @@ describe('audit export from COPY: the same bytes as row by row', function () {
         const quick = await verifyExport(f, `${f}.manifest.json`);
         const general = await verifyExport(f, `${f}.manifest.json`, { quickRows: false });
         assert.deepEqual(quick, general, name);
+        // On threads, the file cut into small pieces (rows across piece ends): the same verdicts, lines and counts.
+        for (const pieceBytes of complete ? [1500] : [4000]) {
+          assert.deepEqual(await verifyExport(f, `${f}.manifest.json`, { rowThreads: 2, pieceBytes }), quick, `${name} on threads, pieces of ${pieceBytes} bytes`);
+        }
         if (name === 'intact') assert.equal(quick.ok, true, JSON.stringify(quick.problems));
         if (name === 'changed_label') assert.deepEqual(quick.breaks.map((b) => [b.line, b.reason]), [[3, 'hash_mismatch']]);
+        if (name === 'many_changed') assert.ok(quick.breakCount > 20 && quick.breaks.length === 20);
       }
     }
   });

@@ -195,7 +195,15 @@ describe('audit export and offline verification', function () {
       assert.match(broken.output, /BROKEN at line 7 \(seq 70\)/);
       assert.match(broken.output, /FAILED/);
 
+      // The built CLI (npm test builds first), rows on two threads (the compiled worker beside it): the same report.
+      const built = run(path.join(root, 'dist', 'app', 'cli.js'), ['audit', 'verify', edited, full.manifestFile, '--threads', '2'], env);
+      assert.equal((await built.exited).code, 1, built.output());
+      assert.equal(built.output(), broken.output);
+      const threaded = await cli(full.file, full.manifestFile, '--threads', '3');
+      assert.equal(threaded.code, 0, threaded.output);
+
       assert.equal((await cli(full.file)).code, 2);
+      assert.equal((await cli(full.file, full.manifestFile, '--threads', 'many')).code, 2);
       assert.equal((await cli(path.join(work, 'missing.ndjson'), full.manifestFile)).code, 2);
     });
   });

@@ -132,25 +132,15 @@ export async function eventsAfterId(trx: Knex.Transaction, organisationId: strin
 
 /**
  * The export's rows as SQL for `COPY ... (FORMAT binary)` (db/copy-out.ts):
- * what `exportBatch` reads, all of it in seq order, each row as six fields
- * from which compliance/audit-export-lines.ts writes the NDJSON line: the
- * line up to `"occurred_at":"` (text), `occurred_at` (timestamptz, binary),
- * the line from after it up to `"details":` (text), `details` as jsonb
- * text, `prev_hash` and `hash` as JSON strings. The JSON strings come from
- * PostgreSQL's `to_json`, whose escaping is JSON.stringify's.
+ * what `exportBatch` reads, all of it in seq order, as the plain columns
+ * (no formatting in the database: building JSON there cost it 4 µs a row),
+ * from which compliance/audit-export-lines.ts writes the NDJSON lines.
+ * `chain` and `organisation_id` are left out: both are the organisation's id
+ * (the WHERE below).
  */
 export function exportCopySql(db: Knex, organisationId: string, headSeq: number, filter: EventFilter): string {
-  const json = (column: string) => `COALESCE(to_json(${column})::text, 'null')`;
-  // chain and organisation_id are the organisation's id (the WHERE below): one JSON string, written once;
-  // actor_type is one of four plain words (a CHECK constraint): quoted as it is.
-  const organisation = JSON.stringify(organisationId);
   const query = db('audit_events')
-    .select(db.raw(`'{"id":"' || id || ?::text || seq || ',"occurred_at":"'`, [`","chain":${organisation},"seq":`]))
-    .select('occurred_at')
-    .select(db.raw(`? || actor_type || '","actor_id":' || ${json('actor_id')} || ',"actor_label":' || ${json('actor_label')} || ',"action":' || ${json('action')} || ',"target_type":' || ${json('target_type')} || ',"target_id":' || ${json('target_id')} || ',"ip":' || ${json('ip')} || ',"user_agent":' || ${json('user_agent')} || ',"details":'`, [`","organisation_id":${organisation},"actor_type":"`]))
-    .select(db.raw('details::text'))
-    .select(db.raw('to_json(prev_hash)::text'))
-    .select(db.raw('to_json(hash)::text'))
+    .select('id', 'seq', 'occurred_at', 'actor_type', 'actor_id', 'actor_label', 'action', 'target_type', 'target_id', 'ip', 'user_agent', 'details', 'prev_hash', 'hash')
     .where({ chain: organisationId, organisation_id: organisationId })
     .where('seq', '<=', headSeq);
   filter(query);

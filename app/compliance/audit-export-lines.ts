@@ -1,29 +1,32 @@
 /**
  * NDJSON export lines straight from PostgreSQL's binary COPY stream
- * (audit/store.ts `exportCopySql`), byte for byte what `ndjsonLine(toExportRow(row))`
- * gives for the same row, without a JS object, Date or string per row:
- * the database writes the JSON of the plain columns, this file adds the two
- * that JavaScript formats differently from PostgreSQL, into large output
- * buffers:
- *
- * - `occurred_at`: `Date#toISOString()` of the timestamp as pg parses it,
- *   which is the microseconds since 2000 floored to milliseconds;
- * - `details`: `JSON.stringify(JSON.parse(jsonb text) ?? {})`. PostgreSQL's
- *   jsonb text differs from that only in the space after `:` and `,`, in
- *   numbers (`1.50`, `0.0000001`, integers beyond 2^53), in keys made of
- *   digits (JavaScript puts integer keys first) and in `null` (`{}`); the
- *   spaces are dropped here, and a value with any of the others goes the
- *   JSON.parse way (exactly what the row path does). Strings are copied: both
- *   escape exactly `"`, `\` and the control characters, the same way.
+ * (audit/store.ts `exportCopySql`: the plain columns, nothing formatted by
+ * the database), byte for byte what `ndjsonLine(toExportRow(row))` gives for
+ * the same row, without a JS object, Date or string per row: each line is
+ * put together in large output buffers from constant parts and the column
+ * bytes, by the field writers of audit-export-fields.ts.
  */
+import * as fieldWriters from './audit-export-fields';
+
+// Bound once: code run through tsx (tests, benches) reaches an imported function through a getter at every call.
+const { compactDetails, copyBytes, IsoTimestamps, jsonStringRoom, timestampMs, writeInt8, writeJsonString } = fieldWriters;
 
 const PGCOPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const OUT_SIZE = 1 << 20;
-const DAY_MS = 86_400_000;
-/** Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
-const PG_EPOCH_MS = 946_684_800_000;
+const FIELDS = 14;
+/** The fields, in the order of `exportCopySql`'s columns. */
+const F = { id: 0, seq: 1, occurredAt: 2, actorType: 3, actorId: 4, actorLabel: 5, action: 6, targetType: 7, targetId: 8, ip: 9, userAgent: 10, details: 11, prevHash: 12, hash: 13 } as const;
+/** The text fields between `occurred_at` and `details`, each after its key; null allowed except for actor_type and action. */
+const TEXT_FIELDS = [F.actorType, F.actorId, F.actorLabel, F.action, F.targetType, F.targetId, F.ip, F.userAgent] as const;
+const JSONB_VERSION = 1;
 
 const ascii = (text: string) => Buffer.from(text, 'latin1');
+const put = (part: Buffer, out: Buffer, o: number) => copyBytes(part, 0, part.length, out, o);
+const NULL = ascii('null');
+const TEXT_KEYS = [',"actor_type":', ',"actor_id":', ',"actor_label":', ',"action":', ',"target_type":', ',"target_id":', ',"ip":', ',"user_agent":'].map(ascii);
+const ID = ascii('{"id":"');
+const OCCURRED_AT = ascii(',"occurred_at":"');
+const DETAILS = ascii(',"details":');
 const PREV_HASH = ascii(',"prev_hash":');
 const HASH = ascii(',"hash":');
 const LINE_END = ascii('}\n');
@@ -35,10 +38,10 @@ export interface LineInfo {
 }
 
 /**
- * Turns the binary COPY stream into NDJSON buffers (about 1 MB each). Feed it
- * the chunks in order (`push`), then `end()`. Counts the rows, keeps the
- * first and the last row's link, and whether every row's prev_hash is the
- * hash of the row before it.
+ * Turns the binary COPY stream of one organisation's export into NDJSON
+ * buffers (about 1 MB each). Feed it the chunks in order (`push`), then
+ * `end()`. Counts the rows, keeps the first and the last row's link, and
+ * whether every row's prev_hash is the hash of the row before it.
  */
 export class CopyToNdjson {
   rows = 0;
@@ -54,68 +57,95 @@ export class CopyToNdjson {
   private lastLine: { buffer: Buffer; start: number; end: number } | null = null;
   private previousHash = Buffer.alloc(128);
   private previousHashLength = -1;
-  /** The UTC day whose date part is cached, e.g. `2026-12-05T`. */
-  private dayStart = NaN;
-  private dayPrefix = Buffer.alloc(0);
+  private readonly timestamps = new IsoTimestamps();
+  private readonly starts = new Int32Array(FIELDS);
+  private readonly lengths = new Int32Array(FIELDS);
+  /** `","chain":<org>,"seq":` and `","organisation_id":<org>`: chain and organisation_id are the organisation's id (the export's WHERE). */
+  private readonly chain: Buffer;
+  private readonly organisation: Buffer;
+
+  constructor(organisationId: string) {
+    const json = JSON.stringify(organisationId);
+    this.chain = Buffer.from(`","chain":${json},"seq":`);
+    this.organisation = Buffer.from(`","organisation_id":${json}`);
+  }
 
   /** The NDJSON buffers completed by this chunk (each one owned by the caller). */
   push(chunk: Buffer): Buffer[] {
     if (this.ended) throw new Error('COPY data after its end');
     const done: Buffer[] = [];
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = null;
+    let buf = chunk;
     let p = 0;
-    if (!this.headerDone) {
-      if (buf.length < 19) {
+    if (this.pending) {
+      // The row cut at the last chunk's end: completed from the start of this one (not the whole chunk copied).
+      const pending = this.pending;
+      this.pending = null;
+      for (let take = Math.min(chunk.length, 1 << 16); ; take = Math.min(chunk.length, take * 4)) {
+        const joined = Buffer.concat([pending, chunk.subarray(0, take)]);
+        const q = this.headerDone ? this.rows1(joined, 0, done) : this.header(joined);
+        if (q > pending.length) {
+          p = q - pending.length;
+          break;
+        }
+        if (take === chunk.length) {
+          this.pending = joined.subarray(q);
+          return done;
+        }
+      }
+    } else if (!this.headerDone) {
+      p = this.header(buf);
+      if (!this.headerDone) {
         this.pending = buf;
         return done;
       }
-      if (!buf.subarray(0, 11).equals(PGCOPY_SIGNATURE)) throw new Error('not a binary COPY stream');
-      const extension = buf.readUInt32BE(15);
-      if (buf.length < 19 + extension) {
-        this.pending = buf;
-        return done;
-      }
-      p = 19 + extension;
-      this.headerDone = true;
     }
-    const n = buf.length;
-    while (p + 2 <= n) {
-      const fields = buf.readInt16BE(p);
-      if (fields === -1) {
-        this.ended = true;
-        p += 2;
-        break;
-      }
-      if (fields !== 6) throw new Error(`unexpected COPY row of ${fields} fields`);
-      // Field offsets and lengths; stop when the row is not complete in this chunk.
-      let q = p + 2;
-      let complete = true;
-      const starts = this.starts;
-      const lengths = this.lengths;
-      for (let f = 0; f < 6; f++) {
-        if (q + 4 > n) {
-          complete = false;
-          break;
-        }
-        const length = buf.readInt32BE(q);
-        q += 4;
-        if (length < 0) throw new Error('unexpected NULL in an export row');
-        starts[f] = q;
-        lengths[f] = length;
-        q += length;
-        if (q > n) {
-          complete = false;
-          break;
-        }
-      }
-      if (!complete) break;
-      this.row(buf, done);
+    while (!this.ended) {
+      const q = this.rows1(buf, p, done);
+      if (q === p) break;
       p = q;
     }
-    if (p < n) this.pending = buf.subarray(p);
-    if (this.ended && p < n) throw new Error('COPY data after its trailer');
+    if (p < buf.length) {
+      if (this.ended) throw new Error('COPY data after its trailer');
+      this.pending = Buffer.from(buf.subarray(p));
+    }
     return done;
+  }
+
+  /** The file header at the start of `buf`: the offset after it, or 0 when it is not complete yet. */
+  private header(buf: Buffer): number {
+    if (buf.length < 19) return 0;
+    if (!buf.subarray(0, 11).equals(PGCOPY_SIGNATURE)) throw new Error('not a binary COPY stream');
+    const extension = buf.readUInt32BE(15);
+    if (buf.length < 19 + extension) return 0;
+    this.headerDone = true;
+    return 19 + extension;
+  }
+
+  /** One row (or the trailer) at `p` in `buf`: the offset after it, or `p` when it is not complete in `buf`. */
+  private rows1(buf: Buffer, p: number, done: Buffer[]): number {
+    const n = buf.length;
+    if (p + 2 > n) return p;
+    const fields = buf.readInt16BE(p);
+    if (fields === -1) {
+      this.ended = true;
+      return p + 2;
+    }
+    if (fields !== FIELDS) throw new Error(`unexpected COPY row of ${fields} fields`);
+    // Field offsets and lengths (-1: NULL).
+    const starts = this.starts;
+    const lengths = this.lengths;
+    let q = p + 2;
+    for (let f = 0; f < FIELDS; f++) {
+      if (q + 4 > n) return p;
+      const length = buf.readInt32BE(q);
+      q += 4;
+      starts[f] = q;
+      lengths[f] = length;
+      if (length > 0) q += length;
+      if (q > n) return p;
+    }
+    this.row(buf, done);
+    return q;
   }
 
   /** The last buffer; throws when the stream ended before its trailer. */
@@ -133,14 +163,15 @@ export class CopyToNdjson {
     return lineInfo(buffer.toString('utf8', start, end));
   }
 
-  private readonly starts = new Int32Array(6);
-  private readonly lengths = new Int32Array(6);
-
   private row(buf: Buffer, done: Buffer[]): void {
     const s = this.starts;
     const l = this.lengths;
-    // Room for the fields, the timestamp (at most 30 bytes) and the constant parts.
-    const room = l[0]! + l[2]! + l[3]! + l[4]! + l[5]! + 64;
+    if (l[F.id] !== 8 || l[F.seq] !== 8 || l[F.occurredAt] !== 8 || l[F.details]! < 1 || l[F.prevHash]! < 0 || l[F.hash]! < 0) throw new Error('unexpected export row fields');
+    if (buf[s[F.details]!] !== JSONB_VERSION) throw new Error('unexpected jsonb version in the COPY stream');
+    // Room for the line at worst (every text byte escaped) with the constant parts.
+    let text = l[F.prevHash]! + l[F.hash]!;
+    for (const f of TEXT_FIELDS) text += Math.max(l[f]!, 0);
+    const room = jsonStringRoom(text) + l[F.details]! + 512 + this.chain.length + this.organisation.length;
     if (this.pos + room > this.out.length) {
       if (this.pos > 0) done.push(this.flush());
       if (room > this.out.length) this.out = Buffer.allocUnsafe(room * 2);
@@ -148,17 +179,28 @@ export class CopyToNdjson {
     let out = this.out;
     const start = this.pos;
     let o = start;
-    o += buf.copy(out, o, s[0]!, s[0]! + l[0]!);
-    if (l[1] !== 8) throw new Error('unexpected occurred_at field');
-    o = this.timestamp(buf, s[1]!, out, o);
-    o += buf.copy(out, o, s[2]!, s[2]! + l[2]!);
-    const compact = compactDetails(buf, s[3]!, s[3]! + l[3]!, out, o);
+    o = put(ID, out, o);
+    o = writeInt8(buf, s[F.id]!, out, o);
+    o = put(this.chain, out, o);
+    o = writeInt8(buf, s[F.seq]!, out, o);
+    o = put(OCCURRED_AT, out, o);
+    o = this.timestamps.write(timestampMs(buf, s[F.occurredAt]!), out, o);
+    o = put(this.organisation, out, o);
+    for (let k = 0; k < TEXT_FIELDS.length; k++) {
+      const f = TEXT_FIELDS[k]!;
+      o = put(TEXT_KEYS[k]!, out, o);
+      o = l[f]! < 0 ? put(NULL, out, o) : writeJsonString(buf, s[f]!, l[f]!, out, o);
+    }
+    o = put(DETAILS, out, o);
+    const detailsStart = s[F.details]! + 1;
+    const detailsEnd = s[F.details]! + l[F.details]!;
+    const compact = compactDetails(buf, detailsStart, detailsEnd, out, o);
     if (compact >= 0) {
       o = compact;
     } else {
-      const text = JSON.stringify(JSON.parse(buf.toString('utf8', s[3]!, s[3]! + l[3]!)) ?? {});
-      const bytes = Buffer.byteLength(text);
-      const needed = o - start + bytes + l[4]! + l[5]! + 32;
+      const details = JSON.stringify(JSON.parse(buf.toString('utf8', detailsStart, detailsEnd)) ?? {});
+      const bytes = Buffer.byteLength(details);
+      const needed = o - start + bytes + jsonStringRoom(l[F.prevHash]! + l[F.hash]!) + 64;
       if (start + needed > out.length) {
         // Longer than the room left: move the line so far into a buffer that holds it.
         const bigger = Buffer.allocUnsafe(Math.max(OUT_SIZE, needed * 2));
@@ -167,26 +209,28 @@ export class CopyToNdjson {
         this.out = out = bigger;
         o -= start;
         this.pos = 0;
-        return this.finishRow(buf, out, 0, o + out.write(text, o), done);
+        return this.finishRow(buf, out, 0, o + out.write(details, o));
       }
-      o += out.write(text, o);
+      o += out.write(details, o);
     }
-    this.finishRow(buf, out, start, o, done);
+    this.finishRow(buf, out, start, o);
   }
 
-  private finishRow(buf: Buffer, out: Buffer, start: number, o: number, _done: Buffer[]): void {
+  private finishRow(buf: Buffer, out: Buffer, start: number, o: number): void {
     const s = this.starts;
     const l = this.lengths;
-    o += PREV_HASH.copy(out, o);
-    o += buf.copy(out, o, s[4]!, s[4]! + l[4]!);
-    o += HASH.copy(out, o);
-    o += buf.copy(out, o, s[5]!, s[5]! + l[5]!);
-    o += LINE_END.copy(out, o);
-    // The link: this row's prev_hash (as JSON text) against the previous row's hash.
-    if (this.previousHashLength >= 0 && (l[4] !== this.previousHashLength || buf.compare(this.previousHash, 0, l[4]!, s[4]!, s[4]! + l[4]!) !== 0)) this.linked = false;
-    if (l[5]! > this.previousHash.length) this.previousHash = Buffer.alloc(l[5]! * 2);
-    buf.copy(this.previousHash, 0, s[5]!, s[5]! + l[5]!);
-    this.previousHashLength = l[5]!;
+    o = put(PREV_HASH, out, o);
+    o = writeJsonString(buf, s[F.prevHash]!, l[F.prevHash]!, out, o);
+    o = put(HASH, out, o);
+    o = writeJsonString(buf, s[F.hash]!, l[F.hash]!, out, o);
+    o = put(LINE_END, out, o);
+    // The link: this row's prev_hash against the previous row's hash.
+    const prevLength = l[F.prevHash]!;
+    if (this.previousHashLength >= 0 && (prevLength !== this.previousHashLength || !sameBytes(buf, s[F.prevHash]!, this.previousHash, prevLength))) this.linked = false;
+    const hashLength = l[F.hash]!;
+    if (hashLength > this.previousHash.length) this.previousHash = Buffer.alloc(hashLength * 2);
+    copyBytes(buf, s[F.hash]!, s[F.hash]! + hashLength, this.previousHash, 0);
+    this.previousHashLength = hashLength;
     if (this.rows === 0) this.first = lineInfo(out.toString('utf8', start, o - 1));
     this.rows++;
     this.lastLine = { buffer: out, start, end: o - 1 };
@@ -200,120 +244,14 @@ export class CopyToNdjson {
     this.pos = 0;
     return filled;
   }
+}
 
-  /** `occurred_at` from its 8 bytes (microseconds since 2000-01-01 UTC), as `new Date(ms).toISOString()`. */
-  private timestamp(buf: Buffer, at: number, out: Buffer, o: number): number {
-    const high = buf.readInt32BE(at);
-    const low = buf.readUInt32BE(at + 4);
-    let ms: number;
-    if (high > -0x200000 && high < 0x200000) {
-      const micros = high * 4294967296 + low; // exact below 2^53
-      const rest = micros % 1000;
-      ms = (micros - rest) / 1000 - (rest < 0 ? 1 : 0) + PG_EPOCH_MS;
-    } else {
-      const micros = BigInt.asIntN(64, (BigInt(high) << 32n) | BigInt(low));
-      let floored = micros / 1000n;
-      if (micros % 1000n < 0n) floored -= 1n;
-      ms = Number(floored) + PG_EPOCH_MS;
-    }
-    let t = ms - this.dayStart;
-    if (!(t >= 0 && t < DAY_MS)) {
-      // A new day: its date part from Date (any year form), the time of day written below.
-      const iso = new Date(ms).toISOString(); // RangeError beyond JavaScript's dates, as the row path
-      this.dayStart = ms - (((ms % DAY_MS) + DAY_MS) % DAY_MS);
-      this.dayPrefix = ascii(iso.slice(0, iso.length - 13));
-      t = ms - this.dayStart;
-    }
-    o += this.dayPrefix.copy(out, o);
-    const hours = Math.floor(t / 3_600_000);
-    t -= hours * 3_600_000;
-    const minutes = Math.floor(t / 60_000);
-    t -= minutes * 60_000;
-    const seconds = Math.floor(t / 1000);
-    const millis = t - seconds * 1000;
-    out[o++] = 48 + Math.floor(hours / 10);
-    out[o++] = 48 + (hours % 10);
-    out[o++] = 58; // :
-    out[o++] = 48 + Math.floor(minutes / 10);
-    out[o++] = 48 + (minutes % 10);
-    out[o++] = 58;
-    out[o++] = 48 + Math.floor(seconds / 10);
-    out[o++] = 48 + (seconds % 10);
-    out[o++] = 46; // .
-    out[o++] = 48 + Math.floor(millis / 100);
-    out[o++] = 48 + (Math.floor(millis / 10) % 10);
-    out[o++] = 48 + (millis % 10);
-    out[o++] = 90; // Z
-    return o;
-  }
+function sameBytes(a: Buffer, at: number, b: Buffer, length: number): boolean {
+  for (let i = 0; i < length; i++) if (a[at + i] !== b[i]) return false;
+  return true;
 }
 
 function lineInfo(line: string): LineInfo {
   const row = JSON.parse(line) as LineInfo;
   return { seq: row.seq, prev_hash: row.prev_hash, hash: row.hash };
-}
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-
-/**
- * Copies jsonb text `src[start, end)` into `out` at `o` as JSON.stringify
- * would write its parsed value, and returns the end offset; -1 when the
- * value needs JSON.parse (non-integer or long numbers, keys of digits only,
- * top-level null).
- */
-export function compactDetails(src: Buffer, start: number, end: number, out: Buffer, o: number): number {
-  if (end - start === 2 && src[start] === 0x7b && src[start + 1] === 0x7d) {
-    out[o] = 0x7b;
-    out[o + 1] = 0x7d;
-    return o + 2;
-  }
-  let i = start;
-  while (i < end) {
-    const c = src[i]!;
-    if (c === QUOTE) {
-      out[o++] = c;
-      i++;
-      let digitsOnly = true;
-      const from = i;
-      for (;;) {
-        if (i >= end) return -1;
-        const d = src[i]!;
-        if (d === QUOTE) break;
-        if (d === BACKSLASH) {
-          out[o++] = d;
-          i++;
-          digitsOnly = false;
-        } else if (d < 0x30 || d > 0x39) {
-          digitsOnly = false;
-        }
-        out[o++] = src[i++]!;
-      }
-      out[o++] = QUOTE;
-      i++;
-      // A key of digits only: JavaScript orders such keys first, jsonb by length.
-      if (digitsOnly && i - from > 1 && i < end && src[i] === 0x3a) return -1;
-    } else if (c === 0x20) {
-      i++;
-    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
-      let digits = 0;
-      const from = i;
-      while (i < end) {
-        const d = src[i]!;
-        if (d >= 0x30 && d <= 0x39) digits++;
-        else if (d !== 0x2d) break;
-        out[o++] = d;
-        i++;
-      }
-      // Fractions, exponents, -0 and integers JavaScript may not hold exactly: the JSON.parse way.
-      if (i < end && (src[i] === 0x2e || src[i] === 0x65 || src[i] === 0x45)) return -1;
-      if (digits > 15 || digits === 0 || (digits === 1 && i - from === 2 && src[from + 1] === 0x30)) return -1;
-    } else if (c === 0x6e && i === start) {
-      return -1; // a top-level null becomes {}
-    } else {
-      out[o++] = c;
-      i++;
-    }
-  }
-  return o;
 }

@@ -77,7 +77,7 @@ export async function writeAuditExport(
   if (options.format === 'csv' || options.rowByRow) return writeRowByRow(knex, chainHeadLink, options);
   const result: WrittenExport = { rowCount: 0, bytes: 0, sha256: '', first: null, last: null, chainHead: chainHeadLink, contiguous: true };
   const hash = crypto.createHash('sha256');
-  const lines = new CopyToNdjson();
+  const lines = new CopyToNdjson(options.organisationId);
   const file = fs.createWriteStream(options.file, { mode: 0o600 });
   const failed = new Promise<never>((_, reject) => file.once('error', reject));
   failed.catch(() => undefined);

@@ -1,64 +1,47 @@
-import { isAscii } from 'node:buffer';
 import fs from 'node:fs';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestSignatureValid, type ExportManifest } from './audit-export-manifest';
 import { parsePublicKey, publicKeyInfo } from '../audit/signing';
 import { fileHash } from './audit-verify-hash';
+import { completeLines, finalLines } from './audit-verify-lines';
 import { RowChecker, type BreakReason, type RowBreak } from './audit-verify-rows';
+import { RowThreads, rowThreadCount } from './audit-verify-threads';
 
 const READ_SIZE = 1 << 20;
 
 /**
- * Reads the file in pieces of 1 MB: each piece's lines to `line`, split as
- * readline does with `crlfDelay: Infinity` (at "\n", "\r\n" and a lone
- * "\r"; the last line without its newline; an empty last piece dropped),
- * decoded as UTF-8; then the piece to `bytes` (the file hash), which may
- * take its memory.
+ * Reads the file in pieces (1 MB): each piece's complete lines (up to its
+ * last "\n") to `lines`, then the piece to `bytes` (the file hash), which
+ * may take its memory; at the end, the text after the last "\n" to `lines`
+ * as final (audit-verify-lines.ts splits both).
  */
-async function readLines(
+async function readPieces(
   handle: fs.promises.FileHandle,
   take: (size: number) => Buffer,
   bytes: (piece: Buffer) => Promise<void> | void,
-  line: ((text: string) => void) | null,
+  lines: ((piece: Buffer, final: boolean) => Promise<void> | void) | null,
+  pieceSize: number,
 ): Promise<void> {
   let rest: Buffer | null = null;
   for (;;) {
     // The unfinished line of the last piece first, then the next bytes of the file after it.
     const kept = rest ? rest.length : 0;
-    const piece = take(Math.max(READ_SIZE, kept * 2));
+    const piece = take(Math.max(pieceSize, kept * 2));
     if (rest) rest.copy(piece, 0);
     const { bytesRead } = await handle.read(piece, kept, piece.length - kept, null);
     if (bytesRead === 0) break;
-    if (line) {
+    if (lines) {
       const buf = piece.subarray(0, kept + bytesRead);
       const end = buf.lastIndexOf(10);
       if (end < 0) {
         rest = Buffer.from(buf);
       } else {
-        const complete = buf.subarray(0, end);
-        splitLines(complete.toString(isAscii(complete) ? 'latin1' : 'utf8'), line);
+        await lines(buf.subarray(0, end), false);
         rest = end + 1 < buf.length ? Buffer.from(buf.subarray(end + 1)) : null;
       }
     }
     await bytes(piece.subarray(kept, kept + bytesRead));
   }
-  if (line && rest) {
-    const lines = rest.toString('utf8').split('\r');
-    if (lines.at(-1) === '') lines.pop();
-    for (const l of lines) line(l);
-  }
-}
-
-/** Complete lines (the text up to a "\n", without it), each "\r\n" and lone "\r" a line end too. */
-function splitLines(text: string, line: (text: string) => void): void {
-  let start = 0;
-  for (;;) {
-    const end = text.indexOf('\n', start);
-    const l = end < 0 ? text.slice(start) : text.slice(start, end);
-    if (l.indexOf('\r') < 0) line(l);
-    else for (const part of (l.endsWith('\r') ? l.slice(0, -1) : l).split('\r')) line(part);
-    if (end < 0) return;
-    start = end + 1;
-  }
+  if (lines && rest) await lines(rest, true);
 }
 
 /**
@@ -110,7 +93,14 @@ export interface VerifyOptions {
   checkFileHash?: boolean;
   /** False reads every row with JSON.parse (the tests compare this with the quick reading of the export's own layout). */
   quickRows?: boolean;
+  /** Threads checking rows: 0 checks them on this thread; the default is rowThreadCount() for files from THREAD_ROWS_MIN_BYTES on. */
+  rowThreads?: number;
+  /** The size of the pieces the file is read in (the tests make it small to cut rows across many pieces). */
+  pieceBytes?: number;
 }
+
+/** Below this, the rows are checked on the calling thread (starting threads costs more than it saves). */
+export const THREAD_ROWS_MIN_BYTES = 16 << 20;
 
 /** A file could not be read: a usage or I/O problem, not a verdict on the export (exit code 2). */
 export class VerifyInputError extends Error {}
@@ -167,7 +157,6 @@ export async function verifyExport(exportFile: string, manifestFile: string, opt
   }
 
   const checkHash = options.checkFileHash !== false;
-  const checker = manifest.file.format === 'ndjson' ? new RowChecker(manifest, { quick: options.quickRows }) : null;
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(exportFile, 'r');
@@ -175,13 +164,32 @@ export async function verifyExport(exportFile: string, manifestFile: string, opt
     throw new VerifyInputError(`cannot read the export ${exportFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   let fileSha256 = '';
+  let checker: RowChecker | RowThreads | null = null;
   try {
-    const hash = checkHash ? fileHash((await handle.stat()).size) : null;
+    const size = (await handle.stat()).size;
+    const threads = manifest.file.format !== 'ndjson' ? 0 : options.rowThreads ?? (size >= THREAD_ROWS_MIN_BYTES ? rowThreadCount() : 0);
+    let lines: ((piece: Buffer, final: boolean) => Promise<void> | void) | null = null;
+    if (threads > 0) {
+      // The rows on threads, the file hash here (a thread of its own would take a core from them).
+      const rows = (checker = new RowThreads(manifest, threads, options.quickRows));
+      lines = (piece, final) => {
+        const copy = rows.take(piece.length);
+        piece.copy(copy);
+        return rows.send(copy, final);
+      };
+    } else if (manifest.file.format === 'ndjson') {
+      const rows = (checker = new RowChecker(manifest, { quick: options.quickRows }));
+      const line = (text: string) => rows.line(text);
+      lines = (piece, final) => (final ? finalLines : completeLines)(piece, line);
+    }
+    const hash = checkHash ? fileHash(size, threads === 0) : null;
     try {
-      await readLines(handle, (size) => (hash ? hash.take(size) : Buffer.allocUnsafe(size)), (piece) => hash?.update(piece), checker ? (line) => checker.line(line) : null);
+      await readPieces(handle, (n) => (hash ? hash.take(n) : Buffer.allocUnsafe(n)), (piece) => hash?.update(piece), lines, options.pieceBytes ?? READ_SIZE);
+      if (checker instanceof RowThreads) await checker.finish();
       if (hash) fileSha256 = await hash.digest();
     } finally {
       await hash?.close();
+      if (checker instanceof RowThreads) await checker.close();
     }
   } finally {
     await handle.close();

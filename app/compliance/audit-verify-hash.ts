@@ -30,8 +30,9 @@ export interface FileHash {
   close(): Promise<void>;
 }
 
-export function fileHash(bytes: number): FileHash {
-  if (bytes < THREAD_HASH_MIN_BYTES) {
+/** `thread: false` hashes on the calling thread whatever the size. */
+export function fileHash(bytes: number, thread = true): FileHash {
+  if (!thread || bytes < THREAD_HASH_MIN_BYTES) {
     const hash = crypto.createHash('sha256');
     return { update: (piece) => void hash.update(piece), digest: async () => hash.digest('hex'), take: (size) => Buffer.allocUnsafe(size), close: async () => undefined };
   }

@@ -24,7 +24,7 @@ export interface RowBreak {
 }
 
 /** Breaks kept beyond the first (the report names them; the count goes on). */
-const MAX_BREAKS = 20;
+export const MAX_BREAKS = 20;
 const HEX64 = /^[0-9a-f]{64}$/;
 /** A line the quick way can read has none of these. */
 const NOT_PLAIN = /[\x00-\x1f\\]/;
@@ -81,8 +81,11 @@ export class RowChecker {
   /** The organisation id needs no escaping in JSON (a UUID): lines are compared as text. */
   private readonly plainOrganisation: boolean;
 
-  /** `quick: false` reads every line the general way (the tests compare the two). */
-  constructor(private readonly manifest: ExportManifest, private readonly options: { quick?: boolean } = {}) {
+  /** With `piece`, the first row's verdict waits for the row before it (`head`): the lines are one piece of a file, checked on a thread. */
+  head: PieceHead | undefined;
+
+  /** `quick: false` reads every line the general way (the tests compare the two); `piece`: see `head`. */
+  constructor(private readonly manifest: ExportManifest, private readonly options: { quick?: boolean; piece?: boolean } = {}) {
     this.organisation = manifest.organisation_id;
     this.organisationJson = JSON.stringify(manifest.organisation_id);
     this.plainOrganisation = !NOT_PLAIN.test(this.organisationJson);
@@ -206,25 +209,55 @@ export class RowChecker {
   }
 
   private check(seq: number, prevHash: string, hash: string, sameOrganisation: boolean, computed: () => string): BreakReason | null {
-    const hadPrevious = this.first !== undefined;
-    const previousSeq = this.lastSeq;
-    const previousHash = this.lastHash;
+    const previous = this.first ? { seq: this.lastSeq, hash: this.lastHash } : undefined;
     this.first ??= { seq, hash };
     this.lastSeq = seq;
     this.lastHash = hash;
-    const m = this.manifest;
-    if (!sameOrganisation) return 'organisation_mismatch';
-    if (hadPrevious) {
-      if (seq <= previousSeq) return 'order';
-      if (m.complete_chain && seq !== previousSeq + 1) return 'sequence_gap';
-      if (m.complete_chain && prevHash !== previousHash) return 'prev_hash_mismatch';
-    } else if (m.complete_chain && m.first) {
-      // The first row of a complete export: where the manifest says the stretch starts.
-      if (seq !== m.first.seq) return 'sequence_gap';
-      if (prevHash !== m.first.prev_hash) return 'prev_hash_mismatch';
+    if (!previous && this.options.piece) {
+      // The piece's first row: its link is checked where the row before it is known (mergePieceHead).
+      this.head = { line: this.rows, seq, prevHash, hash, sameOrganisation, own: ownReason(seq, prevHash, hash, computed) };
+      return null;
     }
-    if (seq === 1 && prevHash !== GENESIS_HASH) return 'prev_hash_mismatch';
-    if (computed() !== hash) return 'hash_mismatch';
-    return null;
+    if (!sameOrganisation) return 'organisation_mismatch';
+    return linkReason(this.manifest, previous, seq, prevHash) ?? ownReason(seq, prevHash, hash, computed);
   }
+}
+
+/** What breaks between a row and the one before it (none: the file's first row, checked against the manifest). */
+function linkReason(m: ExportManifest, previous: { seq: number; hash: string } | undefined, seq: number, prevHash: string): BreakReason | null {
+  if (previous) {
+    if (seq <= previous.seq) return 'order';
+    if (m.complete_chain && seq !== previous.seq + 1) return 'sequence_gap';
+    if (m.complete_chain && prevHash !== previous.hash) return 'prev_hash_mismatch';
+  } else if (m.complete_chain && m.first) {
+    // The first row of a complete export: where the manifest says the stretch starts.
+    if (seq !== m.first.seq) return 'sequence_gap';
+    if (prevHash !== m.first.prev_hash) return 'prev_hash_mismatch';
+  }
+  return null;
+}
+
+/** What breaks in a row by itself: the chain's first row not on the genesis hash, or its hash not its content's. */
+function ownReason(seq: number, prevHash: string, hash: string, computed: () => string): BreakReason | null {
+  if (seq === 1 && prevHash !== GENESIS_HASH) return 'prev_hash_mismatch';
+  if (computed() !== hash) return 'hash_mismatch';
+  return null;
+}
+
+/** The first row of a piece checked by itself (RowChecker with `piece`), to be linked to the row before it. */
+export interface PieceHead {
+  /** Its line within the piece (1-based). */
+  line: number;
+  seq: number;
+  prevHash: string;
+  hash: string;
+  sameOrganisation: boolean;
+  /** Its own verdict (ownReason). */
+  own: BreakReason | null;
+}
+
+/** The verdict on a piece's first row, given the last row of the pieces before it (none: it is the file's first row). */
+export function pieceHeadReason(m: ExportManifest, previous: { seq: number; hash: string } | undefined, head: PieceHead): BreakReason | null {
+  if (!head.sameOrganisation) return 'organisation_mismatch';
+  return linkReason(m, previous, head.seq, head.prevHash) ?? head.own;
 }

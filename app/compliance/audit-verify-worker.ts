@@ -1,0 +1,20 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { ExportManifest } from './audit-export-manifest';
+import { completeLines, finalLines } from './audit-verify-lines';
+import { RowChecker } from './audit-verify-rows';
+import type { PieceJob, PieceResult } from './audit-verify-threads';
+
+/**
+ * A row-checking thread of the offline verifier (audit-verify-threads.ts):
+ * checks each piece of lines it is handed by itself, and hands the piece's
+ * memory back with the verdicts.
+ */
+const { manifest, quick } = workerData as { manifest: ExportManifest; quick?: boolean };
+
+parentPort!.on('message', (job: PieceJob) => {
+  const checker = new RowChecker(manifest, { quick, piece: true });
+  const bytes = Buffer.from(job.memory, 0, job.length);
+  (job.final ? finalLines : completeLines)(bytes, (text) => checker.line(text));
+  const result: PieceResult = { index: job.index, rows: checker.rows, breaks: checker.breaks, breakCount: checker.breakCount, head: checker.head, last: checker.last, memory: job.memory };
+  parentPort!.postMessage(result, [job.memory]);
+});
