@@ -4,7 +4,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { GeneratorRequest, GeneratorStats } from './generator';
+import type { Arrival, GeneratorRequest, GeneratorStats } from './generator';
 import type { ParticipantReceivers, ParticipantSend } from './target';
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -61,6 +61,17 @@ export class Generators {
 
   send(call: number, sends: [ParticipantSend, ParticipantSend]): Promise<void> {
     return this.of(call).request({ op: 'send', call, sends });
+  }
+
+  /** The call's participants joined again elsewhere: its senders start over towards `sends` (the fault bench). */
+  retarget(call: number, sends: [ParticipantSend, ParticipantSend]): Promise<void> {
+    return this.of(call).request({ op: 'retarget', call, sends });
+  }
+
+  /** Per call, what its receive streams get now (the fault bench). */
+  async arrivals(): Promise<Map<number, Arrival[]>> {
+    const all = await Promise.all(this.processes.map((p) => p.request<Record<string, Arrival[]>>({ op: 'arrivals' })));
+    return new Map(all.flatMap((r) => Object.entries(r).map(([call, a]) => [Number(call), a] as const)));
   }
 
   pids(): number[] {
