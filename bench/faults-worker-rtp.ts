@@ -28,7 +28,7 @@ import { seedOrganisation, seedUser } from '../test/support/accounts';
 import { silentLogger, testConfig } from '../test/support/context';
 import { createTestDatabase } from '../test/support/database';
 import { freePortBlock } from '../test/support/process';
-import { DEFAULT_CLIP, loadClip } from './load/clip';
+import { DEFAULT_CLIP, loadClip, type ClipParameters } from './load/clip';
 import type { Arrival, GeneratorStats } from './load/generator';
 import { Generators } from './load/generators';
 import type { ParticipantReceivers, ParticipantSend } from './load/target';
@@ -44,6 +44,8 @@ export interface WorkerRtpOptions {
   holdSeconds: number;
   /** Generator processes; default one per 50 calls. */
   generators?: number;
+  /** The replayed clip (default: the load bench's, 10 s; a shorter one encodes faster where it is not cached yet). */
+  clip?: ClipParameters;
   log: (message: string) => void;
 }
 
@@ -180,7 +182,7 @@ export async function workerRtpKill(o: WorkerRtpOptions): Promise<WorkerRtpResul
     const clerk = await seedUser(db.knex, org, 'clerk');
     const calls = new CallService(db.knex);
     const caller = { user: { id: clerk.id, organisationId: org.id, name: 'Fault clerk' } as never, ip: '127.0.0.1', userAgent: 'fault bench', sessionId: 'faults' };
-    const { file } = await loadClip(DEFAULT_CLIP, resolveFfmpeg(config.ffmpegPath));
+    const { file } = await loadClip(o.clip ?? DEFAULT_CLIP, resolveFfmpeg(config.ffmpegPath));
     generators = await Generators.start(o.generators ?? Math.ceil(o.calls / 50), file, 4);
     const gen = generators;
 

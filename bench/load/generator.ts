@@ -164,6 +164,17 @@ async function startSending(call: number, sends: [ParticipantSend, ParticipantSe
   }
   senders.push(...own.senders);
   callSenders.set(call, own);
+  // The SFU's port closed (the kernel refuses: its worker died): this call stops sending until retargeted, so that
+  // stale packets do not reach whichever new transport gets that port next (comedia would latch onto them; a
+  // browser's stale media, going through ICE and DTLS, never lands in another call).
+  for (const socket of own.sockets) {
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' && callSenders.get(call) === own) {
+        if (process.env.LOAD_DEBUG) console.error(`generator: call ${call}: ${err.message}, its senders stop`);
+        stopSending(call);
+      }
+    });
+  }
 }
 
 /** Stops the call's senders and closes their sockets. */

@@ -15,7 +15,9 @@ class GeneratorProcess {
   readonly child: ChildProcess;
 
   constructor() {
-    this.child = fork(path.join(__dirname, 'generator.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // Under `tsx` the child inherits its loader; under mocha (tsx/cjs required in-process) it needs one.
+    const execArgv = process.execArgv.some((a) => a.includes('tsx')) ? process.execArgv : [...process.execArgv, '--import', 'tsx'];
+    this.child = fork(path.join(__dirname, 'generator.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     this.child.on('message', (m: { id: number; result?: unknown; error?: string }) => {
       const w = this.waiting.get(m.id);
       if (!w) return;
