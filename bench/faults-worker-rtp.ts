@@ -162,6 +162,10 @@ function againAt(arrivals: Arrival[], before: Arrival[], killedAt: number, kind?
 }
 
 export async function workerRtpKill(o: WorkerRtpOptions): Promise<WorkerRtpResult> {
+  const whole = (n: number | undefined, min: number, max: number) => n === undefined || (Number.isInteger(n) && n >= min && n <= max);
+  if (!whole(o.calls, 1, 1000) || !whole(o.generators, 1, 16) || !(o.boundMs > 0 && o.boundMs <= 600_000) || !(o.holdSeconds > 0 && o.holdSeconds <= 120)) {
+    throw new Error('worker-rtp: --calls 1 to 1000, --generators 1 to 16, --bound up to 600 s, --hold up to 120 s');
+  }
   const db = await createTestDatabase();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-faults-rtp-'));
   let media: Awaited<ReturnType<typeof startMedia>> | undefined;
