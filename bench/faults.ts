@@ -1,8 +1,11 @@
 /**
  * Fault benchmark: what users see when parts of the appliance die.
  *
- *   npm run bench:faults -- [--calls 20] [--bound 60] [--only worker|appliance]
+ *   npm run bench:faults -- [--calls 20] [--bound 60] [--only worker|worker-rtp|appliance]
  *
+ * worker-rtp: the worker kill without browsers, N calls of replayed RTP
+ *   through the same pool and rooms (bench/faults-worker-rtp.ts; --bound
+ *   defaults to 30 s there, --hold seconds of loss measured before and after).
  * worker: N real calls (two headless Chromium processes, one browser
  *   context per participant, a 160x120 fake camera) on one mediasoup worker
  *   of the appliance's own pool, rooms and signalling; then kill -9 of that
@@ -25,17 +28,22 @@ import { startCallServer } from '../test/support/call-server';
 import { createTestDatabase, startTestServer, stopTestServer } from '../test/support/database';
 import { framesNow, launchFaultBrowser, measureRecovery, median, smallFakeVideo, startCalls, waitAllFlowing } from '../test/support/fault-calls';
 import { runApplianceKill } from './faults-appliance';
+import { reportWorkerRtp, workerRtpKill } from './faults-worker-rtp';
 
 const { values } = parseArgs({
   options: {
     calls: { type: 'string', default: '20' },
-    bound: { type: 'string', default: '60' },
+    bound: { type: 'string' },
     only: { type: 'string' },
+    hold: { type: 'string', default: '5' },
+    generators: { type: 'string' },
     'recorded-calls': { type: 'string', default: '2' },
   },
 });
 const CALLS = Number(values.calls);
-const BOUND_MS = Number(values.bound) * 1000;
+const BOUND_MS = Number(values.bound ?? 60) * 1000;
+const PARTS = ['worker', 'worker-rtp', 'appliance'];
+if (values.only !== undefined && !PARTS.includes(values.only)) throw new Error(`--only must be one of ${PARTS.join(', ')}`);
 
 function log(message: string): void {
   console.error(`[${new Date().toISOString().slice(11, 19)}] ${message}`);
@@ -95,8 +103,13 @@ async function workerKill(): Promise<void> {
 async function main(): Promise<void> {
   await startTestServer();
   try {
-    if (values.only !== 'appliance') await workerKill();
-    if (values.only !== 'worker') await runApplianceKill({ calls: Number(values['recorded-calls']), boundMs: BOUND_MS, log, load });
+    if (values.only === undefined || values.only === 'worker-rtp') {
+      const boundMs = Number(values.bound ?? 30) * 1000;
+      const r = await workerRtpKill({ calls: CALLS, boundMs, holdSeconds: Number(values.hold), generators: values.generators ? Number(values.generators) : undefined, log });
+      for (const line of reportWorkerRtp(r, boundMs)) console.log(line);
+    }
+    if (values.only === undefined || values.only === 'worker') await workerKill();
+    if (values.only === undefined || values.only === 'appliance') await runApplianceKill({ calls: Number(values['recorded-calls']), boundMs: BOUND_MS, log, load });
   } finally {
     await stopTestServer();
   }

@@ -69,6 +69,11 @@ export class Room extends EventEmitter<RoomEvents> {
     this.resetting ??= (async () => {
       for (const peer of this.peers.values()) this.clearMedia(peer);
       await this.attachRouter();
+      // The call ended while the new router was being made: close it too, and tell nobody to join again.
+      if (this.closed) {
+        this.router.close();
+        return;
+      }
       this.logger.warn({ routerId: this.router.id }, 'call moved to a new media router');
       this.emit('reset');
     })().finally(() => {

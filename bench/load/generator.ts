@@ -18,6 +18,10 @@ export type GeneratorRequest =
   | { id: number; op: 'receivers'; call: number }
   | { id: number; op: 'send'; call: number; sends: [ParticipantSend, ParticipantSend] }
   | { id: number; op: 'stats' }
+  /** The call's participants joined again (new ingest ports): its senders start over towards the new ports, from the clip's first (key) frame, as a browser's new encoder would. */
+  | { id: number; op: 'retarget'; call: number; sends: [ParticipantSend, ParticipantSend] }
+  /** What each call's receivers get now: see Arrival. */
+  | { id: number; op: 'arrivals' }
   | { id: number; op: 'stop' };
 
 export interface GeneratorStats {
@@ -44,9 +48,20 @@ export interface GeneratorStats {
   slips: number;
 }
 
+/** One receive stream as the fault bench sees it: the SSRC arriving now, since when and until when (epoch ms, performance.timeOrigin + now). */
+export interface Arrival {
+  kind: StreamKind;
+  ssrc: number;
+  since: number;
+  last: number;
+}
+
 let clip: Clip;
 const senders: StreamSender[] = [];
 const receivers: StreamReceiver[] = [];
+/** Per call: its senders with their sockets (for retarget), and its receive streams. */
+const callSenders = new Map<number, { senders: StreamSender[]; sockets: dgram.Socket[] }>();
+const callArrivals = new Map<number, Arrival[]>();
 const sockets: dgram.Socket[] = [];
 let rtcpIn = 0;
 const receivePorts = new Set<string>();
@@ -81,20 +96,36 @@ async function bind(recvBufferSize?: number): Promise<dgram.Socket> {
 
 let receiverSsrc = 0x10000000 + Math.floor(Math.random() * 0x1000000);
 
-async function receiver(kind: StreamKind): Promise<{ port: number; rtcpPort: number }> {
+async function receiver(kind: StreamKind, arrivals: Arrival[]): Promise<{ port: number; rtcpPort: number }> {
   const rtp = await bind(kind === 'video' ? 1024 * 1024 : 256 * 1024);
   const rtcp = await bind();
-  const r = new StreamReceiver(kind === 'video' ? 90000 : 48000, rtcp, receiverSsrc++);
-  rtp.on('message', (msg) => r.onRtp(msg, performance.now()));
+  const clockRate = kind === 'video' ? 90000 : 48000;
+  let r = new StreamReceiver(clockRate, rtcp, receiverSsrc++);
+  const slot = receivers.push(r) - 1;
+  const arrival: Arrival = { kind, ssrc: 0, since: 0, last: 0 };
+  arrivals.push(arrival);
+  rtp.on('message', (msg) => {
+    const now = performance.now();
+    const ssrc = msg.length >= 12 ? msg.readUInt32BE(8) : arrival.ssrc;
+    if (ssrc !== arrival.ssrc) {
+      // A new SSRC is a new stream (the SFU's consumer was replaced, e.g. after its worker died): counted afresh.
+      if (arrival.ssrc !== 0) receivers[slot] = r = new StreamReceiver(clockRate, rtcp, receiverSsrc++);
+      arrival.ssrc = ssrc;
+      arrival.since = performance.timeOrigin + now;
+    }
+    arrival.last = performance.timeOrigin + now;
+    r.onRtp(msg, now);
+  });
   rtcp.on('message', (msg, rinfo) => r.onRtcp(msg, rinfo, performance.now()));
-  receivers.push(r);
   for (const socket of [rtp, rtcp]) receivePorts.add(socket.address().port.toString(16).toUpperCase().padStart(4, '0'));
   return { port: rtp.address().port, rtcpPort: rtcp.address().port };
 }
 
-async function makeReceivers(): Promise<ParticipantReceivers[]> {
+async function makeReceivers(call: number): Promise<ParticipantReceivers[]> {
   const out: ParticipantReceivers[] = [];
-  for (let p = 0; p < 2; p++) out.push({ audio: { kind: 'audio', ...(await receiver('audio')) }, video: { kind: 'video', ...(await receiver('video')) } });
+  const arrivals: Arrival[] = [];
+  callArrivals.set(call, arrivals);
+  for (let p = 0; p < 2; p++) out.push({ audio: { kind: 'audio', ...(await receiver('audio', arrivals)) }, video: { kind: 'video', ...(await receiver('video', arrivals)) } });
   return out;
 }
 
@@ -106,7 +137,9 @@ async function connected(port: number): Promise<dgram.Socket> {
   return socket;
 }
 
-async function startSending(sends: [ParticipantSend, ParticipantSend]): Promise<void> {
+async function startSending(call: number, sends: [ParticipantSend, ParticipantSend]): Promise<void> {
+  // Requests run concurrently (retargets of many calls at once): this call's own sockets and senders are collected here.
+  const own = { senders: [] as StreamSender[], sockets: [] as dgram.Socket[] };
   const start = performance.now() + 20;
   for (const participant of sends) {
     // Streams of one participant sharing a port share a socket (the SFU learns the sender's address from the first packet).
@@ -114,15 +147,46 @@ async function startSending(sends: [ParticipantSend, ParticipantSend]): Promise<
     const byRtcpPort = new Map<number, dgram.Socket>();
     for (const s of participant.streams) {
       let socket = byPort.get(s.port);
-      if (!socket) byPort.set(s.port, (socket = await connected(s.port)));
+      if (!socket) {
+        byPort.set(s.port, (socket = await connected(s.port)));
+        own.sockets.push(socket);
+      }
       let rtcp: dgram.Socket | undefined;
       if (s.rtcpPort !== undefined) {
         rtcp = byRtcpPort.get(s.rtcpPort);
-        if (!rtcp) byRtcpPort.set(s.rtcpPort, (rtcp = await connected(s.rtcpPort)));
+        if (!rtcp) {
+          byRtcpPort.set(s.rtcpPort, (rtcp = await connected(s.rtcpPort)));
+          own.sockets.push(rtcp);
+        }
       }
-      senders.push(new StreamSender(s.kind === 'video' ? clip.video : clip.audio, s.ssrc, s.payloadType, socket, rtcp, start));
+      own.senders.push(new StreamSender(s.kind === 'video' ? clip.video : clip.audio, s.ssrc, s.payloadType, socket, rtcp, start));
     }
   }
+  senders.push(...own.senders);
+  callSenders.set(call, own);
+  // The SFU's port closed (the kernel refuses: its worker died): this call stops sending until retargeted, so that
+  // stale packets do not reach whichever new transport gets that port next (comedia would latch onto them; a
+  // browser's stale media, going through ICE and DTLS, never lands in another call).
+  for (const socket of own.sockets) {
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' && callSenders.get(call) === own) {
+        if (process.env.LOAD_DEBUG) console.error(`generator: call ${call}: ${err.message}, its senders stop`);
+        stopSending(call);
+      }
+    });
+  }
+}
+
+/** Stops the call's senders and closes their sockets. */
+function stopSending(call: number): void {
+  const old = callSenders.get(call);
+  if (!old) return;
+  callSenders.delete(call);
+  const gone = new Set(old.senders);
+  const closed = new Set(old.sockets);
+  for (let i = senders.length - 1; i >= 0; i--) if (gone.has(senders[i]!)) senders.splice(i, 1);
+  for (let i = sockets.length - 1; i >= 0; i--) if (closed.has(sockets[i]!)) sockets.splice(i, 1);
+  for (const s of old.sockets) s.close();
 }
 
 function tick(): void {
@@ -202,10 +266,16 @@ async function handle(req: GeneratorRequest): Promise<unknown> {
       rtcpTimer = setInterval(rtcpRound, 1000);
       return {};
     case 'receivers':
-      return makeReceivers();
+      return makeReceivers(req.call);
     case 'send':
-      await startSending(req.sends);
+      await startSending(req.call, req.sends);
       return {};
+    case 'retarget':
+      stopSending(req.call);
+      await startSending(req.call, req.sends);
+      return {};
+    case 'arrivals':
+      return Object.fromEntries(callArrivals);
     case 'stats':
       return stats();
     case 'stop':

@@ -4,7 +4,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { GeneratorRequest, GeneratorStats } from './generator';
+import type { Arrival, GeneratorRequest, GeneratorStats } from './generator';
 import type { ParticipantReceivers, ParticipantSend } from './target';
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -15,7 +15,9 @@ class GeneratorProcess {
   readonly child: ChildProcess;
 
   constructor() {
-    this.child = fork(path.join(__dirname, 'generator.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // Under `tsx` the child inherits its loader; under mocha (tsx/cjs required in-process) it needs one.
+    const execArgv = process.execArgv.some((a) => a.includes('tsx')) ? process.execArgv : [...process.execArgv, '--import', 'tsx'];
+    this.child = fork(path.join(__dirname, 'generator.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     this.child.on('message', (m: { id: number; result?: unknown; error?: string }) => {
       const w = this.waiting.get(m.id);
       if (!w) return;
@@ -61,6 +63,17 @@ export class Generators {
 
   send(call: number, sends: [ParticipantSend, ParticipantSend]): Promise<void> {
     return this.of(call).request({ op: 'send', call, sends });
+  }
+
+  /** The call's participants joined again elsewhere: its senders start over towards `sends` (the fault bench). */
+  retarget(call: number, sends: [ParticipantSend, ParticipantSend]): Promise<void> {
+    return this.of(call).request({ op: 'retarget', call, sends });
+  }
+
+  /** Per call, what its receive streams get now (the fault bench). */
+  async arrivals(): Promise<Map<number, Arrival[]>> {
+    const all = await Promise.all(this.processes.map((p) => p.request<Record<string, Arrival[]>>({ op: 'arrivals' })));
+    return new Map(all.flatMap((r) => Object.entries(r).map(([call, a]) => [Number(call), a] as const)));
   }
 
   pids(): number[] {
