@@ -203,7 +203,7 @@ describe('audit export from COPY: the same bytes as row by row', function () {
     const file = path.join(work, 'verify.ndjson');
     const written = await writeAuditExport(knex(), { organisationId: orgId, filter: {}, format: 'ndjson', file });
     const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
-    const manifestFor = (text: string, complete: boolean) => signManifest(
+    const manifestFor = (text: string | Buffer, complete: boolean) => signManifest(
       {
         format: MANIFEST_FORMAT, version: MANIFEST_VERSION, export_id: crypto.randomUUID(), organisation_id: orgId, created_at: new Date().toISOString(),
         created_by: { id: 't', label: 't' }, file: { name: 'x.ndjson', format: 'ndjson', bytes: Buffer.byteLength(text), sha256: crypto.createHash('sha256').update(text).digest('hex') },
@@ -238,13 +238,28 @@ describe('audit export from COPY: the same bytes as row by row', function () {
       extra_key: at(12, (l) => l.replace('{"id":', '{"x":1,"id":')),
       dropped_row: lines.filter((_, i) => i !== 13).join('\n') + '\n',
       swapped: lines.map((l, i) => (i === 14 ? lines[15] : i === 15 ? lines[14] : l)).join('\n') + '\n',
+      // Details read on the bytes only when already canonical, else through JSON.parse: the same verdicts.
+      n_float: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"n":1.0,"note":"seeded"}')),
+      n_exponent: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"n":1e0,"note":"seeded"}')),
+      n_leading_zero: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"n":01,"note":"seeded"}')),
+      n_negative_zero: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"n":-0,"note":"seeded"}')),
+      n_sixteen_digits: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"n":1000000000000001,"note":"seeded"}')),
+      duplicate_key: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"n":2,"n":1,"note":"seeded"}')),
+      nested_sorted: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"a":{"b":[1,true,null,"x",[]],"c":{}},"n":1,"note":"seeded"}')),
+      top_null: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', 'null')),
+      non_ascii_key: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"n":1,"note":"seeded","é":1}')),
+      details_truncated: at(1, (l) => l.replace('{"n":1,"note":"seeded"}', '{"n":1,"note":"seeded"')),
       many_changed: lines.map((l, i) => (i % 9 === 0 ? l.replace('seed-', 'Seed-') : l)).join('\n') + '\n',
       many_invalid: lines.map((l, i) => (i % 5 === 0 ? `x${i}\n${l}` : l)).join('\n') + '\n',
       first_dropped: lines.slice(1).join('\n') + '\n',
       reversed_tail: [...lines.slice(0, 100), ...lines.slice(100).reverse()].join('\n') + '\n',
       details_prev_hash_key: at(2, (l) => l.replace(/"details":\{[^}]*\}/, `"details":{"x":1,"prev_hash":"${'a'.repeat(64)}","hash":"${'b'.repeat(64)}"}`)),
     };
-    for (const [name, text] of Object.entries(variants)) {
+    // Bytes that are not UTF-8 (decoded as U+FFFD by the text reading): the piece is read as text.
+    const invalid = Buffer.from(original);
+    invalid[invalid.indexOf('seed-', invalid.indexOf('\n', 100))] = 0xff;
+    const binary: Record<string, Buffer> = { invalid_utf8: invalid };
+    for (const [name, text] of [...Object.entries(variants), ...Object.entries(binary)]) {
       for (const complete of [true, false]) {
         const f = path.join(work, `${name}.ndjson`);
         fs.writeFileSync(f, text);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, manifestSignatureValid, type ExportManifest } from './audit-export-manifest';
 import { parsePublicKey, publicKeyInfo } from '../audit/signing';
 import { fileHash } from './audit-verify-hash';
-import { completeLines, finalLines } from './audit-verify-lines';
+import { completeLineRanges, finalLines } from './audit-verify-lines';
 import { RowChecker, type BreakReason, type RowBreak } from './audit-verify-rows';
 import { RowThreads, rowThreadCount } from './audit-verify-threads';
 
@@ -180,7 +180,8 @@ export async function verifyExport(exportFile: string, manifestFile: string, opt
     } else if (manifest.file.format === 'ndjson') {
       const rows = (checker = new RowChecker(manifest, { quick: options.quickRows }));
       const line = (text: string) => rows.line(text);
-      lines = (piece, final) => (final ? finalLines : completeLines)(piece, line);
+      const lineBytes = (buf: Buffer, start: number, end: number) => rows.lineBytes(buf, start, end);
+      lines = (piece, final) => (final ? finalLines(piece, line) : completeLineRanges(piece, lineBytes, line));
     }
     const hash = checkHash ? fileHash(size, threads === 0) : null;
     try {

@@ -1,4 +1,4 @@
-import { isAscii } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 
 /**
  * How the offline verifier cuts an export file into lines, as readline does
@@ -11,6 +11,25 @@ import { isAscii } from 'node:buffer';
 /** The lines of a piece of complete lines (its bytes up to, without, its last "\n"). */
 export function completeLines(bytes: Buffer, line: (text: string) => void): void {
   splitLines(bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8'), line);
+}
+
+/**
+ * The lines of a piece of complete lines to `lineBytes` as byte ranges when
+ * the piece is valid UTF-8 without "\r" (what the export writes), else as
+ * text to `line` (decoded as completeLines does).
+ */
+export function completeLineRanges(bytes: Buffer, lineBytes: (buf: Buffer, start: number, end: number) => void, line: (text: string) => void): void {
+  if (bytes.indexOf(13) >= 0 || !isUtf8(bytes)) {
+    completeLines(bytes, line);
+    return;
+  }
+  let start = 0;
+  for (;;) {
+    const end = bytes.indexOf(10, start);
+    lineBytes(bytes, start, end < 0 ? bytes.length : end);
+    if (end < 0) return;
+    start = end + 1;
+  }
 }
 
 /** The lines after the file's last "\n". */

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { contentOf, eventHash, GENESIS_HASH, type ChainRow } from '../audit/chain';
 import type { ExportManifest } from './audit-export-manifest';
+import { ByteRowReader } from './audit-verify-bytes';
 
 /**
  * The row checks of the offline verifier (audit-offline-verify.ts), fed one
@@ -89,6 +90,7 @@ export class RowChecker {
     this.organisation = manifest.organisation_id;
     this.organisationJson = JSON.stringify(manifest.organisation_id);
     this.plainOrganisation = !NOT_PLAIN.test(this.organisationJson);
+    this.bytes = new ByteRowReader(this.organisationJson, canonical);
   }
 
   get broken(): RowBreak | undefined {
@@ -103,6 +105,20 @@ export class RowChecker {
     this.rows++;
     if (this.options.quick === false || !this.quick(text)) this.general(text);
   }
+
+  /** The line `buf[start, end)` of a piece that is valid UTF-8: read on its bytes (audit-verify-bytes.ts), or as text. */
+  lineBytes(buf: Buffer, start: number, end: number): void {
+    const row = this.options.quick === false || !this.plainOrganisation ? undefined : this.bytes.read(buf, start, end, this.lastHash);
+    if (!row) {
+      this.line(buf.toString('utf8', start, end));
+      return;
+    }
+    this.rows++;
+    const reason = this.check(row.seq, row.prevHash, row.hash, row.sameOrganisation, () => row.computed);
+    if (reason) this.fail({ line: this.rows, seq: row.seq, reason });
+  }
+
+  private readonly bytes: ByteRowReader;
 
   /** The export's own layout, read without JSON.parse of the line; false when the line is not in it. */
   private quick(line: string): boolean {
