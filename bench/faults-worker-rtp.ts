@@ -23,7 +23,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startMedia } from '../app/calls/media-setup';
 import { CallService } from '../app/calls/service';
-import { plainRtpCapabilities, resolveFfmpeg, type Room } from '../media';
+import { resolveFfmpeg, type Room } from '../media';
 import { seedOrganisation, seedUser } from '../test/support/accounts';
 import { silentLogger, testConfig } from '../test/support/context';
 import { createTestDatabase } from '../test/support/database';
@@ -32,9 +32,8 @@ import { DEFAULT_CLIP, loadClip, type ClipParameters } from './load/clip';
 import type { Arrival, GeneratorStats } from './load/generator';
 import { Generators } from './load/generators';
 import type { ParticipantReceivers, ParticipantSend } from './load/target';
+import { connectCall, peerIds } from './load/vclerk-call';
 
-const AUDIO_PT = 100;
-const VIDEO_PT = 101;
 
 export interface WorkerRtpOptions {
   calls: number;
@@ -110,44 +109,6 @@ async function measureLoss(generators: Generators, holdSeconds: number): Promise
   return loss(stats, (performance.now() - t0) / 1000);
 }
 
-/**
- * Both participants join (again), each with a new ingest transport and its
- * camera and microphone produced on it; then each receives the other's
- * streams through new plain consumers, resumed with a key frame request.
- * Returns how the generator must send. The peers must have been added.
- */
-async function connectCall(room: Room, index: number, receivers: [ParticipantReceivers, ParticipantReceivers]): Promise<[ParticipantSend, ParticipantSend]> {
-  const capabilities = plainRtpCapabilities(await room.capabilities());
-  const sends: ParticipantSend[] = [];
-  const producers: { audio: string; video: string }[] = [];
-  for (let p = 0; p < 2; p++) {
-    const peerId = peerIds(index)[p]!;
-    await room.join(peerId, capabilities);
-    const ingest = await room.createIngestTransport(peerId);
-    const audioSsrc = 0x20000000 + index * 4 + p * 2;
-    const videoSsrc = audioSsrc + 1;
-    const audio = await room.produce(peerId, ingest.id, 'audio', { codecs: [{ mimeType: 'audio/opus', payloadType: AUDIO_PT, clockRate: 48000, channels: 2, rtcpFeedback: [] }], encodings: [{ ssrc: audioSsrc }] }, 'microphone');
-    const video = await room.produce(peerId, ingest.id, 'video', { codecs: [{ mimeType: 'video/VP8', payloadType: VIDEO_PT, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }], encodings: [{ ssrc: videoSsrc }] }, 'camera');
-    producers.push({ audio: audio.id, video: video.id });
-    const port = ingest.tuple.localPort;
-    const rtcpPort = ingest.rtcpTuple!.localPort;
-    sends.push({ streams: [{ kind: 'audio', ssrc: audioSsrc, payloadType: AUDIO_PT, port, rtcpPort }, { kind: 'video', ssrc: videoSsrc, payloadType: VIDEO_PT, port, rtcpPort }] });
-  }
-  for (let p = 0; p < 2; p++) {
-    const other = producers[1 - p]!;
-    for (const kind of ['audio', 'video'] as const) {
-      const endpoint = receivers[p]![kind];
-      const { consumer } = await room.createPlainConsumer(other[kind], { ip: '127.0.0.1', port: endpoint.port, rtcpPort: endpoint.rtcpPort });
-      await consumer.resume();
-      if (kind === 'video') await consumer.requestKeyFrame();
-    }
-  }
-  return [sends[0]!, sends[1]!];
-}
-
-function peerIds(index: number): [string, string] {
-  return [`clerk-${index}`, `customer-${index}`];
-}
 
 /** When a call's streams all arrive from SSRCs other than those before the kill (epoch ms of the last to start), else undefined. */
 function againAt(arrivals: Arrival[], before: Arrival[], killedAt: number, kind?: 'audio' | 'video'): number | undefined {
@@ -202,7 +163,7 @@ export async function workerRtpKill(o: WorkerRtpOptions): Promise<WorkerRtpResul
       for (let attempt = 0; ; attempt++) {
         rejoinAttempts++;
         try {
-          const sends = await connectCall(room, index, receivers);
+          const { sends } = await connectCall(room, index, receivers);
           await gen.retarget(index, sends);
           rejoined.push(now() - killedAt);
           return;
@@ -223,7 +184,7 @@ export async function workerRtpKill(o: WorkerRtpOptions): Promise<WorkerRtpResul
       room.addPeer(clerkId, 'clerk', 'Fault clerk');
       room.addPeer(customerId, 'customer', `Customer ${index}`);
       const receivers = await gen.receivers(index);
-      await gen.send(index, await connectCall(room, index, receivers));
+      await gen.send(index, (await connectCall(room, index, receivers)).sends);
       room.on('reset', () => {
         resets.push(now() - killedAt);
         void rejoin(room, index, receivers);

@@ -17,15 +17,13 @@ import path from 'node:path';
 import type { types } from 'mediasoup';
 import { startMedia } from '../../app/calls/media-setup';
 import { CallService } from '../../app/calls/service';
-import { CallRecorder, PortAllocator, plainRtpCapabilities, resolveFfmpeg, type RoomRegistry, type WorkerPool } from '../../media';
+import { CallRecorder, PortAllocator, resolveFfmpeg, type RoomRegistry, type WorkerPool } from '../../media';
 import { seedOrganisation, seedUser } from '../../test/support/accounts';
 import { silentLogger, testConfig } from '../../test/support/context';
 import { createTestDatabase, startTestServer, stopTestServer, type TestDatabase } from '../../test/support/database';
 import { freePortBlock } from '../../test/support/process';
 import type { LoadTarget, ParticipantReceivers, ParticipantSend, TargetOptions } from './target';
-
-const AUDIO_PT = 100;
-const VIDEO_PT = 101;
+import { connectCall, peerIds } from './vclerk-call';
 
 export function createTarget(): LoadTarget {
   let db: TestDatabase | undefined;
@@ -73,42 +71,17 @@ export function createTarget(): LoadTarget {
       if (!media || !db) throw new Error('vclerk target not started');
       const { call } = await calls.start(caller, linkHours, { reference: `load-${index}` });
       const room = await media.rooms.get(call.id);
-      const capabilities = plainRtpCapabilities(await room.capabilities());
-      const roles = ['clerk', 'customer'] as const;
-      const sends: ParticipantSend[] = [];
-      const producers: { audio: string; video: string }[] = [];
-      for (let p = 0; p < 2; p++) {
-        const role = roles[p]!;
-        const peerId = `${role}-${index}`;
-        room.addPeer(peerId, role, role === 'clerk' ? 'Load clerk' : `Customer ${index}`);
-        await room.join(peerId, capabilities);
-        await calls.joined(call.id, role === 'clerk' ? clerkParticipant : { role: 'customer', label: `Customer ${index}` }, p === 1, { ip: '127.0.0.1', userAgent: 'load bench' });
-        // One transport for both streams, as a browser bundles them: the generator sends both from one socket.
-        const ingest = await room.createIngestTransport(peerId);
-        const audioSsrc = 0x20000000 + index * 4 + p * 2;
-        const videoSsrc = audioSsrc + 1;
-        const audio = await room.produce(peerId, ingest.id, 'audio', { codecs: [{ mimeType: 'audio/opus', payloadType: AUDIO_PT, clockRate: 48000, channels: 2, rtcpFeedback: [] }], encodings: [{ ssrc: audioSsrc }] }, 'microphone');
-        const video = await room.produce(peerId, ingest.id, 'video', { codecs: [{ mimeType: 'video/VP8', payloadType: VIDEO_PT, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] }], encodings: [{ ssrc: videoSsrc }] }, 'camera');
-        producers.push({ audio: audio.id, video: video.id });
-        const port = ingest.tuple.localPort;
-        const rtcpPort = ingest.rtcpTuple!.localPort;
-        sends.push({ streams: [{ kind: 'audio', ssrc: audioSsrc, payloadType: AUDIO_PT, port, rtcpPort }, { kind: 'video', ssrc: videoSsrc, payloadType: VIDEO_PT, port, rtcpPort }] });
-      }
-      // Participant p receives the other's streams.
-      for (let p = 0; p < 2; p++) {
-        const other = producers[1 - p]!;
-        for (const kind of ['audio', 'video'] as const) {
-          const endpoint = receivers[p]![kind];
-          const { consumer } = await room.createPlainConsumer(other[kind], { ip: '127.0.0.1', port: endpoint.port, rtcpPort: endpoint.rtcpPort });
-          await consumer.resume();
-          if (kind === 'video') await consumer.requestKeyFrame();
-          consumers.push(consumer);
-        }
-      }
+      const [clerkId, customerId] = peerIds(index);
+      room.addPeer(clerkId, 'clerk', 'Load clerk');
+      room.addPeer(customerId, 'customer', `Customer ${index}`);
+      const wired = await connectCall(room, index, receivers, (p) =>
+        calls.joined(call.id, p === 0 ? clerkParticipant : { role: 'customer', label: `Customer ${index}` }, p === 1, { ip: '127.0.0.1', userAgent: 'load bench' }).then(() => undefined),
+      );
+      consumers.push(...wired.consumers);
       if (recording) {
         recorders.push(await CallRecorder.start(room, { dir: path.join(dataDir!, 'recordings', call.id), ffmpegPath: recording.ffmpegPath, ports: recording.ports, logger: silentLogger }));
       }
-      return [sends[0]!, sends[1]!];
+      return wired.sends;
     },
 
     mediaPids(): number[] {
