@@ -9,6 +9,7 @@ export const auditActions = [
   'auth.login_failed',
   'auth.logout',
   'auth.lockout',
+  'auth.break_glass_used',
   'user.invited',
   'user.activated',
   'user.role_changed',

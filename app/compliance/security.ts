@@ -11,6 +11,7 @@ import { eventsOfActions, weightedCounts } from '../audit/store';
 export const securitySignals = [
   'auth.login_failed',
   'auth.lockout',
+  'auth.break_glass_used',
   'api.refused',
   'security.cross_organisation_denied',
   'security.role_denied',

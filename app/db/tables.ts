@@ -232,10 +232,35 @@ export interface OrganisationRow {
   logo_type: string | null;
   name: string;
   purged_at: Date | null;
+  password_sign_in: boolean;
   settings: Json;
   slug: string;
   updated_at: Date;
   vat_number: string | null;
+}
+
+/** `sso_providers` */
+export interface SsoProviderRow {
+  check_minutes: number;
+  checked_at: Date | null;
+  created_at: Date;
+  enabled: boolean;
+  id: string;
+  kind: 'oidc' | 'ldap';
+  label: string;
+  organisation_id: string;
+  secret_sealed: string | null;
+  settings: Json;
+  updated_at: Date;
+}
+
+/** `sso_role_mappings` */
+export interface SsoRoleMappingRow {
+  created_at: Date;
+  directory_group: string;
+  id: string;
+  provider_id: string;
+  role: 'admin' | 'clerk' | 'compliance';
 }
 
 /** `privacy_texts` */
@@ -389,6 +414,7 @@ export interface SubjectRequestRow {
 /** `users` */
 export interface UserRow {
   availability: 'available' | 'busy' | 'away';
+  break_glass: boolean;
   created_at: Date;
   email: string;
   id: string;
@@ -401,6 +427,8 @@ export interface UserRow {
   password_hash: string | null;
   role: 'admin' | 'clerk' | 'compliance';
   sessions_valid_after: Date;
+  sso_provider_id: string | null;
+  sso_subject: string | null;
   status: 'invited' | 'active' | 'deactivated';
   updated_at: Date;
 }
@@ -457,6 +485,8 @@ export interface TableRows {
   recording_tracks: RecordingTrackRow;
   recordings: RecordingRow;
   sessions: SessionRow;
+  sso_providers: SsoProviderRow;
+  sso_role_mappings: SsoRoleMappingRow;
   subject_request_notes: SubjectRequestNoteRow;
   subject_requests: SubjectRequestRow;
   users: UserRow;
@@ -481,6 +511,7 @@ interface WrittenAs {
   recording_tracks: { ended_at_ms: number | null; started_at_ms: number };
   recordings: { duration_ms: number | null; size: number | null };
   sessions: { data: string };
+  sso_providers: { settings: string };
   subject_requests: { result: string | null };
 }
 

@@ -16,8 +16,9 @@ export interface LoginAttempt {
 }
 
 export type LoginOutcome =
-  | { ok: true; userId: string; organisationId: string; email: string }
+  | { ok: true; userId: string; organisationId: string; email: string; breakGlass: boolean }
   | { ok: false; reason: 'invalid' }
+  | { ok: false; reason: 'sso_only' }
   | { ok: false; reason: 'locked'; lockedUntil: Date };
 
 /** The later end of the locks among the reservations (a lock set by a concurrent attempt may end later). */
@@ -71,9 +72,16 @@ export class LoginService {
     // Fairly across clients: a flood from many addresses must not queue a colleague's sign-in behind all of its argon2 work.
     const passwordOk = await signInChecks.run(clientKey(input.ip), () => (user?.password_hash ? verifyPassword(user.password_hash, input.password) : verifyAgainstDummy(input.password)));
     const reason = !user ? 'unknown_account' : !passwordOk ? 'wrong_password' : user.status !== 'active' ? 'inactive' : user.closed_at ? 'organisation_closed' : null;
+    if (reason === null && !user!.password_sign_in && !user!.break_glass) {
+      // The organisation signs in through its directory: a right password is refused (and said so: whoever
+      // learns it here knew the password), the throttle's counts stay as they were.
+      await Promise.all([this.throttle.release(keys.account, 'account'), this.throttle.release(keys.ip, 'ip')]);
+      await failed('password_sign_in_off');
+      return { ok: false, reason: 'sso_only' };
+    }
     if (reason === null) {
       await Promise.all([this.throttle.clear(keys.account), this.throttle.release(keys.ip, 'ip')]);
-      return { ok: true, userId: user!.id, organisationId: user!.organisation_id, email: user!.email };
+      return { ok: true, userId: user!.id, organisationId: user!.organisation_id, email: user!.email, breakGlass: !user!.password_sign_in };
     }
 
     await failed(reason);
@@ -84,11 +92,18 @@ export class LoginService {
     return { ok: false, reason: 'invalid' };
   }
 
-  /** Records a successful sign-in: last login time and IP, and the audit event. */
-  async succeeded(userId: string, organisationId: string, email: string, meta: { ip: string | null; userAgent: string | null }): Promise<void> {
+  /**
+   * Records a successful sign-in: last login time and IP, and the audit event
+   * (`method`: password, ldap or oidc). A password sign-in while the
+   * organisation has password sign-in off is a break-glass administrator's:
+   * audited as such too.
+   */
+  async succeeded(userId: string, organisationId: string, email: string, meta: { ip: string | null; userAgent: string | null }, options: { method?: 'password' | 'ldap' | 'oidc'; breakGlass?: boolean } = {}): Promise<void> {
+    const actor = { type: 'user' as const, id: userId, label: email, organisationId };
     await this.knex.transaction(async (trx) => {
       await recordLogin(trx, userId, meta.ip);
-      await this.audit.record({ organisationId, actor: { type: 'user', id: userId, label: email, organisationId }, action: 'auth.login_succeeded', target: { type: 'user', id: userId }, ...meta }, trx);
+      await this.audit.record({ organisationId, actor, action: 'auth.login_succeeded', target: { type: 'user', id: userId }, ...meta, details: { method: options.method ?? 'password' } }, trx);
+      if (options.breakGlass) await this.audit.record({ organisationId, actor, action: 'auth.break_glass_used', target: { type: 'user', id: userId }, ...meta }, trx);
     });
   }
 }

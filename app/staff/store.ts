@@ -32,7 +32,7 @@ export async function signInAccount(db: Knex, email: string) {
   return users(db)
     .join('organisations', 'organisations.id', 'users.organisation_id')
     .whereRaw('lower(users.email) = ?', [email])
-    .first('users.id', 'users.organisation_id', 'users.email', 'users.status', 'users.password_hash', 'organisations.closed_at') as Promise<(Pick<UserRow, 'id' | 'organisation_id' | 'email' | 'status' | 'password_hash'> & { closed_at: Date | null }) | undefined>;
+    .first('users.id', 'users.organisation_id', 'users.email', 'users.status', 'users.password_hash', 'users.break_glass', 'organisations.closed_at', 'organisations.password_sign_in') as Promise<(Pick<UserRow, 'id' | 'organisation_id' | 'email' | 'status' | 'password_hash' | 'break_glass'> & { closed_at: Date | null; password_sign_in: boolean }) | undefined>;
 }
 
 export async function recordLogin(trx: Knex.Transaction, id: string, ip: string | null): Promise<void> {
@@ -191,4 +191,34 @@ export async function anonymiseUsers(trx: Knex.Transaction, ids: string[], now: 
       sessions_valid_after: now,
       updated_at: now,
     });
+}
+
+/** The user a directory subject is linked to (single sign-on), locked for the transaction. */
+export async function lockSsoUser(trx: Knex.Transaction, providerId: string, subject: string): Promise<UserRow | undefined> {
+  return users(trx).where({ sso_provider_id: providerId, sso_subject: subject }).forUpdate().first();
+}
+
+/** Any user with this e-mail (lower-cased), locked: a first SSO sign-in links the organisation's own user of that address. */
+export async function lockUserByEmail(trx: Knex.Transaction, email: string): Promise<UserRow | undefined> {
+  return users(trx).whereRaw('lower(email) = ?', [email]).forUpdate().first();
+}
+
+/** What single sign-on keeps up to date on a linked user (its link, role, status, name, e-mail; sessions ended on demotion or removal). */
+export async function updateSsoUser(
+  trx: Knex.Transaction,
+  organisationId: string,
+  id: string,
+  values: Partial<Pick<UserRow, 'role' | 'status' | 'name' | 'email' | 'sso_provider_id' | 'sso_subject'>> & { sessions_valid_after?: Knex.Raw },
+): Promise<void> {
+  await users(trx).where({ id, organisation_id: organisationId }).update({ ...values, updated_at: trx.fn.now() });
+}
+
+/** The users linked to a provider who are not deactivated (the periodic directory check). */
+export async function activeSsoUsers(db: Knex, providerId: string): Promise<Pick<UserRow, 'id' | 'organisation_id' | 'email' | 'sso_subject'>[]> {
+  return users(db).where({ sso_provider_id: providerId }).whereNot({ status: 'deactivated' }).select('id', 'organisation_id', 'email', 'sso_subject');
+}
+
+/** Whether the user may sign in with a password although the organisation turned password sign-in off. */
+export async function setBreakGlass(trx: Knex.Transaction, organisationId: string, id: string, breakGlass: boolean): Promise<void> {
+  await users(trx).where({ id, organisation_id: organisationId }).update({ break_glass: breakGlass, updated_at: trx.fn.now() });
 }

@@ -9,6 +9,8 @@ export const tableOwners: Record<string, string> = {
   appliance_info: 'app/backup/create.ts',
   organisations: 'app/organisation/store.ts',
   users: 'app/staff/store.ts',
+  sso_providers: 'app/sso/store.ts',
+  sso_role_mappings: 'app/sso/store.ts',
   sessions: 'app/access/session-store.ts',
   one_time_tokens: 'app/access/one-time-tokens.ts',
   login_throttles: 'app/sign-in/throttle.ts',
