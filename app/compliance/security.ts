@@ -12,6 +12,7 @@ export const securitySignals = [
   'auth.login_failed',
   'auth.lockout',
   'auth.break_glass_used',
+  'sso.login_refused',
   'api.refused',
   'security.cross_organisation_denied',
   'security.role_denied',

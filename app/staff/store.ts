@@ -187,6 +187,10 @@ export async function anonymiseUsers(trx: Knex.Transaction, ids: string[], now: 
       password_hash: null,
       language: null,
       last_login_ip: null,
+      // The directory's id for the person goes too (single sign-on).
+      sso_provider_id: null,
+      sso_subject: null,
+      break_glass: false,
       status: 'deactivated',
       sessions_valid_after: now,
       updated_at: now,
