@@ -27,14 +27,25 @@ function refused(outcome: DirectoryOutcome, reason: string): void {
 
 const sortedKeys = (dns: string[]) => dns.map(dnKey).sort();
 
-/** A TCP listener that counts connections and never answers (no LDAP server behind it). */
-async function blackHole(): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
+/**
+ * A TCP listener that counts connections and never answers (no LDAP server
+ * behind it); with `acceptStartTls` it says yes to the first request (a
+ * StartTLS extended request) and then stays silent through the handshake.
+ */
+async function blackHole(acceptStartTls = false): Promise<{ url: string; connections: () => number; close: () => Promise<void> }> {
   let count = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     count += 1;
     sockets.add(socket);
     socket.on('error', () => undefined);
+    if (acceptStartTls) {
+      socket.once('data', (request: Buffer) => {
+        // LDAPMessage { messageID (as in the request: 30 len 02 01 id), extendedResp [APPLICATION 24] { success, "", "" } }
+        const id = request[4] ?? 1;
+        socket.write(Buffer.from([0x30, 0x0c, 0x02, 0x01, id, 0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]));
+      });
+    }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
@@ -253,6 +264,19 @@ describe('SSO: LDAP client against a real OpenLDAP', function () {
         assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
         assert.equal(await ldapLookup(settings({ url: hole.url, timeoutMs: 800, startTls: true }), 'x'), 'unavailable');
         assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+      } finally {
+        await hole.close();
+      }
+    });
+
+    it('a server that accepts StartTLS and then stalls the handshake gives directory_unavailable within the timeout', async () => {
+      const hole = await blackHole(true);
+      try {
+        const started = Date.now();
+        const outcome = await ldapAuthenticate(settings({ url: hole.url, startTls: true, caPem: slapd.caPem, timeoutMs: 800 }), 'alice', password('alice'));
+        refused(outcome, 'directory_unavailable');
+        assert.match(outcome.ok ? '' : (outcome.detail ?? ''), /^starttls: .*TLS handshake/);
+        assert.ok(Date.now() - started < 2500, `took ${Date.now() - started} ms`);
       } finally {
         await hole.close();
       }

@@ -43,6 +43,7 @@ function errorCode(err: unknown): string | undefined {
 export class LdapRun {
   private phase: LdapPhase = 'connect';
   private readonly clients = new Set<Client>();
+  private closed = false;
   private readonly host: string;
   private readonly tlsOptions: tls.ConnectionOptions;
 
@@ -70,6 +71,7 @@ export class LdapRun {
 
   /** A new connection, upgraded with StartTLS when set (ldaps:// connects with TLS at the first request). */
   async connect(): Promise<Client> {
+    if (this.closed) throw new LdapRefusal('directory_unavailable', `${this.phase}: given up (deadline)`);
     const { timeoutMs } = this.settings;
     const ldaps = this.settings.url.toLowerCase().startsWith('ldaps:');
     const client = new Client({
@@ -123,6 +125,7 @@ export class LdapRun {
       return await Promise.race([attempt, deadline]);
     } finally {
       clearTimeout(timer);
+      this.closed = true;
       await this.closeAll();
     }
   }
@@ -163,7 +166,7 @@ export class LdapRun {
   scrub(text: string): string {
     let result = text;
     for (const secret of [this.settings.bindPassword, ...this.secrets]) {
-      if (secret.length >= 1) result = result.split(secret).join('***');
+      if (secret.length >= 4) result = result.split(secret).join('***');
     }
     return result;
   }
