@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { DirectoryIdentity, DirectoryOutcome } from '../app/sso/identity';
 import { ldapAuthenticate, ldapLookup, ldapTest } from '../app/sso/ldap-client';
-import { ldapSettingsSchema, type LdapSettings, type LdapSettingsInput } from '../app/sso/ldap-settings';
+import { ldapSettingsSchema, publicLdapSettings, type LdapSettings, type LdapSettingsInput } from '../app/sso/ldap-settings';
 import { dnKey, guidToBytes, guidToString } from '../app/sso/ldap-values';
 import { BASE_DN, GROUPS_DN, LEGACY_GROUP, PEOPLE, SERVICE_DN, groupDn, personDn, startSlapd, type Slapd } from './support/slapd';
 
@@ -97,6 +97,8 @@ describe('SSO: LDAP client against a real OpenLDAP', function () {
       assert.deepEqual(problems({ bindPassword: '' }), ['bindPassword:bind_password_required']);
       assert.deepEqual(problems({ timeoutMs: 10 }), ['timeoutMs:invalid_timeout']);
       assert.deepEqual(problems({ caPem: slapd.caPem, startTls: true }), []);
+      const shown = JSON.stringify(publicLdapSettings(s));
+      assert.ok(!shown.includes(slapd.servicePassword) && shown.includes('"bindPasswordSet":true'));
     });
 
     it('renders objectGUID bytes as a canonical GUID and back; compares DNs by a key', () => {

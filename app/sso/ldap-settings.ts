@@ -128,3 +128,9 @@ export function ldapTransport(s: Pick<LdapSettings, 'url' | 'startTls'>): 'ldaps
   if (s.url.toLowerCase().startsWith('ldaps:')) return 'ldaps';
   return s.startTls ? 'starttls' : 'plain';
 }
+
+/** The settings as they may be shown back or audited: the service password only as "set". */
+export function publicLdapSettings(s: LdapSettings): Omit<LdapSettings, 'bindPassword'> & { bindPasswordSet: boolean } {
+  const { bindPassword, ...rest } = s;
+  return { ...rest, bindPasswordSet: bindPassword.length > 0 };
+}
