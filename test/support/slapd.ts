@@ -12,8 +12,9 @@ import { freePort } from './process';
  * certificates are made with the `openssl` command) for the LDAP sign-in
  * tests: started as a child process in its own process group, with its
  * own temporary slapd.conf, mdb database and certificates, listening only
- * on 127.0.0.1 (ldap:// with StartTLS, and ldaps://). It runs as whoever runs the tests (root or a plain user): no
- * `-u`/`-g`, everything it touches is in its temporary folder.
+ * on 127.0.0.1 (ldap:// with StartTLS, and ldaps://). It runs as whoever
+ * runs the tests (root or a plain user): no `-u`/`-g`, everything it
+ * touches is in its temporary folder.
  *
  * The tree (BASE_DN = dc=example,dc=org):
  *   ou=service   cn=vclerk-service (the service account, may read people and groups)
