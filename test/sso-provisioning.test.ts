@@ -44,6 +44,7 @@ describe('single sign-on: provisioning from the directory', () => {
     assert.equal(roleFor([CLERKS, 'compliance', ADMINS], mappings)!.role, 'admin');
     assert.equal(roleFor(['compliance', CLERKS], mappings)!.role, 'compliance');
     assert.equal(roleFor(['cn=Other'], mappings), null);
+    assert.equal(roleFor(['CN=VClerk Admins, OU=Groups,DC=bank,DC=example'], mappings)!.role, 'admin', 'DNs compared as DNs');
     assert.equal(roleFor([], mappings), null);
   });
 

@@ -5,6 +5,7 @@ import { closureOf } from '../organisation/store';
 import { sha256 } from '../security/tokens';
 import { activeSsoUsers, insertUser, lockSsoUser, lockUserByEmail, updateSsoUser } from '../staff/store';
 import type { DirectoryIdentity, DirectoryRefusal } from './identity';
+import { dnKey } from './ldap-values';
 import { roleMappingsOf } from './store';
 
 /**
@@ -34,8 +35,9 @@ const PRECEDENCE: Role[] = ['admin', 'compliance', 'clerk'];
 
 /** The role the mapping gives for these groups, with the groups that matched; null when none matches. */
 export function roleFor(groups: readonly string[], mappings: readonly Pick<SsoRoleMappingRow, 'directory_group' | 'role'>[]): { role: Role; matched: string[] } | null {
-  const held = new Set(groups.map((g) => g.trim().toLowerCase()));
-  const matches = mappings.filter((m) => held.has(m.directory_group.trim().toLowerCase()));
+  // Compared as DNs are (case, spaces and escapes do not matter: `CN=Doe\, John` is `cn=doe\2c john`); a claim value is one plain RDN.
+  const held = new Set(groups.map(dnKey));
+  const matches = mappings.filter((m) => held.has(dnKey(m.directory_group)));
   for (const role of PRECEDENCE) {
     if (matches.some((m) => m.role === role)) return { role, matched: matches.filter((m) => m.role === role).map((m) => m.directory_group) };
   }
