@@ -76,6 +76,13 @@ export function refusalOf(err: unknown, stage: 'discovery' | 'exchange' | 'token
   if (code('OAUTH_RESPONSE_BODY_ERROR')) {
     return refuse(f.oauthError === 'invalid_client' || f.oauthError === 'unauthorized_client' ? 'misconfigured' : 'provider_error', f.oauthError ?? 'token_error');
   }
+  if (code('OAUTH_WWW_AUTHENTICATE_CHALLENGE')) {
+    // A 401 from the token endpoint: the client's authentication (id or secret) was not accepted.
+    const challenges = (err as { cause?: unknown }).cause;
+    const first = Array.isArray(challenges) ? (challenges[0] as { parameters?: { error?: unknown } } | undefined) : undefined;
+    const oauthError = typeof first?.parameters?.error === 'string' ? first.parameters.error : undefined;
+    return refuse(oauthError === undefined || oauthError === 'invalid_client' ? 'misconfigured' : 'provider_error', oauthError ?? 'authentication challenge');
+  }
   if (code('OAUTH_JWT_TIMESTAMP_CHECK_FAILED')) return refuse(f.claim === 'exp' ? 'token_expired' : 'token_invalid', claimDetail);
   if (code('OAUTH_JWT_CLAIM_COMPARISON_FAILED')) return refuse(byClaim(f.claim), claimDetail);
   if (code('OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED')) {

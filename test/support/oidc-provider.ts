@@ -85,13 +85,15 @@ export function tamperPayload(token: string): string {
 }
 
 /**
- * oidc-provider 9 names Node 22 as its runtime and says so once on import;
- * it works on Node 20 (VClerk's runtime), so that one line is dropped.
+ * Two warnings of oidc-provider that do not apply to a test provider are
+ * dropped: it names Node 22 as its runtime (it works on Node 20, VClerk's
+ * runtime), and it warns that its in-memory store is for development only.
  */
-async function quietly<T>(load: () => Promise<T>): Promise<T> {
+const EXPECTED_WARNINGS = ['Unsupported runtime', 'in-memory adapter'];
+async function quietly<T>(load: () => Promise<T> | T): Promise<T> {
   const warn = console.warn;
   console.warn = (...args: unknown[]) => {
-    if (typeof args[0] === 'string' && args[0].includes('Unsupported runtime')) return;
+    if (typeof args[0] === 'string' && EXPECTED_WARNINGS.some((w) => (args[0] as string).includes(w))) return;
     warn(...args);
   };
   try {
@@ -126,7 +128,7 @@ export async function startTestProvider(options: TestProviderOptions = {}): Prom
   const redirectUri = options.redirectUri ?? 'http://127.0.0.1:9/auth/oidc/callback';
   const backchannelLogoutUri = options.backchannelLogoutUri ?? `${issuer}/test-rp/backchannel-logout`;
 
-  const provider = new Provider(issuer, {
+  const provider = await quietly(() => new Provider(issuer, {
     adapter: MemoryAdapter,
     clients: [
       {
@@ -189,7 +191,7 @@ export async function startTestProvider(options: TestProviderOptions = {}): Prom
       ctx.type = 'json';
       ctx.body = out;
     },
-  });
+  }));
 
   // The interaction signs the chosen account in without a form.
   provider.use(async (ctx: any, next: () => Promise<void>) => {
