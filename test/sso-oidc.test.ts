@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import {
   beginOidc,
@@ -14,6 +15,7 @@ import {
   type OidcOutcome,
   type OidcSettingsInput,
 } from '../app/sso/oidc-client';
+import { createSelfSignedCertificate } from '../app/net/self-signed';
 import { decodeJwt, startTestProvider, tamperPayload, type IdTokenRewrite, type TestProvider } from './support/oidc-provider';
 
 describe('sso: OpenID Connect relying party against a real provider (oidc-provider on 127.0.0.1)', function () {
@@ -56,6 +58,7 @@ describe('sso: OpenID Connect relying party against a real provider (oidc-provid
   const refusedWith = (outcome: OidcOutcome, reason: string) => {
     assert.equal(outcome.ok, false, `expected a refusal (${reason}), got ${JSON.stringify(outcome)}`);
     if (!outcome.ok) assert.equal(outcome.reason, reason, `detail: ${outcome.detail}`);
+    if (process.env.OIDC_DEBUG && !outcome.ok) console.log(`      ${outcome.reason}: ${outcome.detail}`);
   };
 
   it('the Test report shows discovery and the claims mapping, never the secret', async () => {
@@ -84,6 +87,32 @@ describe('sso: OpenID Connect relying party against a real provider (oidc-provid
     const report = await oidcTest(withSettings({ issuer: `http://127.0.0.1:${port}` }));
     assert.equal(report.ok, false);
     if (!report.ok) assert.equal(report.reason, 'directory_unavailable');
+  });
+
+  it("a provider's TLS is checked: its own CA (caPem) is trusted beside the public ones, without it tls_failed", async () => {
+    const day = 24 * 3600 * 1000;
+    const { certPem, keyPem } = createSelfSignedCertificate({ commonName: '127.0.0.1', dnsNames: [], ipAddresses: ['127.0.0.1'], notBefore: new Date(Date.now() - day), notAfter: new Date(Date.now() + day) });
+    let issuer = '';
+    const server = https.createServer({ cert: certPem, key: keyPem }, (req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/.well-known/openid-configuration') {
+        res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['ES256'] }));
+      } else res.end(JSON.stringify({ keys: [] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      issuer = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const untrusted = await oidcTest(withSettings({ issuer }));
+      assert.equal(untrusted.ok, false);
+      if (!untrusted.ok) assert.equal(untrusted.reason, 'tls_failed', `detail: ${untrusted.detail}`);
+      const trusted = await oidcTest(withSettings({ issuer, caPem: certPem }));
+      assert.ok(trusted.ok, JSON.stringify(trusted));
+      assert.deepEqual(trusted.algorithmsUsable, ['ES256']);
+      assert.deepEqual(trusted.keys, { count: 0, algorithms: [] });
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   it('sign-in gives the identity with the groups claim; a changed group shows at the next sign-in', async () => {
