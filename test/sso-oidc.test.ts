@@ -9,6 +9,7 @@ import {
   oidcEndSessionUrl,
   oidcLogoutSupport,
   oidcTest,
+  OidcRefusalError,
   OidcSettings,
   parseOidcSettings,
   verifyLogoutToken,
@@ -84,9 +85,11 @@ describe('sso: OpenID Connect relying party against a real provider (oidc-provid
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const report = await oidcTest(withSettings({ issuer: `http://127.0.0.1:${port}` }));
+    const unreachable = withSettings({ issuer: `http://127.0.0.1:${port}` });
+    const report = await oidcTest(unreachable);
     assert.equal(report.ok, false);
     if (!report.ok) assert.equal(report.reason, 'directory_unavailable');
+    await assert.rejects(beginOidc(unreachable), (err: OidcRefusalError) => err instanceof OidcRefusalError && err.reason === 'directory_unavailable');
   });
 
   it("a provider's TLS is checked: its own CA (caPem) is trusted beside the public ones, without it tls_failed", async () => {

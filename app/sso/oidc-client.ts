@@ -1,6 +1,6 @@
 import type { DirectoryIdentity, DirectoryOutcome } from './identity';
 import { discover, oidcLibs, type Discovered } from './oidc-discovery';
-import { refuse, refusalOf, type OidcRefusal } from './oidc-errors';
+import { OidcRefusalError, refuse, refusalOf, type OidcRefusal } from './oidc-errors';
 import { sameString, verifyIdToken, type Claims } from './oidc-verify';
 import { groupsFrom, readClaim, stringClaim, type OidcSettings } from './oidc-settings';
 
@@ -16,6 +16,7 @@ import { groupsFrom, readClaim, stringClaim, type OidcSettings } from './oidc-se
  */
 export { OidcSettings, parseOidcSettings, type OidcSettingsInput } from './oidc-settings';
 export { forgetDiscovery } from './oidc-discovery';
+export { OidcRefusalError, type OidcRefusal } from './oidc-errors';
 
 /** What the routes keep in the session between `beginOidc` and the callback; single-use. */
 export interface OidcPending {
@@ -33,9 +34,20 @@ export type OidcOutcome =
   | { ok: true; identity: DirectoryIdentity; /** the provider's session id (`sid`), to match back-channel logout tokens */ sid: string | null }
   | OidcRefusal;
 
+/**
+ * Starts a sign-in: the provider's authorization URL to redirect the browser
+ * to, and the attempt to keep in the session until the callback. Throws an
+ * OidcRefusalError (reason `directory_unavailable`, `tls_failed`,
+ * `wrong_issuer`, ...) when the provider cannot be discovered.
+ */
 export async function beginOidc(settings: OidcSettings, extra: { loginHint?: string; prompt?: 'login' | 'select_account' } = {}): Promise<{ url: string; pending: OidcPending }> {
   const { oidc } = await oidcLibs();
-  const { config } = await discover(settings);
+  let config;
+  try {
+    ({ config } = await discover(settings));
+  } catch (err) {
+    throw new OidcRefusalError(refusalOf(err, 'discovery'));
+  }
   const pending: OidcPending = { state: oidc.randomState(), nonce: oidc.randomNonce(), codeVerifier: oidc.randomPKCECodeVerifier(), createdAt: Date.now() };
   const params: Record<string, string> = {
     response_type: 'code',

@@ -9,6 +9,18 @@ import type { DirectoryRefusal } from './identity';
  */
 export type OidcRefusal = { ok: false; reason: DirectoryRefusal; detail?: string };
 
+/** Thrown by `beginOidc` when the provider cannot be used (discovery failed): carries the refusal code for the audit trail. */
+export class OidcRefusalError extends Error {
+  readonly reason: DirectoryRefusal;
+  readonly detail: string | undefined;
+  constructor(refusal: OidcRefusal) {
+    super(`oidc: ${refusal.reason}${refusal.detail ? ` (${refusal.detail})` : ''}`);
+    this.name = 'OidcRefusalError';
+    this.reason = refusal.reason;
+    this.detail = refusal.detail;
+  }
+}
+
 export function refuse(reason: DirectoryRefusal, detail?: string): OidcRefusal {
   return detail === undefined ? { ok: false, reason } : { ok: false, reason, detail: detail.slice(0, 200) };
 }
