@@ -8,7 +8,7 @@ import { useTestDatabase } from '../support/database';
  * directory and database. bench/faults.ts runs the same and prints it.
  */
 describe('SIGKILL of the appliance during recorded calls, then a start again (real browsers, dist/)', function () {
-  this.timeout(300_000);
+  this.timeout(600_000);
   const db = useTestDatabase();
   let result: ApplianceKillResult;
 

@@ -204,7 +204,8 @@ export async function applianceKill(db: TestDatabase, options: { calls: number; 
 
     const recordings: ApplianceKillResult['recordings'] = [];
     for (const id of recordingIds) {
-      const row = await until(`recording ${id} finished`, options.boundMs, async () => {
+      // Finishing (composing the MP4) runs in the background at low priority: on a busy machine it may take minutes.
+      const row = await until(`recording ${id} finished`, Math.max(options.boundMs, 240_000), async () => {
         const r = await knex('recordings').where({ id }).first();
         return r && ['ready', 'partial', 'failed'].includes(r.status) ? r : undefined;
       });
