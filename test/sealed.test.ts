@@ -19,7 +19,7 @@ describe('sealed secrets (an LDAP service password, an OIDC client secret in the
     assert.throws(() => sealerFor('session secret one', 'other').open(sealed, 'p'), SealedSecretError);
     assert.throws(() => sealerFor('session secret two', 'sso').open(sealed, 'p'), SealedSecretError);
     const bytes = Buffer.from(sealed.slice(3), 'base64url');
-    bytes[14] ^= 1;
+    bytes[14] = bytes[14]! ^ 1;
     assert.throws(() => sealer.open(`v1.${bytes.toString('base64url')}`, 'p'), SealedSecretError);
     for (const junk of ['', 'v1.', 'v2.abc', 'v1.AAAA', 'plain text']) assert.throws(() => sealer.open(junk, 'p'), SealedSecretError);
   });
