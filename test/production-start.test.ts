@@ -15,7 +15,7 @@ import { cleanEnv, freePort, mediaEnv, root } from './support/process';
 const appDir = root;
 const entrypoint = path.join(appDir, 'docker', 'entrypoint');
 const asRoot = process.getuid?.() === 0;
-const user = asRoot ? { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) } : undefined;
+let user = asRoot ? { uid: Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' })) } : undefined;
 
 /** The HEALTHCHECK command of docker/Dockerfile, as written there. */
 function dockerHealthcheck(): string[] {
@@ -56,7 +56,10 @@ describe('the production start (docker/entrypoint in the repository)', function 
       try {
         execFileSync(process.execPath, ['-e', `require('fs').accessSync(${JSON.stringify(path.join(appDir, 'dist', 'app', 'server.js'))}, require('fs').constants.R_OK)`], { ...user, stdio: 'ignore' });
       } catch {
-        this.skip();
+        // A checkout in a private directory (0700, as the README's newcomer has it): run as root then, as
+        // `docker run --user 0` would; the image's own non-root start is tested through the image (test/image).
+        console.log('      (the checkout is private to root: the entrypoint runs as root here)');
+        user = undefined;
       }
     }
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-prod-'));
