@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import path from 'node:path';
-import { RoomRegistry, WorkerPool, resolveWorkerBinary } from '../media';
-import { silentLogger } from './support/context';
-import { freePortBlock } from './support/process';
+import { RoomRegistry, WorkerPool } from '../media';
+import { startTestPool } from './support/media-pool';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -14,15 +12,7 @@ describe('media room reset after a worker died', function () {
   let rooms: RoomRegistry;
 
   before(async () => {
-    pool = await WorkerPool.create({
-      workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, path.join(__dirname, '..')),
-      workers: 1,
-      listenIp: '127.0.0.1',
-      basePort: await freePortBlock(1),
-      logLevel: 'warn',
-      logger: silentLogger,
-    });
-    rooms = new RoomRegistry(pool, silentLogger);
+    ({ pool, rooms } = await startTestPool());
   });
   after(async () => {
     await rooms?.closeAll();

@@ -3,14 +3,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CallRecorder, PortAllocator, resolveWorkerBinary, RoomRegistry, WorkerPool, type RecordingTrack } from '../media';
+import { CallRecorder, PortAllocator, RoomRegistry, WorkerPool, type RecordingTrack } from '../media';
 import { finaliseRecording } from '../app/recordings/finalise';
 import { RecordingStore } from '../app/recordings/service';
 import { recordingDir } from '../app/recordings/storage';
 import { seedOrganisation, seedUser } from './support/accounts';
 import { silentLogger } from './support/context';
+import { startTestPool } from './support/media-pool';
 import { createTestDatabase, useTestDatabase, type TestDatabase } from './support/database';
-import { cleanEnv, freePort, freePortBlock, mediaEnv, root, run } from './support/process';
+import { cleanEnv, freePort, mediaEnv, root, run } from './support/process';
 import { startRtpSource, type RtpSource } from './support/rtp-source';
 
 /**
@@ -53,17 +54,7 @@ describe('recording files: modes and the raw tracks\' lifetime', function () {
 
   before(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-recfiles-'));
-    pool = await WorkerPool.create({
-      workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, root),
-      workers: 1,
-      listenIp: '127.0.0.1',
-      basePort: await freePortBlock(1),
-      rtcMinPort: 48300,
-      rtcMaxPort: 48399,
-      logLevel: 'warn',
-      logger: silentLogger,
-    });
-    rooms = new RoomRegistry(pool, silentLogger);
+    ({ pool, rooms } = await startTestPool({ rtcMinPort: 48300, rtcMaxPort: 48399 }));
   });
 
   after(async () => {

@@ -22,7 +22,7 @@ import {
   type Room,
 } from '../media';
 import { silentLogger } from './support/context';
-import { freePortBlock } from './support/process';
+import { startTestPool } from './support/media-pool';
 import { startRtpSource, type RtpSource } from './support/rtp-source';
 
 const run = promisify(execFile);
@@ -151,17 +151,7 @@ describe('CallRecorder and composeRecording (real mediasoup worker, real ffmpeg)
   let sources: RtpSource[] = [];
 
   before(async () => {
-    pool = await WorkerPool.create({
-      workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, path.join(__dirname, '..')),
-      workers: 1,
-      listenIp: '127.0.0.1',
-      basePort: await freePortBlock(1),
-      rtcMinPort: 47800,
-      rtcMaxPort: 47999,
-      logLevel: 'warn',
-      logger: silentLogger,
-    });
-    rooms = new RoomRegistry(pool, silentLogger);
+    ({ pool, rooms } = await startTestPool({ rtcMinPort: 47800, rtcMaxPort: 47999 }));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-recording-'));
   });
 

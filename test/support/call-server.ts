@@ -8,10 +8,10 @@ import { callModules } from '../../app/call-modules';
 import { sessionMiddleware } from '../../app/access/session';
 import { CallHub } from '../../app/calls/hub';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
-import { RoomRegistry, WorkerPool, resolveWorkerBinary } from '../../media';
+import { WorkerPool } from '../../media';
 import { startTestJobs } from './jobs';
-import { freePortBlock } from './process';
 import { silentLogger, testConfig, TEST_SECRET } from './context';
+import { startTestPool } from './media-pool';
 import type { TestDatabase } from './database';
 
 export interface CallServer {
@@ -34,17 +34,7 @@ export async function startCallServer(
 ): Promise<CallServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-calls-'));
   const config = testConfig({ VCLERK_DATA_DIR: dataDir, VCLERK_RECORDING_MIN_FREE_MB: '1', ...options.env });
-  const pool = await WorkerPool.create({
-    workerBin: resolveWorkerBinary(process.env.MEDIASOUP_WORKER_BIN, path.join(__dirname, '..', '..')),
-    workers: options.workers ?? 1,
-    listenIp: '127.0.0.1',
-    basePort: await freePortBlock(options.workers ?? 1),
-    rtcMinPort: config.mediaRtcPortMin,
-    rtcMaxPort: config.mediaRtcPortMax,
-    logLevel: 'warn',
-    logger: silentLogger,
-  });
-  const rooms = new RoomRegistry(pool, silentLogger);
+  const { pool, rooms } = await startTestPool({ workers: options.workers ?? 1, rtcMinPort: config.mediaRtcPortMin, rtcMaxPort: config.mediaRtcPortMax });
   const session = sessionMiddleware(db.knex, { secret: TEST_SECRET, idleMinutes: 30 });
   const jobs = options.recordings ? await startTestJobs(db.knex) : undefined;
   const recordings = jobs ? await startRecordings(config, db.knex, silentLogger, jobs) : undefined;
