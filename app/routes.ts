@@ -12,6 +12,7 @@ import { limitRefusals } from './http/limiter';
 import { createCallLink, getCall, listCalls, listClerks, openApi, queueState, revokeLink } from './api/routes';
 import type { Access } from './access/guards';
 import { login, loginPage, logout } from './sign-in/routes';
+import { ldapPage, ldapSignIn, oidcBackchannelLogout, oidcCallback, oidcStart, ssoChoose } from './sso/routes';
 import type { PassportInstance } from './sign-in/passport';
 import type { LoginService } from './sign-in/login-service';
 import type { LoginThrottle } from './sign-in/throttle';
@@ -78,6 +79,7 @@ export function routes(deps: RouteDeps): Route[] {
   const { db } = deps;
   const admin: AdminDeps = { knex: db, config: deps.config, throttle: deps.throttle };
   const links = new CallLinkTokens(deps.sessionSecret);
+  const sso = { db, config: deps.config, sessionSecret: deps.sessionSecret, login: deps.login, throttle: deps.throttle };
   const calls = { knex: db, config: deps.config, hub: deps.hub, links };
   const api = { knex: db, config: deps.config, links };
   const limit = perKeyRateLimit();
@@ -94,6 +96,12 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/login', access: 'public', handlers: [loginPage] },
     { method: 'post', path: '/login', access: 'public', handlers: [login(deps.passport, deps.login, db)] },
     { method: 'post', path: '/logout', access: 'public', handlers: [logout(db)] },
+    { method: 'get', path: '/sso/:slug', access: 'public', handlers: [limitRefusals(db, 'link'), ssoChoose(sso)] },
+    { method: 'get', path: '/sso/:slug/ldap', access: 'public', handlers: [limitRefusals(db, 'link'), ldapPage(sso)] },
+    { method: 'post', path: '/sso/:slug/ldap', access: 'public', handlers: [limitRefusals(db, 'link'), ldapSignIn(sso)] },
+    { method: 'get', path: '/sso/:slug/oidc', access: 'public', handlers: [limitRefusals(db, 'link'), oidcStart(sso)] },
+    { method: 'get', path: '/sso/:slug/oidc/callback', access: 'public', handlers: [limitRefusals(db, 'link'), oidcCallback(sso)] },
+    { method: 'post', path: '/sso/:slug/oidc/backchannel-logout', access: 'public', handlers: [limitRefusals(db, 'link'), oidcBackchannelLogout(sso)] },
     { method: 'get', path: '/setup/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setupPage(db)] },
     { method: 'post', path: '/setup/:token', access: 'public', handlers: [limitRefusals(db, 'link'), completeSetup(db)] },
     { method: 'get', path: '/invite/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setPasswordPage(db, 'invite')] },
