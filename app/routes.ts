@@ -12,7 +12,7 @@ import { limitRefusals } from './http/limiter';
 import { createCallLink, getCall, listCalls, listClerks, openApi, queueState, revokeLink } from './api/routes';
 import type { Access } from './access/guards';
 import { login, loginPage, logout } from './sign-in/routes';
-import { ldapPage, ldapSignIn, oidcBackchannelLogout, oidcCallback, oidcStart, ssoChoose } from './sso/routes';
+import { ldapPage, ldapSignIn, oidcBackchannelLogout, oidcCallback, oidcStart, ssoChoose, ssoFind } from './sso/routes';
 import type { PassportInstance } from './sign-in/passport';
 import type { LoginService } from './sign-in/login-service';
 import type { LoginThrottle } from './sign-in/throttle';
@@ -96,6 +96,7 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/login', access: 'public', handlers: [loginPage] },
     { method: 'post', path: '/login', access: 'public', handlers: [login(deps.passport, deps.login, db)] },
     { method: 'post', path: '/logout', access: 'public', handlers: [logout(db)] },
+    { method: 'get', path: '/sso', access: 'public', handlers: [ssoFind] },
     { method: 'get', path: '/sso/:slug', access: 'public', handlers: [limitRefusals(db, 'link'), ssoChoose(sso)] },
     { method: 'get', path: '/sso/:slug/ldap', access: 'public', handlers: [limitRefusals(db, 'link'), ldapPage(sso)] },
     { method: 'post', path: '/sso/:slug/ldap', access: 'public', handlers: [limitRefusals(db, 'link'), ldapSignIn(sso)] },

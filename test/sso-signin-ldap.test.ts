@@ -114,7 +114,7 @@ describe('SSO: LDAP sign-in through the routes', function () {
       const second = await ldapSignIn(app, 'bob', PEOPLE.bob!.password);
       assert.equal(second.res.status, 403);
       assert.match(second.res.text, /in no group that may use VClerk/);
-      const user = await knex()('users').where({ email: 'bob@example.org' }).first();
+      const user = (await knex()('users').where({ email: 'bob@example.org' }).first())!;
       assert.ok((await audit('sso.deprovisioned').where({ target_id: user.id })).length >= 1);
       assert.ok((await audit('sso.login_refused').where({ target_id: user.id })).some((e) => e.details?.reason === 'no_mapped_group'));
       const after = await first.agent.get('/dashboard');
@@ -125,12 +125,17 @@ describe('SSO: LDAP sign-in through the routes', function () {
     }
   });
 
-  it('answers 404 for an organisation without LDAP or an unknown one', async () => {
+  it('answers 404 for an organisation without LDAP or an unknown one; the sign-in page leads to the organisation\'s page', async () => {
     const other = await seedOrganisation(knex(), 'Plain Bank');
     const app = buildApp(db.current);
     await request(app).get(`/sso/${other.slug}/ldap`).expect(404);
     await request(app).get('/sso/no-such-organisation').expect(404);
     const page = await request(app).get(`/sso/${other.slug}`).expect(200);
     assert.match(page.text, /has not set up single sign-on/);
+    // The sign-in page links to the organisation finder, which leads to the organisation's page.
+    assert.match((await request(app).get('/login').expect(200)).text, /href="\/sso"/);
+    assert.match((await request(app).get('/sso').expect(200)).text, /name="organisation"/);
+    await request(app).get(`/sso?organisation=${org.slug.toUpperCase()}`).expect(303).expect('Location', `/sso/${org.slug}`);
+    await request(app).get('/sso?organisation=a%2Fb').expect(400);
   });
 });

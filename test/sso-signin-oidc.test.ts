@@ -131,7 +131,7 @@ describe('SSO: OpenID Connect sign-in through the routes', function () {
     const two = await signIn('bob-0002');
     await one.agent.get('/dashboard').expect(200);
     await two.agent.get('/dashboard').expect(200);
-    const bob = await knex()('users').where({ email: 'bob@example.test' }).first();
+    const bob = (await knex()('users').where({ email: 'bob@example.test' }).first())!;
     const sessions = await sessionsOf(bob.id);
     const sid = sessions.map((s) => s.data.oidcSid as string).find(Boolean)!;
     // The real provider sends the logout token for one provider session to the app's back-channel URI.

@@ -1,10 +1,12 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { Knex } from 'knex';
+import { z } from 'zod';
 import type { Config } from '../../config';
 import { requestMeta } from '../access/caller';
 import { saveSession } from '../access/session';
 import { startSession } from '../access/sign-in';
 import { limiterFor, rateLimited } from '../http/limiter';
+import { parseQuery } from '../http/query';
 import { publicBase } from '../http/links';
 import type { LoginService } from '../sign-in/login-service';
 import { accountKey, ipKey, type LoginThrottle } from '../sign-in/throttle';
@@ -85,6 +87,15 @@ function refusedPage(req: Request, res: Response, slug: string, reason: Reason):
   res.status(statusOf(reason)).setHeader('Cache-Control', 'no-store');
   res.render('sso/refused', { title: req.t('sso.refused_title'), slug, message: req.t(MESSAGES[reason]) });
 }
+
+const findQuery = z.object({ organisation: z.string().trim().toLowerCase().max(100, 'too_long').regex(/^[a-z0-9-]+$/, 'invalid').optional() });
+
+/** GET /sso: asks for the organisation (its short name, as in its addresses), then sends the browser to its page. */
+export const ssoFind: RequestHandler = (req, res) => {
+  const { organisation } = parseQuery(findQuery, req);
+  if (organisation) return res.redirect(303, `/sso/${organisation}`);
+  res.render('sso/find', { title: req.t('sso.choose_title') });
+};
 
 /** GET /sso/:slug: the organisation's enabled single sign-on methods. */
 export function ssoChoose(deps: SsoRouteDeps): RequestHandler {
