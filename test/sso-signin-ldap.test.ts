@@ -125,6 +125,18 @@ describe('SSO: LDAP sign-in through the routes', function () {
     }
   });
 
+  it('locks the name after repeated wrong passwords like /login: 429, audited, the right password refused while locked', async () => {
+    const app = buildApp(db.current);
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await ldapSignIn(app, 'carol', `wrong-${i}`)).res.status);
+    assert.deepEqual(statuses, [401, 401, 401, 401, 429]);
+    const locked = await ldapSignIn(app, 'carol', PEOPLE.carol!.password);
+    assert.equal(locked.res.status, 429);
+    assert.match(locked.res.text, /Too many failed attempts/);
+    assert.ok((await audit('auth.lockout')).some((e) => e.details?.scope === 'account' && e.details?.provider === 'ldap'));
+    assert.ok((await audit('sso.login_refused')).some((e) => e.details?.reason === 'locked'));
+  });
+
   it('answers 404 for an organisation without LDAP or an unknown one; the sign-in page leads to the organisation\'s page', async () => {
     const other = await seedOrganisation(knex(), 'Plain Bank');
     const app = buildApp(db.current);

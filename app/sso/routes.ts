@@ -143,7 +143,7 @@ export function ldapSignIn(deps: SsoRouteDeps): RequestHandler {
     const release = () => Promise.all([deps.throttle.release(keys.account, 'account'), deps.throttle.release(keys.ip, 'ip')]);
     if (!account.allowed || !ip.allowed) {
       await release();
-      await service.refused(row, 'invalid_credentials', requestMeta(req), username);
+      await service.locked(row, requestMeta(req), username);
       return refuse('locked');
     }
     const outcome = await service.ldap(row, username, password, requestMeta(req));
@@ -157,7 +157,9 @@ export function ldapSignIn(deps: SsoRouteDeps): RequestHandler {
       await release();
       return refuse(outcome.reason);
     }
-    return refuse(account.lockedNow || ip.lockedNow ? 'locked' : outcome.reason);
+    const lockedNow = (['account', 'ip'] as const).filter((scope) => (scope === 'account' ? account : ip).lockedNow);
+    if (lockedNow.length) await service.locked(row, requestMeta(req), username, [...lockedNow]);
+    return refuse(lockedNow.length ? 'locked' : outcome.reason);
   };
 }
 

@@ -1,9 +1,11 @@
 import type { Knex } from 'knex';
+import { AuditService } from '../audit/service';
 import { NotFoundError } from '../core/errors';
 import type { SsoProviderRow } from '../db/tables';
 import { endSessionsOfOidcSid, endUserSessions } from '../access/session-store';
 import { findOrganisation, type Organisation } from '../organisation/store';
 import { sealerFor } from '../security/sealed';
+import { sha256 } from '../security/tokens';
 import { lockSsoUser } from '../staff/store';
 import type { DirectoryRefusal } from './identity';
 import { ldapAuthenticate } from './ldap-client';
@@ -101,6 +103,17 @@ export class SsoSignIn {
   async refused(row: SsoProviderRow, reason: DirectoryRefusal, meta: Meta, attempted?: string): Promise<{ ok: false; reason: DirectoryRefusal }> {
     await this.provisioning.directoryRefused(row, reason, meta, attempted);
     return { ok: false, reason };
+  }
+
+  /**
+   * LDAP sign-in refused by the throttle (too many wrong names or passwords): audited as a refusal with
+   * reason `locked`, and the lock itself once (`auth.lockout`, with its scope) when this attempt set it.
+   */
+  async locked(row: SsoProviderRow, meta: Meta, attempted: string, lockedNow: ('account' | 'ip')[] = []): Promise<void> {
+    const audit = new AuditService(this.knex);
+    const details = { provider: row.kind, attempted_account: sha256(attempted.trim().toLowerCase()).slice(0, 16) };
+    for (const scope of lockedNow) await audit.record({ organisationId: row.organisation_id, actor: { type: 'guest' }, action: 'auth.lockout', ...meta, details: { ...details, scope } });
+    if (lockedNow.length === 0) await audit.record({ organisationId: row.organisation_id, actor: { type: 'guest' }, action: 'sso.login_refused', ...meta, details: { ...details, reason: 'locked' } });
   }
 
   /** LDAP: the name and password checked by the directory, then provisioning. */
