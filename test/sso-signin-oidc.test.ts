@@ -8,7 +8,7 @@ import { forgetDiscovery } from '../app/sso/oidc-client';
 import { seedOrganisation, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
-import { startTestProvider, tamperPayload, type TestProvider } from './support/oidc-provider';
+import { decodeJwt, startTestProvider, tamperPayload, type TestProvider } from './support/oidc-provider';
 import { seedSsoProvider } from './support/sso';
 
 /**
@@ -97,6 +97,30 @@ describe('SSO: OpenID Connect sign-in through the routes', function () {
     assert.match(res.text, /could not be verified/);
     assert.ok((await audit('sso.login_refused')).some((e) => e.details?.reason === 'token_invalid'));
     assert.notEqual((await agent.get('/dashboard')).status, 200);
+  });
+
+  it('refuses an expired, wrong-audience, wrong-issuer or unsigned (alg: none) ID token, each audited with its reason', async () => {
+    const now = () => Math.floor(Date.now() / 1000);
+    const craft = (change: (claims: Record<string, unknown>) => void, key: 'provider' | 'none' = 'provider') => async (real: string) => {
+      const { payload } = decodeJwt(real);
+      change(payload);
+      return op.mint(payload, { key });
+    };
+    const cases: [string, (idToken: string) => Promise<string>][] = [
+      ['token_expired', craft((c) => Object.assign(c, { iat: now() - 7200, exp: now() - 3600 }))],
+      ['wrong_audience', craft((c) => (c.aud = 'another-client'))],
+      ['wrong_issuer', craft((c) => (c.iss = 'http://127.0.0.1:9'))],
+      ['alg_not_allowed', craft(() => undefined, 'none')],
+    ];
+    for (const [reason, rewrite] of cases) {
+      const before = (await audit('sso.login_refused')).length;
+      const { agent, res } = await signIn('alice-0001', { rewrite });
+      assert.equal(res.status, 403, `${reason}: ${res.status}`);
+      assert.match(res.text, /could not be verified/);
+      const refusals = (await audit('sso.login_refused')).slice(before);
+      assert.deepEqual(refusals.map((e) => e.details?.reason), [reason]);
+      assert.notEqual((await agent.get('/dashboard')).status, 200);
+    }
   });
 
   it('refuses a replayed callback', async () => {
