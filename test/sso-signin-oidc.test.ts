@@ -163,6 +163,9 @@ describe('SSO: OpenID Connect sign-in through the routes', function () {
     const left = await sessionsOf(bob.id);
     assert.equal(left.length, sessions.length - 1, 'exactly the session of that sid ended');
     assert.ok(!left.some((s) => s.data.oidcSid === sid));
+    const [logout] = await audit('auth.logout').where({ target_id: bob.id });
+    assert.equal(logout?.details?.method, 'oidc_backchannel');
+    assert.equal(logout?.details?.by, 'sid');
 
     // A token with only the subject ends all of the subject's sessions; replaying it is refused.
     const now = Math.floor(Date.now() / 1000);

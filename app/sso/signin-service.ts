@@ -162,7 +162,21 @@ export class SsoSignIn {
       return { ok: false, reason: outcome.reason };
     }
     if (!firstUse(`${row.id}:${outcome.jti}`, Date.now())) return { ok: false, reason: 'replayed' };
-    const ended = outcome.sid !== undefined ? await endSessionsOfOidcSid(this.knex, row.id, outcome.sid) : await this.endSessionsOfSubject(row, outcome.sub!);
-    return { ok: true, ended };
+    let ended: { userId: string; count: number }[];
+    if (outcome.sid !== undefined) {
+      const users = (await endSessionsOfOidcSid(this.knex, row.id, outcome.sid)).filter((id): id is string => id !== null);
+      ended = [...new Set(users)].map((userId) => ({ userId, count: users.filter((u) => u === userId).length }));
+    } else {
+      ended = await this.knex.transaction(async (trx) => {
+        const user = await lockSsoUser(trx, row.id, outcome.sub!);
+        return user ? [{ userId: user.id, count: await endUserSessions(trx, user.id) }] : [];
+      });
+    }
+    // Audited as a sign-out of each user whose sessions the provider ended.
+    const audit = new AuditService(this.knex);
+    for (const { userId, count } of ended) {
+      await audit.record({ organisationId: row.organisation_id, actor: { type: 'system', label: `OpenID Connect: ${row.label}` }, action: 'auth.logout', target: { type: 'user', id: userId }, ...meta, details: { method: 'oidc_backchannel', by: outcome.sid !== undefined ? 'sid' : 'sub', sessions: count } });
+    }
+    return { ok: true, ended: ended.reduce((sum, e) => sum + e.count, 0) };
   }
 }
