@@ -107,9 +107,9 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
     assert.equal(row.settings.url, slapd.url);
     assert.equal(row.settings.bindPassword, undefined);
     assert.doesNotMatch(JSON.stringify(row.settings), new RegExp(slapd.servicePassword));
-    assert.match(row.secret_sealed, /^v1\./);
-    assert.doesNotMatch(row.secret_sealed, new RegExp(slapd.servicePassword));
-    assert.equal(ssoSealer(TEST_SECRET).open(row.secret_sealed, row.id), slapd.servicePassword);
+    assert.match(row.secret_sealed!, /^v1\./);
+    assert.doesNotMatch(row.secret_sealed!, new RegExp(slapd.servicePassword));
+    assert.equal(ssoSealer(TEST_SECRET).open(row.secret_sealed!, row.id), slapd.servicePassword);
     const mappings = await knex()('sso_role_mappings').where({ provider_id: row.id }).orderBy('role');
     assert.deepEqual(mappings.map((m) => [m.role, m.directory_group]), [['admin', groupDn('vclerk-admins')], ['clerk', groupDn('vclerk-clerks')]]);
 
@@ -184,7 +184,7 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
     const row = (await provider(org.id, 'oidc'))!;
     assert.deepEqual([row.settings.issuer, row.settings.scopes, row.settings.allowedAlgs, row.settings.clockSkewSeconds], [op.issuer, ['openid', 'email', 'profile'], ['RS256', 'ES256'], 30]);
     assert.equal(row.settings.clientSecret, undefined);
-    assert.equal(ssoSealer(TEST_SECRET).open(row.secret_sealed, row.id), CLIENT_SECRET);
+    assert.equal(ssoSealer(TEST_SECRET).open(row.secret_sealed!, row.id), CLIENT_SECRET);
     const mappings = await knex()('sso_role_mappings').where({ provider_id: row.id });
     assert.deepEqual(mappings.map((m) => [m.directory_group, m.role]), [['vclerk-compliance', 'compliance']]);
     const page = await admin.agent.get('/admin/sso').expect(200);
@@ -238,24 +238,24 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
     const refused = await post(admin, '/admin/sso/password', {});
     assert.equal(refused.status, 400);
     assert.match(refused.text, /Name at least one active administrator as break-glass/);
-    assert.equal((await knex()('organisations').where({ id: org.id }).first()).password_sign_in, true);
+    assert.equal((await knex()('organisations').where({ id: org.id }).first())!.password_sign_in, true);
 
     const ok = await post(admin, '/admin/sso/password', { break_glass: adminUser.id });
     assert.equal(ok.status, 303, ok.text);
-    assert.equal((await knex()('organisations').where({ id: org.id }).first()).password_sign_in, false);
-    assert.equal((await knex()('users').where({ id: adminUser.id }).first()).break_glass, true);
+    assert.equal((await knex()('organisations').where({ id: org.id }).first())!.password_sign_in, false);
+    assert.equal((await knex()('users').where({ id: adminUser.id }).first())!.break_glass, true);
     const actions = (await knex()('audit_events').where({ organisation_id: org.id }).whereIn('action', ['organisation.password_sign_in_changed', 'user.break_glass_changed'])).map((e) => e.action).sort();
     assert.deepEqual(actions, ['organisation.password_sign_in_changed', 'user.break_glass_changed']);
 
     // The last break-glass administrator cannot be taken away while passwords are off.
     const last = await post(admin, '/admin/sso/password', {});
     assert.equal(last.status, 400);
-    assert.equal((await knex()('users').where({ id: adminUser.id }).first()).break_glass, true);
+    assert.equal((await knex()('users').where({ id: adminUser.id }).first())!.break_glass, true);
     // Another organisation's user cannot be named.
-    const foreign = await post(admin, '/admin/sso/password', { password_sign_in: 'on', break_glass: [adminUser.id, (await knex()('users').where({ organisation_id: other.id }).first()).id] });
+    const foreign = await post(admin, '/admin/sso/password', { password_sign_in: 'on', break_glass: [adminUser.id, (await knex()('users').where({ organisation_id: other.id }).first())!.id] });
     assert.equal(foreign.status, 400);
     const back = await post(admin, '/admin/sso/password', { password_sign_in: 'on', break_glass: adminUser.id });
     assert.equal(back.status, 303);
-    assert.equal((await knex()('organisations').where({ id: org.id }).first()).password_sign_in, true);
+    assert.equal((await knex()('organisations').where({ id: org.id }).first())!.password_sign_in, true);
   });
 });
