@@ -234,6 +234,22 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
     assert.ok(!res.text.includes(CLIENT_SECRET));
   });
 
+  it('the OIDC client secret can be removed (a public client), and only on purpose', async () => {
+    const row = (await provider(org.id, 'oidc'))!;
+    const form = {
+      oidc_enabled: 'on', oidc_label: 'Company Login', oidc_issuer: op.issuer, oidc_client_id: op.clientId, oidc_redirect_uri: op.redirectUri,
+      oidc_allowed_algs: 'RS256', oidc_map_group_0: 'vclerk-compliance', oidc_map_role_0: 'compliance',
+    };
+    assert.equal((await post(admin, '/admin/sso/oidc', form)).status, 303);
+    assert.equal((await provider(org.id, 'oidc'))!.secret_sealed, row.secret_sealed, 'a blank field keeps it');
+    assert.equal((await post(admin, '/admin/sso/oidc', { ...form, oidc_remove_secret: 'on' })).status, 303);
+    assert.equal((await provider(org.id, 'oidc'))!.secret_sealed, null);
+    const last = await knex()('audit_events').where({ organisation_id: org.id, action: 'sso.settings_changed' }).orderBy('id', 'desc').first();
+    assert.equal(last!.details.secret, 'removed');
+    const page = await admin.agent.get('/admin/sso').expect(200);
+    assert.match(page.text, /id="oidc-secret-state">Secret: not set</);
+  });
+
   it('password sign-in cannot be turned off without an active break-glass administrator; with one it can, audited', async () => {
     const refused = await post(admin, '/admin/sso/password', {});
     assert.equal(refused.status, 400);

@@ -66,6 +66,7 @@ export function settingsFields(kind: Kind): Record<string, 'text' | 'list' | 'se
   else {
     fields[OIDC_FIELDS.clientSecret] = 'secret';
     fields[OIDC_FIELDS.allowedAlgs] = 'list';
+    fields.oidc_remove_secret = 'text';
   }
   const c = common(kind);
   fields[c.enabled] = 'text';
@@ -95,6 +96,8 @@ export interface ProviderForm<S> {
   /** The settings; the secret is undefined when the field was left blank (keep the stored one). */
   settings: S;
   secret: string | undefined;
+  /** The stored secret is to be removed (OIDC: a public client from now on). */
+  removeSecret?: boolean;
   mappings: Pick<SsoRoleMappingRow, 'directory_group' | 'role'>[];
 }
 
@@ -194,7 +197,7 @@ export function parseOidcForm(body: Body): ProviderForm<Omit<OidcSettings, 'clie
   const mappings = mappingsOf('oidc', body, found);
   if (found.length || !parsed.success) throw new ValidationError(found);
   const { clientSecret: _secret, ...settings } = parsed.data;
-  return { ...base, settings, secret, mappings };
+  return { ...base, settings, secret, removeSecret: secret === undefined && checked(body, 'oidc_remove_secret'), mappings };
 }
 
 export const allowedAlgs = OIDC_ALGS;

@@ -90,6 +90,7 @@ export class SsoAdminService extends OrganisationScopedService {
     await this.knex.transaction(async (trx) => {
       const row = await saveProvider(trx, this.organisationId, kind, { enabled: form.enabled, label: form.label, check_minutes: form.checkMinutes, settings: form.settings });
       if (form.secret !== undefined) await setProviderSecret(trx, this.organisationId, row.id, this.sealer().seal(form.secret, row.id));
+      else if (form.removeSecret && stored?.secret_sealed) await setProviderSecret(trx, this.organisationId, row.id, null);
       await replaceRoleMappings(trx, row.id, form.mappings);
       await this.audit.record(
         {
@@ -103,7 +104,7 @@ export class SsoAdminService extends OrganisationScopedService {
             label: form.label,
             check_minutes: form.checkMinutes,
             settings: form.settings,
-            secret: form.secret !== undefined ? 'changed' : stored?.secret_sealed ? 'kept' : 'not_set',
+            secret: form.secret !== undefined ? 'changed' : !stored?.secret_sealed ? 'not_set' : form.removeSecret ? 'removed' : 'kept',
             mappings: form.mappings.map((m) => ({ group: m.directory_group, role: m.role })),
           },
         },
