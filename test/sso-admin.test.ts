@@ -225,13 +225,16 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
     assert.ok(!(await auditText(org.id)).includes(slapd.servicePassword));
   });
 
-  it('Test of OpenID Connect shows what discovery found, the secret only as set', async () => {
-    const res = await post(admin, '/admin/sso/oidc/test', {});
+  it('Test of OpenID Connect shows what discovery found, the secret only as set, and the role for claim values typed', async () => {
+    const res = await post(admin, '/admin/sso/oidc/test', { oidc_test_values: 'someone-else\nVCLERK-Compliance' });
     assert.equal(res.status, 200, res.text);
     assert.match(res.text, /The test passed/);
     assert.ok(res.text.includes(op.issuer));
     assert.match(res.text, /RS256/);
+    assert.match(res.text, /id="test-role">Compliance \(vclerk-compliance\)/, 'the role the mapping gives for the values typed');
     assert.ok(!res.text.includes(CLIENT_SECRET));
+    const tested = await knex()('audit_events').where({ organisation_id: org.id, action: 'sso.tested' }).orderBy('id', 'desc').first();
+    assert.deepEqual([tested!.details.provider, tested!.details.ok, tested!.details.role], ['oidc', true, 'compliance']);
   });
 
   it('the OIDC client secret can be removed (a public client), and only on purpose', async () => {

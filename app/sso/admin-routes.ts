@@ -100,6 +100,7 @@ function pageOf(deps: SsoAdminDeps): FormPage<Context | void> {
           password_sign_in: passwordSignIn ? 'on' : '',
           break_glass: breakGlass.filter((u) => u.breakGlass).map((u) => u.id),
           ldap_test_user: '',
+          oidc_test_values: '',
         },
       };
     },
@@ -112,7 +113,7 @@ function forms(deps: SsoAdminDeps) {
     ldap: { page, fields: settingsFields('ldap') },
     oidc: { page, fields: settingsFields('oidc') },
     ldapTest: { page, fields: { ldap_test: 'text', ldap_test_user: 'text' } },
-    oidcTest: { page, fields: { oidc_test: 'text' } },
+    oidcTest: { page, fields: { oidc_test: 'text', oidc_test_values: 'text' } },
     password: { page, fields: { password_sign_in: 'text', break_glass: 'list' } },
   } satisfies Record<string, Form<Context | void>>;
 }
@@ -142,7 +143,10 @@ function testProvider(deps: SsoAdminDeps, kind: Kind): RequestHandler {
     submitForm(form, req, res, undefined, async () => {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const username = kind === 'ldap' && typeof body.ldap_test_user === 'string' ? body.ldap_test_user.slice(0, 1000) : undefined;
-      const test = await service(deps, req).test(kind, username);
+      const values = kind === 'oidc' && typeof body.oidc_test_values === 'string'
+        ? body.oidc_test_values.split(/\r?\n/).map((v) => v.trim()).filter((v) => v.length > 0 && v.length <= 1000).slice(0, 100)
+        : undefined;
+      const test = await service(deps, req).test(kind, username, values);
       await renderPage(form.page, req, res, { test });
     });
 }

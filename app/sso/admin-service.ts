@@ -30,7 +30,7 @@ export interface ProviderView {
 
 export type SsoTestResult =
   | { kind: 'ldap'; ok: boolean; username: string | null; ldap: LdapTestResult; role: { role: string; matched: string[] } | null }
-  | { kind: 'oidc'; ok: boolean; oidc: OidcTestReport | OidcRefusal }
+  | { kind: 'oidc'; ok: boolean; oidc: OidcTestReport | OidcRefusal; claimValues: string[] | null; role: { role: string; matched: string[] } | null }
   | { kind: Kind; ok: false; unreadable: 'secret' | 'settings' };
 
 export interface BreakGlassCandidate {
@@ -114,10 +114,10 @@ export class SsoAdminService extends OrganisationScopedService {
   }
 
   /** The admin's Test: LDAP with an optional user name, OIDC discovery; what was found and the role it maps to; audited. */
-  async test(kind: Kind, username?: string): Promise<SsoTestResult> {
+  async test(kind: Kind, username?: string, claimValues?: string[]): Promise<SsoTestResult> {
     const row = await providerOf(this.knex, this.organisationId, kind);
     if (!row) throw new ValidationError([{ field: `${kind}_test`, code: 'sso_not_configured' }]);
-    const result = await this.run(row, username);
+    const result = await this.run(row, username, claimValues);
     await this.audit.record({
       ...this.base(),
       action: 'sso.tested',
@@ -135,13 +135,15 @@ export class SsoAdminService extends OrganisationScopedService {
               role: result.role?.role ?? null,
             }
           : {}),
-        ...(result.kind === 'oidc' && 'oidc' in result ? { issuer: result.oidc.ok ? result.oidc.issuer : null, reason: result.oidc.ok ? null : result.oidc.reason } : {}),
+        ...(result.kind === 'oidc' && 'oidc' in result
+          ? { issuer: result.oidc.ok ? result.oidc.issuer : null, reason: result.oidc.ok ? null : result.oidc.reason, claim_values: result.claimValues, role: result.role?.role ?? null }
+          : {}),
       },
     });
     return result;
   }
 
-  private async run(row: SsoProviderRow, username?: string): Promise<SsoTestResult> {
+  private async run(row: SsoProviderRow, username?: string, claimValues?: string[]): Promise<SsoTestResult> {
     const kind = row.kind;
     let settings;
     try {
@@ -151,7 +153,10 @@ export class SsoAdminService extends OrganisationScopedService {
     }
     if (kind === 'oidc') {
       const oidc = await oidcTest(settings as ReturnType<typeof oidcSettingsOf>);
-      return { kind, ok: oidc.ok, oidc };
+      // What the mapping gives for claim values the admin typed (a person's real claims are seen at their sign-in).
+      const values = claimValues?.length ? claimValues : null;
+      const role = values ? roleFor(values, await roleMappingsOf(this.knex, row.id)) : null;
+      return { kind, ok: oidc.ok, oidc, claimValues: values, role };
     }
     const name = username?.trim() || null;
     const ldap = await ldapTest(settings as ReturnType<typeof ldapSettingsOf>, name ?? undefined);
