@@ -85,7 +85,7 @@ export function routes(deps: RouteDeps): Route[] {
   const api = { knex: db, config: deps.config, links };
   const limit = perKeyRateLimit();
   const ops = { knex: db, config: deps.config, logger: deps.logger, ops: deps.ops };
-  const sso = { knex: db, config: deps.config, sessionSecret: deps.sessionSecret };
+  const ssoAdmin = { knex: db, config: deps.config, sessionSecret: deps.sessionSecret };
   const recordings = { knex: db, config: deps.config, recordingKey: deps.config?.recordingKey ? parseRecordingKey(deps.config.recordingKey) : null };
   return [
     { method: 'get', path: '/healthz', access: 'public', handlers: [liveness(deps)] },
@@ -141,12 +141,12 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/webhooks/:id/toggle', access: ADMIN, handlers: [toggleWebhook(db)] },
     { method: 'post', path: '/admin/webhooks/:id/rotate', access: ADMIN, handlers: [rotateWebhookSecret(db)] },
     { method: 'post', path: '/admin/webhooks/:id/delete', access: ADMIN, handlers: [deleteWebhook(db)] },
-    { method: 'get', path: '/admin/sso', access: ADMIN, handlers: [ssoAdminPage(sso)] },
-    { method: 'post', path: '/admin/sso/ldap', access: ADMIN, handlers: [saveLdapSettings(sso)] },
-    { method: 'post', path: '/admin/sso/ldap/test', access: ADMIN, handlers: [testLdap(sso)] },
-    { method: 'post', path: '/admin/sso/oidc', access: ADMIN, handlers: [saveOidcSettings(sso)] },
-    { method: 'post', path: '/admin/sso/oidc/test', access: ADMIN, handlers: [testOidc(sso)] },
-    { method: 'post', path: '/admin/sso/password', access: ADMIN, handlers: [savePasswordSignIn(sso)] },
+    { method: 'get', path: '/admin/sso', access: ADMIN, handlers: [ssoAdminPage(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/ldap', access: ADMIN, handlers: [saveLdapSettings(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/ldap/test', access: ADMIN, handlers: [testLdap(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/oidc', access: ADMIN, handlers: [saveOidcSettings(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/oidc/test', access: ADMIN, handlers: [testOidc(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/password', access: ADMIN, handlers: [savePasswordSignIn(ssoAdmin)] },
     { method: 'get', path: '/admin/catalog', access: ADMIN, handlers: [listProducts(db)] },
     { method: 'get', path: '/admin/catalog/new', access: ADMIN, handlers: [newProductPage] },
     { method: 'post', path: '/admin/catalog/new', access: ADMIN, handlers: [createProduct(db)] },
