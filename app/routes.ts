@@ -12,6 +12,7 @@ import { limitRefusals } from './http/limiter';
 import { createCallLink, getCall, listCalls, listClerks, openApi, queueState, revokeLink } from './api/routes';
 import type { Access } from './access/guards';
 import { login, loginPage, logout } from './sign-in/routes';
+import { ldapPage, ldapSignIn, oidcBackchannelLogout, oidcCallback, oidcStart, ssoChoose, ssoFind } from './sso/routes';
 import type { PassportInstance } from './sign-in/passport';
 import type { LoginService } from './sign-in/login-service';
 import type { LoginThrottle } from './sign-in/throttle';
@@ -42,6 +43,7 @@ import { securityPage } from './compliance/security';
 import { closeOrganisation, closurePage } from './closure/routes';
 import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret, toggleWebhook } from './webhooks/routes';
 import { queueFraming, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
+import { saveLdapSettings, saveOidcSettings, savePasswordSignIn, ssoAdminPage, testLdap, testOidc } from './sso/admin-routes';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
@@ -78,10 +80,12 @@ export function routes(deps: RouteDeps): Route[] {
   const { db } = deps;
   const admin: AdminDeps = { knex: db, config: deps.config, throttle: deps.throttle };
   const links = new CallLinkTokens(deps.sessionSecret);
+  const sso = { db, config: deps.config, sessionSecret: deps.sessionSecret, login: deps.login, throttle: deps.throttle };
   const calls = { knex: db, config: deps.config, hub: deps.hub, links };
   const api = { knex: db, config: deps.config, links };
   const limit = perKeyRateLimit();
   const ops = { knex: db, config: deps.config, logger: deps.logger, ops: deps.ops };
+  const ssoAdmin = { knex: db, config: deps.config, sessionSecret: deps.sessionSecret };
   const recordings = { knex: db, config: deps.config, recordingKey: deps.config?.recordingKey ? parseRecordingKey(deps.config.recordingKey) : null };
   return [
     { method: 'get', path: '/healthz', access: 'public', handlers: [liveness(deps)] },
@@ -94,6 +98,13 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/login', access: 'public', handlers: [loginPage] },
     { method: 'post', path: '/login', access: 'public', handlers: [login(deps.passport, deps.login, db)] },
     { method: 'post', path: '/logout', access: 'public', handlers: [logout(db)] },
+    { method: 'get', path: '/sso', access: 'public', handlers: [ssoFind] },
+    { method: 'get', path: '/sso/:slug', access: 'public', handlers: [limitRefusals(db, 'link'), ssoChoose(sso)] },
+    { method: 'get', path: '/sso/:slug/ldap', access: 'public', handlers: [limitRefusals(db, 'link'), ldapPage(sso)] },
+    { method: 'post', path: '/sso/:slug/ldap', access: 'public', handlers: [limitRefusals(db, 'link'), ldapSignIn(sso)] },
+    { method: 'get', path: '/sso/:slug/oidc', access: 'public', handlers: [limitRefusals(db, 'link'), oidcStart(sso)] },
+    { method: 'get', path: '/sso/:slug/oidc/callback', access: 'public', handlers: [limitRefusals(db, 'link'), oidcCallback(sso)] },
+    { method: 'post', path: '/sso/:slug/oidc/backchannel-logout', access: 'public', handlers: [limitRefusals(db, 'link'), oidcBackchannelLogout(sso)] },
     { method: 'get', path: '/setup/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setupPage(db)] },
     { method: 'post', path: '/setup/:token', access: 'public', handlers: [limitRefusals(db, 'link'), completeSetup(db)] },
     { method: 'get', path: '/invite/:token', access: 'public', handlers: [limitRefusals(db, 'link'), setPasswordPage(db, 'invite')] },
@@ -130,6 +141,12 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'post', path: '/admin/webhooks/:id/toggle', access: ADMIN, handlers: [toggleWebhook(db)] },
     { method: 'post', path: '/admin/webhooks/:id/rotate', access: ADMIN, handlers: [rotateWebhookSecret(db)] },
     { method: 'post', path: '/admin/webhooks/:id/delete', access: ADMIN, handlers: [deleteWebhook(db)] },
+    { method: 'get', path: '/admin/sso', access: ADMIN, handlers: [ssoAdminPage(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/ldap', access: ADMIN, handlers: [saveLdapSettings(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/ldap/test', access: ADMIN, handlers: [testLdap(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/oidc', access: ADMIN, handlers: [saveOidcSettings(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/oidc/test', access: ADMIN, handlers: [testOidc(ssoAdmin)] },
+    { method: 'post', path: '/admin/sso/password', access: ADMIN, handlers: [savePasswordSignIn(ssoAdmin)] },
     { method: 'get', path: '/admin/catalog', access: ADMIN, handlers: [listProducts(db)] },
     { method: 'get', path: '/admin/catalog/new', access: ADMIN, handlers: [newProductPage] },
     { method: 'post', path: '/admin/catalog/new', access: ADMIN, handlers: [createProduct(db)] },

@@ -74,6 +74,8 @@ const EXTRA: Record<string, { who: Who; fields: string[] } | { skip: string }> =
   '/admin/catalog/:id/images/:imageId/first': { who: 'admin', fields: [] },
   '/api/v1/call-links': { who: 'api', fields: ['reference', 'clerkId', 'validHours', 'scheduledAt'] },
   '/api/v1/calls/:id/revoke-link': { who: 'api', fields: ['reason'] },
+  '/sso/:slug/ldap': { who: 'customer', fields: ['username', 'password'] },
+  '/sso/:slug/oidc/backchannel-logout': { who: 'customer', fields: ['logout_token'] },
 };
 
 interface Form { route: Route; action: string; who: Who; fields: Map<string, string>; multipart: boolean }
@@ -238,7 +240,7 @@ describe('every form with script, template and SQL injection payloads (issue 17)
     for (const [path, entry] of Object.entries(EXTRA)) {
       if ('skip' in entry || cases.some((f) => f.route.path === path)) continue;
       const route = table().find((r) => r.method === 'post' && r.path === path)!;
-      const action = path.replace(':token', 'x'.repeat(43)).replace(':imageId', '00000000-0000-4000-8000-000000000000')
+      const action = path.replace(':slug', org.slug).replace(':token', 'x'.repeat(43)).replace(':imageId', '00000000-0000-4000-8000-000000000000')
         .replace(':id', path.startsWith('/admin/users/') ? target.id : path.startsWith('/admin/catalog/') ? ids.product ?? target.id : ids.call || target.id);
       cases.push({ route, action, who: entry.who, fields: new Map(entry.fields.map((f) => [f, 'text:'])), multipart: false });
     }

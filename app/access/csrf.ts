@@ -99,6 +99,9 @@ function matches(expected: string | undefined, submitted: string | undefined): b
   return a.length === b.length && crypto.timingSafeEqual(a, b);
 }
 
+/** The OpenID back-channel logout endpoint: a machine endpoint without cookies (sso/routes.ts). */
+const BACKCHANNEL_LOGOUT = /^\/sso\/[^/]+\/oidc\/backchannel-logout$/;
+
 /**
  * Synchroniser-token CSRF protection for every state-changing request:
  * forms carry `_csrf` (multipart forms in the action URL), scripts send the
@@ -118,6 +121,8 @@ export function csrfProtection(knex: Knex): RequestHandler {
     // session cookie has no ambient credential a forgery could ride on, and the
     // route's apiKeyAuth answers it (401 without a valid key).
     if (req.path.startsWith('/api/') && !hasSessionCookie(req)) return next();
+    // An OpenID provider's back-channel logout comes from its server, with no cookie: the signed logout token is its proof.
+    if (BACKCHANNEL_LOGOUT.test(req.path) && !hasSessionCookie(req)) return next();
     if (matches(expectedToken(req), submittedToken(req))) return next();
     // Audited like every refusal: the first of a source at once, further ones aggregated per window.
     await refusalsFor(knex).note({

@@ -64,3 +64,9 @@ export async function pruneExpiredSessions(knex: Knex): Promise<number> {
 export async function deleteSessionsOfUsers(trx: Knex.Transaction, userIds: string[]): Promise<void> {
   await trx('sessions').whereIn('user_id', userIds).delete();
 }
+
+/** Ends the sessions started through an OpenID provider's session `sid` (back-channel logout; the sign-in keeps both in the session data); the users whose sessions ended. */
+export async function endSessionsOfOidcSid(knex: Knex | Knex.Transaction, providerId: string, sid: string): Promise<(string | null)[]> {
+  const ended: { user_id: string | null }[] = await knex('sessions').whereRaw(`data->>'ssoProviderId' = ? and data->>'oidcSid' = ?`, [providerId, sid]).delete().returning('user_id');
+  return ended.map((row) => row.user_id);
+}

@@ -153,3 +153,14 @@ export async function organisationIds(db: Knex): Promise<string[]> {
 export async function otherOrganisationExists(db: Knex, id: string): Promise<boolean> {
   return Boolean(await organisations(db).whereNot({ id }).first('id'));
 }
+
+/** Whether the organisation's staff may sign in with a password (off: only its break-glass users). Locks the row in a transaction. */
+export async function passwordSignInOf(db: Knex, id: string, lock = false): Promise<boolean | undefined> {
+  const query = organisations(db).where({ id });
+  if (lock) query.forUpdate();
+  return (await query.first('password_sign_in'))?.password_sign_in;
+}
+
+export async function setPasswordSignIn(trx: Knex.Transaction, id: string, on: boolean): Promise<void> {
+  await organisations(trx).where({ id }).update({ password_sign_in: on, updated_at: trx.fn.now() });
+}

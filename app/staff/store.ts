@@ -226,3 +226,12 @@ export async function activeSsoUsers(db: Knex, providerId: string): Promise<Pick
 export async function setBreakGlass(trx: Knex.Transaction, organisationId: string, id: string, breakGlass: boolean): Promise<void> {
   await users(trx).where({ id, organisation_id: organisationId }).update({ break_glass: breakGlass, updated_at: trx.fn.now() });
 }
+
+/** Who may be named break-glass: the organisation's active admins, and anyone already named (to take it back). */
+export async function breakGlassCandidates(db: Knex, organisationId: string): Promise<Pick<UserRow, 'id' | 'name' | 'email' | 'role' | 'status' | 'break_glass'>[]> {
+  return users(db)
+    .where({ organisation_id: organisationId })
+    .where((w) => w.where({ role: 'admin', status: 'active' }).orWhere({ break_glass: true }))
+    .orderBy('name')
+    .select('id', 'name', 'email', 'role', 'status', 'break_glass');
+}

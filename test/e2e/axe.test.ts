@@ -7,6 +7,7 @@ import { launchBrowser } from '../support/browser';
 import { startCallServer, type CallServer } from '../support/call-server';
 import { pageRoutes, routedTo } from '../support/crawl';
 import { useTestDatabase } from '../support/database';
+import { seedSsoProvider } from '../support/sso';
 
 const LAPTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -57,6 +58,8 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
     server = await startCallServer(db.current, { workers: 1 });
     org = await seedOrganisation(knex, 'Axe Savings Bank');
     await knex('organisations').where({ id: org.id }).update({ settings: { recording: { mode: 'on_demand', adminAccess: true, clerkAccess: true } } });
+    // Single sign-on pages: the organisation's methods and the LDAP form (never sent here, so no directory is needed).
+    await seedSsoProvider(knex, org.id, 'ldap', { settings: { url: 'ldap://127.0.0.1:1', bindDn: 'cn=service,dc=example,dc=org', baseDn: 'dc=example,dc=org' }, mappings: [] });
     for (const role of ROLES) {
       users[role] = await seedUser(knex, org, role);
       agents[role] = await signIn(server.url as never, users[role]);
@@ -188,7 +191,7 @@ describe('accessibility: axe-core finds nothing serious or critical (every page,
       const pages = [
         '/', '/login', '/no-such-page', setupPath, invitePath, `/invite/${'A'.repeat(43)}`,
         `/join/${tokens.open}`, `/join/${tokens.summary}`, `/join/${tokens.expired}`, `/join/${tokens.revoked}`, `/join/${'B'.repeat(43)}`,
-        `/q/${org.slug}`,
+        `/q/${org.slug}`, `/sso/${org.slug}`, `/sso/${org.slug}/ldap`,
       ];
       try {
         const page = await context.newPage();
