@@ -85,7 +85,11 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
     const page = await admin.agent.get('/admin/sso').expect(200);
     assert.match(page.text, /href="\/admin\/sso" aria-current="page"/);
     assert.equal((page.text.match(/Not configured/g) ?? []).length, 2);
-    assert.match(page.text, /\/sso\/directory-bank\/oidc\/callback/, 'the callback URL to register');
+    // The URLs to register: the appliance's own, shown, not typed in.
+    const origin = page.request.url.replace(/\/admin\/sso$/, '');
+    assert.match(page.text, new RegExp(`id="oidc-callback-url">${origin}/sso/directory-bank/oidc/callback<`));
+    assert.match(page.text, new RegExp(`id="oidc-backchannel-url">${origin}/sso/directory-bank/oidc/backchannel-logout<`));
+    assert.doesNotMatch(page.text, /name="oidc_redirect_uri"/);
   });
 
   it('a clerk gets 403 for the page and every form', async () => {
@@ -170,7 +174,7 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
       oidc_issuer: op.issuer,
       oidc_client_id: op.clientId,
       oidc_client_secret: CLIENT_SECRET,
-      oidc_redirect_uri: op.redirectUri,
+      oidc_redirect_uri: 'https://attacker.example/steal', // not a field: ignored
       oidc_scopes: 'openid email profile',
       oidc_groups_claim: 'groups',
       oidc_email_claim: 'email',
@@ -184,6 +188,7 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
     const row = (await provider(org.id, 'oidc'))!;
     assert.deepEqual([row.settings.issuer, row.settings.scopes, row.settings.allowedAlgs, row.settings.clockSkewSeconds], [op.issuer, ['openid', 'email', 'profile'], ['RS256', 'ES256'], 30]);
     assert.equal(row.settings.clientSecret, undefined);
+    assert.match(String(row.settings.redirectUri), /^http:\/\/127\.0\.0\.1:\d+\/sso\/directory-bank\/oidc\/callback$/, 'the appliance\'s own callback is kept');
     assert.equal(ssoSealer(TEST_SECRET).open(row.secret_sealed!, row.id), CLIENT_SECRET);
     const mappings = await knex()('sso_role_mappings').where({ provider_id: row.id });
     assert.deepEqual(mappings.map((m) => [m.directory_group, m.role]), [['vclerk-compliance', 'compliance']]);

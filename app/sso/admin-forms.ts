@@ -168,8 +168,12 @@ export function parseLdapForm(body: Body, secretStored: boolean): ProviderForm<O
   return { ...base, settings, secret, mappings };
 }
 
-/** The OIDC form: scopes space-separated, algorithms as checkboxes; a blank client secret keeps the stored one. */
-export function parseOidcForm(body: Body): ProviderForm<Omit<OidcSettings, 'clientSecret'>> {
+/**
+ * The OIDC form: scopes space-separated, algorithms as checkboxes; a blank
+ * client secret keeps the stored one. The redirect URI is the appliance's
+ * own callback (`callback`), not a field.
+ */
+export function parseOidcForm(body: Body, callback: string): ProviderForm<Omit<OidcSettings, 'clientSecret'>> {
   const found: FieldProblem[] = [];
   const base = commonOf('oidc', body, found);
   const typed = str(body, OIDC_FIELDS.clientSecret) ?? '';
@@ -183,7 +187,7 @@ export function parseOidcForm(body: Body): ProviderForm<Omit<OidcSettings, 'clie
     issuer: text(OIDC_FIELDS.issuer) ?? '',
     clientId: text(OIDC_FIELDS.clientId) ?? '',
     clientSecret: secret,
-    redirectUri: text(OIDC_FIELDS.redirectUri) ?? '',
+    redirectUri: callback,
     scopes: text(OIDC_FIELDS.scopes)?.trim().split(/\s+/),
     groupsClaim: text(OIDC_FIELDS.groupsClaim),
     emailClaim: text(OIDC_FIELDS.emailClaim),

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config';
 import { callerOf } from '../access/caller';
 import { flash } from '../http/flash';
+import { publicBase } from '../http/links';
 import { formAction, renderPage, submitForm, type Form, type FormPage } from '../http/form-page';
 import type { Sealer } from '../security/sealed';
 import {
@@ -11,6 +12,7 @@ import {
 import { SsoAdminService, type ProviderView, type SsoTestResult } from './admin-service';
 import { DEFAULT_OIDC_ALGS } from './oidc-settings';
 import { ssoSealer } from './provider-settings';
+import { ssoUrls, type SsoUrls } from './urls';
 
 export interface SsoAdminDeps {
   knex: Knex;
@@ -25,16 +27,15 @@ function service(deps: SsoAdminDeps, req: Request): SsoAdminService {
   return new SsoAdminService(deps.knex, callerOf(req), () => (sealer ??= ssoSealer(deps.sessionSecret)));
 }
 
-/** The callback URL to register at the provider (the sign-in routes answer it). */
-function callbackUrl(deps: SsoAdminDeps, req: Request): string {
-  const base = deps.config?.publicUrl?.replace(/\/+$/, '') || `${req.protocol}://${req.get('host')}`;
-  return `${base}/sso/${callerOf(req).user.organisationSlug}/oidc/callback`;
+/** The URLs to register at the provider (the sign-in routes answer them). */
+function urlsOf(deps: SsoAdminDeps, req: Request): SsoUrls {
+  return ssoUrls(publicBase(req, { publicUrl: deps.config?.publicUrl }), callerOf(req).user.organisationSlug);
 }
 
 const asText = (v: unknown): string => (v === undefined || v === null ? '' : Array.isArray(v) ? v.join(' ') : String(v));
 
 /** The form values of a kind: the stored provider's, or the schemas' defaults for a new one. */
-function valuesOf(kind: Kind, provider: ProviderView | undefined, callback: string): Record<string, unknown> {
+function valuesOf(kind: Kind, provider: ProviderView | undefined): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   const c = common(kind);
   const s = provider?.settings ?? {};
@@ -50,9 +51,9 @@ function valuesOf(kind: Kind, provider: ProviderView | undefined, callback: stri
     }
     values[c.checkMinutes] = String(provider?.checkMinutes ?? 60);
   } else {
-    const defaults: Record<string, unknown> = { redirectUri: callback, scopes: ['openid', 'email', 'profile'], groupsClaim: 'groups', emailClaim: 'email', nameClaim: 'name', clockSkewSeconds: 60 };
+    const defaults: Record<string, unknown> = { scopes: ['openid', 'email', 'profile'], groupsClaim: 'groups', emailClaim: 'email', nameClaim: 'name', clockSkewSeconds: 60 };
     for (const [key, field] of Object.entries(OIDC_FIELDS)) {
-      if (key === 'clientSecret') continue;
+      if (key === 'clientSecret' || key === 'redirectUri') continue;
       if (key === 'allowedAlgs') values[field] = (s.allowedAlgs as string[] | undefined) ?? [...DEFAULT_OIDC_ALGS];
       else values[field] = asText(s[key] ?? defaults[key]);
     }
@@ -77,13 +78,13 @@ function pageOf(deps: SsoAdminDeps): FormPage<Context | void> {
     async load(req, context) {
       const sso = service(deps, req);
       const providers = await sso.providers();
-      const callback = callbackUrl(deps, req);
+      const urls = urlsOf(deps, req);
       const breakGlass = await sso.breakGlassCandidates();
       const passwordSignIn = await sso.passwordSignIn();
       return {
         title: req.t('sso_admin.title'),
         providers,
-        callback,
+        urls,
         breakGlass,
         passwordSignIn,
         test: context ? context.test ?? null : null,
@@ -95,8 +96,8 @@ function pageOf(deps: SsoAdminDeps): FormPage<Context | void> {
         mappingGroupField,
         mappingRoleField,
         values: {
-          ...valuesOf('ldap', providers.ldap, callback),
-          ...valuesOf('oidc', providers.oidc, callback),
+          ...valuesOf('ldap', providers.ldap),
+          ...valuesOf('oidc', providers.oidc),
           password_sign_in: passwordSignIn ? 'on' : '',
           break_glass: breakGlass.filter((u) => u.breakGlass).map((u) => u.id),
           ldap_test_user: '',
@@ -127,7 +128,7 @@ export function ssoAdminPage(deps: SsoAdminDeps): RequestHandler {
 /** POST /admin/sso/:kind (ldap, oidc): the provider's settings, secret and mapping. */
 function saveSettings(deps: SsoAdminDeps, kind: Kind): RequestHandler {
   return formAction(forms(deps)[kind], async (req, res) => {
-    await service(deps, req).save(kind, (req.body ?? {}) as Record<string, unknown>);
+    await service(deps, req).save(kind, (req.body ?? {}) as Record<string, unknown>, urlsOf(deps, req).callback);
     flash(req, 'success', `sso_admin.${kind}_saved`);
     res.redirect(303, `${PAGE}#${kind}`);
   });

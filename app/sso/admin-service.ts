@@ -83,10 +83,14 @@ export class SsoAdminService extends OrganisationScopedService {
     };
   }
 
-  /** Saves the provider of `kind` from its form (field problems as a ValidationError; nothing changes then). */
-  async save(kind: Kind, body: Record<string, unknown>): Promise<void> {
+  /**
+   * Saves the provider of `kind` from its form (field problems as a
+   * ValidationError; nothing changes then). `callback` is the appliance's
+   * OIDC callback URL, kept with the settings for the Test.
+   */
+  async save(kind: Kind, body: Record<string, unknown>, callback: string): Promise<void> {
     const stored = await providerOf(this.knex, this.organisationId, kind);
-    const form: ProviderForm<Record<string, unknown>> = kind === 'ldap' ? parseLdapForm(body, Boolean(stored?.secret_sealed)) : parseOidcForm(body);
+    const form: ProviderForm<Record<string, unknown>> = kind === 'ldap' ? parseLdapForm(body, Boolean(stored?.secret_sealed)) : parseOidcForm(body, callback);
     await this.knex.transaction(async (trx) => {
       const row = await saveProvider(trx, this.organisationId, kind, { enabled: form.enabled, label: form.label, check_minutes: form.checkMinutes, settings: form.settings });
       if (form.secret !== undefined) await setProviderSecret(trx, this.organisationId, row.id, this.sealer().seal(form.secret, row.id));

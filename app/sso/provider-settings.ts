@@ -21,10 +21,17 @@ function secretOf(row: SsoProviderRow, sealer: Sealer): string | undefined {
   return row.secret_sealed ? sealer.open(row.secret_sealed, row.id) : undefined;
 }
 
-export function ldapSettingsOf(row: SsoProviderRow, sealer: Sealer): LdapSettings {
-  return ldapSettingsSchema.parse({ ...(row.settings as Record<string, unknown>), bindPassword: secretOf(row, sealer) ?? '' });
+/** The stored settings as an object (jsonb arrives parsed from pg, as text from some drivers). */
+function settingsObject(row: SsoProviderRow): Record<string, unknown> {
+  const raw: unknown = typeof row.settings === 'string' ? JSON.parse(row.settings) : row.settings;
+  return raw && typeof raw === 'object' ? { ...(raw as Record<string, unknown>) } : {};
 }
 
-export function oidcSettingsOf(row: SsoProviderRow, sealer: Sealer): OidcSettings {
-  return parseOidcSettings({ ...(row.settings as Record<string, unknown>), clientSecret: secretOf(row, sealer) } as never);
+export function ldapSettingsOf(row: SsoProviderRow, sealer: Sealer): LdapSettings {
+  return ldapSettingsSchema.parse({ ...settingsObject(row), bindPassword: secretOf(row, sealer) ?? '' });
+}
+
+/** `redirectUri`, when given, replaces the stored one (the sign-in routes pass the appliance's own callback). */
+export function oidcSettingsOf(row: SsoProviderRow, sealer: Sealer, redirectUri?: string): OidcSettings {
+  return parseOidcSettings({ ...settingsObject(row), clientSecret: secretOf(row, sealer), ...(redirectUri ? { redirectUri } : {}) } as never);
 }

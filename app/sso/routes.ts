@@ -8,6 +8,7 @@ import { startSession } from '../access/sign-in';
 import { limiterFor, rateLimited } from '../http/limiter';
 import { parseQuery } from '../http/query';
 import { publicBase } from '../http/links';
+import { ssoUrls } from './urls';
 import type { LoginService } from '../sign-in/login-service';
 import { accountKey, ipKey, type LoginThrottle } from '../sign-in/throttle';
 import type { SsoProviderRow } from '../db/tables';
@@ -71,7 +72,7 @@ function statusOf(reason: Reason): number {
 }
 
 const slugOf = (req: Request) => String(req.params.slug ?? '');
-const redirectUri = (req: Request, deps: SsoRouteDeps, slug: string) => `${publicBase(req, deps.config).replace(/\/+$/, '')}/sso/${slug}/oidc/callback`;
+const redirectUri = (req: Request, deps: SsoRouteDeps, slug: string) => ssoUrls(publicBase(req, deps.config), slug).callback;
 
 async function signedIn(req: Request, res: Response, deps: SsoRouteDeps, row: SsoProviderRow, outcome: Extract<SsoSignInOutcome, { ok: true }>, oidc?: { sid?: string | null; sub?: string }): Promise<void> {
   await startSession(req, outcome.userId);

@@ -4,14 +4,15 @@ import { NotFoundError } from '../core/errors';
 import type { SsoProviderRow } from '../db/tables';
 import { endSessionsOfOidcSid, endUserSessions } from '../access/session-store';
 import { findOrganisation, type Organisation } from '../organisation/store';
-import { sealerFor } from '../security/sealed';
+import type { Sealer } from '../security/sealed';
 import { sha256 } from '../security/tokens';
 import { lockSsoUser } from '../staff/store';
 import type { DirectoryRefusal } from './identity';
 import { ldapAuthenticate } from './ldap-client';
-import { ldapSettingsSchema, type LdapSettings } from './ldap-settings';
-import { completeOidc, parseOidcSettings, verifyLogoutToken, type OidcPending, type OidcSettings } from './oidc-client';
+import type { LdapSettings } from './ldap-settings';
+import { completeOidc, verifyLogoutToken, type OidcPending, type OidcSettings } from './oidc-client';
 import { SsoProvisioning, type ProvisionRefusal, type Provisioned } from './provisioning';
+import { ldapSettingsOf, oidcSettingsOf, ssoSealer } from './provider-settings';
 import { providerOf, providersOf } from './store';
 
 /**
@@ -48,8 +49,14 @@ function firstUse(jti: string, now: number): boolean {
 export class SsoSignIn {
   private readonly provisioning: SsoProvisioning;
 
+  private opened?: Sealer;
+
   constructor(private readonly knex: Knex, private readonly sessionSecret: string) {
     this.provisioning = new SsoProvisioning(knex);
+  }
+
+  private sealer(): Sealer {
+    return (this.opened ??= ssoSealer(this.sessionSecret));
   }
 
   /** The organisation of the slug (404 when there is none or it is closed). */
@@ -71,29 +78,19 @@ export class SsoSignIn {
     return row;
   }
 
-  private secretOf(row: SsoProviderRow): string | undefined {
-    return row.secret_sealed ? sealerFor(this.sessionSecret, 'sso').open(row.secret_sealed, row.id) : undefined;
-  }
-
-  private settingsObject(row: SsoProviderRow): Record<string, unknown> {
-    const raw = typeof row.settings === 'string' ? JSON.parse(row.settings) : row.settings;
-    return raw && typeof raw === 'object' ? { ...(raw as Record<string, unknown>) } : {};
-  }
-
-  /** The provider's LDAP settings with its service account's password, or null when they do not parse (misconfigured). */
+  /** The provider's LDAP settings with its service account's password, or null when they do not parse or open (misconfigured). */
   ldapSettings(row: SsoProviderRow): LdapSettings | null {
     try {
-      return ldapSettingsSchema.parse({ ...this.settingsObject(row), bindPassword: this.secretOf(row) });
+      return ldapSettingsOf(row, this.sealer());
     } catch {
       return null;
     }
   }
 
-  /** The provider's OIDC settings with its client secret and the appliance's callback URL, or null when they do not parse. */
+  /** The provider's OIDC settings with its client secret and the appliance's callback URL, or null when they do not parse or open. */
   oidcSettings(row: SsoProviderRow, redirectUri: string): OidcSettings | null {
     try {
-      const secret = this.secretOf(row);
-      return parseOidcSettings({ ...(this.settingsObject(row) as object), ...(secret ? { clientSecret: secret } : {}), redirectUri } as Parameters<typeof parseOidcSettings>[0]);
+      return oidcSettingsOf(row, this.sealer(), redirectUri);
     } catch {
       return null;
     }
