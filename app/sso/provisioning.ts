@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { AuditService } from '../audit/service';
+import { endUserSessions } from '../access/session-store';
 import type { SsoProviderRow, SsoRoleMappingRow, UserRow } from '../db/tables';
 import { closureOf } from '../organisation/store';
 import { sha256 } from '../security/tokens';
@@ -132,7 +133,9 @@ export class SsoProvisioning {
       if (!reason) continue;
       await this.knex.transaction(async (trx) => {
         await updateSsoUser(trx, provider.organisation_id, user.id, { sessions_valid_after: trx.fn.now() });
-        await this.audit.record({ organisationId: provider.organisation_id, actor: this.directoryActor(provider), action: 'sso.deprovisioned', target: { type: 'user', id: user.id }, ip: null, userAgent: null, details: { provider: provider.kind, reason, periodic: true } }, trx);
+        // The session rows go too, so that no session started in this second survives.
+        const sessions = await endUserSessions(trx, user.id);
+        await this.audit.record({ organisationId: provider.organisation_id, actor: this.directoryActor(provider), action: 'sso.deprovisioned', target: { type: 'user', id: user.id }, ip: null, userAgent: null, details: { provider: provider.kind, reason, periodic: true, sessions } }, trx);
       });
       deprovisioned++;
     }

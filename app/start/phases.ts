@@ -27,6 +27,7 @@ import { startRetention } from '../retention/scheduler';
 import { WebhookDispatcher } from '../webhooks/dispatcher';
 import type { Boot } from './boot';
 import { scheduleHousekeeping } from './housekeeping';
+import { startDirectoryCheck } from '../sso/directory-check';
 
 /**
  * The appliance's start phases, in the order app/server.ts runs them. Each
@@ -116,7 +117,8 @@ export interface Jobs {
  * jobs: the one job queue of the process (pg-boss, with its cron
  * scheduler), and everything that works on it: the recording finisher
  * (recordings cut off by the last run are reconciled and queued), retention,
- * the audit chain check, and the housekeeping.
+ * the audit chain check, the housekeeping, and the single sign-on
+ * directory check.
  */
 export async function startJobs(boot: Boot, { config, logger }: Settings, { database }: DatabaseParts): Promise<Jobs> {
   const { knex } = database;
@@ -129,6 +131,8 @@ export async function startJobs(boot: Boot, { config, logger }: Settings, { data
   // Every audit chain verified hourly against its signed checkpoints, and anchored anew when intact.
   await startAuditVerification({ jobs: queue, knex, logger, dataDir: config.dataDir });
   await scheduleHousekeeping(queue, knex, logger);
+  // People the directory no longer has or maps: their sessions ended (LDAP providers, each at its own interval).
+  await startDirectoryCheck({ jobs: queue, knex, logger, sessionSecret: resolveSessionSecret(config) });
   return { queue, recordings };
 }
 

@@ -9,10 +9,10 @@ export async function seedSsoProvider(
   knex: Knex,
   organisationId: string,
   kind: SsoProviderRow['kind'],
-  options: { label?: string; settings: Record<string, unknown>; secret?: string; mappings: { directory_group: string; role: 'admin' | 'clerk' | 'compliance' }[]; enabled?: boolean },
+  options: { label?: string; settings: Record<string, unknown>; secret?: string; mappings: { directory_group: string; role: 'admin' | 'clerk' | 'compliance' }[]; enabled?: boolean; checkMinutes?: number },
 ): Promise<SsoProviderRow> {
   return knex.transaction(async (trx) => {
-    const row = await saveProvider(trx, organisationId, kind, { enabled: options.enabled ?? true, label: options.label ?? (kind === 'ldap' ? 'Company directory' : 'Company login'), check_minutes: 0, settings: options.settings });
+    const row = await saveProvider(trx, organisationId, kind, { enabled: options.enabled ?? true, label: options.label ?? (kind === 'ldap' ? 'Company directory' : 'Company login'), check_minutes: options.checkMinutes ?? 0, settings: options.settings });
     if (options.secret) await setProviderSecret(trx, organisationId, row.id, sealerFor(TEST_SECRET, 'sso').seal(options.secret, row.id));
     await replaceRoleMappings(trx, row.id, options.mappings);
     return row;
