@@ -1,12 +1,14 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { interactivePages } from './oidc-interactions';
 
 /**
  * A real OpenID provider (npm `oidc-provider`) on 127.0.0.1 for the SSO
  * tests: one confidential client, test accounts with email, name and
  * groups, an interaction that signs the chosen account in without a form
  * (so plain HTTP requests following redirects, or a browser, complete the
- * flow), consent granted automatically, back-channel logout enabled, and
+ * flow), consent granted automatically (or, with `interactive`, its own
+ * sign-in and consent pages for a browser), back-channel logout enabled, and
  * helpers to hand the relying party a crafted ID token at the token
  * endpoint (tampered, expired, wrong audience or issuer, `alg: none`, HS256).
  * oidc-provider and jose are ES modules: loaded with dynamic imports.
@@ -29,6 +31,13 @@ export interface TestProviderOptions {
   clientId?: string;
   clientSecret?: string;
   accounts?: TestAccount[];
+  /**
+   * The provider shows its own sign-in page (account and password, see
+   * test/support/oidc-interactions.ts) and asks for consent, as a real one
+   * does for a browser; by default it signs the chosen account in without a
+   * form and consents by itself.
+   */
+  interactive?: boolean;
 }
 
 /** A JWT rewrite applied to the next token endpoint answer's id_token. */
@@ -181,6 +190,7 @@ export async function startTestProvider(options: TestProviderOptions = {}): Prom
     async loadExistingGrant(ctx: any) {
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
       let grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (options.interactive) return grant; // only what the person allowed on the consent page
       grant ??= new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client.clientId, accountId: ctx.oidc.session.accountId });
       grant.addOIDCScope([...ctx.oidc.requestParamScopes].join(' '));
       await grant.save();
@@ -193,8 +203,10 @@ export async function startTestProvider(options: TestProviderOptions = {}): Prom
     },
   }));
 
-  // The interaction signs the chosen account in without a form.
+  // The interaction signs the chosen account in without a form (unless the provider is interactive).
+  const pages = options.interactive ? interactivePages(provider, accounts) : undefined;
   provider.use(async (ctx: any, next: () => Promise<void>) => {
+    if (pages && (await pages(ctx))) return;
     if (ctx.method === 'GET' && ctx.path.startsWith('/interaction/')) {
       const details = await provider.interactionDetails(ctx.req, ctx.res);
       const hint = details.params.login_hint;
