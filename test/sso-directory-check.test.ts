@@ -76,13 +76,22 @@ describe('SSO: periodic directory check', function () {
       // Checked now: not due again before its 30 minutes, then due.
       assert.ok((await knex()('sso_providers').where({ id: provider.id }).first())?.checked_at);
       assert.deepEqual(ours(await runDirectoryChecks(knex(), TEST_SECRET)), []);
-      assert.equal(ours(await runDirectoryChecks(knex(), TEST_SECRET, new Date(Date.now() + 31 * 60_000))).length, 1);
+      // Then due: bob and dana, already deprovisioned, are neither looked up nor audited again.
+      const later = ours(await runDirectoryChecks(knex(), TEST_SECRET, new Date(Date.now() + 31 * 60_000)));
+      assert.deepEqual(later.map((r) => [r.checked, r.deprovisioned]), [[1, 0]]);
+      assert.equal((await deprovisioned(bob.user.id)).length, 1);
       // bob is refused at his next sign-in too (no mapped group).
       const again = request.agent(buildApp(db.current));
       const page = await again.get(`/sso/${org.slug}/ldap`).expect(200);
       assert.equal((await again.post(`/sso/${org.slug}/ldap`).type('form').send({ _csrf: csrfFrom(page.text), username: 'bob', password: PEOPLE.bob!.password })).status, 403);
-    } finally {
+      // Back in the group, bob signs in again: the mark is cleared, and the check looks at him again.
       await slapd.addToGroup('vclerk-clerks', 'bob');
+      await signedIn('bob');
+      assert.equal((await knex()('users').where({ id: bob.user.id }).first())?.sso_deprovisioned_at, null);
+      const after = ours(await runDirectoryChecks(knex(), TEST_SECRET, new Date(Date.now() + 62 * 60_000)));
+      assert.deepEqual(after.map((r) => [r.checked, r.deprovisioned]), [[2, 0]]);
+    } finally {
+      await slapd.addToGroup('vclerk-clerks', 'bob').catch(() => undefined);
       await slapd.addUser(PEOPLE.dana!);
     }
   });

@@ -57,4 +57,29 @@ describe('single sign-on: password sign-in turned off', () => {
     await signInWith(clerk.email, PASSWORD, 303);
     assert.equal(await knex()('audit_events').where({ action: 'auth.break_glass_used', actor_id: clerk.id }).first(), undefined);
   });
+
+  it('a break-glass user who is no longer an administrator (the directory demoted them) is refused like everyone', async () => {
+    const demoted = await seedUser(knex(), org, 'clerk');
+    await knex()('users').where({ id: demoted.id }).update({ break_glass: true });
+    const res = await signInWith(demoted.email, PASSWORD, 403);
+    assert.match(res.text, /signs in with single sign-on/);
+    assert.equal(await knex()('audit_events').where({ action: 'auth.break_glass_used', actor_id: demoted.id }).first(), undefined);
+  });
+
+  it('with password sign-in on, an account linked to the directory is refused a password (its access is the directory\'s), audited', async () => {
+    const other = await seedOrganisation(knex(), 'Linked Bank');
+    const [provider] = await knex()('sso_providers').insert({ organisation_id: other.id, kind: 'ldap', label: 'Directory', enabled: true, settings: '{}' }).returning('id');
+    const linked = await seedUser(knex(), other, 'clerk');
+    await knex()('users').where({ id: linked.id }).update({ sso_provider_id: provider!.id, sso_subject: 'subject-1' });
+    const res = await signInWith(linked.email, PASSWORD, 403);
+    assert.match(res.text, /signs in through your organisation&#39;s directory|signs in through your organisation's directory/);
+    const refusal = await knex()('audit_events').where({ action: 'auth.login_failed', target_id: linked.id }).orderBy('id', 'desc').first();
+    assert.equal((refusal!.details as { reason: string }).reason, 'directory_account');
+    // A wrong password says nothing about the link.
+    assert.doesNotMatch((await signInWith(linked.email, 'not the password at all', 401)).text, /This account signs in/);
+    // A break-glass administrator linked to the directory keeps the password as the way in when the directory fails.
+    const admin = await seedUser(knex(), other, 'admin');
+    await knex()('users').where({ id: admin.id }).update({ sso_provider_id: provider!.id, sso_subject: 'subject-2', break_glass: true });
+    await signInWith(admin.email, PASSWORD, 303);
+  });
 });

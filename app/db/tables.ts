@@ -427,6 +427,7 @@ export interface UserRow {
   password_hash: string | null;
   role: 'admin' | 'clerk' | 'compliance';
   sessions_valid_after: Date;
+  sso_deprovisioned_at: Date | null;
   sso_provider_id: string | null;
   sso_subject: string | null;
   status: 'invited' | 'active' | 'deactivated';

@@ -19,6 +19,7 @@ export type LoginOutcome =
   | { ok: true; userId: string; organisationId: string; email: string; breakGlass: boolean }
   | { ok: false; reason: 'invalid' }
   | { ok: false; reason: 'sso_only' }
+  | { ok: false; reason: 'sso_account' }
   | { ok: false; reason: 'locked'; lockedUntil: Date };
 
 /** The later end of the locks among the reservations (a lock set by a concurrent attempt may end later). */
@@ -72,12 +73,16 @@ export class LoginService {
     // Fairly across clients: a flood from many addresses must not queue a colleague's sign-in behind all of its argon2 work.
     const passwordOk = await signInChecks.run(clientKey(input.ip), () => (user?.password_hash ? verifyPassword(user.password_hash, input.password) : verifyAgainstDummy(input.password)));
     const reason = !user ? 'unknown_account' : !passwordOk ? 'wrong_password' : user.status !== 'active' ? 'inactive' : user.closed_at ? 'organisation_closed' : null;
-    if (reason === null && !user!.password_sign_in && !user!.break_glass) {
-      // The organisation signs in through its directory: a right password is refused (and said so: whoever
-      // learns it here knew the password), the throttle's counts stay as they were.
+    // Break-glass counts for administrators only (a break-glass admin the directory demoted loses it).
+    const breakGlass = Boolean(user?.break_glass && user.role === 'admin');
+    const directory = reason !== null || breakGlass ? null : !user!.password_sign_in ? 'password_sign_in_off' : user!.sso_provider_id ? 'directory_account' : null;
+    if (directory) {
+      // The organisation signs in through its directory, or this account is the directory's (linked at an
+      // SSO sign-in; the directory may have taken it away since): a right password is refused (and said so:
+      // whoever learns it here knew the password), the throttle's counts stay as they were.
       await Promise.all([this.throttle.release(keys.account, 'account'), this.throttle.release(keys.ip, 'ip')]);
-      await failed('password_sign_in_off');
-      return { ok: false, reason: 'sso_only' };
+      await failed(directory);
+      return { ok: false, reason: directory === 'password_sign_in_off' ? 'sso_only' : 'sso_account' };
     }
     if (reason === null) {
       await Promise.all([this.throttle.clear(keys.account), this.throttle.release(keys.ip, 'ip')]);

@@ -37,11 +37,11 @@ export function login(passport: PassportInstance, service: LoginService, knex: K
       const minutes = Math.ceil(seconds / 60);
       // A lock is a 429 like the limiter's: it says when to come back.
       if (locked) res.setHeader('Retry-After', String(seconds));
-      return res.status(locked ? 429 : outcome.reason === 'missing' ? 400 : outcome.reason === 'sso_only' ? 403 : 401).render('auth/login', {
+      return res.status(locked ? 429 : outcome.reason === 'missing' ? 400 : outcome.reason === 'sso_only' || outcome.reason === 'sso_account' ? 403 : 401).render('auth/login', {
         title: req.t('auth.login_title'),
         values: { email },
         returnTo,
-        error: locked ? req.t('auth.locked', { minutes }) : outcome.reason === 'missing' ? req.t('auth.missing_credentials') : outcome.reason === 'sso_only' ? req.t('auth.sso_only') : req.t('auth.invalid_credentials'),
+        error: locked ? req.t('auth.locked', { minutes }) : outcome.reason === 'missing' ? req.t('auth.missing_credentials') : outcome.reason === 'sso_only' ? req.t('auth.sso_only') : outcome.reason === 'sso_account' ? req.t('auth.sso_account') : req.t('auth.invalid_credentials'),
       });
     }
     await startSession(req, outcome.userId);

@@ -73,9 +73,9 @@ export class SsoProvisioning {
         linked = Boolean(same);
       }
       if (!mapping) {
-        if (user) {
-          // Deprovisioning: out of every mapped group, so every session of the user ends now.
-          await updateSsoUser(trx, organisationId, user.id, { sessions_valid_after: trx.fn.now() });
+        if (user && !user.sso_deprovisioned_at) {
+          // Deprovisioning: out of every mapped group, so every session of the user ends now (once; later refusals are login_refused only).
+          await updateSsoUser(trx, organisationId, user.id, { sessions_valid_after: trx.fn.now(), sso_deprovisioned_at: trx.fn.now() });
           await this.audit.record({ organisationId, actor: this.directoryActor(provider), action: 'sso.deprovisioned', target: { type: 'user', id: user.id }, ...meta, details: { provider: provider.kind, reason: 'no_mapped_group' } }, trx);
         }
         return { ok: false, reason: 'no_mapped_group', userId: user?.id, label: user?.email };
@@ -92,6 +92,7 @@ export class SsoProvisioning {
       if (linked) Object.assign(changes, { sso_provider_id: provider.id, sso_subject: identity.subject });
       if (user.role !== mapping.role) changes.role = mapping.role;
       if (user.status === 'invited') changes.status = 'active';
+      if (user.sso_deprovisioned_at) changes.sso_deprovisioned_at = null;
       if (identity.name && user.name !== name) changes.name = name;
       if (identity.email && user.email.toLowerCase() !== identity.email) changes.email = identity.email;
       if (Object.keys(changes).length) await updateSsoUser(trx, organisationId, user.id, changes);
@@ -118,7 +119,9 @@ export class SsoProvisioning {
 
   /**
    * The periodic check: each linked user the directory no longer has (null)
-   * or who is in no mapped group any more has every session ended, audited.
+   * or who is in no mapped group any more has every session ended, audited,
+   * and is marked deprovisioned (`sso_deprovisioned_at`), so later runs skip
+   * them until the directory lets them sign in again.
    * A directory that cannot answer changes nothing. Returns the count ended.
    */
   async check(provider: SsoProviderRow, lookup: (subject: string) => Promise<DirectoryIdentity | null | 'unavailable'>): Promise<{ checked: number; deprovisioned: number; unavailable: boolean }> {
@@ -132,7 +135,7 @@ export class SsoProvisioning {
       const reason = found === null ? 'not_in_directory' : roleFor(found.groups, mappings) ? null : 'no_mapped_group';
       if (!reason) continue;
       await this.knex.transaction(async (trx) => {
-        await updateSsoUser(trx, provider.organisation_id, user.id, { sessions_valid_after: trx.fn.now() });
+        await updateSsoUser(trx, provider.organisation_id, user.id, { sessions_valid_after: trx.fn.now(), sso_deprovisioned_at: trx.fn.now() });
         // The session rows go too, so that no session started in this second survives.
         const sessions = await endUserSessions(trx, user.id);
         await this.audit.record({ organisationId: provider.organisation_id, actor: this.directoryActor(provider), action: 'sso.deprovisioned', target: { type: 'user', id: user.id }, ip: null, userAgent: null, details: { provider: provider.kind, reason, periodic: true, sessions } }, trx);

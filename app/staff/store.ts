@@ -32,7 +32,7 @@ export async function signInAccount(db: Knex, email: string) {
   return users(db)
     .join('organisations', 'organisations.id', 'users.organisation_id')
     .whereRaw('lower(users.email) = ?', [email])
-    .first('users.id', 'users.organisation_id', 'users.email', 'users.status', 'users.password_hash', 'users.break_glass', 'organisations.closed_at', 'organisations.password_sign_in') as Promise<(Pick<UserRow, 'id' | 'organisation_id' | 'email' | 'status' | 'password_hash' | 'break_glass'> & { closed_at: Date | null; password_sign_in: boolean }) | undefined>;
+    .first('users.id', 'users.organisation_id', 'users.email', 'users.status', 'users.role', 'users.password_hash', 'users.break_glass', 'users.sso_provider_id', 'organisations.closed_at', 'organisations.password_sign_in') as Promise<(Pick<UserRow, 'id' | 'organisation_id' | 'email' | 'status' | 'role' | 'password_hash' | 'break_glass' | 'sso_provider_id'> & { closed_at: Date | null; password_sign_in: boolean }) | undefined>;
 }
 
 export async function recordLogin(trx: Knex.Transaction, id: string, ip: string | null): Promise<void> {
@@ -212,14 +212,14 @@ export async function updateSsoUser(
   trx: Knex.Transaction,
   organisationId: string,
   id: string,
-  values: Partial<Pick<UserRow, 'role' | 'status' | 'name' | 'email' | 'sso_provider_id' | 'sso_subject'>> & { sessions_valid_after?: Knex.Raw },
+  values: Partial<Pick<UserRow, 'role' | 'status' | 'name' | 'email' | 'sso_provider_id' | 'sso_subject'>> & { sessions_valid_after?: Knex.Raw; sso_deprovisioned_at?: Knex.Raw | null },
 ): Promise<void> {
   await users(trx).where({ id, organisation_id: organisationId }).update({ ...values, updated_at: trx.fn.now() });
 }
 
 /** The users linked to a provider who are not deactivated (the periodic directory check). */
 export async function activeSsoUsers(db: Knex, providerId: string): Promise<Pick<UserRow, 'id' | 'organisation_id' | 'email' | 'sso_subject'>[]> {
-  return users(db).where({ sso_provider_id: providerId }).whereNot({ status: 'deactivated' }).select('id', 'organisation_id', 'email', 'sso_subject');
+  return users(db).where({ sso_provider_id: providerId }).whereNot({ status: 'deactivated' }).whereNull('sso_deprovisioned_at').select('id', 'organisation_id', 'email', 'sso_subject');
 }
 
 /** Whether the user may sign in with a password although the organisation turned password sign-in off. */
