@@ -43,6 +43,7 @@ import { securityPage } from './compliance/security';
 import { closeOrganisation, closurePage } from './closure/routes';
 import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret, toggleWebhook } from './webhooks/routes';
 import { queueFraming, saveWidgetOrigins, widgetData, widgetJs } from './widget/routes';
+import { SsoSecrets } from './sso/provider-settings';
 import { saveLdapSettings, saveOidcSettings, savePasswordSignIn, ssoAdminPage, testLdap, testOidc } from './sso/admin-routes';
 
 export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -80,12 +81,14 @@ export function routes(deps: RouteDeps): Route[] {
   const { db } = deps;
   const admin: AdminDeps = { knex: db, config: deps.config, throttle: deps.throttle };
   const links = new CallLinkTokens(deps.sessionSecret);
-  const sso = { db, config: deps.config, sessionSecret: deps.sessionSecret, login: deps.login, throttle: deps.throttle };
+  // The single sign-on secrets: from the configuration, else sealed in the database under the session secret.
+  const ssoSecrets = new SsoSecrets(deps.sessionSecret, deps.config?.ssoSecrets);
+  const sso = { db, config: deps.config, secrets: ssoSecrets, login: deps.login, throttle: deps.throttle };
   const calls = { knex: db, config: deps.config, hub: deps.hub, links };
   const api = { knex: db, config: deps.config, links };
   const limit = perKeyRateLimit();
   const ops = { knex: db, config: deps.config, logger: deps.logger, ops: deps.ops };
-  const ssoAdmin = { knex: db, config: deps.config, sessionSecret: deps.sessionSecret };
+  const ssoAdmin = { knex: db, config: deps.config, secrets: ssoSecrets };
   const recordings = { knex: db, config: deps.config, recordingKey: deps.config?.recordingKey ? parseRecordingKey(deps.config.recordingKey) : null };
   return [
     { method: 'get', path: '/healthz', access: 'public', handlers: [liveness(deps)] },

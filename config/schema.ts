@@ -68,6 +68,41 @@ function addressList(): SettingType<string> {
   };
 }
 
+/**
+ * Single sign-on secrets kept out of the database: a JSON object of
+ * organisation slug -> { "ldap": service account password, "oidc": client
+ * secret }. Reasons never echo a value.
+ */
+function ssoSecrets(): SettingType<Readonly<Record<string, Readonly<{ ldap?: string; oidc?: string }>>>> {
+  return {
+    label: 'JSON object: {"<organisation slug>": {"ldap": "...", "oidc": "..."}}',
+    parse(raw) {
+      let value: unknown = raw;
+      if (typeof raw === 'string') {
+        try {
+          value = JSON.parse(raw);
+        } catch {
+          return { ok: false, reason: 'must be a JSON object of organisation slug -> {"ldap": ..., "oidc": ...} (it does not parse as JSON)' };
+        }
+      }
+      if (!value || typeof value !== 'object' || Array.isArray(value)) return { ok: false, reason: 'must be a JSON object of organisation slug -> {"ldap": ..., "oidc": ...}' };
+      const out: Record<string, { ldap?: string; oidc?: string }> = {};
+      for (const [slug, kinds] of Object.entries(value)) {
+        if (!/^[a-z0-9-]{1,100}$/.test(slug)) return { ok: false, reason: `"${slug.slice(0, 100)}" is not an organisation slug (lower-case letters, digits, dashes)` };
+        if (!kinds || typeof kinds !== 'object' || Array.isArray(kinds)) return { ok: false, reason: `the entry of "${slug}" must be an object with "ldap" and/or "oidc"` };
+        const entry: { ldap?: string; oidc?: string } = {};
+        for (const [kind, secret] of Object.entries(kinds as Record<string, unknown>)) {
+          if (kind !== 'ldap' && kind !== 'oidc') return { ok: false, reason: `the entry of "${slug}" may name only "ldap" and "oidc", not "${kind.slice(0, 40)}"` };
+          if (typeof secret !== 'string' || secret === '' || secret.length > 4096) return { ok: false, reason: `the ${kind} secret of "${slug}" must be a non-empty string of at most 4096 characters` };
+          entry[kind] = secret;
+        }
+        out[slug] = Object.freeze(entry);
+      }
+      return { ok: true, value: Object.freeze(out) };
+    },
+  };
+}
+
 export const schema = {
   host: setting({
     env: 'VCLERK_HOST',
@@ -176,8 +211,15 @@ export const schema = {
   sessionSecret: optional({
     env: 'VCLERK_SESSION_SECRET',
     description:
-      "Secret that signs session cookies (at least 32 characters); customer call links are derived under a key made from it, so that their clerk can be shown them again. When unset, VClerk generates one at first start and keeps it in <dataDir>/session.secret. Changing it signs everyone out, and calls' links keep working but can no longer be shown again.",
+      "Secret that signs session cookies (at least 32 characters); customer call links are derived under a key made from it, so that their clerk can be shown them again. When unset, VClerk generates one at first start and keeps it in <dataDir>/session.secret. Changing it signs everyone out, calls' links keep working but can no longer be shown again, and single sign-on secrets typed on the admin page (sealed under a key made from it) must be typed again.",
     type: text({ minLength: 32 }),
+    secret: true,
+  }),
+  ssoSecrets: optional({
+    env: 'VCLERK_SSO_SECRETS',
+    description:
+      'Single sign-on secrets given by configuration instead of the admin page (Admin > Single sign-on), e.g. as a Docker secret through VCLERK_SSO_SECRETS_FILE: a JSON object {"<organisation slug>": {"ldap": "<service account password>", "oidc": "<client secret>"}}. A secret given here wins over one typed on the page; it is never stored in the database nor shown.',
+    type: ssoSecrets(),
     secret: true,
   }),
   sessionIdleMinutes: setting({

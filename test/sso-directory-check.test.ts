@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
+import { SsoSecrets } from '../app/sso/provider-settings';
 import { DIRECTORY_CHECK_QUEUE, runDirectoryChecks, startDirectoryCheck } from '../app/sso/directory-check';
 import type { SsoProviderRow } from '../app/db/tables';
 import { csrfFrom, seedOrganisation, type SeededOrganisation } from './support/accounts';
@@ -23,6 +24,7 @@ describe('SSO: periodic directory check', function () {
   let org: SeededOrganisation;
   let provider: SsoProviderRow;
   const knex = () => db.current.knex;
+  const secrets = new SsoSecrets(TEST_SECRET);
 
   before(async function () {
     this.timeout(60_000);
@@ -63,7 +65,7 @@ describe('SSO: periodic directory check', function () {
     await slapd.removeFromGroup('vclerk-clerks', 'bob');
     await slapd.deleteUser('dana');
     try {
-      const report = ours(await runDirectoryChecks(knex(), TEST_SECRET))[0]!;
+      const report = ours(await runDirectoryChecks(knex(), secrets))[0]!;
       assert.deepEqual({ ...report, organisationId: undefined, providerId: undefined }, { organisationId: undefined, providerId: undefined, checked: 3, deprovisioned: 2, unavailable: false });
       // bob and dana: signed out at once, audited with the reason; alice (still an admin) keeps her session.
       for (const gone of [bob, dana]) assert.match(String((await gone.agent.get('/dashboard')).headers.location), /^\/login/);
@@ -75,9 +77,9 @@ describe('SSO: periodic directory check', function () {
       assert.equal((await deprovisioned(alice.user.id)).length, 0);
       // Checked now: not due again before its 30 minutes, then due.
       assert.ok((await knex()('sso_providers').where({ id: provider.id }).first())?.checked_at);
-      assert.deepEqual(ours(await runDirectoryChecks(knex(), TEST_SECRET)), []);
+      assert.deepEqual(ours(await runDirectoryChecks(knex(), secrets)), []);
       // Then due: bob and dana, already deprovisioned, are neither looked up nor audited again.
-      const later = ours(await runDirectoryChecks(knex(), TEST_SECRET, new Date(Date.now() + 31 * 60_000)));
+      const later = ours(await runDirectoryChecks(knex(), secrets, new Date(Date.now() + 31 * 60_000)));
       assert.deepEqual(later.map((r) => [r.checked, r.deprovisioned]), [[1, 0]]);
       assert.equal((await deprovisioned(bob.user.id)).length, 1);
       // bob is refused at his next sign-in too (no mapped group).
@@ -88,7 +90,7 @@ describe('SSO: periodic directory check', function () {
       await slapd.addToGroup('vclerk-clerks', 'bob');
       await signedIn('bob');
       assert.equal((await knex()('users').where({ id: bob.user.id }).first())?.sso_deprovisioned_at, null);
-      const after = ours(await runDirectoryChecks(knex(), TEST_SECRET, new Date(Date.now() + 62 * 60_000)));
+      const after = ours(await runDirectoryChecks(knex(), secrets, new Date(Date.now() + 62 * 60_000)));
       assert.deepEqual(after.map((r) => [r.checked, r.deprovisioned]), [[2, 0]]);
     } finally {
       await slapd.addToGroup('vclerk-clerks', 'bob').catch(() => undefined);
@@ -109,7 +111,7 @@ describe('SSO: periodic directory check', function () {
     const [linked] = await knex()('users')
       .insert({ organisation_id: down.id, email: 'linked@example.org', name: 'Linked', role: 'clerk', status: 'active', sso_provider_id: unreachable.id, sso_subject: 'x-subject' })
       .returning('id');
-    const reports = await runDirectoryChecks(knex(), TEST_SECRET, new Date(Date.now() + 31 * 60_000));
+    const reports = await runDirectoryChecks(knex(), secrets, new Date(Date.now() + 31 * 60_000));
     const downReport = reports.find((r) => r.providerId === unreachable.id);
     assert.deepEqual([downReport?.unavailable, downReport?.deprovisioned], [true, 0]);
     assert.equal((await knex()('audit_events').where({ organisation_id: down.id, action: 'sso.deprovisioned' })).length, 0);
@@ -121,7 +123,7 @@ describe('SSO: periodic directory check', function () {
   it('runs as a cron job every minute on the job queue', async () => {
     const jobs = await startTestJobs(knex());
     try {
-      const job = await startDirectoryCheck({ jobs, knex: knex(), logger: silentLogger, sessionSecret: TEST_SECRET });
+      const job = await startDirectoryCheck({ jobs, knex: knex(), logger: silentLogger, secrets });
       const schedule = await knex()('pgboss.schedule').where({ name: DIRECTORY_CHECK_QUEUE }).first('cron');
       assert.equal(schedule?.cron, '* * * * *');
       const before = new Date(Date.now() - 1000);

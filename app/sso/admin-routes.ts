@@ -5,26 +5,24 @@ import { callerOf } from '../access/caller';
 import { flash } from '../http/flash';
 import { publicBase } from '../http/links';
 import { formAction, renderPage, submitForm, type Form, type FormPage } from '../http/form-page';
-import type { Sealer } from '../security/sealed';
 import {
   allowedAlgs, common, LDAP_FIELDS, MAX_MAPPINGS, mappingGroupField, mappingRoleField, OIDC_FIELDS, ROLES, settingsFields, type Kind,
 } from './admin-forms';
 import { SsoAdminService, type ProviderView, type SsoTestResult } from './admin-service';
 import { DEFAULT_OIDC_ALGS } from './oidc-settings';
-import { ssoSealer } from './provider-settings';
+import type { SsoSecrets } from './provider-settings';
 import { ssoUrls, type SsoUrls } from './urls';
 
 export interface SsoAdminDeps {
   knex: Knex;
   config?: Config;
-  sessionSecret: string;
+  secrets: SsoSecrets;
 }
 
 const PAGE = '/admin/sso';
 
 function service(deps: SsoAdminDeps, req: Request): SsoAdminService {
-  let sealer: Sealer | undefined;
-  return new SsoAdminService(deps.knex, callerOf(req), () => (sealer ??= ssoSealer(deps.sessionSecret)));
+  return new SsoAdminService(deps.knex, callerOf(req), deps.secrets);
 }
 
 /** The URLs to register at the provider (the sign-in routes answer them). */
@@ -85,6 +83,7 @@ function pageOf(deps: SsoAdminDeps): FormPage<Context | void> {
         title: req.t('sso_admin.title'),
         providers,
         urls,
+        secretsFromConfig: sso.secretsFromConfig(),
         breakGlass,
         passwordSignIn,
         test: context ? context.test ?? null : null,

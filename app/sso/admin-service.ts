@@ -5,13 +5,13 @@ import { OrganisationScopedService } from '../access/scoped-service';
 import { ValidationError } from '../core/errors';
 import type { SsoProviderRow, SsoRoleMappingRow } from '../db/tables';
 import { passwordSignInOf, setPasswordSignIn } from '../organisation/store';
-import { SealedSecretError, type Sealer } from '../security/sealed';
+import { SealedSecretError } from '../security/sealed';
 import { breakGlassCandidates, setBreakGlass } from '../staff/store';
 import { parseLdapForm, parseOidcForm, type Kind, type ProviderForm } from './admin-forms';
 import { ldapTest, type LdapTestResult } from './ldap-client';
 import { oidcTest, type OidcTestReport } from './oidc-test';
 import type { OidcRefusal } from './oidc-errors';
-import { ldapSettingsOf, oidcSettingsOf } from './provider-settings';
+import { ldapSettingsOf, oidcSettingsOf, type SsoSecrets } from './provider-settings';
 import { roleFor } from './provisioning';
 import { providerOf, providersOf, replaceRoleMappings, roleMappingsOf, saveProvider, setProviderSecret } from './store';
 
@@ -25,6 +25,8 @@ export interface ProviderView {
   checkedAt: Date | null;
   settings: Record<string, unknown>;
   secretSet: boolean;
+  /** The secret comes from the appliance's configuration (VCLERK_SSO_SECRETS): the page neither asks for nor stores one. */
+  secretFromConfig: boolean;
   mappings: Pick<SsoRoleMappingRow, 'directory_group' | 'role'>[];
 }
 
@@ -56,8 +58,17 @@ const breakGlassSchema = z.object({
  * in a view, an audit event or an error.
  */
 export class SsoAdminService extends OrganisationScopedService {
-  constructor(knex: Knex, caller: Caller, private readonly sealer: () => Sealer) {
+  private readonly slug: string;
+
+  constructor(knex: Knex, caller: Caller, private readonly secrets: SsoSecrets) {
     super(knex, caller);
+    this.slug = caller.user.organisationSlug;
+  }
+
+  /** Per kind, whether the configuration gives its secret (also before a provider is saved). */
+  secretsFromConfig(): Record<Kind, boolean> {
+    const from = (kind: Kind) => this.secrets.sourceOf({ kind, secret_sealed: null }, this.slug) === 'config';
+    return { ldap: from('ldap'), oidc: from('oidc') };
   }
 
   async providers(): Promise<Partial<Record<Kind, ProviderView>>> {
@@ -78,7 +89,8 @@ export class SsoAdminService extends OrganisationScopedService {
       checkMinutes: row.check_minutes,
       checkedAt: row.checked_at,
       settings,
-      secretSet: Boolean(row.secret_sealed),
+      secretSet: this.secrets.sourceOf(row, this.slug) !== 'none',
+      secretFromConfig: this.secrets.sourceOf(row, this.slug) === 'config',
       mappings: (await roleMappingsOf(this.knex, row.id)).map((m) => ({ directory_group: m.directory_group, role: m.role })),
     };
   }
@@ -90,10 +102,13 @@ export class SsoAdminService extends OrganisationScopedService {
    */
   async save(kind: Kind, body: Record<string, unknown>, callback: string): Promise<void> {
     const stored = await providerOf(this.knex, this.organisationId, kind);
-    const form: ProviderForm<Record<string, unknown>> = kind === 'ldap' ? parseLdapForm(body, Boolean(stored?.secret_sealed)) : parseOidcForm(body, callback);
+    const source = this.secrets.sourceOf(stored ?? { kind, secret_sealed: null }, this.slug);
+    const parsed: ProviderForm<Record<string, unknown>> = kind === 'ldap' ? parseLdapForm(body, source !== 'none') : parseOidcForm(body, callback);
+    // A secret the configuration gives is neither asked for nor stored.
+    const form = source === 'config' ? { ...parsed, secret: undefined, removeSecret: false } : parsed;
     await this.knex.transaction(async (trx) => {
       const row = await saveProvider(trx, this.organisationId, kind, { enabled: form.enabled, label: form.label, check_minutes: form.checkMinutes, settings: form.settings });
-      if (form.secret !== undefined) await setProviderSecret(trx, this.organisationId, row.id, this.sealer().seal(form.secret, row.id));
+      if (form.secret !== undefined) await setProviderSecret(trx, this.organisationId, row.id, this.secrets.seal(form.secret, row.id));
       else if (form.removeSecret && stored?.secret_sealed) await setProviderSecret(trx, this.organisationId, row.id, null);
       await replaceRoleMappings(trx, row.id, form.mappings);
       await this.audit.record(
@@ -108,7 +123,7 @@ export class SsoAdminService extends OrganisationScopedService {
             label: form.label,
             check_minutes: form.checkMinutes,
             settings: form.settings,
-            secret: form.secret !== undefined ? 'changed' : !stored?.secret_sealed ? 'not_set' : form.removeSecret ? 'removed' : 'kept',
+            secret: source === 'config' ? 'config' : form.secret !== undefined ? 'changed' : !stored?.secret_sealed ? 'not_set' : form.removeSecret ? 'removed' : 'kept',
             mappings: form.mappings.map((m) => ({ group: m.directory_group, role: m.role })),
           },
         },
@@ -151,7 +166,7 @@ export class SsoAdminService extends OrganisationScopedService {
     const kind = row.kind;
     let settings;
     try {
-      settings = kind === 'ldap' ? ldapSettingsOf(row, this.sealer()) : oidcSettingsOf(row, this.sealer());
+      settings = kind === 'ldap' ? ldapSettingsOf(row, this.slug, this.secrets) : oidcSettingsOf(row, this.slug, this.secrets);
     } catch (err) {
       return { kind, ok: false, unreadable: err instanceof SealedSecretError ? 'secret' : 'settings' };
     }

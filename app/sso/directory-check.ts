@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger';
 import { scheduleCronJob, type CronJob } from '../jobs/cron';
 import type { JobQueue } from '../jobs/queue';
 import { ldapLookup } from './ldap-client';
-import { ldapSettingsOf, ssoSealer } from './provider-settings';
+import { ldapSettingsOf, type SsoSecrets } from './provider-settings';
 import { SsoProvisioning } from './provisioning';
 import { markChecked, providersDueForCheck } from './store';
 
@@ -30,15 +30,14 @@ export interface DirectoryCheckReport {
  * tries again. OpenID Connect providers offer no lookup: their users are
  * refused at the next sign-in and by back-channel logout.
  */
-export async function runDirectoryChecks(knex: Knex, sessionSecret: string, now: Date = new Date()): Promise<DirectoryCheckReport[]> {
-  const sealer = ssoSealer(sessionSecret);
+export async function runDirectoryChecks(knex: Knex, secrets: SsoSecrets, now: Date = new Date()): Promise<DirectoryCheckReport[]> {
   const provisioning = new SsoProvisioning(knex);
   const reports: DirectoryCheckReport[] = [];
   for (const provider of await providersDueForCheck(knex, now)) {
     const base = { organisationId: provider.organisation_id, providerId: provider.id };
     let settings: ReturnType<typeof ldapSettingsOf>;
     try {
-      settings = ldapSettingsOf(provider, sealer);
+      settings = ldapSettingsOf(provider, provider.organisation_slug, secrets);
     } catch {
       reports.push({ ...base, checked: 0, deprovisioned: 0, unavailable: true });
       continue;
@@ -51,14 +50,14 @@ export async function runDirectoryChecks(knex: Knex, sessionSecret: string, now:
 }
 
 /** The check as a cron job on the appliance's job queue (once per tick across processes). */
-export function startDirectoryCheck(options: { jobs: JobQueue; knex: Knex; logger: Logger; sessionSecret: string; cron?: string }): Promise<CronJob> {
+export function startDirectoryCheck(options: { jobs: JobQueue; knex: Knex; logger: Logger; secrets: SsoSecrets; cron?: string }): Promise<CronJob> {
   const log = options.logger.child({ component: 'sso-directory-check' });
   return scheduleCronJob(options.jobs, {
     log,
     queue: DIRECTORY_CHECK_QUEUE,
     cron: options.cron ?? DIRECTORY_CHECK_CRON,
     run: async () => {
-      for (const report of await runDirectoryChecks(options.knex, options.sessionSecret)) {
+      for (const report of await runDirectoryChecks(options.knex, options.secrets)) {
         if (report.unavailable) log.warn(report, 'directory check: the directory could not answer; nobody was ended, retried at the next tick');
         else if (report.deprovisioned) log.info(report, 'directory check: sessions ended of people the directory no longer has or maps');
       }

@@ -13,6 +13,7 @@ import type { LoginService } from '../sign-in/login-service';
 import { accountKey, ipKey, type LoginThrottle } from '../sign-in/throttle';
 import type { SsoProviderRow } from '../db/tables';
 import { beginOidc, OidcRefusalError } from './oidc-client';
+import type { SsoSecrets } from './provider-settings';
 import { SsoSignIn, type SsoSignInOutcome } from './signin-service';
 import './session-data';
 
@@ -27,7 +28,7 @@ import './session-data';
 export interface SsoRouteDeps {
   db: Knex;
   config: Config;
-  sessionSecret: string;
+  secrets: SsoSecrets;
   login: LoginService;
   throttle: LoginThrottle;
 }
@@ -101,7 +102,7 @@ export const ssoFind: RequestHandler = (req, res) => {
 /** GET /sso/:slug: the organisation's enabled single sign-on methods. */
 export function ssoChoose(deps: SsoRouteDeps): RequestHandler {
   return async (req, res) => {
-    const service = new SsoSignIn(deps.db, deps.sessionSecret);
+    const service = new SsoSignIn(deps.db, deps.secrets);
     const organisation = await service.organisation(slugOf(req));
     const providers = await service.enabledProviders(organisation.id);
     res.render('sso/choose', { title: req.t('sso.choose_title'), organisationName: organisation.name, slug: organisation.slug, providers });
@@ -109,7 +110,7 @@ export function ssoChoose(deps: SsoRouteDeps): RequestHandler {
 }
 
 async function ldapContext(deps: SsoRouteDeps, req: Request) {
-  const service = new SsoSignIn(deps.db, deps.sessionSecret);
+  const service = new SsoSignIn(deps.db, deps.secrets);
   const organisation = await service.organisation(slugOf(req));
   const row = await service.provider(organisation.id, 'ldap');
   return { service, organisation, row };
@@ -147,7 +148,7 @@ export function ldapSignIn(deps: SsoRouteDeps): RequestHandler {
       await service.locked(row, requestMeta(req), username);
       return refuse('locked');
     }
-    const outcome = await service.ldap(row, username, password, requestMeta(req));
+    const outcome = await service.ldap(row, organisation.slug, username, password, requestMeta(req));
     if (outcome.ok) {
       slot.refund();
       await Promise.all([deps.throttle.clear(keys.account), deps.throttle.release(keys.ip, 'ip')]);
@@ -167,10 +168,10 @@ export function ldapSignIn(deps: SsoRouteDeps): RequestHandler {
 /** GET /sso/:slug/oidc: starts the code flow; the attempt waits in the session. */
 export function oidcStart(deps: SsoRouteDeps): RequestHandler {
   return async (req, res) => {
-    const service = new SsoSignIn(deps.db, deps.sessionSecret);
+    const service = new SsoSignIn(deps.db, deps.secrets);
     const organisation = await service.organisation(slugOf(req));
     const row = await service.provider(organisation.id, 'oidc');
-    const settings = service.oidcSettings(row, redirectUri(req, deps, organisation.slug));
+    const settings = service.oidcSettings(row, organisation.slug, redirectUri(req, deps, organisation.slug));
     if (!settings) {
       await service.refused(row, 'misconfigured', requestMeta(req));
       return refusedPage(req, res, organisation.slug, 'misconfigured');
@@ -193,7 +194,7 @@ export function oidcStart(deps: SsoRouteDeps): RequestHandler {
 /** GET /sso/:slug/oidc/callback: the pending attempt is taken out of the session first (single use), then the provider's answer is checked. */
 export function oidcCallback(deps: SsoRouteDeps): RequestHandler {
   return async (req, res) => {
-    const service = new SsoSignIn(deps.db, deps.sessionSecret);
+    const service = new SsoSignIn(deps.db, deps.secrets);
     const organisation = await service.organisation(slugOf(req));
     const row = await service.provider(organisation.id, 'oidc');
     const stored = req.session.oidcPending;
@@ -202,7 +203,7 @@ export function oidcCallback(deps: SsoRouteDeps): RequestHandler {
       await saveSession(req);
     }
     const pending = stored && stored.providerId === row.id ? { state: stored.state, nonce: stored.nonce, codeVerifier: stored.codeVerifier, createdAt: stored.createdAt } : undefined;
-    const settings = service.oidcSettings(row, redirectUri(req, deps, organisation.slug));
+    const settings = service.oidcSettings(row, organisation.slug, redirectUri(req, deps, organisation.slug));
     if (!settings) {
       await service.refused(row, 'misconfigured', requestMeta(req));
       return refusedPage(req, res, organisation.slug, 'misconfigured');
@@ -216,11 +217,11 @@ export function oidcCallback(deps: SsoRouteDeps): RequestHandler {
 /** POST /sso/:slug/oidc/backchannel-logout: the provider ends sessions (form body `logout_token`); 200 or 400 with a stable code. */
 export function oidcBackchannelLogout(deps: SsoRouteDeps): RequestHandler {
   return async (req, res) => {
-    const service = new SsoSignIn(deps.db, deps.sessionSecret);
+    const service = new SsoSignIn(deps.db, deps.secrets);
     const organisation = await service.organisation(slugOf(req));
     const row = await service.provider(organisation.id, 'oidc');
     res.setHeader('Cache-Control', 'no-store');
-    const settings = service.oidcSettings(row, redirectUri(req, deps, organisation.slug));
+    const settings = service.oidcSettings(row, organisation.slug, redirectUri(req, deps, organisation.slug));
     if (!settings) return res.status(400).json({ error: 'invalid_request', code: 'misconfigured' });
     const outcome = await service.backchannelLogout(row, settings, req.body?.logout_token, requestMeta(req));
     if (!outcome.ok) return res.status(400).json({ error: 'invalid_request', code: outcome.reason });

@@ -4,7 +4,6 @@ import { NotFoundError } from '../core/errors';
 import type { SsoProviderRow } from '../db/tables';
 import { endSessionsOfOidcSid, endUserSessions } from '../access/session-store';
 import { findOrganisation, type Organisation } from '../organisation/store';
-import type { Sealer } from '../security/sealed';
 import { sha256 } from '../security/tokens';
 import { lockSsoUser } from '../staff/store';
 import type { DirectoryRefusal } from './identity';
@@ -12,7 +11,7 @@ import { ldapAuthenticate } from './ldap-client';
 import type { LdapSettings } from './ldap-settings';
 import { completeOidc, verifyLogoutToken, type OidcPending, type OidcSettings } from './oidc-client';
 import { SsoProvisioning, type ProvisionRefusal, type Provisioned } from './provisioning';
-import { ldapSettingsOf, oidcSettingsOf, ssoSealer } from './provider-settings';
+import { ldapSettingsOf, oidcSettingsOf, type SsoSecrets } from './provider-settings';
 import { providerOf, providersOf } from './store';
 
 /**
@@ -49,14 +48,8 @@ function firstUse(jti: string, now: number): boolean {
 export class SsoSignIn {
   private readonly provisioning: SsoProvisioning;
 
-  private opened?: Sealer;
-
-  constructor(private readonly knex: Knex, private readonly sessionSecret: string) {
+  constructor(private readonly knex: Knex, private readonly secrets: SsoSecrets) {
     this.provisioning = new SsoProvisioning(knex);
-  }
-
-  private sealer(): Sealer {
-    return (this.opened ??= ssoSealer(this.sessionSecret));
   }
 
   /** The organisation of the slug (404 when there is none or it is closed). */
@@ -79,18 +72,18 @@ export class SsoSignIn {
   }
 
   /** The provider's LDAP settings with its service account's password, or null when they do not parse or open (misconfigured). */
-  ldapSettings(row: SsoProviderRow): LdapSettings | null {
+  ldapSettings(row: SsoProviderRow, slug: string): LdapSettings | null {
     try {
-      return ldapSettingsOf(row, this.sealer());
+      return ldapSettingsOf(row, slug, this.secrets);
     } catch {
       return null;
     }
   }
 
   /** The provider's OIDC settings with its client secret and the appliance's callback URL, or null when they do not parse or open. */
-  oidcSettings(row: SsoProviderRow, redirectUri: string): OidcSettings | null {
+  oidcSettings(row: SsoProviderRow, slug: string, redirectUri: string): OidcSettings | null {
     try {
-      return oidcSettingsOf(row, this.sealer(), redirectUri);
+      return oidcSettingsOf(row, slug, this.secrets, redirectUri);
     } catch {
       return null;
     }
@@ -114,8 +107,8 @@ export class SsoSignIn {
   }
 
   /** LDAP: the name and password checked by the directory, then provisioning. */
-  async ldap(row: SsoProviderRow, username: string, password: string, meta: Meta): Promise<SsoSignInOutcome> {
-    const settings = this.ldapSettings(row);
+  async ldap(row: SsoProviderRow, slug: string, username: string, password: string, meta: Meta): Promise<SsoSignInOutcome> {
+    const settings = this.ldapSettings(row, slug);
     if (!settings) return this.refused(row, 'misconfigured', meta, username);
     const outcome = await ldapAuthenticate(settings, username, password);
     if (!outcome.ok) return this.refused(row, outcome.reason, meta, username);

@@ -47,13 +47,17 @@ export async function deleteProvider(trx: Knex.Transaction, organisationId: stri
   return (await providers(trx).where({ organisation_id: organisationId, id }).delete()) > 0;
 }
 
-/** The enabled LDAP providers whose periodic directory check is due. */
-export async function providersDueForCheck(db: Knex, now: Date): Promise<SsoProviderRow[]> {
+/** The enabled LDAP providers whose periodic directory check is due, with their organisation's slug. */
+export async function providersDueForCheck(db: Knex, now: Date): Promise<(SsoProviderRow & { organisation_slug: string })[]> {
   return providers(db)
-    .where({ enabled: true, kind: 'ldap' })
-    .where('check_minutes', '>', 0)
-    .where((w) => w.whereNull('checked_at').orWhereRaw(`checked_at <= ?::timestamptz - make_interval(mins => check_minutes)`, [now.toISOString()]))
-    .orderBy('checked_at', 'asc', 'first');
+    .join('organisations', 'organisations.id', 'sso_providers.organisation_id')
+    .where('sso_providers.enabled', true)
+    .where('sso_providers.kind', 'ldap')
+    .whereNull('organisations.closed_at')
+    .where('sso_providers.check_minutes', '>', 0)
+    .where((w) => w.whereNull('sso_providers.checked_at').orWhereRaw(`sso_providers.checked_at <= ?::timestamptz - make_interval(mins => sso_providers.check_minutes)`, [now.toISOString()]))
+    .orderBy('sso_providers.checked_at', 'asc', 'first')
+    .select('sso_providers.*', 'organisations.slug as organisation_slug') as Promise<(SsoProviderRow & { organisation_slug: string })[]>;
 }
 
 export async function markChecked(db: Knex, organisationId: string, id: string, at: Date): Promise<void> {

@@ -28,6 +28,7 @@ import { WebhookDispatcher } from '../webhooks/dispatcher';
 import type { Boot } from './boot';
 import { scheduleHousekeeping } from './housekeeping';
 import { startDirectoryCheck } from '../sso/directory-check';
+import { SsoSecrets } from '../sso/provider-settings';
 
 /**
  * The appliance's start phases, in the order app/server.ts runs them. Each
@@ -132,7 +133,7 @@ export async function startJobs(boot: Boot, { config, logger }: Settings, { data
   await startAuditVerification({ jobs: queue, knex, logger, dataDir: config.dataDir });
   await scheduleHousekeeping(queue, knex, logger);
   // People the directory no longer has or maps: their sessions ended (LDAP providers, each at its own interval).
-  await startDirectoryCheck({ jobs: queue, knex, logger, sessionSecret: resolveSessionSecret(config) });
+  await startDirectoryCheck({ jobs: queue, knex, logger, secrets: new SsoSecrets(resolveSessionSecret(config), config.ssoSecrets) });
   return { queue, recordings };
 }
 
