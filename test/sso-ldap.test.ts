@@ -97,6 +97,10 @@ describe('SSO: LDAP client against a real OpenLDAP', function () {
       assert.deepEqual(problems({ bindPassword: '' }), ['bindPassword:bind_password_required']);
       assert.deepEqual(problems({ timeoutMs: 10 }), ['timeoutMs:invalid_timeout']);
       assert.deepEqual(problems({ caPem: slapd.caPem, startTls: true }), []);
+      // Active Directory's service account may be given as its user principal name.
+      assert.deepEqual(problems({ bindDn: 'svc-vclerk@corp.example.org' }), []);
+      assert.deepEqual(problems({ bindDn: 'svc vclerk@corp' }), ['bindDn:invalid_dn']);
+      assert.deepEqual(problems({ bindDn: 'nobody' }), ['bindDn:invalid_dn']);
       const shown = JSON.stringify(publicLdapSettings(s));
       assert.ok(!shown.includes(slapd.servicePassword) && shown.includes('"bindPasswordSet":true'));
     });

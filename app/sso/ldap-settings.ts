@@ -61,6 +61,14 @@ export function pemCertificates(pem: string): crypto.X509Certificate[] {
   }
 }
 
+/** A DN, or an Active Directory user principal name (name@domain, no spaces or control characters). */
+const bindName = z
+  .string('invalid_dn')
+  .trim()
+  .min(3, 'invalid_dn')
+  .max(1024, 'invalid_dn')
+  .refine((v) => (/^[A-Za-z0-9.-]+\s*=/.test(v) && !/[\0\r\n]/.test(v)) || /^[^@\s\0=,]+@[A-Za-z0-9.-]+$/.test(v), 'invalid_dn');
+
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 
 export const ldapSettingsSchema = z
@@ -78,7 +86,8 @@ export const ldapSettingsSchema = z
         .refine((v) => pemCertificates(v).length > 0, 'invalid_ca')
         .optional(),
     ),
-    bindDn: dn,
+    /** The service account: a DN, or for Active Directory also its user principal name (`svc-vclerk@corp.example`), which AD accepts in a simple bind. */
+    bindDn: bindName,
     bindPassword: z.string('bind_password_required').min(1, 'bind_password_required').max(1024, 'bind_password_required'),
     baseDn: dn,
     userAttribute: attribute('uid'),
