@@ -7,6 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { recordingDir } from '../../app/recordings/storage';
 import { assertFlowing, clerkStartsCall, launchBrowser, signInThroughForm } from '../support/browser';
 import { ComposeProject, requiredEnv, setupLinkIn, sleep } from '../support/compose';
+import { adminConfiguresUnreachableDirectories } from '../support/sso-pages';
 import { adminInvites, setUpOrganisation, type Staff } from './staff';
 
 /**
@@ -67,6 +68,20 @@ describe('docker-compose.yml, started for real', function () {
     browsers.push(browser);
     admin = await setUpOrganisation(await browser.newPage(), link, 'Compose Bank');
     clerk = await adminInvites(admin, base, 'clerk', { recording: true });
+  });
+
+  it('configures single sign-on on its admin page: secrets sealed, the Test buttons run the directory clients inside the image', async () => {
+    // The directory and the provider are 127.0.0.1:9 inside the app's own network namespace: nothing listens there.
+    const outcome = await adminConfiguresUnreachableDirectories(admin.page, base);
+    assert.match(outcome.ldapTest, /directory_unavailable/);
+    assert.match(outcome.oidcTest, /directory_unavailable/);
+    assert.match(outcome.signInChoice, /Company directory/);
+    assert.match(outcome.signInChoice, /Company login/);
+    const rows = await project.sql("SELECT kind, enabled, secret_sealed IS NOT NULL, settings::text FROM sso_providers ORDER BY kind");
+    assert.deepEqual(rows.map((r) => r.slice(0, 3)), [['ldap', 't', 't'], ['oidc', 't', 't']]);
+    assert.doesNotMatch(JSON.stringify(rows), /Service-Pw-1|Client-Secret-1/);
+    // The periodic directory check is scheduled on the job queue.
+    assert.deepEqual(await project.sql("SELECT cron FROM pgboss.schedule WHERE name = 'sso.directory_check'"), [['* * * * *']]);
   });
 
   it('holds a call between a clerk and a customer through the published ports, and records it into the data volume', async () => {
