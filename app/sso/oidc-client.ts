@@ -3,6 +3,7 @@ import { discover, oidcLibs, type Discovered } from './oidc-discovery';
 import { OidcRefusalError, refuse, refusalOf, type OidcRefusal } from './oidc-errors';
 import { sameString, verifyIdToken, type Claims } from './oidc-verify';
 import { groupsFrom, readClaim, stringClaim, type OidcSettings } from './oidc-settings';
+import { SeenOnce } from './seen-once';
 
 /**
  * OpenID Connect relying party: authorization code flow with PKCE (S256),
@@ -64,17 +65,7 @@ export async function beginOidc(settings: OidcSettings, extra: { loginHint?: str
 }
 
 /** States already used in this process (a replayed callback fails even if the session still had its pending attempt). */
-const consumed = new Map<string, number>();
-function consume(state: string, now: number): boolean {
-  for (const [s, at] of consumed) {
-    if (at > now - PENDING_MAX_AGE_MS) break;
-    consumed.delete(s);
-  }
-  if (consumed.has(state)) return false;
-  consumed.set(state, now);
-  if (consumed.size > 100_000) consumed.delete(consumed.keys().next().value!);
-  return true;
-}
+const consumed = new SeenOnce(PENDING_MAX_AGE_MS);
 
 const CALLBACK_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state'];
 
@@ -118,7 +109,7 @@ export async function completeOidc(
   const state = url.searchParams.get('state');
   if (!pending || typeof pending.state !== 'string' || !state || !sameString(state, pending.state)) return refuse('state_mismatch', pending ? 'state differs' : 'no sign-in in progress');
   if (!(now - pending.createdAt < PENDING_MAX_AGE_MS && pending.createdAt <= now + 60_000)) return refuse('state_mismatch', 'sign-in attempt expired');
-  if (!consume(pending.state, now)) return refuse('state_mismatch', 'callback replayed');
+  if (!consumed.firstUse(pending.state, now)) return refuse('state_mismatch', 'callback replayed');
   if (error) return refuse('provider_error', error.slice(0, 60));
 
   let discovered: Discovered;

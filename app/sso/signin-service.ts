@@ -10,6 +10,7 @@ import type { DirectoryRefusal } from './identity';
 import { ldapAuthenticate } from './ldap-client';
 import type { LdapSettings } from './ldap-settings';
 import { completeOidc, verifyLogoutToken, type OidcPending, type OidcSettings } from './oidc-client';
+import { SeenOnce } from './seen-once';
 import { SsoProvisioning, type ProvisionRefusal, type Provisioned } from './provisioning';
 import { ldapSettingsOf, oidcSettingsOf, type SsoSecrets } from './provider-settings';
 import { providerOf, providersOf } from './store';
@@ -32,18 +33,7 @@ interface Meta {
 }
 
 /** Logout tokens already acted on (jti), kept for their maximum age so a replayed one is refused. */
-const seenLogoutTokens = new Map<string, number>();
-const LOGOUT_REPLAY_MS = 10 * 60 * 1000;
-function firstUse(jti: string, now: number): boolean {
-  for (const [key, at] of seenLogoutTokens) {
-    if (at > now - LOGOUT_REPLAY_MS) break;
-    seenLogoutTokens.delete(key);
-  }
-  if (seenLogoutTokens.has(jti)) return false;
-  seenLogoutTokens.set(jti, now);
-  if (seenLogoutTokens.size > 100_000) seenLogoutTokens.delete(seenLogoutTokens.keys().next().value!);
-  return true;
-}
+const seenLogoutTokens = new SeenOnce(10 * 60 * 1000);
 
 export class SsoSignIn {
   private readonly provisioning: SsoProvisioning;
@@ -151,7 +141,7 @@ export class SsoSignIn {
       await this.provisioning.directoryRefused(row, outcome.reason, meta);
       return { ok: false, reason: outcome.reason };
     }
-    if (!firstUse(`${row.id}:${outcome.jti}`, Date.now())) return { ok: false, reason: 'replayed' };
+    if (!seenLogoutTokens.firstUse(`${row.id}:${outcome.jti}`)) return { ok: false, reason: 'replayed' };
     let ended: { userId: string; count: number }[];
     if (outcome.sid !== undefined) {
       const users = (await endSessionsOfOidcSid(this.knex, row.id, outcome.sid)).filter((id): id is string => id !== null);
