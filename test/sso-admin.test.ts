@@ -81,9 +81,11 @@ describe('single sign-on: admin pages (/admin/sso)', function () {
     await Promise.all([slapd?.stop(), op?.close()]);
   });
 
-  it('shows both methods as not configured, with the menu entry, to an admin', async () => {
+  it('shows both methods as not configured, reached from the Users page, to an admin', async () => {
     const page = await admin.agent.get('/admin/sso').expect(200);
-    assert.match(page.text, /href="\/admin\/sso" aria-current="page"/);
+    // Part of the users' area: Users is the current menu entry, and the Users page links here.
+    assert.match(page.text, /href="\/admin\/users" aria-current="page"/);
+    assert.match((await admin.agent.get('/admin/users').expect(200)).text, /<a href="\/admin\/sso" id="sso-settings-link">/);
     assert.equal((page.text.match(/Not configured/g) ?? []).length, 2);
     // The URLs to register: the appliance's own, shown, not typed in.
     const origin = page.request.url.replace(/\/admin\/sso$/, '');
