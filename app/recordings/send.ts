@@ -20,6 +20,7 @@
  * destroys the response: the client sees a broken download, never bytes
  * that were not authenticated. When the client goes away, reading stops.
  */
+import { once } from 'node:events';
 import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
@@ -131,10 +132,11 @@ export async function sendRecordingFile(req: Request, res: Response, file: Recor
     // The first bytes are read before any header is set: until then, a failure is an ordinary error answer.
     let chunks: AsyncIterator<Buffer> | undefined;
     let first: IteratorResult<Buffer> | undefined;
+    let stream: fs.ReadStream | undefined;
     if (req.method === 'GET' && end >= start) {
       const source = file.encrypted
         ? decryptRange(file.path, key!, start, end)
-        : fs.createReadStream(file.path, { fd: handle!, start, end, autoClose: true });
+        : (stream = fs.createReadStream(file.path, { fd: handle!, start, end, autoClose: true }));
       handle = undefined; // the stream owns it now
       chunks = source[Symbol.asyncIterator]();
       first = await chunks.next();
@@ -176,6 +178,12 @@ export async function sendRecordingFile(req: Request, res: Response, file: Recor
         req.log?.error({ err, path: req.path }, 'recording stream failed; response destroyed');
         res.destroy();
       }
+    } finally {
+      // Whatever ended the answer (even a response gone before the body was first read), the source
+      // is destroyed and its file closed before this resolves: destroying a read stream closes its
+      // descriptor asynchronously, so wait for that.
+      await rest.return?.();
+      if (stream && !stream.closed) await once(stream, 'close');
     }
   } finally {
     await handle?.close();
