@@ -56,7 +56,7 @@ export class NodeRegistry {
   async register(): Promise<NodeRow> {
     const { identity, knex, version } = this.options;
     const load = this.options.load();
-    this.row = await upsertNode(knex, { ...identity, workers: load.workers, version, runId: this.runId });
+    this.row = await upsertNode(knex, { ...identity, ...load, version, runId: this.runId });
     this.lost = false;
     this.options.logger.info({ node: identity.name, url: identity.url, mediaAddress: identity.mediaAddress, capacity: identity.capacity, draining: this.row.draining }, 'node registered');
     return this.row;

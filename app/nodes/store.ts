@@ -13,6 +13,7 @@ export interface NodeRegistration {
   url: string;
   mediaAddress: string | null;
   capacity: number;
+  calls: number;
   workers: number;
   version: string;
   heartbeatSeconds: number;
@@ -21,7 +22,7 @@ export interface NodeRegistration {
 
 /**
  * Registers a node under its name: a new row, or the name's row taken over
- * (started and renewed now, no longer stopped, no calls yet). `draining`
+ * (started and renewed now, no longer stopped). `draining`
  * is the operator's and stays as it was.
  */
 export async function upsertNode(knex: Knex, node: NodeRegistration): Promise<NodeRow> {
@@ -29,7 +30,7 @@ export async function upsertNode(knex: Knex, node: NodeRegistration): Promise<No
     url: node.url,
     media_address: node.mediaAddress,
     capacity: node.capacity,
-    calls: 0,
+    calls: node.calls,
     workers: node.workers,
     version: node.version,
     heartbeat_seconds: node.heartbeatSeconds,
