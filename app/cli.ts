@@ -15,6 +15,7 @@ import { migrationStatus } from './db/migrations';
 import { migrateDatabase } from './db/prepare';
 import { createLogger } from './core/logger';
 import { restrictNewFiles } from './lifecycle/private-files';
+import { runNodeCommand } from './nodes/cli';
 
 const USAGE = `Usage: vclerk <command>
 
@@ -28,6 +29,10 @@ Commands:
   user reset-password --email E
                      print a one-time password-reset link and lift a sign-in lockout
   setup-link         print a new first-run setup link (only before setup)
+  node list          list the appliance nodes sharing the database (state, load, addresses)
+  node drain <name>  the node keeps its calls but is given no new ones
+  node undrain <name>
+                     the node is given new calls again
   audit verify <export.ndjson> <manifest.json> [--public-key key.pem] [--skip-file-hash] [--threads N]
                      verify an audit export offline (no database, no configuration):
                      exit 0 intact, 1 broken or not matching, 2 usage or unreadable file;
@@ -116,6 +121,12 @@ commands['setup-link'] = async () => {
   const link = await withDatabase((knex, config) => new AdminCli(knex, config).setupLink());
   console.log(`Open this one-time link to set up VClerk:\n${link}`);
   return 0;
+};
+
+commands.node = async (args) => {
+  const code = await withDatabase((knex) => runNodeCommand(knex, args, (line) => console.log(line)));
+  if (code === 2) console.error(USAGE);
+  return code;
 };
 
 /** `audit verify` needs neither the database nor the configuration: it runs on an auditor's machine. */

@@ -1,6 +1,6 @@
 import { announceSetupLink } from './setup/link';
 import { Boot } from './start/boot';
-import { configure, startBackground, startDatabase, startHttp, startJobs, startMediaWorkers } from './start/phases';
+import { configure, startBackground, startDatabase, startHttp, startJobs, startMediaWorkers, startNode } from './start/phases';
 
 /**
  * The entry point: the start phases in order (app/start/phases.ts). Each
@@ -13,8 +13,9 @@ async function main(): Promise<void> {
   const settings = await boot.phase('config', () => configure(boot));
   const database = await boot.phase('database', () => startDatabase(boot, settings));
   const media = await boot.phase('media', () => startMediaWorkers(boot, settings, database));
+  const node = await boot.phase('node', () => startNode(boot, settings, database, media));
   const jobs = await boot.phase('jobs', () => startJobs(boot, settings, database));
-  await boot.phase('http', () => startHttp(boot, settings, database, media, jobs));
+  await boot.phase('http', () => startHttp(boot, settings, database, media, jobs, node));
   await boot.phase('background', () => startBackground(boot, settings, database));
   boot.running(settings.config.shutdownTimeoutMs);
   // While no organisation exists: a one-time setup link, once the shutdown is in place.

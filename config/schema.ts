@@ -313,6 +313,29 @@ export const schema = {
       'IP address browsers use to reach the media workers (the appliance\'s LAN or public address). When unset and the listen address is 0.0.0.0, the first non-loopback IPv4 address of the machine is announced (and logged).',
     type: host(),
   }),
+  nodeName: optional({
+    env: 'VCLERK_NODE_NAME',
+    description:
+      "This node's name among the appliance nodes that share one database (lower-case letters, digits and dashes, at most 63), unique per node: it registers under it, and `vclerk node drain <name>` names it. When unset: the machine's host name, lower-cased, any other character turned into a dash.",
+    type: text({ pattern: /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, hint: 'must be 1-63 lower-case letters, digits and dashes, not starting or ending with a dash' }),
+  }),
+  nodeUrl: optional({
+    env: 'VCLERK_NODE_URL',
+    description:
+      "This node's own base URL, as the other nodes and the load balancer reach it (for example http://10.0.0.11:8080). When unset: http(s)://<VCLERK_HOST, or the host name when listening on all addresses>:<VCLERK_PORT>.",
+    type: url(['http', 'https']),
+  }),
+  nodeCapacity: optional({
+    env: 'VCLERK_NODE_CAPACITY',
+    description: 'How many calls this node takes at once; the node registry shows it beside the calls the node carries. When unset: 100 per media worker.',
+    type: integer(1, 100000),
+  }),
+  nodeHeartbeatSeconds: setting({
+    env: 'VCLERK_NODE_HEARTBEAT_SECONDS',
+    description: 'How often this node renews its entry in the node registry (with its load). A node that has not renewed for three of its heartbeats counts as gone.',
+    type: integer(1, 300),
+    default: 5,
+  }),
   mediaPort: setting({
     env: 'VCLERK_MEDIA_PORT',
     description: 'First media port: worker i uses this port + i, UDP and TCP. Open these ports in the firewall.',

@@ -8,7 +8,7 @@ import { useTestDatabase } from './support/database';
 import { assertBuilt, cleanEnv, compiledCli, root, run } from './support/process';
 
 /** The IT admin's shell commands, run as the compiled `vclerk` CLI against the test database. */
-describe('vclerk user commands', () => {
+describe('vclerk user and node commands', () => {
   const db = useTestDatabase();
   before(() => assertBuilt());
 
@@ -61,6 +61,18 @@ describe('vclerk user commands', () => {
     await seedOrganisation(db.current.knex, 'Another');
     const setup = await cli('setup-link');
     assert.match(setup.output, /already set up/);
+  });
+
+  it('node list, drain and undrain work from the shell (names a node that does not exist, usage on a missing name)', async () => {
+    const empty = await cli('node', 'list');
+    assert.equal(empty.code, 0, empty.output);
+    assert.match(empty.output, /no node has registered yet/);
+    const unknown = await cli('node', 'drain', 'nope');
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.output, /vclerk node: no node is registered under the name "nope"/);
+    const usage = await cli('node', 'undrain');
+    assert.equal(usage.code, 2);
+    assert.match(usage.output, /node drain <name>/);
   });
 });
 

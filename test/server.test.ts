@@ -66,6 +66,9 @@ describe('the appliance process', () => {
     assert.equal(code, 0);
     assert.match(proc.output(), /embedded PostgreSQL stopped/);
     assert.match(proc.output(), /shutdown complete/);
+    // The node registry: registered at start, marked stopped by the clean shutdown.
+    assert.match(proc.output(), /"msg":"node registered"/);
+    assert.match(proc.output(), /"msg":"node marked stopped"/);
     assert.ok(!fs.existsSync(path.join(dataDir, 'data', 'postgres', 'postmaster.pid')), 'PostgreSQL has stopped');
     for (const line of proc.output().split('\n').filter(Boolean)) {
       assert.doesNotThrow(() => JSON.parse(line), `log lines are JSON: ${line}`);

@@ -84,6 +84,8 @@ export const auditActions = [
   'organisation.purged',
   'audit.exported',
   'audit.export_downloaded',
+  'node.drained',
+  'node.undrained',
 ] as const;
 
 export type AuditAction = (typeof auditActions)[number];

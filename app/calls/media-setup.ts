@@ -18,19 +18,23 @@ export function announcedAddress(config: Pick<Config, 'mediaListenIp' | 'mediaAn
   return address;
 }
 
-/** Starts the media workers and the call rooms on them. */
-export async function startMedia(config: Config, logger: Logger): Promise<{ pool: WorkerPool; rooms: RoomRegistry }> {
+/**
+ * Starts the media workers and the call rooms on them. `mediaAddress` is
+ * the address browsers are told (the announced one, else the listen address).
+ */
+export async function startMedia(config: Config, logger: Logger): Promise<{ pool: WorkerPool; rooms: RoomRegistry; mediaAddress: string }> {
   const mediaLogger = logger.child({ component: 'media' });
+  const announced = announcedAddress(config, logger);
   const pool = await WorkerPool.create({
     workerBin: resolveWorkerBinary(config.mediasoupWorkerBin, projectRoot),
     workers: config.mediaWorkers,
     listenIp: config.mediaListenIp,
-    announcedAddress: announcedAddress(config, logger),
+    announcedAddress: announced,
     basePort: config.mediaPort,
     rtcMinPort: config.mediaRtcPortMin,
     rtcMaxPort: config.mediaRtcPortMax,
     logLevel: config.mediaLogLevel,
     logger: mediaLogger,
   });
-  return { pool, rooms: new RoomRegistry(pool, mediaLogger) };
+  return { pool, rooms: new RoomRegistry(pool, mediaLogger), mediaAddress: announced ?? config.mediaListenIp };
 }

@@ -210,6 +210,24 @@ export interface LoginThrottleRow {
   window_started_at: Date;
 }
 
+/** `nodes` */
+export interface NodeRow {
+  calls: number;
+  capacity: number;
+  draining: boolean;
+  heartbeat_seconds: number;
+  id: string;
+  media_address: string | null;
+  name: string;
+  renewed_at: Date;
+  run_id: string;
+  started_at: Date;
+  stopped_at: Date | null;
+  url: string;
+  version: string;
+  workers: number;
+}
+
 /** `one_time_tokens` */
 export interface OneTimeTokenRow {
   created_at: Date;
@@ -476,6 +494,7 @@ export interface TableRows {
   calls: CallRow;
   legal_holds: LegalHoldRow;
   login_throttles: LoginThrottleRow;
+  nodes: NodeRow;
   one_time_tokens: OneTimeTokenRow;
   organisations: OrganisationRow;
   privacy_texts: PrivacyTextRow;

@@ -5,7 +5,8 @@ import type { VersionInfo } from './version';
 /**
  * The Prometheus text exposition format (version 0.0.4), written by hand
  * for the few gauges VClerk has: appliance figures (calls, media workers,
- * recordings, queue, job backlog) and the usual process metrics.
+ * recordings, queue, job backlog, the nodes of the registry) and the usual
+ * process metrics.
  */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -67,6 +68,14 @@ export function renderMetrics(figures: Figures, version: VersionInfo, extra: { t
     { labels: { status: 'processing' }, value: figures.recordings.processing },
   ]);
   out.metric('vclerk_queue_waiting', 'gauge', 'Customers waiting in the organisations\' queues.', [{ value: figures.queueWaiting }]);
+  if (figures.nodes && figures.nodes.length) {
+    const nodes = figures.nodes;
+    const each = (value: (n: (typeof nodes)[number]) => number | null) => nodes.map((n) => ({ labels: { node: n.name }, value: value(n) ?? NaN }));
+    out.metric('vclerk_node_up', 'gauge', 'Whether an appliance node renews its registration (1: up or draining) or not (0: gone or stopped).', each((n) => (n.state === 'up' || n.state === 'draining' ? 1 : 0)));
+    out.metric('vclerk_node_calls', 'gauge', 'Calls with a media room on an appliance node, as it last reported.', each((n) => n.calls));
+    out.metric('vclerk_node_capacity', 'gauge', 'Calls an appliance node takes at once.', each((n) => n.capacity));
+    out.metric('vclerk_node_draining', 'gauge', 'Whether an appliance node is drained (1: it keeps its calls but is given no new ones).', each((n) => (n.draining ? 1 : 0)));
+  }
   const backlog = Object.entries(figures.backlog).filter((e): e is [string, number] => e[1] !== null);
   if (backlog.length) out.metric('vclerk_job_backlog', 'gauge', 'Background jobs not done yet (queued, running or retrying), by queue.', backlog.map(([queue, n]) => ({ labels: { queue }, value: n })));
 

@@ -11,6 +11,8 @@ import { countOpenCalls } from '../calls/store';
 import { countWaiting } from '../queue/store';
 import { otherOrganisationExists } from '../organisation/store';
 import { countUnfinishedRecordings } from '../recordings/service';
+import { listNodes } from '../nodes/service';
+import type { NodeView } from '../nodes/state';
 
 /** One media worker as the pool describes it (media/worker-pool.ts `describe()`). */
 export interface WorkerFigures {
@@ -36,7 +38,12 @@ export interface OpsProbe {
   /** `role`: what the app's database role may do to the audit trail (app/db/roles.ts), shown on /admin/status. */
   database?: { embedded: boolean; watchdog?: { health(): DatabaseHealth }; role?: { role: string; superuser: boolean; mayChangeAuditTrail: boolean } };
   ffmpegPath?: string;
+  /** This node (the one answering), among the registry's nodes. */
+  node?: { name: string };
 }
+
+/** A node of the registry as the figures show it; in an organisation's scope without its load (calls, capacity: null). */
+export type NodeFigures = Omit<NodeView, 'calls' | 'capacity'> & { calls: number | null; capacity: number | null };
 
 /** Job queues whose backlog is watched. */
 export const WATCHED_QUEUES = [FINALISE_QUEUE, RETENTION_QUEUE] as const;
@@ -63,6 +70,8 @@ export interface Figures {
   queueWaiting: number;
   /** Jobs not done yet per queue; null when unknown, and in an organisation's scope. */
   backlog: Record<(typeof WATCHED_QUEUES)[number], number | null>;
+  /** Every appliance node sharing the database (app/nodes/); null when the database did not answer. */
+  nodes: NodeFigures[] | null;
 }
 
 /** Gathers the figures; a failing source is logged and shown as unknown, never fails the page. */
@@ -78,12 +87,15 @@ export async function gatherFigures(knex: Knex, probe: OpsProbe | undefined, log
     recordings: { recording: 0, processing: 0 },
     queueWaiting: 0,
     backlog: { [FINALISE_QUEUE]: null, [RETENTION_QUEUE]: null } as Figures['backlog'],
+    nodes: null,
   };
   const organisationId = scope.kind === 'organisation' ? scope.organisationId : undefined;
   try {
     figures.calls = await countOpenCalls(knex, organisationId);
     figures.recordings = await countUnfinishedRecordings(knex, organisationId);
     figures.queueWaiting = await countWaiting(knex, { organisationId, seenSince: new Date(Date.now() - QUEUE_SILENCE_MS) });
+    const nodes = await listNodes(knex);
+    figures.nodes = appliance ? nodes : nodes.map((n) => ({ ...n, calls: null, capacity: null }));
   } catch (err) {
     logger.warn({ err }, 'operations figures: the database did not answer');
     figures.database = 'unreachable';

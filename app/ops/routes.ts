@@ -96,6 +96,8 @@ export function statusPage(deps: OpsDeps): RequestHandler {
       tls: { mode: config.tls, fingerprint: deps.ops?.tls?.fingerprint ?? null, notAfter: deps.ops?.tls?.notAfter ?? null },
       turn: { configured: Boolean(config.turnUrls && config.turnSecret), urls: config.turnUrls ?? [], ttlSeconds: config.turnTtlSeconds },
       metricsAccess: { allow: config.metricsAllow, token: Boolean(config.metricsToken) },
+      // The node that answers: its media workers are the ones listed.
+      thisNode: deps.ops?.node?.name ?? null,
     });
   };
 }

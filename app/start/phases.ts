@@ -29,6 +29,8 @@ import type { Boot } from './boot';
 import { scheduleHousekeeping } from './housekeeping';
 import { startDirectoryCheck } from '../sso/directory-check';
 import { SsoSecrets } from '../sso/provider-settings';
+import { nodeIdentity } from '../nodes/identity';
+import { NodeRegistry } from '../nodes/registry';
 
 /**
  * The appliance's start phases, in the order app/server.ts runs them. Each
@@ -109,6 +111,28 @@ export async function startMediaWorkers(boot: Boot, { config, logger }: Settings
   return media;
 }
 
+/**
+ * node: this node's entry in the node registry (app/nodes/), once the
+ * database and the media workers are up: registered under its name, then
+ * renewed every heartbeat with the calls that have a media room in this
+ * process. Stopping (after the signalling hub, since stops run in
+ * reverse): the renewals end and the node is marked stopped.
+ */
+export async function startNode(boot: Boot, { config, logger }: Settings, { database }: DatabaseParts, media: Media): Promise<NodeRegistry> {
+  const aliveWorkers = () => media.pool.describe().filter((w) => w.alive).length;
+  const registry = new NodeRegistry({
+    knex: database.knex,
+    logger: logger.child({ component: 'nodes' }),
+    identity: nodeIdentity(config, { mediaAddress: media.mediaAddress, workers: media.pool.describe().length }),
+    version: appVersion,
+    load: () => ({ calls: media.rooms.size, workers: aliveWorkers() }),
+  });
+  await registry.register();
+  registry.start();
+  boot.onStop('node registry', () => registry.stop());
+  return registry;
+}
+
 export interface Jobs {
   queue: JobQueue;
   recordings: Recordings;
@@ -143,7 +167,7 @@ export async function startJobs(boot: Boot, { config, logger }: Settings, { data
  * recorders stop cleanly and their final files are queued), then running
  * requests drain.
  */
-export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, turn }: Settings, { database, role, watchdog }: DatabaseParts, media: Media, jobs: Jobs): Promise<{ hub: CallHub; server: Server }> {
+export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, turn }: Settings, { database, role, watchdog }: DatabaseParts, media: Media, jobs: Jobs, node?: NodeRegistry): Promise<{ hub: CallHub; server: Server }> {
   const { recordings } = jobs;
   const sessionSecret = resolveSessionSecret(config);
   // The appliance's Ed25519 key that signs audit export manifests: made at the first start.
@@ -169,6 +193,7 @@ export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, tur
     tls: tlsSetup.mode === 'off' ? { mode: tlsSetup.mode } : { mode: tlsSetup.mode, fingerprint: tlsSetup.fingerprint, notAfter: tlsSetup.notAfter },
     database: { embedded: database.embedded, watchdog, role },
     ffmpegPath: resolveFfmpeg(config.ffmpegPath),
+    ...(node ? { node: { name: node.name } } : {}),
   };
   const app = createApp({ config, db: database.knex, logger, sessionSecret, session, hub, ops });
   const server = createServer(tlsSetup, app);

@@ -14,6 +14,8 @@ export const tableOwners: Record<string, string> = {
   sessions: 'app/access/session-store.ts',
   one_time_tokens: 'app/access/one-time-tokens.ts',
   login_throttles: 'app/sign-in/throttle.ts',
+  // Appliance-wide: one row per appliance node sharing the database (issue 19).
+  nodes: 'app/nodes/store.ts',
   audit_events: 'app/audit/store.ts',
   audit_checkpoints: 'app/audit/checkpoints.ts',
   audit_exports: 'app/compliance/audit-export.ts',

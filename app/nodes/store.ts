@@ -1,0 +1,71 @@
+import type { Knex } from 'knex';
+import type { NodeRow } from '../db/tables';
+
+/**
+ * The only queries on `nodes`, the registry of appliance nodes sharing the
+ * database. Times are the database's (`now()`), so nodes whose clocks
+ * differ still judge each other's renewals alike.
+ */
+
+/** What a node says of itself when it registers. */
+export interface NodeRegistration {
+  name: string;
+  url: string;
+  mediaAddress: string | null;
+  capacity: number;
+  calls: number;
+  workers: number;
+  version: string;
+  heartbeatSeconds: number;
+  runId: string;
+}
+
+/**
+ * Registers a node under its name: a new row, or the name's row taken over
+ * (started and renewed now, no longer stopped). `draining`
+ * is the operator's and stays as it was.
+ */
+export async function upsertNode(knex: Knex, node: NodeRegistration): Promise<NodeRow> {
+  const values = {
+    url: node.url,
+    media_address: node.mediaAddress,
+    capacity: node.capacity,
+    calls: node.calls,
+    workers: node.workers,
+    version: node.version,
+    heartbeat_seconds: node.heartbeatSeconds,
+    run_id: node.runId,
+    started_at: knex.fn.now(),
+    renewed_at: knex.fn.now(),
+    stopped_at: null,
+  };
+  const [row] = await knex('nodes').insert({ name: node.name, ...values }).onConflict('name').merge(Object.keys(values) as (keyof typeof values)[]).returning('*');
+  return row!;
+}
+
+/** Renews the row this run holds with its load; undefined when another process has taken the name since. */
+export async function renewNode(knex: Knex, name: string, runId: string, load: { calls: number; workers: number }): Promise<NodeRow | undefined> {
+  const [row] = await knex('nodes').where({ name, run_id: runId }).update({ calls: load.calls, workers: load.workers, renewed_at: knex.fn.now() }).returning('*');
+  return row;
+}
+
+/** A clean stop: the row this run holds is marked stopped, with no calls left. */
+export async function markNodeStopped(knex: Knex, name: string, runId: string): Promise<void> {
+  await knex('nodes').where({ name, run_id: runId }).update({ stopped_at: knex.fn.now(), calls: 0 });
+}
+
+/** Every node by name, with the database's time now (to judge their renewals by). */
+export async function listNodeRows(knex: Knex): Promise<{ now: Date; rows: NodeRow[] }> {
+  const { rows: clock } = await knex.raw<{ rows: { now: Date }[] }>('SELECT now() AS now');
+  const rows = await knex('nodes').orderBy('name');
+  return { now: clock[0]!.now, rows };
+}
+
+/** One node by name, locked for a change in `trx`. */
+export async function nodeByNameForUpdate(trx: Knex.Transaction, name: string): Promise<NodeRow | undefined> {
+  return trx('nodes').where({ name }).forUpdate().first();
+}
+
+export async function updateDraining(trx: Knex.Transaction, id: string, draining: boolean): Promise<void> {
+  await trx('nodes').where({ id }).update({ draining });
+}
