@@ -48,7 +48,7 @@ function liveMarkup(html: string): string[] {
   return [...LIVE_MARKUP.filter((re) => re.test(html)).map((re) => `${re} near ${JSON.stringify(html.slice(Math.max(0, html.search(re) - 80), html.search(re) + 60))}`), ...handlerAttributes(html)];
 }
 /** A database or stack detail leaking into an answer. */
-const LEAK = /syntax error at or near|unterminated quoted|SQLSTATE|violates .* constraint|relation "[^"]+" does not exist|column "[^"]+"|knex|node_modules|at [\w.]+ \(\/|\.ts:\d+:\d+/i;
+const LEAK = /syntax error at or near|unterminated quoted|SQLSTATE|violates .* constraint|relation "[^"]+" does not exist|column "[^"]+"|(?<![A-Za-z0-9_-])knex(?![A-Za-z0-9_-])|node_modules|at [\w.]+ \(\/|\.ts:\d+:\d+/i;
 const ALLOWED = new Set([200, 201, 204, 302, 303, 400, 401, 403, 404, 409, 413, 422, 429]);
 
 type Who = 'admin' | 'clerk' | 'compliance' | 'customer' | 'api';

@@ -26,13 +26,17 @@ let setprivAvailable: boolean | undefined;
  * ffmpeg must not outlive the appliance: one left behind by a crash (SIGKILL,
  * OOM) would hold the recorder's ports and keep writing into the tracks the
  * next start reconciles. Linux's parent-death signal (util-linux `setpriv`,
- * part of every Debian system) sends it SIGINT when this process dies, which
- * it answers by finalising its file. Without setpriv, ffmpeg runs as is.
+ * part of every Debian system) sends it SIGKILL when this process dies. Not
+ * SIGINT: the media workers die with the appliance, so no packet comes any
+ * more, and a single SIGINT does not interrupt ffmpeg's wait for one (it
+ * stayed, seen in the appliance-kill test). A track cut off this way is read
+ * up to its last written cluster (`probe.ts`). Without setpriv, ffmpeg runs
+ * as is.
  */
 export function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
   setprivAvailable ??= fs.existsSync(SETPRIV);
   // A command that cannot run is started as is, so that its failure stays spawn's ENOENT.
-  return setprivAvailable && executable(command) ? [SETPRIV, ['--pdeathsig', 'INT', '--', command, ...args]] : [command, args];
+  return setprivAvailable && executable(command) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]] : [command, args];
 }
 
 /** Whether `command` (a path, or a name looked up in PATH) names an executable file. */

@@ -13,7 +13,7 @@ describe('SIGKILL of the appliance during recorded calls, then a start again (re
   let result: ApplianceKillResult;
 
   before(async () => {
-    result = await applianceKill(db.current, { calls: 2, boundMs: 60_000 });
+    result = await applianceKill(db.current, { calls: 2, boundMs: 60_000, log: process.env.VCLERK_TEST_LOG ? (line: string) => console.log(`      ${line}`) : undefined });
   });
 
   it('the killed process leaves no media worker or ffmpeg running', () => {

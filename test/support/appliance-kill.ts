@@ -185,15 +185,14 @@ export async function applianceKill(db: TestDatabase, options: { calls: number; 
 
     server.child.kill('SIGKILL');
     await server.exited;
-    // The workers die with the parent at once; each recorder's ffmpeg gets SIGINT (parent-death signal) and
-    // first finishes its file, which on a busy machine can take a few seconds: up to 10 s, then whatever
-    // still runs is an orphan.
-    const graceUntil = Date.now() + 10_000;
+    // The workers end when their channel closes, each recorder's ffmpeg is killed by its parent-death
+    // signal: both at once, but on a busy machine allow up to 5 s before whatever still runs is an orphan.
+    const graceUntil = Date.now() + 5_000;
     do {
       await new Promise((r) => setTimeout(r, 250));
       orphans = childrenBeforeKill.filter((c) => alive(c.pid));
     } while (orphans.length && Date.now() < graceUntil);
-    log(`orphans after the kill (up to 10 s for ffmpeg to finish its file): ${orphans.map((c) => `${path.basename(c.command)} (${c.pid})`).join(', ') || 'none'}`);
+    log(`orphans after the kill (up to 5 s): ${orphans.map((c) => `${path.basename(c.command)} (${c.pid})`).join(', ') || 'none'}`);
 
     const restartAt = Date.now();
     server = run(compiledServer, [], env);
