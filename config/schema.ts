@@ -218,7 +218,7 @@ export const schema = {
   ssoSecrets: optional({
     env: 'VCLERK_SSO_SECRETS',
     description:
-      'Single sign-on secrets given by configuration instead of the admin page (Admin > Single sign-on), e.g. as a Docker secret through VCLERK_SSO_SECRETS_FILE: a JSON object {"<organisation slug>": {"ldap": "<service account password>", "oidc": "<client secret>"}}. A secret given here wins over one typed on the page; it is never stored in the database nor shown.',
+      'Single sign-on secrets given by configuration instead of the admin page (Users > Sign-in, /admin/sso), e.g. as a Docker secret through VCLERK_SSO_SECRETS_FILE: a JSON object {"<organisation slug>": {"ldap": "<service account password>", "oidc": "<client secret>"}}. A secret given here wins over one typed on the page; it is never stored in the database nor shown.',
     type: ssoSecrets(),
     secret: true,
   }),
