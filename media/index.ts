@@ -12,4 +12,4 @@ export { buildSdp, canRecord, type SdpStream } from './recording/sdp';
 export { CallRecorder, type CallRecorderOptions, type RecorderEvents } from './recording/recorder';
 export type { RecordingTrack } from './recording/segment';
 export { composeRecording, buildComposeGraph, type ComposeOptions } from './recording/compose';
-export { probeTrack, type TrackContents, type Island } from './recording/probe';
+export { probeTrack, withinSpan, type TrackContents, type Island } from './recording/probe';

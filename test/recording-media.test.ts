@@ -15,6 +15,7 @@ import {
   PortAllocator,
   probeTrack,
   resolveFfmpeg,
+  withinSpan,
   resolveWorkerBinary,
   RoomRegistry,
   WorkerPool,
@@ -125,6 +126,16 @@ describe('buildSdp', () => {
     assert.match(sdp, /m=video 45002 RTP\/AVP 125\r\na=rtcp:45003\r\na=rtpmap:125 H264\/90000\r\na=fmtp:125 packetization-mode=1;profile-level-id=42e01f\r\na=recvonly\r\n/);
     const vp8: types.RtpParameters = { codecs: [{ mimeType: 'video/VP8', payloadType: 101, clockRate: 90000 }], encodings: [{ ssrc: 3 }] };
     assert.doesNotMatch(buildSdp([{ kind: 'video', port: 45004, rtpParameters: vp8 }]), /a=fmtp/);
+  });
+});
+
+describe('withinSpan', () => {
+  it('cuts a track to the time its segment ran: a spoofed far timestamp does not stretch the call', () => {
+    const probed = { audio: [{ start: 0, end: 9.5 }, { start: 36_000, end: 36_000.02 }], video: [{ start: 0.1, end: 9.9 }], duration: 36_000.02 };
+    assert.deepEqual(withinSpan(probed, 12), { audio: [{ start: 0, end: 9.5 }], video: [{ start: 0.1, end: 9.9 }], duration: 12 });
+    assert.deepEqual(withinSpan({ audio: [{ start: 0, end: 14 }], video: [], duration: 14 }, 12), { audio: [{ start: 0, end: 12 }], video: [], duration: 12 });
+    const inside = { audio: [{ start: 0, end: 5 }], video: [], duration: 5 };
+    assert.equal(withinSpan(inside, 12), inside, 'unchanged within the span');
   });
 });
 

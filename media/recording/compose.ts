@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { MediaError } from '../errors';
 import type { MediaLogger } from '../log';
 import { FfmpegProcess } from './ffmpeg';
-import { probeTrack, type Island, type TrackContents } from './probe';
+import { probeTrack, withinSpan, type Island, type TrackContents } from './probe';
 import type { RecordingTrack } from './segment';
 
 export interface ComposeOptions {
@@ -97,7 +97,10 @@ export async function composeRecording(tracks: RecordingTrack[], outFile: string
       continue;
     }
     try {
-      const contents = await probeTrack(ffmpegPath, track.file);
+      const probed = await probeTrack(ffmpegPath, track.file);
+      // At most as long as the segment ran (2 s of slack for the recorder's start and stop).
+      const contents = track.endedAt !== null && track.endedAt >= track.startedAt ? withinSpan(probed, (track.endedAt - track.startedAt) / 1000 + 2) : probed;
+      if (contents !== probed) log?.warn({ file: track.file, probedSeconds: probed.duration, spanSeconds: contents.duration }, 'recording track holds media beyond the time it ran (bad timestamps): cut to its span');
       if (contents.audio.length + contents.video.length === 0) {
         log?.warn({ file: track.file }, 'recording track holds no media: left out');
         continue;

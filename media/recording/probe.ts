@@ -61,3 +61,17 @@ export async function probeTrack(ffmpegPath: string, file: string, gapSeconds = 
   for (const list of Object.values(islands)) list.sort((a, b) => a.start - b.start);
   return { ...islands, duration };
 }
+
+/**
+ * A track's contents cut to what its wall-clock span allows: a file cannot
+ * hold more media time than the segment ran (`spanSeconds`, from its start
+ * to its end on the call's clock, plus slack). A packet far beyond that
+ * (spoofed or corrupt RTP timestamps reaching the recorder's port) would
+ * otherwise stretch the composed call to its timestamp: hours of black.
+ * Returns the contents unchanged when nothing lies beyond.
+ */
+export function withinSpan(contents: TrackContents, spanSeconds: number): TrackContents {
+  if (contents.duration <= spanSeconds) return contents;
+  const cut = (islands: Island[]) => islands.filter((i) => i.start < spanSeconds).map((i) => ({ start: i.start, end: Math.min(i.end, spanSeconds) }));
+  return { audio: cut(contents.audio), video: cut(contents.video), duration: spanSeconds };
+}
