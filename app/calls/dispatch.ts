@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger';
 import type { CallModule, CallRequest, EmitToCall } from './module';
 import { CallRefusal, errorReply, refusalReply } from './refusal';
 import { TokenBucket } from './rate-limit';
+import { FLOODING_MS, type RequestGate } from './request-gate';
 import { guarded, loggableName } from './safe-handler';
 import { MAX_PAYLOAD_BYTES } from './shared';
 import type { SocketIdentity } from './signalling-auth';
@@ -36,9 +37,9 @@ export type FloodRefusal = 'rate_limited' | 'too_large' | 'cut_off';
  * (messages without an ack count too); of these, the valid requests of the
  * feature modules (chat, curation, notes, recording: each a database
  * transaction) `moduleRate` a second, bursts of `moduleBurst`, at most
- * `moduleInFlight` at once (further ones wait their turn), so that valid
- * chat from many connections cannot queue up the database pool for
- * everyone else. Refusals for volume beyond `strikeRate` a second (bursts
+ * `moduleInFlight` at once (further ones wait their turn), and then through
+ * the hub's RequestGate, so that valid chat from many connections cannot
+ * queue up the database pool for everyone else. Refusals for volume beyond `strikeRate` a second (bursts
  * of `strikes`) cut the connection off.
  */
 export const REQUEST_LIMITS = { rate: 20, burst: 60, moduleRate: 5, moduleBurst: 30, moduleInFlight: 1, strikeRate: 5, strikes: 120 } as const;
@@ -51,6 +52,8 @@ export interface RequestListenerOptions {
   /** The participant's room, once it is set up (requests wait for it). */
   setup: Promise<Room>;
   emitToCall: EmitToCall;
+  /** The hub's gate for the feature modules' requests (shared by all its connections). */
+  gate: RequestGate;
   /** Hears each refusal for volume and the cut-off (the hub audits them in aggregate). */
   onFlood?: (reason: FloodRefusal) => void;
 }
@@ -71,7 +74,9 @@ export function listenForRequests(socket: Socket, options: RequestListenerOption
   const strikes = new TokenBucket(REQUEST_LIMITS.strikeRate, REQUEST_LIMITS.strikes);
   const moduleSlots = new Slots(REQUEST_LIMITS.moduleInFlight);
   let cutOff = false;
+  let refusedAt = -Infinity;
   const refuse = (reason: FloodRefusal, reply: Reply | undefined, message: string) => {
+    refusedAt = Date.now();
     options.onFlood?.(reason);
     reply?.(refusalReply(reason, message));
     if (reason === 'too_large' || cutOff || strikes.take()) return;
@@ -108,10 +113,13 @@ export function listenForRequests(socket: Socket, options: RequestListenerOption
     const isModule = route.module !== 'media';
     if (isModule && !moduleBucket.take()) return refuse('rate_limited', reply, 'too many requests');
     const data = parsed.data as never;
-    let release = () => {};
+    const releases: (() => void)[] = [];
     return setup
       .then(async (room) => {
-        if (isModule) release = await moduleSlots.acquire();
+        if (isModule) {
+          releases.push(await moduleSlots.acquire());
+          releases.push(await options.gate.enter(who.callId, Date.now() - refusedAt < FLOODING_MS));
+        }
         const roles = typeof request.roles === 'function' ? request.roles(data) : request.roles;
         if (!roles.includes(who.participant.role)) throw new CallRefusal('forbidden');
         return request.handle({ who, peerId, room, payload: data, emit: (e, d, except) => options.emitToCall(who.callId, e, d, except) });
@@ -122,7 +130,9 @@ export function listenForRequests(socket: Socket, options: RequestListenerOption
         if (!expected) log.error({ err, event }, 'signalling request failed');
         reply(answer);
       })
-      .finally(() => release());
+      .finally(() => {
+        for (const release of releases.reverse()) release();
+      });
   }));
 }
 

@@ -16,6 +16,7 @@ import type { CallModule, EmitToCall } from './module';
 import { originGate } from './origin';
 import type { ServerEvents } from './protocol';
 import { refusalCodeOf } from './refusal';
+import { gateSizeFor, RequestGate } from './request-gate';
 import { guarded } from './safe-handler';
 import { CallService } from './service';
 import { closedCallsAmong } from './store';
@@ -76,6 +77,8 @@ export class CallHub {
   /** Media (built in) and the modules handed over; every request's server in `table`. */
   private readonly modules: readonly CallModule[];
   private readonly table: RequestTable;
+  /** The feature modules' requests of every connection: a fair share of the database pool (request-gate.ts). */
+  readonly gate: RequestGate;
   private readonly emit: EmitToCall = (callId, event, data, exceptPeerId) => this.emitToCall(callId, event, data, exceptPeerId);
 
   constructor(private readonly options: HubOptions) {
@@ -102,6 +105,7 @@ export class CallHub {
     });
     this.modules = [media, ...(options.modules ?? [])];
     this.table = requestTable(this.modules);
+    this.gate = new RequestGate(gateSizeFor(options.knex));
     for (const module of this.modules) module.start?.(this.emit);
   }
 
@@ -190,7 +194,7 @@ export class CallHub {
       socket.disconnect(true);
     });
 
-    listenForRequests(socket, { table: this.table, log, who, peerId, setup, emitToCall: this.emit, onFlood: (reason) => this.auditFlood(who, reason) });
+    listenForRequests(socket, { table: this.table, log, who, peerId, setup, emitToCall: this.emit, gate: this.gate, onFlood: (reason) => this.auditFlood(who, reason) });
 
     socket.on('disconnect', guarded(log, 'disconnect', (reason: string) => {
       members!.delete(socket);
