@@ -41,6 +41,13 @@ export interface HubOptions {
   turn?: TurnIssuer | null;
   /** The appliance's public base URL (VCLERK_PUBLIC_URL): a browser connection from its origin is the appliance's own. */
   publicUrl?: string;
+  /**
+   * Several nodes on one database (app/nodes/placement.ts): which node holds
+   * a call's media room. A connection to another node's call is refused with
+   * `wrong_node` and that node's name, to connect again naming it. Without
+   * it, every call's room is here.
+   */
+  placement?: { place(callId: string): Promise<{ here: boolean; node: { name: string } }> };
 }
 
 interface PeerEntry {
@@ -127,7 +134,9 @@ export class CallHub {
     io.use(gate.check);
     io.use((socket, next) => {
       identify(socket, { knex: this.options.knex, calls: this.calls, absoluteHours: this.options.absoluteHours, trustProxy: this.options.trustProxy })
-        .then((who) => {
+        .then(async (who) => {
+          const place = await this.options.placement?.place(who.callId);
+          if (place && !place.here) return next(Object.assign(new Error('wrong_node'), { data: { node: place.node.name } }));
           socket.data.who = who;
           next();
         })

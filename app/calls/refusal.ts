@@ -11,6 +11,10 @@ export type RefusalCode =
   | 'unauthenticated'
   | 'token_invalid'
   | 'call_not_found'
+  // Another node holds the call's media room: connect again naming it (the error's data says which)
+  | 'wrong_node'
+  // No node takes new calls now (all gone, draining or full): try again
+  | 'no_node_available'
   // Requests
   | 'invalid_message'
   | 'too_large'

@@ -8,6 +8,7 @@ import { resolveSessionUser } from '../staff/session-user';
 import { auditForeignProbe, proberOf } from '../access/scoped-service';
 import { limiterFor } from '../http/limiter';
 import { clientAddress, type TrustProxy } from '../net/addresses';
+import { forwardedClient } from '../net/forwarded-client';
 import { CallRefusal } from './refusal';
 import type { CallService, Participant } from './service';
 
@@ -26,6 +27,9 @@ const auth = z.union([z.object({ token: z.string().max(200) }).strict(), z.objec
 
 /** The client's IP by the same rules as the HTTP app's `req.ip`: X-Forwarded-For counts only from trusted proxies. */
 export function clientIp(socket: Socket, trustProxy: TrustProxy | undefined): string | null {
+  // Forwarded by the node that took the connection: the client it saw, signed (app/net/forwarded-client.ts).
+  const vouched = forwardedClient(socket.request);
+  if (vouched) return vouched;
   const peer = socket.handshake.address;
   if (!trustProxy) return peer || null;
   return clientAddress(peer, socket.handshake.headers['x-forwarded-for'], trustProxy);

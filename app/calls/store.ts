@@ -244,3 +244,14 @@ export async function anonymiseDueCalls(db: Knex, due: () => Knex.QueryBuilder):
     .where((w) => w.whereNotNull('reference').orWhereNotNull('guest_token_hash').orWhereNotNull('clerk_id').orWhereNotNull('link_nonce'))
     .update({ reference: null, guest_token_hash: null, guest_token_expires_at: null, clerk_id: null, link_nonce: null });
 }
+
+// --- Placement on a node (app/nodes/placement.ts) ----------------------------
+
+/** The call's node and status, its row locked for the placement in `trx`. */
+export async function lockCallNode(trx: Knex.Transaction, id: string): Promise<{ node_id: string | null; status: string } | undefined> {
+  return trx('calls').where({ id }).forUpdate().first('node_id', 'status');
+}
+
+export async function setCallNode(trx: Knex.Transaction, id: string, nodeId: string): Promise<void> {
+  await trx('calls').where({ id }).update({ node_id: nodeId });
+}

@@ -179,6 +179,7 @@ export interface CallRow {
   id: string;
   link_nonce: string | null;
   link_revoked_at: Date | null;
+  node_id: string | null;
   organisation_id: string;
   reference: string | null;
   scheduled_at: Date | null;

@@ -69,3 +69,38 @@ export async function nodeByNameForUpdate(trx: Knex.Transaction, name: string): 
 export async function updateDraining(trx: Knex.Transaction, id: string, draining: boolean): Promise<void> {
   await trx('nodes').where({ id }).update({ draining });
 }
+
+/** A node as placing a call sees it: alive, and how many open calls are placed on it. */
+export interface PlaceableNode {
+  id: string;
+  name: string;
+  url: string;
+  capacity: number;
+  open: number;
+  draining: boolean;
+}
+
+const ALIVE = `n.stopped_at IS NULL AND n.renewed_at > now() - make_interval(secs => ? * n.heartbeat_seconds)`;
+const PLACEABLE_COLUMNS = `n.id, n.name, n.url, n.capacity, n.draining,
+  (SELECT count(*) FROM calls c WHERE c.node_id = n.id AND c.status <> 'ended')::int AS open`;
+
+/** The living nodes (renewed within `missed` heartbeats, not stopped) that take new calls (not draining), the least loaded (open calls ÷ capacity) first. */
+export async function placeableNodes(db: Knex, missed: number): Promise<PlaceableNode[]> {
+  const { rows } = await db.raw<{ rows: PlaceableNode[] }>(
+    `SELECT * FROM (SELECT ${PLACEABLE_COLUMNS} FROM nodes n WHERE ${ALIVE} AND NOT n.draining) p ORDER BY p.open::float / p.capacity, p.name`,
+    [missed],
+  );
+  return rows;
+}
+
+/** One node by id if it is alive (draining or not). */
+export async function livingNode(db: Knex, id: string, missed: number): Promise<PlaceableNode | undefined> {
+  const { rows } = await db.raw<{ rows: PlaceableNode[] }>(`SELECT ${PLACEABLE_COLUMNS} FROM nodes n WHERE n.id = ? AND ${ALIVE}`, [id, missed]);
+  return rows[0];
+}
+
+/** The living nodes' URLs by name (for forwarding signalling to the node that holds a call). */
+export async function livingNodeUrls(db: Knex, missed: number): Promise<{ name: string; url: string }[]> {
+  const { rows } = await db.raw<{ rows: { name: string; url: string }[] }>(`SELECT n.name, n.url FROM nodes n WHERE ${ALIVE}`, [missed]);
+  return rows;
+}

@@ -30,7 +30,10 @@ import { scheduleHousekeeping } from './housekeeping';
 import { startDirectoryCheck } from '../sso/directory-check';
 import { SsoSecrets } from '../sso/provider-settings';
 import { nodeIdentity } from '../nodes/identity';
+import { NodeDirectory } from '../nodes/directory';
+import { CallPlacement } from '../nodes/placement';
 import { NodeRegistry } from '../nodes/registry';
+import { forwardSignalling } from '../nodes/signal-forward';
 
 /**
  * The appliance's start phases, in the order app/server.ts runs them. Each
@@ -185,6 +188,7 @@ export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, tur
     trustProxy: trustProxyFunction(config.trustProxy),
     turn,
     publicUrl: config.publicUrl,
+    ...(node ? { placement: new CallPlacement(database.knex, () => node.self?.id, logger) } : {}),
   });
   const ops = {
     pool: media.pool,
@@ -198,6 +202,13 @@ export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, tur
   const app = createApp({ config, db: database.knex, logger, sessionSecret, session, hub, ops });
   const server = createServer(tlsSetup, app);
   hub.attach(server);
+  if (node) {
+    // Signalling naming another node goes to it (app/nodes/signal-forward.ts).
+    const directory = new NodeDirectory(database.knex, logger);
+    await directory.start(config.nodeHeartbeatSeconds);
+    boot.onStop('node directory', async () => directory.stop());
+    forwardSignalling(server, { path: '/signal/', self: node.name, urlOf: (name) => directory.urlOf(name), secret: sessionSecret, trustProxy: trustProxyFunction(config.trustProxy), logger });
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {

@@ -74,6 +74,8 @@ export class CallSession {
   private joinFailures = 0;
   private manualReconnects = 0;
   private connectFailures = 0;
+  /** `wrong_node` refusals in a row (reset by a connection). */
+  private nodeMoves = 0;
   private connectedAt = 0;
 
   constructor(private readonly signalling: Signalling, private readonly listener: SessionListener) {
@@ -198,6 +200,7 @@ export class CallSession {
     const socket = this.signalling.socket;
     socket.on('connect', () => {
       this.connectFailures = 0;
+      this.nodeMoves = 0;
       this.connectedAt = Date.now();
       this.listener.problem(null);
       this.startHeartbeat();
@@ -212,9 +215,16 @@ export class CallSession {
       if (reason === 'io server disconnect') this.scheduleReconnect();
     });
 
-    socket.on('connect_error', (error: Error) => {
+    socket.on('connect_error', (error: Error & { data?: { node?: unknown } }) => {
       if (this.done) return;
       const code = error?.message ?? '';
+      // Another node holds the call: connect again naming it (a few times in a row at most; then as any refusal).
+      if (code === 'wrong_node' && typeof error.data?.node === 'string' && this.nodeMoves < 5) {
+        this.nodeMoves++;
+        this.signalling.useNode(error.data.node);
+        this.signalling.connect();
+        return;
+      }
       if (REFUSALS.has(code)) {
         this.finish(code === 'call_ended' ? 'ended' : 'error', code);
         return;

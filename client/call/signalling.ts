@@ -46,6 +46,12 @@ export class Signalling {
     this.socket.disconnect();
   }
 
+  /** Connects from now on naming the node that holds the call (after a `wrong_node` refusal): any node passes the connection on to it. */
+  useNode(name: string): void {
+    const opts = this.socket.io.opts as { query?: Record<string, string> };
+    opts.query = { ...(opts.query ?? {}), node: name };
+  }
+
   /**
    * Sends one request. Fails at once when the socket is not connected:
    * a request buffered until some later reconnect would name transports

@@ -9,6 +9,10 @@ import { sessionMiddleware } from '../../app/access/session';
 import { CallHub } from '../../app/calls/hub';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
 import { WorkerPool } from '../../media';
+import { NodeDirectory } from '../../app/nodes/directory';
+import { CallPlacement } from '../../app/nodes/placement';
+import { NodeRegistry } from '../../app/nodes/registry';
+import { forwardSignalling } from '../../app/nodes/signal-forward';
 import { startTestJobs } from './jobs';
 import { silentLogger, testConfig, TEST_SECRET } from './context';
 import { startTestPool } from './media-pool';
@@ -21,7 +25,19 @@ export interface CallServer {
   /** With `recordings`: the job queue and live recorder, and the data directory they write to. */
   recordings?: Recordings;
   dataDir: string;
+  /** With `node`: this server's entry in the node registry. */
+  registry?: NodeRegistry;
+  /** With `node`: the living nodes it forwards signalling to (read every heartbeat; `refresh()` reads now). */
+  directory?: NodeDirectory;
   close(): Promise<void>;
+}
+
+/** A node among several on one database (issue 19): its name, the loopback address it listens on, its capacity. */
+export interface TestNode {
+  name: string;
+  host?: string;
+  capacity?: number;
+  heartbeatSeconds?: number;
 }
 
 /**
@@ -30,7 +46,7 @@ export interface CallServer {
  */
 export async function startCallServer(
   db: TestDatabase,
-  options: { graceMs?: number; workers?: number; silenceMs?: number; recordings?: boolean; env?: Record<string, string> } = {},
+  options: { graceMs?: number; workers?: number; silenceMs?: number; recordings?: boolean; env?: Record<string, string>; node?: TestNode } = {},
 ): Promise<CallServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-calls-'));
   const config = testConfig({ VCLERK_DATA_DIR: dataDir, VCLERK_RECORDING_MIN_FREE_MB: '1', ...options.env });
@@ -38,19 +54,38 @@ export async function startCallServer(
   const session = sessionMiddleware(db.knex, { secret: TEST_SECRET, idleMinutes: 30 });
   const jobs = options.recordings ? await startTestJobs(db.knex) : undefined;
   const recordings = jobs ? await startRecordings(config, db.knex, silentLogger, jobs) : undefined;
-  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex: db.knex, recordings: recordings?.live }) });
+  let registry: NodeRegistry | undefined;
+  const placement = options.node ? new CallPlacement(db.knex, () => registry?.self?.id, silentLogger) : undefined;
+  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex: db.knex, recordings: recordings?.live }), ...(placement ? { placement } : {}) });
   const app = createApp({ config, db: db.knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
   const server = http.createServer(app);
   hub.attach(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = options.node?.host ?? '127.0.0.1';
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
+  const url = `http://${host}:${port}`;
+  let directory: NodeDirectory | undefined;
+  if (options.node) {
+    const { name, capacity = 100, heartbeatSeconds = 1 } = options.node;
+    registry = new NodeRegistry({ knex: db.knex, logger: silentLogger, identity: { name, url, mediaAddress: null, capacity, heartbeatSeconds }, version: 'test', load: () => ({ calls: rooms.size, workers: 1 }) });
+    await registry.register();
+    registry.start();
+    directory = new NodeDirectory(db.knex, silentLogger);
+    await directory.start(heartbeatSeconds);
+    const found = directory;
+    forwardSignalling(server, { path: '/signal/', self: name, urlOf: (n) => found.urlOf(n), secret: TEST_SECRET, logger: silentLogger });
+  }
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     hub,
     pool,
     recordings,
     dataDir,
+    registry,
+    directory,
     async close() {
+      directory?.stop();
+      await registry?.stop();
       await hub.close();
       await jobs?.stop();
       server.closeAllConnections();
