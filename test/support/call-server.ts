@@ -7,6 +7,8 @@ import { createApp } from '../../app/app';
 import { callModules } from '../../app/call-modules';
 import { sessionMiddleware } from '../../app/access/session';
 import { CallHub } from '../../app/calls/hub';
+import { createKnex, type Knex } from '../../app/db/connection';
+import { NotifyBus } from '../../app/db/notify-bus';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
 import { WorkerPool } from '../../media';
 import { startTestJobs } from './jobs';
@@ -21,6 +23,10 @@ export interface CallServer {
   /** With `recordings`: the job queue and live recorder, and the data directory they write to. */
   recordings?: Recordings;
   dataDir: string;
+  /** The server's pool: the test database's, or with `bus` a pool of its own (a node of its own). */
+  knex: Knex;
+  /** With `bus`: the server's notify bus on its own pool, as a node of the appliance has. */
+  bus?: NotifyBus;
   close(): Promise<void>;
 }
 
@@ -30,16 +36,20 @@ export interface CallServer {
  */
 export async function startCallServer(
   db: TestDatabase,
-  options: { graceMs?: number; workers?: number; silenceMs?: number; recordings?: boolean; env?: Record<string, string> } = {},
+  options: { graceMs?: number; workers?: number; silenceMs?: number; recordings?: boolean; env?: Record<string, string>; bus?: boolean } = {},
 ): Promise<CallServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-calls-'));
   const config = testConfig({ VCLERK_DATA_DIR: dataDir, VCLERK_RECORDING_MIN_FREE_MB: '1', ...options.env });
   const { pool, rooms } = await startTestPool({ workers: options.workers ?? 1, rtcMinPort: config.mediaRtcPortMin, rtcMaxPort: config.mediaRtcPortMax });
-  const session = sessionMiddleware(db.knex, { secret: TEST_SECRET, idleMinutes: 30 });
-  const jobs = options.recordings ? await startTestJobs(db.knex) : undefined;
-  const recordings = jobs ? await startRecordings(config, db.knex, silentLogger, jobs) : undefined;
-  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex: db.knex, recordings: recordings?.live }) });
-  const app = createApp({ config, db: db.knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
+  // A node of its own: its own pool with a notify bus on it (call events cross between such servers through the database).
+  const knex = options.bus ? createKnex(db.url, 5) : db.knex;
+  const bus = options.bus ? new NotifyBus({ knex, logger: silentLogger }) : undefined;
+  await bus?.start();
+  const session = sessionMiddleware(knex, { secret: TEST_SECRET, idleMinutes: 30 });
+  const jobs = options.recordings ? await startTestJobs(knex) : undefined;
+  const recordings = jobs ? await startRecordings(config, knex, silentLogger, jobs) : undefined;
+  const hub = new CallHub({ knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex, recordings: recordings?.live }) });
+  const app = createApp({ config, db: knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
   const server = http.createServer(app);
   hub.attach(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -50,12 +60,16 @@ export async function startCallServer(
     pool,
     recordings,
     dataDir,
+    knex,
+    bus,
     async close() {
       await hub.close();
       await jobs?.stop();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await pool.close();
+      await bus?.close();
+      if (knex !== db.knex) await knex.destroy();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
