@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import pino from 'pino';
 import request from 'supertest';
 import { SYSTEM } from '../app/audit/actions';
 import { CallService } from '../app/calls/service';
@@ -97,6 +99,76 @@ describe('notify bus: notifications between nodes over LISTEN/NOTIFY', function 
     await a.bus.publish('ping', 'own');
     await until(() => a.got.length === 2 && b.got.length === 2, 'delivery after the reconnection');
     assert.deepEqual(a.got, ['after', 'own']);
+  });
+});
+
+/** A TCP proxy to the database that the test can cut (a database outage as the bus sees it) and open again on the same port. */
+async function cuttableProxy(target: URL): Promise<{ url: string; cut(): Promise<void>; open(): Promise<void>; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | undefined;
+  let port = 0;
+  const open = async () => {
+    server = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port || 5432), target.hostname);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => sockets.delete(s));
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => server!.listen(port, '127.0.0.1', resolve));
+    port = (server.address() as net.AddressInfo).port;
+  };
+  const cut = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => server?.close(resolve));
+  };
+  await open();
+  const url = new URL(target.href);
+  url.hostname = '127.0.0.1';
+  url.port = String(port);
+  return { url: url.href, cut, open, close: cut };
+}
+
+describe('notify bus: a database outage', function () {
+  this.timeout(30_000);
+  const db = useTestDatabase();
+
+  it('logs the loss once, retries with backoff while the database is away, and delivers again once it is back', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const proxy = await cuttableProxy(new URL(db.current.url));
+    const knex = createKnex(proxy.url, 2);
+    const bus = new NotifyBus({ knex, logger, reconnectMinMs: 50, reconnectMaxMs: 200 });
+    const other = createKnex(db.current.url, 2);
+    const sender = new NotifyBus({ knex: other, logger: silentLogger });
+    try {
+      await bus.start();
+      await sender.start();
+      const got: unknown[] = [];
+      bus.subscribe('ping', (data) => got.push(data));
+      await proxy.cut();
+      await until(() => !bus.listening, 'the loss to be noticed');
+      await pause(1000); // several failed attempts (50, 100, 200, 200 … ms)
+      await sender.publish('ping', 'while away');
+      await proxy.open();
+      await until(() => bus.listening, 'the bus to listen again');
+      await sender.publish('ping', 'back');
+      await until(() => got.length > 0, 'delivery after the outage');
+      await pause(200);
+      assert.deepEqual(got, ['back'], 'what was sent while away is lost (documented)');
+      assert.equal(lines.filter((l) => l.level === 40).length, 1, 'the loss is logged once');
+      assert.equal(lines.filter((l) => /listening again/.test(l.msg)).length, 1);
+    } finally {
+      await bus.close();
+      await sender.close();
+      await proxy.close();
+      await knex.destroy();
+      await other.destroy();
+    }
   });
 });
 

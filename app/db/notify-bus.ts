@@ -124,7 +124,7 @@ export class NotifyBus {
 
   private connect(): Promise<void> {
     const settings = (this.options.knex.client as { connectionSettings: pg.ClientConfig }).connectionSettings;
-    const client = new pg.Client({ ...settings, application_name: 'vclerk-notify', keepAlive: true });
+    const client = new pg.Client({ ...settings, application_name: 'vclerk-notify', keepAlive: true, connectionTimeoutMillis: 10_000 });
     const attempt = (async () => {
       client.on('error', (err) => this.lost(client, err));
       client.on('end', () => this.lost(client));
