@@ -66,7 +66,7 @@ describe('nodes: calls placed across three nodes, signalling passed on to the ho
 
   before(async () => {
     for (const [i, name] of ['node-a', 'node-b', 'node-c'].entries()) {
-      servers.push(await startCallServer(db.current, { node: { name, host: `127.0.0.${i + 1}` }, graceMs: 300 }));
+      servers.push(await startCallServer(db.current, { node: { name, host: `127.0.0.${i + 1}` }, bus: true, graceMs: 300 }));
     }
     // Each knows the others now, not only from its next read.
     for (const s of servers) await s.directory!.refresh();

@@ -77,6 +77,8 @@ export class CallHub {
   private readonly wired = new WeakSet<Room>();
   private heartbeat: NodeJS.Timeout | undefined;
   private sweeping = false;
+  /** Stops listening for call events (callEvents: the node's notify bus, or this process). */
+  private stopEvents: (() => void) | undefined;
   private readonly onLinkRevoked = (callId: string) => {
     this.removeCustomers(callId, 'link_revoked').catch((err) => this.options.logger.error({ err, callId }, 'could not remove the customer of a revoked link'));
   };
@@ -164,7 +166,7 @@ export class CallHub {
       Math.min(HEARTBEAT_INTERVAL_MS, silenceMs / 2),
     );
     this.heartbeat.unref();
-    callEvents.on('linkRevoked', this.onLinkRevoked);
+    this.stopEvents = callEvents.on(this.options.knex, 'linkRevoked', this.onLinkRevoked);
     this.io = io;
   }
 
@@ -373,7 +375,7 @@ export class CallHub {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
-    callEvents.off('linkRevoked', this.onLinkRevoked);
+    this.stopEvents?.();
     for (const entry of this.peers.values()) clearTimeout(entry.grace);
     // Not io.close(): that would also close the HTTP server, whose drain the shutdown handles.
     this.io?.disconnectSockets(true);

@@ -149,9 +149,11 @@ export class CallService {
       await this.knex.transaction(async (trx) => {
         await revokeCallLink(trx, id);
         await this.audit.record({ organisationId, actor, action: 'call.link_revoked', target: { type: 'call', id }, ...meta }, trx);
+        await callEvents.emit(this.knex, 'linkRevoked', [id], trx);
       });
+    } else {
+      await callEvents.emit(this.knex, 'linkRevoked', [id]);
     }
-    callEvents.emit('linkRevoked', id);
     return this.getForOrganisation(organisationId, id);
   }
 
@@ -172,8 +174,9 @@ export class CallService {
     await this.knex.transaction(async (trx) => {
       await revokeCallLink(trx, call.id);
       await this.audit.record({ organisationId: call.organisationId, actor: actorOf(caller.user), action: 'call.link_revoked', target: { type: 'call', id: call.id }, ip: caller.ip, userAgent: caller.userAgent }, trx);
+      // Sent with the commit: every node's hub disconnects the customer.
+      await callEvents.emit(this.knex, 'linkRevoked', [call.id], trx);
     });
-    callEvents.emit('linkRevoked', call.id);
   }
 
   /**

@@ -15,6 +15,7 @@ import { openDatabase, type Database } from '../db/connection';
 import { checkAppRole, migrateDatabase } from '../db/prepare';
 import type { RoleInspection } from '../db/roles';
 import { DatabaseWatchdog } from '../db/watchdog';
+import { NotifyBus } from '../db/notify-bus';
 import { createServer, resolveTls, scheme, type TlsSetup } from '../net/tls';
 import { JobQueue } from '../jobs/queue';
 import { restrictNewFiles, tightenDataDir } from '../lifecycle/private-files';
@@ -74,6 +75,8 @@ export interface DatabaseParts {
   role: RoleInspection;
   /** Made here, started with the background tasks. */
   watchdog: DatabaseWatchdog;
+  /** Notifications between the nodes on this database (LISTEN/NOTIFY); call events go through it. */
+  bus: NotifyBus;
 }
 
 /**
@@ -90,6 +93,10 @@ export async function startDatabase(boot: Boot, { config, logger }: Settings): P
   logger.info({ applied }, applied.length ? 'database migrated' : 'database schema is current');
   const role = await checkAppRole(database, logger);
   await database.releaseOwner();
+  // One listening connection of its own, as the app role; it closes before the pool.
+  const bus = new NotifyBus({ knex: database.knex, logger: logger.child({ component: 'notify' }) });
+  await bus.start();
+  boot.onStop('notify bus', () => bus.close());
   // Probes the database while VClerk runs: restarts a dead embedded server, turns /healthz unhealthy, exits after too long.
   const watchdog = new DatabaseWatchdog({
     knex: database.knex,
@@ -100,7 +107,7 @@ export async function startDatabase(boot: Boot, { config, logger }: Settings): P
     embedded: database.server,
     onGiveUp: (reason) => boot.stop(reason, 1),
   });
-  return { database, role, watchdog };
+  return { database, role, watchdog, bus };
 }
 
 export type Media = Awaited<ReturnType<typeof startMedia>>;

@@ -7,6 +7,8 @@ import { createApp } from '../../app/app';
 import { callModules } from '../../app/call-modules';
 import { sessionMiddleware } from '../../app/access/session';
 import { CallHub } from '../../app/calls/hub';
+import { createKnex, type Knex } from '../../app/db/connection';
+import { NotifyBus } from '../../app/db/notify-bus';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
 import { WorkerPool } from '../../media';
 import { NodeDirectory } from '../../app/nodes/directory';
@@ -29,6 +31,10 @@ export interface CallServer {
   registry?: NodeRegistry;
   /** With `node`: the living nodes it forwards signalling to (read every heartbeat; `refresh()` reads now). */
   directory?: NodeDirectory;
+  /** The server's pool: the test database's, or with `bus` a pool of its own (a node of its own). */
+  knex: Knex;
+  /** With `bus`: the server's notify bus on its own pool, as a node of the appliance has. */
+  bus?: NotifyBus;
   close(): Promise<void>;
 }
 
@@ -46,18 +52,22 @@ export interface TestNode {
  */
 export async function startCallServer(
   db: TestDatabase,
-  options: { graceMs?: number; workers?: number; silenceMs?: number; recordings?: boolean; env?: Record<string, string>; node?: TestNode } = {},
+  options: { graceMs?: number; workers?: number; silenceMs?: number; recordings?: boolean; env?: Record<string, string>; bus?: boolean; node?: TestNode } = {},
 ): Promise<CallServer> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-calls-'));
   const config = testConfig({ VCLERK_DATA_DIR: dataDir, VCLERK_RECORDING_MIN_FREE_MB: '1', ...options.env });
   const { pool, rooms } = await startTestPool({ workers: options.workers ?? 1, rtcMinPort: config.mediaRtcPortMin, rtcMaxPort: config.mediaRtcPortMax });
-  const session = sessionMiddleware(db.knex, { secret: TEST_SECRET, idleMinutes: 30 });
-  const jobs = options.recordings ? await startTestJobs(db.knex) : undefined;
-  const recordings = jobs ? await startRecordings(config, db.knex, silentLogger, jobs) : undefined;
+  // A node of its own: its own pool with a notify bus on it (call events cross between such servers through the database).
+  const knex = options.bus ? createKnex(db.url, 5) : db.knex;
+  const bus = options.bus ? new NotifyBus({ knex, logger: silentLogger }) : undefined;
+  await bus?.start();
+  const session = sessionMiddleware(knex, { secret: TEST_SECRET, idleMinutes: 30 });
+  const jobs = options.recordings ? await startTestJobs(knex) : undefined;
+  const recordings = jobs ? await startRecordings(config, knex, silentLogger, jobs) : undefined;
   let registry: NodeRegistry | undefined;
-  const placement = options.node ? new CallPlacement(db.knex, () => registry?.self?.id, silentLogger) : undefined;
-  const hub = new CallHub({ knex: db.knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex: db.knex, recordings: recordings?.live }), ...(placement ? { placement } : {}) });
-  const app = createApp({ config, db: db.knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
+  const placement = options.node ? new CallPlacement(knex, () => registry?.self?.id, silentLogger) : undefined;
+  const hub = new CallHub({ knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex, recordings: recordings?.live }), ...(placement ? { placement } : {}) });
+  const app = createApp({ config, db: knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
   const server = http.createServer(app);
   hub.attach(server);
   const host = options.node?.host ?? '127.0.0.1';
@@ -67,10 +77,10 @@ export async function startCallServer(
   let directory: NodeDirectory | undefined;
   if (options.node) {
     const { name, capacity = 100, heartbeatSeconds = 1 } = options.node;
-    registry = new NodeRegistry({ knex: db.knex, logger: silentLogger, identity: { name, url, mediaAddress: null, capacity, heartbeatSeconds }, version: 'test', load: () => ({ calls: rooms.size, workers: 1 }) });
+    registry = new NodeRegistry({ knex, logger: silentLogger, identity: { name, url, mediaAddress: null, capacity, heartbeatSeconds }, version: 'test', load: () => ({ calls: rooms.size, workers: 1 }) });
     await registry.register();
     registry.start();
-    directory = new NodeDirectory(db.knex, silentLogger);
+    directory = new NodeDirectory(knex, silentLogger);
     await directory.start(heartbeatSeconds);
     const found = directory;
     forwardSignalling(server, { path: '/signal/', self: name, urlOf: (n) => found.urlOf(n), secret: TEST_SECRET, logger: silentLogger });
@@ -83,6 +93,8 @@ export async function startCallServer(
     dataDir,
     registry,
     directory,
+    knex,
+    bus,
     async close() {
       directory?.stop();
       await registry?.stop();
@@ -91,6 +103,8 @@ export async function startCallServer(
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
       await pool.close();
+      await bus?.close();
+      if (knex !== db.knex) await knex.destroy();
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
