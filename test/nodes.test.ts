@@ -43,9 +43,9 @@ describe('node registry', () => {
 
     it('takes 100 calls per media worker unless VCLERK_NODE_CAPACITY says otherwise; the settings win', () => {
       const fromHost = nodeIdentity(testConfig(), { mediaAddress: '192.0.2.10', workers: 3 }, 'Box-7');
-      assert.deepEqual(fromHost, { name: 'box-7', url: 'http://Box-7:8080', mediaAddress: '192.0.2.10', capacity: 3 * CALLS_PER_WORKER, heartbeatSeconds: 5 });
-      const configured = nodeIdentity(testConfig({ VCLERK_NODE_NAME: 'node-a', VCLERK_NODE_URL: 'http://127.0.0.1:8081/', VCLERK_NODE_CAPACITY: '40', VCLERK_NODE_HEARTBEAT_SECONDS: '2' }), { mediaAddress: null, workers: 3 }, 'ignored');
-      assert.deepEqual(configured, { name: 'node-a', url: 'http://127.0.0.1:8081', mediaAddress: null, capacity: 40, heartbeatSeconds: 2 });
+      assert.deepEqual(fromHost, { name: 'box-7', url: 'http://Box-7:8080', mediaAddress: '192.0.2.10', capacity: 3 * CALLS_PER_WORKER, heartbeatSeconds: 2 });
+      const configured = nodeIdentity(testConfig({ VCLERK_NODE_NAME: 'node-a', VCLERK_NODE_URL: 'http://127.0.0.1:8081/', VCLERK_NODE_CAPACITY: '40', VCLERK_NODE_HEARTBEAT_SECONDS: '7' }), { mediaAddress: null, workers: 3 }, 'ignored');
+      assert.deepEqual(configured, { name: 'node-a', url: 'http://127.0.0.1:8081', mediaAddress: null, capacity: 40, heartbeatSeconds: 7 });
     });
 
     it('refuses a node name that is not 1-63 lower-case letters, digits and dashes', () => {

@@ -10,7 +10,7 @@ import { customerAccess, joinAccess } from './customer-access';
 import { callEvents } from './events';
 import { CALL_REFERENCE_MAX, CALL_REFERENCE_PATTERN } from './shared';
 import type { CallLinkTokens } from './link-token';
-import { activeCalls, callLinkSecret, callOrganisation, endedCallsOf, findCall, insertCall, listOrganisationCalls, lockCall, markCallActive, markCallEnded, markCallWaiting, openCallsOf, revokeCallLink, staleWaitingCallIds, type Call, type CallStatus } from './store';
+import { activeCallsWithin, callLinkSecret, interruptCallsOn, callOrganisation, endedCallsOf, findCall, insertCall, listOrganisationCalls, lockCall, markCallActive, markCallEnded, markCallWaiting, openCallsOf, revokeCallLink, staleWaitingCallIds, type Call, type CallStatus, type NodeScope } from './store';
 import { isActiveClerk } from '../staff/store';
 
 export type { Call, CallStatus } from './store';
@@ -259,10 +259,12 @@ export class CallService {
   /**
    * After a restart no media room exists: active calls go back to waiting
    * (participants reconnect and rejoin by themselves), and calls whose
-   * customer link expired before anyone came are ended.
+   * customer link expired before anyone came are ended. With several nodes
+   * (`scope`): only the calls this node held (or no node), and those of
+   * nodes that are gone; the living nodes' calls are theirs.
    */
-  async reconcileOnStart(): Promise<{ interrupted: number; expired: number }> {
-    const active = await activeCalls(this.knex);
+  async reconcileOnStart(scope?: NodeScope): Promise<{ interrupted: number; expired: number }> {
+    const active = await activeCallsWithin(this.knex, scope);
     for (const call of active) {
       await this.knex.transaction(async (trx) => {
         await markCallWaiting(trx, call.id);
@@ -271,6 +273,23 @@ export class CallService {
     }
     const expired = await this.expireStale();
     return { interrupted: active.length, expired };
+  }
+
+  /**
+   * The active calls of nodes that are gone go back to waiting, each once
+   * however many nodes sweep at the same time (audited `call.interrupted`,
+   * reason `node_lost`): their participants reconnect, and the call is
+   * placed again on a living node.
+   */
+  async interruptLost(nodeIds: string[]): Promise<number> {
+    if (nodeIds.length === 0) return 0;
+    return this.knex.transaction(async (trx) => {
+      const changed = await interruptCallsOn(trx, nodeIds);
+      for (const call of changed) {
+        await this.audit.record({ organisationId: call.organisation_id, actor: SYSTEM, action: 'call.interrupted', target: { type: 'call', id: call.id }, details: { reason: 'node_lost' } }, trx);
+      }
+      return changed.length;
+    });
   }
 
   /** Ends waiting calls whose customer link has expired. */

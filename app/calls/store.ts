@@ -129,11 +129,6 @@ export async function markCallWaiting(trx: Knex.Transaction, id: string): Promis
   await calls(trx).where({ id }).update({ status: 'waiting' });
 }
 
-/** Every active call (after a restart, none has a media room). */
-export async function activeCalls(db: Knex): Promise<{ id: string; organisation_id: string }[]> {
-  return calls(db).where({ status: 'active' }).select('id', 'organisation_id');
-}
-
 /** Waiting calls whose customer link has expired. */
 export async function staleWaitingCallIds(db: Knex): Promise<string[]> {
   return (await calls(db).where({ status: 'waiting' }).where('guest_token_expires_at', '<=', db.fn.now()).select('id')).map((c) => c.id);
@@ -254,4 +249,28 @@ export async function lockCallNode(trx: Knex.Transaction, id: string): Promise<{
 
 export async function setCallNode(trx: Knex.Transaction, id: string, nodeId: string): Promise<void> {
   await trx('calls').where({ id }).update({ node_id: nodeId });
+}
+
+/** Which calls a node reconciles: those on these nodes, and (`unplaced`) those on none. */
+export interface NodeScope {
+  nodeIds: string[];
+  unplaced: boolean;
+}
+
+/** Active calls within `scope` (all of them without one). */
+export async function activeCallsWithin(db: Knex, scope?: NodeScope): Promise<{ id: string; organisation_id: string }[]> {
+  const query = db('calls').where({ status: 'active' });
+  if (scope) {
+    query.where((q) => {
+      q.whereIn('node_id', scope.nodeIds);
+      if (scope.unplaced) q.orWhereNull('node_id');
+    });
+  }
+  return query.select('id', 'organisation_id');
+}
+
+/** Active calls held by these (lost) nodes back to waiting, each once: the ones changed. */
+export async function interruptCallsOn(trx: Knex.Transaction, nodeIds: string[]): Promise<{ id: string; organisation_id: string }[]> {
+  if (nodeIds.length === 0) return [];
+  return trx('calls').where({ status: 'active' }).whereIn('node_id', nodeIds).update({ status: 'waiting' }).returning(['id', 'organisation_id']);
 }

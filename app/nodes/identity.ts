@@ -33,9 +33,14 @@ export function defaultNodeUrl(config: Pick<Config, 'host' | 'port' | 'tls'>, ho
   return `${config.tls === 'off' ? 'http' : 'https'}://${net.isIPv6(host) ? `[${host}]` : host}:${config.port}`;
 }
 
+/** This node's name: VCLERK_NODE_NAME, else from the host name. */
+export function nodeNameOf(config: Pick<Config, 'nodeName'>, hostname = os.hostname()): string {
+  return config.nodeName ?? nameFromHost(hostname);
+}
+
 export function nodeIdentity(config: NodeConfig, media: { mediaAddress: string | null; workers: number }, hostname = os.hostname()): NodeIdentity {
   return {
-    name: config.nodeName ?? nameFromHost(hostname),
+    name: nodeNameOf(config, hostname),
     url: config.nodeUrl ?? defaultNodeUrl(config, hostname),
     mediaAddress: media.mediaAddress,
     capacity: config.nodeCapacity ?? CALLS_PER_WORKER * Math.max(1, media.workers),

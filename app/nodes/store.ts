@@ -104,3 +104,15 @@ export async function livingNodeUrls(db: Knex, missed: number): Promise<{ name: 
   const { rows } = await db.raw<{ rows: { name: string; url: string }[] }>(`SELECT n.name, n.url FROM nodes n WHERE ${ALIVE}`, [missed]);
   return rows;
 }
+
+/** The ids of the nodes that are not alive (gone or stopped): their calls and recordings are another node's to reconcile. */
+export async function lostNodeIds(db: Knex, missed: number): Promise<string[]> {
+  const { rows } = await db.raw<{ rows: { id: string }[] }>(`SELECT n.id FROM nodes n WHERE NOT (${ALIVE})`, [missed]);
+  return rows.map((r) => r.id);
+}
+
+/** The ids of the node named `self` (if registered) and of every node that is not alive: what a starting node reconciles. */
+export async function ownOrLostNodeIds(db: Knex, self: string, missed: number): Promise<string[]> {
+  const { rows } = await db.raw<{ rows: { id: string }[] }>(`SELECT n.id FROM nodes n WHERE n.name = ? OR NOT (${ALIVE})`, [self, missed]);
+  return rows.map((r) => r.id);
+}

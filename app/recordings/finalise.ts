@@ -95,13 +95,33 @@ async function removeTracks(dir: string): Promise<void> {
 /**
  * After a (re)start: recordings still marked as running were cut off by a
  * crash or restart; they are stopped as partial. Every stopped recording
- * without a final file gets its job (again: one per recording).
+ * without a final file gets its job (again: one per recording). With
+ * several nodes (`scope`): only the recordings of calls this node held (or
+ * no node) and of nodes that are gone; a living node's are its own.
  */
-export async function reconcileRecordings(knex: Knex, jobs: JobQueue): Promise<{ interrupted: number; queued: number }> {
+export async function reconcileRecordings(knex: Knex, jobs: JobQueue, scope?: { nodeIds: string[]; unplaced: boolean }): Promise<{ interrupted: number; queued: number }> {
   const store = new RecordingStore(knex);
-  const running = await store.withStatus('recording');
+  const running = scope ? await store.runningWithin(scope) : await store.withStatus('recording');
   for (const recording of running) await store.stopped(recording.id, 'restart', true);
   const processing = await store.withStatus('processing');
   for (const recording of processing) await jobs.send(FINALISE_QUEUE, { recordingId: recording.id }, { singletonKey: recording.id });
   return { interrupted: running.length, queued: processing.length };
+}
+
+/**
+ * The running recordings of nodes that are gone: stopped as partial
+ * (`node_lost`: kept, playable up to the loss, from the tracks in the
+ * shared data directory) and queued for their final file. Safe when several
+ * nodes sweep at once: a recording is stopped once, and its job is one.
+ */
+export async function interruptLostRecordings(knex: Knex, jobs: JobQueue, nodeIds: string[]): Promise<number> {
+  if (nodeIds.length === 0) return 0;
+  const store = new RecordingStore(knex);
+  let stopped = 0;
+  for (const recording of await store.runningWithin({ nodeIds, unplaced: false })) {
+    if (!(await store.stopped(recording.id, 'node_lost', true))) continue;
+    await jobs.send(FINALISE_QUEUE, { recordingId: recording.id }, { singletonKey: recording.id });
+    stopped++;
+  }
+  return stopped;
 }

@@ -149,14 +149,28 @@ export class RecordingStore {
     return rows.map((r) => ({ role: r.role, fileName: r.file_name, kinds: r.kinds as TrackRow['kinds'], startedAtMs: Number(r.started_at_ms), endedAtMs: r.ended_at_ms === null ? null : Number(r.ended_at_ms), exitCode: r.exit_code, partial: r.partial }));
   }
 
-  /** Recording stopped: the final file is to be made (status processing). `partial` marks an interrupted one. */
-  async stopped(id: string, reason: string, partial: boolean, actor: Actor = SYSTEM, meta: Meta = { ip: null, userAgent: null }): Promise<void> {
-    await this.knex.transaction(async (trx) => {
+  /** Recording stopped: the final file is to be made (status processing). `partial` marks an interrupted one. False when it was no longer running. */
+  async stopped(id: string, reason: string, partial: boolean, actor: Actor = SYSTEM, meta: Meta = { ip: null, userAgent: null }): Promise<boolean> {
+    return this.knex.transaction(async (trx) => {
       const row = await trx('recordings').where({ id }).forUpdate().first('organisation_id', 'call_id', 'status', 'stop_reason');
-      if (!row || row.status !== 'recording') return;
+      if (!row || row.status !== 'recording') return false;
       await trx('recordings').where({ id }).update({ status: 'processing', stopped_at: trx.fn.now(), stop_reason: partial ? `partial:${reason}` : reason });
       await this.audit.record({ organisationId: row.organisation_id, actor, action: 'recording.stopped', target: { type: 'recording', id }, ...meta, ...(actor.type === 'guest' ? { customer: { callId: row.call_id } } : {}), details: { reason, partial } }, trx);
+      return true;
     });
+  }
+
+  /** Running recordings of calls within `scope` (app/calls/store.ts NodeScope): on these nodes, or (`unplaced`) on none. */
+  async runningWithin(scope: { nodeIds: string[]; unplaced: boolean }): Promise<Recording[]> {
+    const rows = await this.knex('recordings')
+      .join('calls', 'calls.id', 'recordings.call_id')
+      .where('recordings.status', 'recording')
+      .where((q) => {
+        q.whereIn('calls.node_id', scope.nodeIds);
+        if (scope.unplaced) q.orWhereNull('calls.node_id');
+      })
+      .select('recordings.*');
+    return rows.map(toRecording);
   }
 
   async setProgress(id: string, percent: number): Promise<void> {

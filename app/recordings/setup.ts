@@ -19,12 +19,13 @@ type RecordingConfig = Pick<Config, 'dataDir' | 'ffmpegPath' | 'recordingKey' | 
  * for final files (which also finishes recordings interrupted by a crash or
  * restart), and the live recorder the signalling hub uses.
  */
-export async function startRecordings(config: RecordingConfig, knex: Knex, logger: Logger, jobs: JobQueue): Promise<Recordings> {
+/** `scope`: with several nodes, which calls' recordings this node reconciles (app/nodes/failover.ts startScope). */
+export async function startRecordings(config: RecordingConfig, knex: Knex, logger: Logger, jobs: JobQueue, scope?: { nodeIds: string[]; unplaced: boolean }): Promise<Recordings> {
   const log = logger.child({ component: 'recordings' });
   const ffmpegPath = resolveFfmpeg(config.ffmpegPath);
   const key = config.recordingKey ? parseRecordingKey(config.recordingKey) : null;
   await jobs.work<{ recordingId: string }>(FINALISE_QUEUE, finaliseRecording({ knex, logger: log, dataDir: config.dataDir, ffmpegPath, key }), { log });
-  const reconciled = await reconcileRecordings(knex, jobs);
+  const reconciled = await reconcileRecordings(knex, jobs, scope);
   if (reconciled.interrupted || reconciled.queued) log.info(reconciled, 'recordings reconciled after the restart');
   const live = new RecordingLive({
     knex,

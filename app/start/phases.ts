@@ -32,6 +32,7 @@ import { startDirectoryCheck } from '../sso/directory-check';
 import { SsoSecrets } from '../sso/provider-settings';
 import { nodeIdentity } from '../nodes/identity';
 import { NodeDirectory } from '../nodes/directory';
+import { FailoverSweep, startScope } from '../nodes/failover';
 import { CallPlacement } from '../nodes/placement';
 import { NodeRegistry } from '../nodes/registry';
 import { forwardSignalling } from '../nodes/signal-forward';
@@ -116,7 +117,7 @@ export type Media = Awaited<ReturnType<typeof startMedia>>;
 export async function startMediaWorkers(boot: Boot, { config, logger }: Settings, { database }: DatabaseParts): Promise<Media> {
   const media = await startMedia(config, logger);
   boot.onStop('media workers', () => media.pool.close());
-  const reconciled = await new CallService(database.knex).reconcileOnStart();
+  const reconciled = await new CallService(database.knex).reconcileOnStart(await startScope(database.knex, config));
   if (reconciled.interrupted || reconciled.expired) logger.info(reconciled, 'calls reconciled after the restart');
   return media;
 }
@@ -161,7 +162,7 @@ export async function startJobs(boot: Boot, { config, logger }: Settings, { data
   await queue.start();
   // Running jobs (a recording being finished) get the queue's own 10 s to finish.
   boot.onStop('job queue', () => queue.stop(), 12_000);
-  const recordings = await startRecordings(config, knex, logger, queue);
+  const recordings = await startRecordings(config, knex, logger, queue, await startScope(knex, config));
   await startRetention({ jobs: queue, knex, logger, dataDir: config.dataDir });
   // Every audit chain verified hourly against its signed checkpoints, and anchored anew when intact.
   await startAuditVerification({ jobs: queue, knex, logger, dataDir: config.dataDir });
@@ -214,6 +215,10 @@ export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, tur
     const directory = new NodeDirectory(database.knex, logger);
     await directory.start(config.nodeHeartbeatSeconds);
     boot.onStop('node directory', async () => directory.stop());
+    // The calls and recordings of nodes that are gone are taken back (app/nodes/failover.ts).
+    const failover = new FailoverSweep({ knex: database.knex, jobs: jobs.queue, logger: logger.child({ component: 'nodes' }), heartbeatSeconds: config.nodeHeartbeatSeconds });
+    failover.start();
+    boot.onStop('failover sweep', () => failover.stop());
     forwardSignalling(server, { path: '/signal/', self: node.name, urlOf: (name) => directory.urlOf(name), secret: sessionSecret, trustProxy: trustProxyFunction(config.trustProxy), logger });
   }
   await new Promise<void>((resolve, reject) => {
