@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Knex } from 'knex';
+import { tryHoldLock } from '../db/session-lock';
 import type { Caller } from '../access/caller';
 import { OrganisationScopedService } from '../access/scoped-service';
 import { ConflictError, NotFoundError } from '../core/errors';
@@ -182,7 +183,7 @@ function exportFile(dataDir: string, organisationId: string, id: string, format:
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Organisations with an export being written in this process: one at a time each. */
+/** Organisations with an export being written in this process: one at a time each (and across nodes: a lock in the database). */
 const running = new Set<string>();
 
 /** Deletes the files of expired exports (of every organisation); their rows and manifests stay. */
@@ -205,6 +206,15 @@ export class AuditExports extends OrganisationScopedService {
     const org = this.organisationId;
     if (running.has(org)) throw new ConflictError('export_running', { messageKey: 'compliance.export.errors.export_running' });
     running.add(org);
+    // Another node may be writing one: the database's lock says.
+    const unlock = await tryHoldLock(this.knex, `vclerk.audit-export:${org}`).catch((err: unknown) => {
+      running.delete(org);
+      throw err;
+    });
+    if (!unlock) {
+      running.delete(org);
+      throw new ConflictError('export_running', { messageKey: 'compliance.export.errors.export_running' });
+    }
     const id = crypto.randomUUID();
     const file = exportFile(this.dataDir, org, id, format);
     const partial = `${file}.part`;
@@ -293,6 +303,7 @@ export class AuditExports extends OrganisationScopedService {
       throw err;
     } finally {
       running.delete(org);
+      await unlock();
     }
   }
 
