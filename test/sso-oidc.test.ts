@@ -12,17 +12,24 @@ import {
   OidcRefusalError,
   OidcSettings,
   parseOidcSettings,
+  PENDING_MAX_AGE_MS,
   verifyLogoutToken,
   type OidcOutcome,
   type OidcSettingsInput,
 } from '../app/sso/oidc-client';
 import { createSelfSignedCertificate } from '../app/net/self-signed';
+import { SeenOnce } from '../app/sso/seen-once';
+import { createKnex } from '../app/db/connection';
+import { useTestDatabase } from './support/database';
 import { decodeJwt, startTestProvider, tamperPayload, type IdTokenRewrite, type TestProvider } from './support/oidc-provider';
 
 describe('sso: OpenID Connect relying party against a real provider (oidc-provider on 127.0.0.1)', function () {
   this.timeout(30_000);
   let op: TestProvider;
   let settings: OidcSettings;
+  const db = useTestDatabase();
+  /** Used states, in the test database as on every node. */
+  let used: SeenOnce;
   const withSettings = (overrides: Partial<OidcSettingsInput>) =>
     parseOidcSettings({ issuer: op.issuer, clientId: op.clientId, clientSecret: op.clientSecret, redirectUri: op.redirectUri, ...overrides });
 
@@ -31,6 +38,7 @@ describe('sso: OpenID Connect relying party against a real provider (oidc-provid
     op = await startTestProvider();
     if (process.env.OIDC_TIMING) console.log(`provider started in ${Date.now() - started} ms`);
     settings = withSettings({});
+    used = new SeenOnce(db.current.knex, PENDING_MAX_AGE_MS);
   });
   after(async () => {
     forgetDiscovery();
@@ -44,7 +52,7 @@ describe('sso: OpenID Connect relying party against a real provider (oidc-provid
     const { url, pending } = await beginOidc(s);
     if (options.rewrite) op.rewriteNextIdToken(options.rewrite);
     const callback = await op.authorize(url);
-    return completeOidc(s, pending, callback);
+    return completeOidc(s, pending, callback, used);
   }
 
   /** An ID token with the real one's claims changed, signed with the provider's key unless told otherwise. */
@@ -173,32 +181,39 @@ describe('sso: OpenID Connect relying party against a real provider (oidc-provid
     const callback = await op.authorize(url);
     const wrong = new URL(callback);
     wrong.searchParams.set('state', 'forged-state');
-    refusedWith(await completeOidc(settings, pending, wrong), 'state_mismatch');
-    assert.ok((await completeOidc(settings, pending, callback)).ok);
-    refusedWith(await completeOidc(settings, pending, callback), 'state_mismatch');
-    refusedWith(await completeOidc(settings, { ...pending }, Object.fromEntries(callback.searchParams)), 'state_mismatch');
-    refusedWith(await completeOidc(settings, null, callback), 'state_mismatch');
+    refusedWith(await completeOidc(settings, pending, wrong, used), 'state_mismatch');
+    assert.ok((await completeOidc(settings, pending, callback, used)).ok);
+    refusedWith(await completeOidc(settings, pending, callback, used), 'state_mismatch');
+    // Replayed to another node (its own pool, the same database): refused there too.
+    const otherNode = createKnex(db.current.url, 1);
+    try {
+      refusedWith(await completeOidc(settings, { ...pending }, callback, new SeenOnce(otherNode, PENDING_MAX_AGE_MS)), 'state_mismatch');
+    } finally {
+      await otherNode.destroy();
+    }
+    refusedWith(await completeOidc(settings, { ...pending }, Object.fromEntries(callback.searchParams), used), 'state_mismatch');
+    refusedWith(await completeOidc(settings, null, callback, used), 'state_mismatch');
 
     const stale = await beginOidc(settings);
     const staleCallback = await op.authorize(stale.url);
-    refusedWith(await completeOidc(settings, { ...stale.pending, createdAt: Date.now() - 11 * 60_000 }, staleCallback), 'state_mismatch');
+    refusedWith(await completeOidc(settings, { ...stale.pending, createdAt: Date.now() - 11 * 60_000 }, staleCallback, used), 'state_mismatch');
 
     const denied = await beginOidc(settings);
-    refusedWith(await completeOidc(settings, denied.pending, { state: denied.pending.state, error: 'access_denied' }), 'provider_error');
+    refusedWith(await completeOidc(settings, denied.pending, { state: denied.pending.state, error: 'access_denied' }, used), 'provider_error');
   });
 
   it('the wrong client secret is misconfigured; a used code under a fresh state (another process) is refused by the provider', async () => {
     op.signInAs('bob-0002');
     const bad = withSettings({ clientSecret: 'not-the-secret' });
     const first = await beginOidc(bad);
-    refusedWith(await completeOidc(bad, first.pending, await op.authorize(first.url)), 'misconfigured');
+    refusedWith(await completeOidc(bad, first.pending, await op.authorize(first.url), used), 'misconfigured');
 
     const { url, pending } = await beginOidc(settings);
     const callback = await op.authorize(url);
-    assert.ok((await completeOidc(settings, pending, callback)).ok);
+    assert.ok((await completeOidc(settings, pending, callback, used)).ok);
     const replay = { ...pending, state: 'a-state-this-process-never-saw' };
     const params = Object.fromEntries(callback.searchParams);
-    refusedWith(await completeOidc(settings, replay, { ...params, state: replay.state }), 'provider_error');
+    refusedWith(await completeOidc(settings, replay, { ...params, state: replay.state }, used), 'provider_error');
   });
 
   it("verifyLogoutToken accepts the provider's real back-channel logout token and refuses a tampered or wrong one", async () => {

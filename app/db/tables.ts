@@ -282,6 +282,12 @@ export interface SsoRoleMappingRow {
   role: 'admin' | 'clerk' | 'compliance';
 }
 
+/** `sso_used_values` */
+export interface SsoUsedValueRow {
+  expires_at: Date;
+  value_hash: string;
+}
+
 /** `privacy_texts` */
 export interface PrivacyTextRow {
   created_at: Date;
@@ -508,6 +514,7 @@ export interface TableRows {
   sessions: SessionRow;
   sso_providers: SsoProviderRow;
   sso_role_mappings: SsoRoleMappingRow;
+  sso_used_values: SsoUsedValueRow;
   subject_request_notes: SubjectRequestNoteRow;
   subject_requests: SubjectRequestRow;
   users: UserRow;

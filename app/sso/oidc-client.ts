@@ -3,7 +3,6 @@ import { discover, oidcLibs, type Discovered } from './oidc-discovery';
 import { OidcRefusalError, refuse, refusalOf, type OidcRefusal } from './oidc-errors';
 import { sameString, verifyIdToken, type Claims } from './oidc-verify';
 import { groupsFrom, readClaim, stringClaim, type OidcSettings } from './oidc-settings';
-import { SeenOnce } from './seen-once';
 
 /**
  * OpenID Connect relying party: authorization code flow with PKCE (S256),
@@ -64,8 +63,10 @@ export async function beginOidc(settings: OidcSettings, extra: { loginHint?: str
   return { url: oidc.buildAuthorizationUrl(config, params).href, pending };
 }
 
-/** States already used in this process (a replayed callback fails even if the session still had its pending attempt). */
-const consumed = new SeenOnce(PENDING_MAX_AGE_MS);
+/** Where used values are remembered (SeenOnce: in the database, for every node). */
+export interface UsedOnce {
+  firstUse(key: string): Promise<boolean>;
+}
 
 const CALLBACK_PARAMS = ['code', 'state', 'iss', 'error', 'error_description', 'error_uri', 'session_state'];
 
@@ -97,6 +98,8 @@ export async function completeOidc(
   settings: OidcSettings,
   pending: OidcPending | null | undefined,
   callback: URL | string | URLSearchParams | Record<string, unknown>,
+  /** The states already used, on every node (a replayed callback fails even if the session still had its pending attempt). */
+  consumed: UsedOnce,
   now = Date.now(),
 ): Promise<OidcOutcome> {
   let url: URL;
@@ -109,7 +112,7 @@ export async function completeOidc(
   const state = url.searchParams.get('state');
   if (!pending || typeof pending.state !== 'string' || !state || !sameString(state, pending.state)) return refuse('state_mismatch', pending ? 'state differs' : 'no sign-in in progress');
   if (!(now - pending.createdAt < PENDING_MAX_AGE_MS && pending.createdAt <= now + 60_000)) return refuse('state_mismatch', 'sign-in attempt expired');
-  if (!consumed.firstUse(pending.state, now)) return refuse('state_mismatch', 'callback replayed');
+  if (!(await consumed.firstUse(`state:${pending.state}`))) return refuse('state_mismatch', 'callback replayed');
   if (error) return refuse('provider_error', error.slice(0, 60));
 
   let discovered: Discovered;

@@ -1,23 +1,29 @@
+import type { Knex } from 'knex';
+import { sha256 } from '../security/tokens';
+
 /**
  * Values that may be used once within a time window (an OIDC `state`, a
- * logout token's `jti`): remembered in this process for `maxAgeMs`, oldest
- * forgotten first, at most `limit` at a time. A restart forgets them; the
- * tokens' own age bounds cover that.
+ * logout token's `jti`), remembered in the database (`sso_used_values`,
+ * their SHA-256 only) so that every node on it refuses a replay, and a
+ * restart forgets nothing. After the window the value counts as new again;
+ * the tokens' own age bounds make that harmless.
  */
 export class SeenOnce {
-  private readonly seen = new Map<string, number>();
+  constructor(private readonly knex: Knex, private readonly maxAgeMs: number) {}
 
-  constructor(private readonly maxAgeMs: number, private readonly limit = 100_000) {}
-
-  /** True the first time `key` is offered within the window, false for a replay. */
-  firstUse(key: string, now: number = Date.now()): boolean {
-    for (const [old, at] of this.seen) {
-      if (at > now - this.maxAgeMs) break;
-      this.seen.delete(old);
-    }
-    if (this.seen.has(key)) return false;
-    this.seen.set(key, now);
-    if (this.seen.size > this.limit) this.seen.delete(this.seen.keys().next().value!);
-    return true;
+  /** True the first time `key` is offered within the window, false for a replay (atomic across nodes). */
+  async firstUse(key: string): Promise<boolean> {
+    const { rows } = await this.knex.raw<{ rows: unknown[] }>(
+      `INSERT INTO sso_used_values (value_hash, expires_at) VALUES (?, now() + make_interval(secs => ?))
+       ON CONFLICT (value_hash) DO UPDATE SET expires_at = EXCLUDED.expires_at WHERE sso_used_values.expires_at <= now()
+       RETURNING value_hash`,
+      [sha256(key), this.maxAgeMs / 1000],
+    );
+    return rows.length === 1;
   }
+}
+
+/** Deletes the values whose window has ended (the housekeeping). */
+export async function pruneUsedValues(knex: Knex): Promise<number> {
+  return knex('sso_used_values').where('expires_at', '<=', knex.fn.now()).delete();
 }

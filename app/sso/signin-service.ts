@@ -9,7 +9,7 @@ import { lockSsoUser } from '../staff/store';
 import type { DirectoryRefusal } from './identity';
 import { ldapAuthenticate } from './ldap-client';
 import type { LdapSettings } from './ldap-settings';
-import { completeOidc, verifyLogoutToken, type OidcPending, type OidcSettings } from './oidc-client';
+import { completeOidc, PENDING_MAX_AGE_MS, verifyLogoutToken, type OidcPending, type OidcSettings } from './oidc-client';
 import { SeenOnce } from './seen-once';
 import { SsoProvisioning, type ProvisionRefusal, type Provisioned } from './provisioning';
 import { ldapSettingsOf, oidcSettingsOf, type SsoSecrets } from './provider-settings';
@@ -33,7 +33,8 @@ interface Meta {
 }
 
 /** Logout tokens already acted on (jti), kept for their maximum age so a replayed one is refused. */
-const seenLogoutTokens = new SeenOnce(10 * 60 * 1000);
+/** How long a logout token's `jti` is remembered (its own age is bounded by the same). */
+const LOGOUT_TOKEN_MEMORY_MS = 10 * 60 * 1000;
 
 export class SsoSignIn {
   private readonly provisioning: SsoProvisioning;
@@ -107,7 +108,7 @@ export class SsoSignIn {
 
   /** OIDC callback: the pending attempt (already taken out of the session) and the callback's parameters. */
   async oidc(row: SsoProviderRow, settings: OidcSettings, pending: OidcPending | undefined, callback: string, meta: Meta): Promise<SsoSignInOutcome & { sid?: string | null; sub?: string }> {
-    const outcome = await completeOidc(settings, pending, callback);
+    const outcome = await completeOidc(settings, pending, callback, new SeenOnce(this.knex, PENDING_MAX_AGE_MS));
     if (!outcome.ok) return this.refused(row, outcome.reason, meta);
     const provisioned = await this.provision(row, outcome.identity, meta);
     return provisioned.ok ? { ...provisioned, sid: outcome.sid, sub: outcome.identity.subject } : provisioned;
@@ -141,7 +142,7 @@ export class SsoSignIn {
       await this.provisioning.directoryRefused(row, outcome.reason, meta);
       return { ok: false, reason: outcome.reason };
     }
-    if (!seenLogoutTokens.firstUse(`${row.id}:${outcome.jti}`)) return { ok: false, reason: 'replayed' };
+    if (!(await new SeenOnce(this.knex, LOGOUT_TOKEN_MEMORY_MS).firstUse(`jti:${row.id}:${outcome.jti}`))) return { ok: false, reason: 'replayed' };
     let ended: { userId: string; count: number }[];
     if (outcome.sid !== undefined) {
       const users = (await endSessionsOfOidcSid(this.knex, row.id, outcome.sid)).filter((id): id is string => id !== null);

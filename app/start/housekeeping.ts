@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { pruneExpiredSessions } from '../access/session-store';
 import { CallService } from '../calls/service';
 import { scheduleCronJob, type CronJob } from '../jobs/cron';
+import { pruneUsedValues } from '../sso/seen-once';
 import type { JobQueue } from '../jobs/queue';
 import type { Logger } from '../core/logger';
 
@@ -11,8 +12,9 @@ export const HOUSEKEEPING_CRON = '*/15 * * * *';
 
 /**
  * The quarter-hourly housekeeping, a cron job on the job queue: expired
- * sessions are deleted, and waiting calls whose customer link expired are
- * ended. Either failing is logged; the other still runs.
+ * sessions are deleted, waiting calls whose customer link expired are
+ * ended, and single sign-on's used values whose window ended are deleted.
+ * Each failing is logged; the others still run.
  */
 export function scheduleHousekeeping(jobs: JobQueue, knex: Knex, logger: Logger): Promise<CronJob> {
   return scheduleCronJob(jobs, {
@@ -22,6 +24,7 @@ export function scheduleHousekeeping(jobs: JobQueue, knex: Knex, logger: Logger)
     run: async () => {
       await pruneExpiredSessions(knex).catch((err: unknown) => logger.warn({ err }, 'could not prune expired sessions'));
       await new CallService(knex).expireStale().catch((err: unknown) => logger.warn({ err }, 'could not expire stale calls'));
+      await pruneUsedValues(knex).catch((err: unknown) => logger.warn({ err }, 'could not prune used sign-in values'));
     },
   });
 }

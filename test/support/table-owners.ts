@@ -10,6 +10,7 @@ export const tableOwners: Record<string, string> = {
   organisations: 'app/organisation/store.ts',
   users: 'app/staff/store.ts',
   sso_providers: 'app/sso/store.ts',
+  sso_used_values: 'app/sso/seen-once.ts',
   sso_role_mappings: 'app/sso/store.ts',
   sessions: 'app/access/session-store.ts',
   one_time_tokens: 'app/access/one-time-tokens.ts',
