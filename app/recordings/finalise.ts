@@ -6,6 +6,7 @@ import type { Job, JobQueue } from '../jobs/queue';
 import type { Logger } from '../core/logger';
 import { FINALISE_QUEUE } from './live';
 import { RecordingStore } from './service';
+import { tryHoldLock } from '../db/session-lock';
 import { DiskFullError, finaliseFile, freeBytes, recordingDir } from './storage';
 
 export interface FinaliseDeps {
@@ -32,48 +33,66 @@ export interface FinaliseDeps {
 export function finaliseRecording(deps: FinaliseDeps): (job: Job<{ recordingId: string }>) => Promise<void> {
   const store = new RecordingStore(deps.knex);
   return async (job) => {
-    const recording = await store.get(job.data.recordingId);
-    if (!recording || recording.status !== 'processing') return;
-    const log = deps.logger.child({ recordingId: recording.id });
-    const dir = recordingDir(deps.dataDir, recording.organisationId, recording.id);
-    const tracks: RecordingTrack[] = (await store.tracks(recording.id)).map((t) => ({
-      role: t.role, file: path.join(dir, t.fileName), startedAt: t.startedAtMs, endedAt: t.endedAtMs, kinds: t.kinds, exitCode: t.exitCode, partial: t.partial,
-    }));
-    const composed = path.join(dir, 'composed.tmp.mp4');
-    let lastProgress = -1;
-    const started = Date.now();
+    // One at a time per recording across every node and worker: the job may be queued more than
+    // once (each node's start, the live recorder, a lost node's sweep), and two composing at once
+    // would write the same file. The one that finds it taken leaves it to the holder; a holder that
+    // dies lets go with its session, and its job is retried by the queue.
+    const unlock = await tryHoldLock(deps.knex, `vclerk.recording-finalise:${job.data.recordingId}`);
+    if (!unlock) {
+      deps.logger.info({ recordingId: job.data.recordingId }, 'the recording\'s final file is being made elsewhere');
+      return;
+    }
     try {
-      const { durationMs } = await composeRecording(tracks, composed, {
-        ffmpegPath: deps.ffmpegPath,
-        log,
-        onProgress: (fraction) => {
-          const percent = Math.floor(fraction * 95);
-          if (percent < lastProgress + 5) return;
-          lastProgress = percent;
-          void store.setProgress(recording.id, percent).catch(() => undefined);
-        },
-      });
-      // ffmpeg may end with 0 although its last writes (the MP4's index at the end) failed for want
-      // of space: a disk that is full now means the file is not to be trusted.
-      if (await freeBytes(dir).then((free) => free < MIN_FREE_BYTES, () => false)) throw new Error('ENOSPC: the disk filled up while the final file was written');
-      const file = await finaliseFile(composed, dir, deps.key);
-      await store.finalised(recording.id, { fileName: path.basename(file.path), size: file.size, sha256: file.sha256, encrypted: file.encrypted, durationMs });
-      await removeTracks(dir);
-      log.info({ durationMs, tookMs: Date.now() - started, size: file.size, encrypted: file.encrypted }, 'recording finalised');
-    } catch (err) {
-      await fs.rm(composed, { force: true });
-      if (await outOfSpace(err, dir)) {
-        // Nothing is wrong with the recording: it stays `processing` with its raw tracks, and the job is tried again
-        // (the queue's retries; every start queues it anew) until space is freed.
-        log.warn({ err, dir: path.join(dir, 'tracks') }, 'no disk space to make the recording\'s final file: the raw tracks are kept and it is tried again');
-        throw err;
-      }
-      log.error({ err }, 'could not make the recording\'s final file');
-      await store.failed(recording.id, err instanceof Error ? err.message : String(err));
-      if (err instanceof MediaError && err.code === 'nothing_to_compose') await removeTracks(dir);
-      else log.warn({ dir: path.join(dir, 'tracks') }, 'the raw tracks are kept (plaintext, readable by VClerk only) until retention removes the recording');
+      await finaliseHeld(deps, store, job.data.recordingId);
+    } finally {
+      await unlock();
     }
   };
+}
+
+/** Makes the final file of a recording still `processing`, under its lock. */
+async function finaliseHeld(deps: FinaliseDeps, store: RecordingStore, recordingId: string): Promise<void> {
+  const recording = await store.get(recordingId);
+  if (!recording || recording.status !== 'processing') return;
+  const log = deps.logger.child({ recordingId: recording.id });
+  const dir = recordingDir(deps.dataDir, recording.organisationId, recording.id);
+  const tracks: RecordingTrack[] = (await store.tracks(recording.id)).map((t) => ({
+    role: t.role, file: path.join(dir, t.fileName), startedAt: t.startedAtMs, endedAt: t.endedAtMs, kinds: t.kinds, exitCode: t.exitCode, partial: t.partial,
+  }));
+  const composed = path.join(dir, 'composed.tmp.mp4');
+  let lastProgress = -1;
+  const started = Date.now();
+  try {
+    const { durationMs } = await composeRecording(tracks, composed, {
+      ffmpegPath: deps.ffmpegPath,
+      log,
+      onProgress: (fraction) => {
+        const percent = Math.floor(fraction * 95);
+        if (percent < lastProgress + 5) return;
+        lastProgress = percent;
+        void store.setProgress(recording.id, percent).catch(() => undefined);
+      },
+    });
+    // ffmpeg may end with 0 although its last writes (the MP4's index at the end) failed for want
+    // of space: a disk that is full now means the file is not to be trusted.
+    if (await freeBytes(dir).then((free) => free < MIN_FREE_BYTES, () => false)) throw new Error('ENOSPC: the disk filled up while the final file was written');
+    const file = await finaliseFile(composed, dir, deps.key);
+    await store.finalised(recording.id, { fileName: path.basename(file.path), size: file.size, sha256: file.sha256, encrypted: file.encrypted, durationMs });
+    await removeTracks(dir);
+    log.info({ durationMs, tookMs: Date.now() - started, size: file.size, encrypted: file.encrypted }, 'recording finalised');
+  } catch (err) {
+    await fs.rm(composed, { force: true });
+    if (await outOfSpace(err, dir)) {
+      // Nothing is wrong with the recording: it stays `processing` with its raw tracks, and the job is tried again
+      // (the queue's retries; every start queues it anew) until space is freed.
+      log.warn({ err, dir: path.join(dir, 'tracks') }, 'no disk space to make the recording\'s final file: the raw tracks are kept and it is tried again');
+      throw err;
+    }
+    log.error({ err }, 'could not make the recording\'s final file');
+    await store.failed(recording.id, err instanceof Error ? err.message : String(err));
+    if (err instanceof MediaError && err.code === 'nothing_to_compose') await removeTracks(dir);
+    else log.warn({ dir: path.join(dir, 'tracks') }, 'the raw tracks are kept (plaintext, readable by VClerk only) until retention removes the recording');
+  }
 }
 
 /** Whether making the final file failed for want of disk space (ENOSPC anywhere in the error, or less than 1 MiB free now). */
