@@ -134,6 +134,13 @@ export async function startNodes(db: TestDatabase, options: { count?: number; he
   const stop = async () => {
     await Promise.all(nodes.map((n) => stopChild(n.process.child, n.process.exited, 15_000)));
     if (proxy) await stopChild(proxy.child, proxy.exited, 5000);
+    // VCLERK_NODES_LOG_DIR: every node's log and HAProxy's kept there (to look into a failure).
+    const keepDir = process.env.VCLERK_NODES_LOG_DIR;
+    if (keepDir) {
+      fs.mkdirSync(keepDir, { recursive: true });
+      for (const n of nodes) fs.writeFileSync(path.join(keepDir, `${n.name}.log`), n.process.output());
+      fs.writeFileSync(path.join(keepDir, 'haproxy.log'), proxy?.output ?? '');
+    }
     fs.rmSync(home, { recursive: true, force: true });
   };
   const logs = (lines = 30) =>
