@@ -230,7 +230,7 @@ export async function startNodes(db: TestDatabase, options: { count?: number; he
     },
     async cli(args) {
       const cli = run(compiledCli, args, nodes[0]!.env);
-      const done = await Promise.race([cli.exited, new Promise<undefined>((r) => setTimeout(r, 60_000))]);
+      const done = await Promise.race([cli.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
       if (!done) cli.child.kill('SIGKILL');
       return { code: done ? done.code : null, output: cli.output() };
     },
