@@ -29,8 +29,15 @@ export class Signalling {
       path: '/signal',
       auth,
       autoConnect: false,
+      // WebSocket first: one HTTP request, so it reaches one node whatever the load balancer
+      // does with it (issue 19); long-polling is many requests, which a load balancer without
+      // sticky sessions spreads over the nodes. Polling stays the fallback where WebSocket is blocked.
+      transports: ['websocket', 'polling'],
+      tryAllTransports: true,
       reconnectionDelay: 1000,
-      reconnectionDelayMax: 5000,
+      // At most 2 s between tries: a node that died is known gone after 3 heartbeats, and the
+      // participants of its calls should be back soon after (the media within 10 s).
+      reconnectionDelayMax: 2000,
     });
   }
 
