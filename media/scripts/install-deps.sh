@@ -9,8 +9,7 @@
 #   install-deps.sh --test      the same, plus what the tests use (Chromium,
 #                               psql for the compose init script test,
 #                               OpenLDAP's slapd and openssl for the
-#                               single sign-on tests' directory, HAProxy
-#                               for the load-balancer example's test)
+#                               single sign-on tests' directory)
 #   install-deps.sh --build     only the worker's build dependencies
 #                               (the image's build stage)
 #   install-deps.sh --runtime   only the runtime libraries: the worker's and
@@ -27,7 +26,7 @@ runtime=(libssl3 libuv1 libsrtp2-1 libusrsctp2 libabsl20220623)
 # Debian's ffmpeg (~400 MB with its libraries) is for machines without it.
 lean_ffmpeg=(libx264-164)
 debian_ffmpeg=(ffmpeg)
-test=(chromium fonts-dejavu-core postgresql-client slapd openssl haproxy)
+test=(chromium fonts-dejavu-core postgresql-client slapd openssl)
 
 case "${1:-}" in
   '') want=("${build[@]}" "${runtime[@]}" "${debian_ffmpeg[@]}") ;;
@@ -64,11 +63,11 @@ fi
 echo "installing: ${missing[*]}"
 apt-get update -qq
 others=$(printf '%s\n' "${missing[@]}" | grep -vx meson | sort -u || true)
-# slapd and haproxy are for the tests, which start their own on 127.0.0.1: their packages must not
-# start a system server (listening on every interface) as they install, so no service starts meanwhile.
+# slapd is for the tests, which start their own on 127.0.0.1: its package must not start a system
+# server (listening on every interface) as it installs, so no service starts meanwhile.
 policy=/usr/sbin/policy-rc.d
 added_policy=0
-if printf '%s\n' "$others" | grep -qxE 'slapd|haproxy' && [ ! -e "$policy" ]; then
+if printf '%s\n' "$others" | grep -qx slapd && [ ! -e "$policy" ]; then
   printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 0755 "$policy" && added_policy=1
   trap 'rm -f "$policy"' EXIT
 fi
