@@ -172,20 +172,23 @@ describe('docker/ha (two nodes behind HAProxy), started for real', function () {
 
   it('kill -9 of the holder: the other node takes the call back within 15 s, and a new connection through HAProxy is placed on it', async () => {
     const living = HA_NODES.find((node) => node !== holder)!;
-    const killedAt = Date.now();
+    const started = Date.now();
     await project.mustCompose(['kill', '-s', 'SIGKILL', holder]);
+    const dead = await project.inspect(holder);
+    assert.equal(dead.State.Running, false);
     let state: string[] = [];
     let interrupted: string[][] = [];
-    while (Date.now() - killedAt < 20_000) {
+    // Polled through `compose exec` (slow on a busy machine); the time is the audit event's own.
+    while (Date.now() - started < 60_000) {
       state = await holderOf(call.id);
-      interrupted = await sql(`SELECT details->>'reason' FROM audit_events WHERE action = 'call.interrupted' AND target_id = '${call.id}'`);
+      interrupted = await sql(`SELECT details->>'reason', extract(epoch FROM occurred_at) FROM audit_events WHERE action = 'call.interrupted' AND target_id = '${call.id}'`);
       if (state[1] === 'waiting' && interrupted.length > 0) break;
       await sleep(500);
     }
-    const tookBack = Date.now() - killedAt;
     assert.equal(state[1], 'waiting', `the call is waiting again (${JSON.stringify(state)})`);
-    assert.deepEqual(interrupted, [['node_lost']], 'call.interrupted, node_lost, audited once');
-    assert.ok(tookBack <= 15_000, `taken back after ${tookBack} ms`);
+    assert.deepEqual(interrupted.map((row) => row[0]), ['node_lost'], 'call.interrupted, node_lost, audited once');
+    const tookBack = Number(interrupted[0]![1]) * 1000 - new Date(dead.State.FinishedAt).getTime();
+    assert.ok(tookBack > 0 && tookBack <= 15_000, `taken back ${tookBack} ms after the kill`);
 
     // HAProxy may still pick the dead node until its checks mark it down: the client tries again, as browsers do.
     const clerkSide = await reach({ callId: call.id }, clerk.cookie, 30_000);
