@@ -12,9 +12,13 @@
 #                                    a machine with Docker and Compose v2: the
 #                                    official base images, `docker compose`
 #
-# Images it makes, by name: localhost/vclerk-ci/app:<tree> (this checkout) and
-# localhost/vclerk-ci/app-previous:<commit> (the previous version, see below);
-# older tags of both are removed. Layers are cached by the engine, so a
+#   scripts/test-image.sh test/image/ha.image.ts
+#                                    only these test files (default: test/image/*.image.ts)
+#
+# Images it makes, by name: localhost/vclerk-ci/app:<tree> (this checkout),
+# localhost/vclerk-ci/app-previous:<commit> (the previous version, see below)
+# and localhost/vclerk-ci/haproxy:<digest> (docker/ha/haproxy on the runtime
+# base, for test/image/ha.image.ts); older tags of each are removed. Layers are cached by the engine, so a
 # second run rebuilds only what changed.
 #
 # The previous version: the newest release tag (v*) that is not this commit
@@ -30,11 +34,13 @@ engine="${VCLERK_TEST_ENGINE:-podman}"
 say() { printf '== test-image: %s\n' "$*" >&2; }
 
 build_args=()
+haproxy_args=()
 if [ "$engine" = podman ]; then
   eval "$(bash scripts/ci-engine.sh)"
   export DOCKER_HOST
   eval "$(bash scripts/ci-images.sh --env)"
   build_args=(--build-arg "BUILD_IMAGE=$VCLERK_CI_BUILD_IMAGE" --build-arg "RUNTIME_IMAGE=$VCLERK_CI_RUNTIME_IMAGE" --network host)
+  haproxy_args=(--build-arg "RUNTIME_IMAGE=$VCLERK_CI_RUNTIME_IMAGE" --network host)
   export VCLERK_TEST_POSTGRES_IMAGE="$VCLERK_CI_POSTGRES_IMAGE" VCLERK_TEST_COMPOSE="${VCLERK_TEST_COMPOSE:-docker-compose}"
 else
   export VCLERK_TEST_POSTGRES_IMAGE="${VCLERK_TEST_POSTGRES_IMAGE:-postgres:16-bookworm}" VCLERK_TEST_COMPOSE="${VCLERK_TEST_COMPOSE:-docker compose}"
@@ -53,11 +59,15 @@ normalise_context() {
   find "$1" -exec touch -h -d @946684800 {} +
 }
 
-# Builds <tag> from <context>, timed; removes older tags of the same name.
+# Builds <tag> from <context> (with <Dockerfile> and build arguments, by
+# default docker/Dockerfile and the app's), timed; removes older tags of the same name.
 build() {
-  local tag="$1" context="$2" t0=$SECONDS
+  local tag="$1" context="$2" file="${3:-$2/docker/Dockerfile}" t0=$SECONDS
+  shift $(( $# < 3 ? $# : 3 ))
+  local args=("$@")
+  [ $# -gt 0 ] || args=("${build_args[@]}")
   say "building $tag"
-  "$engine" build --file "$context/docker/Dockerfile" --tag "$tag" "${build_args[@]}" "$context"
+  "$engine" build --file "$file" --tag "$tag" "${args[@]}" "$context"
   say "built $tag in $((SECONDS - t0)) s, $("$engine" image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}')"
   "$engine" images --format '{{.Repository}}:{{.Tag}}' --filter "reference=${tag%:*}" | grep -vx "$tag" | xargs -r "$engine" rmi --force >/dev/null 2>&1 || true
 }
@@ -115,6 +125,22 @@ fi
 export VCLERK_TEST_IMAGE="$app_image" VCLERK_TEST_PREVIOUS_IMAGE="$previous_image" \
   VCLERK_TEST_PREVIOUS_VERSION="$previous" VCLERK_TEST_PREVIOUS_FILES="$previous_files"
 
+# HAProxy of the two-node example, on the app image's runtime base (its
+# default, the official node:20-bookworm-slim, with Docker). Named by a digest
+# of its files and base: unchanged, it is not built again at all.
+haproxy_tag="$(cat docker/ha/haproxy/Dockerfile docker/ha/haproxy/haproxy.cfg <(printf '%s' "${VCLERK_CI_RUNTIME_IMAGE:-}") | sha256sum | cut -c1-12)"
+haproxy_image="localhost/vclerk-ci/haproxy:$haproxy_tag"
+if "$engine" image inspect "$haproxy_image" >/dev/null 2>&1; then
+  say "$haproxy_image is built already"
+else
+  context="$contexts/haproxy"
+  cp -a docker/ha/haproxy "$context"
+  normalise_context "$context"
+  build "$haproxy_image" "$context" "$context/Dockerfile" "${haproxy_args[@]}"
+fi
+export VCLERK_TEST_HAPROXY_IMAGE="$haproxy_image"
+
 say "images ready after $((SECONDS - started)) s; running test/image"
-npx mocha --no-config -r tsx/cjs --timeout 600000 --exit --reporter spec 'test/image/*.image.ts'
+[ $# -gt 0 ] || set -- 'test/image/*.image.ts'
+npx mocha --no-config -r tsx/cjs --timeout 600000 --exit --reporter spec "$@"
 say "finished in $((SECONDS - started)) s"

@@ -72,7 +72,7 @@ export class ComposeProject {
   }
 
   /** `source`: where docker-compose.yml and docker/postgres-init come from (another version's, for upgrades). */
-  constructor(private env: Record<string, string>, source = root) {
+  constructor(protected env: Record<string, string>, source = root) {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vclerk-compose-'));
     this.useFilesOf(source);
     this.writeEnv();
@@ -100,13 +100,18 @@ export class ComposeProject {
     this.writeEnv();
   }
 
-  private writeEnv(): void {
+  /** The directory of the compose file and its .env (relative paths in the file start there). */
+  protected get projectDir(): string {
+    return this.dir;
+  }
+
+  protected writeEnv(): void {
     const text = Object.entries(this.env).map(([k, v]) => `${k}=${v}`).join('\n');
-    fs.writeFileSync(path.join(this.dir, '.env'), `${text}\n`, { mode: 0o600 });
+    fs.writeFileSync(path.join(this.projectDir, '.env'), `${text}\n`, { mode: 0o600 });
   }
 
   compose(args: string[], timeoutMs?: number): Promise<Result> {
-    return run([...COMPOSE, '--project-name', this.name, '--project-directory', this.dir, '--file', path.join(this.dir, 'docker-compose.yml'), ...args], timeoutMs);
+    return run([...COMPOSE, '--project-name', this.name, '--project-directory', this.projectDir, '--file', path.join(this.projectDir, 'docker-compose.yml'), ...args], timeoutMs);
   }
 
   async mustCompose(args: string[], timeoutMs?: number): Promise<string> {
