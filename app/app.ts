@@ -58,6 +58,14 @@ export function createApp(ctx: AppContext, options: AppOptions = {}): Express {
   app.use('/static', staticAssets());
   app.use(ctx.session ?? sessionMiddleware(db, { secret: ctx.sessionSecret, idleMinutes: config.sessionIdleMinutes }));
   app.use(loadCurrentUser((data) => resolveSessionUser(db, data, config.sessionAbsoluteHours)));
+  // Several nodes: pages name the node that served them, and the call page's signalling names it from the start (app/nodes/signal-forward.ts).
+  const nodeName = ctx.ops?.node?.name;
+  if (nodeName) {
+    app.use((_req, res, next) => {
+      res.locals.nodeName = nodeName;
+      next();
+    });
+  }
   app.use(languageNegotiation(config.defaultLanguage));
   app.use(staffTimeZone(db));
   app.use(flashMessages());

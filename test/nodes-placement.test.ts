@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { io, type Socket } from 'socket.io-client';
 import { CallService } from '../app/calls/service';
+import { upsertNode } from '../app/nodes/store';
 import { acceptForwarded, forwardedClient, forwardingHeaders } from '../app/net/forwarded-client';
 import { seedOrganisation, seedUser, type SeededUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
@@ -112,6 +114,31 @@ describe('nodes: calls placed across three nodes, signalling passed on to the ho
     await join(viaPolling);
     assert.equal((await b.hub.describeCall(call.id))?.peers.length, 1, 'the polling connection joined node-b\'s room');
     viaPolling.close();
+  });
+
+  it('answers itself when the named node cannot be reached (died, not yet known gone): the holder is named again, and nothing hangs', async () => {
+    const a = servers[0]!;
+    // A node that renews (alive) but whose URL takes no connection.
+    const ghost = await upsertNode(db.current.knex, { name: 'node-ghost', url: 'http://127.0.0.1:9', mediaAddress: null, capacity: 100, calls: 0, workers: 1, version: 'test', heartbeatSeconds: 60, runId: crypto.randomUUID() });
+    await a.directory!.refresh();
+    const call = await newCall();
+    await db.current.knex('calls').where({ id: call.id }).update({ node_id: ghost.id });
+    for (const polling of [false, true]) {
+      const refused = await connectTo(a.url, { callId: call.id }, { cookie, node: 'node-ghost', polling }).then(
+        (s) => {
+          s.close();
+          return null;
+        },
+        (err: Refused) => err,
+      );
+      assert.equal(refused?.message, 'wrong_node', `${polling ? 'polling' : 'WebSocket'}: served by node-a, which names the holder`);
+      assert.equal(refused?.data?.node, 'node-ghost');
+    }
+    // Once it is gone, the next connection places the call on a living node.
+    await db.current.knex('nodes').where({ id: ghost.id }).update({ renewed_at: db.current.knex.raw(`now() - interval '1 hour'`) });
+    const told = await holderSeenFrom(a.url, { callId: call.id }, cookie);
+    assert.notEqual(told, 'node-ghost');
+    await db.current.knex('nodes').where({ id: ghost.id }).delete();
   });
 
   it('gives a drained node no new call, keeps its calls there, and refuses when no node takes calls', async () => {

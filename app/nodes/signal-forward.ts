@@ -39,17 +39,37 @@ export function forwardSignalling(server: Server, options: SignalForwardOptions)
   server.removeAllListeners('request');
   server.removeAllListeners('upgrade');
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const target = targetOf(req, options);
-    if (target) return passRequest(req, res, target, options);
+  const serveRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (req.url?.startsWith(options.path)) acceptForwarded(req, options.secret);
     for (const listener of requestListeners) listener.call(server, req, res);
-  });
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const target = targetOf(req, options);
-    if (target) return passUpgrade(req, socket, head, target, options);
+  };
+  const serveUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (req.url?.startsWith(options.path)) acceptForwarded(req, options.secret);
     for (const listener of upgradeListeners) listener.call(server, req, socket, head);
+  };
+  // The named node cannot be reached (it died, and is not yet known gone): this node answers, and
+  // its hub names the holder again (`wrong_node`) or, once the call is placed anew, takes it. For a
+  // while after a failure this node answers at once (a long-polling session's further requests
+  // must find the session where its first one was served).
+  const unreachableUntil = new Map<string, number>();
+  const reachable = (req: IncomingMessage): URL | null => {
+    const target = targetOf(req, options);
+    if (!target) return null;
+    const until = unreachableUntil.get(target.host);
+    if (until !== undefined && until > Date.now()) return null;
+    unreachableUntil.delete(target.host);
+    return target;
+  };
+  const lost = (target: URL) => unreachableUntil.set(target.host, Date.now() + UNREACHABLE_MS);
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const target = reachable(req);
+    if (target) return passRequest(req, res, target, options, () => serveRequest(req, res), () => lost(target));
+    serveRequest(req, res);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const target = reachable(req);
+    if (target) return passUpgrade(req, socket, head, target, options, () => serveUpgrade(req, socket, head), () => lost(target));
+    serveUpgrade(req, socket, head);
   });
 }
 
@@ -78,28 +98,56 @@ function requestTo(target: URL, method: string, headers: http.OutgoingHttpHeader
   return (target.protocol === 'https:' ? https : http).request(target, { method, headers });
 }
 
-function passRequest(req: IncomingMessage, res: ServerResponse, target: URL, options: SignalForwardOptions): void {
+/** How long a forwarded request may wait for the node to accept the connection before this node answers instead. */
+const CONNECT_TIMEOUT_MS = 3000;
+/** How long a node that could not be reached is not tried again for signalling (it is known gone after three heartbeats). */
+const UNREACHABLE_MS = 5000;
+
+/** Gives up on a node that does not accept the TCP connection in time (a powered-off host drops packets). */
+function connectGuard(upstream: http.ClientRequest): void {
+  const timer = setTimeout(() => upstream.destroy(new Error('the node did not accept the connection in time')), CONNECT_TIMEOUT_MS);
+  upstream.on('socket', (socket) => {
+    if (!socket.connecting) clearTimeout(timer);
+    else socket.once('connect', () => clearTimeout(timer));
+  });
+  upstream.on('close', () => clearTimeout(timer));
+}
+
+function passRequest(req: IncomingMessage, res: ServerResponse, target: URL, options: SignalForwardOptions, serveHere: () => void, onLost: () => void): void {
   const upstream = requestTo(target, req.method ?? 'GET', headersFor(req, options));
+  connectGuard(upstream);
   upstream.on('response', (answer) => {
     res.writeHead(answer.statusCode ?? 502, answer.headers);
     answer.pipe(res);
   });
   upstream.on('error', (err) => {
     options.logger.warn({ err, node: target.host }, 'could not forward signalling to its node');
-    if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'node_unreachable' } }));
-    else res.destroy();
+    if (res.headersSent) return void res.destroy();
+    onLost();
+    // A long-polling GET carries no body: this node can answer it. A POST's body went to the lost node (502; the next ones are served here).
+    if (req.method === 'GET') return serveHere();
+    res.writeHead(502, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'node_unreachable' } }));
   });
-  req.pipe(upstream);
+  if (req.method === 'GET') upstream.end();
+  else req.pipe(upstream);
 }
 
-function passUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: URL, options: SignalForwardOptions): void {
+function passUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target: URL, options: SignalForwardOptions, serveHere: () => void, onLost: () => void): void {
   const upstream = requestTo(target, req.method ?? 'GET', headersFor(req, options));
+  let upgraded = false;
+  connectGuard(upstream);
   const fail = (err?: Error) => {
     if (err) options.logger.warn({ err, node: target.host }, 'could not forward signalling to its node');
+    // Nothing was written to the client yet: this node takes the connection.
+    if (!upgraded && !socket.destroyed && socket.writable) {
+      onLost();
+      return serveHere();
+    }
     socket.destroy();
   };
   socket.on('error', () => upstream.destroy());
   upstream.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
+    upgraded = true;
     const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage ?? 'Switching Protocols'}`];
     for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
@@ -114,6 +162,7 @@ function passUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target:
   });
   upstream.on('response', (answer) => {
     // Not upgraded (refused): the answer as it is, then the end.
+    upgraded = true;
     const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
     for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);

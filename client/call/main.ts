@@ -183,7 +183,7 @@ function start(): void {
 
   const join = async () => {
     await prepared; // the browser's permission prompt may still be open
-    const signalling = new Signalling(config.auth);
+    const signalling = new Signalling(config.auth, config.node);
     const curation = new Curation(signalling, config, t);
     recording.use(signalling);
     session = new CallSession(signalling, {

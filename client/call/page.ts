@@ -9,6 +9,8 @@ export interface PageConfig {
   /** The call's status when the page was rendered (clerk pages); `ended` means there is nothing to join. */
   callStatus: string;
   recording: RecordingConfig;
+  /** The node that served the page (`<meta name="vclerk-node">`, several nodes only): signalling names it. */
+  node?: string;
 }
 
 /** The organisation's recording policy and the notice shown on this page (its version goes into the consent ledger). */
@@ -38,12 +40,14 @@ export type Translate = (key: string, params?: Record<string, string | number>) 
 export function readPageConfig(root: HTMLElement): PageConfig | null {
   const role: Role = root.dataset.role === 'clerk' ? 'clerk' : 'customer';
   const callStatus = root.dataset.callStatus ?? '';
+  const node = root.ownerDocument.querySelector('meta[name="vclerk-node"]')?.getAttribute('content') || undefined;
+  const common = { callStatus, recording: readRecording(root), ...(node ? { node } : {}) };
   if (role === 'clerk') {
     const callId = root.dataset.callId;
-    return callId ? { role, auth: { callId }, callStatus, recording: readRecording(root) } : null;
+    return callId ? { role, auth: { callId }, ...common } : null;
   }
   const token = root.dataset.token;
-  return token ? { role, auth: { token }, callStatus, recording: readRecording(root) } : null;
+  return token ? { role, auth: { token }, ...common } : null;
 }
 
 /**

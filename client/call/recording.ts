@@ -64,10 +64,18 @@ export class RecordingControls {
    * the answer goes into the ledger over a short connection of its own.
    */
   async declineWithoutJoining(): Promise<void> {
-    const signalling = new Signalling(this.config.auth);
+    const signalling = new Signalling(this.config.auth, this.config.node);
     await new Promise<void>((resolve) => {
+      let moved = false;
       signalling.socket.once('connect', () => resolve());
-      signalling.socket.once('connect_error', () => resolve());
+      signalling.socket.on('connect_error', (error: Error & { data?: { node?: unknown } }) => {
+        // Another node holds the call: once more, naming it.
+        if (error.message === 'wrong_node' && typeof error.data?.node === 'string' && !moved) {
+          moved = true;
+          signalling.useNode(error.data.node);
+          signalling.connect();
+        } else resolve();
+      });
       signalling.connect();
     });
     await signalling.request('recording.consent', this.consentPayload('declined')).catch(() => undefined);

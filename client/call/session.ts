@@ -218,11 +218,14 @@ export class CallSession {
     socket.on('connect_error', (error: Error & { data?: { node?: unknown } }) => {
       if (this.done) return;
       const code = error?.message ?? '';
-      // Another node holds the call: connect again naming it (a few times in a row at most; then as any refusal).
-      if (code === 'wrong_node' && typeof error.data?.node === 'string' && this.nodeMoves < 5) {
+      // Another node holds the call: connect again naming it, at once. Named already, it could not be
+      // reached from the node that answered (it died and is not yet known gone): again in a second.
+      if (code === 'wrong_node' && typeof error.data?.node === 'string' && this.nodeMoves < 60) {
         this.nodeMoves++;
+        const again = error.data.node === this.signalling.node;
         this.signalling.useNode(error.data.node);
-        this.signalling.connect();
+        if (again) window.setTimeout(() => !this.done && !this.signalling.connected && this.signalling.connect(), 1000);
+        else this.signalling.connect();
         return;
       }
       if (REFUSALS.has(code)) {

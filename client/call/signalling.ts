@@ -24,10 +24,17 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 export class Signalling {
   readonly socket: Socket;
 
-  constructor(auth: SignalAuth) {
+  /**
+   * `node`: the node that served the page (issue 19), named from the first
+   * connection on so that every request of it (long-polling too) reaches the
+   * same node through any load balancer; a `wrong_node` refusal names the
+   * call's holder instead (`useNode`).
+   */
+  constructor(auth: SignalAuth, node?: string) {
     this.socket = io({
       path: '/signal',
       auth,
+      ...(node ? { query: { node } } : {}),
       autoConnect: false,
       // WebSocket first: one HTTP request, so it reaches one node whatever the load balancer
       // does with it (issue 19); long-polling is many requests, which a load balancer without
@@ -51,6 +58,11 @@ export class Signalling {
 
   close(): void {
     this.socket.disconnect();
+  }
+
+  /** The node the connection names now. */
+  get node(): string | undefined {
+    return (this.socket.io.opts as { query?: Record<string, string> }).query?.node;
   }
 
   /** Connects from now on naming the node that holds the call (after a `wrong_node` refusal): any node passes the connection on to it. */
