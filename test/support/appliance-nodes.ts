@@ -229,7 +229,8 @@ export async function startNodes(db: TestDatabase, options: { count?: number; he
       return n.killedAt;
     },
     async cli(args) {
-      const cli = run(compiledCli, args, nodes[0]!.env);
+      // A living node's settings (the first one may have been killed).
+      const cli = run(compiledCli, args, (nodes.find((n) => !n.killedAt) ?? nodes[0]!).env);
       const done = await Promise.race([cli.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
       if (!done) cli.child.kill('SIGKILL');
       return { code: done ? done.code : null, output: cli.output() };

@@ -83,7 +83,10 @@ export async function waitAllFlowing(calls: FaultCall[], timeoutMs = 60_000): Pr
   const flowing = pages.map(() => false);
   let last = first;
   while (flowing.some((f) => !f)) {
-    if (Date.now() > deadline) throw new Error(`${flowing.filter((f) => !f).length} of ${pages.length} pages decode no video after ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      const which = pages.map((_, i) => `${calls[i >> 1]!.index}/${i % 2 ? 'customer' : 'clerk'}: ${first[i]} → ${last[i]}${flowing[i] ? '' : ' (stalled)'}`);
+      throw new Error(`${flowing.filter((f) => !f).length} of ${pages.length} pages decode no video after ${timeoutMs} ms (frames decoded, call/side: ${which.join('; ')})`);
+    }
     await new Promise((r) => setTimeout(r, 500));
     const now = await Promise.all(pages.map(framesDecoded));
     now.forEach((n, i) => {
