@@ -63,7 +63,9 @@ describe('docker/Dockerfile', () => {
     const script = read('scripts/test-image.sh');
     assert.match(script, /scripts\/ci-engine\.sh/);
     assert.match(script, /scripts\/ci-images\.sh --env/);
-    assert.match(script, /build --file "\$context\/docker\/Dockerfile"/);
+    // The app's image from docker/Dockerfile by default (the HAProxy example's image names its own).
+    assert.match(script, /file="\$\{3:-\$2\/docker\/Dockerfile\}"/);
+    assert.match(script, /build --file "\$file"/);
     assert.match(script, /test\/image\/\*\.image\.ts/);
     assert.match(read('media/scripts/setup.sh'), /install-deps\.sh" "\$@"[\s\S]*build-worker\.sh"/);
   });
