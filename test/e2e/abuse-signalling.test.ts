@@ -18,8 +18,9 @@ import { floodSignalling, type FlooderSpec } from '../support/signalling-flood';
  *
  * - 60 authenticated flooders: the clerk and the customer of 30 other calls
  *   (15 of the real call's organisation, 15 of another), half of them joined
- *   to their media room; each sends FLOOD_MESSAGES requests at about
- *   FLOOD_RATE a second: valid chat, produce and consume requests,
+ *   to their media room; each sends FLOOD_MESSAGES requests in bursts of
+ *   100 (over the connection's burst allowance), FLOOD_RATE a second on
+ *   average: valid chat, produce and consume requests,
  *   heartbeats, malformed payloads, unknown names, payloads over the 32 kB
  *   limit, some without an ack; every tenth also one frame over the 64 kB
  *   transport limit.
@@ -182,8 +183,11 @@ describe('abuse: 200 sockets flood signalling while a real call runs (two browse
     const answered = Object.values(codes).reduce((n, c) => n + c, 0) + flooders.reduce((n, f) => n + f.accepted, 0);
     assert.ok((codes.internal_error ?? 0) <= answered / 100, `at most 1 % internal_error (a database pool queued up too long): ${codes.internal_error ?? 0} of ${answered}`);
     assert.ok((codes.rate_limited ?? 0) > 0 && (codes.too_large ?? 0) > 0);
-    // Every flooder is cut off or throttled; how many are cut off depends on how fast their messages arrive (over about 25 a second each).
-    assert.ok(flooders.every((f, i) => cutOff.includes(f) || (f.codes.rate_limited ?? 0) > 0 || (specs[i]!.oversizedFrame && f.cutOff !== null)), 'every authenticated flooder is cut off or throttled');
+    // Every flooder is cut off or throttled: each sends its requests in bursts over the connection's burst
+    // allowance, so even a flooder starved of CPU (its process runs at low priority) floods. How many are cut
+    // off depends on how fast their messages arrive (over about 25 a second each).
+    const unchecked = flooders.filter((f, i) => !cutOff.includes(f) && !((f.codes.rate_limited ?? 0) > 0) && !(specs[i]!.oversizedFrame && f.cutOff !== null));
+    assert.deepEqual(unchecked, [], 'every authenticated flooder is cut off or throttled');
     // A flooder is disconnected once its refusals outrun the strikes' refill (REQUEST_LIMITS): every
     // one that sent at more than twice the connection's rate for the whole flood must be. On a busy
     // 2-core machine the flooders may not reach that rate; they are then throttled (asserted above).

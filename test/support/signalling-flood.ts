@@ -88,7 +88,14 @@ async function authenticated(spec: FlooderSpec, url: string): Promise<{ socket: 
   return { socket, transportId: (await ok<{ id: string }>(socket, 'createTransport', { direction: 'send' })).id };
 }
 
-/** One authenticated flooder: `messages` requests at about `rate` a second (valid, malformed, oversized, without an ack); answers counted. */
+/**
+ * Requests an authenticated flooder sends at once, over the connection's
+ * burst allowance (REQUEST_LIMITS.burst): a flood however slowly the
+ * flooder process runs.
+ */
+const BURST = 100;
+
+/** One authenticated flooder: `messages` requests at about `rate` a second in bursts of BURST (valid, malformed, oversized, without an ack); answers counted. */
 async function flood(socket: Socket, transportId: string | undefined, spec: FlooderSpec, index: number, options: FloodOptions, started: number): Promise<FlooderResult> {
   const result: FlooderResult = { cutOff: null, cutAfterMs: null, codes: {}, accepted: 0, unanswered: 0, sent: 0 };
   socket.on('disconnect', (reason) => {
@@ -127,7 +134,7 @@ async function flood(socket: Socket, transportId: string | undefined, spec: Floo
         if (i === 99 && spec.oversizedFrame) send('chat.send', { text: 'y'.repeat(70 * 1024) }); // over the 64 kB frame limit
         else send('getRouterRtpCapabilities', {});
     }
-    if (i % 10 === 9) await sleep(Math.round((10 * 1000) / options.rate));
+    if (i % BURST === BURST - 1) await sleep(Math.round((BURST * 1000) / options.rate));
   }
   await Promise.all(pending);
   return result;
