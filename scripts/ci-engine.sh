@@ -8,6 +8,10 @@
 #
 #   scripts/ci-engine.sh          prints DOCKER_HOST=unix:///run/podman/podman.sock
 #
+# iptables is among the packages: netavark sets up the containers' networks
+# with it, and a machine without it (a fresh one here has none) fails every
+# container start with "netavark: No such file or directory".
+#
 # Settings (/etc/containers/containers.conf.d/50-vclerk-ci.conf):
 #   - runtime runc: the default crun fails here ("cgroups in hybrid mode not supported");
 #   - default rlimits no higher than the machine's own hard limits: the
@@ -17,7 +21,7 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-packages=(podman runc catatonit netavark aardvark-dns uidmap slirp4netns fuse-overlayfs debootstrap docker-compose)
+packages=(podman runc catatonit netavark aardvark-dns iptables uidmap slirp4netns fuse-overlayfs debootstrap docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
