@@ -331,6 +331,26 @@ describe('docker/ha/haproxy/haproxy.cfg with Debian\'s haproxy', function () {
       socket.destroy();
     }
   });
+
+  it('a named node that refuses connections (it died; its health check has not failed yet): /signal for it goes to another node at once', async () => {
+    assert.ok(proxy && proxy.exitCode === null, 'haproxy runs (the test before starts it)');
+    const [dead, ...living] = nodeNames;
+    const index = nodeNames.indexOf(dead!);
+    for (const s of sockets) s.destroy();
+    await new Promise((resolve) => backends[index]!.close(resolve));
+    const front = Number(/bind 127\.0\.0\.1:(\d+)/.exec(fs.readFileSync(path.join(dir, 'run.cfg'), 'utf8'))![1]);
+    for (let i = 0; i < 3; i++) {
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: front, path: `${signalPath}/?EIO=4&transport=polling&node=${dead}`, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        }).on('error', reject);
+      });
+      assert.equal(answer.status, 200, `answered, not ${answer.status}: ${answer.body}`);
+      assert.ok(living.includes((JSON.parse(answer.body) as { node: string }).node), `by a living node: ${answer.body}`);
+    }
+  });
 });
 
 // ------------------------------------------------------------ kubernetes
