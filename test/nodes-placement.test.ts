@@ -56,9 +56,14 @@ async function holderSeenFrom(url: string, auth: Record<string, string>, cookie?
 
 describe('nodes: calls placed across three nodes, signalling passed on to the holder', function () {
   this.timeout(60_000);
-  const db = useTestDatabase();
   const servers: CallServer[] = [];
   const sockets: Socket[] = [];
+  // Registered before the database's own hooks, so that the nodes stop before their database is dropped.
+  after(async () => {
+    for (const s of sockets) s.close();
+    for (const s of servers) await s.close();
+  });
+  const db = useTestDatabase();
   let clerk: SeededUser;
   let cookie: string;
 
@@ -71,16 +76,11 @@ describe('nodes: calls placed across three nodes, signalling passed on to the ho
       servers.push(await startCallServer(db.current, { node: { name, host: `127.0.0.${i + 1}` }, bus: true, graceMs: 300 }));
     }
     // Each knows the others now, not only from its next read.
-    for (const s of servers) await s.directory!.refresh();
+    for (const s of servers) await s.cluster!.refresh();
     const org = await seedOrganisation(db.current.knex, 'Spread Bank');
     clerk = await seedUser(db.current.knex, org, 'clerk');
     cookie = await sessionCookie(servers[0]!.url, clerk);
   });
-  after(async () => {
-    for (const s of sockets) s.close();
-    for (const s of servers) await s.close();
-  });
-
   it('places each new call on the least loaded node, and sends a connection to another node there by name', async () => {
     const a = servers[0]!;
     const placed: string[] = [];
@@ -116,29 +116,61 @@ describe('nodes: calls placed across three nodes, signalling passed on to the ho
     viaPolling.close();
   });
 
-  it('answers itself when the named node cannot be reached (died, not yet known gone): the holder is named again, and nothing hangs', async () => {
+  it('holds a connection whose named holder cannot be reached (died, not yet known gone), then names the holder again; nothing hangs', async () => {
     const a = servers[0]!;
     // A node that renews (alive) but whose URL takes no connection.
     const ghost = await upsertNode(db.current.knex, { name: 'node-ghost', url: 'http://127.0.0.1:9', mediaAddress: null, capacity: 100, calls: 0, workers: 1, version: 'test', heartbeatSeconds: 60, runId: crypto.randomUUID() });
-    await a.directory!.refresh();
+    await a.cluster!.refresh();
     const call = await newCall();
     await db.current.knex('calls').where({ id: call.id }).update({ node_id: ghost.id });
-    for (const polling of [false, true]) {
-      const refused = await connectTo(a.url, { callId: call.id }, { cookie, node: 'node-ghost', polling }).then(
-        (s) => {
-          s.close();
-          return null;
-        },
-        (err: Refused) => err,
-      );
-      assert.equal(refused?.message, 'wrong_node', `${polling ? 'polling' : 'WebSocket'}: served by node-a, which names the holder`);
-      assert.equal(refused?.data?.node, 'node-ghost');
+    try {
+      for (const polling of [false, true]) {
+        const refused = await connectTo(a.url, { callId: call.id }, { cookie, node: 'node-ghost', polling }).then(
+          (s) => {
+            s.close();
+            return null;
+          },
+          (err: Refused) => err,
+        );
+        assert.equal(refused?.message, 'wrong_node', `${polling ? 'polling' : 'WebSocket'}: served by node-a, which names the holder once the hold is over`);
+        assert.equal(refused?.data?.node, 'node-ghost');
+      }
+      // Once it is gone, the next connection places the call on a living node.
+      await db.current.knex('nodes').where({ id: ghost.id }).update({ renewed_at: db.current.knex.raw(`now() - interval '1 hour'`) });
+      const told = await holderSeenFrom(a.url, { callId: call.id }, cookie);
+      assert.notEqual(told, 'node-ghost');
+    } finally {
+      await db.current.knex('calls').where({ id: call.id }).update({ node_id: null });
+      await db.current.knex('nodes').where({ id: ghost.id }).delete();
     }
-    // Once it is gone, the next connection places the call on a living node.
-    await db.current.knex('nodes').where({ id: ghost.id }).update({ renewed_at: db.current.knex.raw(`now() - interval '1 hour'`) });
-    const told = await holderSeenFrom(a.url, { callId: call.id }, cookie);
-    assert.notEqual(told, 'node-ghost');
-    await db.current.knex('nodes').where({ id: ghost.id }).delete();
+  });
+
+  it('a held connection goes on as soon as its holder is known gone: the call is taken back (interrupted, audited once) and placed on a living node', async () => {
+    const a = servers[0]!;
+    const ghost = await upsertNode(db.current.knex, { name: 'node-ghost', url: 'http://127.0.0.1:9', mediaAddress: null, capacity: 100, calls: 0, workers: 1, version: 'test', heartbeatSeconds: 60, runId: crypto.randomUUID() });
+    await a.cluster!.refresh();
+    const call = await newCall();
+    await db.current.knex('calls').where({ id: call.id }).update({ node_id: ghost.id, status: 'active' });
+    try {
+      const held = connectTo(a.url, { callId: call.id }, { cookie, node: 'node-ghost' }).then(
+        (s) => {
+          sockets.push(s);
+          return 'node-a';
+        },
+        (err: Refused) => (err.message === 'wrong_node' ? err.data!.node! : `refused: ${err.message}`),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      // The holder stops renewing for good while the connection waits.
+      await db.current.knex('nodes').where({ id: ghost.id }).update({ renewed_at: db.current.knex.raw(`now() - interval '1 hour'`) });
+      const answer = await held;
+      assert.ok(['node-a', 'node-b', 'node-c'].includes(answer), `the answer names a living node: ${answer}`);
+      assert.equal(await nodeOf(call.id), answer, 'where the database places it');
+      const interrupted = await db.current.knex('audit_events').where({ action: 'call.interrupted', target_id: call.id }).select('details');
+      assert.deepEqual(interrupted.map((e) => (e.details as { reason: string }).reason), ['node_lost'], 'taken back once, before it was placed again');
+    } finally {
+      await db.current.knex('calls').where({ id: call.id }).update({ node_id: null });
+      await db.current.knex('nodes').where({ id: ghost.id }).delete();
+    }
   });
 
   it('gives a drained node no new call, keeps its calls there, and refuses when no node takes calls', async () => {

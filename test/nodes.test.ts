@@ -8,7 +8,8 @@ import { CALLS_PER_WORKER, defaultNodeUrl, nameFromHost, nodeIdentity, type Node
 import { formatNodeList, runNodeCommand } from '../app/nodes/cli';
 import { NodeRegistry, type NodeLoad } from '../app/nodes/registry';
 import { listNodes, UnknownNodeError } from '../app/nodes/service';
-import { nodeState } from '../app/nodes/state';
+import { MISSED_HEARTBEATS, nodeState } from '../app/nodes/state';
+import { lostNodeIds } from '../app/nodes/store';
 import { appVersion } from '../app/core/paths';
 import { seedOrganisation, seedUser, signIn } from './support/accounts';
 import { testConfig, TEST_SECRET } from './support/context';
@@ -52,11 +53,13 @@ describe('node registry', () => {
       for (const bad of ['Node-A', 'node_a', '-node', 'node-', 'a'.repeat(64)]) assert.throws(() => testConfig({ VCLERK_NODE_NAME: bad }), /VCLERK_NODE_NAME/, bad);
     });
 
-    it('is gone after three missed heartbeats, stopped after a clean stop, draining when drained', () => {
+    it('is gone after three missed heartbeats (one and a half with its liveness lock free), stopped after a clean stop, draining when drained', () => {
       const renewed = new Date('2026-12-06T10:00:00Z');
       const at = (seconds: number) => new Date(renewed.getTime() + seconds * 1000);
-      const row = { renewed_at: renewed, heartbeat_seconds: 5, stopped_at: null, draining: false };
+      const row = { renewed_at: renewed, heartbeat_seconds: 5, stopped_at: null, draining: false, lock_held: true };
       assert.equal(nodeState(row, at(15)), 'up');
+      assert.equal(nodeState({ ...row, lock_held: false }, at(7.5)), 'up');
+      assert.equal(nodeState({ ...row, lock_held: false }, at(7.6)), 'gone');
       assert.equal(nodeState(row, at(15.1)), 'gone');
       assert.equal(nodeState({ ...row, draining: true }, at(4)), 'draining');
       assert.equal(nodeState({ ...row, draining: true }, at(16)), 'gone');
@@ -130,6 +133,21 @@ describe('node registry', () => {
       assert.equal(row.id, stopped.id);
       assert.equal(row.stopped_at, null);
       assert.equal((await listNodes(knex())).find((n) => n.name === 'node-a')!.state, 'up');
+    });
+
+    it('a node whose process died (its liveness lock free) is gone after one and a half heartbeats; one that holds it, after three', async () => {
+      const slow = registry('node-slow', undefined, undefined, { heartbeatSeconds: 1 });
+      const dead = registry('node-dead', undefined, undefined, { heartbeatSeconds: 1 });
+      await slow.register(); // registered, holding its lock, renewing no more: alive but stalled
+      await dead.register();
+      // The dead one's database session ends, as a killed process's does.
+      await knex().raw(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'vclerk-node-registry' AND pid IN (SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objid = (hashtextextended('vclerk-node:' || ?, 0) & 4294967295)::bigint::oid)`, [(await knex()('nodes').where({ name: 'node-dead' }).first('id'))!.id]);
+      await new Promise((r) => setTimeout(r, 1800));
+      const states = Object.fromEntries((await listNodes(knex())).map((n) => [n.name, n.state]));
+      assert.deepEqual(states, { 'node-dead': 'gone', 'node-slow': 'up' });
+      assert.deepEqual((await lostNodeIds(knex(), MISSED_HEARTBEATS)).length, 1, 'the queries judge alike');
+      await new Promise((r) => setTimeout(r, 1400));
+      assert.equal((await listNodes(knex())).find((n) => n.name === 'node-slow')!.state, 'gone', 'three heartbeats without a renewal');
     });
 
     it('lists two nodes on /admin/status and in /metrics', async () => {

@@ -44,10 +44,11 @@ export interface HubOptions {
   /**
    * Several nodes on one database (app/nodes/placement.ts): which node holds
    * a call's media room. A connection to another node's call is refused with
-   * `wrong_node` and that node's name, to connect again naming it. Without
-   * it, every call's room is here.
+   * `wrong_node` and that node's name, to connect again naming it (`named`:
+   * the node this connection names, `/signal/?node=`). Without it, every
+   * call's room is here.
    */
-  placement?: { place(callId: string): Promise<{ here: boolean; node: { name: string } }> };
+  placement?: { place(callId: string, named?: string): Promise<{ here: boolean; node: { name: string } }> };
 }
 
 interface PeerEntry {
@@ -137,7 +138,8 @@ export class CallHub {
     io.use((socket, next) => {
       identify(socket, { knex: this.options.knex, calls: this.calls, absoluteHours: this.options.absoluteHours, trustProxy: this.options.trustProxy })
         .then(async (who) => {
-          const place = await this.options.placement?.place(who.callId);
+          const named = socket.handshake.query.node;
+          const place = await this.options.placement?.place(who.callId, typeof named === 'string' ? named : undefined);
           if (place && !place.here) return next(Object.assign(new Error('wrong_node'), { data: { node: place.node.name } }));
           socket.data.who = who;
           next();

@@ -27,21 +27,25 @@ export async function startScope(knex: Knex, config: Pick<Config, 'nodeName'>): 
  * partial and queued for their final file (from the tracks in the shared
  * data directory). Each is done once however many nodes sweep at once.
  * A sweep that fails (the database out of reach) is logged and tried at
- * the next heartbeat.
+ * the next heartbeat. A node judges others gone only while its own
+ * renewals have run without a failure for three heartbeats (`canJudge`):
+ * after an outage of the database every node's renewals are late at once.
  */
 export class FailoverSweep {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
 
-  constructor(private readonly options: { knex: Knex; jobs: JobQueue; logger: Logger; heartbeatSeconds: number }) {}
+  constructor(private readonly options: { knex: Knex; jobs: JobQueue; logger: Logger; heartbeatSeconds: number; canJudge?: () => boolean }) {}
 
-  async sweep(): Promise<{ calls: number; recordings: number }> {
+  /** Takes back what gone nodes left; `judged` false when this node may not judge now (NodeRegistry.steady) and nothing was done. */
+  async sweep(): Promise<{ calls: number; recordings: number; judged: boolean }> {
     const { knex, jobs } = this.options;
+    if (this.options.canJudge && !this.options.canJudge()) return { calls: 0, recordings: 0, judged: false };
     const lost = await lostNodeIds(knex, MISSED_HEARTBEATS);
     const calls = await new CallService(knex).interruptLost(lost);
     const recordings = await interruptLostRecordings(knex, jobs, lost);
     if (calls || recordings) this.options.logger.warn({ calls, recordings }, 'took back the calls and recordings of a node that is gone');
-    return { calls, recordings };
+    return { calls, recordings, judged: true };
   }
 
   start(): void {

@@ -1,5 +1,9 @@
 import type { Knex } from 'knex';
+import type { ClientBase } from 'pg';
 import type { NodeRow } from '../db/tables';
+import { LOCK_GRACE_HEARTBEATS } from './state';
+
+const NODE_LOCK_PREFIX = 'vclerk-node:';
 
 /**
  * The only queries on `nodes`, the registry of appliance nodes sharing the
@@ -43,11 +47,27 @@ export async function upsertNode(knex: Knex, node: NodeRegistration): Promise<No
   return row!;
 }
 
-/** Renews the row this run holds with its load; undefined when another process has taken the name since. */
-export async function renewNode(knex: Knex, name: string, runId: string, load: { calls: number; workers: number }): Promise<NodeRow | undefined> {
-  const [row] = await knex('nodes').where({ name, run_id: runId }).update({ calls: load.calls, workers: load.workers, renewed_at: knex.fn.now() }).returning('*');
-  return row;
+/**
+ * Renews the row this run holds with its load, on the registry's own
+ * connection `client`; undefined when another process has taken the name
+ * since. The same session holds the node's liveness lock (`nodeLockKey`).
+ */
+export async function renewNode(client: ClientBase, name: string, runId: string, load: { calls: number; workers: number }): Promise<NodeRow | undefined> {
+  const { rows } = await client.query<NodeRow>('UPDATE nodes SET calls = $1, workers = $2, renewed_at = now() WHERE name = $3 AND run_id = $4 RETURNING *', [load.calls, load.workers, name, runId]);
+  return rows[0];
 }
+
+/**
+ * A node's liveness lock: a session-level advisory lock its registry's
+ * connection holds for as long as the process lives. A process that dies
+ * (kill -9, a crash) loses its connections at once, and with them the lock:
+ * the others need not wait for three missed heartbeats to know.
+ */
+export async function holdNodeLock(client: ClientBase, nodeId: string): Promise<boolean> {
+  const { rows } = await client.query<{ held: boolean }>(`SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS held`, [`${NODE_LOCK_PREFIX}${nodeId}`]);
+  return rows[0]?.held === true;
+}
+
 
 /** A clean stop: the row this run holds is marked stopped, with no calls left. */
 export async function markNodeStopped(knex: Knex, name: string, runId: string): Promise<void> {
@@ -55,9 +75,9 @@ export async function markNodeStopped(knex: Knex, name: string, runId: string): 
 }
 
 /** Every node by name, with the database's time now (to judge their renewals by). */
-export async function listNodeRows(knex: Knex): Promise<{ now: Date; rows: NodeRow[] }> {
+export async function listNodeRows(knex: Knex): Promise<{ now: Date; rows: (NodeRow & { lock_held: boolean })[] }> {
   const { rows: clock } = await knex.raw<{ rows: { now: Date }[] }>('SELECT now() AS now');
-  const rows = await knex('nodes').orderBy('name');
+  const { rows } = await knex.raw<{ rows: (NodeRow & { lock_held: boolean })[] }>(`SELECT n.*, ${LOCK_HELD} AS lock_held FROM nodes n ORDER BY n.name`);
   return { now: clock[0]!.now, rows };
 }
 
@@ -80,7 +100,20 @@ export interface PlaceableNode {
   draining: boolean;
 }
 
-const ALIVE = `n.stopped_at IS NULL AND n.renewed_at > now() - make_interval(secs => ? * n.heartbeat_seconds)`;
+/** Whether node `n`'s liveness lock is held (holdNodeLock): its registry's connection is open. */
+const LOCK_HELD = `EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended('${NODE_LOCK_PREFIX}' || n.id::text, 0))`;
+
+/**
+ * Alive (as state.ts's nodeState judges): not stopped, renewed within
+ * `missed` heartbeats (the ? bound), and either renewed within
+ * LOCK_GRACE_HEARTBEATS or holding its liveness lock. So a node whose
+ * process died is gone as soon as it misses one renewal; one that is alive
+ * but slow (its lock held) has the full three.
+ */
+const ALIVE = `n.stopped_at IS NULL AND n.renewed_at > now() - make_interval(secs => ? * n.heartbeat_seconds)
+  AND (n.renewed_at > now() - make_interval(secs => ${LOCK_GRACE_HEARTBEATS} * n.heartbeat_seconds) OR ${LOCK_HELD})`;
 const PLACEABLE_COLUMNS = `n.id, n.name, n.url, n.capacity, n.draining,
   (SELECT count(*) FROM calls c WHERE c.node_id = n.id AND c.status <> 'ended')::int AS open`;
 

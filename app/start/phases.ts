@@ -31,11 +31,9 @@ import { scheduleHousekeeping } from './housekeeping';
 import { startDirectoryCheck } from '../sso/directory-check';
 import { SsoSecrets } from '../sso/provider-settings';
 import { nodeIdentity } from '../nodes/identity';
-import { NodeDirectory } from '../nodes/directory';
-import { FailoverSweep, startScope } from '../nodes/failover';
-import { CallPlacement } from '../nodes/placement';
+import { NodeCluster } from '../nodes/cluster';
+import { startScope } from '../nodes/failover';
 import { NodeRegistry } from '../nodes/registry';
-import { forwardSignalling } from '../nodes/signal-forward';
 
 /**
  * The appliance's start phases, in the order app/server.ts runs them. Each
@@ -185,6 +183,10 @@ export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, tur
   const applianceKey = ensureApplianceKey(config.dataDir);
   logger.info({ fingerprint: applianceKey.info.fingerprint }, 'audit export signing key ready');
   const session = sessionMiddleware(database.knex, { secret: sessionSecret, idleMinutes: config.sessionIdleMinutes });
+  const trustProxy = trustProxyFunction(config.trustProxy);
+  const cluster = node
+    ? new NodeCluster({ knex: database.knex, jobs: jobs.queue, logger, self: { name: node.name, id: () => node.self?.id, steady: () => node.steady }, heartbeatSeconds: config.nodeHeartbeatSeconds, secret: sessionSecret, trustProxy })
+    : undefined;
   const hub = new CallHub({
     knex: database.knex,
     logger,
@@ -193,10 +195,10 @@ export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, tur
     graceMs: config.signallingGraceSeconds * 1000,
     absoluteHours: config.sessionAbsoluteHours,
     modules: callModules({ knex: database.knex, recordings: recordings.live }),
-    trustProxy: trustProxyFunction(config.trustProxy),
+    trustProxy,
     turn,
     publicUrl: config.publicUrl,
-    ...(node ? { placement: new CallPlacement(database.knex, () => node.self?.id, logger) } : {}),
+    ...(cluster ? { placement: cluster.placement } : {}),
   });
   const ops = {
     pool: media.pool,
@@ -210,16 +212,10 @@ export async function startHttp(boot: Boot, { config, logger, tls: tlsSetup, tur
   const app = createApp({ config, db: database.knex, logger, sessionSecret, session, hub, ops });
   const server = createServer(tlsSetup, app);
   hub.attach(server);
-  if (node) {
-    // Signalling naming another node goes to it (app/nodes/signal-forward.ts).
-    const directory = new NodeDirectory(database.knex, logger);
-    await directory.start(config.nodeHeartbeatSeconds);
-    boot.onStop('node directory', async () => directory.stop());
-    // The calls and recordings of nodes that are gone are taken back (app/nodes/failover.ts).
-    const failover = new FailoverSweep({ knex: database.knex, jobs: jobs.queue, logger: logger.child({ component: 'nodes' }), heartbeatSeconds: config.nodeHeartbeatSeconds });
-    failover.start();
-    boot.onStop('failover sweep', () => failover.stop());
-    forwardSignalling(server, { path: '/signal/', self: node.name, urlOf: (name) => directory.urlOf(name), secret: sessionSecret, trustProxy: trustProxyFunction(config.trustProxy), logger });
+  if (cluster) {
+    // Signalling naming another node goes to it; the calls and recordings of gone nodes are taken back (app/nodes/).
+    await cluster.start(server);
+    boot.onStop('node cluster', () => cluster.stop());
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

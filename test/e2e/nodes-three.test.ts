@@ -56,6 +56,28 @@ describe('three appliance nodes behind HAProxy (real browsers, dist/)', function
       await new Promise((r) => setTimeout(r, 200));
     }
   };
+  /** With VCLERK_TEST_LOG: the recovery's steps as they happen (the call's row, each page's state), in ms after the kill. */
+  const traceRecovery = (call: FaultCall, since: number): { stop(): Promise<void> } => {
+    if (!process.env.VCLERK_TEST_LOG) return { stop: async () => undefined };
+    let running = true;
+    const seen = new Map<string, string>();
+    const note = (what: string, value: string) => {
+      if (seen.get(what) === value) return;
+      seen.set(what, value);
+      say(`+${Date.now() - since} ms ${what}: ${value}`);
+    };
+    const loop = (async () => {
+      while (running) {
+        const row = await db.current.knex('calls').leftJoin('nodes', 'nodes.id', 'calls.node_id').where('calls.id', call.callId).first('calls.status', 'nodes.name');
+        note('call', `${row?.status} on ${row?.name ?? '(none)'}`);
+        for (const [side, page] of [['clerk', call.clerk], ['customer', call.customer]] as const) {
+          note(side, await page.getAttribute('#call-status', 'data-state').catch(() => 'unknown') ?? 'none');
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    return { stop: async () => { running = false; await loop; } };
+  };
   const newPage = async (browser: Browser): Promise<Page> => {
     const context = await browser.newContext();
     contexts.push(context);
@@ -172,7 +194,9 @@ describe('three appliance nodes behind HAProxy (real browsers, dist/)', function
     const baseline = await framesNow(calls);
     const killedAt = await cluster.kill(victim);
     say(`kill -9 of ${victim} (holding call 0)`);
+    const trace = traceRecovery(call, killedAt);
     const recovery = await measureRecovery([call], baseline.slice(0, 2), killedAt, MEDIA_AGAIN_WAIT_MS);
+    await trace.stop();
     const ms = recovery.perCall[0];
     const newHolder = await nodeNameOfCall(call.callId);
     console.log(`      media again on both sides after kill -9 of ${victim}: ${ms === null ? `not within ${MEDIA_AGAIN_WAIT_MS / 1000} s` : `${ms} ms`} (call now on ${newHolder})`);

@@ -11,10 +11,8 @@ import { createKnex, type Knex } from '../../app/db/connection';
 import { NotifyBus } from '../../app/db/notify-bus';
 import { startRecordings, type Recordings } from '../../app/recordings/setup';
 import { WorkerPool } from '../../media';
-import { NodeDirectory } from '../../app/nodes/directory';
-import { CallPlacement } from '../../app/nodes/placement';
+import { NodeCluster } from '../../app/nodes/cluster';
 import { NodeRegistry } from '../../app/nodes/registry';
-import { forwardSignalling } from '../../app/nodes/signal-forward';
 import { startTestJobs } from './jobs';
 import { silentLogger, testConfig, TEST_SECRET } from './context';
 import { startTestPool } from './media-pool';
@@ -29,8 +27,8 @@ export interface CallServer {
   dataDir: string;
   /** With `node`: this server's entry in the node registry. */
   registry?: NodeRegistry;
-  /** With `node`: the living nodes it forwards signalling to (read every heartbeat; `refresh()` reads now). */
-  directory?: NodeDirectory;
+  /** With `node`: placement, forwarding to the living nodes (read every heartbeat; `refresh()` reads now), failover. */
+  cluster?: NodeCluster;
   /** The server's pool: the test database's, or with `bus` a pool of its own (a node of its own). */
   knex: Knex;
   /** With `bus`: the server's notify bus on its own pool, as a node of the appliance has. */
@@ -58,15 +56,18 @@ export async function startCallServer(
   const config = testConfig({ VCLERK_DATA_DIR: dataDir, VCLERK_RECORDING_MIN_FREE_MB: '1', ...options.env });
   const { pool, rooms } = await startTestPool({ workers: options.workers ?? 1, rtcMinPort: config.mediaRtcPortMin, rtcMaxPort: config.mediaRtcPortMax });
   // A node of its own: its own pool with a notify bus on it (call events cross between such servers through the database).
-  const knex = options.bus ? createKnex(db.url, 5) : db.knex;
+  const knex = options.bus ? createKnex(db.url, 5, silentLogger) : db.knex;
   const bus = options.bus ? new NotifyBus({ knex, logger: silentLogger }) : undefined;
   await bus?.start();
   const session = sessionMiddleware(knex, { secret: TEST_SECRET, idleMinutes: 30 });
-  const jobs = options.recordings ? await startTestJobs(knex) : undefined;
-  const recordings = jobs ? await startRecordings(config, knex, silentLogger, jobs) : undefined;
+  // A node takes back the recordings of gone nodes through the job queue.
+  const jobs = options.recordings || options.node ? await startTestJobs(knex) : undefined;
+  const recordings = jobs && options.recordings ? await startRecordings(config, knex, silentLogger, jobs) : undefined;
   let registry: NodeRegistry | undefined;
-  const placement = options.node ? new CallPlacement(knex, () => registry?.self?.id, silentLogger) : undefined;
-  const hub = new CallHub({ knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex, recordings: recordings?.live }), ...(placement ? { placement } : {}) });
+  const cluster = options.node && jobs
+    ? new NodeCluster({ knex, jobs, logger: silentLogger, self: { name: options.node.name, id: () => registry?.self?.id, steady: () => registry?.steady ?? false }, heartbeatSeconds: options.node.heartbeatSeconds ?? 1, secret: TEST_SECRET })
+    : undefined;
+  const hub = new CallHub({ knex, logger: silentLogger, rooms, session, graceMs: options.graceMs ?? 2000, absoluteHours: 12, silenceMs: options.silenceMs, modules: callModules({ knex, recordings: recordings?.live }), ...(cluster ? { placement: cluster.placement } : {}) });
   const app = createApp({ config, db: knex, logger: silentLogger, sessionSecret: TEST_SECRET, session, hub });
   const server = http.createServer(app);
   hub.attach(server);
@@ -74,16 +75,12 @@ export async function startCallServer(
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://${host}:${port}`;
-  let directory: NodeDirectory | undefined;
-  if (options.node) {
+  if (options.node && cluster) {
     const { name, capacity = 100, heartbeatSeconds = 1 } = options.node;
     registry = new NodeRegistry({ knex, logger: silentLogger, identity: { name, url, mediaAddress: null, capacity, heartbeatSeconds }, version: 'test', load: () => ({ calls: rooms.size, workers: 1 }) });
     await registry.register();
     registry.start();
-    directory = new NodeDirectory(knex, silentLogger);
-    await directory.start(heartbeatSeconds);
-    const found = directory;
-    forwardSignalling(server, { path: '/signal/', self: name, urlOf: (n) => found.urlOf(n), secret: TEST_SECRET, logger: silentLogger });
+    await cluster.start(server);
   }
   return {
     url,
@@ -92,11 +89,11 @@ export async function startCallServer(
     recordings,
     dataDir,
     registry,
-    directory,
+    cluster,
     knex,
     bus,
     async close() {
-      directory?.stop();
+      await cluster?.stop();
       await registry?.stop();
       await hub.close();
       await jobs?.stop();
