@@ -332,7 +332,7 @@ export const schema = {
   }),
   nodeHeartbeatSeconds: setting({
     env: 'VCLERK_NODE_HEARTBEAT_SECONDS',
-    description: 'How often this node renews its entry in the node registry (with its load), and looks for nodes that are gone. A node that has not renewed for three of its heartbeats counts as gone: its calls are placed again on a living node when their participants reconnect, and its recordings are closed as partial.',
+    description: 'How often this node renews its entry in the node registry (with its load), and looks for nodes that are gone. A node that has not renewed for three of its heartbeats (one and a half when its process died) counts as gone: its calls are placed again on a living node when their participants reconnect, and its recordings are closed as partial.',
     type: integer(1, 300),
     default: 2,
   }),

@@ -47,8 +47,8 @@ export function forwardSignalling(server: Server, options: SignalForwardOptions)
     if (req.url?.startsWith(options.path)) acceptForwarded(req, options.secret);
     for (const listener of upgradeListeners) listener.call(server, req, socket, head);
   };
-  // The named node cannot be reached (it died, and is not yet known gone): this node answers, and
-  // its hub names the holder again (`wrong_node`) or, once the call is placed anew, takes it. For a
+  // The named node cannot be reached (it died, and is not yet known gone): this node answers; its
+  // hub holds the connection until the call is placed anew (app/nodes/placement.ts). For a
   // while after a failure this node answers at once (a long-polling session's further requests
   // must find the session where its first one was served).
   const unreachableUntil = new Map<string, number>();
@@ -100,7 +100,7 @@ function requestTo(target: URL, method: string, headers: http.OutgoingHttpHeader
 
 /** How long a forwarded request may wait for the node to accept the connection before this node answers instead. */
 const CONNECT_TIMEOUT_MS = 3000;
-/** How long a node that could not be reached is not tried again for signalling (it is known gone after three heartbeats). */
+/** How long a node that could not be reached is not tried again for signalling (by then it is known gone, or answers again). */
 const UNREACHABLE_MS = 5000;
 
 /** Gives up on a node that does not accept the TCP connection in time (a powered-off host drops packets). */
@@ -148,9 +148,7 @@ function passUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target:
   socket.on('error', () => upstream.destroy());
   upstream.on('upgrade', (answer, upstreamSocket, upstreamHead) => {
     upgraded = true;
-    const lines = [`HTTP/1.1 ${answer.statusCode ?? 101} ${answer.statusMessage ?? 'Switching Protocols'}`];
-    for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    socket.write(statusAndHeaders(answer, 101, 'Switching Protocols'));
     if (upstreamHead.length > 0) socket.write(upstreamHead);
     if (head.length > 0) upstreamSocket.write(head);
     upstreamSocket.on('error', () => socket.destroy());
@@ -163,11 +161,16 @@ function passUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, target:
   upstream.on('response', (answer) => {
     // Not upgraded (refused): the answer as it is, then the end.
     upgraded = true;
-    const lines = [`HTTP/1.1 ${answer.statusCode ?? 502} ${answer.statusMessage ?? ''}`];
-    for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
-    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    socket.write(statusAndHeaders(answer, 502, ''));
     answer.pipe(socket);
   });
   upstream.on('error', fail);
   upstream.end();
+}
+
+/** An answer's status line and headers as the node sent them, for writing to the client's raw socket. */
+function statusAndHeaders(answer: IncomingMessage, status: number, message: string): string {
+  const lines = [`HTTP/1.1 ${answer.statusCode ?? status} ${answer.statusMessage ?? message}`];
+  for (let i = 0; i < answer.rawHeaders.length; i += 2) lines.push(`${answer.rawHeaders[i]}: ${answer.rawHeaders[i + 1]}`);
+  return `${lines.join('\r\n')}\r\n\r\n`;
 }
