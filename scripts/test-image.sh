@@ -140,6 +140,15 @@ else
 fi
 export VCLERK_TEST_HAPROXY_IMAGE="$haproxy_image"
 
+# What an interrupted earlier run left (its projects are named vclerk-ci-*):
+# a network of docker/ha's fixed subnet, say, would stop this run's.
+if [ "$engine" = podman ]; then
+  stale=$(podman ps -a --format '{{.Names}}' | grep '^vclerk-ci-' || true)
+  [ -z "$stale" ] || { say "removing containers an earlier run left: $(echo $stale)"; podman rm -f $stale >/dev/null; }
+  stale=$(podman network ls --format '{{.Name}}' | grep '^vclerk-ci-' || true)
+  [ -z "$stale" ] || { say "removing networks an earlier run left: $(echo $stale)"; podman network rm -f $stale >/dev/null; }
+fi
+
 say "images ready after $((SECONDS - started)) s; running test/image"
 [ $# -gt 0 ] || set -- 'test/image/*.image.ts'
 npx mocha --no-config -r tsx/cjs --timeout 600000 --exit --reporter spec "$@"

@@ -197,7 +197,7 @@ describe('docker/ha: two nodes, PostgreSQL, a shared volume and HAProxy', () => 
     assert.match(dockerfile, new RegExp(`^ARG RUNTIME_IMAGE=${base.replace(/[.]/g, '\\.')}$`, 'm'));
     assert.match(dockerfile, /^FROM \$\{RUNTIME_IMAGE\}$/m);
     assert.match(dockerfile, /apt-get install -y --no-install-recommends haproxy/);
-    assert.match(dockerfile, /^COPY haproxy\.cfg \/etc\/haproxy\/haproxy\.cfg$/m);
+    assert.match(dockerfile, /^COPY haproxy\.cfg \/etc\/haproxy\/haproxy\.cfg\nRUN chmod 0644 \/etc\/haproxy\/haproxy\.cfg$/m, 'readable by the user haproxy, whatever its mode in the checkout');
   });
 
   it('haproxy.cfg: a server per node named like it, /signal routed by url_param(node), checks on /readyz', () => {
