@@ -66,7 +66,8 @@ function alive(pid: number): boolean {
   }
 }
 
-function probe(file: string): { duration: number; videoFrames: number } {
+/** A recording's final file as ffprobe reads it: its duration and the video frames it decodes. */
+export function probe(file: string): { duration: number; videoFrames: number } {
   const out = JSON.parse(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'format=duration:stream=codec_type,nb_read_frames', '-of', 'json', file], { encoding: 'utf8' })) as {
     format: { duration: string };
     streams: { codec_type: string; nb_read_frames?: string }[];
@@ -98,7 +99,7 @@ async function sendChat(page: Page, text: string): Promise<void> {
  * recorder's 5 s (the recording then fails and the clerk is told): the clerk
  * tries again, as a clerk would, up to 3 times.
  */
-async function startRecording(knex: TestDatabase['knex'], call: FaultCall, log: (m: string) => void): Promise<void> {
+export async function startRecording(knex: TestDatabase['knex'], call: FaultCall, log: (m: string) => void): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     await call.clerk.click('#record-toggle');
     // The customer is asked (not again when they consented earlier in this call).
