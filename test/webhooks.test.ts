@@ -253,6 +253,17 @@ describe('webhooks', () => {
     assert.equal(Number((await knex()('webhook_deliveries').where({ endpoint_id: id }).count({ n: '*' }))[0]!.n), 9);
   });
 
+  it('three nodes\' dispatchers at once send every event once, in order (issue 19)', async () => {
+    const { path } = await createEndpoint();
+    for (let i = 0; i < 5; i++) await callLifecycle(clerk);
+    const nodes = [dispatcher(), dispatcher(), dispatcher()];
+    for (let round = 0; round < 4; round++) await Promise.all(nodes.map((d) => d.runOnce()));
+    const ids = at(path).map((r) => JSON.parse(r.body).id as number);
+    assert.equal(ids.length, 15, 'each of the 15 events sent');
+    assert.equal(new Set(ids).size, 15, 'none twice');
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'in the order they happened');
+  });
+
   it('start() and stop() run the loop and stop it cleanly', async () => {
     const { path } = await createEndpoint();
     await callLifecycle(clerk);
