@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { io, type Socket } from 'socket.io-client';
 import { CallService } from '../app/calls/service';
+import { forwardSignalling, namedNodeUnreachable } from '../app/nodes/signal-forward';
 import { upsertNode } from '../app/nodes/store';
 import { acceptForwarded, forwardedClient, forwardingHeaders } from '../app/net/forwarded-client';
 import { seedOrganisation, seedUser, type SeededUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
-import { TEST_SECRET } from './support/context';
+import { silentLogger, TEST_SECRET } from './support/context';
 import { useTestDatabase } from './support/database';
 import { join, sessionCookie } from './support/signal-client';
 
@@ -204,6 +207,43 @@ describe('nodes: calls placed across three nodes, signalling passed on to the ho
     const holder = await nodeOf(call.id);
     assert.notEqual(holder, 'node-b');
     assert.equal(told ?? 'node-a', holder);
+  });
+});
+
+describe('nodes: which signalling requests a node serves for an unreachable node (and so may hold)', () => {
+  it('those naming a node that refused the connection or that it does not know; never one a client claims was forwarded', async () => {
+    const seen: boolean[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(namedNodeUnreachable(req));
+      res.end('here');
+    });
+    // node-dead's URL takes no connection (port 9, discard: nothing listens on loopback).
+    forwardSignalling(server, { path: '/signal/', self: 'node-me', urlOf: (name) => (name === 'node-dead' ? 'http://127.0.0.1:9' : undefined), secret: TEST_SECRET, logger: silentLogger });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<string>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve(body));
+        }).on('error', reject);
+      });
+    try {
+      for (const [path, headers] of [
+        ['/signal/?EIO=4&transport=polling&node=node-dead', {}],
+        ['/signal/?EIO=4&transport=polling&node=node-unknown', {}],
+        ['/signal/?EIO=4&transport=polling&node=node-dead', { 'x-vclerk-forwarded-by': 'node-evil' }],
+        ['/signal/?EIO=4&transport=polling&node=node-me', {}],
+        ['/signal/?EIO=4&transport=polling', {}],
+        ['/login?node=node-dead', {}],
+      ] as const) {
+        assert.equal(await get(path, headers), 'here', path);
+      }
+      assert.deepEqual(seen, [true, true, false, false, false, false]);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
 import { Server, type Socket } from 'socket.io';
@@ -44,11 +44,11 @@ export interface HubOptions {
   /**
    * Several nodes on one database (app/nodes/placement.ts): which node holds
    * a call's media room. A connection to another node's call is refused with
-   * `wrong_node` and that node's name, to connect again naming it (`named`:
-   * the node this connection names, `/signal/?node=`). Without it, every
+   * `wrong_node` and that node's name, to connect again naming it
+   * (`request`: the connection's first HTTP request). Without it, every
    * call's room is here.
    */
-  placement?: { place(callId: string, named?: string): Promise<{ here: boolean; node: { name: string } }> };
+  placement?: { place(callId: string, request?: IncomingMessage): Promise<{ here: boolean; node: { name: string } }> };
 }
 
 interface PeerEntry {
@@ -138,8 +138,7 @@ export class CallHub {
     io.use((socket, next) => {
       identify(socket, { knex: this.options.knex, calls: this.calls, absoluteHours: this.options.absoluteHours, trustProxy: this.options.trustProxy })
         .then(async (who) => {
-          const named = socket.handshake.query.node;
-          const place = await this.options.placement?.place(who.callId, typeof named === 'string' ? named : undefined);
+          const place = await this.options.placement?.place(who.callId, socket.request);
           if (place && !place.here) return next(Object.assign(new Error('wrong_node'), { data: { node: place.node.name } }));
           socket.data.who = who;
           next();

@@ -1,8 +1,10 @@
+import type { IncomingMessage } from 'node:http';
 import type { Knex } from 'knex';
 import type { Logger } from '../core/logger';
 import { CallRefusal } from '../calls/refusal';
 import { lockCallNode, setCallNode } from '../calls/store';
 import { MISSED_HEARTBEATS } from './state';
+import { namedNodeUnreachable } from './signal-forward';
 import { livingNode, placeableNodes, type PlaceableNode } from './store';
 
 /** Where a call's media room is: the node holding it, and whether that is this node. */
@@ -51,16 +53,16 @@ export class CallPlacement {
   ) {}
 
   /**
-   * Where the call is, placing it if need be. `named`: the node the
-   * connection named (`/signal/?node=`). A connection that names the
-   * call's holder but reached this node could not be passed on to it (app/
-   * nodes/signal-forward.ts): the holder died, most likely, and is not yet
-   * known gone. Such a connection is held (up to `holdMs`) until the holder
-   * is known gone and the call is placed again, or the holder renews no
-   * more; the participants are back as soon as the call has a living node,
-   * not at their next try.
+   * Where the call is, placing it if need be. `request`: the connection's
+   * first HTTP request. One that this node serves because the node it names
+   * could not be reached (app/nodes/signal-forward.ts, namedNodeUnreachable)
+   * and that names the call's holder is held (up to `holdMs`) until the
+   * holder is known gone and the call is placed again: the holder died, most
+   * likely, and is not yet known gone; the participants are back as soon as
+   * the call has a living node, not at their next try.
    */
-  async place(callId: string, named?: string): Promise<CallPlace> {
+  async place(callId: string, request?: IncomingMessage): Promise<CallPlace> {
+    const named = request && namedNodeUnreachable(request) ? namedNode(request) : undefined;
     const deadline = Date.now() + this.options.holdMs;
     for (;;) {
       const place = await this.placeNow(callId).catch((err: unknown) => {
@@ -98,6 +100,15 @@ export class CallPlacement {
       await setCallNode(trx, callId, chosen.id);
       return { node: chosen, moved: { from: call.node_id } };
     });
+  }
+}
+
+/** The node a signalling request names (`/signal/?node=`). */
+function namedNode(request: IncomingMessage): string | undefined {
+  try {
+    return new URL(request.url ?? '', 'http://node').searchParams.get('node') ?? undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -19,6 +19,19 @@ export interface SignalForwardOptions {
 }
 
 /**
+ * Requests this node serves because the node they name could not be
+ * reached (it died, most likely): the placement holds such a connection
+ * until the call has a living node (app/nodes/placement.ts). Kept on the
+ * request object, never in a header, so a client cannot ask to be held.
+ */
+const servedForUnreachable = new WeakSet<IncomingMessage>();
+
+/** Whether this node serves `req` because the node it names could not be reached. */
+export function namedNodeUnreachable(req: IncomingMessage): boolean {
+  return servedForUnreachable.has(req);
+}
+
+/**
  * Signalling reaches the node that holds the call's media room (issue 19).
  * A participant connects to `/signal/?node=<name>` once it knows the node
  * (the hub refuses a connection to another node's call with `wrong_node` and
@@ -52,40 +65,55 @@ export function forwardSignalling(server: Server, options: SignalForwardOptions)
   // while after a failure this node answers at once (a long-polling session's further requests
   // must find the session where its first one was served).
   const unreachableUntil = new Map<string, number>();
+  /** The URL to pass `req` on to; null to serve it here (marked when its node is unreachable, or unknown: gone). */
   const reachable = (req: IncomingMessage): URL | null => {
-    const target = targetOf(req, options);
-    if (!target) return null;
+    const { target, named } = targetOf(req, options);
+    if (!target) {
+      if (named) servedForUnreachable.add(req);
+      return null;
+    }
     const until = unreachableUntil.get(target.host);
-    if (until !== undefined && until > Date.now()) return null;
+    if (until !== undefined && until > Date.now()) {
+      servedForUnreachable.add(req);
+      return null;
+    }
     unreachableUntil.delete(target.host);
     return target;
   };
-  const lost = (target: URL) => unreachableUntil.set(target.host, Date.now() + UNREACHABLE_MS);
+  const lost = (req: IncomingMessage, target: URL) => {
+    unreachableUntil.set(target.host, Date.now() + UNREACHABLE_MS);
+    servedForUnreachable.add(req);
+  };
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const target = reachable(req);
-    if (target) return passRequest(req, res, target, options, () => serveRequest(req, res), () => lost(target));
+    if (target) return passRequest(req, res, target, options, () => serveRequest(req, res), () => lost(req, target));
     serveRequest(req, res);
   });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const target = reachable(req);
-    if (target) return passUpgrade(req, socket, head, target, options, () => serveUpgrade(req, socket, head), () => lost(target));
+    if (target) return passUpgrade(req, socket, head, target, options, () => serveUpgrade(req, socket, head), () => lost(req, target));
     serveUpgrade(req, socket, head);
   });
 }
 
-/** The URL to pass a signalling request on to, or null to serve it here. */
-function targetOf(req: IncomingMessage, options: SignalForwardOptions): URL | null {
+/**
+ * The URL to pass a signalling request on to, or null to serve it here;
+ * `named`: it names another node (one the directory does not know, a gone
+ * one, when the target is null).
+ */
+function targetOf(req: IncomingMessage, options: SignalForwardOptions): { target: URL | null; named: boolean } {
+  const none = { target: null, named: false };
   // A request that came forwarded is served here, whatever its `node` says (no loops).
-  if (!req.url?.startsWith(options.path) || req.headers[FORWARDED_BY] !== undefined) return null;
+  if (!req.url?.startsWith(options.path) || req.headers[FORWARDED_BY] !== undefined) return none;
   let node: string | null;
   try {
     node = new URL(req.url, 'http://node').searchParams.get('node');
   } catch {
-    return null;
+    return none;
   }
-  if (!node || node === options.self) return null;
+  if (!node || node === options.self) return none;
   const base = options.urlOf(node);
-  return base ? new URL(req.url, base) : null;
+  return { target: base ? new URL(req.url, base) : null, named: true };
 }
 
 function headersFor(req: IncomingMessage, options: SignalForwardOptions): http.OutgoingHttpHeaders {
