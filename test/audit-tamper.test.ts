@@ -106,7 +106,9 @@ describe('the audit trail against the app\'s own database role', function () {
     const jobs = new JobQueue(app, silentLogger, { pollingIntervalSeconds: 0.5 });
     await jobs.start();
     try {
-      const done = new Promise<string>((resolve) => void jobs.work<{ n: number }>('tamper.test', async (job) => resolve(String(job.data.n))));
+      let resolveDone!: (n: string) => void;
+      const done = new Promise<string>((resolve) => (resolveDone = resolve));
+      await jobs.work<{ n: number }>('tamper.test', async (job) => resolveDone(String(job.data.n)));
       assert.ok(await jobs.send('tamper.test', { n: 7 }));
       assert.equal(await done, '7');
     } finally {

@@ -15,6 +15,10 @@ export interface JobQueueOptions {
   schedule?: boolean;
 }
 
+/** PostgreSQL's deadlock_detected, and how often a queue's creation is tried when it meets one. */
+const DEADLOCK = '40P01';
+const CREATE_ATTEMPTS = 5;
+
 type SqlExecutor = { executeSql(text: string, values: unknown[]): Promise<{ rows: unknown[] }> };
 
 /** pg-boss's database adapter over a knex pool: pg-boss runs its SQL on the app's own connections. */
@@ -57,7 +61,8 @@ export async function installJobSchema(ownerKnex: Knex): Promise<void> {
  */
 export class JobQueue {
   private readonly boss: PgBoss;
-  private readonly queues = new Set<string>();
+  /** Each queue's creation, made once per process and shared by everyone who asks meanwhile. */
+  private readonly queues = new Map<string, Promise<void>>();
   private started = false;
 
   constructor(private readonly knex: Knex, private readonly logger: Logger, private readonly options: JobQueueOptions = {}) {
@@ -86,10 +91,34 @@ export class JobQueue {
     this.started = true;
   }
 
-  private async queue(name: string): Promise<void> {
-    if (this.queues.has(name)) return;
-    await this.boss.createQueue(name);
-    this.queues.add(name);
+  /**
+   * Makes the queue (a pg-boss partition table) the first time a name is
+   * used. One creation per process, however many ask at once: the first
+   * `work` and `send` of a feature come together. Across nodes, two
+   * creations of one new queue deadlock in PostgreSQL (each holds a lock on
+   * pgboss.queue that the other's foreign key needs) and PostgreSQL aborts
+   * one: that one looks again and finds the queue made.
+   */
+  private queue(name: string): Promise<void> {
+    let creation = this.queues.get(name);
+    if (!creation) {
+      creation = this.createQueue(name);
+      this.queues.set(name, creation);
+      creation.catch(() => this.queues.delete(name));
+    }
+    return creation;
+  }
+
+  private async createQueue(name: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      if (await this.boss.getQueue(name)) return;
+      try {
+        await this.boss.createQueue(name);
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== DEADLOCK || attempt >= CREATE_ATTEMPTS) throw err;
+      }
+    }
   }
 
   /** Queues a job; `singletonKey` keeps one queued job per key. Answers the job id (null when it was a duplicate). */
