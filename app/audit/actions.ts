@@ -71,6 +71,7 @@ export const auditActions = [
   'security.rate_limited',
   'security.audit_chain_broken',
   'retention.settings_changed',
+  'insights.settings_changed',
   'retention.run_requested',
   'retention.deleted',
   'legal_hold.placed',

@@ -125,6 +125,15 @@ export interface AuditPersonalKeyRow {
   period: string | null;
 }
 
+/** `availability_spans` */
+export interface AvailabilitySpanRow {
+  ended_at: Date;
+  id: string; // bigint
+  organisation_id: string;
+  started_at: Date;
+  user_id: string;
+}
+
 /** `call_items` */
 export interface CallItemRow {
   asked_at: Date | null;
@@ -170,7 +179,9 @@ export interface CallNoteRow {
 
 /** `calls` */
 export interface CallRow {
+  channel: 'link' | 'queue' | 'widget' | 'api' | null;
   clerk_id: string | null;
+  counted_at: Date | null;
   created_at: Date;
   end_reason: string | null;
   ended_at: Date | null;
@@ -185,6 +196,44 @@ export interface CallRow {
   scheduled_at: Date | null;
   started_at: Date | null;
   status: 'waiting' | 'active' | 'ended';
+}
+
+/** `insight_days` */
+export interface InsightDayRow {
+  available_seconds: number;
+  calls_completed: number;
+  calls_started: number;
+  calls_unanswered: number;
+  calls_with_cards: number;
+  calls_with_favourite: number;
+  cards_shown: number;
+  clerk_id: string | null;
+  consents_granted: number;
+  consents_refused: number;
+  day: string; // date: written and read as 'YYYY-MM-DD' text (its store selects day::text)
+  durations: Record<string, number>;
+  hours: number[];
+  id: string; // bigint
+  organisation_id: string;
+  queue_abandoned: number;
+  queue_answered: number;
+  recordings: number;
+  via_api: number;
+  via_link: number;
+  via_queue: number;
+  via_widget: number;
+  waits: Record<string, number>;
+}
+
+/** `insight_products` */
+export interface InsightProductRow {
+  day: string; // date, as for insight_days
+  favourited: number;
+  id: string; // bigint
+  name: string;
+  organisation_id: string;
+  product_key: string;
+  shown: number;
 }
 
 /** `legal_holds` */
@@ -337,6 +386,8 @@ export interface QueueEntryRow {
   accepted_by: string | null;
   auto_routed: boolean;
   call_id: string | null;
+  channel: 'queue' | 'widget';
+  counted_at: Date | null;
   created_at: Date;
   ended_at: Date | null;
   id: string;
@@ -439,6 +490,7 @@ export interface SubjectRequestRow {
 /** `users` */
 export interface UserRow {
   availability: 'available' | 'busy' | 'away';
+  available_since: Date | null;
   break_glass: boolean;
   created_at: Date;
   email: string;
@@ -495,10 +547,13 @@ export interface TableRows {
   audit_events: AuditEventRow;
   audit_exports: AuditExportRow;
   audit_personal_keys: AuditPersonalKeyRow;
+  availability_spans: AvailabilitySpanRow;
   call_items: CallItemRow;
   call_messages: CallMessageRow;
   call_notes: CallNoteRow;
   calls: CallRow;
+  insight_days: InsightDayRow;
+  insight_products: InsightProductRow;
   legal_holds: LegalHoldRow;
   login_throttles: LoginThrottleRow;
   nodes: NodeRow;
@@ -534,6 +589,7 @@ interface WrittenAs {
   audit_events: { details: string };
   audit_exports: { bytes: number; filters: string; first_seq: number | null; last_seq: number | null; row_count: number };
   call_items: { price_cents: number };
+  insight_days: { durations: string; waits: string };
   organisations: { settings: string };
   products: { price_cents: number };
   recording_tracks: { ended_at_ms: number | null; started_at_ms: number };
