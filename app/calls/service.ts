@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { CallRow } from '../db/tables';
 import { z } from 'zod';
 import { AuditService } from '../audit/service';
 import { SYSTEM, type Actor } from '../audit/actions';
@@ -87,20 +88,20 @@ export class CallService {
    * (default `linkHours`), with an optional reference and scheduled time.
    */
   async start(caller: Caller, linkHours: number, input: CallLinkInput = {}): Promise<{ call: Call; token: string }> {
-    return this.create({ organisationId: caller.user.organisationId, clerkId: caller.user.id, actor: actorOf(caller.user), ip: caller.ip, userAgent: caller.userAgent }, linkHours, input);
+    return this.create({ organisationId: caller.user.organisationId, clerkId: caller.user.id, actor: actorOf(caller.user), ip: caller.ip, userAgent: caller.userAgent }, linkHours, input, 'link');
   }
 
   /** The same for the organisation's own systems (REST API): the call is given to one of its clerks. */
   async startForClerk(scope: CallScope, linkHours: number, input: CallLinkInput = {}): Promise<{ call: Call; token: string }> {
     if (!(await isActiveClerk(this.knex, scope.organisationId, scope.clerkId))) throw new ValidationError([{ field: 'clerk_id', code: 'unknown_clerk' }]);
-    return this.create(scope, linkHours, input);
+    return this.create(scope, linkHours, input, 'api');
   }
 
-  private async create(scope: CallScope, linkHours: number, input: CallLinkInput): Promise<{ call: Call; token: string }> {
+  private async create(scope: CallScope, linkHours: number, input: CallLinkInput, channel: 'link' | 'api'): Promise<{ call: Call; token: string }> {
     const issued = this.links?.issue();
     const token = issued?.token ?? randomToken();
     const link = issued ? { id: issued.id, link_nonce: issued.nonce } : {};
-    const call = await this.knex.transaction((trx) => this.insert(trx, scope, sha256(token), linkHours, input, {}, link));
+    const call = await this.knex.transaction((trx) => this.insert(trx, scope, sha256(token), linkHours, input, channel, {}, link));
     return { call, token };
   }
 
@@ -109,11 +110,12 @@ export class CallService {
    * transaction: the customer's ticket (already held as a hash) becomes the
    * call's customer token, so no new secret has to reach them.
    */
-  async startFromQueue(trx: Knex.Transaction, scope: CallScope, ticketHash: string, linkHours: number, details: Record<string, unknown>): Promise<Call> {
-    return this.insert(trx, scope, ticketHash, linkHours, {}, details);
+  async startFromQueue(trx: Knex.Transaction, scope: CallScope, ticketHash: string, linkHours: number, channel: 'queue' | 'widget', details: Record<string, unknown>): Promise<Call> {
+    return this.insert(trx, scope, ticketHash, linkHours, {}, channel, details);
   }
 
-  private async insert(trx: Knex.Transaction, scope: CallScope, tokenHash: string, linkHours: number, input: CallLinkInput, details: Record<string, unknown> = {}, link: { id?: string; link_nonce?: string } = {}): Promise<Call> {
+  /** `channel`: how the customer arrives (Insights counts it). */
+  private async insert(trx: Knex.Transaction, scope: CallScope, tokenHash: string, linkHours: number, input: CallLinkInput, channel: NonNullable<CallRow['channel']>, details: Record<string, unknown> = {}, link: { id?: string; link_nonce?: string } = {}): Promise<Call> {
     const hours = input.valid_hours ?? linkHours;
     const scheduledAt = input.scheduled_at ? new Date(input.scheduled_at) : null;
     const expiresAt = new Date(Math.max(Date.now(), scheduledAt?.getTime() ?? 0) + hours * 3600_000);
@@ -125,6 +127,7 @@ export class CallService {
       guest_token_expires_at: expiresAt,
       reference: input.reference || null,
       scheduled_at: scheduledAt,
+      channel,
     });
     await this.audit.record({ organisationId: scope.organisationId, actor: scope.actor, action: 'call.started', target: { type: 'call', id: call.id }, ip: scope.ip, userAgent: scope.userAgent, details: { valid_hours: hours, scheduled: scheduledAt !== null, reference: call.reference, ...details } }, trx);
     return call;

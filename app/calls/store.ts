@@ -51,7 +51,7 @@ const calls = (db: Knex) => db('calls');
 /** Which call a lookup names: by id, within an organisation, of a clerk, or by the customer token's hash. */
 export type CallWhere = Partial<Pick<CallRow, 'id' | 'organisation_id' | 'clerk_id' | 'guest_token_hash'>>;
 
-export async function insertCall(trx: Knex.Transaction, values: Pick<CallRow, 'organisation_id' | 'clerk_id' | 'guest_token_hash' | 'guest_token_expires_at' | 'reference' | 'scheduled_at'> & Partial<Pick<CallRow, 'id' | 'link_nonce'>>): Promise<Call> {
+export async function insertCall(trx: Knex.Transaction, values: Pick<CallRow, 'organisation_id' | 'clerk_id' | 'guest_token_hash' | 'guest_token_expires_at' | 'reference' | 'scheduled_at' | 'channel'> & Partial<Pick<CallRow, 'id' | 'link_nonce'>>): Promise<Call> {
   const [row] = await calls(trx).insert(values).returning(COLUMNS);
   return toCall(row!);
 }
@@ -273,4 +273,57 @@ export async function activeCallsWithin(db: Knex, scope?: NodeScope): Promise<{ 
 export async function interruptCallsOn(trx: Knex.Transaction, nodeIds: string[]): Promise<{ id: string; organisation_id: string }[]> {
   if (nodeIds.length === 0) return [];
   return trx('calls').where({ status: 'active' }).whereIn('node_id', nodeIds).update({ status: 'waiting' }).returning(['id', 'organisation_id']);
+}
+
+/**
+ * Ended calls Insights has not counted yet (up to `limit`, oldest end
+ * first), each with what the day's figures take from it: its local day and
+ * hour in `timeZone`, whole seconds, and counts of its cards, favourites,
+ * recordings and its customer's last consent answer.
+ */
+export async function uncountedEndedCalls(trx: Knex.Transaction, organisationId: string, timeZone: string, limit: number): Promise<UncountedCall[]> {
+  const result = await trx.raw<{ rows: UncountedCall[] }>(
+    `SELECT c.id, c.clerk_id, coalesce(c.channel, 'link') AS channel,
+            c.started_at IS NOT NULL AS started,
+            (c.started_at IS NOT NULL AND c.end_reason IN ('all_left', 'ended_by_clerk')) AS completed,
+            ((coalesce(c.started_at, c.created_at) AT TIME ZONE ?)::date)::text AS day,
+            extract(hour FROM (coalesce(c.started_at, c.created_at) AT TIME ZONE ?))::int AS hour,
+            floor(extract(epoch FROM (c.ended_at - c.started_at)))::int AS seconds,
+            (SELECT count(*) FROM call_items i WHERE i.call_id = c.id)::int AS cards,
+            EXISTS (SELECT 1 FROM call_items i WHERE i.call_id = c.id AND i.favourite) AS favourite,
+            (SELECT count(*) FROM recordings r WHERE r.call_id = c.id)::int AS recordings,
+            (SELECT rc.answer FROM recording_consents rc WHERE rc.call_id = c.id AND rc.role = 'customer' ORDER BY rc.answered_at DESC LIMIT 1) AS consent
+       FROM calls c
+      WHERE c.organisation_id = ? AND c.status = 'ended' AND c.counted_at IS NULL
+      ORDER BY c.ended_at
+      LIMIT ?
+      FOR UPDATE OF c SKIP LOCKED`,
+    [timeZone, timeZone, organisationId, limit],
+  );
+  return result.rows;
+}
+
+export interface UncountedCall {
+  id: string;
+  clerk_id: string | null;
+  channel: 'link' | 'queue' | 'widget' | 'api';
+  started: boolean;
+  completed: boolean;
+  day: string;
+  hour: number;
+  seconds: number | null;
+  cards: number;
+  favourite: boolean;
+  recordings: number;
+  consent: 'granted' | 'declined' | 'withdrawn' | null;
+}
+
+/** Marks calls as counted by Insights. */
+export async function markCallsCounted(trx: Knex.Transaction, ids: string[]): Promise<void> {
+  if (ids.length) await calls(trx).whereIn('id', ids).update({ counted_at: trx.fn.now() });
+}
+
+/** Organisations with ended calls Insights has not counted. */
+export async function organisationsWithUncountedCalls(db: Knex): Promise<string[]> {
+  return (await calls(db).where({ status: 'ended' }).whereNull('counted_at').distinct('organisation_id')).map((r) => r.organisation_id);
 }

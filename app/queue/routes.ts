@@ -40,8 +40,13 @@ export function queueLanding(deps: QueueDeps): RequestHandler {
   return async (req, res) => {
     const organisation = await openOrganisation(deps.knex, req.params.slug);
     const state = await queueState(deps.knex, organisation.id);
-    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, branding: brandingOf(organisation), privacyContact: await new PrivacyContact(deps.knex).get(organisation.id) });
+    res.set('Cache-Control', 'no-store').render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, via: channelOf(req.query.via), branding: brandingOf(organisation), privacyContact: await new PrivacyContact(deps.knex).get(organisation.id) });
   };
+}
+
+/** How the customer came to the queue: the website widget opens the page with `?via=widget` (carried by the form); anything else is the queue's own page. */
+function channelOf(via: unknown): 'queue' | 'widget' {
+  return via === 'widget' ? 'widget' : 'queue';
 }
 
 /**
@@ -59,7 +64,7 @@ export function enterQueue(deps: QueueDeps): RequestHandler {
     const organisation = await openOrganisation(deps.knex, req.params.slug);
     const state = await queueState(deps.knex, organisation.id);
     if (state.available === 0) {
-      return res.status(409).render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, branding: brandingOf(organisation) });
+      return res.status(409).render('queue/landing', { title: req.t('queue.title'), organisation, ...state, weekdays, via: channelOf(req.body?.via), branding: brandingOf(organisation) });
     }
     const place = await openTickets.reserve(organisation.id, req.ip);
     if (!place) {
@@ -67,7 +72,7 @@ export function enterQueue(deps: QueueDeps): RequestHandler {
       throw new TooManyRequestsError('queue_limit');
     }
     try {
-      const { ticket } = await new QueueService(deps.knex).enter(organisation.id);
+      const { ticket } = await new QueueService(deps.knex).enter(organisation.id, channelOf(req.body?.via));
       place.commit(sha256(ticket));
       res.redirect(303, `/q/${organisation.slug}/wait#ticket=${ticket}`);
     } catch (err) {

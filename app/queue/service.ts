@@ -49,10 +49,11 @@ export class QueueService {
   }
 
   /** Enters the queue; the ticket is returned once. */
-  async enter(organisationId: string): Promise<{ ticket: string }> {
+  /** `channel`: the queue's own page, or the organisation's website widget (Insights counts it). */
+  async enter(organisationId: string, channel: 'queue' | 'widget' = 'queue'): Promise<{ ticket: string }> {
     const ticket = randomToken();
     await this.expireSilent(organisationId);
-    await insertEntry(this.knex, organisationId, sha256(ticket));
+    await insertEntry(this.knex, organisationId, sha256(ticket), channel);
     return { ticket };
   }
 
@@ -115,6 +116,7 @@ export class QueueService {
         { organisationId: caller.user.organisationId, clerkId: caller.user.id, actor: actorOf(caller.user), ip: caller.ip, userAgent: caller.userAgent },
         entry.ticket_hash,
         linkHours,
+        entry.channel,
         { from_queue: true, chosen: entryId !== undefined },
       );
       await markAccepted(trx, entry.id, call.id, caller.user.id, false);
@@ -138,6 +140,7 @@ export class QueueService {
         { organisationId, clerkId: clerk.id, actor: SYSTEM, ip: null, userAgent: null },
         entry.ticket_hash,
         1,
+        entry.channel,
         { from_queue: true, auto_routed: true, clerk_id: clerk.id },
       );
       await markAccepted(trx, entry.id, call.id, clerk.id, true);

@@ -9,8 +9,8 @@ import { type QueueEntryRow } from '../db/tables';
 
 const entries = (db: Knex) => db('queue_entries');
 
-export async function insertEntry(db: Knex, organisationId: string, ticketHash: string): Promise<void> {
-  await entries(db).insert({ organisation_id: organisationId, ticket_hash: ticketHash });
+export async function insertEntry(db: Knex, organisationId: string, ticketHash: string, channel: QueueEntryRow['channel'] = 'queue'): Promise<void> {
+  await entries(db).insert({ organisation_id: organisationId, ticket_hash: ticketHash, channel });
 }
 
 export async function entryByTicketHash(db: Knex, ticketHash: string): Promise<QueueEntryRow | undefined> {
@@ -107,4 +107,36 @@ export async function deleteEntriesOfCalls(trx: Knex.Transaction, callIds: strin
 
 export async function deleteEntriesWithoutCall(trx: Knex.Transaction, organisationId: string): Promise<void> {
   await entries(trx).where({ organisation_id: organisationId }).whereNull('call_id').delete();
+}
+
+/** Settled queue entries (answered, left or expired) Insights has not counted, with their local day in `timeZone` and the whole seconds waited until answered. */
+export async function uncountedSettledEntries(trx: Knex.Transaction, organisationId: string, timeZone: string, limit: number): Promise<UncountedEntry[]> {
+  return entries(trx)
+    .where({ organisation_id: organisationId })
+    .whereNot({ status: 'waiting' })
+    .whereNull('counted_at')
+    .orderBy('created_at')
+    .limit(limit)
+    .forUpdate()
+    .skipLocked()
+    .select(
+      'id',
+      'accepted_by',
+      trx.raw(`status = 'accepted' AS answered`),
+      trx.raw(`((created_at AT TIME ZONE ?)::date)::text AS day`, [timeZone]),
+      trx.raw(`floor(extract(epoch FROM (accepted_at - created_at)))::int AS wait_seconds`),
+    ) as unknown as Promise<UncountedEntry[]>;
+}
+
+export interface UncountedEntry {
+  id: string;
+  accepted_by: string | null;
+  answered: boolean;
+  day: string;
+  wait_seconds: number | null;
+}
+
+/** Marks queue entries as counted by Insights. */
+export async function markEntriesCounted(trx: Knex.Transaction, ids: string[]): Promise<void> {
+  if (ids.length) await entries(trx).whereIn('id', ids).update({ counted_at: trx.fn.now() });
 }

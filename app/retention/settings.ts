@@ -11,10 +11,11 @@ import { lockOrganisationSettings, mergeOrganisationSettings, organisationSettin
  * (kept in `organisations.settings.retention`). Everything of a call is
  * counted from the end of the call; API request logs from the request;
  * customers' IPs and user agents in the audit trail from the event (their
- * keys are destroyed: see audit/personal.ts).
+ * keys are destroyed: see audit/personal.ts); Insights' daily figures from
+ * their day.
  * There is no "keep forever": every kind has a maximum of ten years.
  */
-export const retentionKinds = ['recordings', 'chat', 'notes', 'selections', 'consents', 'calls', 'api_requests', 'audit_customer_ips'] as const;
+export const retentionKinds = ['recordings', 'chat', 'notes', 'selections', 'consents', 'calls', 'api_requests', 'audit_customer_ips', 'insights'] as const;
 export type RetentionKind = (typeof retentionKinds)[number];
 export type RetentionSettings = Record<RetentionKind, number>;
 
@@ -28,6 +29,8 @@ export const DEFAULT_RETENTION: RetentionSettings = {
   calls: 365,
   api_requests: 90,
   audit_customer_ips: 90,
+  // Insights' daily figures (no personal data): two years, to compare a month with the same month a year before.
+  insights: 730,
 };
 
 export const MIN_DAYS = 1;

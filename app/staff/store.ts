@@ -1,11 +1,12 @@
 import type { Knex } from 'knex';
-import { type UserRow } from '../db/tables';
+import { type AvailabilitySpanRow, type UserRow } from '../db/tables';
 
 /**
  * The owner of `users`: every query on the table is built here; sign-in,
  * accounts, staff management, setup, the CLI, the queue and closure call
  * these functions, passing their transaction. Rules and audit stay with
- * the callers.
+ * the callers. It also owns `availability_spans`, the clerks' available
+ * time until Insights counts it.
  */
 
 const users = (db: Knex) => db('users');
@@ -97,8 +98,50 @@ export async function setLanguage(trx: Knex.Transaction, organisationId: string,
   await users(trx).where({ id, organisation_id: organisationId }).update({ language, updated_at: trx.fn.now() });
 }
 
+/**
+ * Sets a clerk's availability. The time a clerk is available counts in
+ * Insights: becoming available notes since when; leaving it keeps the span
+ * in `availability_spans` until the insights job folds it into the day's
+ * figures (takeAvailabilitySpans).
+ */
 export async function setAvailability(db: Knex, organisationId: string, id: string, availability: UserRow['availability']): Promise<void> {
-  await users(db).where({ id, organisation_id: organisationId }).update({ availability });
+  await db.transaction(async (trx) => {
+    const user = await users(trx).where({ id, organisation_id: organisationId }).forUpdate().first('availability', 'available_since');
+    if (!user) return;
+    const now = new Date();
+    if (user.availability === 'available' && availability !== 'available' && user.available_since) {
+      await trx('availability_spans').insert({ organisation_id: organisationId, user_id: id, started_at: user.available_since, ended_at: now });
+    }
+    const since = availability === 'available' ? (user.availability === 'available' ? user.available_since ?? now : now) : null;
+    await users(trx).where({ id, organisation_id: organisationId }).update({ availability, available_since: since });
+  });
+}
+
+/**
+ * The organisation's available time not yet counted, as spans, removed as
+ * they are answered (in the caller's transaction): the kept spans, and for
+ * each clerk available now the time up to `now` (their `available_since`
+ * moves to `now`).
+ */
+export async function takeAvailabilitySpans(trx: Knex.Transaction, organisationId: string, now: Date): Promise<Pick<AvailabilitySpanRow, 'user_id' | 'started_at' | 'ended_at'>[]> {
+  const open = await users(trx).where({ organisation_id: organisationId, availability: 'available' }).where('available_since', '<', now).forUpdate().select('id', 'available_since');
+  if (open.length) {
+    await trx('availability_spans').insert(open.map((u) => ({ organisation_id: organisationId, user_id: u.id, started_at: u.available_since!, ended_at: now })));
+    await users(trx).whereIn('id', open.map((u) => u.id)).update({ available_since: now });
+  }
+  return trx('availability_spans').where({ organisation_id: organisationId }).del().returning(['user_id', 'started_at', 'ended_at']);
+}
+
+/** Names of the organisation's users among `ids` (Insights' clerk rows). */
+export async function userNames(db: Knex, organisationId: string, ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await users(db).where({ organisation_id: organisationId }).whereIn('id', ids).select('id', 'name');
+  return new Map(rows.map((r) => [r.id, r.name]));
+}
+
+/** Whether the user is a clerk of the organisation (any status: past clerks keep their figures). */
+export async function isOrganisationClerk(db: Knex, organisationId: string, id: string): Promise<boolean> {
+  return Boolean(await users(db).where({ id, organisation_id: organisationId, role: 'clerk' }).first('id'));
 }
 
 export async function availabilityOf(db: Knex, id: string): Promise<UserRow['availability'] | undefined> {

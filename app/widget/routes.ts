@@ -45,7 +45,7 @@ export function widgetData(knex: Knex): RequestHandler {
     const open = isOpen((await new QueueSettingsStore(knex).get(organisation.id)).hours);
     const available = open && (await new QueueService(knex).availableClerks(organisation.id)) > 0;
     const colors = brandButtonColors(organisation.brandColor);
-    res.json({ available, label: req.t(available ? 'widget.talk' : 'widget.unavailable'), url: `/q/${organisation.slug}`, color: colors.background, textColor: colors.text });
+    res.json({ available, label: req.t(available ? 'widget.talk' : 'widget.unavailable'), url: `/q/${organisation.slug}?via=widget`, color: colors.background, textColor: colors.text });
   };
 }
 

@@ -1,0 +1,180 @@
+import type { Knex } from 'knex';
+import type { InsightDayRow } from '../db/tables';
+import type { Histogram } from './figures';
+
+/**
+ * The owner of `insight_days` and `insight_products`: the daily figures
+ * Insights keeps per organisation, local day and clerk (clerk null: what
+ * belongs to no clerk), and per product. Every query on them is built here.
+ */
+
+const days = (db: Knex) => db('insight_days');
+const products = (db: Knex) => db('insight_products');
+
+/** What one day of one clerk adds up; the counts and histograms a row holds. */
+export type DayFigures = Omit<InsightDayRow, 'id' | 'organisation_id' | 'day' | 'clerk_id'>;
+
+export function emptyDay(): DayFigures {
+  return {
+    calls_started: 0, calls_completed: 0, calls_unanswered: 0,
+    via_link: 0, via_queue: 0, via_widget: 0, via_api: 0,
+    durations: {}, hours: Array<number>(24).fill(0),
+    queue_answered: 0, queue_abandoned: 0, waits: {},
+    cards_shown: 0, calls_with_cards: 0, calls_with_favourite: 0,
+    recordings: 0, consents_granted: 0, consents_refused: 0, available_seconds: 0,
+  };
+}
+
+const COUNTS = ['calls_started', 'calls_completed', 'calls_unanswered', 'via_link', 'via_queue', 'via_widget', 'via_api', 'queue_answered', 'queue_abandoned', 'cards_shown', 'calls_with_cards', 'calls_with_favourite', 'recordings', 'consents_granted', 'consents_refused', 'available_seconds'] as const;
+export type CountColumn = (typeof COUNTS)[number];
+
+const NO_CLERK = '00000000-0000-0000-0000-000000000000';
+
+/**
+ * Adds figures to the rows of (day, clerk), in the caller's transaction,
+ * which must hold the organisation's insights lock (aggregate.ts): the
+ * existing rows are read, added to, and written back.
+ */
+export async function addDayFigures(trx: Knex.Transaction, organisationId: string, additions: Map<string, { day: string; clerkId: string | null; figures: DayFigures }>): Promise<void> {
+  if (additions.size === 0) return;
+  const wanted = [...new Set([...additions.values()].map((a) => a.day))];
+  const existing = (await days(trx).where({ organisation_id: organisationId }).whereIn('day', wanted).select([...COUNTS, 'durations', 'waits', 'hours', 'clerk_id', trx.raw('day::text AS day')])) as unknown as (DayFigures & { day: string; clerk_id: string | null })[];
+  const byKey = new Map(existing.map((row) => [dayKey(row.day, row.clerk_id), row]));
+  const rows = [...additions.entries()].map(([key, add]) => {
+    const merged = mergeFigures(byKey.get(key) ?? emptyDay(), add.figures);
+    return { organisation_id: organisationId, day: add.day, clerk_id: add.clerkId, ...merged, durations: JSON.stringify(merged.durations), waits: JSON.stringify(merged.waits) };
+  });
+  for (let i = 0; i < rows.length; i += 500) {
+    await trx.raw(
+      `${days(trx).insert(rows.slice(i, i + 500)).toQuery()}
+       ON CONFLICT (organisation_id, day, (coalesce(clerk_id, '${NO_CLERK}'::uuid))) DO UPDATE SET
+       ${[...COUNTS, 'durations', 'waits', 'hours'].map((c) => `${c} = excluded.${c}`).join(', ')}`,
+    );
+  }
+}
+
+export function dayKey(day: string, clerkId: string | null): string {
+  return `${day}|${clerkId ?? ''}`;
+}
+
+function mergeFigures(a: DayFigures, b: DayFigures): DayFigures {
+  const out: DayFigures = { ...a, durations: { ...a.durations }, waits: { ...a.waits }, hours: a.hours.map((n, i) => n + (b.hours[i] ?? 0)) };
+  for (const c of COUNTS) out[c] = a[c] + b[c];
+  for (const [k, v] of Object.entries(b.durations)) out.durations[k] = (out.durations[k] ?? 0) + v;
+  for (const [k, v] of Object.entries(b.waits)) out.waits[k] = (out.waits[k] ?? 0) + v;
+  return out;
+}
+
+/** Adds cards shown and favourited per (day, product). */
+export async function addProductFigures(trx: Knex.Transaction, organisationId: string, additions: { day: string; productKey: string; name: string; shown: number; favourited: number }[]): Promise<void> {
+  for (let i = 0; i < additions.length; i += 500) {
+    const rows = additions.slice(i, i + 500).map((a) => ({ organisation_id: organisationId, day: a.day, product_key: a.productKey, name: a.name, shown: a.shown, favourited: a.favourited }));
+    await trx.raw(`${products(trx).insert(rows).toQuery()}
+      ON CONFLICT (organisation_id, day, product_key) DO UPDATE SET name = excluded.name, shown = insight_products.shown + excluded.shown, favourited = insight_products.favourited + excluded.favourited`);
+  }
+}
+
+/** Cards of the given calls, per product and local day of the call (for addProductFigures). */
+export async function cardsOfCalls(trx: Knex.Transaction, callDays: { id: string; day: string }[]): Promise<{ day: string; productKey: string; name: string; shown: number; favourited: number }[]> {
+  if (callDays.length === 0) return [];
+  const result = await trx.raw<{ rows: { day: string; product_key: string; name: string; shown: number; favourited: number }[] }>(
+    `SELECT d.day, coalesce(i.product_id::text, 'sku:' || i.sku) AS product_key, max(i.name) AS name,
+            count(*)::int AS shown, count(*) FILTER (WHERE i.favourite)::int AS favourited
+       FROM call_items i JOIN jsonb_to_recordset(?::jsonb) AS d(id uuid, day text) ON d.id = i.call_id
+      GROUP BY d.day, 2`,
+    [JSON.stringify(callDays)],
+  );
+  return result.rows.map((r) => ({ day: r.day, productKey: r.product_key, name: r.name, shown: r.shown, favourited: r.favourited }));
+}
+
+/** Which rows a report reads: an organisation's days from..to, optionally one clerk's. */
+export interface Selection {
+  organisationId: string;
+  from: string;
+  to: string;
+  clerkId?: string;
+}
+
+function selected(db: Knex, s: Selection): Knex.QueryBuilder {
+  const q = days(db).where({ organisation_id: s.organisationId }).whereBetween('day', [s.from, s.to]);
+  return s.clerkId ? q.where({ clerk_id: s.clerkId }) : q;
+}
+
+const sums = (db: Knex) => COUNTS.map((c) => db.raw(`coalesce(sum(${c}), 0)::bigint AS ${c}`));
+
+/** The counts over the selection. */
+export async function totals(db: Knex, s: Selection): Promise<Record<CountColumn, number>> {
+  const row = (await selected(db, s).first(sums(db))) as Record<CountColumn, string> | undefined;
+  return Object.fromEntries(COUNTS.map((c) => [c, Number(row?.[c] ?? 0)])) as Record<CountColumn, number>;
+}
+
+/** Calls started and completed per bucket (its first day: a day, the Monday of a week, the 1st of a month). */
+export async function series(db: Knex, s: Selection, bucket: 'day' | 'week' | 'month'): Promise<{ bucket: string; started: number; completed: number }[]> {
+  const rows = (await selected(db, s)
+    .groupByRaw('1')
+    .orderByRaw('1')
+    .select(db.raw(`date_trunc('${bucket}', day)::date::text AS bucket`), db.raw('sum(calls_started)::int AS started'), db.raw('sum(calls_completed)::int AS completed'))) as unknown as { bucket: string; started: number; completed: number }[];
+  return rows;
+}
+
+/** A histogram column summed over the selection. */
+export async function histogram(db: Knex, s: Selection, column: 'durations' | 'waits'): Promise<Histogram> {
+  const rows = (await selected(db, s)
+    .joinRaw(`CROSS JOIN LATERAL jsonb_each_text(insight_days.${column}) AS h(k, n)`)
+    .groupBy('h.k')
+    .select('h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { k: string; n: number }[];
+  return Object.fromEntries(rows.map((r) => [r.k, r.n]));
+}
+
+/** The durations histogram per clerk over the selection. */
+export async function durationsPerClerk(db: Knex, s: Selection): Promise<Map<string, Histogram>> {
+  const rows = (await selected(db, s)
+    .whereNotNull('clerk_id')
+    .joinRaw('CROSS JOIN LATERAL jsonb_each_text(insight_days.durations) AS h(k, n)')
+    .groupBy('clerk_id', 'h.k')
+    .select('clerk_id', 'h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { clerk_id: string; k: string; n: number }[];
+  const out = new Map<string, Histogram>();
+  for (const r of rows) {
+    const h = out.get(r.clerk_id) ?? {};
+    h[r.k] = r.n;
+    out.set(r.clerk_id, h);
+  }
+  return out;
+}
+
+/** Calls started per ISO weekday (1 Monday) and local hour. */
+export async function hourCounts(db: Knex, s: Selection): Promise<{ weekday: number; hour: number; calls: number }[]> {
+  return (await selected(db, s)
+    .joinRaw('CROSS JOIN LATERAL unnest(insight_days.hours) WITH ORDINALITY AS h(n, i)')
+    .groupByRaw('1, 2')
+    .select(db.raw('extract(isodow FROM day)::int AS weekday'), db.raw('(h.i - 1)::int AS hour'), db.raw('sum(h.n)::int AS calls'))) as unknown as { weekday: number; hour: number; calls: number }[];
+}
+
+/** Per clerk: calls started and seconds available. */
+export async function clerkTotals(db: Knex, s: Selection): Promise<{ clerk_id: string; calls: number; available_seconds: number }[]> {
+  return (await selected(db, s)
+    .whereNotNull('clerk_id')
+    .groupBy('clerk_id')
+    .select('clerk_id', db.raw('sum(calls_started)::int AS calls'), db.raw('sum(available_seconds)::bigint AS available_seconds'))) as unknown as { clerk_id: string; calls: number; available_seconds: number }[];
+}
+
+/** The products shown (or favourited) most over the organisation's days from..to. */
+export async function topProducts(db: Knex, s: Selection, by: 'shown' | 'favourited', limit: number): Promise<{ name: string; count: number }[]> {
+  const rows = (await products(db)
+    .where({ organisation_id: s.organisationId })
+    .whereBetween('day', [s.from, s.to])
+    .groupBy('product_key')
+    .havingRaw(`sum(${by}) > 0`)
+    .orderByRaw(`sum(${by}) DESC, max(name)`)
+    .limit(limit)
+    .select(db.raw('max(name) AS name'), db.raw(`sum(${by})::int AS count`))) as unknown as { name: string; count: number }[];
+  return rows;
+}
+
+/** Deletes an organisation's figures of days before `before` (YYYY-MM-DD): the insights retention. Answers the rows deleted. */
+export async function deleteFiguresBefore(db: Knex, organisationId: string, before: string): Promise<number> {
+  const a = await days(db).where({ organisation_id: organisationId }).where('day', '<', before).del();
+  const b = await products(db).where({ organisation_id: organisationId }).where('day', '<', before).del();
+  return a + b;
+}
+
