@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { aggregateInsights } from '../app/insights/aggregate';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -88,6 +89,10 @@ describe('account closure and the purge 60 days later', function () {
 
     assert.deepEqual(await purgeClosedOrganisations(knex, { dataDir, now: new Date(closedAt.getTime() + 59 * DAY) }), [], 'not before 60 days');
     assert.ok(await knex('calls').where({ id: o.endedCallId }).first());
+    // Insights' figures (per clerk) and a clerk's available time not yet counted go too (issue 20).
+    await aggregateInsights(knex, { organisationId: o.org.id });
+    assert.ok((await knex('insight_days').where({ organisation_id: o.org.id })).length > 0);
+    await knex('availability_spans').insert({ organisation_id: o.org.id, user_id: o.clerk.id, started_at: new Date(Date.now() - 3600_000), ended_at: new Date() });
 
     const [receipt] = await purgeClosedOrganisations(knex, { dataDir, now: new Date(closedAt.getTime() + 61 * DAY) });
     assert.equal(receipt!.completed, true);
@@ -96,6 +101,8 @@ describe('account closure and the purge 60 days later', function () {
     assert.equal((await knex('recordings').where({ organisation_id: o.org.id })).length, 0);
     assert.equal(fs.existsSync(o.dir), false);
     assert.equal(receipt!.apiKeys, 1);
+    assert.equal((await knex('insight_days').where({ organisation_id: o.org.id })).length, 0);
+    assert.equal((await knex('availability_spans').where({ organisation_id: o.org.id })).length, 0);
     assert.equal((await knex('api_keys').where({ organisation_id: o.org.id })).length, 0);
     const users = await knex('users').where({ organisation_id: o.org.id });
     assert.equal(users.length, 2);

@@ -80,7 +80,7 @@ describe('insights: channels and available time, recorded where they happen', fu
     await knex('availability_spans').del();
     await knex('availability_spans').insert({ organisation_id: org.id, user_id: clerkId, started_at: from, ended_at: to });
     await aggregateInsights(knex, { organisationId: org.id });
-    const rows = await knex('insight_days').where({ organisation_id: org.id, clerk_id: clerkId }).whereIn('day', ['2026-01-14', '2026-01-15']).orderBy('day').select(knex.raw('day::text AS day'), 'available_seconds');
+    const rows = (await knex('insight_days').where({ organisation_id: org.id, clerk_id: clerkId }).whereIn('day', ['2026-01-14', '2026-01-15']).orderBy('day').select(knex.raw('day::text AS day'), 'available_seconds')) as unknown as { day: string; available_seconds: number }[];
     assert.deepEqual(rows.map((r) => [r.day, r.available_seconds]), [['2026-01-14', 7200], ['2026-01-15', 7200]]);
     assert.equal((await knex('availability_spans').count<{ n: string }[]>({ n: '*' }))[0]!.n, '0', 'the spans are gone once counted');
   });

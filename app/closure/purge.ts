@@ -9,7 +9,7 @@ import { recordingsDir, removeRecordingFiles } from '../recordings/storage';
 import { DAY_MS, PURGE_AFTER_DAYS } from './service';
 import { deleteCalls, organisationCallIds } from '../calls/store';
 import { deleteEntriesOfCalls, deleteEntriesWithoutCall } from '../queue/store';
-import { anonymiseUsers, emailsOf, organisationUserIds } from '../staff/store';
+import { anonymiseUsers, deleteAvailabilitySpansOf, emailsOf, organisationUserIds } from '../staff/store';
 import { clearPurgedOrganisation, lockForPurge, organisationsDueForPurge } from '../organisation/store';
 import { deleteSessionsOfUsers } from '../access/session-store';
 import { deleteThrottles } from '../sign-in/throttle';
@@ -20,6 +20,7 @@ import { deleteOrganisationRequests } from '../requests/service';
 import { deleteOrganisationKeys } from '../api-keys/service';
 import { deleteOrganisationProducts } from '../catalog/service';
 import { deleteOrganisationEndpoints } from '../webhooks/store';
+import { deleteOrganisationFigures } from '../insights/store';
 
 export interface PurgeReceipt {
   organisationId: string;
@@ -51,7 +52,7 @@ export interface PurgeReceipt {
  * - calls with all their content (cards, chat, notes, consent records,
  *   recordings: rows and files), queue entries;
  * - API keys, webhooks (with deliveries), the catalog (products, images),
- *   data-subject requests;
+ *   data-subject requests, Insights' figures and available time;
  * - logo, colour and settings of the organisation.
  *
  * An organisation-wide legal hold stops all of it until lifted; calls with
@@ -98,6 +99,8 @@ async function purgeOne(knex: Knex, organisationId: string, dataDir: string, now
     receipt.webhooks = await deleteOrganisationEndpoints(trx, organisationId);
     receipt.products = await deleteOrganisationProducts(trx, organisationId);
     receipt.requests = await deleteOrganisationRequests(trx, organisationId);
+    await deleteOrganisationFigures(trx, organisationId);
+    await deleteAvailabilitySpansOf(trx, organisationId);
     receipt.completed = held.size === 0;
     await clearPurgedOrganisation(trx, organisationId, now, receipt.completed);
     // Files last, inside the transaction: the rows go only when their files went.

@@ -178,3 +178,9 @@ export async function deleteFiguresBefore(db: Knex, organisationId: string, befo
   return a + b;
 }
 
+
+/** Deletes all of an organisation's figures (its purge after closure). */
+export async function deleteOrganisationFigures(trx: Knex.Transaction, organisationId: string): Promise<void> {
+  await days(trx).where({ organisation_id: organisationId }).del();
+  await products(trx).where({ organisation_id: organisationId }).del();
+}

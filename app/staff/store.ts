@@ -278,3 +278,8 @@ export async function breakGlassCandidates(db: Knex, organisationId: string): Pr
     .orderBy('name')
     .select('id', 'name', 'email', 'role', 'status', 'break_glass');
 }
+
+/** Deletes the available time of an organisation's clerks not yet counted (its purge after closure). */
+export async function deleteAvailabilitySpansOf(trx: Knex.Transaction, organisationId: string): Promise<void> {
+  await trx('availability_spans').where({ organisation_id: organisationId }).del();
+}
