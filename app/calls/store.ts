@@ -292,7 +292,7 @@ export async function uncountedEndedCalls(trx: Knex.Transaction, organisationId:
             (SELECT count(*) FROM call_items i WHERE i.call_id = c.id)::int AS cards,
             EXISTS (SELECT 1 FROM call_items i WHERE i.call_id = c.id AND i.favourite) AS favourite,
             (SELECT count(*) FROM recordings r WHERE r.call_id = c.id)::int AS recordings,
-            (SELECT rc.answer FROM recording_consents rc WHERE rc.call_id = c.id AND rc.role = 'customer' ORDER BY rc.answered_at DESC LIMIT 1) AS consent
+            (SELECT rc.answer FROM recording_consents rc WHERE rc.call_id = c.id AND rc.role = 'customer' ORDER BY rc.answered_at DESC, rc.id DESC LIMIT 1) AS consent
        FROM calls c
       WHERE c.organisation_id = ? AND c.status = 'ended' AND c.counted_at IS NULL
       ORDER BY c.ended_at

@@ -4,6 +4,7 @@ import { organisationIds } from '../organisation/store';
 import { organisationTimeZone } from '../organisation/time-zone';
 import { markEntriesCounted, uncountedSettledEntries } from '../queue/store';
 import { takeAvailabilitySpans } from '../staff/store';
+import { addDays } from './period';
 import { addDayFigures, addProductFigures, cardsOfCalls, dayKey, emptyDay, type DayFigures } from './store';
 
 /** Calls (and queue entries) counted per transaction. */
@@ -38,10 +39,12 @@ export async function aggregateInsights(knex: Knex, options: AggregateOptions = 
   const organisations = options.organisationId ? [options.organisationId] : await organisationIds(knex);
   for (const organisationId of organisations) {
     const timeZone = await organisationTimeZone(knex, organisationId);
-    for (;;) {
+    // The clerks' available time with the organisation's first batch.
+    for (let first = true; ; first = false) {
+      const withAvailability = first;
       const done = await knex.transaction(async (trx) => {
         await trx.raw(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, [`vclerk-insights:${organisationId}`]);
-        return countBatch(trx, organisationId, timeZone, options.now ?? new Date(), total.calls === 0 && total.queueEntries === 0);
+        return countBatch(trx, organisationId, timeZone, options.now ?? new Date(), withAvailability);
       });
       total.calls += done.calls;
       total.queueEntries += done.queueEntries;
@@ -117,24 +120,34 @@ export function splitByLocalDay(from: Date, to: Date, timeZone: string): Map<str
   const end = to.getTime();
   while (start < end) {
     const day = localDay(new Date(start), timeZone);
-    // The next local midnight: step by hours until the local day changes (DST-proof), then back to its first second.
-    let next = start + 3_600_000;
-    while (next < end && localDay(new Date(next), timeZone) === day) next += 3_600_000;
-    if (next >= end) next = end;
-    else {
-      let lo = next - 3_600_000;
-      let hi = next;
-      while (hi - lo > 1000) {
-        const mid = Math.floor((lo + hi) / 2);
-        if (localDay(new Date(mid), timeZone) === day) lo = mid;
-        else hi = mid;
-      }
-      next = hi;
-    }
+    const next = Math.min(end, Math.max(start + 1000, localMidnight(addDays(day, 1), timeZone)));
     out.set(day, (out.get(day) ?? 0) + Math.round((next - start) / 1000));
     start = next;
   }
   return out;
+}
+
+/** The moment a local day begins in `timeZone` (its 00:00, or the first moment after when a clock change skips it). */
+function localMidnight(day: string, timeZone: string): number {
+  const wall = Date.parse(`${day}T00:00:00Z`);
+  // The wall time read as UTC, less the zone's offset there; twice, for an offset that changes between the guesses.
+  let t = wall - offsetAt(wall, timeZone);
+  t = wall - offsetAt(t, timeZone);
+  return localDay(new Date(t), timeZone) === day ? t : t + 3_600_000;
+}
+
+/** The zone's offset from UTC at `t`, in ms (local wall time minus UTC). */
+function offsetAt(t: number, timeZone: string): number {
+  const parts = Object.fromEntries(wallFormat(timeZone).formatToParts(new Date(t)).map((p) => [p.type, p.value]));
+  const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour) % 24, Number(parts.minute), Number(parts.second));
+  return wall - Math.floor(t / 1000) * 1000;
+}
+
+const wallFormats = new Map<string, Intl.DateTimeFormat>();
+function wallFormat(timeZone: string): Intl.DateTimeFormat {
+  let f = wallFormats.get(timeZone);
+  if (!f) wallFormats.set(timeZone, (f = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })));
+  return f;
 }
 
 const dayFormats = new Map<string, Intl.DateTimeFormat>();

@@ -6,9 +6,10 @@
  * Privacy: only counts and durations. Every figure says how many calls (or
  * queue entries) it was built from (`basis`); one built from fewer than the
  * organisation's threshold (default 5) but more than none is withheld
- * (`value` null, `tooFew` true), so that no single customer can be singled
- * out. A figure built from none shows 0 (or null for an average, a share or
- * a percentile, with `tooFew` false).
+ * (`value` and `basis` null, `tooFew` true: the basis would tell the count),
+ * so that no single customer can be singled out. A figure built from none
+ * shows 0 (or null for an average, a share or a percentile, with `tooFew`
+ * false).
  */
 
 export const CHANNELS = ['link', 'queue', 'widget', 'api'] as const;
@@ -35,8 +36,8 @@ export interface Period {
 export interface Figure {
   /** The figure; null when withheld (too few) or when there is nothing to show (no basis). */
   value: number | null;
-  /** How many calls or queue entries it was built from. */
-  basis: number;
+  /** How many calls or queue entries it was built from; null when withheld (it would tell the count). */
+  basis: number | null;
   tooFew: boolean;
 }
 
@@ -69,17 +70,22 @@ export interface InsightsReport {
   recordings: { made: Figure; consentsGranted: Figure; consentsRefused: Figure };
 }
 
-/** A figure from a count, withheld when 0 < basis < threshold. */
-export function countFigure(count: number, threshold: number, basis = count): Figure {
-  const tooFew = basis > 0 && basis < threshold;
-  return { value: tooFew ? null : count, basis, tooFew };
+/** A count, withheld when 0 < count < threshold. */
+export function countFigure(count: number, threshold: number): Figure {
+  const tooFew = count > 0 && count < threshold;
+  return tooFew ? WITHHELD : { value: count, basis: count, tooFew };
 }
 
 /** A figure derived from `basis` items (a share, an average, a percentile): null without basis, withheld below the threshold. */
 export function derivedFigure(value: number | null, basis: number, threshold: number): Figure {
   const tooFew = basis > 0 && basis < threshold;
-  return { value: tooFew || basis === 0 ? null : value, basis, tooFew };
+  return tooFew ? WITHHELD : { value: basis === 0 ? null : value, basis, tooFew };
 }
+
+/** A figure not applicable to what is shown (abandonment of one clerk: abandoned customers belong to no clerk). */
+export const NOT_APPLICABLE: Figure = Object.freeze({ value: null, basis: 0, tooFew: false });
+
+const WITHHELD: Figure = Object.freeze({ value: null, basis: null, tooFew: true });
 
 /** A histogram of whole seconds: `{ "12": 3 }` is three values of 12 s. */
 export type Histogram = Record<string, number>;

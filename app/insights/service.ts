@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ForbiddenError, ValidationError } from '../core/errors';
 import { organisationTimeZone } from '../organisation/time-zone';
 import { isOrganisationClerk, userNames } from '../staff/store';
-import { CHANNELS, countAtMost, countFigure, derivedFigure, histogramSize, percentile, type Figure, type InsightsReport, type Period } from './figures';
+import { CHANNELS, countAtMost, countFigure, derivedFigure, histogramSize, NOT_APPLICABLE, percentile, type Figure, type InsightsReport, type Period } from './figures';
 import { parsePeriod } from './period';
 import { InsightsSettingsStore } from './settings';
 import { clerkTotals, durationsPerClerk, histogram, hourCounts, series, topProducts, totals, type Selection } from './store';
@@ -79,10 +79,11 @@ export class InsightsService {
       calls: fillBuckets(period, points).map((p) => ({ bucket: p.bucket, started: countFigure(p.started, k), completed: countFigure(p.completed, k) })),
       totals: { started: countFigure(started, k), completed: countFigure(sum.calls_completed, k), unanswered: countFigure(sum.calls_unanswered, k) },
       channels: CHANNELS.map((channel) => ({ channel, calls: countFigure(sum[`via_${channel}`], k) })),
+      // One clerk's queue: the customers they answered (abandoned ones belong to no clerk); the service level over those.
       queue: {
         answered: countFigure(sum.queue_answered, k),
-        abandoned: countFigure(sum.queue_abandoned, k),
-        abandonment: derivedFigure(settled ? sum.queue_abandoned / settled : null, settled, k),
+        abandoned: clerkId ? NOT_APPLICABLE : countFigure(sum.queue_abandoned, k),
+        abandonment: clerkId ? NOT_APPLICABLE : derivedFigure(settled ? sum.queue_abandoned / settled : null, settled, k),
         waitMedian: derivedFigure(percentile(waits, 0.5), histogramSize(waits), k),
         waitP90: derivedFigure(percentile(waits, 0.9), histogramSize(waits), k),
         serviceLevel: derivedFigure(settled ? countAtMost(waits, settings.serviceLevelSeconds) / settled : null, settled, k),
@@ -103,7 +104,7 @@ export class InsightsService {
         shown: shown.map((p) => ({ name: p.name, count: countFigure(p.count, k) })),
         favourited: favourited.map((p) => ({ name: p.name, count: countFigure(p.count, k) })),
       },
-      recordings: { made: countFigure(sum.recordings, k, started), consentsGranted: countFigure(sum.consents_granted, k, started), consentsRefused: countFigure(sum.consents_refused, k, started) },
+      recordings: { made: countFigure(sum.recordings, k), consentsGranted: countFigure(sum.consents_granted, k), consentsRefused: countFigure(sum.consents_refused, k) },
     };
   }
 }

@@ -74,11 +74,15 @@ export async function addProductFigures(trx: Knex.Transaction, organisationId: s
   }
 }
 
-/** Cards of the given calls, per product and local day of the call (for addProductFigures). */
+/**
+ * Cards of the given calls, per product and local day of the call (for
+ * addProductFigures). A product is known by its SKU, which a card keeps
+ * when the product is deleted or renamed; its name is the one shown last.
+ */
 export async function cardsOfCalls(trx: Knex.Transaction, callDays: { id: string; day: string }[]): Promise<{ day: string; productKey: string; name: string; shown: number; favourited: number }[]> {
   if (callDays.length === 0) return [];
   const result = await trx.raw<{ rows: { day: string; product_key: string; name: string; shown: number; favourited: number }[] }>(
-    `SELECT d.day, coalesce(i.product_id::text, 'sku:' || i.sku) AS product_key, max(i.name) AS name,
+    `SELECT d.day, i.sku AS product_key, (array_agg(i.name ORDER BY i.shown_at DESC))[1] AS name,
             count(*)::int AS shown, count(*) FILTER (WHERE i.favourite)::int AS favourited
        FROM call_items i JOIN jsonb_to_recordset(?::jsonb) AS d(id uuid, day text) ON d.id = i.call_id
       GROUP BY d.day, 2`,
@@ -165,9 +169,9 @@ export async function topProducts(db: Knex, s: Selection, by: 'shown' | 'favouri
     .whereBetween('day', [s.from, s.to])
     .groupBy('product_key')
     .havingRaw(`sum(${by}) > 0`)
-    .orderByRaw(`sum(${by}) DESC, max(name)`)
+    .orderByRaw(`sum(${by}) DESC, product_key`)
     .limit(limit)
-    .select(db.raw('max(name) AS name'), db.raw(`sum(${by})::int AS count`))) as unknown as { name: string; count: number }[];
+    .select(db.raw('(array_agg(name ORDER BY day DESC))[1] AS name'), db.raw(`sum(${by})::int AS count`))) as unknown as { name: string; count: number }[];
   return rows;
 }
 

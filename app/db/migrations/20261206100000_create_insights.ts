@@ -21,7 +21,7 @@ import type { Knex } from 'knex';
  *   histograms of whole seconds (`{"seconds": count}`), never an id of a
  *   call or a customer.
  * - `insight_products`: cards shown and favourited per day and product (by
- *   its id, or its SKU when the card was not from the catalogue).
+ *   its SKU, which a card keeps when its product is renamed or deleted).
  */
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.alterTable('calls', (t) => {
