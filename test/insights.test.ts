@@ -291,7 +291,7 @@ describe('insights: the small-numbers rule', () => {
     const r = await report(knex(), { organisationId: org.id, userId: admin.id, role: 'admin' }, { period: 'day', date: '2026-10-14' });
     const withheld = [r.totals.started, r.durations.median, r.queue.answered, r.queue.waitMedian, r.channels[0]!.calls];
     for (const f of withheld) assert.ok(f.tooFew && f.value === null);
-    assert.deepEqual(withheld.map((f) => f.basis).filter((b) => b > 0 && b < r.threshold), [], `a withheld figure's basis is its hidden count: ${JSON.stringify(withheld)}`);
+    assert.deepEqual(withheld.map((f) => f.basis).filter((b) => b !== null && b > 0 && b < r.threshold), [], `a withheld figure's basis is its hidden count: ${JSON.stringify(withheld)}`);
   });
 
   it('recordings and consents follow the rule like every other count: one refusal among many calls is withheld', async () => {
