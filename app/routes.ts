@@ -10,6 +10,8 @@ import { createApiKey, listApiKeys, revokeApiKey, whoami } from './api-keys/rout
 import { perKeyRateLimit } from './api/rate-limit';
 import { limitRefusals } from './http/limiter';
 import { createCallLink, getCall, listCalls, listClerks, openApi, queueState, revokeLink } from './api/routes';
+import { insightsChart, insightsReport } from './insights/api-routes';
+import { insightsExport, insightsReportPage, saveInsightsSettings } from './insights/routes';
 import type { Access } from './access/guards';
 import { login, loginPage, logout } from './sign-in/routes';
 import { ldapPage, ldapSignIn, oidcBackchannelLogout, oidcCallback, oidcStart, ssoChoose, ssoFind } from './sso/routes';
@@ -169,6 +171,9 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/recordings/:id', access: RECORDINGS, handlers: [showRecording(recordings)] },
     { method: 'get', path: '/recordings/:id/media', access: RECORDINGS, handlers: [recordingMedia(recordings, 'play')] },
     { method: 'get', path: '/recordings/:id/download', access: RECORDINGS, handlers: [recordingMedia(recordings, 'download')] },
+    { method: 'get', path: '/insights', access: CLERK_OR_ADMIN, handlers: [insightsReportPage(db)] },
+    { method: 'get', path: '/insights/export/:chart', access: CLERK_OR_ADMIN, handlers: [insightsExport(db)] },
+    { method: 'post', path: '/insights/settings', access: ADMIN, handlers: [saveInsightsSettings(db)] },
 
     // REST API v1: no session; apiKeyAuth authenticates (and audits) every request, per scope.
     { method: 'get', path: '/api/v1/openapi.json', access: 'public', handlers: [openApi] },
@@ -179,6 +184,8 @@ export function routes(deps: RouteDeps): Route[] {
     { method: 'get', path: '/api/v1/queue', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, queueState(api)] },
     { method: 'get', path: '/api/v1/clerks', access: 'public', handlers: [apiKeyAuth(db, 'calls:read'), limit, listClerks(api)] },
     { method: 'post', path: '/api/v1/calls/:id/revoke-link', access: 'public', handlers: [apiKeyAuth(db, 'calls:write'), limit, revokeLink(api)] },
+    { method: 'get', path: '/api/v1/insights', access: 'public', handlers: [apiKeyAuth(db, 'insights:read'), limit, insightsReport(db)] },
+    { method: 'get', path: '/api/v1/insights/:chart', access: 'public', handlers: [apiKeyAuth(db, 'insights:read'), limit, insightsChart(db)] },
 
     { method: 'post', path: '/calls', access: CLERK, handlers: [startCall(calls)] },
     { method: 'get', path: '/calls/:id', access: CLERK, handlers: [offerKeepalive(deps), clerkCallPage(calls)] },

@@ -9,7 +9,7 @@ import { NotFoundError, ValidationError } from '../core/errors';
 import type { ApiKeyRow } from '../db/tables';
 
 /** What an API key may be allowed to do. */
-export const apiScopes = ['calls:read', 'calls:write', 'recordings:read'] as const;
+export const apiScopes = ['calls:read', 'calls:write', 'recordings:read', 'insights:read'] as const;
 export type ApiScope = (typeof apiScopes)[number];
 
 /** The audit actions of this feature. */

@@ -1,4 +1,6 @@
 import { appVersion } from '../core/paths';
+import { apiScopes } from '../api-keys/service';
+import { insightsPaths, insightsSchemas } from '../insights/openapi';
 
 const error = {
   description: 'Refused, with a stable error code',
@@ -136,13 +138,18 @@ export function openApiDocument() {
           },
         },
       },
+      ...insightsPaths(errors),
       '/api/v1/openapi.json': {
         get: { summary: 'This document', security: [], responses: { '200': { description: 'OpenAPI 3.1', ...json({ type: 'object' }) } } },
       },
     },
     components: {
       securitySchemes: {
-        apiKey: { type: 'http', scheme: 'bearer', description: 'An API key created by an administrator under Admin → API keys' },
+        apiKey: {
+          type: 'http',
+          scheme: 'bearer',
+          description: `An API key created by an administrator under Admin → API keys, with the scopes it may use (${apiScopes.join(', ')}); each operation names the scope it needs, and a key without it is refused with 403 \`api_scope_missing\``,
+        },
       },
       schemas: {
         Call: {
@@ -176,6 +183,7 @@ export function openApiDocument() {
             name: { type: 'string', description: 'The display name' },
           },
         },
+        ...insightsSchemas(),
         Error: {
           type: 'object',
           required: ['error'],
