@@ -14,6 +14,7 @@ import { routes, type Route } from '../app/routes';
 import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
+import { eventually } from './support/wait';
 
 /** A dummy route that needs a scope no test key has (the real ones are in the route table). */
 function extra(knex: Knex): Route[] {
@@ -33,16 +34,6 @@ function keyIn(html: string): string {
   return key;
 }
 
-/** Polls until `probe` returns something (the request is audited once its response is done). */
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error('the condition never came true');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('API keys', () => {
   const db = useTestDatabase();

@@ -2,15 +2,11 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { ApiKeyService } from '../app/api-keys/service';
 import { openApiDocument } from '../app/api/openapi';
-import type { Caller } from '../app/access/caller';
 import { routes, type RouteDeps } from '../app/routes';
-import { seedOrganisation, seedUser, signIn, type SeededOrganisation, type SeededUser } from './support/accounts';
+import { callerFor, seedOrganisation, seedUser, signIn, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 
-function callerFor(admin: SeededUser, org: SeededOrganisation): Caller {
-  return { user: { id: admin.id, organisationId: org.id, organisationSlug: org.slug, organisationName: org.name, organisationBrandVersion: 0, name: admin.name, email: admin.email, role: 'admin', language: null }, ip: '127.0.0.1', userAgent: 'test', sessionId: 'test' };
-}
 
 describe('REST API v1', () => {
   const db = useTestDatabase();

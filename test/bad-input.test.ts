@@ -6,7 +6,7 @@ import { ApiKeyService, apiScopes } from '../app/api-keys/service';
 import type { Caller, Role } from '../app/access/caller';
 import type { Route } from '../app/routes';
 import { routes } from '../app/routes';
-import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';
+import { callerFor, csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { routedTo } from './support/crawl';
 import { useTestDatabase } from './support/database';
@@ -40,9 +40,6 @@ function pages(): Route[] {
   return table().filter((r) => r.method === 'get' && !r.path.includes(':') && !r.path.startsWith('/api/') && !/\.(js|json|csv)$/.test(r.path) && !notPages.includes(r.path));
 }
 
-function callerFor(user: SeededUser, org: SeededOrganisation): Caller {
-  return { user: { id: user.id, organisationId: org.id, organisationSlug: org.slug, organisationName: org.name, organisationBrandVersion: 0, name: user.name, email: user.email, role: 'admin', language: null }, ip: '127.0.0.1', userAgent: 'test', sessionId: 'test' };
-}
 
 function query(entries: [string, string][]): string {
   return entries.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');

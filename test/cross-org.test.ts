@@ -3,18 +3,14 @@ import crypto from 'node:crypto';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { ApiKeyService } from '../app/api-keys/service';
-import type { Caller } from '../app/access/caller';
 import { AuditService } from '../app/audit/service';
 import { CallService } from '../app/calls/service';
 import { SecuritySignals } from '../app/compliance/security';
-import { csrfFrom, PASSWORD, seedOrganisation, seedUser, type SeededOrganisation, type SeededUser } from './support/accounts';
+import { callerFor, csrfFrom, PASSWORD, seedOrganisation, seedUser, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { startCallServer, type CallServer } from './support/call-server';
 import { useTestDatabase } from './support/database';
 import { connect, openCall, refusedCode, sessionCookie } from './support/signal-client';
 
-function callerFor(user: SeededUser, org: SeededOrganisation): Caller {
-  return { user: { id: user.id, organisationId: org.id, organisationSlug: org.slug, organisationName: org.name, organisationBrandVersion: 0, name: user.name, email: user.email, role: user.role, language: null }, ip: '127.0.0.1', userAgent: 'test', sessionId: 'test' };
-}
 
 interface EventRow {
   actor_type: string;

@@ -11,6 +11,7 @@ import { sha256 } from '../app/security/tokens';
 import { csrfFrom, seedOrganisation, seedUser, signIn, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
+import { eventually } from './support/wait';
 import { insertCall, insertQueueEntry, localInstant, setTimeZone } from './support/insights-seed';
 
 const ZONE = 'Europe/Berlin';
@@ -18,16 +19,6 @@ const SECOND = 1000;
 /** The month every figure below is read for, and the report the service gives for it. */
 const MARCH = { period: 'month', date: '2026-03-15' };
 
-/** Polls until `probe` finds something (the API request log is written once the response is done). */
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = await probe();
-    if (found !== undefined) return found;
-    if (Date.now() > deadline) throw new Error('the condition never came true');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A validator for one of the OpenAPI document's component schemas (its $refs resolved within the document). */
 function schemaOf(name: string): z.ZodType {

@@ -2,14 +2,10 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { ApiKeyService } from '../app/api-keys/service';
 import { aggregateInsights, splitByLocalDay } from '../app/insights/aggregate';
-import type { Caller } from '../app/access/caller';
-import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';
+import { callerFor, csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 
-function callerFor(admin: SeededUser, org: SeededOrganisation): Caller {
-  return { user: { id: admin.id, organisationId: org.id, organisationSlug: org.slug, organisationName: org.name, organisationBrandVersion: 0, name: admin.name, email: admin.email, role: 'admin', language: null }, ip: '127.0.0.1', userAgent: 'test', sessionId: 'test' };
-}
 
 /**
  * Insights (issue 20): how customers arrived is recorded on each call as it

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { Express } from 'express';
 import type { Knex } from 'knex';
+import type { Caller } from '../../app/access/caller';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent';
 import { hashPassword } from '../../app/security/passwords';
@@ -64,4 +65,9 @@ export async function signIn(app: Express, user: { email: string }, password = P
   await agent.post('/login').type('form').send({ _csrf: csrf, email: user.email, password }).expect(303).expect('Location', '/dashboard');
   const page = await agent.get('/account').expect(200);
   return { agent, csrf: csrfFrom(page.text) };
+}
+
+/** A service's caller for a seeded user of a seeded organisation (from 127.0.0.1), for tests that call services directly. */
+export function callerFor(user: SeededUser, org: SeededOrganisation): Caller {
+  return { user: { id: user.id, organisationId: org.id, organisationSlug: org.slug, organisationName: org.name, organisationBrandVersion: 0, name: user.name, email: user.email, role: user.role, language: null }, ip: '127.0.0.1', userAgent: 'test', sessionId: 'test' };
 }
