@@ -3,7 +3,7 @@ import type { Express } from 'express';
 import type { Response } from 'supertest';
 import request from 'supertest';
 import { ApiKeyService, apiScopes } from '../app/api-keys/service';
-import type { Caller, Role } from '../app/access/caller';
+import type { Role } from '../app/access/caller';
 import type { Route } from '../app/routes';
 import { routes } from '../app/routes';
 import { callerFor, csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { ApiKeyService } from '../app/api-keys/service';
 import { aggregateInsights, splitByLocalDay } from '../app/insights/aggregate';
-import { callerFor, csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation, type SeededUser } from './support/accounts';
+import { callerFor, csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
 
