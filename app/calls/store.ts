@@ -289,11 +289,11 @@ export async function uncountedEndedCalls(trx: Knex.Transaction, organisationId:
             ((coalesce(c.started_at, c.created_at) AT TIME ZONE ?)::date)::text AS day,
             extract(hour FROM (coalesce(c.started_at, c.created_at) AT TIME ZONE ?))::int AS hour,
             floor(extract(epoch FROM (c.ended_at - c.started_at)))::int AS seconds,
-            (SELECT count(*) FROM call_items i WHERE i.call_id = c.id)::int AS cards,
-            EXISTS (SELECT 1 FROM call_items i WHERE i.call_id = c.id AND i.favourite) AS favourite,
+            items.cards, items.favourite,
             (SELECT count(*) FROM recordings r WHERE r.call_id = c.id)::int AS recordings,
             (SELECT rc.answer FROM recording_consents rc WHERE rc.call_id = c.id AND rc.role = 'customer' ORDER BY rc.answered_at DESC, rc.id DESC LIMIT 1) AS consent
        FROM calls c
+       CROSS JOIN LATERAL (SELECT count(*)::int AS cards, coalesce(bool_or(i.favourite), false) AS favourite FROM call_items i WHERE i.call_id = c.id) items
       WHERE c.organisation_id = ? AND c.status = 'ended' AND c.counted_at IS NULL
       ORDER BY c.ended_at
       LIMIT ?

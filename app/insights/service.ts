@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ForbiddenError, ValidationError } from '../core/errors';
 import { organisationTimeZone } from '../organisation/time-zone';
 import { isOrganisationClerk, userNames } from '../staff/store';
-import { CHANNELS, countAtMost, countFigure, derivedFigure, histogramSize, NOT_APPLICABLE, percentile, type Figure, type InsightsReport, type Period } from './figures';
+import { addHistogram, CHANNELS, countAtMost, countFigure, derivedFigure, histogramSize, NOT_APPLICABLE, percentile, type Figure, type Histogram, type InsightsReport, type Period } from './figures';
 import { parsePeriod } from './period';
 import { InsightsSettingsStore } from './settings';
 import { clerkTotals, durationsPerClerk, histogram, hourCounts, series, topProducts, totals, type Selection } from './store';
@@ -53,16 +53,19 @@ export class InsightsService {
 
     const k = settings.threshold;
     const s: Selection = { organisationId: viewer.organisationId, from: period.from, to: period.to, ...(clerkId ? { clerkId } : {}) };
-    const [sum, points, durations, waits, hours, clerks, clerkDurations] = await Promise.all([
+    const [sum, points, waits, hours, clerks, clerkDurations, top] = await Promise.all([
       totals(this.knex, s),
       series(this.knex, s, period.bucket),
-      histogram(this.knex, s, 'durations'),
       histogram(this.knex, s, 'waits'),
       hourCounts(this.knex, s),
       clerkTotals(this.knex, s),
       durationsPerClerk(this.knex, s),
+      clerkId ? { shown: [], favourited: [] } : topProducts(this.knex, s, TOP),
     ]);
-    const [shown, favourited] = clerkId ? [[], []] : await Promise.all([topProducts(this.knex, s, 'shown', TOP), topProducts(this.knex, s, 'favourited', TOP)]);
+    // The durations of the selection: every clerk's (and those of calls without one) added up.
+    const durations: Histogram = {};
+    for (const h of clerkDurations.values()) addHistogram(durations, h);
+    const { shown, favourited } = top;
 
     // Clerks the viewer may see: all for admins and the API (and where the organisation shares them), else only themself.
     const visible = clerks.filter((c) => viewer.role !== 'clerk' || settings.clerksSeeEachOther || c.clerk_id === viewer.userId);

@@ -130,28 +130,28 @@ export async function histogram(db: Knex, s: Selection, column: 'durations' | 'w
   return Object.fromEntries(rows.map((r) => [r.k, r.n]));
 }
 
-/** The durations histogram per clerk over the selection. */
+/** The durations histogram per clerk over the selection ('' for calls without a clerk). */
 export async function durationsPerClerk(db: Knex, s: Selection): Promise<Map<string, Histogram>> {
   const rows = (await selected(db, s)
-    .whereNotNull('clerk_id')
     .joinRaw('CROSS JOIN LATERAL jsonb_each_text(insight_days.durations) AS h(k, n)')
     .groupBy('clerk_id', 'h.k')
-    .select('clerk_id', 'h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { clerk_id: string; k: string; n: number }[];
+    .select('clerk_id', 'h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { clerk_id: string | null; k: string; n: number }[];
   const out = new Map<string, Histogram>();
   for (const r of rows) {
-    const h = out.get(r.clerk_id) ?? {};
+    const key = r.clerk_id ?? '';
+    const h = out.get(key) ?? {};
     h[r.k] = r.n;
-    out.set(r.clerk_id, h);
+    out.set(key, h);
   }
   return out;
 }
 
-/** Calls started per ISO weekday (1 Monday) and local hour. */
+/** Calls started per ISO weekday (1 Monday) and local hour: 24 sums per weekday (cheaper than unnesting every day's array). */
 export async function hourCounts(db: Knex, s: Selection): Promise<{ weekday: number; hour: number; calls: number }[]> {
-  return (await selected(db, s)
-    .joinRaw('CROSS JOIN LATERAL unnest(insight_days.hours) WITH ORDINALITY AS h(n, i)')
-    .groupByRaw('1, 2')
-    .select(db.raw('extract(isodow FROM day)::int AS weekday'), db.raw('(h.i - 1)::int AS hour'), db.raw('sum(h.n)::int AS calls'))) as unknown as { weekday: number; hour: number; calls: number }[];
+  const rows = (await selected(db, s)
+    .groupByRaw('1')
+    .select(db.raw('extract(isodow FROM day)::int AS weekday'), ...Array.from({ length: 24 }, (_, h) => db.raw(`coalesce(sum(hours[${h + 1}]), 0)::int AS h${h}`)))) as unknown as ({ weekday: number } & Record<string, number>)[];
+  return rows.flatMap((r) => Array.from({ length: 24 }, (_, hour) => ({ weekday: r.weekday, hour, calls: r[`h${hour}`] ?? 0 })));
 }
 
 /** Per clerk: calls started and seconds available. */
@@ -162,17 +162,36 @@ export async function clerkTotals(db: Knex, s: Selection): Promise<{ clerk_id: s
     .select('clerk_id', db.raw('sum(calls_started)::int AS calls'), db.raw('sum(available_seconds)::bigint AS available_seconds'))) as unknown as { clerk_id: string; calls: number; available_seconds: number }[];
 }
 
-/** The products shown (or favourited) most over the organisation's days from..to. */
-export async function topProducts(db: Knex, s: Selection, by: 'shown' | 'favourited', limit: number): Promise<{ name: string; count: number }[]> {
-  const rows = (await products(db)
+/**
+ * The products shown most and favourited most over the organisation's days
+ * from..to: one pass over the days' products, then the names (the one each
+ * product was shown under last) of just the products listed.
+ */
+export async function topProducts(db: Knex, s: Selection, limit: number): Promise<{ shown: { name: string; count: number }[]; favourited: { name: string; count: number }[] }> {
+  const sums = (await products(db)
     .where({ organisation_id: s.organisationId })
     .whereBetween('day', [s.from, s.to])
     .groupBy('product_key')
-    .havingRaw(`sum(${by}) > 0`)
-    .orderByRaw(`sum(${by}) DESC, product_key`)
-    .limit(limit)
-    .select(db.raw('(array_agg(name ORDER BY day DESC))[1] AS name'), db.raw(`sum(${by})::int AS count`))) as unknown as { name: string; count: number }[];
-  return rows;
+    .select('product_key', db.raw('sum(shown)::int AS shown'), db.raw('sum(favourited)::int AS favourited'))) as unknown as { product_key: string; shown: number; favourited: number }[];
+  const top = (by: 'shown' | 'favourited') => sums.filter((p) => p[by] > 0).sort((a, b) => b[by] - a[by] || (a.product_key < b.product_key ? -1 : 1)).slice(0, limit);
+  const shown = top('shown');
+  const favourited = top('favourited');
+  const keys = [...new Set([...shown, ...favourited].map((p) => p.product_key))];
+  const names = new Map<string, string>();
+  if (keys.length) {
+    const rows = await products(db)
+      .where({ organisation_id: s.organisationId })
+      .whereIn('product_key', keys)
+      .where('day', '<=', s.to)
+      .distinctOn('product_key')
+      .orderBy([{ column: 'product_key' }, { column: 'day', order: 'desc' }])
+      .select('product_key', 'name');
+    for (const r of rows) names.set(r.product_key, r.name);
+  }
+  return {
+    shown: shown.map((p) => ({ name: names.get(p.product_key) ?? p.product_key, count: p.shown })),
+    favourited: favourited.map((p) => ({ name: names.get(p.product_key) ?? p.product_key, count: p.favourited })),
+  };
 }
 
 /** Deletes an organisation's figures of days before `before` (YYYY-MM-DD): the insights retention. Answers the rows deleted. */

@@ -36,7 +36,7 @@ export async function up(knex: Knex): Promise<void> {
     t.timestamp('counted_at', { useTz: true });
   });
   await knex.raw(`ALTER TABLE queue_entries ADD CONSTRAINT queue_entries_channel_check CHECK (channel IN ('queue', 'widget'))`);
-  await knex.raw(`CREATE INDEX queue_entries_uncounted_idx ON queue_entries (organisation_id) WHERE status <> 'waiting' AND counted_at IS NULL`);
+  await knex.raw(`CREATE INDEX queue_entries_uncounted_idx ON queue_entries (organisation_id, created_at) WHERE status <> 'waiting' AND counted_at IS NULL`);
 
   await knex.schema.alterTable('users', (t) => {
     t.timestamp('available_since', { useTz: true });
