@@ -165,7 +165,7 @@ export async function clerkTotals(db: Knex, s: Selection): Promise<{ clerk_id: s
 /**
  * The products shown most and favourited most over the organisation's days
  * from..to: one pass over the days' products, then the names (the one each
- * product was shown under last) of just the products listed.
+ * product was shown under last in the period) of just the products listed.
  */
 export async function topProducts(db: Knex, s: Selection, limit: number): Promise<{ shown: { name: string; count: number }[]; favourited: { name: string; count: number }[] }> {
   const sums = (await products(db)
@@ -182,7 +182,7 @@ export async function topProducts(db: Knex, s: Selection, limit: number): Promis
     const rows = await products(db)
       .where({ organisation_id: s.organisationId })
       .whereIn('product_key', keys)
-      .where('day', '<=', s.to)
+      .whereBetween('day', [s.from, s.to])
       .distinctOn('product_key')
       .orderBy([{ column: 'product_key' }, { column: 'day', order: 'desc' }])
       .select('product_key', 'name');
