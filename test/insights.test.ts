@@ -2,18 +2,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Knex } from 'knex';
-import { AppError } from '../app/core/errors';
 import { aggregateInsights } from '../app/insights/aggregate';
-import { CHANNELS, type Figure, type InsightsReport } from '../app/insights/figures';
-import { InsightsService, type Viewer } from '../app/insights/service';
+import { CHANNELS } from '../app/insights/figures';
+import type { Viewer } from '../app/insights/service';
 import { runRetention } from '../app/retention/run';
 import { seedOrganisation, seedUser, type SeededOrganisation, type SeededUser } from './support/accounts';
 import { useTestDatabase } from './support/database';
-import {
-  addDays, directAvailability, directFigures, insertCall, insertQueueEntry, keepSpans, seedHistory, setInsightsSettings, setTimeZone,
-  type Direct, type Scope,
-} from './support/insights-seed';
+import { directAvailability, directFigures, keepSpans, monthDisagreements, type Scope } from './support/insights-direct';
+import { addDays, insertCall, insertQueueEntry, setInsightsSettings } from './support/insights-seed';
+import { adminOf, compare, DAYS, disagreements, FIRST_DAY, report, seedWorld, type World } from './support/insights-world';
 import { setRetention } from './retention-seed';
 
 /**
@@ -23,138 +20,6 @@ import { setRetention } from './retention-seed';
  * seconds); the small-numbers rule; figures outliving the calls; local days
  * and hours across summer time; and who may read whose figures.
  */
-
-const FIRST_DAY = '2026-09-28'; // a Monday; six weeks, through the end of summer time (New York 1 November, Berlin 25 October)
-const DAYS = 42;
-
-interface World {
-  org: SeededOrganisation;
-  admin: SeededUser;
-  clerks: SeededUser[];
-  timeZone: string;
-}
-
-async function seedWorld(knex: Knex, name: string, timeZone: string, seed: number, busy = 10): Promise<World> {
-  const org = await seedOrganisation(knex, name);
-  await setTimeZone(knex, org.id, timeZone);
-  const admin = await seedUser(knex, org, 'admin');
-  const clerks = [];
-  for (const n of ['Anna', 'Ben', 'Cleo', 'Dario']) clerks.push(await seedUser(knex, org, 'clerk', { name: `${n} ${name}` }));
-  await seedHistory(knex, { organisationId: org.id, clerkIds: clerks.map((c) => c.id), timeZone, from: FIRST_DAY, days: DAYS, seed, busy });
-  return { org, admin, clerks, timeZone };
-}
-
-const adminOf = (w: World): Viewer => ({ organisationId: w.org.id, userId: w.admin.id, role: 'admin' });
-const clerkViewer = (w: World, clerk: SeededUser): Viewer => ({ organisationId: w.org.id, userId: clerk.id, role: 'clerk' });
-const report = (knex: Knex, viewer: Viewer, query: Record<string, unknown>) => new InsightsService(knex).report(viewer, query);
-
-/**
- * Compares a report with the direct computation, figure by figure, and
- * answers every disagreement (so that one run names them all). The
- * small-numbers rule as the issue states it: a figure built from 0 < n <
- * threshold calls (or queue entries) is withheld; a count is built from the
- * calls it counts; a share, an average or a percentile from the calls it is
- * taken over.
- */
-function disagreements(r: InsightsReport, d: Direct, s: Scope, available: Map<string, { seconds: number; pieces: number }>): string[] {
-  const k = r.threshold;
-  const out: string[] = [];
-  const check = (label: string, f: Figure | undefined, value: number | null, basis: number) => {
-    const tooFew = basis > 0 && basis < k;
-    const want = tooFew || (basis === 0 && value === null) ? null : value;
-    if (!f) return void out.push(`${label}: missing (want ${want})`);
-    const same = f.value === want || (f.value !== null && want !== null && Math.abs(f.value - want) <= 1e-9 * Math.max(1, Math.abs(want)));
-    if (!same || f.tooFew !== tooFew) out.push(`${label}: got ${JSON.stringify({ value: f.value, tooFew: f.tooFew })}, want ${JSON.stringify({ value: want, tooFew })} (from ${basis})`);
-  };
-  const count = (label: string, f: Figure | undefined, n: number) => check(label, f, n, n);
-
-  assert.equal(r.timeZone, s.timeZone);
-  // The series: one point per day (week from its Monday, month from its 1st) of the period, once, in order.
-  const bucketOf = (day: string): string => {
-    if (r.period.bucket === 'day') return day;
-    if (r.period.bucket === 'month') return `${day.slice(0, 7)}-01`;
-    return addDays(day, -((new Date(`${day}T00:00:00Z`).getUTCDay() + 6) % 7));
-  };
-  const points = new Map<string, { started: number; completed: number }>();
-  for (let day = s.from; day <= s.to; day = addDays(day, 1)) {
-    const p = points.get(bucketOf(day)) ?? { started: 0, completed: 0 };
-    const got = d.days.get(day);
-    points.set(bucketOf(day), { started: p.started + (got?.started ?? 0), completed: p.completed + (got?.completed ?? 0) });
-  }
-  assert.deepEqual(r.calls.map((p) => p.bucket), [...points.keys()], `one point per ${r.period.bucket}`);
-  for (const p of r.calls) {
-    count(`calls ${p.bucket} started`, p.started, points.get(p.bucket)?.started ?? 0);
-    count(`calls ${p.bucket} completed`, p.completed, points.get(p.bucket)?.completed ?? 0);
-  }
-  count('totals.started', r.totals.started, d.totals.started);
-  count('totals.completed', r.totals.completed, d.totals.completed);
-  count('totals.unanswered', r.totals.unanswered, d.totals.unanswered);
-  assert.deepEqual(r.channels.map((c) => c.channel), [...CHANNELS]);
-  for (const c of r.channels) count(`channels.${c.channel}`, c.calls, d.channels[c.channel] ?? 0);
-
-  const q = d.queue;
-  const settled = q.answered + q.abandoned;
-  count('queue.answered', r.queue.answered, q.answered);
-  if (r.subject.kind === 'clerk') {
-    // Abandoned customers belong to no clerk: not shown on a clerk's page.
-    check('queue.abandoned', r.queue.abandoned, null, 0);
-    check('queue.abandonment', r.queue.abandonment, null, 0);
-  } else {
-    count('queue.abandoned', r.queue.abandoned, q.abandoned);
-    check('queue.abandonment', r.queue.abandonment, settled ? q.abandoned / settled : null, settled);
-  }
-  check('queue.waitMedian', r.queue.waitMedian, q.waitMedian, q.answered);
-  check('queue.waitP90', r.queue.waitP90, q.waitP90, q.answered);
-  check('queue.serviceLevel', r.queue.serviceLevel, settled ? q.within / settled : null, settled);
-
-  check('durations.median', r.durations.median, d.durations.median, d.durations.n);
-  check('durations.p90', r.durations.p90, d.durations.p90, d.durations.n);
-
-  assert.equal(r.hours.length, 168, 'the heat map has every weekday × hour');
-  for (const cell of r.hours) count(`hours ${cell.weekday}-${cell.hour}`, cell.calls, d.hours.get(`${cell.weekday}-${cell.hour}`) ?? 0);
-
-  for (const c of r.clerks) {
-    const want = d.clerks.get(c.clerkId) ?? { calls: 0, completed: 0, durationMedian: null };
-    count(`clerk ${c.name} calls`, c.calls, want.calls);
-    check(`clerk ${c.name} durationMedian`, c.durationMedian, want.durationMedian, want.completed);
-    // Available time is not a call figure: shown as it is, to the second (rounding: at most a second per piece of span and day).
-    const a = available.get(c.clerkId) ?? { seconds: 0, pieces: 0 };
-    if (Math.abs(c.availableSeconds - a.seconds) > Math.max(1, a.pieces)) out.push(`clerk ${c.name} availableSeconds: got ${c.availableSeconds}, want ${a.seconds.toFixed(3)} (±${a.pieces})`);
-  }
-  const listed = new Set(r.clerks.map((c) => c.clerkId));
-  for (const [id, c] of d.clerks) if (c.calls > 0 && !listed.has(id)) out.push(`clerk ${id} with ${c.calls} calls not listed`);
-  for (const [id, a] of available) if (a.seconds >= 1 && !listed.has(id)) out.push(`clerk ${id} with ${a.seconds} s available not listed`);
-
-  check('curation.cardsPerCall', r.curation.cardsPerCall, d.totals.started ? d.curation.cards / d.totals.started : null, d.totals.started);
-  check('curation.favouriteShare', r.curation.favouriteShare, d.totals.started ? d.curation.withFavourite / d.totals.started : null, d.totals.started);
-
-  if (!s.clerkId) {
-    for (const by of ['shown', 'favourited'] as const) {
-      const ranked = d.products.filter((p) => p[by] > 0).sort((a, b) => b[by] - a[by]);
-      const got = r.products[by];
-      if (got.length !== Math.min(10, ranked.length)) out.push(`products.${by}: ${got.length} listed, want ${Math.min(10, ranked.length)}`);
-      for (const [i, p] of got.entries()) {
-        const want = ranked.find((x) => x.name === p.name);
-        if (!want) out.push(`products.${by}: ${p.name} not among the shown products`);
-        else count(`products.${by} ${p.name}`, p.count, want[by]);
-        if (i > 0 && want && (ranked.find((x) => x.name === got[i - 1]!.name)?.[by] ?? 0) < want[by]) out.push(`products.${by}: ${p.name} listed below a product shown less`);
-      }
-      const last = ranked[Math.min(10, ranked.length) - 1]?.[by] ?? 0;
-      for (const p of ranked.filter((x) => x[by] > last)) if (!got.some((g) => g.name === p.name)) out.push(`products.${by}: ${p.name} (${p[by]}) missing from the top ten`);
-    }
-  }
-  count('recordings.made', r.recordings.made, d.recordings.made);
-  count('recordings.consentsGranted', r.recordings.consentsGranted, d.recordings.granted);
-  count('recordings.consentsRefused', r.recordings.consentsRefused, d.recordings.refused);
-  return out;
-}
-
-async function compare(knex: Knex, viewer: Viewer, query: Record<string, unknown>, scope: Omit<Scope, 'from' | 'to' | 'serviceLevelSeconds'>): Promise<{ report: InsightsReport; direct: Direct; problems: string[] }> {
-  const r = await report(knex, viewer, query);
-  const s: Scope = { ...scope, from: r.period.from, to: r.period.to, serviceLevelSeconds: r.serviceLevelSeconds };
-  const direct = await directFigures(knex, s);
-  return { report: r, direct, problems: disagreements(r, direct, s, await directAvailability(knex, s)) };
-}
 
 describe('insights: every figure against the raw rows', () => {
   const db = useTestDatabase();
@@ -210,11 +75,16 @@ describe('insights: every figure against the raw rows', () => {
     assert.deepEqual(problems, []);
   });
 
-  it('ninety days in weeks, and the service level at another threshold', async () => {
-    const { report: r, problems } = await compare(knex(), adminOf(main), { period: 'custom', from: '2026-09-30', to: '2026-12-28' }, { organisationId: main.org.id, timeZone: main.timeZone });
+  it('ninety days in weeks (whole months read from the monthly figures), and the service level at another threshold', async () => {
+    // October and November, the whole months inside, are read from the monthly figures: their durations in steps.
+    const { report: r, problems } = await compare(knex(), adminOf(main), { period: 'custom', from: '2026-09-30', to: '2026-12-28' }, { organisationId: main.org.id, timeZone: main.timeZone, stepped: ['2026-10-01', '2026-11-30'] });
     assert.equal(r.period.bucket, 'week');
     assert.equal(r.calls[0]!.bucket, '2026-09-28', 'the first week from its Monday');
     assert.deepEqual(problems, []);
+    const clerk = main.clerks[2]!;
+    const mine = await compare(knex(), adminOf(main), { period: 'custom', from: '2026-09-30', to: '2026-12-28', subject: clerk.id }, { organisationId: main.org.id, timeZone: main.timeZone, clerkId: clerk.id, stepped: ['2026-10-01', '2026-11-30'] });
+    assert.deepEqual(mine.problems, [], "one clerk's ninety days");
+    assert.deepEqual(await monthDisagreements(knex(), main.org.id), [], 'each month is the sum of its days');
     await setInsightsSettings(knex(), main.org.id, { serviceLevelSeconds: 30 });
     try {
       const at30 = await compare(knex(), adminOf(main), { period: 'month', date: '2026-10-15' }, { organisationId: main.org.id, timeZone: main.timeZone });
@@ -361,6 +231,14 @@ describe('insights: figures outlive the calls; the job counts each call once', (
     assert.equal(Number((await knex()('insight_products').where({ organisation_id: w.org.id }).where('day', '<', '2026-10-22').count({ n: '*' }))[0]!.n), 0);
     assert.deepEqual(await report(knex(), adminOf(w), { period: 'custom', from: '2026-10-23', to: '2026-11-08' }), kept, 'the days after the cutoff are untouched');
     assert.equal((await report(knex(), adminOf(w), { period: 'custom', from: FIRST_DAY, to: '2026-10-21' })).totals.started.value, 0);
+    // The monthly figures follow: September's are gone, October's are the sum of the days left.
+    assert.deepEqual(await monthDisagreements(knex(), w.org.id), []);
+    assert.equal(Number((await knex()('insight_months').where({ organisation_id: w.org.id }).where('month', '<', '2026-10-01').count({ n: '*' }))[0]!.n), 0);
+    const long = await report(knex(), adminOf(w), { period: 'custom', from: FIRST_DAY, to: '2026-12-31' });
+    assert.equal(long.period.bucket, 'week');
+    const left = await report(knex(), adminOf(w), { period: 'custom', from: '2026-10-22', to: '2026-11-08' });
+    assert.ok(left.totals.started.value! > 50);
+    assert.deepEqual([long.totals, long.channels, long.recordings, long.queue.answered], [left.totals, left.channels, left.recordings, left.queue.answered], 'a long period (October and November read as months) counts the days left');
   });
 
   it('aggregating again changes nothing; a call ended after a run is added by the next; runs at once count each call once', async () => {
@@ -386,6 +264,7 @@ describe('insights: figures outlive the calls; the job counts each call once', (
     const november = { period: 'month', date: '2026-11-08' };
     assert.deepEqual((await compare(knex(), adminOf(w), november, scope)).problems, []);
     assert.deepEqual((await compare(knex(), adminOf(w), month, scope)).problems, []);
+    assert.deepEqual(await monthDisagreements(knex(), w.org.id), [], 'the months of the late call and queue entry were rebuilt');
   });
 
   it('more calls than the job counts in one transaction: all counted, once', async function () {
@@ -396,6 +275,7 @@ describe('insights: figures outlive the calls; the job counts each call once', (
     assert.ok(result.calls > 2000, `${result.calls} calls`);
     const { problems } = await compare(knex(), adminOf(w), { period: 'custom', from: FIRST_DAY, to: addDays(FIRST_DAY, DAYS - 1) }, { organisationId: w.org.id, timeZone: w.timeZone });
     assert.deepEqual(problems, []);
+    assert.deepEqual(await monthDisagreements(knex(), w.org.id), []);
   });
 
   it('a product deleted from the catalogue between a call and the job is still one product in the top list', async () => {
@@ -427,187 +307,6 @@ describe('insights: figures outlive the calls; the job counts each call once', (
     for (const w of [a, b]) {
       const { problems } = await compare(knex(), adminOf(w), { period: 'month', date: '2026-10-01' }, { organisationId: w.org.id, timeZone: w.timeZone });
       assert.deepEqual(problems, [], w.org.name);
-    }
-  });
-});
-
-describe('insights: local days and hours (time zones, summer time)', () => {
-  const db = useTestDatabase();
-  const knex = () => db.current.knex;
-
-  /** Three completed calls starting at `utc` (the threshold is 3: each spot is shown). */
-  async function three(org: SeededOrganisation, clerk: SeededUser, utc: string): Promise<void> {
-    for (let i = 0; i < 3; i++) {
-      const at = new Date(utc);
-      await insertCall(knex(), org.id, { clerkId: clerk.id, channel: 'link', createdAt: new Date(at.getTime() - 60_000), startedAt: at, endedAt: new Date(at.getTime() + 600_000) });
-    }
-  }
-
-  const started = (r: InsightsReport) => Object.fromEntries(r.calls.filter((p) => p.started.value).map((p) => [p.bucket, p.started.value]));
-  const cells = (r: InsightsReport) => Object.fromEntries(r.hours.filter((h) => h.calls.value).map((h) => [`${h.weekday}-${h.hour}`, h.calls.value]));
-
-  it('Berlin: a call at 23:30 or 00:30 local counts on its local day and hour, in summer, in winter and in the weeks the clocks change', async () => {
-    const org = await seedOrganisation(knex(), 'Berlin Bank');
-    await setTimeZone(knex(), org.id, 'Europe/Berlin');
-    await setInsightsSettings(knex(), org.id, { threshold: 3 });
-    const admin = await seedUser(knex(), org, 'admin');
-    const clerk = await seedUser(knex(), org, 'clerk');
-    await three(org, clerk, '2026-10-23T21:30:00Z'); // Fri 23 Oct 23:30 CEST
-    await three(org, clerk, '2026-10-23T22:30:00Z'); // Sat 24 Oct 00:30 CEST (UTC: Friday)
-    await three(org, clerk, '2026-10-25T00:30:00Z'); // Sun 25 Oct 02:30 CEST, the first of the two
-    await three(org, clerk, '2026-10-25T01:30:00Z'); // Sun 25 Oct 02:30 CET, the second
-    await three(org, clerk, '2026-10-25T22:30:00Z'); // Sun 25 Oct 23:30 CET
-    await three(org, clerk, '2026-10-25T23:30:00Z'); // Mon 26 Oct 00:30 CET (UTC: Sunday)
-    await three(org, clerk, '2026-03-28T22:30:00Z'); // Sat 28 Mar 23:30 CET
-    await three(org, clerk, '2026-03-28T23:30:00Z'); // Sun 29 Mar 00:30 CET (UTC: Saturday)
-    await three(org, clerk, '2026-03-29T01:30:00Z'); // Sun 29 Mar 03:30 CEST (02:00-03:00 does not exist)
-    await three(org, clerk, '2026-03-29T21:30:00Z'); // Sun 29 Mar 23:30 CEST
-    await three(org, clerk, '2026-03-29T22:30:00Z'); // Mon 30 Mar 00:30 CEST (UTC: Sunday)
-    // Customers who entered the queue at 23:50 on Saturday 24 October and were answered after midnight; some who left at 23:55 local.
-    for (let i = 0; i < 3; i++) {
-      await insertQueueEntry(knex(), org.id, { status: 'accepted', channel: 'queue', createdAt: new Date('2026-10-24T21:50:00Z'), acceptedAt: new Date('2026-10-24T22:10:00Z'), acceptedBy: clerk.id });
-      await insertQueueEntry(knex(), org.id, { status: 'left', channel: 'widget', createdAt: new Date('2026-10-24T21:55:00Z'), endedAt: new Date('2026-10-24T22:05:00Z') });
-    }
-    await aggregateInsights(knex(), { organisationId: org.id });
-    const viewer: Viewer = { organisationId: org.id, userId: admin.id, role: 'admin' };
-
-    const autumn = await report(knex(), viewer, { period: 'week', date: '2026-10-21' });
-    assert.deepEqual([autumn.period.from, autumn.period.to], ['2026-10-19', '2026-10-25']);
-    assert.deepEqual(started(autumn), { '2026-10-23': 3, '2026-10-24': 3, '2026-10-25': 9 });
-    assert.deepEqual(cells(autumn), { '5-23': 3, '6-0': 3, '7-2': 6, '7-23': 3 }, 'the local hour; the hour 02:00 of the long night twice');
-    const queueOn = async (date: string) => {
-      const r = await report(knex(), viewer, { period: 'day', date });
-      return [r.queue.answered.value, r.queue.abandoned.value, r.queue.waitMedian.value];
-    };
-    assert.deepEqual(await queueOn('2026-10-24'), [3, 3, 1200], 'queue entries count on the local day they were entered');
-    assert.deepEqual(await queueOn('2026-10-25'), [0, 0, null]);
-    const monday = await report(knex(), viewer, { period: 'day', date: '2026-10-26' });
-    assert.deepEqual([started(monday), cells(monday)], [{ '2026-10-26': 3 }, { '1-0': 3 }]);
-
-    const spring = await report(knex(), viewer, { period: 'week', date: '2026-03-25' });
-    assert.deepEqual(started(spring), { '2026-03-28': 3, '2026-03-29': 9 });
-    assert.deepEqual(cells(spring), { '6-23': 3, '7-0': 3, '7-3': 3, '7-23': 3 }, 'no call in the hour that does not exist');
-    assert.deepEqual(started(await report(knex(), viewer, { period: 'day', date: '2026-03-30' })), { '2026-03-30': 3 });
-  });
-
-  it('New York: a call at 23:30 local (the next day in UTC) counts on its local day and hour', async () => {
-    const org = await seedOrganisation(knex(), 'Hudson Bank');
-    await setTimeZone(knex(), org.id, 'America/New_York');
-    await setInsightsSettings(knex(), org.id, { threshold: 3 });
-    const admin = await seedUser(knex(), org, 'admin');
-    const clerk = await seedUser(knex(), org, 'clerk');
-    await three(org, clerk, '2026-10-15T03:30:00Z'); // Wed 14 Oct 23:30 EDT
-    await three(org, clerk, '2026-11-02T04:30:00Z'); // Sun 1 Nov 23:30 EST, the day the clocks went back
-    await aggregateInsights(knex(), { organisationId: org.id });
-    const viewer: Viewer = { organisationId: org.id, userId: admin.id, role: 'admin' };
-    const r = await report(knex(), viewer, { period: 'custom', from: '2026-10-14', to: '2026-11-02' });
-    assert.deepEqual(started(r), { '2026-10-14': 3, '2026-11-01': 3 });
-    assert.deepEqual(cells(r), { '3-23': 3, '7-23': 3 });
-  });
-
-  it("available time is split at local midnight, the 25-hour day included", async () => {
-    const org = await seedOrganisation(knex(), 'Shift Bank');
-    await setTimeZone(knex(), org.id, 'Europe/Berlin');
-    const admin = await seedUser(knex(), org, 'admin');
-    const [a, b, c] = [await seedUser(knex(), org, 'clerk', { name: 'A' }), await seedUser(knex(), org, 'clerk', { name: 'B' }), await seedUser(knex(), org, 'clerk', { name: 'C' })];
-    await knex()('availability_spans').insert([
-      { organisation_id: org.id, user_id: a.id, started_at: new Date('2026-10-24T22:00:00Z'), ended_at: new Date('2026-10-25T23:00:00Z') }, // all of Sunday 25 October: 25 hours
-      { organisation_id: org.id, user_id: b.id, started_at: new Date('2026-10-23T21:00:00Z'), ended_at: new Date('2026-10-23T23:00:00Z') }, // 23:00-01:00 CEST
-      { organisation_id: org.id, user_id: c.id, started_at: new Date('2026-10-23T21:42:17Z'), ended_at: new Date('2026-10-23T22:20:00Z') }, // 23:42:17-00:20:00 CEST
-    ]);
-    await aggregateInsights(knex(), { organisationId: org.id });
-    const viewer: Viewer = { organisationId: org.id, userId: admin.id, role: 'admin' };
-    const seconds = async (date: string) => Object.fromEntries((await report(knex(), viewer, { period: 'day', date })).clerks.map((x) => [x.name, x.availableSeconds]));
-    assert.deepEqual(await seconds('2026-10-23'), { B: 3600, C: 1063 });
-    assert.deepEqual(await seconds('2026-10-24'), { B: 3600, C: 1200 });
-    assert.deepEqual(await seconds('2026-10-25'), { A: 90000 });
-  });
-});
-
-describe("insights: clerks' available time", () => {
-  const db = useTestDatabase();
-  const knex = () => db.current.knex;
-
-  it('a clerk available now counts up to each run, without counting any second twice', async () => {
-    const org = await seedOrganisation(knex(), 'Available Bank');
-    const admin = await seedUser(knex(), org, 'admin');
-    const clerk = await seedUser(knex(), org, 'clerk', { name: 'Ava' });
-    await knex()('users').where({ id: clerk.id }).update({ availability: 'available', available_since: new Date('2026-11-02T08:00:00Z') });
-    const viewer: Viewer = { organisationId: org.id, userId: admin.id, role: 'admin' };
-    const seconds = async () => (await report(knex(), viewer, { period: 'day', date: '2026-11-02' })).clerks.map((c) => [c.name, c.availableSeconds]);
-    await aggregateInsights(knex(), { organisationId: org.id, now: new Date('2026-11-02T10:00:00Z') });
-    assert.deepEqual(await seconds(), [['Ava', 7200]]);
-    await aggregateInsights(knex(), { organisationId: org.id, now: new Date('2026-11-02T11:00:00Z') });
-    await aggregateInsights(knex(), { organisationId: org.id, now: new Date('2026-11-02T11:00:00Z') });
-    assert.deepEqual(await seconds(), [['Ava', 10800]]);
-  });
-});
-
-describe('insights: who may read whose figures', () => {
-  const db = useTestDatabase();
-  const knex = () => db.current.knex;
-  let w: World;
-  let stranger: World;
-
-  before(async function () {
-    this.timeout(120000);
-    w = await seedWorld(knex(), 'Access Bank', 'Europe/Berlin', 11, 6);
-    stranger = await seedWorld(knex(), 'Stranger Bank', 'Europe/Berlin', 12, 6);
-    await aggregateInsights(knex(), { organisationId: w.org.id });
-    await aggregateInsights(knex(), { organisationId: stranger.org.id });
-  });
-
-  const month = { period: 'month', date: '2026-10-01' };
-  const rejects = (promise: Promise<unknown>, status: number, code: string) =>
-    assert.rejects(promise, (err: unknown) => err instanceof AppError && err.status === status && err.code === code);
-
-  it("a clerk sees their own figures and the team's, not another clerk's", async () => {
-    const [anna, ben] = w.clerks as [SeededUser, SeededUser];
-    await setInsightsSettings(knex(), w.org.id, { clerksSeeEachOther: false });
-    const own = await report(knex(), clerkViewer(w, anna), month);
-    assert.deepEqual(own.subject, { kind: 'clerk', clerkId: anna.id, name: anna.name }, 'by default, their own');
-    assert.deepEqual(own.clerks.map((c) => c.clerkId), [anna.id]);
-    await rejects(report(knex(), clerkViewer(w, anna), { ...month, subject: ben.id }), 403, 'insights_not_yours');
-    const team = await report(knex(), clerkViewer(w, anna), { ...month, subject: 'team' });
-    assert.deepEqual(team.subject, { kind: 'organisation' });
-    assert.deepEqual(team.clerks.map((c) => c.clerkId), [anna.id], "the team's figures list only their own row");
-    assert.deepEqual(team.totals, (await report(knex(), adminOf(w), month)).totals, "the team's totals are the admin's");
-  });
-
-  it('where the admin allows it, clerks see each other; an admin always sees every clerk', async () => {
-    const [anna, ben] = w.clerks as [SeededUser, SeededUser];
-    const asAdmin = await report(knex(), adminOf(w), { ...month, subject: ben.id });
-    assert.deepEqual(asAdmin.subject, { kind: 'clerk', clerkId: ben.id, name: ben.name });
-    assert.deepEqual((await report(knex(), adminOf(w), month)).clerks.map((c) => c.clerkId).sort(), w.clerks.map((c) => c.id).sort());
-    const api = await report(knex(), { organisationId: w.org.id, userId: null, role: 'api' }, month);
-    assert.equal(api.clerks.length, 4);
-
-    await setInsightsSettings(knex(), w.org.id, { clerksSeeEachOther: true });
-    try {
-      assert.deepEqual(await report(knex(), clerkViewer(w, anna), { ...month, subject: ben.id }), asAdmin);
-      assert.equal((await report(knex(), clerkViewer(w, anna), { ...month, subject: 'team' })).clerks.length, 4);
-    } finally {
-      await setInsightsSettings(knex(), w.org.id, { clerksSeeEachOther: false });
-    }
-  });
-
-  it("never another organisation's calls or clerks", async () => {
-    const s: Scope = { organisationId: w.org.id, timeZone: w.timeZone, from: '2026-10-01', to: '2026-10-31', serviceLevelSeconds: 60 };
-    const mine = await directFigures(knex(), s);
-    const theirs = await directFigures(knex(), { ...s, organisationId: stranger.org.id });
-    assert.notEqual(mine.totals.started, theirs.totals.started);
-    const r = await report(knex(), adminOf(w), month);
-    assert.equal(r.totals.started.value, mine.totals.started);
-    assert.ok(r.clerks.every((c) => w.clerks.some((x) => x.id === c.clerkId)));
-    const names = new Set([...r.products.shown, ...r.products.favourited].map((p) => p.name));
-    assert.ok(names.size > 0);
-    // A clerk of another organisation is no subject here, for an admin nor for a clerk allowed to see the others.
-    await rejects(report(knex(), adminOf(w), { ...month, subject: stranger.clerks[0]!.id }), 400, 'validation_failed');
-    await setInsightsSettings(knex(), w.org.id, { clerksSeeEachOther: true });
-    try {
-      await rejects(report(knex(), clerkViewer(w, w.clerks[0]!), { ...month, subject: stranger.clerks[0]!.id }), 400, 'validation_failed');
-    } finally {
-      await setInsightsSettings(knex(), w.org.id, { clerksSeeEachOther: false });
     }
   });
 });

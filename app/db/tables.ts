@@ -225,6 +225,18 @@ export interface InsightDayRow {
   waits: Record<string, number>;
 }
 
+/** `insight_months`: the sums of a month's `insight_days` (written only by the database function insight_rebuild_months). */
+export interface InsightMonthRow extends Omit<InsightDayRow, 'day' | 'hours'> {
+  month: string; // date, as for insight_days
+  week_hours: number[];
+}
+
+/** `insight_product_months`: the sums of a month's `insight_products`. */
+export interface InsightProductMonthRow extends Omit<InsightProductRow, 'day'> {
+  last_day: string; // date
+  month: string; // date
+}
+
 /** `insight_products` */
 export interface InsightProductRow {
   day: string; // date, as for insight_days
@@ -553,6 +565,8 @@ export interface TableRows {
   call_notes: CallNoteRow;
   calls: CallRow;
   insight_days: InsightDayRow;
+  insight_months: InsightMonthRow;
+  insight_product_months: InsightProductMonthRow;
   insight_products: InsightProductRow;
   legal_holds: LegalHoldRow;
   login_throttles: LoginThrottleRow;

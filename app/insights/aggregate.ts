@@ -5,7 +5,7 @@ import { organisationTimeZone } from '../organisation/time-zone';
 import { markEntriesCounted, uncountedSettledEntries } from '../queue/store';
 import { takeAvailabilitySpans } from '../staff/store';
 import { addDays } from './period';
-import { addDayFigures, addProductFigures, cardsOfCalls, dayKey, emptyDay, type DayFigures } from './store';
+import { addDayFigures, addProductFigures, cardsOfCalls, dayKey, emptyDay, lockFigures, rebuildMonths, type DayFigures } from './store';
 
 /** Calls (and queue entries) counted per transaction. */
 const BATCH = 2000;
@@ -43,7 +43,7 @@ export async function aggregateInsights(knex: Knex, options: AggregateOptions = 
     for (let first = true; ; first = false) {
       const withAvailability = first;
       const done = await knex.transaction(async (trx) => {
-        await trx.raw(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, [`vclerk-insights:${organisationId}`]);
+        await lockFigures(trx, organisationId);
         return countBatch(trx, organisationId, timeZone, options.now ?? new Date(), withAvailability);
       });
       total.calls += done.calls;
@@ -87,6 +87,7 @@ async function countBatch(trx: Knex.Transaction, organisationId: string, timeZon
   await addDayFigures(trx, organisationId, additions);
   const started = calls.filter((c) => c.started);
   await addProductFigures(trx, organisationId, await cardsOfCalls(trx, started.map((c) => ({ id: c.id, day: c.day }))));
+  await rebuildMonths(trx, organisationId, [...additions.values()].map((a) => a.day));
   await markCallsCounted(trx, calls.map((c) => c.id));
   await markEntriesCounted(trx, entries.map((e) => e.id));
   return { calls: calls.length, queueEntries: entries.length, availabilitySpans: spans.length };

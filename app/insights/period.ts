@@ -46,10 +46,15 @@ export function monthStart(day: string): string {
   return `${day.slice(0, 7)}-01`;
 }
 
-function monthEnd(day: string): string {
+/** The first day of the month `n` months after the day's month. */
+export function addMonths(day: string, n: number): string {
   const d = new Date(`${monthStart(day)}T00:00:00Z`);
-  d.setUTCMonth(d.getUTCMonth() + 1);
-  return addDays(d.toISOString().slice(0, 10), -1);
+  d.setUTCMonth(d.getUTCMonth() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+export function monthEnd(day: string): string {
+  return addDays(addMonths(day, 1), -1);
 }
 
 function bucketFor(days: number): Period['bucket'] {
@@ -88,11 +93,7 @@ export function parsePeriod(query: unknown, timeZone: string, now = new Date()):
   } else {
     from = monthStart(anchor);
     to = monthEnd(anchor);
-    shift = (day, n) => {
-      const d = new Date(`${monthStart(day)}T00:00:00Z`);
-      d.setUTCMonth(d.getUTCMonth() + n);
-      return d.toISOString().slice(0, 10);
-    };
+    shift = addMonths;
   }
   const around = (n: number) => {
     const start = shift(from, n);

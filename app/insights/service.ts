@@ -4,10 +4,9 @@ import { ForbiddenError, ValidationError } from '../core/errors';
 import { organisationTimeZone } from '../organisation/time-zone';
 import { isOrganisationClerk, userNames } from '../staff/store';
 import { addHistogram, CHANNELS, countAtMost, countFigure, derivedFigure, histogramSize, NOT_APPLICABLE, percentile, type Figure, type Histogram, type InsightsReport, type Period } from './figures';
-import { parsePeriod } from './period';
+import { addDays, addMonths, monthEnd, monthStart, parsePeriod, weekStart } from './period';
 import { InsightsSettingsStore } from './settings';
-import { clerkTotals, durationsPerClerk, histogram, hourCounts, series, topProducts, totals, type Selection } from './store';
-import { addDays, monthStart, weekStart } from './period';
+import { clerkTotals, durationsPerClerk, hourCounts, series, topProducts, totals, waitHistogram, type Selection } from './store';
 
 /** Who asks: a signed-in admin or clerk, or the organisation's own systems (an API key with `insights:read`). */
 export interface Viewer {
@@ -52,11 +51,12 @@ export class InsightsService {
     if (clerkId && !(await isOrganisationClerk(this.knex, viewer.organisationId, clerkId))) throw new ValidationError([{ field: 'subject', code: 'unknown_clerk' }]);
 
     const k = settings.threshold;
-    const s: Selection = { organisationId: viewer.organisationId, from: period.from, to: period.to, ...(clerkId ? { clerkId } : {}) };
+    const months = wholeMonths(period);
+    const s: Selection = { organisationId: viewer.organisationId, from: period.from, to: period.to, ...(clerkId ? { clerkId } : {}), ...(months ? { months } : {}) };
     const [sum, points, waits, hours, clerks, clerkDurations, top] = await Promise.all([
       totals(this.knex, s),
       series(this.knex, s, period.bucket),
-      histogram(this.knex, s, 'waits'),
+      waitHistogram(this.knex, s),
       hourCounts(this.knex, s),
       clerkTotals(this.knex, s),
       durationsPerClerk(this.knex, s),
@@ -124,9 +124,19 @@ function fillBuckets(period: Period, points: { bucket: string; started: number; 
 function nextBucket(b: string, bucket: Period['bucket']): string {
   if (bucket === 'day') return addDays(b, 1);
   if (bucket === 'week') return addDays(b, 7);
-  const d = new Date(`${b}T00:00:00Z`);
-  d.setUTCMonth(d.getUTCMonth() + 1);
-  return d.toISOString().slice(0, 10);
+  return addMonths(b, 1);
+}
+
+/**
+ * The whole months a period reads from the monthly figures: those of a
+ * period longer than 62 days (counted in weeks or months), where the
+ * durations' steps (see docs/insights.md) do not matter; none otherwise.
+ */
+function wholeMonths(period: Period): { from: string; to: string } | null {
+  if (period.bucket === 'day') return null;
+  const from = period.from === monthStart(period.from) ? period.from : addMonths(period.from, 1);
+  const last = period.to === monthEnd(period.to) ? monthStart(period.to) : addMonths(period.to, -1);
+  return from <= last ? { from, to: last } : null;
 }
 
 function heatMap(cells: { weekday: number; hour: number; calls: number }[], k: number): { weekday: number; hour: number; calls: Figure }[] {

@@ -1,15 +1,36 @@
 import type { Knex } from 'knex';
 import type { InsightDayRow } from '../db/tables';
 import type { Histogram } from './figures';
+import { addDays, addMonths, monthStart } from './period';
 
 /**
  * The owner of `insight_days` and `insight_products`: the daily figures
  * Insights keeps per organisation, local day and clerk (clerk null: what
- * belongs to no clerk), and per product. Every query on them is built here.
+ * belongs to no clerk), and per product; and of their monthly sums
+ * `insight_months` and `insight_product_months`, which the database
+ * function `insight_rebuild_months` writes from the days (see its
+ * migration). Every query on them is built here.
  */
 
 const days = (db: Knex) => db('insight_days');
 const products = (db: Knex) => db('insight_products');
+const months = (db: Knex) => db('insight_months');
+const productMonths = (db: Knex) => db('insight_product_months');
+
+/**
+ * Takes the organisation's insights lock for the caller's transaction: one
+ * writer of an organisation's figures at a time (the job on any node, the
+ * insights retention).
+ */
+export async function lockFigures(trx: Knex.Transaction, organisationId: string): Promise<void> {
+  await trx.raw('SELECT pg_advisory_xact_lock(hashtextextended(?, 0))', [`vclerk-insights:${organisationId}`]);
+}
+
+/** Rebuilds the monthly rows of the months of `daysTouched` from their days; under the organisation's insights lock. */
+export async function rebuildMonths(trx: Knex.Transaction, organisationId: string, daysTouched: Iterable<string>): Promise<void> {
+  const wanted = [...new Set([...daysTouched].map(monthStart))];
+  if (wanted.length) await trx.raw('SELECT insight_rebuild_months(?, ?::date[])', [organisationId, wanted]);
+}
 
 /** What one day of one clerk adds up; the counts and histograms a row holds. */
 export type DayFigures = Omit<InsightDayRow, 'id' | 'organisation_id' | 'day' | 'clerk_id'>;
@@ -91,16 +112,41 @@ export async function cardsOfCalls(trx: Knex.Transaction, callDays: { id: string
   return result.rows.map((r) => ({ day: r.day, productKey: r.product_key, name: r.name, shown: r.shown, favourited: r.favourited }));
 }
 
-/** Which rows a report reads: an organisation's days from..to, optionally one clerk's. */
+/**
+ * Which rows a report reads: an organisation's days from..to, optionally one
+ * clerk's. With `months` (first days of the first and last month wholly
+ * inside from..to), those months are read from the monthly rows and only
+ * the days before and after them from the daily ones.
+ */
 export interface Selection {
   organisationId: string;
   from: string;
   to: string;
   clerkId?: string;
+  months?: { from: string; to: string };
 }
 
+/** The stretches of days a selection reads day by day. */
+function dayRanges(s: Selection): [string, string][] {
+  if (!s.months) return [[s.from, s.to]];
+  const ranges: [string, string][] = [[s.from, addDays(s.months.from, -1)], [addMonths(s.months.to, 1), s.to]];
+  return ranges.filter(([a, b]) => a <= b);
+}
+
+const FIGURE_COLUMNS = [...COUNTS, 'durations', 'waits'];
+
+/**
+ * The selection's rows as one relation `f` (day, clerk_id, the counts,
+ * durations, waits): its daily rows and, for its whole months, the monthly
+ * ones (`day` is then the month's first day).
+ */
 function selected(db: Knex, s: Selection): Knex.QueryBuilder {
-  const q = days(db).where({ organisation_id: s.organisationId }).whereBetween('day', [s.from, s.to]);
+  const parts: Knex.QueryBuilder[] = dayRanges(s).map(([a, b]) => ofClerk(days(db).where({ organisation_id: s.organisationId }).whereBetween('day', [a, b]), s).select('day', 'clerk_id', ...FIGURE_COLUMNS));
+  if (s.months) parts.push(ofClerk(months(db).where({ organisation_id: s.organisationId }).whereBetween('month', [s.months.from, s.months.to]), s).select(db.raw('month AS day'), 'clerk_id', ...FIGURE_COLUMNS));
+  return db.from(db.raw(`(${parts.map(() => '?').join(' UNION ALL ')}) AS f`, parts));
+}
+
+function ofClerk(q: Knex.QueryBuilder, s: Selection): Knex.QueryBuilder {
   return s.clerkId ? q.where({ clerk_id: s.clerkId }) : q;
 }
 
@@ -112,19 +158,20 @@ export async function totals(db: Knex, s: Selection): Promise<Record<CountColumn
   return Object.fromEntries(COUNTS.map((c) => [c, Number(row?.[c] ?? 0)])) as Record<CountColumn, number>;
 }
 
-/** Calls started and completed per bucket (its first day: a day, the Monday of a week, the 1st of a month). */
+/** Calls started and completed per bucket (its first day: a day, the Monday of a week, the 1st of a month); weeks and days are read from daily rows only. */
 export async function series(db: Knex, s: Selection, bucket: 'day' | 'week' | 'month'): Promise<{ bucket: string; started: number; completed: number }[]> {
-  const rows = (await selected(db, s)
+  const from = bucket === 'month' ? s : { ...s, months: undefined };
+  const rows = (await selected(db, from)
     .groupByRaw('1')
     .orderByRaw('1')
     .select(db.raw(`date_trunc('${bucket}', day)::date::text AS bucket`), db.raw('sum(calls_started)::int AS started'), db.raw('sum(calls_completed)::int AS completed'))) as unknown as { bucket: string; started: number; completed: number }[];
   return rows;
 }
 
-/** A histogram column summed over the selection. */
-export async function histogram(db: Knex, s: Selection, column: 'durations' | 'waits'): Promise<Histogram> {
+/** The waits histogram summed over the selection. */
+export async function waitHistogram(db: Knex, s: Selection): Promise<Histogram> {
   const rows = (await selected(db, s)
-    .joinRaw(`CROSS JOIN LATERAL jsonb_each_text(insight_days.${column}) AS h(k, n)`)
+    .joinRaw('CROSS JOIN LATERAL jsonb_each_text(f.waits) AS h(k, n)')
     .groupBy('h.k')
     .select('h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { k: string; n: number }[];
   return Object.fromEntries(rows.map((r) => [r.k, r.n]));
@@ -133,7 +180,7 @@ export async function histogram(db: Knex, s: Selection, column: 'durations' | 'w
 /** The durations histogram per clerk over the selection ('' for calls without a clerk). */
 export async function durationsPerClerk(db: Knex, s: Selection): Promise<Map<string, Histogram>> {
   const rows = (await selected(db, s)
-    .joinRaw('CROSS JOIN LATERAL jsonb_each_text(insight_days.durations) AS h(k, n)')
+    .joinRaw('CROSS JOIN LATERAL jsonb_each_text(f.durations) AS h(k, n)')
     .groupBy('clerk_id', 'h.k')
     .select('clerk_id', 'h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { clerk_id: string | null; k: string; n: number }[];
   const out = new Map<string, Histogram>();
@@ -146,12 +193,27 @@ export async function durationsPerClerk(db: Knex, s: Selection): Promise<Map<str
   return out;
 }
 
-/** Calls started per ISO weekday (1 Monday) and local hour: 24 sums per weekday (cheaper than unnesting every day's array). */
+/** Calls started per ISO weekday (1 Monday) and local hour: 24 sums per weekday of the daily rows, 168 of the monthly ones. */
 export async function hourCounts(db: Knex, s: Selection): Promise<{ weekday: number; hour: number; calls: number }[]> {
-  const rows = (await selected(db, s)
-    .groupByRaw('1')
-    .select(db.raw('extract(isodow FROM day)::int AS weekday'), ...Array.from({ length: 24 }, (_, h) => db.raw(`coalesce(sum(hours[${h + 1}]), 0)::int AS h${h}`)))) as unknown as ({ weekday: number } & Record<string, number>)[];
-  return rows.flatMap((r) => Array.from({ length: 24 }, (_, hour) => ({ weekday: r.weekday, hour, calls: r[`h${hour}`] ?? 0 })));
+  const at = new Map<number, number>();
+  const add = (weekday: number, hour: number, n: number) => at.set(weekday * 100 + hour, (at.get(weekday * 100 + hour) ?? 0) + Number(n));
+  for (const [a, b] of dayRanges(s)) {
+    const rows = (await ofClerk(days(db).where({ organisation_id: s.organisationId }).whereBetween('day', [a, b]), s)
+      .groupByRaw('1')
+      .select(db.raw('extract(isodow FROM day)::int AS weekday'), ...Array.from({ length: 24 }, (_, h) => db.raw(`coalesce(sum(hours[${h + 1}]), 0)::int AS h${h}`)))) as unknown as ({ weekday: number } & Record<string, number>)[];
+    for (const r of rows) for (let hour = 0; hour < 24; hour++) add(r.weekday, hour, r[`h${hour}`] ?? 0);
+  }
+  if (s.months) {
+    // Unnested once per row: a subscript per slot would unpack each row's array 168 times.
+    const rows = (await ofClerk(months(db).where({ organisation_id: s.organisationId }).whereBetween('month', [s.months.from, s.months.to]), s)
+      .joinRaw('CROSS JOIN LATERAL unnest(insight_months.week_hours) WITH ORDINALITY AS u(n, i)')
+      .groupBy('u.i')
+      .select(db.raw('u.i::int - 1 AS slot'), db.raw('sum(u.n)::int AS n'))) as unknown as { slot: number; n: number }[];
+    for (const r of rows) add(Math.floor(r.slot / 24) + 1, r.slot % 24, r.n);
+  }
+  const out = [];
+  for (const [key, calls] of at) out.push({ weekday: Math.floor(key / 100), hour: key % 100, calls });
+  return out;
 }
 
 /** Per clerk: calls started and seconds available. */
@@ -162,30 +224,33 @@ export async function clerkTotals(db: Knex, s: Selection): Promise<{ clerk_id: s
     .select('clerk_id', db.raw('sum(calls_started)::int AS calls'), db.raw('sum(available_seconds)::bigint AS available_seconds'))) as unknown as { clerk_id: string; calls: number; available_seconds: number }[];
 }
 
+/** The selection's product rows as one relation `p` (product_key, name, last (its day), shown, favourited), like `selected`. */
+function selectedProducts(db: Knex, s: Selection): Knex.QueryBuilder {
+  const parts: Knex.QueryBuilder[] = dayRanges(s).map(([a, b]) => products(db).where({ organisation_id: s.organisationId }).whereBetween('day', [a, b]).select('product_key', 'name', db.raw('day AS last'), 'shown', 'favourited'));
+  if (s.months) parts.push(productMonths(db).where({ organisation_id: s.organisationId }).whereBetween('month', [s.months.from, s.months.to]).select('product_key', 'name', db.raw('last_day AS last'), 'shown', 'favourited'));
+  return db.from(db.raw(`(${parts.map(() => '?').join(' UNION ALL ')}) AS p`, parts));
+}
+
 /**
  * The products shown most and favourited most over the organisation's days
- * from..to: one pass over the days' products, then the names (the one each
+ * from..to: one pass over the products' rows, then the names (the one each
  * product was shown under last in the period) of just the products listed.
  */
 export async function topProducts(db: Knex, s: Selection, limit: number): Promise<{ shown: { name: string; count: number }[]; favourited: { name: string; count: number }[] }> {
-  const sums = (await products(db)
-    .where({ organisation_id: s.organisationId })
-    .whereBetween('day', [s.from, s.to])
+  const totalsOf = (await selectedProducts(db, s)
     .groupBy('product_key')
     .select('product_key', db.raw('sum(shown)::int AS shown'), db.raw('sum(favourited)::int AS favourited'))) as unknown as { product_key: string; shown: number; favourited: number }[];
-  const top = (by: 'shown' | 'favourited') => sums.filter((p) => p[by] > 0).sort((a, b) => b[by] - a[by] || (a.product_key < b.product_key ? -1 : 1)).slice(0, limit);
+  const top = (by: 'shown' | 'favourited') => totalsOf.filter((p) => p[by] > 0).sort((a, b) => b[by] - a[by] || (a.product_key < b.product_key ? -1 : 1)).slice(0, limit);
   const shown = top('shown');
   const favourited = top('favourited');
   const keys = [...new Set([...shown, ...favourited].map((p) => p.product_key))];
   const names = new Map<string, string>();
   if (keys.length) {
-    const rows = await products(db)
-      .where({ organisation_id: s.organisationId })
+    const rows = (await selectedProducts(db, s)
       .whereIn('product_key', keys)
-      .whereBetween('day', [s.from, s.to])
       .distinctOn('product_key')
-      .orderBy([{ column: 'product_key' }, { column: 'day', order: 'desc' }])
-      .select('product_key', 'name');
+      .orderBy([{ column: 'product_key' }, { column: 'last', order: 'desc' }])
+      .select('product_key', 'name')) as { product_key: string; name: string }[];
     for (const r of rows) names.set(r.product_key, r.name);
   }
   return {
@@ -194,16 +259,24 @@ export async function topProducts(db: Knex, s: Selection, limit: number): Promis
   };
 }
 
-/** Deletes an organisation's figures of days before `before` (YYYY-MM-DD): the insights retention. Answers the rows deleted. */
+/**
+ * Deletes an organisation's figures of days before `before` (YYYY-MM-DD):
+ * the insights retention. The months before its month go whole; its own
+ * month is rebuilt from the days left. Answers the daily rows deleted.
+ */
 export async function deleteFiguresBefore(db: Knex, organisationId: string, before: string): Promise<number> {
-  const a = await days(db).where({ organisation_id: organisationId }).where('day', '<', before).del();
-  const b = await products(db).where({ organisation_id: organisationId }).where('day', '<', before).del();
-  return a + b;
+  return db.transaction(async (trx) => {
+    await lockFigures(trx, organisationId);
+    const a = await days(trx).where({ organisation_id: organisationId }).where('day', '<', before).del();
+    const b = await products(trx).where({ organisation_id: organisationId }).where('day', '<', before).del();
+    await months(trx).where({ organisation_id: organisationId }).where('month', '<', monthStart(before)).del();
+    await productMonths(trx).where({ organisation_id: organisationId }).where('month', '<', monthStart(before)).del();
+    await rebuildMonths(trx, organisationId, [before]);
+    return a + b;
+  });
 }
-
 
 /** Deletes all of an organisation's figures (its purge after closure). */
 export async function deleteOrganisationFigures(trx: Knex.Transaction, organisationId: string): Promise<void> {
-  await days(trx).where({ organisation_id: organisationId }).del();
-  await products(trx).where({ organisation_id: organisationId }).del();
+  for (const table of ['insight_days', 'insight_products', 'insight_months', 'insight_product_months'] as const) await trx(table).where({ organisation_id: organisationId }).del();
 }

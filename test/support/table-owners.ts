@@ -22,9 +22,11 @@ export const tableOwners: Record<string, string> = {
   audit_exports: 'app/compliance/audit-export.ts',
   audit_personal_keys: 'app/audit/personal.ts',
   calls: 'app/calls/store.ts',
-  // Insights (issue 20): the daily figures, and the clerks' available time until the job folds it in.
+  // Insights (issue 20): the daily figures and their monthly sums, and the clerks' available time until the job folds it in.
   insight_days: 'app/insights/store.ts',
   insight_products: 'app/insights/store.ts',
+  insight_months: 'app/insights/store.ts',
+  insight_product_months: 'app/insights/store.ts',
   availability_spans: 'app/staff/store.ts',
   api_keys: 'app/api-keys/service.ts',
   api_request_log: 'app/retention/api-requests.ts',
