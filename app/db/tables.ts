@@ -231,6 +231,9 @@ export interface InsightMonthRow extends Omit<InsightDayRow, 'day' | 'hours'> {
   week_hours: number[];
 }
 
+/** `insight_team_months`: the sums of a month's `insight_days` of all clerks together. */
+export type InsightTeamMonthRow = Omit<InsightMonthRow, 'clerk_id'>;
+
 /** `insight_product_months`: the sums of a month's `insight_products`. */
 export interface InsightProductMonthRow extends Omit<InsightProductRow, 'day'> {
   last_day: string; // date
@@ -568,6 +571,7 @@ export interface TableRows {
   insight_months: InsightMonthRow;
   insight_product_months: InsightProductMonthRow;
   insight_products: InsightProductRow;
+  insight_team_months: InsightTeamMonthRow;
   legal_holds: LegalHoldRow;
   login_throttles: LoginThrottleRow;
   nodes: NodeRow;

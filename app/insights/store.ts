@@ -7,7 +7,7 @@ import { addDays, addMonths, monthStart } from './period';
  * The owner of `insight_days` and `insight_products`: the daily figures
  * Insights keeps per organisation, local day and clerk (clerk null: what
  * belongs to no clerk), and per product; and of their monthly sums
- * `insight_months` and `insight_product_months`, which the database
+ * `insight_months`, `insight_team_months` and `insight_product_months`, which the database
  * function `insight_rebuild_months` writes from the days (see its
  * migration). Every query on them is built here.
  */
@@ -15,6 +15,7 @@ import { addDays, addMonths, monthStart } from './period';
 const days = (db: Knex) => db('insight_days');
 const products = (db: Knex) => db('insight_products');
 const months = (db: Knex) => db('insight_months');
+const teamMonths = (db: Knex) => db('insight_team_months');
 const productMonths = (db: Knex) => db('insight_product_months');
 
 /**
@@ -140,10 +141,22 @@ const FIGURE_COLUMNS = [...COUNTS, 'durations', 'waits'];
  * durations, waits): its daily rows and, for its whole months, the monthly
  * ones (`day` is then the month's first day).
  */
-function selected(db: Knex, s: Selection): Knex.QueryBuilder {
+function selected(db: Knex, s: Selection, perClerk = false): Knex.QueryBuilder {
   const parts: Knex.QueryBuilder[] = dayRanges(s).map(([a, b]) => ofClerk(days(db).where({ organisation_id: s.organisationId }).whereBetween('day', [a, b]), s).select('day', 'clerk_id', ...FIGURE_COLUMNS));
-  if (s.months) parts.push(ofClerk(months(db).where({ organisation_id: s.organisationId }).whereBetween('month', [s.months.from, s.months.to]), s).select(db.raw('month AS day'), 'clerk_id', ...FIGURE_COLUMNS));
+  if (s.months) parts.push(monthsOf(db, s, perClerk).select(db.raw('month AS day'), teamWide(s, perClerk) ? db.raw('NULL::uuid AS clerk_id') : 'clerk_id', ...FIGURE_COLUMNS));
   return db.from(db.raw(`(${parts.map(() => '?').join(' UNION ALL ')}) AS f`, parts));
+}
+
+/** A team's figures that need no clerk's own come from the team's monthly rows (a row a month, however many clerks). */
+function teamWide(s: Selection, perClerk: boolean): boolean {
+  return !s.clerkId && !perClerk;
+}
+
+/** The selection's whole months: the team's rows, or the clerks' (all, or the one selected). */
+function monthsOf(db: Knex, s: Selection, perClerk: boolean): Knex.QueryBuilder {
+  const m = s.months!;
+  if (teamWide(s, perClerk)) return teamMonths(db).where({ organisation_id: s.organisationId }).whereBetween('month', [m.from, m.to]);
+  return ofClerk(months(db).where({ organisation_id: s.organisationId }).whereBetween('month', [m.from, m.to]), s);
 }
 
 function ofClerk(q: Knex.QueryBuilder, s: Selection): Knex.QueryBuilder {
@@ -179,7 +192,7 @@ export async function waitHistogram(db: Knex, s: Selection): Promise<Histogram> 
 
 /** The durations histogram per clerk over the selection ('' for calls without a clerk). */
 export async function durationsPerClerk(db: Knex, s: Selection): Promise<Map<string, Histogram>> {
-  const rows = (await selected(db, s)
+  const rows = (await selected(db, s, true)
     .joinRaw('CROSS JOIN LATERAL jsonb_each_text(f.durations) AS h(k, n)')
     .groupBy('clerk_id', 'h.k')
     .select('clerk_id', 'h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { clerk_id: string | null; k: string; n: number }[];
@@ -205,8 +218,8 @@ export async function hourCounts(db: Knex, s: Selection): Promise<{ weekday: num
   }
   if (s.months) {
     // Unnested once per row: a subscript per slot would unpack each row's array 168 times.
-    const rows = (await ofClerk(months(db).where({ organisation_id: s.organisationId }).whereBetween('month', [s.months.from, s.months.to]), s)
-      .joinRaw('CROSS JOIN LATERAL unnest(insight_months.week_hours) WITH ORDINALITY AS u(n, i)')
+    const rows = (await monthsOf(db, s, false)
+      .joinRaw(`CROSS JOIN LATERAL unnest(${teamWide(s, false) ? 'insight_team_months' : 'insight_months'}.week_hours) WITH ORDINALITY AS u(n, i)`)
       .groupBy('u.i')
       .select(db.raw('u.i::int - 1 AS slot'), db.raw('sum(u.n)::int AS n'))) as unknown as { slot: number; n: number }[];
     for (const r of rows) add(Math.floor(r.slot / 24) + 1, r.slot % 24, r.n);
@@ -218,7 +231,7 @@ export async function hourCounts(db: Knex, s: Selection): Promise<{ weekday: num
 
 /** Per clerk: calls started and seconds available. */
 export async function clerkTotals(db: Knex, s: Selection): Promise<{ clerk_id: string; calls: number; available_seconds: number }[]> {
-  return (await selected(db, s)
+  return (await selected(db, s, true)
     .whereNotNull('clerk_id')
     .groupBy('clerk_id')
     .select('clerk_id', db.raw('sum(calls_started)::int AS calls'), db.raw('sum(available_seconds)::bigint AS available_seconds'))) as unknown as { clerk_id: string; calls: number; available_seconds: number }[];
@@ -270,6 +283,7 @@ export async function deleteFiguresBefore(db: Knex, organisationId: string, befo
     const a = await days(trx).where({ organisation_id: organisationId }).where('day', '<', before).del();
     const b = await products(trx).where({ organisation_id: organisationId }).where('day', '<', before).del();
     await months(trx).where({ organisation_id: organisationId }).where('month', '<', monthStart(before)).del();
+    await teamMonths(trx).where({ organisation_id: organisationId }).where('month', '<', monthStart(before)).del();
     await productMonths(trx).where({ organisation_id: organisationId }).where('month', '<', monthStart(before)).del();
     await rebuildMonths(trx, organisationId, [before]);
     return a + b;
@@ -278,5 +292,5 @@ export async function deleteFiguresBefore(db: Knex, organisationId: string, befo
 
 /** Deletes all of an organisation's figures (its purge after closure). */
 export async function deleteOrganisationFigures(trx: Knex.Transaction, organisationId: string): Promise<void> {
-  for (const table of ['insight_days', 'insight_products', 'insight_months', 'insight_product_months'] as const) await trx(table).where({ organisation_id: organisationId }).del();
+  for (const table of ['insight_days', 'insight_products', 'insight_months', 'insight_team_months', 'insight_product_months'] as const) await trx(table).where({ organisation_id: organisationId }).del();
 }

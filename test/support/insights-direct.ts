@@ -149,32 +149,36 @@ export async function directAvailability(knex: Knex, s: Scope): Promise<Map<stri
 const COUNTS = ['calls_started', 'calls_completed', 'calls_unanswered', 'via_link', 'via_queue', 'via_widget', 'via_api', 'queue_answered', 'queue_abandoned', 'cards_shown', 'calls_with_cards', 'calls_with_favourite', 'recordings', 'consents_granted', 'consents_refused', 'available_seconds'];
 
 /**
- * Where the organisation's monthly figures (insight_months,
- * insight_product_months) differ from the sums of their days, computed
+ * Where the organisation's monthly figures (insight_months per clerk,
+ * insight_team_months, insight_product_months) differ from the sums of their days, computed
  * here: counts, the durations in their steps, exact waits, weekday × hour,
  * products with the name of their last day. Empty when they agree.
  */
 export async function monthDisagreements(knex: Knex, organisationId: string): Promise<string[]> {
-  const ofMonth = `x.organisation_id = ? AND date_trunc('month', x.day) = s.m AND x.clerk_id IS NOT DISTINCT FROM s.clerk_id`;
-  const hist = (column: string, step: boolean) => `(SELECT coalesce(jsonb_object_agg(k, n), '{}') FROM (
-      SELECT ${step ? stepOf('e.key::int') + '::int' : 'e.key::int'} AS k, sum(e.value::int) AS n
-        FROM insight_days x, jsonb_each_text(x.${column}) e WHERE ${ofMonth} GROUP BY 1) h)`;
-  const { rows } = await knex.raw(
-    `WITH s AS (
-       SELECT date_trunc('month', day) AS m, clerk_id, ${COUNTS.map((c) => `sum(${c})::int AS ${c}`).join(', ')}
-         FROM insight_days WHERE organisation_id = ? GROUP BY 1, 2),
-     want AS (
-       SELECT s.m::date::text AS month, s.clerk_id, ${COUNTS.map((c) => `s.${c}`).join(', ')},
-              ${hist('durations', true)} AS durations, ${hist('waits', false)} AS waits,
-              (SELECT array_agg(coalesce((SELECT sum(x.hours[slot % 24 + 1]) FROM insight_days x WHERE ${ofMonth} AND extract(isodow FROM x.day) = slot / 24 + 1), 0)::int ORDER BY slot)
-                 FROM generate_series(0, 167) slot) AS week_hours
-         FROM s),
-     got AS (SELECT month::text AS month, clerk_id, ${COUNTS.join(', ')}, durations, waits, week_hours FROM insight_months WHERE organisation_id = ?)
-     SELECT coalesce(w.month, g.month) AS month, coalesce(w.clerk_id, g.clerk_id) AS clerk_id, to_jsonb(w) AS want, to_jsonb(g) AS got
-       FROM want w FULL JOIN got g ON g.month = w.month AND g.clerk_id IS NOT DISTINCT FROM w.clerk_id
-      WHERE to_jsonb(w) IS DISTINCT FROM to_jsonb(g)`,
-    [organisationId, organisationId, organisationId, organisationId, organisationId],
-  );
+  const check = async (perClerk: boolean): Promise<string[]> => {
+    const ofMonth = `x.organisation_id = ? AND date_trunc('month', x.day) = s.m${perClerk ? ' AND x.clerk_id IS NOT DISTINCT FROM s.clerk_id' : ''}`;
+    const hist = (column: string, step: boolean) => `(SELECT coalesce(jsonb_object_agg(k, n), '{}') FROM (
+        SELECT ${step ? stepOf('e.key::int') + '::int' : 'e.key::int'} AS k, sum(e.value::int) AS n
+          FROM insight_days x, jsonb_each_text(x.${column}) e WHERE ${ofMonth} GROUP BY 1) h)`;
+    const clerk = perClerk ? 'clerk_id' : 'NULL::uuid AS clerk_id';
+    const { rows } = await knex.raw(
+      `WITH s AS (
+         SELECT date_trunc('month', day) AS m, ${clerk}, ${COUNTS.map((c) => `sum(${c})::int AS ${c}`).join(', ')}
+           FROM insight_days WHERE organisation_id = ? GROUP BY 1${perClerk ? ', 2' : ''}),
+       want AS (
+         SELECT s.m::date::text AS month, s.clerk_id, ${COUNTS.map((c) => `s.${c}`).join(', ')},
+                ${hist('durations', true)} AS durations, ${hist('waits', false)} AS waits,
+                (SELECT array_agg(coalesce((SELECT sum(x.hours[slot % 24 + 1]) FROM insight_days x WHERE ${ofMonth} AND extract(isodow FROM x.day) = slot / 24 + 1), 0)::int ORDER BY slot)
+                   FROM generate_series(0, 167) slot) AS week_hours
+           FROM s),
+       got AS (SELECT month::text AS month, ${clerk}, ${COUNTS.join(', ')}, durations, waits, week_hours FROM ${perClerk ? 'insight_months' : 'insight_team_months'} WHERE organisation_id = ?)
+       SELECT coalesce(w.month, g.month) AS month, coalesce(w.clerk_id, g.clerk_id) AS clerk_id, to_jsonb(w) AS want, to_jsonb(g) AS got
+         FROM want w FULL JOIN got g ON g.month = w.month AND g.clerk_id IS NOT DISTINCT FROM w.clerk_id
+        WHERE to_jsonb(w) IS DISTINCT FROM to_jsonb(g)`,
+      Array<string>(5).fill(organisationId),
+    );
+    return (rows as { month: string; clerk_id: string | null; want: unknown; got: unknown }[]).map((r) => `${perClerk ? 'clerk' : 'team'} month ${r.month} clerk ${r.clerk_id ?? '-'}: got ${JSON.stringify(r.got)}, want ${JSON.stringify(r.want)}`);
+  };
   const products = await knex.raw(
     `WITH want AS (
        SELECT date_trunc('month', day)::date::text AS month, product_key, (array_agg(name ORDER BY day DESC))[1] AS name, max(day)::text AS last_day, sum(shown)::int AS shown, sum(favourited)::int AS favourited
@@ -186,7 +190,8 @@ export async function monthDisagreements(knex: Knex, organisationId: string): Pr
     [organisationId, organisationId],
   );
   return [
-    ...(rows as { month: string; clerk_id: string | null; want: unknown; got: unknown }[]).map((r) => `month ${r.month} clerk ${r.clerk_id ?? '-'}: got ${JSON.stringify(r.got)}, want ${JSON.stringify(r.want)}`),
+    ...(await check(true)),
+    ...(await check(false)),
     ...(products.rows as { month: string; product_key: string; want: unknown; got: unknown }[]).map((r) => `products ${r.month} ${r.product_key}: got ${JSON.stringify(r.got)}, want ${JSON.stringify(r.want)}`),
   ];
 }

@@ -27,6 +27,7 @@ export const tableOwners: Record<string, string> = {
   insight_products: 'app/insights/store.ts',
   insight_months: 'app/insights/store.ts',
   insight_product_months: 'app/insights/store.ts',
+  insight_team_months: 'app/insights/store.ts',
   availability_spans: 'app/staff/store.ts',
   api_keys: 'app/api-keys/service.ts',
   api_request_log: 'app/retention/api-requests.ts',

@@ -11,10 +11,12 @@ import type { Knex } from 'knex';
  *   the days'. `durations` are kept in steps (`insight_duration_step`):
  *   whole seconds below 2 minutes, 5 s to 15 minutes, 30 s to an hour,
  *   5 minutes beyond; so that a month has a few hundred keys at most.
+ * - `insight_team_months`: the same per organisation and month, all clerks
+ *   together (what a report of the whole team reads).
  * - `insight_product_months`: the sums of `insight_products` per month and
  *   product, with the name of the product's last day in the month.
  * - `insight_rebuild_months(organisation, months)`: replaces the given
- *   months' rows by the sums of their days. It is the only writer of both
+ *   months' rows by the sums of their days. It is the only writer of these
  *   tables (the insights job after adding days, the insights retention
  *   after deleting some), so a month is always the sum of its days. The
  *   caller holds the organisation's insights lock.
@@ -42,6 +44,17 @@ export async function up(knex: Knex): Promise<void> {
   });
   await knex.raw(`CREATE UNIQUE INDEX insight_months_key ON insight_months (organisation_id, month, coalesce(clerk_id, '00000000-0000-0000-0000-000000000000'::uuid))`);
 
+  await knex.schema.createTable('insight_team_months', (t) => {
+    t.bigIncrements('id');
+    t.uuid('organisation_id').notNullable().references('id').inTable('organisations').onDelete('CASCADE');
+    t.date('month').notNullable();
+    for (const c of COUNTS) t.integer(c).notNullable().defaultTo(0);
+    t.jsonb('durations').notNullable().defaultTo('{}');
+    t.jsonb('waits').notNullable().defaultTo('{}');
+    t.specificType('week_hours', 'integer[]').notNullable().defaultTo(knex.raw('array_fill(0, ARRAY[168])'));
+    t.unique(['organisation_id', 'month']);
+  });
+
   await knex.schema.createTable('insight_product_months', (t) => {
     t.bigIncrements('id');
     t.uuid('organisation_id').notNullable().references('id').inTable('organisations').onDelete('CASCADE');
@@ -56,36 +69,31 @@ export async function up(knex: Knex): Promise<void> {
 
   const within = (alias: string) => `${alias}.organisation_id = org AND ${alias}.day >= (SELECT min(x) FROM unnest(months) x) AND ${alias}.day < (SELECT max(x) FROM unnest(months) x) + 31
                  AND date_trunc('month', ${alias}.day)::date = ANY(months)`;
-  await knex.raw(`CREATE FUNCTION insight_rebuild_months(org uuid, months date[]) RETURNS void
-    LANGUAGE sql VOLATILE AS $$
-      DELETE FROM insight_months WHERE organisation_id = org AND month = ANY(months);
-      DELETE FROM insight_product_months WHERE organisation_id = org AND month = ANY(months);
-
-      INSERT INTO insight_months (organisation_id, month, clerk_id, ${COUNTS.join(', ')}, durations, waits, week_hours)
-      SELECT org, m.month, m.clerk_id, ${COUNTS.map((c) => `m.${c}`).join(', ')},
-             coalesce((SELECT jsonb_object_agg(k, n) FROM (
-                         SELECT insight_duration_step(e.key::int) AS k, sum(e.value::int) AS n
-                           FROM insight_days d, jsonb_each_text(d.durations) e
-                          WHERE d.organisation_id = org AND d.day >= m.month AND d.day < m.month + 31
-                            AND date_trunc('month', d.day) = m.month AND d.clerk_id IS NOT DISTINCT FROM m.clerk_id
-                          GROUP BY 1) x), '{}'),
-             coalesce((SELECT jsonb_object_agg(k, n) FROM (
-                         SELECT e.key AS k, sum(e.value::int) AS n
-                           FROM insight_days d, jsonb_each_text(d.waits) e
-                          WHERE d.organisation_id = org AND d.day >= m.month AND d.day < m.month + 31
-                            AND date_trunc('month', d.day) = m.month AND d.clerk_id IS NOT DISTINCT FROM m.clerk_id
-                          GROUP BY 1) x), '{}'),
+  // The days of the month row m (one clerk's, or all of them for the team's).
+  const daysOf = (perClerk: boolean) => `d.organisation_id = org AND d.day >= m.month AND d.day < m.month + 31 AND date_trunc('month', d.day) = m.month${perClerk ? ' AND d.clerk_id IS NOT DISTINCT FROM m.clerk_id' : ''}`;
+  const histogram = (column: string, key: string, perClerk: boolean) => `coalesce((SELECT jsonb_object_agg(k, n) FROM (
+                         SELECT ${key} AS k, sum(e.value::int) AS n FROM insight_days d, jsonb_each_text(d.${column}) e
+                          WHERE ${daysOf(perClerk)} GROUP BY 1) x), '{}')`;
+  const monthRows = (table: string, perClerk: boolean) => `
+      INSERT INTO ${table} (organisation_id, month, ${perClerk ? 'clerk_id, ' : ''}${COUNTS.join(', ')}, durations, waits, week_hours)
+      SELECT org, m.month, ${perClerk ? 'm.clerk_id, ' : ''}${COUNTS.map((c) => `m.${c}`).join(', ')},
+             ${histogram('durations', 'insight_duration_step(e.key::int)', perClerk)},
+             ${histogram('waits', 'e.key', perClerk)},
              (SELECT array_agg(coalesce(t.n, 0) ORDER BY slot) FROM generate_series(0, 167) AS slot
                 LEFT JOIN (SELECT (extract(isodow FROM d.day)::int - 1) * 24 + h.i::int - 1 AS i, sum(h.n)::int AS n
                              FROM insight_days d, unnest(d.hours) WITH ORDINALITY AS h(n, i)
-                            WHERE d.organisation_id = org AND d.day >= m.month AND d.day < m.month + 31
-                              AND date_trunc('month', d.day) = m.month AND d.clerk_id IS NOT DISTINCT FROM m.clerk_id
-                            GROUP BY 1) t ON t.i = slot)
-        FROM (SELECT date_trunc('month', d.day)::date AS month, d.clerk_id, ${COUNTS.map((c) => `sum(d.${c}) AS ${c}`).join(', ')}
+                            WHERE ${daysOf(perClerk)} GROUP BY 1) t ON t.i = slot)
+        FROM (SELECT date_trunc('month', d.day)::date AS month${perClerk ? ', d.clerk_id' : ''}, ${COUNTS.map((c) => `sum(d.${c}) AS ${c}`).join(', ')}
                 FROM insight_days d
                WHERE ${within('d')}
-               GROUP BY 1, 2) m;
-
+               GROUP BY 1${perClerk ? ', 2' : ''}) m;`;
+  await knex.raw(`CREATE FUNCTION insight_rebuild_months(org uuid, months date[]) RETURNS void
+    LANGUAGE sql VOLATILE AS $$
+      DELETE FROM insight_months WHERE organisation_id = org AND month = ANY(months);
+      DELETE FROM insight_team_months WHERE organisation_id = org AND month = ANY(months);
+      DELETE FROM insight_product_months WHERE organisation_id = org AND month = ANY(months);
+      ${monthRows('insight_months', true)}
+      ${monthRows('insight_team_months', false)}
       INSERT INTO insight_product_months (organisation_id, month, product_key, name, last_day, shown, favourited)
       SELECT org, date_trunc('month', p.day)::date, p.product_key, (array_agg(p.name ORDER BY p.day DESC))[1], max(p.day), sum(p.shown), sum(p.favourited)
         FROM insight_products p
@@ -102,6 +110,7 @@ const COUNTS = ['calls_started', 'calls_completed', 'calls_unanswered', 'via_lin
 export async function down(knex: Knex): Promise<void> {
   await knex.raw('DROP FUNCTION insight_rebuild_months(uuid, date[])');
   await knex.schema.dropTable('insight_product_months');
+  await knex.schema.dropTable('insight_team_months');
   await knex.schema.dropTable('insight_months');
   await knex.raw('DROP FUNCTION insight_duration_step(integer)');
 }
