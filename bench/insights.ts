@@ -39,7 +39,8 @@ import { ApiKeyService } from '../app/api-keys/service';
 import { createKnex } from '../app/db/connection';
 import { aggregateInsights } from '../app/insights/aggregate';
 import { InsightsService } from '../app/insights/service';
-import { addDays, localToday } from '../app/insights/period';
+import { localDate } from '../app/i18n/dates';
+import { addDays } from '../app/insights/period';
 import { callerFor, csrfFrom, PASSWORD, seedOrganisation, seedUser, type SeededOrganisation, type SeededUser } from '../test/support/accounts';
 import { buildApp } from '../test/support/context';
 import { createTestDatabase, startTestServer, stopTestServer } from '../test/support/database';
@@ -224,7 +225,7 @@ async function main(): Promise<void> {
       { label: 'empty', clerkId: emptyClerk.id, agent: await signInAt(base, emptyAdmin), keys: await keysFor(emptyAdmin, empty), sent: 0 },
     ];
 
-    const today = localToday(ZONE);
+    const today = localDate(new Date(), ZONE);
     const custom = (days: number) => `period=custom&from=${addDays(today, -(days - 1))}&to=${today}`;
     const rows: Row[] = [
       { label: 'page, month', path: () => '/insights?period=month', api: false },

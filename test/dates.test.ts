@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { dateFormat, wallTimeToIso } from '../app/i18n/dates';
+import { dateFormat, localDate, localMidnight, wallTimeToIso } from '../app/i18n/dates';
 import { seedOrganisation, seedUser, signIn, type Browser, type SeededOrganisation } from './support/accounts';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
@@ -26,6 +26,16 @@ describe('dates in the organisation\'s time zone and the reader\'s language', ()
     assert.equal(wallTimeToIso('2026-03-02T00:30', 'Europe/Berlin'), '2026-03-01T23:30:00.000Z');
     assert.equal(wallTimeToIso('2026-07-02T00:30', 'Europe/Berlin'), '2026-07-01T22:30:00.000Z', 'summer time');
     assert.equal(wallTimeToIso('2026-03-01T23:30Z', 'Europe/Berlin'), '2026-03-01T23:30Z', 'a time with its offset stays');
+  });
+
+  it('the local day of a moment, and the moment a local day begins, across the clock changes', () => {
+    assert.equal(localDate(new Date('2026-03-01T23:30:00Z'), 'Europe/Berlin'), '2026-03-02');
+    assert.equal(localDate(Date.parse('2026-03-01T23:30:00Z'), 'America/New_York'), '2026-03-01');
+    assert.equal(new Date(localMidnight('2026-07-01', 'Europe/Berlin')).toISOString(), '2026-06-30T22:00:00.000Z');
+    assert.equal(new Date(localMidnight('2026-10-25', 'Europe/Berlin')).toISOString(), '2026-10-24T22:00:00.000Z');
+    assert.equal(new Date(localMidnight('2026-10-26', 'Europe/Berlin')).toISOString(), '2026-10-25T23:00:00.000Z');
+    // Santiago skips 00:00 when its summer time begins (6 September 2026): that day begins at 01:00 local.
+    assert.equal(new Date(localMidnight('2026-09-06', 'America/Santiago')).toISOString(), '2026-09-06T04:00:00.000Z');
   });
 
   it('the time zone is a select of the known zones; an unknown zone is refused at the field', async () => {

@@ -73,6 +73,21 @@ export function dateFormat(lang: string, timeZone: string): DateFormat {
   };
 }
 
+/** The calendar day (`YYYY-MM-DD`) it is at `at` in `timeZone`. */
+export function localDate(at: Date | number, timeZone: string): string {
+  const parts = formatter('en', timeZone, { year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(new Date(at));
+  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+  return `${get('year')}-${get('month')}-${get('day')}`;
+}
+
+/** The moment (ms) a local day begins in `timeZone`: its 00:00, or the first moment after when a clock change skips it. */
+export function localMidnight(day: string, timeZone: string): number {
+  const wall = Date.parse(`${day}T00:00:00Z`);
+  let t = wall - offsetAt(wall, timeZone);
+  t = wall - offsetAt(t, timeZone); // once more, for an offset that changes between the guesses
+  return localDate(t, timeZone) === day ? t : t + 3_600_000;
+}
+
 const WALL_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/;
 
 /** How far `timeZone` is ahead of UTC at `at`, in milliseconds. */

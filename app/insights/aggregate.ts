@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { markCallsCounted, uncountedEndedCalls, type UncountedCall } from '../calls/store';
+import { localDate, localMidnight } from '../i18n/dates';
 import { organisationIds } from '../organisation/store';
 import { organisationTimeZone } from '../organisation/time-zone';
 import { markEntriesCounted, uncountedSettledEntries } from '../queue/store';
@@ -120,40 +121,10 @@ export function splitByLocalDay(from: Date, to: Date, timeZone: string): Map<str
   let start = from.getTime();
   const end = to.getTime();
   while (start < end) {
-    const day = localDay(new Date(start), timeZone);
+    const day = localDate(start, timeZone);
     const next = Math.min(end, Math.max(start + 1000, localMidnight(addDays(day, 1), timeZone)));
     out.set(day, (out.get(day) ?? 0) + Math.round((next - start) / 1000));
     start = next;
   }
   return out;
-}
-
-/** The moment a local day begins in `timeZone` (its 00:00, or the first moment after when a clock change skips it). */
-function localMidnight(day: string, timeZone: string): number {
-  const wall = Date.parse(`${day}T00:00:00Z`);
-  // The wall time read as UTC, less the zone's offset there; twice, for an offset that changes between the guesses.
-  let t = wall - offsetAt(wall, timeZone);
-  t = wall - offsetAt(t, timeZone);
-  return localDay(new Date(t), timeZone) === day ? t : t + 3_600_000;
-}
-
-/** The zone's offset from UTC at `t`, in ms (local wall time minus UTC). */
-function offsetAt(t: number, timeZone: string): number {
-  const parts = Object.fromEntries(wallFormat(timeZone).formatToParts(new Date(t)).map((p) => [p.type, p.value]));
-  const wall = Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour) % 24, Number(parts.minute), Number(parts.second));
-  return wall - Math.floor(t / 1000) * 1000;
-}
-
-const wallFormats = new Map<string, Intl.DateTimeFormat>();
-function wallFormat(timeZone: string): Intl.DateTimeFormat {
-  let f = wallFormats.get(timeZone);
-  if (!f) wallFormats.set(timeZone, (f = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })));
-  return f;
-}
-
-const dayFormats = new Map<string, Intl.DateTimeFormat>();
-function localDay(at: Date, timeZone: string): string {
-  let f = dayFormats.get(timeZone);
-  if (!f) dayFormats.set(timeZone, (f = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' })));
-  return f.format(at);
 }

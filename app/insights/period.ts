@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../core/errors';
 import { parseBody } from '../http/forms';
+import { localDate } from '../i18n/dates';
 import { PERIOD_KINDS, type Period } from './figures';
 
 /** The longest custom period, in days (about three years: the page answers within the benchmark's bound for it). */
@@ -18,11 +19,6 @@ const periodQuery = z.object({
 function isRealDate(s: string): boolean {
   const d = new Date(`${s}T00:00:00Z`);
   return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
-}
-
-/** Today's date where the organisation is (YYYY-MM-DD). */
-export function localToday(timeZone: string, now = new Date()): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(now);
 }
 
 /** Date arithmetic on YYYY-MM-DD (calendar days, no time zone involved). */
@@ -71,7 +67,7 @@ function bucketFor(days: number): Period['bucket'] {
  */
 export function parsePeriod(query: unknown, timeZone: string, now = new Date()): Period {
   const input = parseBody(periodQuery, query);
-  const anchor = input.date ?? localToday(timeZone, now);
+  const anchor = input.date ?? localDate(now, timeZone);
   if (input.period === 'custom') {
     if (!input.from) throw fieldError('from', 'date_required');
     if (!input.to) throw fieldError('to', 'date_required');

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { aggregateInsights } from '../../app/insights/aggregate';
 import { CHARTS } from '../../app/insights/figures';
 import { PASSWORD, seedOrganisation, seedUser } from '../support/accounts';
-import { launchBrowser, signInThroughForm } from '../support/browser';
-import { buildApp } from '../support/context';
+import { useAppInBrowser } from '../support/app-in-browser';
+import { signInThroughForm } from '../support/browser';
 import { useTestDatabase } from '../support/database';
 import { seedHistory, setTimeZone } from '../support/insights-seed';
 
@@ -37,22 +35,7 @@ function chartsOnPage(page: Page): Promise<ChartOnPage[]> {
 describe('Insights: the page in a real browser', function () {
   this.timeout(120_000);
   const db = useTestDatabase();
-  let server: http.Server;
-  let base: string;
-  let browser: Browser;
-
-  before(async function () {
-    this.timeout(120_000);
-    server = http.createServer(buildApp(db.current));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    await browser?.close().catch(() => undefined);
-    if (server) await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
-  });
+  const app = useAppInBrowser(db);
 
   it('shows every chart with its title, description and table; the CSP refuses nothing; it prints without menus', async () => {
     const { knex } = db.current;
@@ -63,16 +46,16 @@ describe('Insights: the page in a real browser', function () {
     await seedHistory(knex, { organisationId: org.id, clerkIds: clerks.map((c) => c.id), timeZone: 'Europe/Berlin', from: '2026-09-28', days: 42, seed: 7, busy: 8 });
     await aggregateInsights(knex, { organisationId: org.id });
 
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
+    const context = await app.browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
     try {
       const page = await context.newPage();
       const problems: string[] = [];
       page.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${m.type()}: ${m.text()}`); });
       page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      await signInThroughForm(page, base, admin.email, PASSWORD);
+      await signInThroughForm(page, app.base, admin.email, PASSWORD);
       await page.click('.main-nav a[href="/insights"]');
       await page.waitForURL('**/insights');
-      await page.goto(`${base}/insights?period=month&date=2026-10-15`);
+      await page.goto(`${app.base}/insights?period=month&date=2026-10-15`);
       await page.waitForLoadState('load');
 
       const charts = await chartsOnPage(page);
@@ -115,7 +98,7 @@ describe('Insights: the page in a real browser', function () {
 
       // On a phone: nothing wider than the screen (the tables scroll in their own box).
       await page.setViewportSize({ width: 390, height: 844 });
-      await page.goto(`${base}/insights?period=month&date=2026-10-15`);
+      await page.goto(`${app.base}/insights?period=month&date=2026-10-15`);
       const widths = await page.evaluate(() => {
         const root = (globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }).document.documentElement;
         return { scroll: root.scrollWidth, client: root.clientWidth };
@@ -133,11 +116,11 @@ describe('Insights: the page in a real browser', function () {
     const org = await seedOrganisation(knex, 'Sparkasse Musterstadt-Nordwest');
     const admin = await seedUser(knex, org, 'admin');
     await knex('users').where({ id: admin.id }).update({ language: 'de' });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'de-DE' });
+    const context = await app.browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'de-DE' });
     try {
       const page = await context.newPage();
-      await signInThroughForm(page, base, admin.email, PASSWORD);
-      await page.goto(`${base}/insights`);
+      await signInThroughForm(page, app.base, admin.email, PASSWORD);
+      await page.goto(`${app.base}/insights`);
       assert.equal(await page.textContent('.main-nav a[aria-current=page]'), 'Auswertungen');
       const rows = await page.$$eval('.main-nav a', (links) => links.map((a) => Math.round(a.getBoundingClientRect().y)));
       assert.ok(rows.length >= 9);

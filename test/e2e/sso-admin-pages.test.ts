@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { Browser } from 'playwright-core';
 import { forgetDiscovery } from '../../app/sso/oidc-client';
 import { seedOrganisation, seedUser, PASSWORD } from '../support/accounts';
-import { launchBrowser, signInThroughForm } from '../support/browser';
-import { buildApp } from '../support/context';
+import { useAppInBrowser } from '../support/app-in-browser';
+import { signInThroughForm } from '../support/browser';
 import { useTestDatabase } from '../support/database';
 import { adminConfiguresUnreachableDirectories } from '../support/sso-pages';
 
@@ -18,30 +15,15 @@ import { adminConfiguresUnreachableDirectories } from '../support/sso-pages';
 describe('SSO: the admin page in a real browser', function () {
   this.timeout(60_000);
   const db = useTestDatabase();
-  let server: http.Server;
-  let base: string;
-  let browser: Browser;
-
-  before(async function () {
-    this.timeout(60_000);
-    server = http.createServer(buildApp(db.current));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    browser = await launchBrowser();
-  });
-
-  after(async () => {
-    await browser?.close().catch(() => undefined);
-    forgetDiscovery();
-    if (server) await new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
-  });
+  const app = useAppInBrowser(db);
+  after(() => forgetDiscovery());
 
   it('configures LDAP and OpenID Connect, tests both, and offers them on the sign-in page', async () => {
     const org = await seedOrganisation(db.current.knex, 'Pages Bank');
     const admin = await seedUser(db.current.knex, org, 'admin');
-    const page = await (await browser.newContext()).newPage();
-    await signInThroughForm(page, base, admin.email, PASSWORD);
-    const outcome = await adminConfiguresUnreachableDirectories(page, base);
+    const page = await (await app.browser.newContext()).newPage();
+    await signInThroughForm(page, app.base, admin.email, PASSWORD);
+    const outcome = await adminConfiguresUnreachableDirectories(page, app.base);
     assert.equal(outcome.slug, org.slug);
     assert.match(outcome.ldapTest, /directory_unavailable/);
     assert.match(outcome.oidcTest, /directory_unavailable/);

@@ -69,31 +69,38 @@ export async function up(knex: Knex): Promise<void> {
 
   const within = (alias: string) => `${alias}.organisation_id = org AND ${alias}.day >= (SELECT min(x) FROM unnest(months) x) AND ${alias}.day < (SELECT max(x) FROM unnest(months) x) + 31
                  AND date_trunc('month', ${alias}.day)::date = ANY(months)`;
-  // The days of the month row m (one clerk's, or all of them for the team's).
-  const daysOf = (perClerk: boolean) => `d.organisation_id = org AND d.day >= m.month AND d.day < m.month + 31 AND date_trunc('month', d.day) = m.month${perClerk ? ' AND d.clerk_id IS NOT DISTINCT FROM m.clerk_id' : ''}`;
-  const histogram = (column: string, key: string, perClerk: boolean) => `coalesce((SELECT jsonb_object_agg(k, n) FROM (
-                         SELECT ${key} AS k, sum(e.value::int) AS n FROM insight_days d, jsonb_each_text(d.${column}) e
-                          WHERE ${daysOf(perClerk)} GROUP BY 1) x), '{}')`;
-  const monthRows = (table: string, perClerk: boolean) => `
-      INSERT INTO ${table} (organisation_id, month, ${perClerk ? 'clerk_id, ' : ''}${COUNTS.join(', ')}, durations, waits, week_hours)
-      SELECT org, m.month, ${perClerk ? 'm.clerk_id, ' : ''}${COUNTS.map((c) => `m.${c}`).join(', ')},
-             ${histogram('durations', 'insight_duration_step(e.key::int)', perClerk)},
-             ${histogram('waits', 'e.key', perClerk)},
-             (SELECT array_agg(coalesce(t.n, 0) ORDER BY slot) FROM generate_series(0, 167) AS slot
-                LEFT JOIN (SELECT (extract(isodow FROM d.day)::int - 1) * 24 + h.i::int - 1 AS i, sum(h.n)::int AS n
-                             FROM insight_days d, unnest(d.hours) WITH ORDINALITY AS h(n, i)
-                            WHERE ${daysOf(perClerk)} GROUP BY 1) t ON t.i = slot)
-        FROM (SELECT date_trunc('month', d.day)::date AS month${perClerk ? ', d.clerk_id' : ''}, ${COUNTS.map((c) => `sum(d.${c}) AS ${c}`).join(', ')}
-                FROM insight_days d
-               WHERE ${within('d')}
-               GROUP BY 1${perClerk ? ', 2' : ''}) m;`;
+  // The months' days are read once; their histograms and hours unfolded once, summed per clerk and month, then over the clerks for the team.
+  const ZERO = `'00000000-0000-0000-0000-000000000000'::uuid`;
+  const rebuild = `
+      WITH d AS MATERIALIZED (
+             SELECT date_trunc('month', d.day)::date AS month, d.day, coalesce(d.clerk_id, ${ZERO}) AS clerk, ${COUNTS.map((c) => `d.${c}`).join(', ')}, d.durations, d.waits, d.hours
+               FROM insight_days d WHERE ${within('d')}),
+           counts AS (SELECT month, clerk, ${COUNTS.map((c) => `sum(${c})::int AS ${c}`).join(', ')} FROM d GROUP BY 1, 2),
+           durations AS (SELECT month, clerk, insight_duration_step(e.key::int) AS k, sum(e.value::int) AS n FROM d, jsonb_each_text(d.durations) e GROUP BY 1, 2, 3),
+           waits AS (SELECT month, clerk, e.key::int AS k, sum(e.value::int) AS n FROM d, jsonb_each_text(d.waits) e GROUP BY 1, 2, 3),
+           hours AS (SELECT month, clerk, (extract(isodow FROM d.day)::int - 1) * 24 + h.i::int - 1 AS slot, sum(h.n)::int AS n
+                       FROM d, unnest(d.hours) WITH ORDINALITY AS h(n, i) GROUP BY 1, 2, 3),
+           slots AS (SELECT c.month, c.clerk, s.slot, coalesce(h.n, 0) AS n FROM counts c CROSS JOIN generate_series(0, 167) AS s(slot)
+                       LEFT JOIN hours h ON h.month = c.month AND h.clerk = c.clerk AND h.slot = s.slot),
+           per_clerk AS (
+             INSERT INTO insight_months (organisation_id, month, clerk_id, ${COUNTS.join(', ')}, durations, waits, week_hours)
+             SELECT org, c.month, nullif(c.clerk, ${ZERO}), ${COUNTS.map((x) => `c.${x}`).join(', ')}, coalesce(du.h, '{}'), coalesce(w.h, '{}'), wh.a
+               FROM counts c
+               LEFT JOIN (SELECT month, clerk, jsonb_object_agg(k, n) AS h FROM durations GROUP BY 1, 2) du ON du.month = c.month AND du.clerk = c.clerk
+               LEFT JOIN (SELECT month, clerk, jsonb_object_agg(k, n) AS h FROM waits GROUP BY 1, 2) w ON w.month = c.month AND w.clerk = c.clerk
+               JOIN (SELECT month, clerk, array_agg(n ORDER BY slot) AS a FROM slots GROUP BY 1, 2) wh ON wh.month = c.month AND wh.clerk = c.clerk)
+      INSERT INTO insight_team_months (organisation_id, month, ${COUNTS.join(', ')}, durations, waits, week_hours)
+      SELECT org, c.month, ${COUNTS.map((x) => `c.${x}`).join(', ')}, coalesce(du.h, '{}'), coalesce(w.h, '{}'), wh.a
+        FROM (SELECT month, ${COUNTS.map((x) => `sum(${x})::int AS ${x}`).join(', ')} FROM counts GROUP BY 1) c
+        LEFT JOIN (SELECT month, jsonb_object_agg(k, n) AS h FROM (SELECT month, k, sum(n) AS n FROM durations GROUP BY 1, 2) x GROUP BY 1) du ON du.month = c.month
+        LEFT JOIN (SELECT month, jsonb_object_agg(k, n) AS h FROM (SELECT month, k, sum(n) AS n FROM waits GROUP BY 1, 2) x GROUP BY 1) w ON w.month = c.month
+        JOIN (SELECT month, array_agg(n ORDER BY slot) AS a FROM (SELECT month, slot, sum(n)::int AS n FROM slots GROUP BY 1, 2) x GROUP BY 1) wh ON wh.month = c.month;`;
   await knex.raw(`CREATE FUNCTION insight_rebuild_months(org uuid, months date[]) RETURNS void
     LANGUAGE sql VOLATILE AS $$
       DELETE FROM insight_months WHERE organisation_id = org AND month = ANY(months);
       DELETE FROM insight_team_months WHERE organisation_id = org AND month = ANY(months);
       DELETE FROM insight_product_months WHERE organisation_id = org AND month = ANY(months);
-      ${monthRows('insight_months', true)}
-      ${monthRows('insight_team_months', false)}
+      ${rebuild}
       INSERT INTO insight_product_months (organisation_id, month, product_key, name, last_day, shown, favourited)
       SELECT org, date_trunc('month', p.day)::date, p.product_key, (array_agg(p.name ORDER BY p.day DESC))[1], max(p.day), sum(p.shown), sum(p.favourited)
         FROM insight_products p
