@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import type { InsightDayRow } from '../db/tables';
-import type { Histogram } from './figures';
+import { addHistogram, type Histogram } from './figures';
 import { addDays, addMonths, monthStart } from './period';
 
 /**
@@ -181,29 +181,32 @@ export async function series(db: Knex, s: Selection, bucket: 'day' | 'week' | 'm
   return rows;
 }
 
+/**
+ * A histogram column summed per clerk over the selection ('' for the rows
+ * of no clerk, or for all of them when not `perClerk`). The rows' histograms
+ * are added up here rather than unfolded and grouped in SQL: about a third
+ * of the time for a long period's few hundred rows of a few hundred keys.
+ */
+async function histograms(db: Knex, s: Selection, column: 'durations' | 'waits', perClerk: boolean): Promise<Map<string, Histogram>> {
+  const rows = (await selected(db, s, perClerk).select('clerk_id', column)) as { clerk_id: string | null; durations?: Histogram; waits?: Histogram }[];
+  const out = new Map<string, Histogram>();
+  for (const r of rows) {
+    const key = perClerk ? (r.clerk_id ?? '') : '';
+    let h = out.get(key);
+    if (!h) out.set(key, (h = {}));
+    addHistogram(h, r[column] ?? {});
+  }
+  return out;
+}
+
 /** The waits histogram summed over the selection. */
 export async function waitHistogram(db: Knex, s: Selection): Promise<Histogram> {
-  const rows = (await selected(db, s)
-    .joinRaw('CROSS JOIN LATERAL jsonb_each_text(f.waits) AS h(k, n)')
-    .groupBy('h.k')
-    .select('h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { k: string; n: number }[];
-  return Object.fromEntries(rows.map((r) => [r.k, r.n]));
+  return (await histograms(db, s, 'waits', false)).get('') ?? {};
 }
 
 /** The durations histogram per clerk over the selection ('' for calls without a clerk). */
-export async function durationsPerClerk(db: Knex, s: Selection): Promise<Map<string, Histogram>> {
-  const rows = (await selected(db, s, true)
-    .joinRaw('CROSS JOIN LATERAL jsonb_each_text(f.durations) AS h(k, n)')
-    .groupBy('clerk_id', 'h.k')
-    .select('clerk_id', 'h.k', db.raw('sum(h.n::int)::int AS n'))) as unknown as { clerk_id: string | null; k: string; n: number }[];
-  const out = new Map<string, Histogram>();
-  for (const r of rows) {
-    const key = r.clerk_id ?? '';
-    const h = out.get(key) ?? {};
-    h[r.k] = r.n;
-    out.set(key, h);
-  }
-  return out;
+export function durationsPerClerk(db: Knex, s: Selection): Promise<Map<string, Histogram>> {
+  return histograms(db, s, 'durations', true);
 }
 
 /** Calls started per ISO weekday (1 Monday) and local hour: 24 sums per weekday of the daily rows, 168 of the monthly ones. */
