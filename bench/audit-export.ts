@@ -42,6 +42,7 @@ import { seedOrganisation } from '../test/support/accounts';
 import { seedAuditChain } from '../test/support/audit-seed';
 import { createTestDatabase, startTestServer, stopTestServer } from '../test/support/database';
 import type { AuditEventRow } from '../app/db/tables';
+import { runBench } from './exit';
 
 interface Figures {
   ms: number;
@@ -211,8 +212,5 @@ if (process.argv[2] === '--child') {
     process.exit(1);
   });
 } else {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
+  runBench(main);
 }

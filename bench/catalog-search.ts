@@ -22,6 +22,7 @@ import type { Caller } from '../app/access/caller';
 import { CatalogService } from '../app/catalog/service';
 import { seedOrganisation, seedUser } from '../test/support/accounts';
 import { createTestDatabase, startTestServer, stopTestServer } from '../test/support/database';
+import { runBench } from './exit';
 
 const PRODUCTS = Number(process.argv[2] ?? 10_000);
 const QUERIES = Number(process.argv[3] ?? 200);
@@ -177,7 +178,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runBench(main);
