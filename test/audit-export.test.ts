@@ -17,7 +17,7 @@ import { csrfFrom, seedOrganisation, seedUser, signIn, type Browser, type Seeded
 import { seedAuditChain } from './support/audit-seed';
 import { buildApp } from './support/context';
 import { useTestDatabase } from './support/database';
-import { cleanEnv, root, run } from './support/process';
+import { cleanEnv, compiledCli, run } from './support/process';
 
 const SEEDED = 100_000;
 const FOREIGN_MARKER = 'foreign-marker@insurer.example';
@@ -176,11 +176,11 @@ describe('audit export and offline verification', function () {
     });
 
     it('`vclerk audit verify` runs without database or configuration and exits 0, 1 or 2', async () => {
-      const tsx = path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs');
       // A configuration that would not load, and no database: the command needs neither.
       const env = cleanEnv({ VCLERK_PORT: 'not-a-port', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' });
+      // The built CLI, as the image runs it (npm test builds first).
       const cli = async (...args: string[]) => {
-        const proc = run(tsx, [path.join(root, 'app', 'cli.ts'), 'audit', 'verify', ...args], env);
+        const proc = run(compiledCli, ['audit', 'verify', ...args], env);
         const { code } = await proc.exited;
         return { code, output: proc.output() };
       };
@@ -195,8 +195,8 @@ describe('audit export and offline verification', function () {
       assert.match(broken.output, /BROKEN at line 7 \(seq 70\)/);
       assert.match(broken.output, /FAILED/);
 
-      // The built CLI (npm test builds first), rows on two threads (the compiled worker beside it): the same report.
-      const built = run(path.join(root, 'dist', 'app', 'cli.js'), ['audit', 'verify', edited, full.manifestFile, '--threads', '2'], env);
+      // Rows on two threads (the compiled worker beside the CLI): the same report.
+      const built = run(compiledCli, ['audit', 'verify', edited, full.manifestFile, '--threads', '2'], env);
       assert.equal((await built.exited).code, 1, built.output());
       assert.equal(built.output(), broken.output);
       const threaded = await cli(full.file, full.manifestFile, '--threads', '3');

@@ -8,19 +8,19 @@ import http from 'node:http';
 import { JobQueue } from '../app/jobs/queue';
 import { createShutdown } from '../app/lifecycle/shutdown';
 import { silentLogger } from './support/context';
-import { cleanEnv, freePort, mediaEnv, root, run, type Running } from './support/process';
+import { assertBuilt, cleanEnv, compiledServer, freePort, mediaEnv, run, type Running } from './support/process';
 
 /**
- * PostgreSQL dies under the running appliance (a real process, run from
- * the sources): the embedded server is started again, an external one is
+ * PostgreSQL dies under the running appliance (a real process, the
+ * compiled server as production runs it): the embedded server is started again, an external one is
  * reconnected to once it is back, and a database gone for good makes the
  * appliance exit (non-zero) so its supervisor restarts it. Outcomes only:
  * every wait is a bounded poll.
  */
 
 function startApp(env: Record<string, string>): Running {
-  // `node --import tsx app/server.ts`: one process, so signals and the exit code are the appliance's own.
-  return run('--import', ['tsx', path.join(root, 'app', 'server.ts')], cleanEnv({ VCLERK_HOST: '127.0.0.1', ...env }));
+  // `node dist/app/server.js`, as the image runs it: one process, so signals and the exit code are the appliance's own.
+  return run(compiledServer, [], cleanEnv({ VCLERK_HOST: '127.0.0.1', ...env }));
 }
 
 async function status(port: number, urlPath: string): Promise<number> {
@@ -68,6 +68,8 @@ describe('database recovery', function () {
     return dir;
   }
 
+  before(() => assertBuilt());
+
   afterEach(() => {
     for (const app of apps.splice(0)) if (app.child.exitCode === null && app.child.signalCode === null) app.child.kill('SIGKILL');
   });
@@ -111,8 +113,7 @@ describe('database recovery', function () {
     assert.equal(await status(port, '/login'), 200, 'a page that reads the database answers');
     assert.equal(await status(port, '/healthz'), 200);
 
-    app.child.kill('SIGTERM');
-    assert.equal((await app.exited).code, 0);
+    assert.deepEqual(await app.stop(), { code: 0, signal: null }, app.output().slice(-3000));
     assert.match(app.output(), /shutdown complete/);
     assert.match(app.output(), /embedded PostgreSQL stopped/);
   });
@@ -168,8 +169,7 @@ describe('database recovery', function () {
       assert.match(app.output(), /the database answers again/);
       assert.equal(app.child.exitCode, null);
 
-      app.child.kill('SIGTERM');
-      assert.equal((await app.exited).code, 0);
+      assert.deepEqual(await app.stop(), { code: 0, signal: null }, app.output().slice(-3000));
       assert.match(app.output(), /shutdown complete/);
     });
 
@@ -196,10 +196,9 @@ describe('database recovery', function () {
       kill();
       await waitDead();
       assert.equal(await until(port, '/readyz', 503, 100), 503);
-      app.child.kill('SIGTERM');
-      // The mocha timeout is the upper bound; the outcome is that it ends by itself, with its own exit code.
-      const exit = await app.exited;
-      assert.equal(exit.signal, null, 'exited by itself, not killed');
+      // Bounded: a shutdown that hangs on the dead database ends in SIGKILL and fails here, with the output.
+      const exit = await app.stop();
+      assert.equal(exit.signal, null, `exited by itself, not killed; output:\n${app.output().slice(-3000)}`);
       assert.match(app.output(), /shutdown complete/);
     });
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ConfigError, loadConfig, schema } from '../config';
 import { formatNodeList } from '../app/nodes/cli';
 import { routes } from '../app/routes';
-import { freePort, root } from './support/process';
+import { freePort, root, stopChild } from './support/process';
 
 // js-yaml ships no types; only load() is used.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -236,11 +236,7 @@ describe('docker/ha/haproxy/haproxy.cfg with Debian\'s haproxy', function () {
   const sockets = new Set<net.Socket>();
   let proxy: ChildProcess | undefined;
   after(async () => {
-    if (proxy && proxy.exitCode === null) {
-      const exited = new Promise((resolve) => proxy!.once('exit', resolve));
-      proxy.kill('SIGTERM');
-      await exited;
-    }
+    if (proxy) await stopChild(proxy, new Promise((resolve) => proxy!.once('exit', resolve)), 5000);
     for (const s of sockets) s.destroy();
     await Promise.all(backends.map((b) => new Promise((resolve) => b.close(resolve))));
     fs.rmSync(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from './support/database';
-import { cleanEnv, freePort, mediaEnv, root } from './support/process';
+import { cleanEnv, freePort, mediaEnv, root, watch } from './support/process';
 
 /**
  * The image's production path without Docker: docker/entrypoint itself, with
@@ -26,24 +26,7 @@ function dockerHealthcheck(): string[] {
 }
 
 function start(args: string[], env: NodeJS.ProcessEnv, cwd: string) {
-  const child = spawn(entrypoint, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], ...user });
-  let output = '';
-  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  /** Resolves once `pattern` is in the output; rejects if the process ends first. */
-  const waitFor = (pattern: RegExp) =>
-    new Promise<void>((resolve, reject) => {
-      const timer = setInterval(() => {
-        if (pattern.test(output)) done(resolve);
-      }, 100);
-      const done = (then: () => void) => {
-        clearInterval(timer);
-        then();
-      };
-      void exited.then((code) => done(() => (pattern.test(output) ? resolve() : reject(new Error(`exited (${code}) before ${pattern}:\n${output}`)))));
-    });
-  return { child, exited, waitFor, output: () => output };
+  return watch(spawn(entrypoint, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], ...user }));
 }
 
 describe('the production start (docker/entrypoint in the repository)', function () {
@@ -99,8 +82,7 @@ describe('the production start (docker/entrypoint in the repository)', function 
     assert.ok(fs.existsSync(path.join(dataDir, 'postgres', 'PG_VERSION')), 'the embedded cluster lives in the data directory');
     assert.match(proc.output(), /not set up yet/);
 
-    proc.child.kill('SIGTERM');
-    assert.equal(await proc.exited, 0, proc.output());
+    assert.deepEqual(await proc.stop(), { code: 0, signal: null }, proc.output());
     assert.match(proc.output(), /shutdown complete/);
     assert.ok(!fs.existsSync(path.join(dataDir, 'postgres', 'postmaster.pid')), 'PostgreSQL has stopped');
 
@@ -110,7 +92,7 @@ describe('the production start (docker/entrypoint in the repository)', function 
 
   it('a command instead of flags runs the CLI', async () => {
     const proc = start(['config', 'check'], cleanEnv({ HOME: home, NODE_ENV: 'production', VCLERK_SHUTDOWN_TIMEOUT_MS: '-1' }), home);
-    assert.equal(await proc.exited, 78, proc.output());
+    assert.equal((await proc.exited).code, 78, proc.output());
     assert.match(proc.output(), /VCLERK_SHUTDOWN_TIMEOUT_MS/);
   });
 
@@ -129,8 +111,7 @@ describe('the production start (docker/entrypoint in the repository)', function 
       assert.match(proc.output(), /applied \d+ migration/);
       assert.match(proc.output(), /"embeddedDatabase":false/);
       assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
-      proc.child.kill('SIGTERM');
-      assert.equal(await proc.exited, 0, proc.output());
+      assert.deepEqual(await proc.stop(), { code: 0, signal: null }, proc.output());
     });
   });
 });

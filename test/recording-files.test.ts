@@ -11,7 +11,7 @@ import { seedOrganisation, seedUser } from './support/accounts';
 import { silentLogger } from './support/context';
 import { startTestPool } from './support/media-pool';
 import { createTestDatabase, useTestDatabase, type TestDatabase } from './support/database';
-import { cleanEnv, freePort, mediaEnv, root, run } from './support/process';
+import { assertBuilt, cleanEnv, compiledServer, freePort, mediaEnv, run } from './support/process';
 import { startRtpSource, type RtpSource } from './support/rtp-source';
 
 /**
@@ -137,6 +137,7 @@ describe('recording files: modes and the raw tracks\' lifetime', function () {
   describe('the appliance process', () => {
     let appDb: TestDatabase;
     before(async () => {
+      assertBuilt();
       appDb = await createTestDatabase();
     });
     after(async () => appDb?.drop());
@@ -153,7 +154,7 @@ describe('recording files: modes and the raw tracks\' lifetime', function () {
 
         const port = await freePort();
         // The self-signed certificate is written with mode 0644: under the umask it is 0600.
-        const app = run('--import', ['tsx', path.join(root, 'app', 'server.ts')], cleanEnv({ ...(await mediaEnv()), VCLERK_HOST: '127.0.0.1', VCLERK_PORT: String(port), VCLERK_DATA_DIR: appDir, DATABASE_URL: appDb.url, VCLERK_TLS: 'self-signed' }));
+        const app = run(compiledServer, [], cleanEnv({ ...(await mediaEnv()), VCLERK_HOST: '127.0.0.1', VCLERK_PORT: String(port), VCLERK_DATA_DIR: appDir, DATABASE_URL: appDb.url, VCLERK_TLS: 'self-signed' }));
         try {
           await app.waitFor(/VClerk is listening/, 120_000);
           assert.match(app.output(), /group and other permissions removed/);
@@ -161,8 +162,7 @@ describe('recording files: modes and the raw tracks\' lifetime', function () {
           assert.equal(mode(path.join(old, 'recording.mp4')), 0o600);
           assert.deepEqual(exposed(appDir), [], 'nothing under the data directory is readable by others');
         } finally {
-          app.child.kill('SIGTERM');
-          await app.exited;
+          await app.stop();
         }
       } finally {
         fs.rmSync(appDir, { recursive: true, force: true });

@@ -61,9 +61,7 @@ describe('the appliance process', () => {
     const mentions = proc.output().split('\n').filter((l) => l.includes(token));
     assert.deepEqual(mentions, [line], 'the token is in the announcement only, never in request logs');
 
-    proc.child.kill('SIGTERM');
-    const { code } = await proc.exited;
-    assert.equal(code, 0);
+    assert.deepEqual(await proc.stop(), { code: 0, signal: null }, proc.output());
     assert.match(proc.output(), /embedded PostgreSQL stopped/);
     assert.match(proc.output(), /shutdown complete/);
     // The node registry: registered at start, marked stopped by the clean shutdown.
@@ -119,8 +117,7 @@ describe('the appliance process', () => {
       const password = decodeURIComponent(new URL(db.url).password);
       if (password) assert.ok(!server.output().includes(password), 'the database password is never logged');
       assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
-      server.child.kill('SIGTERM');
-      assert.equal((await server.exited).code, 0);
+      assert.deepEqual(await server.stop(), { code: 0, signal: null }, server.output());
     });
 
     it('`vclerk config check` reports a bad setting with exit code 78', async () => {

@@ -46,10 +46,7 @@ describe('HTTPS', () => {
   });
   afterEach(async () => {
     for (const proc of running.splice(0)) {
-      if (proc.child.exitCode === null && proc.child.signalCode === null) {
-        proc.child.kill('SIGTERM');
-        await proc.exited;
-      }
+      await proc.stop();
     }
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -65,9 +62,8 @@ describe('HTTPS', () => {
   async function stop(proc: Running): Promise<void> {
     // The shutdown handlers are in place once start-up is over (the setup link is the last step on a fresh database).
     await proc.waitFor(/not set up yet/);
-    proc.child.kill('SIGTERM');
-    const exit = await proc.exited;
-    assert.equal(exit.code, 0, `exit ${JSON.stringify(exit)}; output:\n${proc.output().slice(-3000)}`);
+    const exit = await proc.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, `exit ${JSON.stringify(exit)}; output:\n${proc.output().slice(-3000)}`);
   }
 
   it('self-signed: makes a certificate at the first start, logs its fingerprint, serves it, and keeps it across restarts', async () => {

@@ -262,13 +262,7 @@ export async function applianceKill(db: TestDatabase, options: { calls: number; 
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n${tail}`, { cause: err });
   } finally {
     await Promise.allSettled(browsers.map((b) => b.close()));
-    for (const s of started) {
-      if (s.child.exitCode === null && s.child.signalCode === null) {
-        s.child.kill('SIGTERM');
-        await Promise.race([s.exited, new Promise((r) => setTimeout(r, 15_000))]);
-        if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
-      }
-    }
+    for (const s of started) await s.stop(15_000);
     // Whatever the killed process left running (processes this run started) ends with the run.
     for (const orphan of orphans) if (alive(orphan.pid)) process.kill(orphan.pid, 'SIGKILL');
     fs.rmSync(home, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestDatabase } from './database';
-import { assertBuilt, cleanEnv, compiledCli, compiledServer, freePortBlock, root, run, type Running } from './process';
+import { assertBuilt, cleanEnv, compiledCli, compiledServer, freePortBlock, root, run, stopChild, type Running } from './process';
 
 /**
  * Several appliance nodes (the compiled server, dist/, as child processes)
@@ -102,16 +102,6 @@ async function waitForHttp(url: string, timeoutMs: number, failed: () => string 
   }
 }
 
-async function stopChild(child: ChildProcess, exited: Promise<unknown>, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, graceMs))]);
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-  }
-}
-
 /**
  * Starts `count` nodes (node-a, node-b, …) and HAProxy. The first node
  * starts alone (it makes the data directory's keys), the others together.
@@ -132,7 +122,7 @@ export async function startNodes(db: TestDatabase, options: { count?: number; he
   let proxy: { child: ChildProcess; output: string; exited: Promise<unknown> } | undefined;
 
   const stop = async () => {
-    await Promise.all(nodes.map((n) => stopChild(n.process.child, n.process.exited, 15_000)));
+    await Promise.all(nodes.map((n) => n.process.stop(15_000)));
     if (proxy) await stopChild(proxy.child, proxy.exited, 5000);
     // VCLERK_NODES_LOG_DIR: every node's log and HAProxy's kept there (to look into a failure).
     const keepDir = process.env.VCLERK_NODES_LOG_DIR;

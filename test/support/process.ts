@@ -62,16 +62,56 @@ export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 export interface Running {
   child: ChildProcess;
   output: () => string;
   /** Resolves with the first log line matching, or rejects when the process exits first. */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  exited: Promise<Exit>;
+  /**
+   * SIGTERM, and SIGKILL when the process has not ended `graceMs` later;
+   * resolves with how it ended (signal SIGKILL: it had to be killed; both
+   * null: not even that ended it). A process that hangs on the way down
+   * fails the test's assertion on the exit, with its output, instead of the
+   * whole test timing out.
+   */
+  stop(graceMs?: number): Promise<Exit>;
 }
 
+/** How long a stopped appliance may take: its drain (10 s) and every shutdown step bounded (app/lifecycle/shutdown.ts). */
+export const STOP_GRACE_MS = 60_000;
+
+/**
+ * Ends `child` (SIGTERM, then SIGKILL after `graceMs`); resolves once it
+ * exited, or 5 s after the SIGKILL at the latest. The one way tests stop
+ * the processes they start.
+ */
+export async function stopChild(child: ChildProcess, exited: Promise<unknown>, graceMs = STOP_GRACE_MS): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  await Promise.race([exited, sleep(graceMs)]);
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGKILL');
+    await Promise.race([exited, sleep(5000)]);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** `node file args` with its output collected (stdout and stderr together). */
 export function run(file: string, args: string[], env: NodeJS.ProcessEnv): Running {
-  const child = spawn(process.execPath, [file, ...args], { env, cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  return watch(spawn(process.execPath, [file, ...args], { env, cwd: root, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** A spawned process (stdio piped) with its output collected, waited for and stopped. */
+export function watch(child: ChildProcess): Running {
   let output = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
@@ -80,13 +120,15 @@ export function run(file: string, args: string[], env: NodeJS.ProcessEnv): Runni
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
+  const exited = new Promise<Exit>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   return {
     child,
     output: () => output,
     exited,
+    async stop(graceMs = STOP_GRACE_MS) {
+      await stopChild(child, exited, graceMs);
+      return Promise.race([exited, sleep(0).then(() => ({ code: null, signal: null }))]);
+    },
     waitFor(pattern, timeoutMs = 60000) {
       return new Promise((resolve, reject) => {
         const check = () => {
