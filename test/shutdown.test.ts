@@ -8,6 +8,7 @@ import { ConfigError } from '../config';
 import { createShutdown, StopRegistry } from '../app/lifecycle/shutdown';
 import { Boot } from '../app/start/boot';
 import { silentLogger } from './support/context';
+import { eventually } from './support/wait';
 
 /** A real HTTP server with one slow route, and a shutdown whose exit is recorded. */
 async function slowServer(timeoutMs: number) {
@@ -149,6 +150,24 @@ describe('start phases and their stops', () => {
     void boot.phase('config', () => { throw new ConfigError([{ source: 'VCLERK_PORT', key: 'port', reason: 'must be a whole number' }]); });
     assert.equal(await exited, 78);
     assert.match(proc.stderr.text, /Invalid configuration/);
+  });
+
+  it('a phase that takes long is named in a warning while it runs, and no more once it is done', async () => {
+    const { proc, lines, logger } = fakeProcess();
+    const boot = new Boot(proc, 20);
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    await boot.phase('config', () => boot.useLogger(logger));
+    const slow = boot.phase('database', () => released);
+    const warnings = () => lines.filter((l) => l.level === 40 && l.phase === 'database');
+    await eventually(async () => (warnings().length >= 2 ? true : undefined)); // warned again at the next multiple
+    assert.match(String(warnings()[0]!.msg), /start phase database still running after \d+ s/);
+    release();
+    await slow;
+    const after = warnings().length;
+    await boot.phase('media', () => new Promise((resolve) => setTimeout(resolve, 100)));
+    assert.equal(warnings().length, after, 'the finished phase is not warned about again');
+    assert.ok(lines.some((l) => l.level === 40 && l.phase === 'media'), 'the next slow phase is named instead');
   });
 
   it('a signal during start-up ends it (exit 1), stopping what had started', async () => {

@@ -7,6 +7,9 @@ import type { Logger } from '../core/logger';
 /** Exit code for an invalid configuration (EX_CONFIG from sysexits.h). */
 export const EXIT_CONFIG = 78;
 
+/** A phase still running after this long is logged (again at each multiple): a start that hangs says where. */
+export const SLOW_PHASE_WARN_MS = 30_000;
+
 /** What the boot needs of the process (tests pass their own). */
 export type BootProcess = Pick<NodeJS.EventEmitter, 'on' | 'once' | 'off'> & {
   exit(code: number): void;
@@ -19,8 +22,10 @@ export type BootProcess = Pick<NodeJS.EventEmitter, 'on' | 'once' | 'off'> & {
  * it starts, so stopping mirrors starting (app/lifecycle/shutdown.ts). A
  * phase that throws ends the start-up: the failed phase is logged, what had
  * started stops in reverse order, and the process exits 78 for a bad
- * configuration, else 1. Once every phase ran, `running()` puts the graceful
- * shutdown on SIGTERM and SIGINT.
+ * configuration, else 1. A phase still running after `slowPhaseWarnMs`
+ * is logged as a warning, again at each multiple, so a start that waits on
+ * something (a database lock, a port) names the phase. Once every phase
+ * ran, `running()` puts the graceful shutdown on SIGTERM and SIGINT.
  */
 export class Boot {
   private readonly stops = new StopRegistry();
@@ -30,18 +35,27 @@ export class Boot {
   private failing = false;
   private readonly onEarlySignal = () => void this.fail(new Error('interrupted during start-up'));
 
-  constructor(private readonly proc: BootProcess = process) {}
+  constructor(
+    private readonly proc: BootProcess = process,
+    private readonly slowPhaseWarnMs = SLOW_PHASE_WARN_MS,
+  ) {}
 
   /** Runs one named phase; when it throws, the start-up ends here (this never returns). */
   async phase<T>(name: string, run: () => Promise<T> | T): Promise<T> {
     this.phaseName = name;
     const started = Date.now();
+    const slow = setInterval(() => {
+      this.logger?.warn({ phase: name, ms: Date.now() - started }, `start phase ${name} still running after ${Math.round((Date.now() - started) / 1000)} s`);
+    }, this.slowPhaseWarnMs);
+    slow.unref();
     try {
       const result = await run();
       this.logger?.debug({ phase: name, ms: Date.now() - started }, 'start phase done');
       return result;
     } catch (err) {
       return this.fail(err);
+    } finally {
+      clearInterval(slow);
     }
   }
 
