@@ -73,9 +73,18 @@ export function dateFormat(lang: string, timeZone: string): DateFormat {
   };
 }
 
+/** The day formatter per known time zone (so at most one per zone): localDate runs once per call and day in the Insights count. */
+const dayFormats = new Map<string, Intl.DateTimeFormat>();
+
 /** The calendar day (`YYYY-MM-DD`) it is at `at` in `timeZone`. */
 export function localDate(at: Date | number, timeZone: string): string {
-  const parts = formatter('en', timeZone, { year: 'numeric', month: '2-digit', day: '2-digit' }).formatToParts(new Date(at));
+  const zone = isTimeZone(timeZone) ? timeZone : DEFAULT_TIME_ZONE;
+  let format = dayFormats.get(zone);
+  if (!format) {
+    format = formatter('en', zone, { year: 'numeric', month: '2-digit', day: '2-digit' });
+    dayFormats.set(zone, format);
+  }
+  const parts = format.formatToParts(new Date(at));
   const get = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
   return `${get('year')}-${get('month')}-${get('day')}`;
 }

@@ -213,8 +213,11 @@ export function durationsPerClerk(db: Knex, s: Selection): Promise<Map<string, H
 export async function hourCounts(db: Knex, s: Selection): Promise<{ weekday: number; hour: number; calls: number }[]> {
   const at = new Map<number, number>();
   const add = (weekday: number, hour: number, n: number) => at.set(weekday * 100 + hour, (at.get(weekday * 100 + hour) ?? 0) + Number(n));
-  for (const [a, b] of dayRanges(s)) {
-    const rows = (await ofClerk(days(db).where({ organisation_id: s.organisationId }).whereBetween('day', [a, b]), s)
+  const ranges = dayRanges(s);
+  if (ranges.length) {
+    // The days before and after the whole months, in one query.
+    const inRanges = (q: Knex.QueryBuilder) => ranges.reduce((w, [a, b]) => w.orWhereBetween('day', [a, b]), q);
+    const rows = (await ofClerk(days(db).where({ organisation_id: s.organisationId }).where(inRanges), s)
       .groupByRaw('1')
       .select(db.raw('extract(isodow FROM day)::int AS weekday'), ...Array.from({ length: 24 }, (_, h) => db.raw(`coalesce(sum(hours[${h + 1}]), 0)::int AS h${h}`)))) as unknown as ({ weekday: number } & Record<string, number>)[];
     for (const r of rows) for (let hour = 0; hour < 24; hour++) add(r.weekday, hour, r[`h${hour}`] ?? 0);
