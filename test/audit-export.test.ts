@@ -181,7 +181,7 @@ describe('audit export and offline verification', function () {
       // The built CLI, as the image runs it (npm test builds first).
       const cli = async (...args: string[]) => {
         const proc = run(compiledCli, ['audit', 'verify', ...args], env);
-        const { code } = await proc.exited;
+        const { code } = await proc.finished();
         return { code, output: proc.output() };
       };
       const ok = await cli(full.file, full.manifestFile, '--public-key', full.keyFile);
@@ -197,7 +197,7 @@ describe('audit export and offline verification', function () {
 
       // Rows on two threads (the compiled worker beside the CLI): the same report.
       const built = run(compiledCli, ['audit', 'verify', edited, full.manifestFile, '--threads', '2'], env);
-      assert.equal((await built.exited).code, 1, built.output());
+      assert.equal((await built.finished()).code, 1, built.output());
       assert.equal(built.output(), broken.output);
       const threaded = await cli(full.file, full.manifestFile, '--threads', '3');
       assert.equal(threaded.code, 0, threaded.output);

@@ -142,7 +142,7 @@ describe('vclerk backup', () => {
     const file = path.join(tmp, 'cli.tar');
     const cli = async (env: Record<string, string>, ...args: string[]) => {
       const proc = run(compiledCli, args, cleanEnv({ VCLERK_LOG_LEVEL: 'warn', ...env }));
-      const { code } = await proc.exited;
+      const { code } = await proc.finished();
       return { code, output: proc.output() };
     };
     const created = await cli({ DATABASE_URL: db.current.url, VCLERK_DATA_DIR: dataDir }, 'backup', 'create', file);

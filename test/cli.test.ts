@@ -14,7 +14,7 @@ describe('vclerk user and node commands', () => {
 
   async function cli(...args: string[]) {
     const proc = run(compiledCli, args, cleanEnv({ DATABASE_URL: db.current.url, VCLERK_PUBLIC_URL: 'https://vclerk.example.org' }));
-    const { code } = await proc.exited;
+    const { code } = await proc.finished();
     return { code, output: proc.output() };
   }
 

@@ -181,8 +181,8 @@ describe('database recovery', function () {
       await app.waitFor(/VClerk is listening/, 120_000);
       kill();
       await waitDead();
-      const { code } = await app.exited;
-      assert.equal(code, 1);
+      const { code } = await app.finished();
+      assert.equal(code, 1, app.output().slice(-3000));
       assert.match(app.output(), /unreachable too long/);
       assert.match(app.output(), /shutdown complete/);
     });

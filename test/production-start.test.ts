@@ -92,7 +92,7 @@ describe('the production start (docker/entrypoint in the repository)', function 
 
   it('a command instead of flags runs the CLI', async () => {
     const proc = start(['config', 'check'], cleanEnv({ HOME: home, NODE_ENV: 'production', VCLERK_SHUTDOWN_TIMEOUT_MS: '-1' }), home);
-    assert.equal((await proc.exited).code, 78, proc.output());
+    assert.equal((await proc.finished()).code, 78, proc.output());
     assert.match(proc.output(), /VCLERK_SHUTDOWN_TIMEOUT_MS/);
   });
 

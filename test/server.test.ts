@@ -27,7 +27,7 @@ describe('the appliance process', () => {
 
   it('refuses a bad configuration: names every bad key and exits non-zero without starting', async () => {
     const proc = run(compiledServer, [], cleanEnv({ VCLERK_PORT: 'eighty', VCLERK_LOG_LEVL: 'debug', DATABASE_URL: 'mysql://u:Secr3tPw@h/d' }));
-    const { code } = await proc.exited;
+    const { code } = await proc.finished();
     assert.equal(code, 78);
     const out = proc.output();
     assert.match(out, /Invalid configuration/);
@@ -90,7 +90,7 @@ describe('the appliance process', () => {
     assert.match(second.output(), /database schema is current/);
     assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
     second.child.kill('SIGINT');
-    assert.equal((await second.exited).code, 0);
+    assert.equal((await second.finished()).code, 0, second.output());
   });
 
   describe('with DATABASE_URL', () => {
@@ -103,11 +103,11 @@ describe('the appliance process', () => {
     it('`vclerk migrate` migrates that database, and the server starts on it', async () => {
       const env = cleanEnv({ DATABASE_URL: db.url });
       const status = run(compiledCli, ['migrate', 'status'], env);
-      assert.equal((await status.exited).code, 0);
+      assert.equal((await status.finished()).code, 0, status.output());
       assert.match(status.output(), new RegExp(`0 applied, ${listMigrationNames().length} pending`));
 
       const migrate = run(compiledCli, ['migrate'], env);
-      assert.equal((await migrate.exited).code, 0, migrate.output());
+      assert.equal((await migrate.finished()).code, 0, migrate.output());
       assert.match(migrate.output(), new RegExp(`applied ${listMigrationNames().length} migration`));
 
       const port = await freePort();
@@ -122,7 +122,7 @@ describe('the appliance process', () => {
 
     it('`vclerk config check` reports a bad setting with exit code 78', async () => {
       const check = run(compiledCli, ['config', 'check'], cleanEnv({ VCLERK_SHUTDOWN_TIMEOUT_MS: '-1' }));
-      assert.equal((await check.exited).code, 78);
+      assert.equal((await check.finished()).code, 78, check.output());
       assert.match(check.output(), /VCLERK_SHUTDOWN_TIMEOUT_MS/);
     });
   });

@@ -124,16 +124,16 @@ describe('HTTPS', () => {
     fs.writeFileSync(path.join(dir, 'a.crt'), a.certPem);
     fs.writeFileSync(path.join(dir, 'b.key'), b.keyPem);
     const mismatch = await start({ VCLERK_TLS: 'files', VCLERK_TLS_CERT_FILE: path.join(dir, 'a.crt'), VCLERK_TLS_KEY_FILE: path.join(dir, 'b.key') });
-    assert.equal((await mismatch.proc.exited).code, 78);
+    assert.equal((await mismatch.proc.finished()).code, 78, mismatch.proc.output());
     assert.match(mismatch.proc.output(), /the key does not belong to the certificate/);
     assert.doesNotMatch(mismatch.proc.output(), /PRIVATE KEY/);
 
     const half = await start({ VCLERK_TLS: 'files', VCLERK_TLS_CERT_FILE: path.join(dir, 'a.crt') });
-    assert.equal((await half.proc.exited).code, 78);
+    assert.equal((await half.proc.finished()).code, 78, half.proc.output());
     assert.match(half.proc.output(), /VCLERK_TLS=files needs both VCLERK_TLS_CERT_FILE and VCLERK_TLS_KEY_FILE/);
 
     const turn = await start({ VCLERK_TURN_URLS: 'turn:turn.example.org:3478' });
-    assert.equal((await turn.proc.exited).code, 78);
+    assert.equal((await turn.proc.finished()).code, 78, turn.proc.output());
     assert.match(turn.proc.output(), /TURN needs both VCLERK_TURN_URLS and VCLERK_TURN_SECRET/);
   });
 });

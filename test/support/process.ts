@@ -81,6 +81,12 @@ export interface Running {
    * whole test timing out.
    */
   stop(graceMs?: number): Promise<Exit>;
+  /**
+   * How a process that ends by itself (a CLI command, a refused start)
+   * ended; one still running after `timeoutMs` is killed and the wait fails
+   * with its output.
+   */
+  finished(timeoutMs?: number): Promise<Exit>;
 }
 
 /** How long a stopped appliance may take: its drain (10 s) and every shutdown step bounded (app/lifecycle/shutdown.ts). */
@@ -128,6 +134,13 @@ export function watch(child: ChildProcess): Running {
     async stop(graceMs = STOP_GRACE_MS) {
       await stopChild(child, exited, graceMs);
       return Promise.race([exited, sleep(0).then(() => ({ code: null, signal: null }))]);
+    },
+    async finished(timeoutMs = 60_000) {
+      const exit = await Promise.race([exited, sleep(timeoutMs).then(() => undefined)]);
+      if (exit) return exit;
+      child.kill('SIGKILL');
+      await Promise.race([exited, sleep(5000)]);
+      throw new Error(`process did not end within ${timeoutMs} ms (killed); output:\n${output}`);
     },
     waitFor(pattern, timeoutMs = 60000) {
       return new Promise((resolve, reject) => {
