@@ -11,8 +11,11 @@ import { startEmbeddedPostgres } from '../app/db/embedded';
 import { migrateLatest } from '../app/db/migrations';
 import { migrateDatabase } from '../app/db/prepare';
 import { inspectRole, mayCreateRoles } from '../app/db/roles';
+import { aggregateInsights } from '../app/insights/aggregate';
+import { deleteFiguresBefore } from '../app/insights/store';
 import { JobQueue } from '../app/jobs/queue';
 import { seedOrganisation } from './support/accounts';
+import { insertCall } from './support/insights-seed';
 import { silentLogger } from './support/context';
 import { createTestDatabase, testServerUrl, type TestDatabase } from './support/database';
 import { root } from './support/process';
@@ -52,6 +55,14 @@ async function assertRestrictedAndWorking(db: Database, orgId: string | null): P
   if (orgId) {
     const result = await new AuditService(db.knex).verify(orgId);
     assert.deepEqual({ ok: result.ok, count: result.count }, { ok: true, count: 3 });
+    // The Insights count and its retention: the daily figures and the monthly sums (written by the
+    // migration's SQL function, run as the caller) as the app role.
+    const ended = new Date(Date.now() - 3_600_000);
+    await insertCall(db.knex, orgId, { clerkId: null, channel: 'link', createdAt: new Date(ended.getTime() - 600_000), startedAt: new Date(ended.getTime() - 300_000), endedAt: ended });
+    assert.equal((await aggregateInsights(db.knex, { organisationId: orgId })).calls, 1);
+    const months = await db.knex('insight_team_months').where({ organisation_id: orgId }).sum({ calls: 'calls_started' }).first();
+    assert.equal(Number(months?.calls), 1, 'the monthly sums were rebuilt by the app role');
+    assert.ok((await deleteFiguresBefore(db.knex, orgId, '2999-01-01')) > 0, 'the insights retention deletes as the app role');
   }
   const jobs = new JobQueue(db.knex, silentLogger, { pollingIntervalSeconds: 0.5 });
   await jobs.start();
