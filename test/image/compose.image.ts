@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { CHARTS } from '../../app/insights/figures';
 import { recordingDir } from '../../app/recordings/storage';
 import { assertFlowing, clerkStartsCall, launchBrowser, signInThroughForm } from '../support/browser';
 import { ComposeProject, requiredEnv, setupLinkIn, sleep } from '../support/compose';
@@ -15,8 +16,8 @@ import { adminInvites, setUpOrganisation, type Staff } from './staff';
  * the image first): the database, then the app, healthy; the setup link in
  * the logs; a call between a clerk and a customer in headless Chromium on
  * this machine through the published web and media ports; a recording in
- * the data volume; a backup; down and up again; uid 10001 on a read-only
- * root file system; a clean stop.
+ * the data volume; the Insights page; a backup; down and up again; uid
+ * 10001 on a read-only root file system; a clean stop.
  */
 describe('docker-compose.yml, started for real', function () {
   this.timeout(600_000);
@@ -119,6 +120,25 @@ describe('docker-compose.yml, started for real', function () {
     const frames = Number(execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file], { encoding: 'utf8' }).trim());
     assert.ok(frames > 60, `the recording has ${frames} video frames`);
     recording = { id, organisationId, file, sha256 };
+  });
+
+  it('shows the admin Insights over a month and a year (the monthly sums), every chart with its table, nothing refused by the CSP', async () => {
+    const page = admin.page;
+    const problems: string[] = [];
+    page.on('console', (m) => { if (m.type() === 'error' || /Content Security Policy/i.test(m.text())) problems.push(`${m.type()}: ${m.text()}`); });
+    const today = new Date().toISOString().slice(0, 10);
+    const yearAgo = new Date(Date.now() - 365 * 86_400_000).toISOString().slice(0, 10);
+    for (const query of ['period=month', `period=custom&from=${yearAgo}&to=${today}`]) {
+      const response = await page.goto(`${base}/insights?${query}`);
+      assert.equal(response?.status(), 200, query);
+      const charts = await page.$$eval('section.insights-chart', (sections) => sections.map((s) => ({ chart: s.id.replace(/^chart-/, ''), svgs: s.querySelectorAll('svg').length, tables: s.querySelectorAll('table').length })));
+      assert.deepEqual(charts.map((c) => c.chart), [...CHARTS], query);
+      for (const c of charts) assert.ok(c.svgs >= 1 && c.tables === c.svgs, `${query}: ${JSON.stringify(c)}`);
+    }
+    const csv = await page.request.get(`${base}/insights/export/calls?period=month`);
+    assert.equal(csv.status(), 200);
+    assert.match(csv.headers()['content-type'] ?? '', /text\/csv/);
+    assert.deepEqual(problems, []);
   });
 
   it('backs up while running (`compose exec app … backup create`), and `backup verify` accepts it', async () => {
