@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const jobs = await boot.phase('jobs', () => startJobs(boot, settings, database));
   await boot.phase('http', () => startHttp(boot, settings, database, media, jobs, node));
   await boot.phase('background', () => startBackground(boot, settings, database));
-  boot.running(settings.config.shutdownTimeoutMs);
+  if (!boot.running(settings.config.shutdownTimeoutMs)) return; // interrupted during the start-up: it is being stopped
   // While no organisation exists: a one-time setup link, once the shutdown is in place.
   await announceSetupLink(database.database.knex, settings.config, settings.logger).catch((err) => settings.logger.error({ err }, 'could not issue the setup link'));
 }

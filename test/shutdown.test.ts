@@ -170,6 +170,42 @@ describe('start phases and their stops', () => {
     assert.ok(lines.some((l) => l.level === 40 && l.phase === 'media'), 'the next slow phase is named instead');
   });
 
+  it('keeps one listener per signal from the logger to the exit, never swapped (no moment without one)', async () => {
+    const { proc, exited, logger } = fakeProcess();
+    // Node closes a signal's handle when its last listener goes, losing a signal caught but not yet handled.
+    const counts: string[] = [];
+    proc.on('removeListener', (event: string) => { if (event === 'SIGTERM' || event === 'SIGINT') counts.push(`${event} ${proc.listenerCount(event)}`); });
+    const boot = new Boot(proc);
+    const server = http.createServer();
+    await boot.phase('config', () => boot.useLogger(logger));
+    const listeners = { SIGTERM: proc.listeners('SIGTERM'), SIGINT: proc.listeners('SIGINT') };
+    await boot.phase('http', async () => {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      boot.serving(server);
+    });
+    boot.running(1000);
+    assert.deepEqual(counts, [], 'no signal listener was removed');
+    assert.deepEqual({ SIGTERM: proc.listeners('SIGTERM'), SIGINT: proc.listeners('SIGINT') }, listeners, 'the same listeners as during the start-up');
+    // A signal now is the graceful shutdown.
+    proc.emit('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+
+  it('a second signal during an interrupted start-up exits at once (1); no phase starts after the first', async () => {
+    const { proc, exited, logger } = fakeProcess();
+    const boot = new Boot(proc);
+    let release: () => void = () => undefined;
+    await boot.phase('config', () => boot.useLogger(logger));
+    await boot.phase('database', () => boot.onStop('database', () => new Promise<void>((resolve) => { release = resolve; })));
+    proc.emit('SIGTERM');
+    let started = false;
+    void boot.phase('media', () => { started = true; });
+    proc.emit('SIGINT');
+    assert.equal(await exited, 1);
+    assert.equal(started, false, 'the next phase did not start');
+    release();
+  });
+
   it('a signal during start-up ends it (exit 1), stopping what had started', async () => {
     const { proc, exited, logger } = fakeProcess();
     const boot = new Boot(proc);

@@ -33,7 +33,6 @@ export class Boot {
   private phaseName = 'start';
   private shutdown: ((reason: string, exitCode?: number) => Promise<void>) | undefined;
   private failing = false;
-  private readonly onEarlySignal = () => void this.fail(new Error('interrupted during start-up'));
 
   constructor(
     private readonly proc: BootProcess = process,
@@ -42,6 +41,8 @@ export class Boot {
 
   /** Runs one named phase; when it throws, the start-up ends here (this never returns). */
   async phase<T>(name: string, run: () => Promise<T> | T): Promise<T> {
+    // An interrupted or failed start-up starts nothing more.
+    if (this.failing) return new Promise<never>(() => undefined);
     this.phaseName = name;
     const started = Date.now();
     const slow = setInterval(() => {
@@ -59,11 +60,29 @@ export class Boot {
     }
   }
 
-  /** The logger from here on; a signal before the start-up is over ends it (exit 1). */
+  /**
+   * The logger from here on, and the one listener per signal for the rest
+   * of the process: before the start-up is over a signal ends it (exit 1),
+   * once it runs it is the graceful shutdown, and a second one exits at
+   * once (1). The listeners are never swapped: when a signal's last
+   * listener goes, Node closes its handle and a signal caught but not yet
+   * handled is lost (and the default action is back for a moment).
+   */
   useLogger(logger: Logger): void {
     this.logger = logger;
-    this.proc.once('SIGTERM', this.onEarlySignal);
-    this.proc.once('SIGINT', this.onEarlySignal);
+    this.proc.on('SIGTERM', () => this.onSignal('SIGTERM'));
+    this.proc.on('SIGINT', () => this.onSignal('SIGINT'));
+  }
+
+  private onSignal(signal: 'SIGTERM' | 'SIGINT'): void {
+    if (this.shutdown) {
+      void this.shutdown(signal);
+    } else if (this.failing) {
+      this.logger?.warn({ reason: signal }, 'second signal during the start-up: exiting now');
+      this.proc.exit(1);
+    } else {
+      void this.fail(new Error('interrupted during start-up'));
+    }
   }
 
   /** Registers how a part that has just started stops (run in reverse order of registration). */
@@ -99,24 +118,24 @@ export class Boot {
    * Under handlers that must not throw (signalling, timers, jobs): a
    * rejected promise no one awaited is logged; after an uncaught exception
    * the process state is unknown, so it shuts down (exit 1) and the
-   * supervisor starts it again.
+   * supervisor starts it again. False, and nothing done, when the start-up
+   * is already being ended.
    */
-  running(timeoutMs: number): void {
+  running(timeoutMs: number): boolean {
     const logger = this.requireLogger();
     const { server, beforeDrain, closers } = this.stops.plan();
     if (!server) throw new Error('no HTTP server was registered (Boot.serving)');
+    // A start-up already being ended (a signal, a failed part) is not turned into a running appliance.
+    if (this.failing) return false;
     const { shutdown } = createShutdown({ server, logger, timeoutMs, beforeDrain, closers, exit: (code) => this.proc.exit(code) });
+    // From here on the signals' listeners (useLogger) call the graceful shutdown.
     this.shutdown = shutdown;
-    // The early handlers stay until the graceful shutdown is in place, so no signal finds the process without one.
-    this.proc.off('SIGTERM', this.onEarlySignal);
-    this.proc.off('SIGINT', this.onEarlySignal);
-    this.proc.on('SIGTERM', () => void shutdown('SIGTERM'));
-    this.proc.on('SIGINT', () => void shutdown('SIGINT'));
     this.proc.on('unhandledRejection', (reason: unknown) => logger.error({ err: reason }, 'unhandled promise rejection'));
     this.proc.on('uncaughtException', (err: Error) => {
       logger.fatal({ err }, 'uncaught exception: shutting down');
       void shutdown('uncaught exception', 1);
     });
+    return true;
   }
 
   private async exitAfter(err: unknown): Promise<void> {
